@@ -1,0 +1,129 @@
+"""Settings: one frozen object built from the environment and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+#: The bundled default policy documents, shipped with the project.
+BUNDLED_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+DEFAULT_MIN_CONFIDENCE = 0.4
+
+
+class ConfigError(ValueError):
+    """A setting has a value the bot cannot use."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, read once at start-up (see the README for each variable)."""
+
+    db_path: str = "policybot.db"
+    policies_dir: Path = BUNDLED_POLICIES_DIR
+    #: Below this retrieval confidence a question counts as not answered by the policy.
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    #: How many clauses an answer cites at most.
+    max_citations: int = 3
+    #: Longest question accepted, in characters; longer ones are refused with a message.
+    max_question_chars: int = 2000
+
+    # Slack
+    slack_bot_token: str = ""
+    slack_app_token: str = ""
+    slack_signing_secret: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+    slack_review_channel: str = ""
+    slack_policy_team: tuple[str, ...] = ()
+
+    # Microsoft Teams (Bot Framework names)
+    microsoft_app_id: str = ""
+    microsoft_app_password: str = ""
+    microsoft_app_type: str = "MultiTenant"
+    microsoft_app_tenant_id: str = ""
+
+    # OpenAI-compatible LLM
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    llm_model: str = ""
+    llm_timeout: float = 8.0
+
+    # Administration
+    admin_token: str = ""
+    admins: tuple[str, ...] = ()
+    max_upload_bytes: int = 10 * 1024 * 1024
+
+    # The policy team's view of the log
+    show_askers: bool = False
+
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls(
+            db_path=env.get("POLICYBOT_DB", "").strip() or "policybot.db",
+            policies_dir=Path(
+                env.get("POLICYBOT_POLICIES_DIR", "").strip() or BUNDLED_POLICIES_DIR
+            ),
+            min_confidence=_float(env, "POLICYBOT_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE),
+            max_citations=_int(env, "POLICYBOT_MAX_CITATIONS", 3),
+            max_question_chars=_int(env, "POLICYBOT_MAX_QUESTION_CHARS", 2000),
+            slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
+            slack_app_token=env.get("SLACK_APP_TOKEN", ""),
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+            slack_api_url=env.get("SLACK_API_URL", "").strip() or "https://slack.com/api/",
+            slack_review_channel=env.get("POLICYBOT_SLACK_REVIEW_CHANNEL", ""),
+            slack_policy_team=_list(env, "POLICYBOT_SLACK_POLICY_TEAM"),
+            microsoft_app_id=env.get("MicrosoftAppId", ""),
+            microsoft_app_password=env.get("MicrosoftAppPassword", ""),
+            microsoft_app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
+            microsoft_app_tenant_id=env.get("MicrosoftAppTenantId", ""),
+            openai_base_url=env.get("OPENAI_BASE_URL", ""),
+            openai_api_key=env.get("OPENAI_API_KEY", ""),
+            llm_model=env.get("POLICYBOT_LLM_MODEL", ""),
+            llm_timeout=_float(env, "POLICYBOT_LLM_TIMEOUT", 8.0),
+            admin_token=env.get("POLICYBOT_ADMIN_TOKEN", ""),
+            admins=_list(env, "POLICYBOT_ADMINS"),
+            max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+            show_askers=env.get("POLICYBOT_SHOW_ASKERS", "").strip() in {"1", "true", "yes"},
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError("POLICYBOT_MIN_CONFIDENCE must be between 0 and 1")
+        if self.max_citations < 1:
+            raise ConfigError("POLICYBOT_MAX_CITATIONS must be at least 1")
+        if self.max_question_chars < 10:
+            raise ConfigError("POLICYBOT_MAX_QUESTION_CHARS must be at least 10")
+
+    def with_db(self, db_path: str) -> Settings:
+        return replace(self, db_path=db_path)

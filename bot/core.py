@@ -1,0 +1,172 @@
+"""The one entry point every platform calls: a question in, a cited and logged answer out.
+
+receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adapter) render.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.answering import Answerer, Draft, ExtractiveAnswerer
+from bot.config import Settings
+from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval
+from bot.policies import PolicyLibrary
+from bot.retrieval import LexicalRetriever, Retriever
+from bot.storage import Storage, VersionInfo
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+#: Why a question is on the policy team's review list.
+REVIEW_REASONS = ("not_covered", "not_helpful", "ask_policy_team")
+
+
+def normalize_question(text: str, max_chars: int) -> str:
+    """Strip control characters and fold white space; refuse empty or oversized questions."""
+    cleaned = " ".join(_CONTROL.sub(" ", text or "").split())
+    if not cleaned:
+        raise QuestionError(
+            "Please type a question, for example: may I post photos from the offsite?"
+        )
+    if len(cleaned) > max_chars:
+        raise QuestionError(
+            f"That question is {len(cleaned):,} characters long; please keep it under "
+            f"{max_chars:,} and ask about one thing at a time."
+        )
+    return cleaned
+
+
+@dataclass
+class PolicyBot:
+    """The platform-neutral core. Adapters hold one and call `ask`."""
+
+    settings: Settings
+    storage: Storage
+    retriever: Retriever
+    answerer: Answerer
+
+    @classmethod
+    def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
+        storage = storage or Storage.open(settings.db_path)
+        return cls(
+            settings=settings,
+            storage=storage,
+            retriever=LexicalRetriever(storage),
+            answerer=ExtractiveAnswerer(settings.max_citations),
+        )
+
+    @property
+    def policies(self) -> PolicyLibrary:
+        return PolicyLibrary(self.storage, self.settings.max_upload_bytes)
+
+    def ensure_policy(self) -> list[VersionInfo]:
+        """A database with no policy at all gets the bundled one, so the bot always answers."""
+        if not self.storage.has_policy():
+            self.policies.load_bundled(self.settings.policies_dir)
+        return self.storage.active_versions()
+
+    def retrieve(self, question: str, limit: int = 5) -> Retrieval:
+        # One read of the active set: a question is answered from whole versions, never a mix.
+        versions = [v.id for v in self.storage.active_versions()]
+        return self.retriever.retrieve(question, versions, limit=limit)
+
+    async def ask(self, incoming: IncomingQuestion) -> Answer:
+        """Answer from the active policy and log the question; QuestionError for bad input."""
+        try:
+            question = normalize_question(incoming.text, self.settings.max_question_chars)
+        except QuestionError as error:
+            self._log_refused(incoming, str(error))
+            raise
+        active = self.storage.active_versions()
+        retrieval = self.retriever.retrieve(question, [v.id for v in active], limit=5)
+        covered = bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
+        draft: Draft = await self.answerer.answer(retrieval, covered=covered)
+        return self._log(incoming, question, retrieval, draft, active)
+
+    def _log(
+        self,
+        incoming: IncomingQuestion,
+        question: str,
+        retrieval: Retrieval,
+        draft: Draft,
+        active: list[VersionInfo],
+    ) -> Answer:
+        used = {c.document for c in draft.citations} or {v.document for v in active}
+        policy_version = ", ".join(v.display for v in active if v.document in used)
+        question_id = self.storage.log_question(
+            {
+                "platform": incoming.platform,
+                "asker": self.storage.pseudonym(incoming.platform, incoming.asker),
+                "text": question,
+                "answered": int(draft.answered),
+                "confidence": round(retrieval.confidence, 4),
+                "version_ids": list(retrieval.version_ids),
+                "policy_version": policy_version,
+                "citations": [
+                    {"clause_id": c.clause_id, "document": c.document, "section": c.section}
+                    for c in draft.citations
+                ],
+                "answer_text": draft.lead,
+                "answer_source": draft.source,
+                "status": "answered" if draft.answered else "open",
+                "feedback": "",
+                "review_reason": "" if draft.answered else "not_covered",
+                "notes": list(draft.notes),
+            },
+            reply_to=self._reply_address(incoming),
+        )
+        return Answer(
+            question=question,
+            answered=draft.answered,
+            lead=draft.lead,
+            citations=draft.citations,
+            confidence=retrieval.confidence,
+            question_id=question_id,
+            policy_version=policy_version,
+            source=draft.source,
+            notes=draft.notes,
+        )
+
+    def _log_refused(self, incoming: IncomingQuestion, reason: str) -> None:
+        text = " ".join(_CONTROL.sub(" ", incoming.text or "").split())
+        if not text:
+            return  # nothing was asked
+        self.storage.log_question(
+            {
+                "platform": incoming.platform,
+                "asker": self.storage.pseudonym(incoming.platform, incoming.asker),
+                "text": text[: self.settings.max_question_chars],
+                "answered": 0,
+                "confidence": 0.0,
+                "status": "refused",
+                "review_reason": "",
+                "answer_text": reason,
+                "answer_source": "refused",
+            }
+        )
+
+    @staticmethod
+    def _reply_address(incoming: IncomingQuestion) -> dict[str, str] | None:
+        if not incoming.asker:
+            return None
+        return {
+            "platform": incoming.platform,
+            "user_id": incoming.asker,
+            "conversation": incoming.conversation,
+        }
+
+    def feedback(self, question_id: int, *, helpful: bool) -> None:
+        """Helpful / Not helpful. Not helpful puts the question on the review list."""
+        if helpful:
+            self.storage.update_question(question_id, feedback="helpful")
+        else:
+            self.storage.update_question(
+                question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
+            )
+
+    def escalate(self, question_id: int) -> None:
+        """ "Ask the policy team": the question goes on the review list whatever was answered."""
+        self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
+
+    def open_questions(self, limit: int = 1000) -> list[dict[str, object]]:
+        return list(self.storage.questions(status="open", limit=limit))

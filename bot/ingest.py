@@ -1,0 +1,102 @@
+"""Policy files (bytes plus a file name) into a ParsedPolicy, whatever the format."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.clauses import build_clauses
+from bot.markdown import parse_markdown, parse_plain_text, split_front_matter
+from bot.models import Block, ParsedPolicy, PolicyError
+
+#: Reads a decoded file into (front matter fields, blocks).
+Reader = Callable[[bytes], tuple[dict[str, str | list[str]], list[Block]]]
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PolicyError(
+            f"The file is not UTF-8 text (byte {error.start} cannot be read). "
+            "Save it as UTF-8 and upload it again."
+        ) from None
+
+
+def read_markdown(data: bytes) -> tuple[dict[str, str | list[str]], list[Block]]:
+    fields, body, consumed = split_front_matter(_decode(data))
+    return fields, parse_markdown(body, first_line=consumed + 1)
+
+
+def read_plain_text(data: bytes) -> tuple[dict[str, str | list[str]], list[Block]]:
+    fields, body, consumed = split_front_matter(_decode(data))
+    blocks = parse_plain_text(body)
+    if consumed:
+        blocks = [
+            Block(b.kind, b.text, b.level, b.line + consumed, b.end_line + consumed) for b in blocks
+        ]
+    return fields, blocks
+
+
+#: File suffix -> reader. Other formats register here.
+READERS: dict[str, Reader] = {
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".txt": read_plain_text,
+    ".text": read_plain_text,
+}
+
+
+def document_name(filename: str) -> str:
+    """The document a file is a version of: its stem, lower-cased, in dashes."""
+    stem = Path(filename).stem.lower()
+    return re.sub(r"[^a-z0-9]+", "-", stem).strip("-") or "policy"
+
+
+def _field(fields: dict[str, str | list[str]], *names: str) -> str:
+    for name in names:
+        value = fields.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def read_policy(filename: str, data: bytes, name: str | None = None) -> ParsedPolicy:
+    """Read a policy file into clauses; raises PolicyError with a message for the uploader."""
+    suffix = Path(filename).suffix.lower()
+    reader = READERS.get(suffix)
+    if reader is None:
+        supported = ", ".join(sorted(READERS))
+        raise PolicyError(
+            f"{filename}: unsupported file type {suffix or '(none)'}; use {supported}."
+        )
+    if not data.strip():
+        raise PolicyError(f"{filename} is empty.")
+    fields, blocks = reader(data)
+    title, clauses = build_clauses(blocks)
+    if not clauses:
+        raise PolicyError(f"{filename} has no policy text that could be read into clauses.")
+    owners_field = fields.get("owners", [])
+    owners = tuple(owners_field) if isinstance(owners_field, list) else (owners_field,)
+    return ParsedPolicy(
+        name=name or document_name(filename),
+        title=_field(fields, "title") or title or Path(filename).stem,
+        version_label=_field(fields, "version", "version_date", "date", "effective"),
+        owners=tuple(o for o in owners if o),
+        clauses=tuple(clauses),
+    )
+
+
+def read_policy_file(path: Path, name: str | None = None) -> ParsedPolicy:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PolicyError(f"No such file: {path}") from None
+    except IsADirectoryError:
+        raise PolicyError(f"{path} is a folder, not a policy file.") from None
+    except OSError as error:
+        raise PolicyError(f"Cannot read {path}: {error.strerror}") from None
+    return read_policy(path.name, data, name=name)

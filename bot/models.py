@@ -1,0 +1,172 @@
+"""The neutral types every part of the bot speaks: what comes in, what is stored, what goes out."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Block:
+    """One structural piece of a policy document, whatever format it came in."""
+
+    kind: str  # "heading", "paragraph" or "item"
+    text: str
+    level: int = 0  # heading depth (1 = title) or list nesting depth
+    line: int = 0  # 1-based line in the source where the block starts
+    end_line: int = 0
+
+
+@dataclass(frozen=True)
+class Clause:
+    """A citable unit of policy: a sentence to a short paragraph, with where it stands."""
+
+    text: str
+    section: str  # the section number as written, e.g. "4.2"; "" when the source has none
+    section_title: str  # e.g. "Confidential information"
+    heading_path: tuple[str, ...] = ()  # every heading above the clause, outermost first
+    owner: str = ""
+    ordinal: int = 0
+    line_start: int = 0
+    line_end: int = 0
+
+    @property
+    def reference(self) -> str:
+        """How an answer cites the clause: "4.2 Confidential information"."""
+        return " ".join(part for part in (self.section, self.section_title) if part)
+
+
+@dataclass(frozen=True)
+class ParsedPolicy:
+    """A policy document read into clauses, not yet stored."""
+
+    name: str
+    title: str
+    version_label: str
+    owners: tuple[str, ...]
+    clauses: tuple[Clause, ...]
+
+
+@dataclass(frozen=True)
+class StoredClause:
+    """A clause as retrieval and answers see it: the clause plus its identity in storage."""
+
+    id: int
+    version_id: int
+    document: str
+    clause: Clause
+
+
+@dataclass(frozen=True)
+class ScoredClause:
+    stored: StoredClause
+    score: float
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Ranked clauses for a question and how sure retrieval is that the policy covers it."""
+
+    question: str
+    ranked: tuple[ScoredClause, ...]
+    confidence: float
+    version_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class IncomingQuestion:
+    """A question as any platform hands it to the core."""
+
+    text: str
+    platform: str = "cli"
+    asker: str = ""  # platform user id, kept for replying; never shown to the policy team
+    conversation: str = ""  # where to reply (channel, thread, conversation reference)
+    asker_name: str = ""
+
+
+@dataclass(frozen=True)
+class Citation:
+    clause_id: int
+    document: str
+    section: str
+    title: str
+    text: str
+    score: float
+    owner: str = ""
+
+    @property
+    def reference(self) -> str:
+        return " ".join(part for part in (self.section, self.title) if part)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clause_id": self.clause_id,
+            "document": self.document,
+            "section": self.section,
+            "title": self.title,
+            "text": self.text,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the core returns for a question; adapters render it for their platform."""
+
+    question: str
+    answered: bool
+    lead: str
+    citations: tuple[Citation, ...]
+    confidence: float
+    question_id: int | None = None
+    policy_version: str = ""
+    source: str = "extractive"  # "extractive", "llm" or "reviewed"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def text(self) -> str:
+        return self.lead
+
+    def plain_text(self, width: int = 0) -> str:
+        """The answer as plain text: the lead, then each clause quoted under its reference.
+
+        Platforms with richer formats render the fields themselves; this is the fallback
+        (terminals, notifications).
+        """
+        lines = [self.lead]
+        for c in self.citations:
+            several_documents = len({x.document for x in self.citations}) > 1
+            where = f"{c.document}, {c.reference}" if several_documents else c.reference
+            lines.append("")
+            lines.append(f"  [{where}]")
+            text = c.text
+            if width > 8:
+                lines.extend(
+                    textwrap.wrap(
+                        f"“{text}”", width - 4, initial_indent="    ", subsequent_indent="    "
+                    )
+                )
+            else:
+                lines.append(f"    “{text}”")
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "confidence": round(self.confidence, 4),
+            "text": self.lead,
+            "citations": [c.as_json() for c in self.citations],
+            "question_id": self.question_id,
+            "policy_version": self.policy_version,
+            "source": self.source,
+        }
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used; the message is meant for the person uploading it."""
+
+
+class QuestionError(ValueError):
+    """A question the bot cannot take (empty, too long); the message is meant for the asker."""

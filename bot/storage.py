@@ -1,0 +1,491 @@
+"""All SQL lives here: policy documents, versions, clauses (with FTS5) and the question log."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.db import Table
+
+from bot.models import Clause, ParsedPolicy, StoredClause
+
+migrations = sqlite_utils.Migrations("policybot")
+
+
+class StorageError(RuntimeError):
+    """The database cannot be opened or written; the message says what to do."""
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("documents").create(
+        {"id": int, "name": str, "title": str, "created_at": str}, pk="id", not_null={"name"}
+    )
+    db.table("documents").create_index(["name"], unique=True)
+    db.table("versions").create(
+        {
+            "id": int,
+            "document_id": int,
+            "label": str,
+            "title": str,
+            "owners": str,
+            "source_name": str,
+            "content_hash": str,
+            "uploaded_by": str,
+            "uploaded_at": str,
+            "status": str,  # staged | active | retired
+            "activated_at": str,
+            "clause_count": int,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id")],
+    )
+    db.table("versions").create_index(["document_id", "status"])
+    db.table("clauses").create(
+        {
+            "id": int,
+            "version_id": int,
+            "ordinal": int,
+            "section": str,
+            "section_title": str,
+            "heading_path": str,  # JSON list
+            "headings": str,  # the heading path as text, searched alongside the clause
+            "owner": str,
+            "text": str,
+            "line_start": int,
+            "line_end": int,
+        },
+        pk="id",
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    db.table("clauses").create_index(["version_id", "ordinal"])
+    db.table("clauses").enable_fts(
+        ["text", "section_title", "headings"], tokenize="porter unicode61", create_triggers=True
+    )
+    db.execute("CREATE VIRTUAL TABLE clauses_fts_vocab USING fts5vocab(clauses_fts, 'row')")
+    db.table("questions").create(
+        {
+            "id": int,
+            "asked_at": str,
+            "platform": str,
+            "asker": str,  # a pseudonym; the platform id to reply to is kept in reply_addresses
+            "text": str,
+            "answered": int,
+            "confidence": float,
+            "version_ids": str,  # JSON list
+            "policy_version": str,
+            "citations": str,  # JSON list of {clause_id, document, section}
+            "answer_text": str,
+            "answer_source": str,
+            "status": str,  # answered | open | resolved | dismissed
+            "feedback": str,
+            "review_reason": str,
+            "notes": str,  # JSON list
+        },
+        pk="id",
+    )
+    db.table("questions").create_index(["status"])
+    db.table("questions").create_index(["asked_at"])
+    db.table("reply_addresses").create(
+        {
+            "question_id": int,
+            "platform": str,
+            "user_id": str,
+            "conversation": str,
+            "created_at": str,
+        },
+        pk="question_id",
+    )
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    document: str
+    document_title: str
+    label: str
+    title: str
+    owners: tuple[str, ...]
+    source_name: str
+    content_hash: str
+    uploaded_by: str
+    uploaded_at: str
+    status: str
+    activated_at: str
+    clause_count: int
+
+    @property
+    def display(self) -> str:
+        label = self.label or self.uploaded_at[:10]
+        return f"{self.document} v{self.id} ({label})"
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Storage:
+    """One SQLite database file (WAL mode), migrated on open."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._pseudonym_key: bytes | None = None
+
+    @classmethod
+    def open(cls, path: str | Path) -> Storage:
+        path = Path(path)
+        if path.exists() and path.is_dir():
+            raise StorageError(f"{path} is a folder, not a database file.")
+        if not path.parent.exists():
+            raise StorageError(
+                f"Cannot create the database {path}: folder {path.parent} is missing."
+            )
+        try:
+            conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA busy_timeout = 10000")
+            db.enable_wal()
+            storage = cls(db)
+            storage.migrate()
+        except sqlite3.DatabaseError as error:
+            raise StorageError(f"Cannot use the database {path}: {error}") from None
+        return storage
+
+    @classmethod
+    def memory(cls) -> Storage:
+        storage = cls(sqlite_utils.Database(memory=True))
+        storage.migrate()
+        return storage
+
+    def migrate(self) -> None:
+        migrations.apply(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        return len(migrations.applied(self.db))
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    def _table(self, name: str) -> Table:
+        table = self.db[name]
+        assert isinstance(table, Table)
+        return table
+
+    # -- policy documents and versions ----------------------------------------------------------
+    def _document_id(self, name: str, title: str) -> int:
+        row = self.db.execute("SELECT id FROM documents WHERE name = ?", [name]).fetchone()
+        if row:
+            self.db.execute("UPDATE documents SET title = ? WHERE id = ?", [title, row[0]])
+            return int(row[0])
+        table = self._table("documents")
+        table.insert({"name": name, "title": title, "created_at": utcnow()})
+        assert table.last_pk is not None
+        return int(table.last_pk)
+
+    def find_version(self, document: str, digest: str) -> VersionInfo | None:
+        rows = self._versions("d.name = ? AND v.content_hash = ?", [document, digest])
+        return rows[0] if rows else None
+
+    def add_version(
+        self, policy: ParsedPolicy, *, source_name: str, digest: str, uploaded_by: str
+    ) -> int:
+        """Store a new, not yet active version with its clauses, all or nothing."""
+        with self.db.atomic():
+            document_id = self._document_id(policy.name, policy.title)
+            versions = self._table("versions")
+            versions.insert(
+                {
+                    "document_id": document_id,
+                    "label": policy.version_label,
+                    "title": policy.title,
+                    "owners": json.dumps(list(policy.owners)),
+                    "source_name": source_name,
+                    "content_hash": digest,
+                    "uploaded_by": uploaded_by,
+                    "uploaded_at": utcnow(),
+                    "status": "staged",
+                    "activated_at": "",
+                    "clause_count": len(policy.clauses),
+                }
+            )
+            assert versions.last_pk is not None
+            version_id = int(versions.last_pk)
+            self._table("clauses").insert_all(
+                (self._clause_row(version_id, clause) for clause in policy.clauses),
+                batch_size=500,
+            )
+        return version_id
+
+    @staticmethod
+    def _clause_row(version_id: int, clause: Clause) -> dict[str, Any]:
+        return {
+            "version_id": version_id,
+            "ordinal": clause.ordinal,
+            "section": clause.section,
+            "section_title": clause.section_title,
+            "heading_path": json.dumps(list(clause.heading_path)),
+            "headings": " > ".join(clause.heading_path),
+            "owner": clause.owner,
+            "text": clause.text,
+            "line_start": clause.line_start,
+            "line_end": clause.line_end,
+        }
+
+    def activate_version(self, version_id: int) -> VersionInfo:
+        """Make a version its document's active one; the switch is one transaction."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT document_id FROM versions WHERE id = ?", [version_id]
+            ).fetchone()
+            if row is None:
+                raise KeyError(version_id)
+            self.db.execute(
+                "UPDATE versions SET status = 'retired' "
+                "WHERE document_id = ? AND status = 'active'",
+                [row[0]],
+            )
+            self.db.execute(
+                "UPDATE versions SET status = 'active', activated_at = ? WHERE id = ?",
+                [utcnow(), version_id],
+            )
+        return self.version(version_id)
+
+    def version(self, version_id: int) -> VersionInfo:
+        rows = self._versions("v.id = ?", [version_id])
+        if not rows:
+            raise KeyError(version_id)
+        return rows[0]
+
+    def versions(self, document: str | None = None) -> list[VersionInfo]:
+        if document is None:
+            return self._versions("1 = 1", [])
+        return self._versions("d.name = ?", [document])
+
+    def active_versions(self) -> list[VersionInfo]:
+        return self._versions("v.status = 'active'", [])
+
+    def has_policy(self) -> bool:
+        return self.db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is not None
+
+    def _versions(self, where: str, params: Sequence[Any]) -> list[VersionInfo]:
+        sql = f"""
+            SELECT v.id, d.name, d.title, v.label, v.title, v.owners, v.source_name,
+                   v.content_hash, v.uploaded_by, v.uploaded_at, v.status, v.activated_at,
+                   v.clause_count
+            FROM versions v JOIN documents d ON d.id = v.document_id
+            WHERE {where} ORDER BY d.name, v.id"""
+        return [
+            VersionInfo(
+                id=r[0],
+                document=r[1],
+                document_title=r[2],
+                label=r[3] or "",
+                title=r[4] or "",
+                owners=tuple(json.loads(r[5] or "[]")),
+                source_name=r[6] or "",
+                content_hash=r[7] or "",
+                uploaded_by=r[8] or "",
+                uploaded_at=r[9] or "",
+                status=r[10],
+                activated_at=r[11] or "",
+                clause_count=r[12] or 0,
+            )
+            for r in self.db.execute(sql, list(params)).fetchall()
+        ]
+
+    # -- clauses --------------------------------------------------------------------------------
+    _CLAUSE_COLUMNS = """c.id, c.version_id, d.name, c.text, c.section, c.section_title,
+        c.heading_path, c.owner, c.ordinal, c.line_start, c.line_end"""
+    _CLAUSE_JOIN = """clauses c JOIN versions v ON v.id = c.version_id
+        JOIN documents d ON d.id = v.document_id"""
+
+    @staticmethod
+    def _stored_clause(row: Sequence[Any]) -> StoredClause:
+        return StoredClause(
+            id=row[0],
+            version_id=row[1],
+            document=row[2],
+            clause=Clause(
+                text=row[3],
+                section=row[4] or "",
+                section_title=row[5] or "",
+                heading_path=tuple(json.loads(row[6] or "[]")),
+                owner=row[7] or "",
+                ordinal=row[8] or 0,
+                line_start=row[9] or 0,
+                line_end=row[10] or 0,
+            ),
+        )
+
+    def clauses(self, version_ids: Iterable[int]) -> list[StoredClause]:
+        ids = list(version_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT {self._CLAUSE_COLUMNS} FROM {self._CLAUSE_JOIN} "
+            f"WHERE c.version_id IN ({marks}) ORDER BY c.version_id, c.ordinal",
+            ids,
+        ).fetchall()
+        return [self._stored_clause(r) for r in rows]
+
+    def clauses_by_id(self, clause_ids: Iterable[int]) -> dict[int, StoredClause]:
+        ids = list(clause_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT {self._CLAUSE_COLUMNS} FROM {self._CLAUSE_JOIN} WHERE c.id IN ({marks})", ids
+        ).fetchall()
+        return {r[0]: self._stored_clause(r) for r in rows}
+
+    def search_clauses(
+        self,
+        match: str,
+        version_ids: Sequence[int],
+        limit: int,
+        weights: tuple[float, float, float] = (1.0, 0.5, 0.3),
+    ) -> list[tuple[int, float]]:
+        """FTS5 BM25 over the given versions: (clause id, score), best first, score >= 0."""
+        if not match or not version_ids:
+            return []
+        marks = ",".join("?" * len(version_ids))
+        sql = f"""
+            SELECT c.id, -bm25(clauses_fts, ?, ?, ?) AS score
+            FROM clauses_fts JOIN clauses c ON c.id = clauses_fts.rowid
+            WHERE clauses_fts MATCH ? AND c.version_id IN ({marks})
+            ORDER BY bm25(clauses_fts, ?, ?, ?) LIMIT ?"""
+        params = [*weights, match, *version_ids, *weights, limit]
+        try:
+            return [(int(r[0]), float(r[1])) for r in self.db.execute(sql, params).fetchall()]
+        except sqlite3.OperationalError:
+            return []  # a query FTS5 cannot parse finds nothing rather than failing the question
+
+    def term_document_counts(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many clauses (across stored versions) contain each stemmed term."""
+        wanted = sorted(set(terms))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self.db.execute(
+            f"SELECT term, doc FROM clauses_fts_vocab WHERE term IN ({marks})", wanted
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def clause_count(self, version_ids: Sequence[int]) -> int:
+        if not version_ids:
+            return 0
+        marks = ",".join("?" * len(version_ids))
+        row = self.db.execute(
+            f"SELECT count(*) FROM clauses WHERE version_id IN ({marks})", list(version_ids)
+        ).fetchone()
+        return int(row[0])
+
+    def total_clause_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM clauses").fetchone()[0])
+
+    # -- question log ---------------------------------------------------------------------------
+    def pseudonym(self, platform: str, user_id: str) -> str:
+        """A stable, non-reversible name for an asker, so the log shows no identities."""
+        if not user_id:
+            return ""
+        if self._pseudonym_key is None:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
+            if row is None:
+                key = secrets.token_hex(32)
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_key', ?)", [key]
+                )
+                self.db.conn.commit()
+                row = self.db.execute(
+                    "SELECT value FROM meta WHERE key = 'pseudonym_key'"
+                ).fetchone()
+            self._pseudonym_key = bytes.fromhex(row[0])
+        digest = hmac.new(self._pseudonym_key, f"{platform}:{user_id}".encode(), "sha256")
+        return f"asker-{digest.hexdigest()[:10]}"
+
+    def log_question(self, record: dict[str, Any], reply_to: dict[str, str] | None = None) -> int:
+        row = dict(record)
+        for key in ("version_ids", "citations", "notes"):
+            if key in row and not isinstance(row[key], str):
+                row[key] = json.dumps(row[key])
+        row.setdefault("asked_at", utcnow())
+        with self.db.atomic():
+            table = self._table("questions")
+            table.insert(row)
+            assert table.last_pk is not None
+            question_id = int(table.last_pk)
+            if reply_to and reply_to.get("user_id"):
+                self._table("reply_addresses").insert(
+                    {"question_id": question_id, "created_at": utcnow(), **reply_to}
+                )
+        return question_id
+
+    def update_question(self, question_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        for key in ("notes", "citations", "version_ids"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.db.atomic():
+            cursor = self.db.execute(
+                f"UPDATE questions SET {assignments} WHERE id = ?", [*fields.values(), question_id]
+            )
+        if cursor.rowcount == 0:
+            raise KeyError(question_id)
+
+    def question(self, question_id: int) -> dict[str, Any]:
+        rows = self._questions("id = ?", [question_id], limit=1)
+        if not rows:
+            raise KeyError(question_id)
+        return rows[0]
+
+    def questions(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        if status is None:
+            return self._questions("1 = 1", [], limit)
+        return self._questions("status = ?", [status], limit)
+
+    def _questions(self, where: str, params: Sequence[Any], limit: int) -> list[dict[str, Any]]:
+        cursor = self.db.execute(
+            f"SELECT * FROM questions WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        columns = [d[0] for d in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            row = dict(zip(columns, values, strict=True))
+            for key in ("version_ids", "citations", "notes"):
+                row[key] = json.loads(row[key]) if row.get(key) else []
+            row["answered"] = bool(row["answered"])
+            out.append(row)
+        return out
+
+    def reply_address(self, question_id: int) -> dict[str, str] | None:
+        row = self.db.execute(
+            "SELECT platform, user_id, conversation FROM reply_addresses WHERE question_id = ?",
+            [question_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return {"platform": row[0], "user_id": row[1], "conversation": row[2]}

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.core import PolicyBot
+from bot.storage import Storage
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_POLICY = ROOT / "policies" / "social-media-and-electronic-communication.md"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(db_path=str(tmp_path / "policybot.db"))
+
+
+@pytest.fixture
+def bot(settings: Settings) -> Iterator[PolicyBot]:
+    """A core on an in-memory database with the bundled policy active."""
+    policy_bot = PolicyBot.create(settings, storage=Storage.memory())
+    policy_bot.ensure_policy()
+    yield policy_bot
+    policy_bot.storage.close()

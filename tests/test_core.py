@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bot.core import PolicyBot
+from bot.models import IncomingQuestion, QuestionError
+
+
+async def test_answer_cites_the_right_section_and_is_logged(bot: PolicyBot) -> None:
+    answer = await bot.ask(
+        IncomingQuestion("may I share our unreleased roadmap on LinkedIn?", asker="U1")
+    )
+    assert answer.answered
+    assert answer.citations[0].section == "3.3"
+    assert (
+        answer.citations[0].text
+        in bot.storage.clauses_by_id([answer.citations[0].clause_id])[
+            answer.citations[0].clause_id
+        ].clause.text
+    )
+    row = bot.storage.question(answer.question_id or 0)
+    assert row["status"] == "answered" and row["citations"][0]["section"] == "3.3"
+    assert row["policy_version"] == answer.policy_version != ""
+
+
+async def test_uncovered_question_is_logged_open(bot: PolicyBot) -> None:
+    answer = await bot.ask(IncomingQuestion("what time does the cafeteria open?"))
+    assert not answer.answered and not answer.citations
+    assert "policy team" in answer.lead
+    assert [q["id"] for q in bot.open_questions()] == [answer.question_id]
+
+
+async def test_bad_questions_are_refused_with_a_message_and_logged(bot: PolicyBot) -> None:
+    with pytest.raises(QuestionError, match="type a question"):
+        await bot.ask(IncomingQuestion("  \x00 \n"))
+    with pytest.raises(QuestionError, match="characters long"):
+        await bot.ask(IncomingQuestion("may I post " * 1000))
+    refused = bot.storage.questions(status="refused")
+    assert len(refused) == 1 and len(refused[0]["text"]) <= bot.settings.max_question_chars
+
+
+async def test_feedback_and_escalation_put_questions_on_the_review_list(bot: PolicyBot) -> None:
+    first = await bot.ask(IncomingQuestion("can I tweet about our quarterly revenue?"))
+    second = await bot.ask(IncomingQuestion("can I friend my boss on facebook?"))
+    assert first.question_id and second.question_id
+    bot.feedback(first.question_id, helpful=False)
+    bot.escalate(second.question_id)
+    reasons = {q["id"]: q["review_reason"] for q in bot.open_questions()}
+    assert reasons == {first.question_id: "not_helpful", second.question_id: "ask_policy_team"}
+
+
+def test_core_loads_no_platform_library() -> None:
+    code = (
+        "import sys, bot.core, bot.cli, bot.retrieval, bot.storage;"
+        "bad=[m for m in sys.modules if m.split('.')[0] in "
+        "{'slack_bolt','slack_sdk','botbuilder','aiohttp','adapters'}];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
