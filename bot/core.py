@@ -6,11 +6,12 @@ receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adap
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.answering import Answerer, Draft, ExtractiveAnswerer
 from bot.config import Settings
 from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval
+from bot.notify import Notifier
 from bot.policies import PolicyLibrary
 from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage, VersionInfo
@@ -44,6 +45,8 @@ class PolicyBot:
     storage: Storage
     retriever: Retriever
     answerer: Answerer
+    #: platform name -> how to message someone there; adapters register theirs at start-up.
+    notifiers: dict[str, Notifier] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
