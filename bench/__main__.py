@@ -153,7 +153,7 @@ def speed_markdown(embedder: Any | None) -> str:
         ours = by[(OURS_LEXICAL, size)].p50_ms
         lines.append(
             f"| {size:,} | "
-            + " | ".join(f"{by[(p, size)].p50_ms / ours:.1f}×" for p in peers)
+            + " | ".join(f"{by[(p, size)].p50_ms / ours:.2g}×" for p in peers)
             + " |"
         )
     lines += [

@@ -28,7 +28,7 @@ CANDIDATES = 40
 BM25_SHARE = 0.4
 #: Terms in more than this share of all clauses are left out of the FTS5 query (they still
 #: count in coverage): they add little to BM25 but make every query touch most of the index.
-COMMON_TERM_SHARE = 0.1
+COMMON_TERM_SHARE = 0.05
 #: Below this many clauses every term is searched; pruning only matters for large stores.
 PRUNE_FROM_CLAUSES = 2000
 
