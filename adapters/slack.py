@@ -436,7 +436,11 @@ async def serve_socket_mode(bot: PolicyBot, **options: Any) -> None:
         raise ConfigError("SLACK_APP_TOKEN (an app-level token, xapp-…) is not set")
     app = build_slack_app(bot, **options)
     handler = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
-    await handler.start_async()
+    try:
+        await handler.start_async()
+    finally:
+        # Stops the client's own reconnecting loops, which would outlive a cancelled task.
+        await handler.close_async()
 
 
 def run_socket_mode(bot: PolicyBot) -> None:

@@ -79,11 +79,12 @@ def cut(text: str, limit: int) -> str:
 
 
 def escaped_cut(text: str, limit: int) -> str:
-    """Cut, then escape; cut again if escaping pushed it over (escapes are longer)."""
-    out = escape(cut(text, limit))
-    while len(out) > limit:
-        limit -= len(out) - limit
-        out = escape(cut(text, max(limit, 1)))
+    """Cut, then escape; cut shorter if escaping pushed it over (escapes are longer)."""
+    budget = limit
+    out = escape(cut(text, budget))
+    while len(out) > limit and budget > 1:
+        budget = max(1, budget - (len(out) - limit))
+        out = escape(cut(text, budget))
     return out
 
 

@@ -59,26 +59,27 @@ def all_text(blocks: list[dict[str, Any]]) -> str:
     return json.dumps(blocks, ensure_ascii=False)
 
 
-def quoted_clause_texts(harness: SlackHarness, answer_blocks: list[dict[str, Any]]) -> list[str]:
-    """The clause texts of the question's logged citations, as they appear in the blocks."""
-    del answer_blocks
+def cited_clause_texts(harness: SlackHarness) -> list[str]:
+    """The full texts of the clauses the last logged question cites."""
     rows = harness.bot.storage.questions(status=None)
     ids = [c["clause_id"] for c in rows[0]["citations"]]
     stored = harness.bot.storage.clauses_by_id(ids)
     return [stored[i].clause.text for i in ids]
 
 
-async def test_signed_mention_is_acknowledged_then_answered_in_its_thread(slack: SlackHarness) -> None:
+async def test_signed_mention_is_acknowledged_then_answered_in_its_thread(
+    slack: SlackHarness,
+) -> None:
     response = await slack.event(mention(ROADMAP))
     assert response.status_code == 200
     (post,) = await slack.api.wait_for("chat.postMessage")
     assert post["channel"] == "C100" and post["thread_ts"] == "1700000001.000100"
     assert post["_token"] == "xoxb-test"
     blocks = all_text(post["blocks"])
-    texts = quoted_clause_texts(slack, post["blocks"])
+    texts = cited_clause_texts(slack)
     assert texts and all(render.escape(t)[:80] in blocks for t in texts)
     assert "3.3" in blocks and "Unreleased services" in blocks
-    actions = [b for b in post["blocks"] if b["type"] == "actions"][0]
+    actions = next(b for b in post["blocks"] if b["type"] == "actions")
     assert {e["action_id"] for e in actions["elements"]} == {
         render.ACTION_HELPFUL,
         render.ACTION_NOT_HELPFUL,
@@ -129,8 +130,13 @@ async def test_bad_signatures_get_401_and_cause_nothing(
 async def test_forged_command_and_click_do_nothing(slack: SlackHarness) -> None:
     answer = await slack.bot.ask(IncomingQuestion(ROADMAP))
     body = "command=%2Fpolicy&text=hello&user_id=U1&response_url=x"
-    assert (await slack.post(body, "application/x-www-form-urlencoded", secret="x")).status_code == 401
-    payload = {"type": "block_actions", "actions": [{"action_id": render.ACTION_ESCALATE, "value": str(answer.question_id)}]}
+    assert (
+        await slack.post(body, "application/x-www-form-urlencoded", secret="x")
+    ).status_code == 401
+    payload = {
+        "type": "block_actions",
+        "actions": [{"action_id": render.ACTION_ESCALATE, "value": str(answer.question_id)}],
+    }
     assert (await slack.interaction(payload, secret="x")).status_code == 401
     await asyncio.sleep(0)
     assert slack.api.total_calls == 0
@@ -161,8 +167,17 @@ async def test_a_retried_event_is_answered_once(slack: SlackHarness) -> None:
         mention("may I tweet?", bot_id="B0OTHER"),
         mention("may I tweet?", subtype="message_changed"),
     ],
-    ids=["own", "own-bot", "other-bot", "edit", "delete", "join", "channel-chatter",
-         "bot-mention", "edited-mention"],
+    ids=[
+        "own",
+        "own-bot",
+        "other-bot",
+        "edit",
+        "delete",
+        "join",
+        "channel-chatter",
+        "bot-mention",
+        "edited-mention",
+    ],
 )
 async def test_bots_edits_and_other_subtypes_are_ignored(
     slack: SlackHarness, event: dict[str, Any]
@@ -186,7 +201,9 @@ async def test_uncovered_question_says_so_and_goes_to_the_review_channel(
     settings: Settings,
 ) -> None:
     async with slack_server(settings, slack_review_channel="CREVIEW") as slack:
-        await slack.event(dm("what time does the cafeteria open? <!channel> <https://x.example|bank>"))
+        await slack.event(
+            dm("what time does the cafeteria open? <!channel> <https://x.example|bank>")
+        )
         posts = await slack.api.wait_for("chat.postMessage", 2)
         by_channel = {p["channel"]: p for p in posts}
         assert "does not cover" in by_channel["D123"]["text"]

@@ -86,12 +86,23 @@ class FakeSlackApi:
 
     def _answer(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return {"ok": True, "user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM,
-                    "user": "policybot", "team": "Test", "url": "https://test.slack.com/"}
+            return {
+                "ok": True,
+                "user_id": BOT_USER,
+                "bot_id": BOT_ID,
+                "team_id": TEAM,
+                "user": "policybot",
+                "team": "Test",
+                "url": "https://test.slack.com/",
+            }
         if method in {"chat.postMessage", "chat.update"}:
             ts = payload.get("ts") or f"1700000000.{next(self._ts):06d}"
-            return {"ok": True, "channel": payload.get("channel"), "ts": ts,
-                    "message": {"text": payload.get("text", ""), "ts": ts}}
+            return {
+                "ok": True,
+                "channel": payload.get("channel"),
+                "ts": ts,
+                "message": {"text": payload.get("text", ""), "ts": ts},
+            }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
         if method == "conversations.open":
@@ -110,7 +121,9 @@ class FakeSlackApi:
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        self._sockets.append(ws)
+        async with self._changed:
+            self._sockets.append(ws)
+            self._changed.notify_all()
         await ws.send_json({"type": "hello", "num_connections": 1})
         async for message in ws:
             if message.type == WSMsgType.TEXT:

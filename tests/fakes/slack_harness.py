@@ -72,10 +72,16 @@ class SlackHarness:
         )
         headers = kwargs.pop("headers", {})
         if retry:
-            headers = {**headers, "X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+            headers = {
+                **headers,
+                "X-Slack-Retry-Num": str(retry),
+                "X-Slack-Retry-Reason": "http_timeout",
+            }
         return await self.post(body, "application/json", headers=headers, **kwargs)
 
-    async def command(self, text: str, *, user: str = "U123", channel: str = "C100") -> httpx.Response:
+    async def command(
+        self, text: str, *, user: str = "U123", channel: str = "C100"
+    ) -> httpx.Response:
         form = {
             "token": "unused",
             "team_id": TEAM,
