@@ -13,6 +13,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,8 +21,12 @@ import click
 
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
+from bot.digest import build_digest, post_digest
 from bot.evaluation import evaluate, load_questions
+from bot.export import STATUSES as EXPORT_STATUSES
+from bot.export import export_rows, to_csv, to_json
 from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
+from bot.review import Group, ReviewError, owner_matches, parse_age
 from bot.storage import Storage, StorageError
 
 EXIT_REFUSED = 1
@@ -233,40 +238,300 @@ def questions() -> None:
     """The question log the policy team reviews."""
 
 
+GROUP_VIEW_STATUSES = ("open", "answered", "dismissed", "all")
+
+
 @questions.command("list")
 @click.option(
     "--status",
-    type=click.Choice(["open", "all", "answered", "refused"]),
+    type=click.Choice(["open", "all", "answered", "resolved", "dismissed", "refused"]),
     default="open",
     show_default=True,
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per question per line.")
+@click.option(
+    "--groups/--questions",
+    "as_groups",
+    default=None,
+    help="Groups of similar questions (the default for open ones) or each question.",
+)
+@click.option("--owner", help="Only this team's queue: its name or initials (HR, PR), or unrouted.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--limit", default=200, show_default=True)
 @click.pass_obj
 @guarded
-def questions_list(ctx: Context, status: str, as_json: bool, limit: int) -> None:
-    """List logged questions, newest first."""
-    storage = ctx.bot(with_policy=False).storage
-    rows = storage.questions(status=None if status == "all" else status, limit=limit)
+def questions_list(
+    ctx: Context,
+    status: str,
+    as_groups: bool | None,
+    owner: str | None,
+    as_json: bool,
+    limit: int,
+) -> None:
+    """The review list: open questions grouped by topic, busiest first, with the team that
+    owns the closest policy section. --questions lists each logged question, newest first."""
+    bot = ctx.bot(with_policy=False)
+    if as_groups is None:
+        as_groups = status == "open"
+    if as_groups:
+        if status not in GROUP_VIEW_STATUSES:
+            fail(f"groups are {', '.join(GROUP_VIEW_STATUSES)}; use --questions for {status}", 2)
+        groups = bot.review.queue(status=None if status == "all" else status, owner=owner)
+        print_groups(groups[:limit], as_json)
+        return
+    wanted = None if status == "all" else status
+    rows = bot.storage.questions(status=wanted, limit=limit)
+    if owner is not None:
+        routed = {
+            r["id"]
+            for r in bot.storage.questions_between(status=wanted)
+            if owner_matches(owner, r["owner"] or "")
+        }
+        rows = [r for r in rows if r["id"] in routed]
+    print_questions(bot, rows, as_json)
+
+
+def print_groups(groups: list[Group], as_json: bool) -> None:
+    if as_json:
+        for group in groups:
+            click.echo(json.dumps(group.as_json(), ensure_ascii=False))
+        return
+    if not groups:
+        click.echo("No question groups to show.")
+        return
+    from rich.table import Table
+
+    table = Table(
+        "group",
+        "asked",
+        "first seen",
+        "last seen",
+        "owner",
+        "closest section",
+        "status",
+        "sample question",
+    )
+    for g in groups:
+        table.add_row(
+            str(g.id),
+            str(g.count),
+            g.first_seen[:16],
+            g.last_seen[:16],
+            g.owner or "(unrouted)",
+            g.reference,
+            g.status,
+            g.label,
+        )
+    console().print(table)
+
+
+def print_questions(bot: PolicyBot, rows: list[dict[str, Any]], as_json: bool) -> None:
+    names = bot.storage.asker_names(r["id"] for r in rows) if bot.settings.show_askers else {}
     if as_json:
         for row in rows:
+            if row["id"] in names:
+                row = {**row, "asker_name": names[row["id"]]}
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     from rich.table import Table
 
-    table = Table("id", "asked", "platform", "asker", "status", "reason", "conf.", "question")
+    table = Table(
+        "id", "asked", "platform", "asker", "status", "reason", "group", "conf.", "question"
+    )
     for row in rows:
         table.add_row(
             str(row["id"]),
             row["asked_at"],
             row["platform"],
-            row["asker"] or "",
+            names.get(row["id"]) or row["asker"] or "",
             row["status"],
             row["review_reason"] or "",
+            str(row.get("group_id") or ""),
             f"{row['confidence'] or 0:.2f}",
             row["text"],
         )
     console().print(table)
+
+
+def review_guarded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A review action the reviewer got wrong (unknown group, empty answer) exits 2."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ReviewError as error:
+            fail(str(error), 2)
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+@questions.command("show")
+@click.argument("group_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+@review_guarded
+def questions_show(ctx: Context, group_id: int, as_json: bool) -> None:
+    """One group: its routing, its answer, and every question in it."""
+    bot = ctx.bot(with_policy=False)
+    group = bot.review.group(group_id)
+    members = bot.review.members(group_id)
+    if as_json:
+        click.echo(json.dumps({**group.as_json(), "questions": members}, ensure_ascii=False))
+        return
+    click.echo(
+        f"Group {group.id} ({group.status}): {group.count} asked, first {group.first_seen}, "
+        f"last {group.last_seen}"
+    )
+    click.echo(f"Closest section: {group.reference or '-'}; owner: {group.owner or '(unrouted)'}")
+    if group.answer:
+        click.echo(f"Reviewed answer ({group.answered_at[:10]}, {group.answered_by or '-'}):")
+        click.echo(f"  {group.answer}")
+    print_questions(bot, members, as_json=False)
+
+
+@questions.command("answer")
+@click.argument("group_id", type=int)
+@click.argument("answer")
+@click.option("--by", "reviewer", default="cli", show_default=True, help="Who answers.")
+@click.pass_obj
+@guarded
+@review_guarded
+def questions_answer(ctx: Context, group_id: int, answer: str, reviewer: str) -> None:
+    """Answer GROUP_ID (ANSWER, or - to read it from standard input). The bot gives the answer
+    to similar questions from now on, and everyone who asked in the group is sent it."""
+    if answer == "-":
+        answer = sys.stdin.read()
+    bot = ctx.bot(with_policy=False)
+    report = asyncio.run(bot.answer_group(group_id, answer, reviewer))
+    click.echo(
+        f"Group {group_id} answered; the bot now gives this answer to similar questions. "
+        f"Askers: {report.describe()}."
+    )
+    if report.pending:
+        click.echo(
+            "Pending answers are sent when the Slack or Teams app runs (policybot serve); "
+            f"addresses are kept at most {bot.settings.retention_days} days."
+        )
+
+
+@questions.command("dismiss")
+@click.argument("group_id", type=int)
+@click.option("--by", "reviewer", default="cli", show_default=True, help="Who dismisses.")
+@click.pass_obj
+@guarded
+@review_guarded
+def questions_dismiss(ctx: Context, group_id: int, reviewer: str) -> None:
+    """Close GROUP_ID without an answer (or withdraw its reviewed answer)."""
+    group = ctx.bot(with_policy=False).dismiss_group(group_id, reviewer)
+    click.echo(f"Group {group.id} dismissed ({group.count} questions); nobody is notified.")
+
+
+@questions.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "--status", type=click.Choice(list(EXPORT_STATUSES)), default="all", show_default=True
+)
+@click.option("--owner", help="Only questions routed to this team (name or initials).")
+@click.option("--since", help="Asked on or after this date (YYYY-MM-DD).")
+@click.option("--until", help="Asked on or before this date (YYYY-MM-DD).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
+@click.pass_obj
+@guarded
+@review_guarded
+def questions_export(
+    ctx: Context,
+    fmt: str,
+    status: str,
+    owner: str | None,
+    since: str | None,
+    until: str | None,
+    output: Path | None,
+) -> None:
+    """Export the question log as CSV or JSON; askers appear as pseudonyms unless
+    POLICYBOT_SHOW_ASKERS=1."""
+    bot = ctx.bot(with_policy=False)
+    rows = export_rows(
+        bot.storage,
+        status=status,
+        owner=owner,
+        since=since or "",
+        until=until or "",
+        show_askers=bot.settings.show_askers,
+    )
+    text = to_csv(rows) if fmt == "csv" else to_json(rows) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror}", 2)
+    click.echo(f"{len(rows)} questions written to {output}.", err=True)
+
+
+@questions.command("purge")
+@click.option("--older-than", "older_than", required=True, help="An age: 180d, 26w or 12h.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@guarded
+@review_guarded
+def questions_purge(ctx: Context, older_than: str, dry_run: bool, yes: bool) -> None:
+    """Delete questions older than the age, with their askers' reply addresses and names;
+    also deletes any reply address kept longer than POLICYBOT_RETENTION_DAYS."""
+    age = parse_age(older_than)
+    bot = ctx.bot(with_policy=False)
+    cutoff = (datetime.now(UTC) - age).isoformat(timespec="seconds")
+    counts = bot.storage.purge_questions(cutoff, dry_run=True)
+    summary = (
+        f"{counts['questions']} questions asked before {cutoff}, "
+        f"{counts['reply_addresses']} reply addresses, {counts['groups']} emptied groups"
+    )
+    if dry_run:
+        click.echo(f"Would delete {summary}.")
+        return
+    if not yes and counts["questions"]:
+        click.confirm(f"Delete {summary}?", abort=True)
+    bot.storage.purge_questions(cutoff)
+    expired = bot.review.expire(bot.settings.retention_days)
+    click.echo(
+        f"Deleted {summary}; {expired} reply addresses older than "
+        f"{bot.settings.retention_days} days expired."
+    )
+
+
+# -- digest ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
+@click.option("--json", "as_json", is_flag=True, help="The digest's numbers as JSON.")
+@click.option("--no-post", is_flag=True, help="Print only; do not post to channels.")
+@click.pass_obj
+@guarded
+def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
+    """The week's summary for the policy team, printed and posted to the digest channels."""
+    bot = ctx.bot(with_policy=False)
+    summary = build_digest(bot.storage, bot.review, days=days)
+    click.echo(json.dumps(summary.as_json(), ensure_ascii=False) if as_json else summary.text)
+    if no_post:
+        return
+    results = asyncio.run(post_digest(summary.text, bot.channel_posters))
+    for platform, outcome in results.items():
+        click.echo(f"{platform}: {outcome}", err=True)
+    settings = bot.settings
+    configured = {
+        "slack": ("POLICYBOT_DIGEST_SLACK_CHANNEL", settings.digest_slack_channel),
+        "teams": ("POLICYBOT_DIGEST_TEAMS_CONVERSATION", settings.digest_teams_conversation),
+    }
+    for platform, (variable, value) in configured.items():
+        if value and platform not in results:
+            click.echo(
+                f"{variable} is set, but no {platform} poster is available here; printed only.",
+                err=True,
+            )
 
 
 # -- evaluation --------------------------------------------------------------------------------

@@ -81,6 +81,10 @@ class Settings:
 
     # The policy team's view of the log
     show_askers: bool = False
+    #: Days a reply address or asker name is kept when the answer cannot be delivered.
+    retention_days: int = 90
+    digest_slack_channel: str = ""
+    digest_teams_conversation: str = ""
 
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -113,6 +117,9 @@ class Settings:
             admins=_list(env, "POLICYBOT_ADMINS"),
             max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             show_askers=env.get("POLICYBOT_SHOW_ASKERS", "").strip() in {"1", "true", "yes"},
+            retention_days=_int(env, "POLICYBOT_RETENTION_DAYS", 90),
+            digest_slack_channel=env.get("POLICYBOT_DIGEST_SLACK_CHANNEL", "").strip(),
+            digest_teams_conversation=env.get("POLICYBOT_DIGEST_TEAMS_CONVERSATION", "").strip(),
         )
         settings.validate()
         return settings
@@ -122,6 +129,8 @@ class Settings:
             raise ConfigError("POLICYBOT_MIN_CONFIDENCE must be between 0 and 1")
         if self.max_citations < 1:
             raise ConfigError("POLICYBOT_MAX_CITATIONS must be at least 1")
+        if self.retention_days < 1:
+            raise ConfigError("POLICYBOT_RETENTION_DAYS must be at least 1")
         if self.max_question_chars < 10:
             raise ConfigError("POLICYBOT_MAX_QUESTION_CHARS must be at least 10")
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from bot.answering import Answerer, Draft, ExtractiveAnswerer
 from bot.config import Settings
 from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval
-from bot.notify import Notifier
+from bot.notify import ChannelPoster, Notifier
 from bot.policies import PolicyLibrary
 from bot.retrieval import LexicalRetriever, Retriever
+from bot.review import DeliveryReport, Group, ReviewQueue, reviewed_lead
 from bot.storage import Storage, VersionInfo
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -47,6 +48,8 @@ class PolicyBot:
     answerer: Answerer
     #: platform name -> how to message someone there; adapters register theirs at start-up.
     notifiers: dict[str, Notifier] = field(default_factory=dict)
+    #: platform name -> where the weekly digest goes; adapters register theirs when configured.
+    channel_posters: dict[str, ChannelPoster] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
@@ -73,6 +76,10 @@ class PolicyBot:
         versions = [v.id for v in self.storage.active_versions()]
         return self.retriever.retrieve(question, versions, limit=limit)
 
+    @property
+    def review(self) -> ReviewQueue:
+        return ReviewQueue(self.storage, self.retrieve)
+
     async def ask(self, incoming: IncomingQuestion) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input."""
         try:
@@ -82,9 +89,22 @@ class PolicyBot:
             raise
         active = self.storage.active_versions()
         retrieval = self.retriever.retrieve(question, [v.id for v in active], limit=5)
-        covered = bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
-        draft: Draft = await self.answerer.answer(retrieval, covered=covered)
-        return self._log(incoming, question, retrieval, draft, active)
+        # A question the policy team has already answered gets their answer, whatever
+        # retrieval would say: they answered it because the policy alone did not.
+        reviewed = self.review.best_group(question, retrieval, status="answered")
+        if reviewed is not None:
+            draft = Draft(
+                answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
+            )
+        else:
+            covered = (
+                bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
+            )
+            draft = await self.answerer.answer(retrieval, covered=covered)
+        answer = self._log(incoming, question, retrieval, draft, active, reviewed)
+        if not draft.answered and answer.question_id is not None:
+            self.review.place(answer.question_id, question, retrieval)
+        return answer
 
     def _log(
         self,
@@ -93,6 +113,7 @@ class PolicyBot:
         retrieval: Retrieval,
         draft: Draft,
         active: list[VersionInfo],
+        reviewed: Group | None = None,
     ) -> Answer:
         used = {c.document for c in draft.citations} or {v.document for v in active}
         policy_version = ", ".join(v.display for v in active if v.document in used)
@@ -115,8 +136,11 @@ class PolicyBot:
                 "feedback": "",
                 "review_reason": "" if draft.answered else "not_covered",
                 "notes": list(draft.notes),
+                "closest_clause_id": retrieval.ranked[0].stored.id if retrieval.ranked else None,
+                "group_id": reviewed.id if reviewed else None,
             },
             reply_to=self._reply_address(incoming),
+            asker_name=incoming.asker_name,
         )
         return Answer(
             question=question,
@@ -166,10 +190,27 @@ class PolicyBot:
             self.storage.update_question(
                 question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
             )
+            self.review.place(question_id, self.storage.question(question_id)["text"])
 
     def escalate(self, question_id: int) -> None:
         """ "Ask the policy team": the question goes on the review list whatever was answered."""
         self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
+        self.review.place(question_id, self.storage.question(question_id)["text"])
+
+    async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
+        """A reviewer answers a group: the answer is stored as a reviewed answer and sent to
+        everyone who asked in the group, on the platform they asked on."""
+        self.review.answer(group_id, text, by)
+        return await self.deliver_answers(group_id)
+
+    def dismiss_group(self, group_id: int, by: str = "") -> Group:
+        return self.review.dismiss(group_id, by)
+
+    async def deliver_answers(self, group_id: int | None = None) -> DeliveryReport:
+        """Send reviewed answers not yet delivered (after answering, or to retry); addresses
+        past the retention period are deleted first, so nobody is contacted after it."""
+        self.review.expire(self.settings.retention_days)
+        return await self.review.deliver(self.notifiers, group_id)
 
     def open_questions(self, limit: int = 1000) -> list[dict[str, object]]:
         return list(self.storage.questions(status="open", limit=limit))
