@@ -106,7 +106,18 @@ def main(ctx: click.Context, db_path: str | None) -> None:
 def chat(ctx: Context) -> None:
     """Chat with the bot in this terminal."""
     console = importlib.import_module("adapters.console")
-    console.run(ctx.bot())
+    bot = ctx.bot()
+
+    async def session() -> None:
+        try:
+            await console.chat(bot, sys.stdin, sys.stdout)
+        finally:
+            await bot.aclose()
+
+    try:
+        asyncio.run(session())
+    except KeyboardInterrupt:
+        click.echo("")
 
 
 @main.command()
@@ -140,17 +151,20 @@ def ask(ctx: Context, questions: tuple[str, ...], as_json: bool) -> None:
 
     async def run() -> None:
         nonlocal refused
-        for text in texts:
-            try:
-                answer = await bot.ask(IncomingQuestion(text=text, platform="cli"))
-            except QuestionError as error:
-                refused = True
-                if as_json:
-                    click.echo(json.dumps({"question": text, "error": str(error)}))
-                else:
-                    click.echo(f"policybot: {error}", err=True)
-                continue
-            emit(answer, as_json)
+        try:
+            for text in texts:
+                try:
+                    answer = await bot.ask(IncomingQuestion(text=text, platform="cli"))
+                except QuestionError as error:
+                    refused = True
+                    if as_json:
+                        click.echo(json.dumps({"question": text, "error": str(error)}))
+                    else:
+                        click.echo(f"policybot: {error}", err=True)
+                    continue
+                emit(answer, as_json)
+        finally:
+            await bot.aclose()
 
     asyncio.run(run())
     if refused:

@@ -72,7 +72,12 @@ class Settings:
     openai_base_url: str = ""
     openai_api_key: str = ""
     llm_model: str = ""
+    #: Seconds one request to the LLM may take.
     llm_timeout: float = 8.0
+    #: Further attempts after a 429, a 5xx or a refused connection.
+    llm_retries: int = 2
+    #: Seconds the LLM may take for one answer, retries and waits included; then extractive.
+    llm_budget: float = 20.0
 
     # Administration
     admin_token: str = ""
@@ -109,6 +114,8 @@ class Settings:
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             llm_model=env.get("POLICYBOT_LLM_MODEL", ""),
             llm_timeout=_float(env, "POLICYBOT_LLM_TIMEOUT", 8.0),
+            llm_retries=_int(env, "POLICYBOT_LLM_RETRIES", 2),
+            llm_budget=_float(env, "POLICYBOT_LLM_BUDGET", 20.0),
             admin_token=env.get("POLICYBOT_ADMIN_TOKEN", ""),
             admins=_list(env, "POLICYBOT_ADMINS"),
             max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
@@ -124,6 +131,24 @@ class Settings:
             raise ConfigError("POLICYBOT_MAX_CITATIONS must be at least 1")
         if self.max_question_chars < 10:
             raise ConfigError("POLICYBOT_MAX_QUESTION_CHARS must be at least 10")
+        if self.llm_model.strip() and not self.openai_base_url.strip():
+            raise ConfigError(
+                "POLICYBOT_LLM_MODEL is set but OPENAI_BASE_URL is not; "
+                "for OpenAI itself use https://api.openai.com/v1"
+            )
+        if self.openai_base_url.strip() and not self.openai_base_url.strip().startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError("OPENAI_BASE_URL must start with http:// or https://")
+        if self.llm_timeout <= 0 or self.llm_budget <= 0:
+            raise ConfigError("POLICYBOT_LLM_TIMEOUT and POLICYBOT_LLM_BUDGET must be above 0")
+        if not 0 <= self.llm_retries <= 10:
+            raise ConfigError("POLICYBOT_LLM_RETRIES must be between 0 and 10")
+
+    @property
+    def llm_configured(self) -> bool:
+        """Grounded answers need an endpoint and a model; without them answers are extractive."""
+        return bool(self.openai_base_url.strip() and self.llm_model.strip())
 
     def with_db(self, db_path: str) -> Settings:
         return replace(self, db_path=db_path)

@@ -113,6 +113,18 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_llm_answers(db: sqlite_utils.Database) -> None:
+    """The verdict of a grounded answer and what each LLM call cost (tokens, latency)."""
+    questions = db.table("questions")
+    questions.add_column("answer_verdict", str)  # "" for extractive answers
+    questions.add_column("llm_model", str)
+    questions.add_column("llm_prompt_tokens", int)
+    questions.add_column("llm_completion_tokens", int)
+    questions.add_column("llm_latency_ms", int)
+    questions.add_column("llm_attempts", int)
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     id: int
