@@ -85,7 +85,7 @@ async def test_429_asking_for_longer_than_the_budget_gives_up_at_once(
 ) -> None:
     llm_stub.script(error(429, "slow down", **{"Retry-After": "3600"}), completion("never"))
     client = ChatClient(config(llm_stub, max_retry_after=10), http)
-    with pytest.raises(LLMError, match="rate limited.*would pass the time budget"):
+    with pytest.raises(LLMError, match=r"rate limited.*would pass the time budget"):
         await client.complete(MESSAGES, budget=2)
     assert len(llm_stub.requests) == 1
 
@@ -102,7 +102,7 @@ async def test_the_budget_caps_the_request_timeout(
     llm_stub: OpenAIStub, http: httpx.AsyncClient
 ) -> None:
     llm_stub.script(HANG)
-    with pytest.raises(LLMError, match="did not reply within 0.1s"):
+    with pytest.raises(LLMError, match=r"did not reply within 0.1s"):
         await ChatClient(config(llm_stub, timeout=30), http).complete(MESSAGES, budget=0.1)
 
 
@@ -133,7 +133,7 @@ async def test_a_server_rejecting_json_mode_is_asked_plainly_from_then_on(
 
 async def test_client_errors_are_not_retried(llm_stub: OpenAIStub, http: httpx.AsyncClient) -> None:
     llm_stub.script(error(401, "invalid api key"), completion("never"))
-    with pytest.raises(LLMError, match="HTTP 401.*invalid api key"):
+    with pytest.raises(LLMError, match=r"HTTP 401.*invalid api key"):
         await ChatClient(config(llm_stub), http).complete(MESSAGES, budget=5)
     assert len(llm_stub.requests) == 1
 
