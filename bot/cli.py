@@ -298,6 +298,17 @@ def questions_list(ctx: Context, status: str, as_json: bool, limit: int) -> None
     console().print(table)
 
 
+@main.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.pass_obj
+@guarded
+def backup(ctx: Context, destination: Path) -> None:
+    """Copy the database to DESTINATION while the bot keeps running."""
+    storage = ctx.bot(with_policy=False).storage
+    storage.backup(destination)
+    click.echo(f"Backed up to {destination}.")
+
+
 # -- evaluation --------------------------------------------------------------------------------
 @main.command("eval")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
