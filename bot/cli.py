@@ -131,6 +131,35 @@ def serve(ctx: Context, host: str, port: int) -> None:
     server.run(ctx.bot(), host, port)
 
 
+@main.command("teams-package")
+@click.option(
+    "--out",
+    default="policybot-teams.zip",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.option("--developer", default="", help="Developer name (default: the app name).")
+@click.option(
+    "--website",
+    default="",
+    help="https URL for the developer, privacy and terms links (default: the first valid domain).",
+)
+@click.option("--app-version", default="1.0.0", show_default=True, help="The package version.")
+@click.pass_obj
+def teams_package(ctx: Context, out: Path, developer: str, website: str, app_version: str) -> None:
+    """Write the Teams app package (manifest.json and icons) to upload or sideload."""
+    package = importlib.import_module("adapters.teams_package")
+    try:
+        package.write_package(
+            ctx.settings, out, developer=developer, website=website, version=app_version
+        )
+    except package.PackageError as error:
+        fail(str(error), 2)
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror or error}", 2)
+    click.echo(f"Wrote {out}. Upload it in Teams (Apps > Manage your apps > Upload an app).")
+
+
 @main.command()
 @click.argument("questions", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question per line.")
@@ -281,6 +310,17 @@ def questions_list(ctx: Context, status: str, as_json: bool, limit: int) -> None
             row["text"],
         )
     console().print(table)
+
+
+@main.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.pass_obj
+@guarded
+def backup(ctx: Context, destination: Path) -> None:
+    """Copy the database to DESTINATION while the bot keeps running."""
+    storage = ctx.bot(with_policy=False).storage
+    storage.backup(destination)
+    click.echo(f"Backed up to {destination}.")
 
 
 # -- evaluation --------------------------------------------------------------------------------

@@ -67,6 +67,14 @@ class Settings:
     microsoft_app_password: str = ""
     microsoft_app_type: str = "MultiTenant"
     microsoft_app_tenant_id: str = ""
+    #: AAD object ids of the people who may run `review` in Teams.
+    teams_policy_team: tuple[str, ...] = ()
+    # What the Teams app package (`policybot teams-package`) says about the bot.
+    teams_app_name: str = "PolicyBot"
+    teams_app_description: str = (
+        'Answers "may I post this?" from our social media policy, quoting its clauses.'
+    )
+    teams_valid_domains: tuple[str, ...] = ()
 
     # OpenAI-compatible LLM
     openai_base_url: str = ""
@@ -110,6 +118,11 @@ class Settings:
             microsoft_app_password=env.get("MicrosoftAppPassword", ""),
             microsoft_app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
             microsoft_app_tenant_id=env.get("MicrosoftAppTenantId", ""),
+            teams_policy_team=_list(env, "POLICYBOT_TEAMS_POLICY_TEAM"),
+            teams_app_name=env.get("POLICYBOT_TEAMS_APP_NAME", "").strip() or "PolicyBot",
+            teams_app_description=env.get("POLICYBOT_TEAMS_APP_DESCRIPTION", "").strip()
+            or cls.teams_app_description,
+            teams_valid_domains=_list(env, "POLICYBOT_TEAMS_VALID_DOMAINS"),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             llm_model=env.get("POLICYBOT_LLM_MODEL", ""),
@@ -144,6 +157,27 @@ class Settings:
             raise ConfigError("POLICYBOT_LLM_TIMEOUT and POLICYBOT_LLM_BUDGET must be above 0")
         if not 0 <= self.llm_retries <= 10:
             raise ConfigError("POLICYBOT_LLM_RETRIES must be between 0 and 10")
+        self._validate_microsoft_app()
+
+    def _validate_microsoft_app(self) -> None:
+        """The Bot Framework's own checks fail late and vaguely; say which setting is missing."""
+        app_type = self.microsoft_app_type.lower()
+        if app_type not in {"multitenant", "singletenant", "userassignedmsi"}:
+            raise ConfigError(
+                "MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
+                f"got {self.microsoft_app_type!r}"
+            )
+        needs_password = app_type == "singletenant" or (
+            app_type == "multitenant" and self.microsoft_app_id
+        )
+        if app_type != "multitenant" and not self.microsoft_app_id:
+            raise ConfigError(f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppId")
+        if needs_password and not self.microsoft_app_password:
+            raise ConfigError("MicrosoftAppId is set, so MicrosoftAppPassword is needed too")
+        if app_type != "multitenant" and not self.microsoft_app_tenant_id:
+            raise ConfigError(
+                f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppTenantId"
+            )
 
     @property
     def llm_configured(self) -> bool:

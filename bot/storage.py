@@ -194,6 +194,23 @@ class Storage:
     def close(self) -> None:
         self.db.close()
 
+    def backup(self, destination: Path) -> None:
+        """A consistent copy of the live database (SQLite's online backup), safe while serving."""
+        if destination.exists():
+            raise StorageError(f"{destination} exists; choose a new file for the backup.")
+        try:
+            target = sqlite3.connect(str(destination))
+        except sqlite3.Error as error:
+            raise StorageError(f"Cannot write the backup {destination}: {error}") from None
+        try:
+            with target:
+                self.db.conn.backup(target)
+        except sqlite3.Error as error:
+            target.close()
+            destination.unlink(missing_ok=True)
+            raise StorageError(f"Backup to {destination} failed: {error}") from None
+        target.close()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.db.atomic():
