@@ -41,6 +41,11 @@ def build_app(bot: PolicyBot) -> web.Application:
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
     teams.add_routes(app, bot)
+
+    async def close_bot(_: web.Application) -> None:
+        await bot.aclose()  # the LLM client's connections
+
+    app.on_cleanup.append(close_bot)
     return app
 
 

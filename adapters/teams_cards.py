@@ -77,7 +77,10 @@ def citation_block(citation: Citation, *, with_document: bool) -> dict[str, Any]
 def answer_card(answer: Answer) -> dict[str, Any]:
     """Lead, each cited clause quoted under its section, and the feedback actions."""
     several_documents = len({c.document for c in answer.citations}) > 1
-    body: list[dict[str, Any]] = [literal(answer.lead)]
+    body: list[dict[str, Any]] = []
+    if answer.headline and answer.answered:
+        body.append(heading(answer.headline))
+    body.append(literal(answer.lead))
     body.extend(citation_block(c, with_document=several_documents) for c in answer.citations)
     if answer.policy_version:
         body.append(literal(f"Policy: {answer.policy_version}", isSubtle=True, size="Small"))
@@ -95,6 +98,8 @@ def answer_card(answer: Answer) -> dict[str, Any]:
 
 def answer_summary(answer: Answer) -> str:
     """The text beside the card: what notifications and screen readers show."""
+    if answer.headline and answer.answered:
+        return f"{answer.headline} {answer.lead}"
     return answer.lead
 
 
