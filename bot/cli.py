@@ -111,7 +111,18 @@ def main(ctx: click.Context, db_path: str | None) -> None:
 def chat(ctx: Context) -> None:
     """Chat with the bot in this terminal."""
     console = importlib.import_module("adapters.console")
-    console.run(ctx.bot())
+    bot = ctx.bot()
+
+    async def session() -> None:
+        try:
+            await console.chat(bot, sys.stdin, sys.stdout)
+        finally:
+            await bot.aclose()
+
+    try:
+        asyncio.run(session())
+    except KeyboardInterrupt:
+        click.echo("")
 
 
 @main.command()
@@ -123,6 +134,35 @@ def serve(ctx: Context, host: str, port: int) -> None:
     """Run the HTTP server for Slack and Teams (and /healthz)."""
     server = importlib.import_module("adapters.server")
     server.run(ctx.bot(), host, port)
+
+
+@main.command("teams-package")
+@click.option(
+    "--out",
+    default="policybot-teams.zip",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.option("--developer", default="", help="Developer name (default: the app name).")
+@click.option(
+    "--website",
+    default="",
+    help="https URL for the developer, privacy and terms links (default: the first valid domain).",
+)
+@click.option("--app-version", default="1.0.0", show_default=True, help="The package version.")
+@click.pass_obj
+def teams_package(ctx: Context, out: Path, developer: str, website: str, app_version: str) -> None:
+    """Write the Teams app package (manifest.json and icons) to upload or sideload."""
+    package = importlib.import_module("adapters.teams_package")
+    try:
+        package.write_package(
+            ctx.settings, out, developer=developer, website=website, version=app_version
+        )
+    except package.PackageError as error:
+        fail(str(error), 2)
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror or error}", 2)
+    click.echo(f"Wrote {out}. Upload it in Teams (Apps > Manage your apps > Upload an app).")
 
 
 @main.command()
@@ -145,17 +185,20 @@ def ask(ctx: Context, questions: tuple[str, ...], as_json: bool) -> None:
 
     async def run() -> None:
         nonlocal refused
-        for text in texts:
-            try:
-                answer = await bot.ask(IncomingQuestion(text=text, platform="cli"))
-            except QuestionError as error:
-                refused = True
-                if as_json:
-                    click.echo(json.dumps({"question": text, "error": str(error)}))
-                else:
-                    click.echo(f"policybot: {error}", err=True)
-                continue
-            emit(answer, as_json)
+        try:
+            for text in texts:
+                try:
+                    answer = await bot.ask(IncomingQuestion(text=text, platform="cli"))
+                except QuestionError as error:
+                    refused = True
+                    if as_json:
+                        click.echo(json.dumps({"question": text, "error": str(error)}))
+                    else:
+                        click.echo(f"policybot: {error}", err=True)
+                    continue
+                emit(answer, as_json)
+        finally:
+            await bot.aclose()
 
     asyncio.run(run())
     if refused:
@@ -252,7 +295,8 @@ GROUP_VIEW_STATUSES = ("open", "answered", "dismissed", "all")
     "--groups/--questions",
     "as_groups",
     default=None,
-    help="Groups of similar questions (the default for open ones) or each question.",
+    help="Groups of similar questions (the default for the open list in a table) or each "
+    "question (the default with --json or another status).",
 )
 @click.option("--owner", help="Only this team's queue: its name or initials (HR, PR), or unrouted.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -271,7 +315,9 @@ def questions_list(
     owns the closest policy section. --questions lists each logged question, newest first."""
     bot = ctx.bot(with_policy=False)
     if as_groups is None:
-        as_groups = status == "open"
+        # Scripts already read `--json` as one question per line, so JSON stays per question
+        # unless --groups asks for groups; people at a terminal get the grouped list.
+        as_groups = status == "open" and not as_json
     if as_groups:
         if status not in GROUP_VIEW_STATUSES:
             fail(f"groups are {', '.join(GROUP_VIEW_STATUSES)}; use --questions for {status}", 2)
@@ -308,6 +354,7 @@ def print_groups(groups: list[Group], as_json: bool) -> None:
         "owner",
         "closest section",
         "status",
+        "why",
         "sample question",
     )
     for g in groups:
@@ -319,6 +366,7 @@ def print_groups(groups: list[Group], as_json: bool) -> None:
             g.owner or "(unrouted)",
             g.reference,
             g.status,
+            ", ".join(g.reasons),
             g.label,
         )
     console().print(table)
@@ -532,6 +580,17 @@ def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
                 f"{variable} is set, but no {platform} poster is available here; printed only.",
                 err=True,
             )
+
+
+@main.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.pass_obj
+@guarded
+def backup(ctx: Context, destination: Path) -> None:
+    """Copy the database to DESTINATION while the bot keeps running."""
+    storage = ctx.bot(with_policy=False).storage
+    storage.backup(destination)
+    click.echo(f"Backed up to {destination}.")
 
 
 # -- evaluation --------------------------------------------------------------------------------

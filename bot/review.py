@@ -173,6 +173,8 @@ class Group:
     answered_by: str
     created_at: str
     closed_at: str
+    #: Why its questions are on the list: not_covered, not_helpful, ask_policy_team.
+    reasons: tuple[str, ...]
     profile: Profile = field(repr=False, compare=False)
 
     @property
@@ -197,6 +199,7 @@ class Group:
             answered_by=row["answered_by"] or "",
             created_at=row["created_at"] or "",
             closed_at=row["closed_at"] or "",
+            reasons=tuple(sorted({r for r in (row.get("reasons") or "").split(",") if r})),
             profile=Profile.from_json(row["signature"] or {}),
         )
 
@@ -212,6 +215,7 @@ class Group:
             "section_title": self.section_title,
             "document": self.document,
             "sample": self.label,
+            "reasons": list(self.reasons),
             "answer": self.answer,
             "answered_at": self.answered_at,
             "answered_by": self.answered_by,

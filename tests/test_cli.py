@@ -37,7 +37,7 @@ def test_ask_json_from_stdin_loads_bundled_policy_and_logs_both(run) -> None:  #
     listed = run("questions", "list", "--status", "all", "--json")
     ids = {json.loads(line)["id"] for line in listed.output.splitlines()}
     assert ids == {first["question_id"], second["question_id"]}
-    open_only = run("questions", "list", "--questions", "--json")
+    open_only = run("questions", "list", "--json")
     assert [json.loads(line)["id"] for line in open_only.output.splitlines()] == [
         second["question_id"]
     ]

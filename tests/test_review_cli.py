@@ -74,12 +74,14 @@ def test_done_when_three_paraphrases_group_answer_teaches_the_bot_and_reaches_as
     platforms.ask(list(zip(PREMIUM, ASKERS, strict=True)))
     platforms.ask([("what time does the cafeteria close", ("slack", "U7", "Kim"))])
 
-    listed = cli(db, "questions", "list", "--json")
+    listed = cli(db, "questions", "list", "--groups", "--json")
     assert listed.exit_code == 0, listed.output
     groups = [json.loads(line) for line in listed.output.splitlines()]
     assert [g["count"] for g in groups] == [3, 1]
     premium = groups[0]
     assert premium["sample"] == PREMIUM[0] and premium["owner"] and premium["section"]
+    per_question = cli(db, "questions", "list", "--json").output.splitlines()
+    assert len(per_question) == 4  # scripts' view: one open question per line, as before
     table = cli(db, "questions", "list")
     assert " 3 " in table.output and PREMIUM[0] in table.output
 
@@ -94,7 +96,7 @@ def test_done_when_three_paraphrases_group_answer_teaches_the_bot_and_reaches_as
     reply = json.loads(fourth.output)
     assert reply["answered"] and reply["source"] == "reviewed"
     assert answer_text in reply["text"]
-    assert cli(db, "questions", "list", "--json").output.count('"count": 1') == 1
+    assert cli(db, "questions", "list", "--groups", "--json").output.count('"count": 1') == 1
 
     # The platforms come up with their notifiers: each of the three askers is sent the answer.
     bot = platforms.bot()
@@ -122,9 +124,12 @@ def test_owner_queue_and_question_views(db: str) -> None:
             ("can I friend my boss on facebook?", ("slack", "U2", "Lee")),
         ]
     )
-    groups = [json.loads(x) for x in cli(db, "questions", "list", "--json").output.splitlines()]
+    groups = [
+        json.loads(x)
+        for x in cli(db, "questions", "list", "--groups", "--json").output.splitlines()
+    ]
     owner = groups[0]["owner"]
-    mine = cli(db, "questions", "list", "--json", "--owner", owner).output.splitlines()
+    mine = cli(db, "questions", "list", "--groups", "--json", "--owner", owner).output.splitlines()
     assert [json.loads(x)["owner"] for x in mine] == [owner]
     every = cli(db, "questions", "list", "--status", "all", "--json").output.splitlines()
     assert len(every) == 2 and all(json.loads(x)["asker"].startswith("asker-") for x in every)
@@ -150,7 +155,7 @@ def test_dismiss_from_the_cli(db: str) -> None:
     Platforms(db).ask([("what time does the cafeteria close", ("slack", "U1", "Dana"))])
     result = cli(db, "questions", "dismiss", "1")
     assert result.exit_code == 0 and "dismissed" in result.output
-    assert cli(db, "questions", "list", "--json").output == ""
+    assert cli(db, "questions", "list", "--groups", "--json").output == ""
     assert "dismissed" in cli(db, "questions", "list", "--status", "dismissed", "--groups").output
 
 
