@@ -95,3 +95,21 @@ async def test_review_card_lists_open_questions_without_askers(bot: PolicyBot) -
     assert any("not covered by the policy" in t for t in texts)
     assert texts[-1].startswith("…and 2 more")
     assert not any(str(q["asker"]) in t for q in questions for t in texts)
+
+
+def test_llm_verdict_is_shown_above_the_summary() -> None:
+    base = answer(CLAUSE)
+    grounded = Answer(
+        question=base.question,
+        answered=True,
+        lead="In short (my summary, not policy text): only after the results are public.",
+        citations=base.citations,
+        confidence=base.confidence,
+        question_id=base.question_id,
+        verdict="depends",
+        source="llm",
+    )
+    card = teams_cards.answer_card(grounded)
+    assert [r["text"] for r in runs(card["body"][0])] == [grounded.headline]
+    assert grounded.headline
+    assert teams_cards.answer_summary(grounded).startswith(grounded.headline)
