@@ -187,6 +187,12 @@ class ClauseBuilder:
         self._pending.from_list = True
         self._add_text(block)
 
+    def row(self, block: Block) -> None:
+        """A table row stands alone: never run into a list or quoted with its lead-in."""
+        self.flush()
+        self._add_text(block)
+        self.flush()
+
     def _add_text(self, block: Block) -> None:
         pending = self._pending
         if not pending.parts and not pending.line_start:
@@ -298,6 +304,8 @@ def build_clauses(blocks: Iterable[Block]) -> tuple[str, list[Clause]]:
             builder.heading(block)
         elif block.kind == "item":
             builder.item(block)
+        elif block.kind == "row":
+            builder.row(block)
         else:
             builder.paragraph(block)
     clauses = builder.finish()
