@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from adapters import admin_http
 from bot.core import PolicyBot
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def build_app(bot: PolicyBot) -> web.Application:
     app = web.Application(client_max_size=bot.settings.max_upload_bytes + 1024 * 1024)
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
+    admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
     return app
 
 

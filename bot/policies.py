@@ -41,6 +41,10 @@ class NotAuthorized(PolicyError):
         super().__init__(message)
 
 
+class NotFound(PolicyError):
+    """No such policy version or document."""
+
+
 # -- what changed ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClauseChange:
@@ -395,7 +399,7 @@ class PolicyLibrary:
         try:
             return self.storage.version(version_id)
         except KeyError:
-            raise PolicyError(f"There is no policy version {version_id}.") from None
+            raise NotFound(f"There is no policy version {version_id}.") from None
 
     def active_version(self, document: str) -> VersionInfo | None:
         return next((v for v in self.storage.active_versions() if v.document == document), None)
@@ -433,7 +437,7 @@ class PolicyLibrary:
         """Every version with its uploads and activations, for `policy history`."""
         versions = self.storage.versions(document)
         if document is not None and not versions:
-            raise PolicyError(f"There is no policy document named {document!r}.")
+            raise NotFound(f"There is no policy document named {document!r}.")
         out = []
         for name in dict.fromkeys(v.document for v in versions):
             for event in self.storage.activations(name):
@@ -503,7 +507,7 @@ class PolicyLibrary:
         names = list(dict.fromkeys(v.document for v in self.storage.versions()))
         if document is not None:
             if document not in names:
-                raise PolicyError(f"There is no policy document named {document!r}.")
+                raise NotFound(f"There is no policy document named {document!r}.")
             return document
         if len(names) != 1:
             listed = ", ".join(names) or "none"

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import codecs
 import io
+import logging
 import re
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from typing import Any
 
@@ -547,9 +550,28 @@ def _pdf_heading(line: str, first: bool) -> int:
     return 0
 
 
+@contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """pypdf logs and warns about every repair it makes; the uploader gets one clear message
+    (or none, when the repair worked) instead."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def read_pdf(data: bytes) -> tuple[Fields, list[Block]]:
-    reader = _open_pdf(data)
-    pages = _pdf_page_lines(reader)
+    with _quiet_pypdf():
+        reader = _open_pdf(data)
+        pages = _pdf_page_lines(reader)
+        title = _pdf_title(reader)
+    if not pages:
+        raise PolicyError("The PDF has no pages; it looks damaged.")
     if not any(pages):
         raise PolicyError(
             "The PDF has no text layer (it looks scanned). Upload the original document, "
@@ -562,15 +584,20 @@ def read_pdf(data: bytes) -> tuple[Fields, list[Block]]:
         for line in page
         if not _PAGE_NUMBER.match(line) and re.sub(r"\d+", "#", line) not in margins
     ]
-    blocks = _pdf_blocks(lines)
-    fields: Fields = {}
+    fields: Fields = {"title": title} if title else {}
+    return fields, _pdf_blocks(lines)
+
+
+def _pdf_title(reader: Any) -> str:
+    """The document title from the PDF's metadata, unless it is only a file name, as
+    exporters often leave it ("Microsoft Word - policy.docx")."""
     try:
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
+        title = " ".join(str((reader.metadata or {}).get("/Title") or "").split())
     except Exception:  # metadata is optional; a damaged info dictionary loses only the title
-        title = ""
-    if title:
-        fields["title"] = title
-    return fields, blocks
+        return ""
+    if re.search(r"\.(docx?|pdf|odt|rtf|txt)$", title, re.I) or title.startswith("Microsoft"):
+        return ""
+    return title
 
 
 def _pdf_blocks(lines: list[str]) -> list[Block]:
