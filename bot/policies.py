@@ -358,7 +358,8 @@ class PolicyLibrary:
                 parsed, source_name=filename, digest=digest, uploaded_by=uploaded_by
             )
             version, created = self.storage.version(version_id), True
-        changes = self.diff(version.id)
+        # What activating it would change: against the active version, whichever that is.
+        changes = self.compare(version, self.active_version(version.document))
         activation = None
         if activate:
             activation = self.activate(version.id, by=uploaded_by)
@@ -420,6 +421,9 @@ class PolicyLibrary:
         if base is not None and base.id == target.id:
             earlier = self._activation_stack(target.document)[:-1]
             base = self.version(earlier[-1]) if earlier else None
+        return self.compare(target, base)
+
+    def compare(self, target: VersionInfo, base: VersionInfo | None) -> ChangeSummary:
         new = [s.clause for s in self.storage.clauses([target.id])]
         old = [s.clause for s in self.storage.clauses([base.id])] if base else []
         added, removed, changed, unchanged = compare_clauses(old, new)

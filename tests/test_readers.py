@@ -118,7 +118,7 @@ def test_docx_lists_tables_and_numbered_body_clauses() -> None:
         [("Channel", "Who may post"), ("LinkedIn", "Marketing"), ("X (Twitter)", "PR only")]
     ):
         table.cell(row, 0).text, table.cell(row, 1).text = channel, who
-    fields, blocks = read_docx(docx_bytes(document))
+    _, blocks = read_docx(docx_bytes(document))
     items = [b.text for b in blocks if b.kind == "item"]
     assert items[0].startswith("customer names") and items[1].startswith("unreleased")
     rows = [b.text for b in blocks if b.kind == "row"]
