@@ -21,8 +21,6 @@ from tests.test_policies import LIVESTREAM, V1, V2
 TOKEN = "s3cret-admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
-ClientFactory = Callable[[str], "AsyncIterator[TestClient]"]
-
 
 @pytest.fixture
 def make_bot(settings: Settings) -> Callable[[str], PolicyBot]:
