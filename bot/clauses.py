@@ -77,14 +77,14 @@ def split_sentences(text: str) -> list[str]:
     return pieces
 
 
-def _cut_long(sentence: str) -> list[str]:
+def _cut_long(sentence: str, limit: int = MAX_CHARS) -> list[str]:
     """A run-on sentence over the limit is cut at clause punctuation, then at word boundaries."""
-    if len(sentence) <= MAX_CHARS:
+    if len(sentence) <= limit:
         return [sentence]
     out: list[str] = []
     current = ""
     for piece in re.split(r"(?<=[;,:])\s+", sentence):
-        while len(piece) > MAX_CHARS:
+        while len(piece) > limit:
             cut = piece.rfind(" ", 0, TARGET_CHARS) if " " in piece[:TARGET_CHARS] else TARGET_CHARS
             cut = cut if cut > 0 else TARGET_CHARS
             if current:
@@ -102,16 +102,16 @@ def _cut_long(sentence: str) -> list[str]:
     return out
 
 
-def pack(units: Sequence[str], target: int = TARGET_CHARS) -> list[str]:
+def pack(units: Sequence[str], target: int = TARGET_CHARS, limit: int = MAX_CHARS) -> list[str]:
     """Group consecutive sentences or short items into clauses of about `target` characters."""
-    pieces = [p for unit in units for p in _cut_long(unit.strip()) if p]
+    pieces = [p for unit in units for p in _cut_long(unit.strip(), limit) if p]
     groups: list[str] = []
     current = ""
     for piece in pieces:
         if not current:
             current = piece
         elif len(current) < MIN_CHARS or len(current) + 1 + len(piece) <= target:
-            if len(current) + 1 + len(piece) > MAX_CHARS:
+            if len(current) + 1 + len(piece) > limit:
                 groups.append(current)
                 current = piece
             else:
@@ -120,7 +120,7 @@ def pack(units: Sequence[str], target: int = TARGET_CHARS) -> list[str]:
             groups.append(current)
             current = piece
     if current:
-        if groups and len(current) < MIN_CHARS and len(groups[-1]) + 1 + len(current) <= MAX_CHARS:
+        if groups and len(current) < MIN_CHARS and len(groups[-1]) + 1 + len(current) <= limit:
             groups[-1] = f"{groups[-1]} {current}"
         else:
             groups.append(current)
@@ -224,13 +224,15 @@ class ClauseBuilder:
                 pending.line_start, pending.line_end = self._lead_in_lines
             else:
                 return
+        prefix = f"{lead_in} " if lead_in else ""
+        # The lead-in is quoted with each piece, so the pieces leave room for it.
+        limit = MAX_CHARS - len(prefix)
         units: list[str] = []
         for part in pending.parts:
-            units.extend(split_sentences(part) if len(part) > MAX_CHARS else [part])
-        prefix = f"{lead_in} " if lead_in else ""
+            units.extend(split_sentences(part) if len(part) > limit else [part])
         # List items are rules of their own: merged only when too short to quote alone.
         target = MIN_CHARS if pending.from_list else TARGET_CHARS - len(prefix)
-        for text in pack(units, target=max(target, MIN_CHARS)):
+        for text in pack(units, target=max(min(target, limit), MIN_CHARS // 2), limit=limit):
             self._emit(
                 prefix + text if prefix and not text.startswith(lead_in) else text,
                 pending.line_start,

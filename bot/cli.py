@@ -106,7 +106,18 @@ def main(ctx: click.Context, db_path: str | None) -> None:
 def chat(ctx: Context) -> None:
     """Chat with the bot in this terminal."""
     console = importlib.import_module("adapters.console")
-    console.run(ctx.bot())
+    bot = ctx.bot()
+
+    async def session() -> None:
+        try:
+            await console.chat(bot, sys.stdin, sys.stdout)
+        finally:
+            await bot.aclose()
+
+    try:
+        asyncio.run(session())
+    except KeyboardInterrupt:
+        click.echo("")
 
 
 @main.command()
@@ -118,6 +129,35 @@ def serve(ctx: Context, host: str, port: int) -> None:
     """Run the HTTP server for Slack and Teams (and /healthz)."""
     server = importlib.import_module("adapters.server")
     server.run(ctx.bot(), host, port)
+
+
+@main.command("teams-package")
+@click.option(
+    "--out",
+    default="policybot-teams.zip",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.option("--developer", default="", help="Developer name (default: the app name).")
+@click.option(
+    "--website",
+    default="",
+    help="https URL for the developer, privacy and terms links (default: the first valid domain).",
+)
+@click.option("--app-version", default="1.0.0", show_default=True, help="The package version.")
+@click.pass_obj
+def teams_package(ctx: Context, out: Path, developer: str, website: str, app_version: str) -> None:
+    """Write the Teams app package (manifest.json and icons) to upload or sideload."""
+    package = importlib.import_module("adapters.teams_package")
+    try:
+        package.write_package(
+            ctx.settings, out, developer=developer, website=website, version=app_version
+        )
+    except package.PackageError as error:
+        fail(str(error), 2)
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror or error}", 2)
+    click.echo(f"Wrote {out}. Upload it in Teams (Apps > Manage your apps > Upload an app).")
 
 
 @main.command()
@@ -140,17 +180,20 @@ def ask(ctx: Context, questions: tuple[str, ...], as_json: bool) -> None:
 
     async def run() -> None:
         nonlocal refused
-        for text in texts:
-            try:
-                answer = await bot.ask(IncomingQuestion(text=text, platform="cli"))
-            except QuestionError as error:
-                refused = True
-                if as_json:
-                    click.echo(json.dumps({"question": text, "error": str(error)}))
-                else:
-                    click.echo(f"policybot: {error}", err=True)
-                continue
-            emit(answer, as_json)
+        try:
+            for text in texts:
+                try:
+                    answer = await bot.ask(IncomingQuestion(text=text, platform="cli"))
+                except QuestionError as error:
+                    refused = True
+                    if as_json:
+                        click.echo(json.dumps({"question": text, "error": str(error)}))
+                    else:
+                        click.echo(f"policybot: {error}", err=True)
+                    continue
+                emit(answer, as_json)
+        finally:
+            await bot.aclose()
 
     asyncio.run(run())
     if refused:
@@ -370,6 +413,17 @@ def _now_answered(row: dict[str, Any]) -> str:
         dict.fromkeys(c["section"] for c in row.get("now_answered_citations", []) if c["section"])
     )
     return f"v{row['now_answered_version']}" + (f" §{sections}" if sections else "")
+
+
+@main.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.pass_obj
+@guarded
+def backup(ctx: Context, destination: Path) -> None:
+    """Copy the database to DESTINATION while the bot keeps running."""
+    storage = ctx.bot(with_policy=False).storage
+    storage.backup(destination)
+    click.echo(f"Backed up to {destination}.")
 
 
 # -- evaluation --------------------------------------------------------------------------------

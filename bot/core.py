@@ -5,16 +5,21 @@ receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adap
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
 from bot.answering import Answerer, Draft, ExtractiveAnswerer
 from bot.config import Settings
+from bot.grounded import GroundedAnswerer
+from bot.llm import ChatClient, LLMConfig
 from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval
 from bot.notify import Notifier
 from bot.policies import PolicyLibrary
 from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage, VersionInfo
+
+log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -51,12 +56,28 @@ class PolicyBot:
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
         storage = storage or Storage.open(settings.db_path)
+        answerer: Answerer = ExtractiveAnswerer(settings.max_citations)
+        if settings.openai_base_url.strip() and not settings.llm_model.strip():
+            # OPENAI_BASE_URL is often set for other tools; only the model opts policybot in.
+            log.warning("OPENAI_BASE_URL is set but POLICYBOT_LLM_MODEL is not: extractive answers")
+        if settings.llm_configured:
+            answerer = GroundedAnswerer(
+                ChatClient(LLMConfig.from_settings(settings)),
+                max_citations=settings.max_citations,
+                budget=settings.llm_budget,
+            )
         return cls(
             settings=settings,
             storage=storage,
             retriever=LexicalRetriever(storage),
-            answerer=ExtractiveAnswerer(settings.max_citations),
+            answerer=answerer,
         )
+
+    async def aclose(self) -> None:
+        """Release the answerer's connections (the LLM's); call it in the loop that asked."""
+        close = getattr(self.answerer, "aclose", None)
+        if close is not None:
+            await close()
 
     @property
     def policies(self) -> PolicyLibrary:
@@ -127,6 +148,12 @@ class PolicyBot:
                 "feedback": "",
                 "review_reason": "" if draft.answered else "not_covered",
                 "notes": list(draft.notes),
+                "answer_verdict": draft.verdict,
+                "llm_model": draft.llm.model if draft.llm else None,
+                "llm_prompt_tokens": draft.llm.prompt_tokens if draft.llm else None,
+                "llm_completion_tokens": draft.llm.completion_tokens if draft.llm else None,
+                "llm_latency_ms": draft.llm.latency_ms if draft.llm else None,
+                "llm_attempts": draft.llm.attempts if draft.llm else None,
             },
             reply_to=self._reply_address(incoming),
         )
@@ -140,6 +167,7 @@ class PolicyBot:
             policy_version=policy_version,
             source=draft.source,
             notes=draft.notes,
+            verdict=draft.verdict,
         )
 
     def _log_refused(self, incoming: IncomingQuestion, reason: str) -> None:

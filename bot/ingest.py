@@ -19,7 +19,8 @@ def _decode(data: bytes) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        return data.decode("utf-8")
+        # Lines end in \n alone, so line numbers match what editors and `sed -n` show.
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as error:
         raise PolicyError(
             f"The file is not UTF-8 text (byte {error.start} cannot be read). "

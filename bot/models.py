@@ -113,6 +113,15 @@ class Citation:
         }
 
 
+#: How a grounded answer's verdict opens it in plain text.
+VERDICT_HEADLINES = {
+    "allowed": "Yes, allowed.",
+    "not_allowed": "No, not allowed.",
+    "depends": "It depends.",
+    "not_covered": "Not covered by the policy.",
+}
+
+
 @dataclass(frozen=True)
 class Answer:
     """What the core returns for a question; adapters render it for their platform."""
@@ -126,10 +135,17 @@ class Answer:
     policy_version: str = ""
     source: str = "extractive"  # "extractive", "llm" or "reviewed"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: allowed, not_allowed, depends or not_covered for an LLM answer; "" for extractive ones.
+    verdict: str = ""
 
     @property
     def text(self) -> str:
         return self.lead
+
+    @property
+    def headline(self) -> str:
+        """The verdict in words ("It depends."), for rendering above the lead; "" if none."""
+        return VERDICT_HEADLINES.get(self.verdict, "")
 
     def plain_text(self, width: int = 0) -> str:
         """The answer as plain text: the lead, then each clause quoted under its reference.
@@ -137,7 +153,8 @@ class Answer:
         Platforms with richer formats render the fields themselves; this is the fallback
         (terminals, notifications).
         """
-        lines = [self.lead]
+        lead = f"{self.headline} {self.lead}" if self.headline and self.answered else self.lead
+        lines = [lead]
         several_documents = len({x.document for x in self.citations}) > 1
         for c in self.citations:
             document = c.document_title or c.document
@@ -169,6 +186,7 @@ class Answer:
             "question_id": self.question_id,
             "policy_version": self.policy_version,
             "source": self.source,
+            "verdict": self.verdict,
         }
 
 

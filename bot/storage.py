@@ -114,7 +114,19 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m002_activation_log_and_rechecks(db: sqlite_utils.Database) -> None:
+def m002_llm_answers(db: sqlite_utils.Database) -> None:
+    """The verdict of a grounded answer and what each LLM call cost (tokens, latency)."""
+    questions = db.table("questions")
+    questions.add_column("answer_verdict", str)  # "" for extractive answers
+    questions.add_column("llm_model", str)
+    questions.add_column("llm_prompt_tokens", int)
+    questions.add_column("llm_completion_tokens", int)
+    questions.add_column("llm_latency_ms", int)
+    questions.add_column("llm_attempts", int)
+
+
+@migrations()
+def m003_activation_log_and_rechecks(db: sqlite_utils.Database) -> None:
     """Who activated which version when (rollback replays it), and open questions that a
     newly activated version now answers, flagged for the policy team."""
     db.table("activations").create(
@@ -212,6 +224,23 @@ class Storage:
 
     def close(self) -> None:
         self.db.close()
+
+    def backup(self, destination: Path) -> None:
+        """A consistent copy of the live database (SQLite's online backup), safe while serving."""
+        if destination.exists():
+            raise StorageError(f"{destination} exists; choose a new file for the backup.")
+        try:
+            target = sqlite3.connect(str(destination))
+        except sqlite3.Error as error:
+            raise StorageError(f"Cannot write the backup {destination}: {error}") from None
+        try:
+            with target:
+                self.db.conn.backup(target)
+        except sqlite3.Error as error:
+            target.close()
+            destination.unlink(missing_ok=True)
+            raise StorageError(f"Backup to {destination} failed: {error}") from None
+        target.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
