@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from adapters import teams
+from adapters import admin_http, teams
 from bot.core import PolicyBot
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def build_app(bot: PolicyBot) -> web.Application:
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
     teams.add_routes(app, bot)
+    admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
 
     async def close_bot(_: web.Application) -> None:
         await bot.aclose()  # the LLM client's connections

@@ -47,6 +47,7 @@ def citation(scored: ScoredClause) -> Citation:
         text=stored.clause.text,
         score=scored.score,
         owner=stored.clause.owner,
+        document_title=stored.document_title,
     )
 
 

@@ -46,6 +46,7 @@ class _Pending:
 
     parts: list[str] = field(default_factory=list)
     from_list: bool = False
+    from_table: bool = False
     line_start: int = 0
     line_end: int = 0
 
@@ -136,6 +137,8 @@ class ClauseBuilder:
         self._pending = _Pending()
         self._lead_in = ""
         self._lead_in_lines = (0, 0)
+        #: Ordinals of clauses made of table rows: they merge only with each other.
+        self._table_clauses: set[int] = set()
 
     # -- headings -----------------------------------------------------------------------------
     def heading(self, block: Block) -> None:
@@ -182,9 +185,17 @@ class ClauseBuilder:
     def item(self, block: Block) -> None:
         if self._lead_in and not self._pending.parts:
             self._pending.line_start = self._lead_in_lines[0]
-        if self._pending.parts and not self._pending.from_list:
+        if self._pending.parts and (not self._pending.from_list or self._pending.from_table):
             self.flush()
         self._pending.from_list = True
+        self._add_text(block)
+
+    def row(self, block: Block) -> None:
+        """Table rows group with each other, never with a list or its lead-in."""
+        if not self._pending.from_table:
+            self.flush()
+            self._lead_in = ""
+        self._pending.from_list = self._pending.from_table = True
         self._add_text(block)
 
     def _add_text(self, block: Block) -> None:
@@ -228,6 +239,8 @@ class ClauseBuilder:
                 pending.line_end,
                 section_override,
             )
+            if pending.from_table:
+                self._table_clauses.add(len(self.clauses))
 
     def _emit(self, text: str, line_start: int, line_end: int, section_override: str) -> None:
         number = section_override or next(
@@ -250,16 +263,20 @@ class ClauseBuilder:
 
     def finish(self) -> list[Clause]:
         self.flush()
-        return self._merge_orphans(self.clauses)
+        return self._merge_orphans(self.clauses, self._table_clauses)
 
     @staticmethod
-    def _merge_orphans(clauses: list[Clause]) -> list[Clause]:
+    def _merge_orphans(
+        clauses: list[Clause], table_clauses: set[int] | None = None
+    ) -> list[Clause]:
         """A clause under the minimum joins its neighbour in the same section when it fits."""
+        table_clauses = table_clauses or set()
         merged: list[Clause] = []
         for clause in clauses:
             previous = merged[-1] if merged else None
             if (
                 previous is not None
+                and (previous.ordinal in table_clauses) == (clause.ordinal in table_clauses)
                 and (len(clause.text) < MIN_CHARS or len(previous.text) < MIN_CHARS)
                 and previous.heading_path == clause.heading_path
                 and previous.section == clause.section
@@ -300,6 +317,8 @@ def build_clauses(blocks: Iterable[Block]) -> tuple[str, list[Clause]]:
             builder.heading(block)
         elif block.kind == "item":
             builder.item(block)
+        elif block.kind == "row":
+            builder.row(block)
         else:
             builder.paragraph(block)
     clauses = builder.finish()

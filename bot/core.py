@@ -84,7 +84,19 @@ class PolicyBot:
 
     @property
     def policies(self) -> PolicyLibrary:
-        return PolicyLibrary(self.storage, self.settings.max_upload_bytes)
+        """Uploads, diffs, activation and rollback; activation re-checks open questions with
+        this bot's own retriever and threshold."""
+        return PolicyLibrary(
+            self.storage,
+            self.settings.max_upload_bytes,
+            retriever=self.retriever,
+            min_confidence=self.settings.min_confidence,
+            admins=self.settings.admins,
+        )
+
+    def is_admin(self, platform_user_id: str) -> bool:
+        """May this Slack user id / Teams AAD object id upload and activate policies?"""
+        return self.policies.is_admin(platform_user_id)
 
     def ensure_policy(self) -> list[VersionInfo]:
         """A database with no policy at all gets the bundled one, so the bot always answers."""

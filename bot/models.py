@@ -11,7 +11,7 @@ from typing import Any
 class Block:
     """One structural piece of a policy document, whatever format it came in."""
 
-    kind: str  # "heading", "paragraph" or "item"
+    kind: str  # "heading", "paragraph", "item" (list item) or "row" (table row)
     text: str
     level: int = 0  # heading depth (1 = title) or list nesting depth
     line: int = 0  # 1-based line in the source where the block starts
@@ -56,6 +56,7 @@ class StoredClause:
     version_id: int
     document: str
     clause: Clause
+    document_title: str = ""  # the title of the version the clause belongs to
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Citation:
     text: str
     score: float
     owner: str = ""
+    document_title: str = ""  # e.g. "Acme Social Media Policy"; `document` is its short name
 
     @property
     def reference(self) -> str:
@@ -103,6 +105,7 @@ class Citation:
         return {
             "clause_id": self.clause_id,
             "document": self.document,
+            "document_title": self.document_title or self.document,
             "section": self.section,
             "title": self.title,
             "text": self.text,
@@ -152,9 +155,10 @@ class Answer:
         """
         lead = f"{self.headline} {self.lead}" if self.headline and self.answered else self.lead
         lines = [lead]
+        several_documents = len({x.document for x in self.citations}) > 1
         for c in self.citations:
-            several_documents = len({x.document for x in self.citations}) > 1
-            where = f"{c.document}, {c.reference}" if several_documents else c.reference
+            document = c.document_title or c.document
+            where = f"{document}, {c.reference}" if several_documents else c.reference
             lines.append("")
             lines.append(f"  [{where}]")
             text = c.text
@@ -166,6 +170,10 @@ class Answer:
                 )
             else:
                 lines.append(f"    “{text}”")
+        if self.citations and not several_documents:
+            # Answers cite the document as well as the section: one document, named once.
+            lines.append("")
+            lines.append(f"  — {self.citations[0].document_title or self.citations[0].document}")
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:

@@ -164,6 +164,37 @@ def m003_review_groups(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_activation_log_and_rechecks(db: sqlite_utils.Database) -> None:
+    """Who activated which version when (rollback replays it), and open questions that a
+    newly activated version now answers, flagged for the policy team."""
+    db.table("activations").create(
+        {
+            "id": int,
+            "document_id": int,
+            "version_id": int,
+            "kind": str,  # activate | rollback
+            "activated_by": str,
+            "activated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id"), ("version_id", "versions", "id")],
+    )
+    db.table("activations").create_index(["document_id", "id"])
+    # Versions activated before this log existed, oldest activation first.
+    db.execute(
+        """INSERT INTO activations (document_id, version_id, kind, activated_by, activated_at)
+        SELECT document_id, id, 'activate', '', activated_at FROM versions
+        WHERE activated_at != '' AND status IN ('active', 'retired')
+        ORDER BY status = 'active', activated_at, id"""
+    )
+    questions = db.table("questions")
+    questions.add_column("now_answered_version", int)  # the version holding the best clause
+    questions.add_column("now_answered_at", str)
+    questions.add_column("now_answered_confidence", float)
+    questions.add_column("now_answered_citations", str)  # JSON list of {clause_id, ...}
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     id: int
@@ -320,8 +351,11 @@ class Storage:
             "line_end": clause.line_end,
         }
 
-    def activate_version(self, version_id: int) -> VersionInfo:
+    def activate_version(
+        self, version_id: int, *, by: str = "", kind: str = "activate"
+    ) -> VersionInfo:
         """Make a version its document's active one; the switch is one transaction."""
+        now = utcnow()
         with self.db.atomic():
             row = self.db.execute(
                 "SELECT document_id FROM versions WHERE id = ?", [version_id]
@@ -335,9 +369,47 @@ class Storage:
             )
             self.db.execute(
                 "UPDATE versions SET status = 'active', activated_at = ? WHERE id = ?",
-                [utcnow(), version_id],
+                [now, version_id],
+            )
+            self.db.execute(
+                "INSERT INTO activations (document_id, version_id, kind, activated_by, "
+                "activated_at) VALUES (?, ?, ?, ?, ?)",
+                [row[0], version_id, kind, by, now],
             )
         return self.version(version_id)
+
+    def activations(self, document: str) -> list[dict[str, Any]]:
+        """A document's activations and rollbacks, oldest first."""
+        cursor = self.db.execute(
+            """SELECT a.version_id, a.kind, a.activated_by, a.activated_at
+            FROM activations a JOIN documents d ON d.id = a.document_id
+            WHERE d.name = ? ORDER BY a.id""",
+            [document],
+        )
+        return [
+            {"version_id": r[0], "kind": r[1], "activated_by": r[2], "activated_at": r[3]}
+            for r in cursor.fetchall()
+        ]
+
+    def delete_staged_version(self, version_id: int) -> None:
+        """Remove a version that was never active, with its clauses; others are history."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT status, activated_at, document_id FROM versions WHERE id = ?",
+                [version_id],
+            ).fetchone()
+            if row is None:
+                raise KeyError(version_id)
+            if row[0] != "staged" or row[1]:
+                raise ValueError(f"version {version_id} is {row[0]}, not staged")
+            self.db.execute("DELETE FROM clauses WHERE version_id = ?", [version_id])
+            self.db.execute("DELETE FROM versions WHERE id = ?", [version_id])
+            # A document whose only version was discarded disappears with it.
+            self.db.execute(
+                "DELETE FROM documents WHERE id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM versions WHERE document_id = ?)",
+                [row[2], row[2]],
+            )
 
     def version(self, version_id: int) -> VersionInfo:
         rows = self._versions("v.id = ?", [version_id])
@@ -384,7 +456,7 @@ class Storage:
 
     # -- clauses --------------------------------------------------------------------------------
     _CLAUSE_COLUMNS = """c.id, c.version_id, d.name, c.text, c.section, c.section_title,
-        c.heading_path, c.owner, c.ordinal, c.line_start, c.line_end"""
+        c.heading_path, c.owner, c.ordinal, c.line_start, c.line_end, v.title"""
     _CLAUSE_JOIN = """clauses c JOIN versions v ON v.id = c.version_id
         JOIN documents d ON d.id = v.document_id"""
 
@@ -404,6 +476,7 @@ class Storage:
                 line_start=row[9] or 0,
                 line_end=row[10] or 0,
             ),
+            document_title=row[11] or "",
         )
 
     def clauses(self, version_ids: Iterable[int]) -> list[StoredClause]:
@@ -552,11 +625,39 @@ class Storage:
         out = []
         for values in cursor.fetchall():
             row = dict(zip(columns, values, strict=True))
-            for key in ("version_ids", "citations", "notes"):
+            for key in ("version_ids", "citations", "notes", "now_answered_citations"):
                 row[key] = json.loads(row[key]) if row.get(key) else []
             row["answered"] = bool(row["answered"])
             out.append(row)
         return out
+
+    def open_unanswered_questions(self) -> list[tuple[int, str]]:
+        """(id, text) of questions on the review list that the policy did not answer."""
+        rows = self.db.execute(
+            "SELECT id, text FROM questions WHERE status = 'open' AND answered = 0 ORDER BY id"
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def mark_now_answered(
+        self,
+        question_id: int,
+        version_id: int | None,
+        confidence: float = 0.0,
+        citations: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Flag (or, with version_id None, unflag) an open question the active policy answers."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE questions SET now_answered_version = ?, now_answered_at = ?, "
+                "now_answered_confidence = ?, now_answered_citations = ? WHERE id = ?",
+                [
+                    version_id,
+                    utcnow() if version_id is not None else None,
+                    round(confidence, 4) if version_id is not None else None,
+                    json.dumps(list(citations)) if version_id is not None else None,
+                    question_id,
+                ],
+            )
 
     def reply_address(self, question_id: int) -> dict[str, str] | None:
         row = self.db.execute(

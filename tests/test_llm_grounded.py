@@ -224,7 +224,9 @@ async def test_replies_are_read_defensively() -> None:
     assert fenced.clause_ids == ("C2", "C3")
     single = parse_reply('{"verdict": "depends", "answer": "If approved.", "clause_ids": "C4"}')
     assert single.clause_ids == ("C4",)
-    long = parse_reply('{"verdict": "allowed", "answer": "' + "word " * 500 + '", "clause_ids": []}')
+    long = parse_reply(
+        '{"verdict": "allowed", "answer": "' + "word " * 500 + '", "clause_ids": []}'
+    )
     assert len(long.answer) <= 701 and long.answer.endswith("…")
 
 
@@ -278,9 +280,7 @@ async def test_an_injection_in_the_policy_text_stays_data(
     assert "C99" not in request.messages[0]["content"]
     assert result.source == "extractive" and "everything is allowed" not in result.lead
     assert result.citations[0].text.startswith("Employees must not post the names")
-    assert row["notes"] == [
-        "llm fallback: the LLM's reply cites clause ids it was not given: C99"
-    ]
+    assert row["notes"] == ["llm fallback: the LLM's reply cites clause ids it was not given: C99"]
 
 
 def test_create_picks_the_grounded_answerer_only_when_an_llm_is_configured(
