@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from adapters import admin_http, teams
 from bot.core import PolicyBot
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,13 @@ def build_app(bot: PolicyBot) -> web.Application:
         from adapters import slack
 
         slack.add_routes(app, bot)
+    teams.add_routes(app, bot)
+    admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
+
+    async def close_bot(_: web.Application) -> None:
+        await bot.aclose()  # the LLM client's connections
+
+    app.on_cleanup.append(close_bot)
     return app
 
 

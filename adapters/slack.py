@@ -178,6 +178,21 @@ class SlackNotifier:
             ) from error
 
 
+class SlackChannelPoster:
+    """Posts to one channel (the digest channel, POLICYBOT_DIGEST_SLACK_CHANNEL)."""
+
+    def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+
+    async def post(self, text: str) -> None:
+        try:
+            await self.client.chat_postMessage(channel=self.channel, text=render.cut(text, 39_000))
+        except SlackApiError as error:
+            reason = error.response.get("error")
+            raise DeliveryError(f"Slack did not take the message: {reason}") from error
+
+
 def make_client(settings: Settings) -> AsyncWebClient:
     base_url = (
         settings.slack_api_url
@@ -200,6 +215,10 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         name="policybot",
     )
     bot.notifiers[PLATFORM] = SlackNotifier(app.client)
+    if settings.digest_slack_channel:
+        bot.channel_posters[PLATFORM] = SlackChannelPoster(
+            app.client, settings.digest_slack_channel
+        )
     seen = SeenEvents()
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -18,7 +18,9 @@ def test_labeled_set_is_large_and_about_a_fifth_uncovered() -> None:
 
 
 def test_bundled_policy_retrieval_floors(bot: PolicyBot) -> None:
-    report = evaluate("bundled", load_questions(QUESTIONS), bot.retrieve, bot.settings.min_confidence)
+    report = evaluate(
+        "bundled", load_questions(QUESTIONS), bot.retrieve, bot.settings.min_confidence
+    )
     assert report.recall_at_1 >= 0.58
     assert report.recall_at_3 >= 0.70
     assert report.mrr >= 0.65

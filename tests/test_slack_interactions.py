@@ -204,6 +204,13 @@ async def test_notifier_reports_a_refusal_as_a_delivery_error(slack: SlackHarnes
         await slack.bot.notifiers["slack"].send(ReplyAddress("slack", "U1", "C9"), "hi")
 
 
+async def test_digest_poster_posts_to_the_digest_channel(settings: Settings) -> None:
+    async with slack_server(settings, digest_slack_channel="CDIGEST") as slack:
+        await slack.bot.channel_posters["slack"].post("This week: 3 questions.")
+        (post,) = slack.api["chat.postMessage"]
+        assert post["channel"] == "CDIGEST" and post["text"] == "This week: 3 questions."
+
+
 async def test_url_verification_echoes_the_challenge(slack: SlackHarness) -> None:
     body = json.dumps({"type": "url_verification", "challenge": "abc123", "token": "t"})
     response = await slack.post(body, "application/json")
