@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from adapters import admin_http, teams
 from bot.core import PolicyBot
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,18 @@ def build_app(bot: PolicyBot) -> web.Application:
     app = web.Application(client_max_size=bot.settings.max_upload_bytes + 1024 * 1024)
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
+    settings = bot.settings
+    if settings.slack_signing_secret and settings.slack_bot_token:
+        from adapters import slack
+
+        slack.add_routes(app, bot)
+    teams.add_routes(app, bot)
+    admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
+
+    async def close_bot(_: web.Application) -> None:
+        await bot.aclose()  # the LLM client's connections
+
+    app.on_cleanup.append(close_bot)
     return app
 
 

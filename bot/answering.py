@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.llm import LLMUsage
 from bot.models import Citation, Retrieval, ScoredClause
 
 #: A further clause is cited only if it ranks at least this close to the best one.
@@ -26,6 +27,10 @@ class Draft:
     citations: tuple[Citation, ...]
     source: str = "extractive"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: A grounded answer's verdict (allowed, not_allowed, depends, not_covered); "" if extractive.
+    verdict: str = ""
+    #: What the LLM call behind this draft cost, when there was one (it may have failed).
+    llm: LLMUsage | None = None
 
 
 class Answerer(Protocol):
@@ -42,6 +47,7 @@ def citation(scored: ScoredClause) -> Citation:
         text=stored.clause.text,
         score=scored.score,
         owner=stored.clause.owner,
+        document_title=stored.document_title,
     )
 
 

@@ -46,6 +46,7 @@ class _Pending:
 
     parts: list[str] = field(default_factory=list)
     from_list: bool = False
+    from_table: bool = False
     line_start: int = 0
     line_end: int = 0
 
@@ -76,14 +77,14 @@ def split_sentences(text: str) -> list[str]:
     return pieces
 
 
-def _cut_long(sentence: str) -> list[str]:
+def _cut_long(sentence: str, limit: int = MAX_CHARS) -> list[str]:
     """A run-on sentence over the limit is cut at clause punctuation, then at word boundaries."""
-    if len(sentence) <= MAX_CHARS:
+    if len(sentence) <= limit:
         return [sentence]
     out: list[str] = []
     current = ""
     for piece in re.split(r"(?<=[;,:])\s+", sentence):
-        while len(piece) > MAX_CHARS:
+        while len(piece) > limit:
             cut = piece.rfind(" ", 0, TARGET_CHARS) if " " in piece[:TARGET_CHARS] else TARGET_CHARS
             cut = cut if cut > 0 else TARGET_CHARS
             if current:
@@ -101,16 +102,16 @@ def _cut_long(sentence: str) -> list[str]:
     return out
 
 
-def pack(units: Sequence[str], target: int = TARGET_CHARS) -> list[str]:
+def pack(units: Sequence[str], target: int = TARGET_CHARS, limit: int = MAX_CHARS) -> list[str]:
     """Group consecutive sentences or short items into clauses of about `target` characters."""
-    pieces = [p for unit in units for p in _cut_long(unit.strip()) if p]
+    pieces = [p for unit in units for p in _cut_long(unit.strip(), limit) if p]
     groups: list[str] = []
     current = ""
     for piece in pieces:
         if not current:
             current = piece
         elif len(current) < MIN_CHARS or len(current) + 1 + len(piece) <= target:
-            if len(current) + 1 + len(piece) > MAX_CHARS:
+            if len(current) + 1 + len(piece) > limit:
                 groups.append(current)
                 current = piece
             else:
@@ -119,7 +120,7 @@ def pack(units: Sequence[str], target: int = TARGET_CHARS) -> list[str]:
             groups.append(current)
             current = piece
     if current:
-        if groups and len(current) < MIN_CHARS and len(groups[-1]) + 1 + len(current) <= MAX_CHARS:
+        if groups and len(current) < MIN_CHARS and len(groups[-1]) + 1 + len(current) <= limit:
             groups[-1] = f"{groups[-1]} {current}"
         else:
             groups.append(current)
@@ -136,6 +137,8 @@ class ClauseBuilder:
         self._pending = _Pending()
         self._lead_in = ""
         self._lead_in_lines = (0, 0)
+        #: Ordinals of clauses made of table rows: they merge only with each other.
+        self._table_clauses: set[int] = set()
 
     # -- headings -----------------------------------------------------------------------------
     def heading(self, block: Block) -> None:
@@ -182,9 +185,17 @@ class ClauseBuilder:
     def item(self, block: Block) -> None:
         if self._lead_in and not self._pending.parts:
             self._pending.line_start = self._lead_in_lines[0]
-        if self._pending.parts and not self._pending.from_list:
+        if self._pending.parts and (not self._pending.from_list or self._pending.from_table):
             self.flush()
         self._pending.from_list = True
+        self._add_text(block)
+
+    def row(self, block: Block) -> None:
+        """Table rows group with each other, never with a list or its lead-in."""
+        if not self._pending.from_table:
+            self.flush()
+            self._lead_in = ""
+        self._pending.from_list = self._pending.from_table = True
         self._add_text(block)
 
     def _add_text(self, block: Block) -> None:
@@ -213,19 +224,23 @@ class ClauseBuilder:
                 pending.line_start, pending.line_end = self._lead_in_lines
             else:
                 return
+        prefix = f"{lead_in} " if lead_in else ""
+        # The lead-in is quoted with each piece, so the pieces leave room for it.
+        limit = MAX_CHARS - len(prefix)
         units: list[str] = []
         for part in pending.parts:
-            units.extend(split_sentences(part) if len(part) > MAX_CHARS else [part])
-        prefix = f"{lead_in} " if lead_in else ""
+            units.extend(split_sentences(part) if len(part) > limit else [part])
         # List items are rules of their own: merged only when too short to quote alone.
         target = MIN_CHARS if pending.from_list else TARGET_CHARS - len(prefix)
-        for text in pack(units, target=max(target, MIN_CHARS)):
+        for text in pack(units, target=max(min(target, limit), MIN_CHARS // 2), limit=limit):
             self._emit(
                 prefix + text if prefix and not text.startswith(lead_in) else text,
                 pending.line_start,
                 pending.line_end,
                 section_override,
             )
+            if pending.from_table:
+                self._table_clauses.add(len(self.clauses))
 
     def _emit(self, text: str, line_start: int, line_end: int, section_override: str) -> None:
         number = section_override or next(
@@ -248,16 +263,20 @@ class ClauseBuilder:
 
     def finish(self) -> list[Clause]:
         self.flush()
-        return self._merge_orphans(self.clauses)
+        return self._merge_orphans(self.clauses, self._table_clauses)
 
     @staticmethod
-    def _merge_orphans(clauses: list[Clause]) -> list[Clause]:
+    def _merge_orphans(
+        clauses: list[Clause], table_clauses: set[int] | None = None
+    ) -> list[Clause]:
         """A clause under the minimum joins its neighbour in the same section when it fits."""
+        table_clauses = table_clauses or set()
         merged: list[Clause] = []
         for clause in clauses:
             previous = merged[-1] if merged else None
             if (
                 previous is not None
+                and (previous.ordinal in table_clauses) == (clause.ordinal in table_clauses)
                 and (len(clause.text) < MIN_CHARS or len(previous.text) < MIN_CHARS)
                 and previous.heading_path == clause.heading_path
                 and previous.section == clause.section
@@ -298,6 +317,8 @@ def build_clauses(blocks: Iterable[Block]) -> tuple[str, list[Clause]]:
             builder.heading(block)
         elif block.kind == "item":
             builder.item(block)
+        elif block.kind == "row":
+            builder.row(block)
         else:
             builder.paragraph(block)
     clauses = builder.finish()

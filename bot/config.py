@@ -65,18 +65,33 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     slack_review_channel: str = ""
     slack_policy_team: tuple[str, ...] = ()
+    #: A Slack user group (id "S…") whose members also count as the policy team.
+    slack_policy_team_group: str = ""
 
     # Microsoft Teams (Bot Framework names)
     microsoft_app_id: str = ""
     microsoft_app_password: str = ""
     microsoft_app_type: str = "MultiTenant"
     microsoft_app_tenant_id: str = ""
+    #: AAD object ids of the people who may run `review` in Teams.
+    teams_policy_team: tuple[str, ...] = ()
+    # What the Teams app package (`policybot teams-package`) says about the bot.
+    teams_app_name: str = "PolicyBot"
+    teams_app_description: str = (
+        'Answers "may I post this?" from our social media policy, quoting its clauses.'
+    )
+    teams_valid_domains: tuple[str, ...] = ()
 
     # OpenAI-compatible LLM
     openai_base_url: str = ""
     openai_api_key: str = ""
     llm_model: str = ""
+    #: Seconds one request to the LLM may take.
     llm_timeout: float = 8.0
+    #: Further attempts after a 429, a 5xx or a refused connection.
+    llm_retries: int = 2
+    #: Seconds the LLM may take for one answer, retries and waits included; then extractive.
+    llm_budget: float = 20.0
 
     # Administration
     admin_token: str = ""
@@ -85,6 +100,10 @@ class Settings:
 
     # The policy team's view of the log
     show_askers: bool = False
+    #: Days a reply address or asker name is kept when the answer cannot be delivered.
+    retention_days: int = 90
+    digest_slack_channel: str = ""
+    digest_teams_conversation: str = ""
 
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,18 +125,29 @@ class Settings:
             slack_api_url=env.get("SLACK_API_URL", "").strip() or "https://slack.com/api/",
             slack_review_channel=env.get("POLICYBOT_SLACK_REVIEW_CHANNEL", ""),
             slack_policy_team=_list(env, "POLICYBOT_SLACK_POLICY_TEAM"),
+            slack_policy_team_group=env.get("POLICYBOT_SLACK_POLICY_TEAM_GROUP", "").strip(),
             microsoft_app_id=env.get("MicrosoftAppId", ""),
             microsoft_app_password=env.get("MicrosoftAppPassword", ""),
             microsoft_app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
             microsoft_app_tenant_id=env.get("MicrosoftAppTenantId", ""),
+            teams_policy_team=_list(env, "POLICYBOT_TEAMS_POLICY_TEAM"),
+            teams_app_name=env.get("POLICYBOT_TEAMS_APP_NAME", "").strip() or "PolicyBot",
+            teams_app_description=env.get("POLICYBOT_TEAMS_APP_DESCRIPTION", "").strip()
+            or cls.teams_app_description,
+            teams_valid_domains=_list(env, "POLICYBOT_TEAMS_VALID_DOMAINS"),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             llm_model=env.get("POLICYBOT_LLM_MODEL", ""),
             llm_timeout=_float(env, "POLICYBOT_LLM_TIMEOUT", 8.0),
+            llm_retries=_int(env, "POLICYBOT_LLM_RETRIES", 2),
+            llm_budget=_float(env, "POLICYBOT_LLM_BUDGET", 20.0),
             admin_token=env.get("POLICYBOT_ADMIN_TOKEN", ""),
             admins=_list(env, "POLICYBOT_ADMINS"),
             max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             show_askers=env.get("POLICYBOT_SHOW_ASKERS", "").strip() in {"1", "true", "yes"},
+            retention_days=_int(env, "POLICYBOT_RETENTION_DAYS", 90),
+            digest_slack_channel=env.get("POLICYBOT_DIGEST_SLACK_CHANNEL", "").strip(),
+            digest_teams_conversation=env.get("POLICYBOT_DIGEST_TEAMS_CONVERSATION", "").strip(),
         )
         settings.validate()
         return settings
@@ -129,8 +159,49 @@ class Settings:
             raise ConfigError("POLICYBOT_MAX_CITATIONS must be at least 1")
         if self.retriever not in RETRIEVERS:
             raise ConfigError(f"POLICYBOT_RETRIEVER must be one of {', '.join(RETRIEVERS)}")
+        if self.retention_days < 1:
+            raise ConfigError("POLICYBOT_RETENTION_DAYS must be at least 1")
         if self.max_question_chars < 10:
             raise ConfigError("POLICYBOT_MAX_QUESTION_CHARS must be at least 10")
+        if self.llm_model.strip() and not self.openai_base_url.strip():
+            raise ConfigError(
+                "POLICYBOT_LLM_MODEL is set but OPENAI_BASE_URL is not; "
+                "for OpenAI itself use https://api.openai.com/v1"
+            )
+        if self.openai_base_url.strip() and not self.openai_base_url.strip().startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError("OPENAI_BASE_URL must start with http:// or https://")
+        if self.llm_timeout <= 0 or self.llm_budget <= 0:
+            raise ConfigError("POLICYBOT_LLM_TIMEOUT and POLICYBOT_LLM_BUDGET must be above 0")
+        if not 0 <= self.llm_retries <= 10:
+            raise ConfigError("POLICYBOT_LLM_RETRIES must be between 0 and 10")
+        self._validate_microsoft_app()
+
+    def _validate_microsoft_app(self) -> None:
+        """The Bot Framework's own checks fail late and vaguely; say which setting is missing."""
+        app_type = self.microsoft_app_type.lower()
+        if app_type not in {"multitenant", "singletenant", "userassignedmsi"}:
+            raise ConfigError(
+                "MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
+                f"got {self.microsoft_app_type!r}"
+            )
+        needs_password = app_type == "singletenant" or (
+            app_type == "multitenant" and self.microsoft_app_id
+        )
+        if app_type != "multitenant" and not self.microsoft_app_id:
+            raise ConfigError(f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppId")
+        if needs_password and not self.microsoft_app_password:
+            raise ConfigError("MicrosoftAppId is set, so MicrosoftAppPassword is needed too")
+        if app_type != "multitenant" and not self.microsoft_app_tenant_id:
+            raise ConfigError(
+                f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppTenantId"
+            )
+
+    @property
+    def llm_configured(self) -> bool:
+        """Grounded answers need an endpoint and a model; without them answers are extractive."""
+        return bool(self.openai_base_url.strip() and self.llm_model.strip())
 
     def with_db(self, db_path: str) -> Settings:
         return replace(self, db_path=db_path)

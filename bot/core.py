@@ -5,17 +5,24 @@ receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adap
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
 from bot.answering import Answerer, Draft, ExtractiveAnswerer
+from bot.checking import PostCheck, check_text, policy_version_of
 from bot.config import Settings
-from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval
-from bot.notify import Notifier
+from bot.grounded import GroundedAnswerer
+from bot.llm import ChatClient, LLMConfig
+from bot.models import Answer, Citation, IncomingQuestion, QuestionError, Retrieval
+from bot.notify import ChannelPoster, Notifier
 from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
+from bot.review import DeliveryReport, Group, ReviewQueue, reviewed_lead
 from bot.semantic import build_retriever
 from bot.storage import Storage, VersionInfo
+
+log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -48,20 +55,50 @@ class PolicyBot:
     answerer: Answerer
     #: platform name -> how to message someone there; adapters register theirs at start-up.
     notifiers: dict[str, Notifier] = field(default_factory=dict)
+    #: platform name -> where the weekly digest goes; adapters register theirs when configured.
+    channel_posters: dict[str, ChannelPoster] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
         storage = storage or Storage.open(settings.db_path)
+        answerer: Answerer = ExtractiveAnswerer(settings.max_citations)
+        if settings.openai_base_url.strip() and not settings.llm_model.strip():
+            # OPENAI_BASE_URL is often set for other tools; only the model opts policybot in.
+            log.warning("OPENAI_BASE_URL is set but POLICYBOT_LLM_MODEL is not: extractive answers")
+        if settings.llm_configured:
+            answerer = GroundedAnswerer(
+                ChatClient(LLMConfig.from_settings(settings)),
+                max_citations=settings.max_citations,
+                budget=settings.llm_budget,
+            )
         return cls(
             settings=settings,
             storage=storage,
             retriever=build_retriever(storage, settings.retriever),
-            answerer=ExtractiveAnswerer(settings.max_citations),
+            answerer=answerer,
         )
+
+    async def aclose(self) -> None:
+        """Release the answerer's connections (the LLM's); call it in the loop that asked."""
+        close = getattr(self.answerer, "aclose", None)
+        if close is not None:
+            await close()
 
     @property
     def policies(self) -> PolicyLibrary:
-        return PolicyLibrary(self.storage, self.settings.max_upload_bytes)
+        """Uploads, diffs, activation and rollback; activation re-checks open questions with
+        this bot's own retriever and threshold."""
+        return PolicyLibrary(
+            self.storage,
+            self.settings.max_upload_bytes,
+            retriever=self.retriever,
+            min_confidence=self.settings.min_confidence,
+            admins=self.settings.admins,
+        )
+
+    def is_admin(self, platform_user_id: str) -> bool:
+        """May this Slack user id / Teams AAD object id upload and activate policies?"""
+        return self.policies.is_admin(platform_user_id)
 
     def ensure_policy(self) -> list[VersionInfo]:
         """A database with no policy at all gets the bundled one, so the bot always answers."""
@@ -74,6 +111,10 @@ class PolicyBot:
         versions = [v.id for v in self.storage.active_versions()]
         return self.retriever.retrieve(question, versions, limit=limit)
 
+    @property
+    def review(self) -> ReviewQueue:
+        return ReviewQueue(self.storage, self.retrieve)
+
     async def ask(self, incoming: IncomingQuestion) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input."""
         try:
@@ -83,9 +124,22 @@ class PolicyBot:
             raise
         active = self.storage.active_versions()
         retrieval = self.retriever.retrieve(question, [v.id for v in active], limit=5)
-        covered = bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
-        draft: Draft = await self.answerer.answer(retrieval, covered=covered)
-        return self._log(incoming, question, retrieval, draft, active)
+        # A question the policy team has already answered gets their answer, whatever
+        # retrieval would say: they answered it because the policy alone did not.
+        reviewed = self.review.best_group(question, retrieval, status="answered")
+        if reviewed is not None:
+            draft = Draft(
+                answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
+            )
+        else:
+            covered = (
+                bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
+            )
+            draft = await self.answerer.answer(retrieval, covered=covered)
+        answer = self._log(incoming, question, retrieval, draft, active, reviewed)
+        if not draft.answered and answer.question_id is not None:
+            self.review.place(answer.question_id, question, retrieval)
+        return answer
 
     def _log(
         self,
@@ -94,6 +148,7 @@ class PolicyBot:
         retrieval: Retrieval,
         draft: Draft,
         active: list[VersionInfo],
+        reviewed: Group | None = None,
     ) -> Answer:
         used = {c.document for c in draft.citations} or {v.document for v in active}
         policy_version = ", ".join(v.display for v in active if v.document in used)
@@ -116,8 +171,17 @@ class PolicyBot:
                 "feedback": "",
                 "review_reason": "" if draft.answered else "not_covered",
                 "notes": list(draft.notes),
+                "answer_verdict": draft.verdict,
+                "llm_model": draft.llm.model if draft.llm else None,
+                "llm_prompt_tokens": draft.llm.prompt_tokens if draft.llm else None,
+                "llm_completion_tokens": draft.llm.completion_tokens if draft.llm else None,
+                "llm_latency_ms": draft.llm.latency_ms if draft.llm else None,
+                "llm_attempts": draft.llm.attempts if draft.llm else None,
+                "closest_clause_id": retrieval.ranked[0].stored.id if retrieval.ranked else None,
+                "group_id": reviewed.id if reviewed else None,
             },
             reply_to=self._reply_address(incoming),
+            asker_name=incoming.asker_name,
         )
         return Answer(
             question=question,
@@ -129,6 +193,7 @@ class PolicyBot:
             policy_version=policy_version,
             source=draft.source,
             notes=draft.notes,
+            verdict=draft.verdict,
         )
 
     def _log_refused(self, incoming: IncomingQuestion, reason: str) -> None:
@@ -167,10 +232,75 @@ class PolicyBot:
             self.storage.update_question(
                 question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
             )
+            self.review.place(question_id, self.storage.question(question_id)["text"])
 
     def escalate(self, question_id: int) -> None:
         """ "Ask the policy team": the question goes on the review list whatever was answered."""
         self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
+        self.review.place(question_id, self.storage.question(question_id)["text"])
+
+    async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
+        """A reviewer answers a group: the answer is stored as a reviewed answer and sent to
+        everyone who asked in the group, on the platform they asked on."""
+        self.review.answer(group_id, text, by)
+        return await self.deliver_answers(group_id)
+
+    def dismiss_group(self, group_id: int, by: str = "") -> Group:
+        return self.review.dismiss(group_id, by)
+
+    async def deliver_answers(self, group_id: int | None = None) -> DeliveryReport:
+        """Send reviewed answers not yet delivered (after answering, or to retry); addresses
+        past the retention period are deleted first, so nobody is contacted after it."""
+        self.review.expire(self.settings.retention_days)
+        return await self.review.deliver(self.notifiers, group_id)
 
     def open_questions(self, limit: int = 1000) -> list[dict[str, object]]:
         return list(self.storage.questions(status="open", limit=limit))
+
+    def check_post(self, text: str) -> PostCheck:
+        """Which clauses apply to a draft post or message; QuestionError for empty or huge text.
+
+        Nothing is logged: the text may be someone's private draft.
+        """
+        active = self.storage.active_versions()
+        versions = [v.id for v in active]
+        cleaned, findings = check_text(
+            text,
+            lambda passage: self.retriever.retrieve(passage, versions, limit=3),
+            self.storage,
+            min_confidence=self.settings.min_confidence,
+            limit=self.settings.max_citations + 2,
+        )
+        version = policy_version_of(findings, [(v.document, v.display) for v in active])
+        return PostCheck(text=cleaned, findings=findings, policy_version=version)
+
+    def logged_answer(self, question_id: int) -> Answer:
+        """A logged answer as it was given, for showing it again (e.g. sharing it in a channel).
+
+        KeyError when there is no such question.
+        """
+        row = self.storage.question(question_id)
+        ids = [int(c["clause_id"]) for c in row["citations"]]
+        stored = self.storage.clauses_by_id(ids)
+        citations = tuple(
+            Citation(
+                clause_id=s.id,
+                document=s.document,
+                section=s.clause.section,
+                title=s.clause.section_title,
+                text=s.clause.text,
+                score=0.0,
+                owner=s.clause.owner,
+            )
+            for s in (stored[i] for i in ids if i in stored)
+        )
+        return Answer(
+            question=row["text"],
+            answered=bool(row["answered"]),
+            lead=row["answer_text"] or "",
+            citations=citations,
+            confidence=float(row["confidence"] or 0.0),
+            question_id=question_id,
+            policy_version=row["policy_version"] or "",
+            source=row["answer_source"] or "extractive",
+        )

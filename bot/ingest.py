@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.clauses import build_clauses
 from bot.markdown import parse_markdown, parse_plain_text, split_front_matter
 from bot.models import Block, ParsedPolicy, PolicyError
+from bot.readers import read_docx, read_html, read_pdf
 
 #: Reads a decoded file into (front matter fields, blocks).
 Reader = Callable[[bytes], tuple[dict[str, str | list[str]], list[Block]]]
@@ -18,7 +19,8 @@ def _decode(data: bytes) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        return data.decode("utf-8")
+        # Lines end in \n alone, so line numbers match what editors and `sed -n` show.
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as error:
         raise PolicyError(
             f"The file is not UTF-8 text (byte {error.start} cannot be read). "
@@ -47,6 +49,10 @@ READERS: dict[str, Reader] = {
     ".markdown": read_markdown,
     ".txt": read_plain_text,
     ".text": read_plain_text,
+    ".html": read_html,
+    ".htm": read_html,
+    ".docx": read_docx,
+    ".pdf": read_pdf,
 }
 
 

@@ -57,7 +57,7 @@ def split_front_matter(text: str) -> tuple[dict[str, str | list[str]], str, int]
 def parse_markdown(text: str, first_line: int = 1) -> list[Block]:
     """Read Markdown into blocks; line numbers count from `first_line`."""
     text = _HTML_COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text)
-    lines = text.splitlines()
+    lines = text.split("\n")
     blocks: list[Block] = []
     paragraph: list[str] = []
     paragraph_start = 0
@@ -160,7 +160,7 @@ def _looks_like_heading(line: str, next_blank: bool) -> bool:
 
 def parse_plain_text(text: str) -> list[Block]:
     """Read plain text into blocks, guessing headings from short title-like lines."""
-    lines = text.splitlines()
+    lines = text.split("\n")
     has_blank_lines = any(not line.strip() for line in lines)
     blocks: list[Block] = []
     paragraph: list[str] = []

@@ -11,7 +11,7 @@ from typing import Any
 class Block:
     """One structural piece of a policy document, whatever format it came in."""
 
-    kind: str  # "heading", "paragraph" or "item"
+    kind: str  # "heading", "paragraph", "item" (list item) or "row" (table row)
     text: str
     level: int = 0  # heading depth (1 = title) or list nesting depth
     line: int = 0  # 1-based line in the source where the block starts
@@ -56,6 +56,7 @@ class StoredClause:
     version_id: int
     document: str
     clause: Clause
+    document_title: str = ""  # the title of the version the clause belongs to
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Citation:
     text: str
     score: float
     owner: str = ""
+    document_title: str = ""  # e.g. "Acme Social Media Policy"; `document` is its short name
 
     @property
     def reference(self) -> str:
@@ -103,11 +105,21 @@ class Citation:
         return {
             "clause_id": self.clause_id,
             "document": self.document,
+            "document_title": self.document_title or self.document,
             "section": self.section,
             "title": self.title,
             "text": self.text,
             "score": round(self.score, 4),
         }
+
+
+#: How a grounded answer's verdict opens it in plain text.
+VERDICT_HEADLINES = {
+    "allowed": "Yes, allowed.",
+    "not_allowed": "No, not allowed.",
+    "depends": "It depends.",
+    "not_covered": "Not covered by the policy.",
+}
 
 
 @dataclass(frozen=True)
@@ -123,10 +135,17 @@ class Answer:
     policy_version: str = ""
     source: str = "extractive"  # "extractive", "llm" or "reviewed"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: allowed, not_allowed, depends or not_covered for an LLM answer; "" for extractive ones.
+    verdict: str = ""
 
     @property
     def text(self) -> str:
         return self.lead
+
+    @property
+    def headline(self) -> str:
+        """The verdict in words ("It depends."), for rendering above the lead; "" if none."""
+        return VERDICT_HEADLINES.get(self.verdict, "")
 
     def plain_text(self, width: int = 0) -> str:
         """The answer as plain text: the lead, then each clause quoted under its reference.
@@ -134,10 +153,12 @@ class Answer:
         Platforms with richer formats render the fields themselves; this is the fallback
         (terminals, notifications).
         """
-        lines = [self.lead]
+        lead = f"{self.headline} {self.lead}" if self.headline and self.answered else self.lead
+        lines = [lead]
+        several_documents = len({x.document for x in self.citations}) > 1
         for c in self.citations:
-            several_documents = len({x.document for x in self.citations}) > 1
-            where = f"{c.document}, {c.reference}" if several_documents else c.reference
+            document = c.document_title or c.document
+            where = f"{document}, {c.reference}" if several_documents else c.reference
             lines.append("")
             lines.append(f"  [{where}]")
             text = c.text
@@ -149,6 +170,10 @@ class Answer:
                 )
             else:
                 lines.append(f"    “{text}”")
+        if self.citations and not several_documents:
+            # Answers cite the document as well as the section: one document, named once.
+            lines.append("")
+            lines.append(f"  — {self.citations[0].document_title or self.citations[0].document}")
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:
@@ -161,6 +186,7 @@ class Answer:
             "question_id": self.question_id,
             "policy_version": self.policy_version,
             "source": self.source,
+            "verdict": self.verdict,
         }
 
 

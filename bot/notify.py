@@ -1,7 +1,8 @@
-"""Sending a message to someone who asked, on the platform they asked on.
+"""Sending a message to someone who asked, on the platform they asked on, or to a channel.
 
-The core decides what to send and to whom (a reviewed answer to everyone who asked); each
-platform adapter supplies a Notifier that knows how to deliver it.
+The core decides what to send and to whom (a reviewed answer to everyone who asked, the weekly
+digest to the policy team's channels); each platform adapter supplies a Notifier and, where a
+digest channel is configured, a ChannelPoster that know how to deliver it.
 """
 
 from __future__ import annotations
@@ -23,3 +24,10 @@ class DeliveryError(RuntimeError):
 
 class Notifier(Protocol):
     async def send(self, address: ReplyAddress, text: str) -> None: ...
+
+
+class ChannelPoster(Protocol):
+    """Posts to one configured channel (POLICYBOT_DIGEST_SLACK_CHANNEL,
+    POLICYBOT_DIGEST_TEAMS_CONVERSATION); raises DeliveryError when the platform refuses."""
+
+    async def post(self, text: str) -> None: ...

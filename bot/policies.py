@@ -1,51 +1,378 @@
-"""Policy versions: every upload path (CLI, Slack, Teams, HTTP) comes through here."""
+"""Policy versions: every upload path (CLI, HTTP, Slack, Teams) comes through here.
+
+upload -> a staged version (or the one already stored with the same content) and what it
+changes against the active version -> activate (or discard). Activation is one transaction;
+afterwards the open questions the policy did not answer are run again, and those the new
+policy answers are flagged for the policy team. Rollback replays the activation log.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import hmac
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.ingest import READERS, read_policy
-from bot.models import PolicyError
+from bot.models import Clause, PolicyError
+from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage, VersionInfo, content_hash
+from bot.vocabulary import words
+
+ADMIN_ONLY = (
+    "Sorry, only policy admins can upload or change the policy. If you think you should be "
+    "one, ask whoever runs policybot to add you to POLICYBOT_ADMINS."
+)
+
+#: Two clauses in the same section are one clause changed when their words overlap this much
+#: (Dice coefficient over words); clauses that moved to another section need more.
+SAME_SECTION_SIMILARITY = 0.35
+MOVED_SIMILARITY = 0.6
+
+
+class NotAuthorized(PolicyError):
+    """Someone who is not a policy admin tried to change the policy."""
+
+    def __init__(self, message: str = ADMIN_ONLY) -> None:
+        super().__init__(message)
+
+
+class NotFound(PolicyError):
+    """No such policy version or document."""
+
+
+# -- what changed ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClauseChange:
+    old: Clause
+    new: Clause
+
+    def word_diff(self) -> str:
+        """The new text with removed words in [-…-] and added ones in {+…+}."""
+        old, new = self.old.text.split(), self.new.text.split()
+        out: list[str] = []
+        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new).get_opcodes():
+            if op == "equal":
+                out.extend(new[j1:j2])
+                continue
+            if i2 > i1:
+                out.append("[-" + " ".join(old[i1:i2]) + "-]")
+            if j2 > j1:
+                out.append("{+" + " ".join(new[j1:j2]) + "+}")
+        return " ".join(out)
+
+
+def _clause_json(clause: Clause) -> dict[str, Any]:
+    return {"section": clause.section, "title": clause.section_title, "text": clause.text}
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    """What a version changes against another (normally the document's active version)."""
+
+    document: str
+    target: VersionInfo
+    base: VersionInfo | None  # None when the document has no active version yet
+    added: tuple[Clause, ...] = ()
+    removed: tuple[Clause, ...] = ()
+    changed: tuple[ClauseChange, ...] = ()
+    unchanged: int = 0
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def headline(self) -> str:
+        against = (
+            f"against {self.base.display} ({self.base.status})"
+            if self.base
+            else "(the first version of this document)"
+        )
+        counts = (
+            f"{len(self.added)} added, {len(self.removed)} removed, "
+            f"{len(self.changed)} changed, {self.unchanged} unchanged"
+        )
+        return f"{self.target.display} ({self.target.status}) {against}: {counts}."
+
+    def as_text(self, limit: int | None = None) -> str:
+        """The summary an admin reads before activating; `limit` caps the listed changes
+        (chat messages are short), saying how many were left out."""
+        lines = [self.headline()]
+        entries: list[list[str]] = []
+        for clause in self.added:
+            entries.append([f"+ added {clause.reference}", f"    “{clause.text}”"])
+        for clause in self.removed:
+            entries.append([f"- removed {clause.reference}", f"    “{clause.text}”"])
+        for change in self.changed:
+            where = change.new.reference
+            if change.old.reference != change.new.reference:
+                where = f"{change.old.reference} -> {change.new.reference}"
+            entry = [f"~ changed {where}"]
+            if change.old.text == change.new.text:
+                entry.append("    (text unchanged; it moved)")
+            else:
+                entry += [f"    old: “{change.old.text}”", f"    new: “{change.new.text}”"]
+            entries.append(entry)
+        shown = entries if limit is None else entries[:limit]
+        for entry in shown:
+            lines.extend(entry)
+        if len(shown) < len(entries):
+            lines.append(
+                f"… and {len(entries) - len(shown)} more "
+                f"(policybot policy diff {self.target.id} lists them all)."
+            )
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "document": self.document,
+            "version": self.target.id,
+            "against": self.base.id if self.base else None,
+            "added": [_clause_json(c) for c in self.added],
+            "removed": [_clause_json(c) for c in self.removed],
+            "changed": [
+                {"old": _clause_json(c.old), "new": _clause_json(c.new)} for c in self.changed
+            ],
+            "unchanged": self.unchanged,
+        }
+
+
+def _bag(text: str) -> Counter[str]:
+    return Counter(words(text))
+
+
+def _similarity(a: Counter[str], b: Counter[str]) -> float:
+    total = sum(a.values()) + sum(b.values())
+    return 2 * sum((a & b).values()) / total if total else 1.0
+
+
+def compare_clauses(
+    old: Sequence[Clause], new: Sequence[Clause]
+) -> tuple[list[Clause], list[Clause], list[ClauseChange], int]:
+    """(added, removed, changed, unchanged count): identical text pairs first, then the most
+    similar remaining clauses, preferring the same section."""
+    by_text: dict[str, list[int]] = defaultdict(list)
+    for i, clause in enumerate(old):
+        by_text[" ".join(clause.text.split())].append(i)
+    changed: list[tuple[int, ClauseChange]] = []
+    unchanged = 0
+    new_left: list[int] = []
+    for j, clause in enumerate(new):
+        same_text = by_text.get(" ".join(clause.text.split()))
+        if not same_text:
+            new_left.append(j)
+            continue
+        i = next((i for i in same_text if old[i].section == clause.section), same_text[0])
+        same_text.remove(i)
+        if old[i].reference == clause.reference:
+            unchanged += 1
+        else:
+            changed.append((j, ClauseChange(old[i], clause)))  # moved or renumbered
+    old_left = sorted(i for group in by_text.values() for i in group)
+
+    bags_old = {i: _bag(old[i].text) for i in old_left}
+    bags_new = {j: _bag(new[j].text) for j in new_left}
+    candidates: list[tuple[float, int, int]] = []
+    for j in new_left:
+        size_new = sum(bags_new[j].values())
+        for i in old_left:
+            same_section = old[i].section == new[j].section
+            threshold = SAME_SECTION_SIMILARITY if same_section else MOVED_SIMILARITY
+            size_old = sum(bags_old[i].values())
+            if 2 * min(size_old, size_new) < threshold * (size_old + size_new):
+                continue  # lengths alone rule a match out
+            score = _similarity(bags_old[i], bags_new[j])
+            if score >= threshold:
+                candidates.append((score + (0.25 if same_section else 0.0), i, j))
+    paired_old: set[int] = set()
+    paired_new: set[int] = set()
+    for _, i, j in sorted(candidates, key=lambda c: (-c[0], c[2], c[1])):
+        if i in paired_old or j in paired_new:
+            continue
+        paired_old.add(i)
+        paired_new.add(j)
+        changed.append((j, ClauseChange(old[i], new[j])))
+    added = [new[j] for j in new_left if j not in paired_new]
+    removed = [old[i] for i in old_left if i not in paired_old]
+    return added, removed, [c for _, c in sorted(changed, key=lambda p: p[0])], unchanged
+
+
+# -- results -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Activation:
+    version: VersionInfo
+    previous: VersionInfo | None  # the version that was active before; None if none was
+    #: Open unanswered questions run again, and those the active policy now answers.
+    rechecked: int = 0
+    now_answered: tuple[int, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.previous is None or self.previous.id != self.version.id
+
+    def as_text(self) -> str:
+        if not self.changed:
+            return f"{self.version.display} was already active; nothing changed."
+        before = f" (was {self.previous.display})" if self.previous else ""
+        text = f"{self.version.display} is now active{before}."
+        if self.rechecked:
+            text += (
+                f" Re-checked {self.rechecked} open unanswered question(s): "
+                f"{len(self.now_answered)} now answered by the policy"
+            )
+            ids = ", ".join(f"#{q}" for q in self.now_answered)
+            text += f" ({ids})." if ids else "."
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": version_json(self.version),
+            "previous": self.previous.id if self.previous else None,
+            "changed": self.changed,
+            "rechecked": self.rechecked,
+            "now_answered": list(self.now_answered),
+        }
 
 
 @dataclass(frozen=True)
 class UploadResult:
     version: VersionInfo
     created: bool  # False when the same content was already stored as a version
+    changes: ChangeSummary
+    activation: Activation | None = field(default=None)
+
+    def as_text(self, limit: int | None = None) -> str:
+        source = self.version.source_name or "the upload"
+        if self.created:
+            head = (
+                f"Read {self.version.clause_count} clauses from {source} as {self.version.display}."
+            )
+        else:
+            head = f"{source} is already stored as {self.version.display}; no new version."
+        parts = [head, self.changes.as_text(limit)]
+        if self.activation is not None:
+            parts.append(self.activation.as_text())
+        elif self.version.status == "staged":
+            parts.append(
+                f"Staged, not active yet: `policybot policy activate {self.version.id}` "
+                f"or `policybot policy discard {self.version.id}`."
+            )
+        return "\n".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": version_json(self.version),
+            "created": self.created,
+            "changes": self.changes.as_json(),
+            "activation": self.activation.as_json() if self.activation else None,
+        }
 
 
+def version_json(version: VersionInfo) -> dict[str, Any]:
+    return {
+        "id": version.id,
+        "document": version.document,
+        "title": version.title,
+        "label": version.label,
+        "status": version.status,
+        "clauses": version.clause_count,
+        "source_name": version.source_name,
+        "content_hash": version.content_hash,
+        "uploaded_by": version.uploaded_by,
+        "uploaded_at": version.uploaded_at,
+        "activated_at": version.activated_at,
+    }
+
+
+def is_admin(admins: Sequence[str], platform_user_id: str) -> bool:
+    """Whether a Slack user id or Teams AAD object id is in POLICYBOT_ADMINS."""
+    wanted = platform_user_id.strip().lower()
+    return bool(wanted) and any(
+        hmac.compare_digest(wanted.encode(), admin.strip().lower().encode()) for admin in admins
+    )
+
+
+# -- the library -------------------------------------------------------------------------------
 class PolicyLibrary:
-    def __init__(self, storage: Storage, max_upload_bytes: int = 10 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        max_upload_bytes: int = 10 * 1024 * 1024,
+        *,
+        retriever: Retriever | None = None,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        admins: Sequence[str] = (),
+    ) -> None:
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
+        self.retriever = retriever or LexicalRetriever(storage)
+        self.min_confidence = min_confidence
+        self.admins = tuple(admins)
 
+    # -- who may --------------------------------------------------------------------------------
+    def is_admin(self, platform_user_id: str) -> bool:
+        return is_admin(self.admins, platform_user_id)
+
+    def authorize(self, platform_user_id: str) -> None:
+        """Raise NotAuthorized (with a polite message) unless the user is a policy admin."""
+        if not self.is_admin(platform_user_id):
+            raise NotAuthorized()
+
+    # -- upload ---------------------------------------------------------------------------------
     def upload(
-        self, filename: str, data: bytes, *, uploaded_by: str = "", name: str | None = None
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        uploaded_by: str = "",
+        name: str | None = None,
+        activate: bool = False,
     ) -> UploadResult:
-        """Read and store a new version (not yet active). Bad input changes nothing."""
+        """Read and store a new staged version and say what it changes; optionally activate it.
+
+        Bad input raises PolicyError with a message for the uploader and changes nothing.
+        """
+        filename = Path(filename or "").name
+        if not filename:
+            raise PolicyError("The upload has no file name; the name tells its format.")
         if len(data) > self.max_upload_bytes:
             limit = self.max_upload_bytes / (1024 * 1024)
             raise PolicyError(f"{filename} is larger than the {limit:g} MB upload limit.")
-        parsed = read_policy(filename, data, name=name)
+        try:
+            parsed = read_policy(filename, data, name=name)
+        except PolicyError as error:
+            message = str(error)
+            raise PolicyError(
+                message if filename in message else f"{filename}: {message}"
+            ) from None
         digest = content_hash(data)
         existing = self.storage.find_version(parsed.name, digest)
         if existing is not None:
-            return UploadResult(existing, created=False)
-        version_id = self.storage.add_version(
-            parsed, source_name=filename, digest=digest, uploaded_by=uploaded_by
-        )
-        return UploadResult(self.storage.version(version_id), created=True)
-
-    def activate(self, version_id: int) -> VersionInfo:
-        try:
-            return self.storage.activate_version(version_id)
-        except KeyError:
-            raise PolicyError(f"There is no policy version {version_id}.") from None
+            version, created = existing, False
+        else:
+            version_id = self.storage.add_version(
+                parsed, source_name=filename, digest=digest, uploaded_by=uploaded_by
+            )
+            version, created = self.storage.version(version_id), True
+        # What activating it would change: against the active version, whichever that is.
+        changes = self.compare(version, self.active_version(version.document))
+        activation = None
+        if activate:
+            activation = self.activate(version.id, by=uploaded_by)
+            version = activation.version
+        return UploadResult(version, created, changes, activation)
 
     def load_file(
-        self, path: Path, *, uploaded_by: str = "", name: str | None = None, activate: bool = True
+        self,
+        path: Path,
+        *,
+        uploaded_by: str = "",
+        name: str | None = None,
+        activate: bool = True,
     ) -> UploadResult:
         try:
             data = path.read_bytes()
@@ -55,10 +382,7 @@ class PolicyLibrary:
             raise PolicyError(f"{path} is a folder, not a policy file.") from None
         except OSError as error:
             raise PolicyError(f"Cannot read {path}: {error.strerror}") from None
-        result = self.upload(path.name, data, uploaded_by=uploaded_by, name=name)
-        if activate and result.version.status != "active":
-            return UploadResult(self.activate(result.version.id), result.created)
-        return result
+        return self.upload(path.name, data, uploaded_by=uploaded_by, name=name, activate=activate)
 
     def load_bundled(self, folder: Path) -> list[VersionInfo]:
         """Load and activate every policy file in a folder (the bundled default policy)."""
@@ -70,3 +394,137 @@ class PolicyLibrary:
         if not files:
             raise PolicyError(f"No policy files found in {folder}.")
         return [self.load_file(path, uploaded_by="bundled").version for path in files]
+
+    # -- looking ------------------------------------------------------------------------------
+    def version(self, version_id: int) -> VersionInfo:
+        try:
+            return self.storage.version(version_id)
+        except KeyError:
+            raise NotFound(f"There is no policy version {version_id}.") from None
+
+    def active_version(self, document: str) -> VersionInfo | None:
+        return next((v for v in self.storage.active_versions() if v.document == document), None)
+
+    def latest_staged(self) -> VersionInfo:
+        staged = [v for v in self.storage.versions() if v.status == "staged"]
+        if not staged:
+            raise PolicyError("No version is staged; name the version to compare.")
+        return max(staged, key=lambda v: v.id)
+
+    def diff(self, version_id: int | None = None) -> ChangeSummary:
+        """A version against its document's active one (the newest staged version by default).
+
+        For the active version itself: against the version that was active before it.
+        """
+        target = self.latest_staged() if version_id is None else self.version(version_id)
+        base = self.active_version(target.document)
+        if base is not None and base.id == target.id:
+            earlier = self._activation_stack(target.document)[:-1]
+            base = self.version(earlier[-1]) if earlier else None
+        return self.compare(target, base)
+
+    def compare(self, target: VersionInfo, base: VersionInfo | None) -> ChangeSummary:
+        new = [s.clause for s in self.storage.clauses([target.id])]
+        old = [s.clause for s in self.storage.clauses([base.id])] if base else []
+        added, removed, changed, unchanged = compare_clauses(old, new)
+        return ChangeSummary(
+            document=target.document,
+            target=target,
+            base=base,
+            added=tuple(added),
+            removed=tuple(removed),
+            changed=tuple(changed),
+            unchanged=unchanged,
+        )
+
+    def history(self, document: str | None = None) -> list[dict[str, Any]]:
+        """Every version with its uploads and activations, for `policy history`."""
+        versions = self.storage.versions(document)
+        if document is not None and not versions:
+            raise NotFound(f"There is no policy document named {document!r}.")
+        out = []
+        for name in dict.fromkeys(v.document for v in versions):
+            for event in self.storage.activations(name):
+                event["document"] = name
+                out.append(event)
+        return out
+
+    # -- changing -------------------------------------------------------------------------------
+    def activate(self, version_id: int, *, by: str = "", kind: str = "activate") -> Activation:
+        """Make a version active (one transaction), then re-check the open questions."""
+        target = self.version(version_id)
+        previous = self.active_version(target.document)
+        if previous is not None and previous.id == version_id:
+            return Activation(target, previous)
+        version = self.storage.activate_version(version_id, by=by, kind=kind)
+        rechecked, now_answered = self.recheck_open_questions()
+        return Activation(version, previous, rechecked, tuple(now_answered))
+
+    def rollback(self, document: str | None = None, *, by: str = "") -> Activation:
+        """Back to the version that was active before the current one."""
+        name = self._document_name(document)
+        stack = self._activation_stack(name)
+        if len(stack) < 2:
+            raise PolicyError(f"{name} has no earlier active version to roll back to.")
+        return self.activate(stack[-2], by=by, kind="rollback")
+
+    def discard(self, version_id: int) -> VersionInfo:
+        """Delete a staged version that was never active; nothing else changes."""
+        version = self.version(version_id)
+        try:
+            self.storage.delete_staged_version(version_id)
+        except ValueError:
+            raise PolicyError(
+                f"{version.display} is {version.status}; only a staged version that was never "
+                "active can be discarded (earlier versions stay for rollback and the log)."
+            ) from None
+        return version
+
+    def recheck_open_questions(self) -> tuple[int, list[int]]:
+        """Run the open unanswered questions against the active policy as `ask` would; flag
+        those it now answers (and unflag those it no longer does, after a rollback)."""
+        active = [v.id for v in self.storage.active_versions()]
+        open_questions = self.storage.open_unanswered_questions()
+        now_answered = []
+        for question_id, text in open_questions:
+            retrieval = self.retriever.retrieve(text, active, limit=3)
+            if retrieval.ranked and retrieval.confidence >= self.min_confidence:
+                best = retrieval.ranked[0].stored
+                citations = [
+                    {
+                        "clause_id": s.stored.id,
+                        "document": s.stored.document,
+                        "section": s.stored.clause.section,
+                    }
+                    for s in retrieval.ranked
+                ]
+                self.storage.mark_now_answered(
+                    question_id, best.version_id, retrieval.confidence, citations
+                )
+                now_answered.append(question_id)
+            else:
+                self.storage.mark_now_answered(question_id, None)
+        return len(open_questions), now_answered
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _document_name(self, document: str | None) -> str:
+        names = list(dict.fromkeys(v.document for v in self.storage.versions()))
+        if document is not None:
+            if document not in names:
+                raise NotFound(f"There is no policy document named {document!r}.")
+            return document
+        if len(names) != 1:
+            listed = ", ".join(names) or "none"
+            raise PolicyError(f"Name the document (one of: {listed}).")
+        return names[0]
+
+    def _activation_stack(self, document: str) -> list[int]:
+        """The activation log replayed: activating pushes a version, a rollback pops one."""
+        stack: list[int] = []
+        for event in self.storage.activations(document):
+            version_id = int(event["version_id"])
+            if event["kind"] == "rollback" and stack:
+                stack.pop()
+            if not stack or stack[-1] != version_id:
+                stack.append(version_id)
+        return stack

@@ -113,6 +113,88 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_llm_answers(db: sqlite_utils.Database) -> None:
+    """The verdict of a grounded answer and what each LLM call cost (tokens, latency)."""
+    questions = db.table("questions")
+    questions.add_column("answer_verdict", str)  # "" for extractive answers
+    questions.add_column("llm_model", str)
+    questions.add_column("llm_prompt_tokens", int)
+    questions.add_column("llm_completion_tokens", int)
+    questions.add_column("llm_latency_ms", int)
+    questions.add_column("llm_attempts", int)
+
+
+@migrations()
+def m003_review_groups(db: sqlite_utils.Database) -> None:
+    """The policy team's review loop: groups of similar open questions and their answers."""
+    db.table("question_groups").create(
+        {
+            "id": int,
+            "created_at": str,
+            "status": str,  # open | answered | dismissed
+            "label": str,  # the first question, shown as the group's sample
+            "signature": str,  # JSON: the members' combined term profile (see bot.review)
+            "clause_id": int,  # the clause most members are closest to
+            "document": str,
+            "section": str,
+            "section_title": str,
+            "owner": str,  # the owning team of that section: whose queue the group is in
+            "answer": str,  # the reviewed answer the bot gives to similar questions
+            "answered_at": str,
+            "answered_by": str,
+            "closed_at": str,
+        },
+        pk="id",
+    )
+    db.table("question_groups").create_index(["status"])
+    questions = db.table("questions")
+    assert isinstance(questions, Table)
+    questions.add_column("group_id", int)
+    questions.add_column("closest_clause_id", int)
+    questions.create_index(["group_id"])
+    replies = db.table("reply_addresses")
+    assert isinstance(replies, Table)
+    replies.add_column("attempts", int)
+    replies.add_column("last_error", str)
+    # Names are shown to the policy team only with POLICYBOT_SHOW_ASKERS=1, so they live apart
+    # from the log and expire with the reply addresses.
+    db.table("asker_names").create(
+        {"question_id": int, "name": str, "created_at": str}, pk="question_id"
+    )
+
+
+@migrations()
+def m004_activation_log_and_rechecks(db: sqlite_utils.Database) -> None:
+    """Who activated which version when (rollback replays it), and open questions that a
+    newly activated version now answers, flagged for the policy team."""
+    db.table("activations").create(
+        {
+            "id": int,
+            "document_id": int,
+            "version_id": int,
+            "kind": str,  # activate | rollback
+            "activated_by": str,
+            "activated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id"), ("version_id", "versions", "id")],
+    )
+    db.table("activations").create_index(["document_id", "id"])
+    # Versions activated before this log existed, oldest activation first.
+    db.execute(
+        """INSERT INTO activations (document_id, version_id, kind, activated_by, activated_at)
+        SELECT document_id, id, 'activate', '', activated_at FROM versions
+        WHERE activated_at != '' AND status IN ('active', 'retired')
+        ORDER BY status = 'active', activated_at, id"""
+    )
+    questions = db.table("questions")
+    questions.add_column("now_answered_version", int)  # the version holding the best clause
+    questions.add_column("now_answered_at", str)
+    questions.add_column("now_answered_confidence", float)
+    questions.add_column("now_answered_citations", str)  # JSON list of {clause_id, ...}
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     id: int
@@ -181,6 +263,23 @@ class Storage:
 
     def close(self) -> None:
         self.db.close()
+
+    def backup(self, destination: Path) -> None:
+        """A consistent copy of the live database (SQLite's online backup), safe while serving."""
+        if destination.exists():
+            raise StorageError(f"{destination} exists; choose a new file for the backup.")
+        try:
+            target = sqlite3.connect(str(destination))
+        except sqlite3.Error as error:
+            raise StorageError(f"Cannot write the backup {destination}: {error}") from None
+        try:
+            with target:
+                self.db.conn.backup(target)
+        except sqlite3.Error as error:
+            target.close()
+            destination.unlink(missing_ok=True)
+            raise StorageError(f"Backup to {destination} failed: {error}") from None
+        target.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -252,8 +351,11 @@ class Storage:
             "line_end": clause.line_end,
         }
 
-    def activate_version(self, version_id: int) -> VersionInfo:
+    def activate_version(
+        self, version_id: int, *, by: str = "", kind: str = "activate"
+    ) -> VersionInfo:
         """Make a version its document's active one; the switch is one transaction."""
+        now = utcnow()
         with self.db.atomic():
             row = self.db.execute(
                 "SELECT document_id FROM versions WHERE id = ?", [version_id]
@@ -267,9 +369,47 @@ class Storage:
             )
             self.db.execute(
                 "UPDATE versions SET status = 'active', activated_at = ? WHERE id = ?",
-                [utcnow(), version_id],
+                [now, version_id],
+            )
+            self.db.execute(
+                "INSERT INTO activations (document_id, version_id, kind, activated_by, "
+                "activated_at) VALUES (?, ?, ?, ?, ?)",
+                [row[0], version_id, kind, by, now],
             )
         return self.version(version_id)
+
+    def activations(self, document: str) -> list[dict[str, Any]]:
+        """A document's activations and rollbacks, oldest first."""
+        cursor = self.db.execute(
+            """SELECT a.version_id, a.kind, a.activated_by, a.activated_at
+            FROM activations a JOIN documents d ON d.id = a.document_id
+            WHERE d.name = ? ORDER BY a.id""",
+            [document],
+        )
+        return [
+            {"version_id": r[0], "kind": r[1], "activated_by": r[2], "activated_at": r[3]}
+            for r in cursor.fetchall()
+        ]
+
+    def delete_staged_version(self, version_id: int) -> None:
+        """Remove a version that was never active, with its clauses; others are history."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT status, activated_at, document_id FROM versions WHERE id = ?",
+                [version_id],
+            ).fetchone()
+            if row is None:
+                raise KeyError(version_id)
+            if row[0] != "staged" or row[1]:
+                raise ValueError(f"version {version_id} is {row[0]}, not staged")
+            self.db.execute("DELETE FROM clauses WHERE version_id = ?", [version_id])
+            self.db.execute("DELETE FROM versions WHERE id = ?", [version_id])
+            # A document whose only version was discarded disappears with it.
+            self.db.execute(
+                "DELETE FROM documents WHERE id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM versions WHERE document_id = ?)",
+                [row[2], row[2]],
+            )
 
     def version(self, version_id: int) -> VersionInfo:
         rows = self._versions("v.id = ?", [version_id])
@@ -316,7 +456,7 @@ class Storage:
 
     # -- clauses --------------------------------------------------------------------------------
     _CLAUSE_COLUMNS = """c.id, c.version_id, d.name, c.text, c.section, c.section_title,
-        c.heading_path, c.owner, c.ordinal, c.line_start, c.line_end"""
+        c.heading_path, c.owner, c.ordinal, c.line_start, c.line_end, v.title"""
     _CLAUSE_JOIN = """clauses c JOIN versions v ON v.id = c.version_id
         JOIN documents d ON d.id = v.document_id"""
 
@@ -336,6 +476,7 @@ class Storage:
                 line_start=row[9] or 0,
                 line_end=row[10] or 0,
             ),
+            document_title=row[11] or "",
         )
 
     def clauses(self, version_ids: Iterable[int]) -> list[StoredClause]:
@@ -425,7 +566,12 @@ class Storage:
         digest = hmac.new(self._pseudonym_key, f"{platform}:{user_id}".encode(), "sha256")
         return f"asker-{digest.hexdigest()[:10]}"
 
-    def log_question(self, record: dict[str, Any], reply_to: dict[str, str] | None = None) -> int:
+    def log_question(
+        self,
+        record: dict[str, Any],
+        reply_to: dict[str, str] | None = None,
+        asker_name: str = "",
+    ) -> int:
         row = dict(record)
         for key in ("version_ids", "citations", "notes"):
             if key in row and not isinstance(row[key], str):
@@ -439,6 +585,10 @@ class Storage:
             if reply_to and reply_to.get("user_id"):
                 self._table("reply_addresses").insert(
                     {"question_id": question_id, "created_at": utcnow(), **reply_to}
+                )
+            if asker_name:
+                self._table("asker_names").insert(
+                    {"question_id": question_id, "name": asker_name, "created_at": utcnow()}
                 )
         return question_id
 
@@ -475,11 +625,39 @@ class Storage:
         out = []
         for values in cursor.fetchall():
             row = dict(zip(columns, values, strict=True))
-            for key in ("version_ids", "citations", "notes"):
+            for key in ("version_ids", "citations", "notes", "now_answered_citations"):
                 row[key] = json.loads(row[key]) if row.get(key) else []
             row["answered"] = bool(row["answered"])
             out.append(row)
         return out
+
+    def open_unanswered_questions(self) -> list[tuple[int, str]]:
+        """(id, text) of questions on the review list that the policy did not answer."""
+        rows = self.db.execute(
+            "SELECT id, text FROM questions WHERE status = 'open' AND answered = 0 ORDER BY id"
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def mark_now_answered(
+        self,
+        question_id: int,
+        version_id: int | None,
+        confidence: float = 0.0,
+        citations: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Flag (or, with version_id None, unflag) an open question the active policy answers."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE questions SET now_answered_version = ?, now_answered_at = ?, "
+                "now_answered_confidence = ?, now_answered_citations = ? WHERE id = ?",
+                [
+                    version_id,
+                    utcnow() if version_id is not None else None,
+                    round(confidence, 4) if version_id is not None else None,
+                    json.dumps(list(citations)) if version_id is not None else None,
+                    question_id,
+                ],
+            )
 
     def reply_address(self, question_id: int) -> dict[str, str] | None:
         row = self.db.execute(
@@ -489,3 +667,208 @@ class Storage:
         if row is None:
             return None
         return {"platform": row[0], "user_id": row[1], "conversation": row[2]}
+
+    def asker_names(self, question_ids: Iterable[int]) -> dict[int, str]:
+        ids = list(question_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT question_id, name FROM asker_names WHERE question_id IN ({marks})", ids
+        ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
+
+    def questions_between(
+        self,
+        *,
+        status: str | None = None,
+        since: str = "",
+        until: str = "",
+    ) -> list[dict[str, Any]]:
+        """Questions asked in [since, until) (ISO times; "" = open end), oldest first.
+
+        Each row also carries `owner`, `closest_section` and `closest_title`: the closest
+        clause's section and team, through which the policy team's queues are split.
+        """
+        where = ["1 = 1"]
+        params: list[Any] = []
+        if status is not None:
+            where.append("q.status = ?")
+            params.append(status)
+        if since:
+            where.append("q.asked_at >= ?")
+            params.append(since)
+        if until:
+            where.append("q.asked_at < ?")
+            params.append(until)
+        cursor = self.db.execute(
+            f"""SELECT q.*, coalesce(g.owner, c.owner, '') AS owner,
+                       coalesce(g.section, c.section, '') AS closest_section,
+                       coalesce(g.section_title, c.section_title, '') AS closest_title,
+                       coalesce(g.status, '') AS group_status,
+                       coalesce(g.answer, '') AS reviewed_answer,
+                       coalesce(g.answered_at, '') AS reviewed_at
+                FROM questions q
+                LEFT JOIN question_groups g ON g.id = q.group_id
+                LEFT JOIN clauses c ON c.id = q.closest_clause_id
+                WHERE {" AND ".join(where)} ORDER BY q.asked_at, q.id""",
+            params,
+        )
+        columns = [d[0] for d in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            row = dict(zip(columns, values, strict=True))
+            for key in ("version_ids", "citations", "notes"):
+                row[key] = json.loads(row[key]) if row.get(key) else []
+            row["answered"] = bool(row["answered"])
+            out.append(row)
+        return out
+
+    # -- review groups --------------------------------------------------------------------------
+    def create_group(self, row: dict[str, Any]) -> int:
+        with self.db.atomic():
+            table = self._table("question_groups")
+            table.insert({"created_at": utcnow(), "answer": "", "answered_at": "", **row})
+        assert table.last_pk is not None
+        return int(table.last_pk)
+
+    def update_group(self, group_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.db.atomic():
+            cursor = self.db.execute(
+                f"UPDATE question_groups SET {assignments} WHERE id = ?",
+                [*fields.values(), group_id],
+            )
+        if cursor.rowcount == 0:
+            raise KeyError(group_id)
+
+    _GROUP_SELECT = """
+        SELECT g.*, count(q.id) AS count, coalesce(min(q.asked_at), g.created_at) AS first_seen,
+               coalesce(max(q.asked_at), g.created_at) AS last_seen,
+               coalesce(group_concat(DISTINCT q.review_reason), '') AS reasons
+        FROM question_groups g LEFT JOIN questions q ON q.group_id = g.id"""
+
+    def _groups(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self.db.execute(
+            f"{self._GROUP_SELECT} WHERE {where} GROUP BY g.id ORDER BY g.id", list(params)
+        )
+        columns = [d[0] for d in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            row = dict(zip(columns, values, strict=True))
+            row["signature"] = json.loads(row["signature"] or "{}")
+            out.append(row)
+        return out
+
+    def group(self, group_id: int) -> dict[str, Any]:
+        rows = self._groups("g.id = ?", [group_id])
+        if not rows:
+            raise KeyError(group_id)
+        return rows[0]
+
+    def groups(self, status: str | None = None) -> list[dict[str, Any]]:
+        if status is None:
+            return self._groups("1 = 1", [])
+        return self._groups("g.status = ?", [status])
+
+    def group_members(self, group_id: int) -> list[dict[str, Any]]:
+        rows = self._questions("group_id = ?", [group_id], limit=1_000_000)
+        return sorted(rows, key=lambda row: row["id"])
+
+    def close_group_questions(self, group_id: int, status: str) -> list[int]:
+        """Move the group's open questions to `status`; returns their ids."""
+        rows = self.db.execute(
+            "SELECT id FROM questions WHERE group_id = ? AND status = 'open' ORDER BY id",
+            [group_id],
+        ).fetchall()
+        ids = [int(r[0]) for r in rows]
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE questions SET status = ? WHERE group_id = ? AND status = 'open'",
+                [status, group_id],
+            )
+        return ids
+
+    # -- delivering answers to askers -----------------------------------------------------------
+    def pending_deliveries(self, group_id: int | None = None) -> list[dict[str, Any]]:
+        """Askers of resolved questions whose reply address is still kept: not yet reached."""
+        where = "q.status = 'resolved' AND g.status = 'answered'"
+        params: list[Any] = []
+        if group_id is not None:
+            where += " AND g.id = ?"
+            params.append(group_id)
+        cursor = self.db.execute(
+            f"""SELECT q.id AS question_id, q.text, g.id AS group_id, g.answer, g.answered_at,
+                       r.platform, r.user_id, r.conversation, coalesce(r.attempts, 0) AS attempts
+                FROM reply_addresses r JOIN questions q ON q.id = r.question_id
+                JOIN question_groups g ON g.id = q.group_id
+                WHERE {where} ORDER BY q.id""",
+            params,
+        )
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+    def delete_reply_address(self, question_id: int) -> None:
+        with self.db.atomic():
+            self.db.execute("DELETE FROM reply_addresses WHERE question_id = ?", [question_id])
+
+    def delete_reply_addresses_of_group(self, group_id: int) -> int:
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "DELETE FROM reply_addresses WHERE question_id IN "
+                "(SELECT id FROM questions WHERE group_id = ?)",
+                [group_id],
+            )
+        return int(cursor.rowcount)
+
+    def record_delivery_failure(self, question_id: int, error: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE reply_addresses SET attempts = coalesce(attempts, 0) + 1, "
+                "last_error = ? WHERE question_id = ?",
+                [error[:500], question_id],
+            )
+
+    # -- retention ------------------------------------------------------------------------------
+    def expire_contacts(self, before: str) -> int:
+        """Delete reply addresses and asker names kept since before `before` (ISO time)."""
+        with self.db.atomic():
+            addresses = self.db.execute(
+                "DELETE FROM reply_addresses WHERE created_at < ?", [before]
+            ).rowcount
+            self.db.execute("DELETE FROM asker_names WHERE created_at < ?", [before])
+        return int(addresses)
+
+    def purge_questions(self, before: str, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete questions asked before `before`, with everything kept about their askers.
+
+        Groups left without questions go too, except answered ones: their reviewed answer and
+        term profile keep teaching the bot.
+        """
+        old = "SELECT id FROM questions WHERE asked_at < ?"
+        counts = {
+            "questions": int(
+                self.db.execute(f"SELECT count(*) FROM ({old})", [before]).fetchone()[0]
+            ),
+            "reply_addresses": int(
+                self.db.execute(
+                    f"SELECT count(*) FROM reply_addresses WHERE question_id IN ({old})", [before]
+                ).fetchone()[0]
+            ),
+        }
+        empty_groups = """SELECT g.id FROM question_groups g WHERE g.status != 'answered'
+            AND NOT EXISTS (SELECT 1 FROM questions q WHERE q.group_id = g.id
+                            AND q.asked_at >= ?)"""
+        counts["groups"] = int(
+            self.db.execute(f"SELECT count(*) FROM ({empty_groups})", [before]).fetchone()[0]
+        )
+        if dry_run:
+            return counts
+        with self.db.atomic():
+            self.db.execute(f"DELETE FROM reply_addresses WHERE question_id IN ({old})", [before])
+            self.db.execute(f"DELETE FROM asker_names WHERE question_id IN ({old})", [before])
+            self.db.execute(f"DELETE FROM question_groups WHERE id IN ({empty_groups})", [before])
+            self.db.execute("DELETE FROM questions WHERE asked_at < ?", [before])
+        return counts

@@ -491,3 +491,87 @@ def content_words(text: str) -> list[str]:
         if word not in STOPWORDS and (len(word) > 1 or word == "x") and word not in seen:
             seen[word] = None
     return list(seen)
+
+
+#: Everyday words that mean the same thing in questions, whether or not the policy uses them.
+#: Used to recognise paraphrases of the same question on the policy team's review list
+#: ("expense" / "reimburse"), where the topic is often one the policy does not cover at all.
+TOPIC_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("expense", "expenses", "expensed", "reimburse", "reimbursed", "reimbursement", "refund"),
+    ("wfh", "remote", "remotely", "home"),
+    ("park", "parking", "garage"),
+    ("dog", "dogs", "pet", "pets", "puppy", "cat"),
+    ("payday", "paycheck", "payroll", "salary", "wages"),
+    ("sick", "ill", "illness"),
+    ("gym", "fitness", "wellness"),
+    ("vacation", "pto", "annual"),
+    ("laptop", "computer", "notebook", "pc", "macbook"),
+    ("phone", "mobile", "cellphone", "smartphone", "iphone"),
+    ("boss", "manager", "supervisor"),
+    ("coworker", "coworkers", "colleague", "colleagues", "teammate", "teammates"),
+    ("photo", "photos", "picture", "pictures", "pic", "pics", "selfie", "image", "images"),
+    ("video", "videos", "clip", "clips", "reel", "reels", "film", "filming"),
+    ("post", "share", "upload", "publish"),
+    ("livestream", "stream", "streaming", "live"),
+    ("ai", "chatgpt", "gpt", "copilot", "gemini", "llm"),
+    ("bike", "bicycle", "cycle", "cycling"),
+    ("tiktok", "tik", "tok"),
+    ("hq", "headquarters"),
+    ("cafeteria", "canteen", "cafe"),
+    ("close", "closes", "closing", "shut", "shuts"),
+    ("carry", "carryover", "roll", "rollover"),
+    ("answer", "reply", "respond", "comment"),
+    ("unused", "leftover", "remaining"),
+)
+
+#: Words nearly every workplace question could contain; they say little about its topic, so
+#: grouping similar questions weighs them low however rare they are in the policy.
+GENERIC_QUESTION_WORDS = frozenset(
+    [
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "year",
+        "years",
+        "time",
+        "times",
+        "many",
+        "much",
+        "people",
+        "thing",
+        "things",
+        "way",
+        "work",
+        "working",
+        "job",
+        "company",
+        "office",
+        "team",
+        "use",
+        "using",
+        "make",
+        "take",
+        "bring",
+        "put",
+        "new",
+        "good",
+        "today",
+        "tomorrow",
+        "currently",
+        "still",
+        "even",
+        "really",
+        "okay",
+        "sure",
+        "ask",
+        "asking",
+        "employee",
+        "employees",
+        "staff",
+        "someone",
+        "stuff",
+    ]
+)

@@ -8,6 +8,7 @@ import pytest
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.storage import Storage
+from tests.fakes.openai_stub import OpenAIStub
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_POLICY = ROOT / "policies" / "social-media-and-electronic-communication.md"
@@ -32,3 +33,10 @@ def bot(settings: Settings) -> Iterator[PolicyBot]:
     policy_bot.ensure_policy()
     yield policy_bot
     policy_bot.storage.close()
+
+
+@pytest.fixture
+def llm_stub() -> Iterator[OpenAIStub]:
+    """An OpenAI-compatible stub server on loopback; tests script its replies."""
+    with OpenAIStub() as stub:
+        yield stub

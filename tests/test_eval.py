@@ -44,7 +44,9 @@ def test_labeled_set_is_large_and_about_a_fifth_uncovered() -> None:
 
 def test_bundled_policy_retrieval_floors(bot: PolicyBot) -> None:
     assert isinstance(bot.retriever, LexicalRetriever)
-    report = evaluate("bundled", load_questions(QUESTIONS), bot.retrieve, bot.settings.min_confidence)
+    report = evaluate(
+        "bundled", load_questions(QUESTIONS), bot.retrieve, bot.settings.min_confidence
+    )
     # measured: r@1 0.62, r@3 0.75, MRR 0.69, not-covered recall 0.77, 240 chars
     assert report.recall_at_1 >= 0.59
     assert report.recall_at_3 >= 0.72

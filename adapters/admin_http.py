@@ -1,0 +1,169 @@
+"""Policy administration over HTTP: upload, list, diff, activate, discard and roll back.
+
+Every route needs `Authorization: Bearer $POLICYBOT_ADMIN_TOKEN`; with no token set the
+routes answer 404 saying how to enable them. The handlers only translate HTTP to the core's
+PolicyLibrary and its results to JSON.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from bot.core import PolicyBot
+from bot.models import PolicyError
+from bot.policies import NotAuthorized, NotFound, version_json
+from bot.storage import StorageError
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+DISABLED = (
+    "Policy administration over HTTP is disabled. Set POLICYBOT_ADMIN_TOKEN to a long random "
+    "secret and send it as 'Authorization: Bearer <token>'."
+)
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class AdminApi:
+    def __init__(self, bot: PolicyBot) -> None:
+        self.bot = bot
+
+    def register(self, app: web.Application) -> None:
+        guard = self._guarded
+        app.router.add_post("/admin/policies", guard(self.upload))
+        app.router.add_get("/admin/policies", guard(self.list_versions))
+        app.router.add_post("/admin/policies/rollback", guard(self.rollback))
+        app.router.add_get(r"/admin/policies/{version:\d+}/diff", guard(self.diff))
+        app.router.add_post(r"/admin/policies/{version:\d+}/activate", guard(self.activate))
+        app.router.add_delete(r"/admin/policies/{version:\d+}", guard(self.discard))
+
+    # -- authorization and errors, for every route ------------------------------------------------
+    def _guarded(self, handler: Handler) -> Handler:
+        async def wrapper(request: web.Request) -> web.Response:
+            token = self.bot.settings.admin_token
+            if not token:
+                return _error(404, DISABLED)
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                return _error(
+                    401,
+                    "A valid admin token is required: 'Authorization: Bearer <token>'.",
+                    **{"WWW-Authenticate": 'Bearer realm="policybot admin"'},
+                )
+            try:
+                return await handler(request)
+            except NotAuthorized as error:
+                return _error(403, str(error))
+            except NotFound as error:
+                return _error(404, str(error))
+            except PolicyError as error:
+                return _error(400, str(error))
+            except StorageError as error:
+                return _error(503, str(error))
+
+        return wrapper
+
+    @staticmethod
+    def _by(request: web.Request, form: dict[str, str] | None = None) -> str:
+        by = (form or {}).get("by") or request.query.get("by") or "http-admin"
+        return by.strip()[:200]
+
+    # -- routes ---------------------------------------------------------------------------------
+    async def upload(self, request: web.Request) -> web.Response:
+        """multipart/form-data with a `file` part (and optional `name`, `activate`, `by`
+        fields), or the raw file as the body with `?filename=`."""
+        limit = self.bot.settings.max_upload_bytes
+        if request.content_length is not None and request.content_length > limit + 64 * 1024:
+            return _error(413, f"The upload is larger than the {limit / 2**20:g} MB limit.")
+        form: dict[str, str] = {}
+        if request.content_type.startswith("multipart/"):
+            filename, data = "", b""
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "file":
+                    filename = part.filename or ""
+                    data = await self._read_capped(part, limit)
+                elif part.name:
+                    form[part.name] = (await part.text())[:500]
+            if not filename:
+                return _error(400, "Send the policy file in a form field named 'file'.")
+        else:
+            filename = request.query.get("filename", "")
+            if not filename:
+                return _error(
+                    400, "Give the file name with ?filename=policy.docx (it tells the format)."
+                )
+            data = await request.read()
+        if len(data) > limit:
+            return _error(413, f"{filename} is larger than the {limit / 2**20:g} MB limit.")
+        activate = (form.get("activate") or request.query.get("activate", "")).lower() in TRUTHY
+        result = self.bot.policies.upload(
+            filename,
+            data,
+            uploaded_by=self._by(request, form),
+            name=form.get("name") or request.query.get("name") or None,
+            activate=activate,
+        )
+        body = result.as_json()
+        body["summary"] = result.as_text()
+        return web.json_response(body, status=201 if result.created else 200)
+
+    @staticmethod
+    async def _read_capped(part: BodyPartReader, limit: int) -> bytes:
+        """Read a file part, stopping one byte past the limit so the core can refuse it."""
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = await part.read_chunk()
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
+    async def list_versions(self, request: web.Request) -> web.Response:
+        document = request.query.get("document") or None
+        versions = self.bot.storage.versions(document)
+        documents: dict[str, dict[str, Any]] = {}
+        for v in versions:
+            entry = documents.setdefault(
+                v.document, {"document": v.document, "active": None, "versions": []}
+            )
+            entry["versions"].append(version_json(v))
+            if v.status == "active":
+                entry["active"] = v.id
+        return web.json_response({"documents": list(documents.values())})
+
+    async def diff(self, request: web.Request) -> web.Response:
+        changes = self.bot.policies.diff(int(request.match_info["version"]))
+        return web.json_response({**changes.as_json(), "summary": changes.as_text()})
+
+    async def activate(self, request: web.Request) -> web.Response:
+        activation = self.bot.policies.activate(
+            int(request.match_info["version"]), by=self._by(request)
+        )
+        return web.json_response({**activation.as_json(), "summary": activation.as_text()})
+
+    async def discard(self, request: web.Request) -> web.Response:
+        version = self.bot.policies.discard(int(request.match_info["version"]))
+        return web.json_response({"discarded": version_json(version)})
+
+    async def rollback(self, request: web.Request) -> web.Response:
+        document = request.query.get("document") or None
+        activation = self.bot.policies.rollback(document, by=self._by(request))
+        return web.json_response({**activation.as_json(), "summary": activation.as_text()})
+
+
+def register(app: web.Application, bot: PolicyBot) -> None:
+    AdminApi(bot).register(app)

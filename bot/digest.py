@@ -1,0 +1,197 @@
+"""The weekly summary for the policy team: what was asked, what is waiting, what the policy is
+used for. Built from the question log; printed by `policybot digest` and posted to the
+channels adapters register (see bot.notify.ChannelPoster)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.notify import ChannelPoster
+from bot.review import Group, ReviewQueue
+from bot.storage import Storage
+
+#: How many groups and sections the digest lists at most.
+TOP = 5
+UNROUTED = "(no section close: anyone)"
+
+
+@dataclass(frozen=True)
+class CitedSection:
+    document: str
+    section: str
+    title: str
+    owner: str
+    count: int
+
+    @property
+    def reference(self) -> str:
+        return " ".join(part for part in (self.section, self.title) if part)
+
+
+@dataclass(frozen=True)
+class Digest:
+    since: datetime
+    until: datetime
+    asked: int  # questions in the period, refused ones not counted
+    answered_from_policy: int
+    answered_reviewed: int
+    sent_to_review: int  # put on the review list (and still there or since resolved)
+    refused: int
+    open_groups: int
+    new_groups_by_owner: dict[str, int]
+    groups_answered: int  # answered by the policy team in the period
+    groups_dismissed: int
+    top_groups: tuple[Group, ...]
+    cited: tuple[CitedSection, ...]
+
+    @property
+    def answered_rate(self) -> float:
+        """Share of the period's questions that got an answer: from the policy or reviewed."""
+        answered = self.answered_from_policy + self.answered_reviewed
+        return answered / self.asked if self.asked else 0.0
+
+    @property
+    def text(self) -> str:
+        lines = [
+            f"policybot weekly digest, {self.since:%Y-%m-%d} to {self.until:%Y-%m-%d} (UTC)",
+            "",
+            f"Questions: {self.asked} asked; {self.answered_from_policy} answered from the "
+            f"policy, {self.answered_reviewed} with a reviewed answer, {self.sent_to_review} "
+            f"sent to the policy team. Answered rate {self.answered_rate:.0%}.",
+            f"Review list: {_count(self.open_groups, 'open group')}; in the period "
+            f"{self.groups_answered} answered, {self.groups_dismissed} dismissed.",
+            "",
+            "New open groups by team:",
+        ]
+        if self.new_groups_by_owner:
+            for owner, count in sorted(
+                self.new_groups_by_owner.items(), key=lambda item: (-item[1], item[0])
+            ):
+                lines.append(f"  {owner or UNROUTED}: {count}")
+        else:
+            lines.append("  none")
+        lines += ["", "Top open groups:"]
+        if self.top_groups:
+            for g in self.top_groups:
+                where = f"{g.owner}, {g.reference}" if g.owner else UNROUTED
+                lines.append(
+                    f"  #{g.id}: {g.count} asked, last {g.last_seen[:10]} [{where}] “{g.label}”"
+                )
+        else:
+            lines.append("  none: the review list is empty")
+        lines += ["", "Most cited sections:"]
+        if self.cited:
+            for c in self.cited:
+                owner = f" ({c.owner})" if c.owner else ""
+                lines.append(f"  {c.reference}{owner}: {c.count}")
+        else:
+            lines.append("  none")
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(timespec="seconds"),
+            "until": self.until.isoformat(timespec="seconds"),
+            "asked": self.asked,
+            "answered_from_policy": self.answered_from_policy,
+            "answered_reviewed": self.answered_reviewed,
+            "sent_to_review": self.sent_to_review,
+            "refused": self.refused,
+            "answered_rate": round(self.answered_rate, 4),
+            "open_groups": self.open_groups,
+            "new_groups_by_owner": self.new_groups_by_owner,
+            "groups_answered": self.groups_answered,
+            "groups_dismissed": self.groups_dismissed,
+            "top_groups": [g.as_json() for g in self.top_groups],
+            "most_cited": [
+                {
+                    "document": c.document,
+                    "section": c.section,
+                    "title": c.title,
+                    "owner": c.owner,
+                    "count": c.count,
+                }
+                for c in self.cited
+            ],
+        }
+
+
+def build_digest(
+    storage: Storage, review: ReviewQueue, *, now: datetime | None = None, days: int = 7
+) -> Digest:
+    until = now or datetime.now(UTC)
+    since = until - timedelta(days=days)
+    # The log keeps whole seconds; the end second is part of the period.
+    start = since.isoformat(timespec="seconds")
+    end = (until + timedelta(seconds=1)).isoformat(timespec="seconds")
+    rows = storage.questions_between(since=start, until=end)
+    refused = [r for r in rows if r["status"] == "refused"]
+    asked = [r for r in rows if r["status"] != "refused"]
+    reviewed = [r for r in asked if r["answer_source"] == "reviewed"]
+    from_policy = [r for r in asked if r["answered"] and r["answer_source"] != "reviewed"]
+    # Answered but then marked Not helpful or escalated: counted as sent, not as answered.
+    to_review = [r for r in asked if r["review_reason"]]
+    from_policy = [r for r in from_policy if not r["review_reason"]]
+    reviewed = [r for r in reviewed if not r["review_reason"]]
+
+    groups = review.groups(status=None)
+    open_groups = [g for g in groups if g.status == "open"]
+    new_by_owner = Counter(g.owner for g in open_groups if start <= g.created_at < end)
+    closed_in_period = [g for g in groups if g.status != "open" and start <= _closed(g) < end]
+
+    cited: Counter[tuple[str, str]] = Counter()
+    clause_of: dict[tuple[str, str], int] = {}
+    for row in asked:
+        for c in {(c["document"], c["section"]): c for c in row["citations"]}.values():
+            key = (c["document"], c["section"])
+            cited[key] += 1
+            clause_of.setdefault(key, c["clause_id"])
+    clauses = storage.clauses_by_id(clause_of.values())
+    top_cited = []
+    for (document, section), count in sorted(cited.items(), key=lambda i: (-i[1], i[0]))[:TOP]:
+        stored = clauses.get(clause_of[(document, section)])
+        title = stored.clause.section_title if stored else ""
+        owner = stored.clause.owner if stored else ""
+        top_cited.append(CitedSection(document, section, title, owner, count))
+
+    return Digest(
+        since=since,
+        until=until,
+        asked=len(asked),
+        answered_from_policy=len(from_policy),
+        answered_reviewed=len(reviewed),
+        sent_to_review=len(to_review),
+        refused=len(refused),
+        open_groups=len(open_groups),
+        new_groups_by_owner=dict(new_by_owner),
+        groups_answered=sum(1 for g in closed_in_period if g.status == "answered"),
+        groups_dismissed=sum(1 for g in closed_in_period if g.status == "dismissed"),
+        top_groups=tuple(review.queue(status="open")[:TOP]),
+        cited=tuple(top_cited),
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _closed(group: Group) -> str:
+    return group.answered_at if group.status == "answered" else group.closed_at
+
+
+async def post_digest(text: str, posters: Mapping[str, ChannelPoster]) -> dict[str, str]:
+    """Post to every registered channel; returns platform -> "posted" or why it failed, so one
+    platform's outage never keeps the digest from the other."""
+    results = {}
+    for platform, poster in sorted(posters.items()):
+        try:
+            await poster.post(text)
+        except Exception as error:  # any platform failure is reported, not raised
+            results[platform] = f"failed: {type(error).__name__}: {error}"
+        else:
+            results[platform] = "posted"
+    return results

@@ -1,0 +1,107 @@
+"""The question log as CSV or JSON for the policy team's own analysis, filtered by status,
+owning team and dates. Askers appear as pseudonyms unless POLICYBOT_SHOW_ASKERS=1."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bot.review import ReviewError, owner_matches
+from bot.storage import Storage
+
+FIELDS = (
+    "id",
+    "asked_at",
+    "platform",
+    "asker",
+    "text",
+    "status",
+    "review_reason",
+    "feedback",
+    "answered",
+    "answer_source",
+    "confidence",
+    "policy_version",
+    "cited_sections",
+    "group_id",
+    "group_status",
+    "owner",
+    "closest_section",
+    "closest_title",
+    "reviewed_answer",
+    "reviewed_at",
+)
+
+STATUSES = ("all", "open", "answered", "resolved", "dismissed", "refused")
+
+
+def parse_when(text: str, *, end: bool = False) -> str:
+    """A date (YYYY-MM-DD) or ISO time as the ISO string the log is compared with; a bare
+    date as an end bound includes that whole day."""
+    raw = (text or "").strip()
+    if not raw:
+        return ""
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            return (day + timedelta(days=1 if end else 0)).isoformat()
+        return datetime.fromisoformat(raw).isoformat(timespec="seconds")
+    except ValueError:
+        raise ReviewError(f"Cannot read the date {text!r}; write it like 2025-03-31.") from None
+
+
+def export_rows(
+    storage: Storage,
+    *,
+    status: str = "all",
+    owner: str | None = None,
+    since: str = "",
+    until: str = "",
+    show_askers: bool = False,
+) -> list[dict[str, Any]]:
+    if status not in STATUSES:
+        raise ReviewError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
+    rows = storage.questions_between(
+        status=None if status == "all" else status,
+        since=parse_when(since),
+        until=parse_when(until, end=True),
+    )
+    if owner is not None:
+        rows = [r for r in rows if owner_matches(owner, r["owner"] or "")]
+    names = storage.asker_names(r["id"] for r in rows) if show_askers else {}
+    out = []
+    for row in rows:
+        record = {name: row.get(name) for name in FIELDS}
+        record["asker"] = names.get(row["id"]) or row["asker"] or ""
+        record["cited_sections"] = "; ".join(
+            dict.fromkeys(c["section"] for c in row["citations"] if c.get("section"))
+        )
+        record["group_id"] = row["group_id"]
+        out.append(record)
+    return out
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, indent=1)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    # Questions are typed by anyone; a cell starting like a formula must not run in a
+    # spreadsheet the policy team opens.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    if value is None:
+        return ""
+    return value

@@ -1,0 +1,1 @@
+"""Reusable fakes for tests: loopback HTTP servers and stand-ins for slow parts of the core."""

@@ -1,0 +1,87 @@
+"""A Bot Framework connector (the service a bot replies to) that records what the bot sends.
+
+It answers the three calls a bot makes while replying: send to a conversation, reply to an
+activity (both POST) and update an activity (PUT), each with a fresh activity id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.loopback import serving
+
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    conversation_id: str
+    activity_id: str  # the activity replied to (POST) or updated (PUT); "" for a new message
+    body: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text") or "")
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        for attachment in self.body.get("attachments") or []:
+            if attachment.get("contentType") == ADAPTIVE_CARD:
+                return dict(attachment["content"])
+        return None
+
+
+class ConnectorStub:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.url = ""
+        #: When set, every call is refused with this status (e.g. 403: the bot was removed).
+        self.refuse_with: int | None = None
+        self._arrived = asyncio.Event()
+        self.app = web.Application()
+        base = "/v3/conversations/{conversation_id}/activities"
+        self.app.router.add_post(base, self._record)
+        self.app.router.add_post(base + "/{activity_id}", self._record)
+        self.app.router.add_put(base + "/{activity_id}", self._record)
+
+    async def _record(self, request: web.Request) -> web.Response:
+        call = Call(
+            method=request.method,
+            conversation_id=request.match_info["conversation_id"],
+            activity_id=request.match_info.get("activity_id", ""),
+            body=await request.json(),
+        )
+        self.calls.append(call)
+        self._arrived.set()
+        if self.refuse_with is not None:
+            return web.json_response(
+                {"error": {"code": "BotNotInConversationRoster", "message": "refused"}},
+                status=self.refuse_with,
+            )
+        return web.json_response({"id": f"activity-{len(self.calls)}"})
+
+    async def received(self, count: int) -> list[Call]:
+        """Wait until `count` calls have arrived (a guard timeout only stops a hung test)."""
+        async with asyncio.timeout(10):
+            while len(self.calls) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.calls
+
+    def cards(self) -> list[dict[str, Any]]:
+        return [card for call in self.calls if (card := call.card) is not None]
+
+
+@asynccontextmanager
+async def connector_stub() -> AsyncIterator[ConnectorStub]:
+    stub = ConnectorStub()
+    async with serving(stub.app) as url:
+        stub.url = url + "/"
+        yield stub

@@ -1,0 +1,286 @@
+"""Policy versions through the one core path: upload, change summary, activate, roll back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import docx
+import pytest
+
+from bot.config import Settings
+from bot.core import PolicyBot
+from bot.models import IncomingQuestion, PolicyError
+from bot.policies import ADMIN_ONLY, NotAuthorized, compare_clauses
+from bot.readers import read_pdf
+from bot.storage import Storage
+from tests.documents import docx_bytes, make_pdf
+
+V1 = """# Acme Social Media Policy
+
+## 1. Scope
+
+This policy applies to every employee who posts about Acme on any social network, personal or official.
+
+## 2. Confidential information
+
+### 2.1 Customer data
+
+Employees must not share non-public information about customers, shipments, prices or contracts on any account.
+
+### 2.2 Product launches
+
+Employees may mention upcoming product launches once Marketing has announced them publicly on our website.
+
+## 3. Personal devices
+
+Employees may read work email on a personal phone only with the company's device management app installed.
+"""
+
+V2 = (
+    V1.replace(
+        "Employees may mention upcoming product launches once Marketing has announced them "
+        "publicly on our website.",
+        "Employees must never mention upcoming product launches before Marketing has announced "
+        "them publicly on our website.",
+    ).split("## 3. Personal devices")[0]
+    + """## 4. Livestreaming
+
+Employees must not livestream video from any warehouse, depot or customer site without written approval from Public Relations.
+"""
+)
+
+LIVESTREAM = "may I livestream video from the warehouse?"
+LAUNCHES = "can I mention an upcoming product launch?"
+
+
+@pytest.fixture
+def bot(settings: Settings) -> Iterator[PolicyBot]:
+    """A core with Acme's policy v1 active and nothing else."""
+    policy_bot = PolicyBot.create(
+        replace(settings, admins=("U0ADMIN", "0f8fad5b-d9cb-469f-a165-70867728950e")),
+        storage=Storage.memory(),
+    )
+    policy_bot.policies.upload("acme.md", V1.encode(), uploaded_by="U0ADMIN", activate=True)
+    yield policy_bot
+    policy_bot.storage.close()
+
+
+async def ask(bot: PolicyBot, text: str) -> tuple[bool, list[str]]:
+    answer = await bot.ask(IncomingQuestion(text))
+    return answer.answered, [c.section for c in answer.citations]
+
+
+async def test_upload_stages_a_version_with_its_provenance_and_a_change_summary(
+    bot: PolicyBot,
+) -> None:
+    [v1] = bot.storage.active_versions()
+    result = bot.policies.upload("acme.md", V2.encode(), uploaded_by="U0ADMIN")
+    assert result.created and result.activation is None
+    version = result.version
+    assert (version.status, version.source_name, version.uploaded_by) == (
+        "staged",
+        "acme.md",
+        "U0ADMIN",
+    )
+    assert len(version.content_hash) == 64 and version.uploaded_at
+    changes = result.changes
+    assert changes.base is not None and changes.base.id == v1.id
+    assert [c.reference for c in changes.added] == ["4 Livestreaming"]
+    assert [c.reference for c in changes.removed] == ["3 Personal devices"]
+    [changed] = changes.changed
+    assert changed.new.reference == "2.2 Product launches"
+    assert changed.old.text.startswith("Employees may mention")
+    assert changed.new.text.startswith("Employees must never mention")
+    assert changes.unchanged == 2
+    text = result.as_text()
+    assert "1 added, 1 removed, 1 changed, 2 unchanged" in text
+    assert "old: “Employees may mention" in text and "new: “Employees must never" in text
+    assert "[-may-] {+must never+}" in changed.word_diff()
+    # Staged is not active: answers still come from v1.
+    assert [v.id for v in bot.storage.active_versions()] == [v1.id]
+    assert await ask(bot, LIVESTREAM) == (False, [])
+
+
+def test_same_content_again_makes_no_new_version(bot: PolicyBot) -> None:
+    before = bot.storage.versions()
+    again = bot.policies.upload("acme.md", V1.encode(), uploaded_by="someone-else")
+    assert not again.created and again.version.id == before[0].id
+    assert bot.storage.versions() == before
+    assert not again.changes.has_changes and again.changes.unchanged == 4
+    assert "no new version" in again.as_text()
+
+
+def test_change_summary_limit_says_how_many_were_left_out(bot: PolicyBot) -> None:
+    result = bot.policies.upload("acme.md", V2.encode())
+    text = result.changes.as_text(limit=1)
+    assert "… and 2 more" in text and f"policy diff {result.version.id}" in text
+
+
+def test_clause_matching_pairs_moved_and_reworded_clauses() -> None:
+    old = bot_clauses(V1)
+    renumbered = bot_clauses(V1.replace("## 3. Personal devices", "## 5. Personal devices"))
+    added, removed, changed, unchanged = compare_clauses(old, renumbered)
+    assert (added, removed, unchanged) == ([], [], 3)
+    assert [(c.old.section, c.new.section) for c in changed] == [("3", "5")]
+    assert compare_clauses(old, old) == ([], [], [], 4)
+
+
+def bot_clauses(text: str) -> list:  # type: ignore[type-arg]
+    from bot.ingest import read_policy
+
+    return list(read_policy("acme.md", text.encode()).clauses)
+
+
+async def test_activation_rechecks_open_questions_and_rollback_restores_answers(
+    bot: PolicyBot,
+) -> None:
+    [v1] = bot.storage.active_versions()
+    assert await ask(bot, LAUNCHES) == (True, ["2.2"])
+    assert await ask(bot, LIVESTREAM) == (False, [])
+    [open_question] = bot.open_questions()
+    staged = bot.policies.upload("acme.md", V2.encode(), uploaded_by="U0ADMIN").version
+
+    activation = bot.policies.activate(staged.id, by="U0ADMIN")
+    assert activation.changed and activation.previous and activation.previous.id == v1.id
+    assert activation.rechecked == 1 and activation.now_answered == (open_question["id"],)
+    row = bot.storage.question(int(open_question["id"]))
+    assert row["status"] == "open"  # still the policy team's to resolve, now flagged
+    assert row["now_answered_version"] == staged.id
+    assert row["now_answered_citations"][0]["section"] == "4"
+    assert await ask(bot, LIVESTREAM) == (True, ["4"])
+
+    back = bot.policies.rollback("acme", by="U0ADMIN")
+    assert back.version.id == v1.id and back.version.status == "active"
+    assert bot.storage.version(staged.id).status == "retired"
+    assert await ask(bot, LIVESTREAM) == (False, [])
+    assert bot.storage.question(int(open_question["id"]))["now_answered_version"] is None
+    kinds = [(e["version_id"], e["kind"]) for e in bot.policies.history("acme")]
+    assert kinds == [(v1.id, "activate"), (staged.id, "activate"), (v1.id, "rollback")]
+
+
+def test_rollback_walks_back_through_activations_and_any_version_can_be_reactivated(
+    bot: PolicyBot,
+) -> None:
+    [v1] = bot.storage.active_versions()
+    v2 = bot.policies.upload("acme.md", V2.encode(), activate=True).version
+    v3 = bot.policies.upload("acme.md", V2.replace("written", "prior").encode(), activate=True)
+    assert bot.policies.rollback().version.id == v2.id
+    assert bot.policies.rollback().version.id == v1.id
+    with pytest.raises(PolicyError, match="no earlier active version"):
+        bot.policies.rollback()
+    again = bot.policies.activate(v3.version.id)
+    assert again.version.id == v3.version.id and again.previous and again.previous.id == v1.id
+    assert not bot.policies.activate(v3.version.id).changed
+    # The diff of the active version shows what its activation changed.
+    assert bot.policies.diff(v3.version.id).base.id == v1.id  # type: ignore[union-attr]
+
+
+def test_discard_removes_only_staged_versions(bot: PolicyBot) -> None:
+    [v1] = bot.storage.active_versions()
+    staged = bot.policies.upload("acme.md", V2.encode()).version
+    assert bot.policies.diff().target.id == staged.id  # the newest staged by default
+    bot.policies.discard(staged.id)
+    assert [v.id for v in bot.storage.versions()] == [v1.id]
+    assert bot.storage.clause_count([staged.id]) == 0
+    with pytest.raises(PolicyError, match="only a staged version"):
+        bot.policies.discard(v1.id)
+    with pytest.raises(PolicyError, match="No version is staged"):
+        bot.policies.diff()
+    with pytest.raises(PolicyError, match="no policy version 999"):
+        bot.policies.activate(999)
+
+
+async def test_documents_side_by_side_and_answers_name_the_document(bot: PolicyBot) -> None:
+    devices = docx.Document()
+    devices.add_heading("Acme Device Policy", 0)
+    devices.add_heading("7. Lost phones", 1)
+    devices.add_paragraph(
+        "Report a lost or stolen phone that holds company email to the IT service desk "
+        "within one hour so that it can be wiped remotely."
+    )
+    result = bot.policies.upload("devices.docx", docx_bytes(devices), activate=True)
+    assert result.changes.base is None and "first version" in result.changes.as_text()
+    assert {v.document for v in bot.storage.active_versions()} == {"acme", "devices"}
+
+    answer = await bot.ask(IncomingQuestion("I lost my phone with company email on it"))
+    assert answer.answered and answer.citations[0].section == "7"
+    assert answer.citations[0].document_title == "Acme Device Policy"
+    assert answer.as_json()["citations"][0]["document_title"] == "Acme Device Policy"
+    assert "Acme Device Policy" in answer.plain_text()
+    assert "devices v" in answer.policy_version
+    # Rolling one document back leaves the other alone.
+    with pytest.raises(PolicyError, match="Name the document"):
+        bot.policies.rollback()
+    with pytest.raises(PolicyError, match="no earlier active version"):
+        bot.policies.rollback("devices")
+
+
+def test_admins_are_recognised_and_others_refused_politely(bot: PolicyBot) -> None:
+    assert bot.is_admin("U0ADMIN")
+    assert bot.is_admin("0F8FAD5B-D9CB-469F-A165-70867728950E")  # AAD ids in any case
+    assert not bot.is_admin("U0SOMEONE") and not bot.is_admin("")
+    bot.policies.authorize("U0ADMIN")
+    with pytest.raises(NotAuthorized) as refused:
+        bot.policies.authorize("U0SOMEONE")
+    assert str(refused.value) == ADMIN_ONLY and "Sorry" in ADMIN_ONLY
+
+
+def _corrupt_pdf() -> bytes:
+    data = make_pdf([["1. Scope", "Employees must do things properly at all times, always."]])
+    return data[: len(data) // 2]
+
+
+def _password_docx() -> bytes:
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1024)
+
+
+BAD_UPLOADS = [
+    ("acme.md", b"", "is empty"),
+    ("acme.docx", b"   \n", "is empty"),
+    ("acme.xlsx", b"PK\x03\x04 a spreadsheet", "unsupported file type .xlsx"),
+    ("acme", V1.encode(), "unsupported file type"),
+    ("acme.md", b"x" * 5000, "larger than the"),
+    ("acme.docx", b"PK\x03\x04 this is not a word file", "damaged"),
+    ("acme.docx", _password_docx(), "password-protected"),
+    ("acme.pdf", _corrupt_pdf(), "damaged"),
+    ("acme.pdf", make_pdf([[]]), "no text layer"),
+    ("acme.md", b"# Only a title\n", "no policy text"),
+    ("acme.md", "## 1. Scope\n\nCafé rules apply to everyone.".encode("latin-1"), "not UTF-8"),
+]
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "message"),
+    BAD_UPLOADS,
+    ids=[
+        "empty",
+        "blank",
+        "unsupported",
+        "no-suffix",
+        "too-large",
+        "corrupt-docx",
+        "password-docx",
+        "corrupt-pdf",
+        "scanned-pdf",
+        "no-clauses",
+        "not-utf8",
+    ],
+)
+async def test_bad_uploads_are_refused_and_change_nothing(
+    settings: Settings, filename: str, data: bytes, message: str
+) -> None:
+    bot = PolicyBot.create(replace(settings, max_upload_bytes=4096), storage=Storage.memory())
+    bot.policies.upload("acme.md", V1.encode(), activate=True)
+    before = bot.storage.versions()
+    with pytest.raises(PolicyError, match=message) as refused:
+        bot.policies.upload(filename, data, uploaded_by="U0ADMIN", activate=True)
+    assert filename.split(".")[0] in str(refused.value)  # the message names the file
+    assert bot.storage.versions() == before
+    assert await ask(bot, LAUNCHES) == (True, ["2.2"])
+
+
+def test_corrupt_pdf_message_is_for_people() -> None:
+    with pytest.raises(PolicyError) as refused:
+        read_pdf(_corrupt_pdf())
+    assert "Export it again" in str(refused.value) and "Traceback" not in str(refused.value)
