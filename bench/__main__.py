@@ -55,7 +55,7 @@ def run_quality(include_policyqa: bool, embedder: Any | None) -> QualityRun:
         BM25: BM25Peer,
     }
     if embedder is not None:
-        from bench.peers import CachedEmbedder
+        from bench.quality import CachedEmbedder
 
         embedder = CachedEmbedder(embedder)
         embedder.prime([q.question for s in sets for _, qs in s.parts for q in qs])

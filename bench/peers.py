@@ -49,23 +49,6 @@ class _PerVersions:
         raise NotImplementedError
 
 
-class CachedEmbedder:
-    """Remembers vectors by text, so a benchmark can embed all its questions in one batch."""
-
-    def __init__(self, embedder: Any) -> None:
-        self.embedder = embedder
-        self.vectors: dict[str, np.ndarray] = {}
-
-    def prime(self, texts: Sequence[str]) -> None:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
-        if missing:
-            self.vectors.update(zip(missing, self.embedder.encode(missing), strict=True))
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.prime(texts)
-        return np.stack([self.vectors[t] for t in texts])
-
-
 class BM25Peer(_PerVersions):
     name = "bm25s"
 

@@ -10,11 +10,30 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bench.sets import EvalSet
 from bot.evaluation import EvalReport, LabeledQuestion, evaluate_parts
 from bot.models import Retrieval
+
+
+class CachedEmbedder:
+    """Remembers vectors by text, so a benchmark can embed all its questions in one batch."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+        self.vectors: dict[str, Any] = {}
+
+    def prime(self, texts: Sequence[str]) -> None:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if missing:
+            self.vectors.update(zip(missing, self.embedder.encode(missing), strict=True))
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        self.prime(texts)
+        return np.stack([self.vectors[t] for t in texts])
 
 
 class AnyRetriever(Protocol):
