@@ -121,6 +121,21 @@ def quality_markdown(run: QualityRun) -> str:
                     _ratio(mine.mrr, theirs.mrr),
                 ]
         lines.append(f"| {eval_set.name} | " + " | ".join(cells) + " |")
+    losses = [
+        f"{o} trails {p} on {eval_set.name} ({metric})"
+        for o in ours
+        for p in peers
+        for eval_set in run.sets
+        for metric in ("recall_at_1", "mrr", "unanswered_f1")
+        if getattr(run.reports[o][eval_set.name], metric)
+        < getattr(run.reports[p][eval_set.name], metric)
+        and (
+            metric != "unanswered_f1"
+            or run.reports[p][eval_set.name].covered < run.reports[p][eval_set.name].questions
+        )
+    ]
+    lines += ["", "Where ours does not win (computed in this run):", ""]
+    lines += [f"- {loss}" for loss in losses] or ["- nowhere"]
     thresholds = ", ".join(f"{n} {t:.3f}" for n, t in run.thresholds.items())
     lines += ["", f"Not-covered thresholds: {thresholds}."]
     return "\n".join(lines)
@@ -156,6 +171,14 @@ def speed_markdown(embedder: Any | None) -> str:
             + " | ".join(f"{by[(p, size)].p50_ms / ours:.2g}×" for p in peers)
             + " |"
         )
+    slower = [
+        f"{p} at {size:,}"
+        for p in peers
+        for size in speed.SIZES
+        if by[(p, size)].p50_ms < by[(OURS_LEXICAL, size)].p50_ms
+    ]
+    if slower:
+        lines += ["", "Ours (lexical) is slower than: " + ", ".join(slower) + "."]
     lines += [
         "",
         f"Dense rows embed {speed.EMBEDDED_CLAUSES:,} distinct clauses and repeat the vectors "
