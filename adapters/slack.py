@@ -430,13 +430,16 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     async def tell(
         body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, text: str
     ) -> None:
-        """A private note to whoever clicked, under the message they clicked on."""
+        """A private note to whoever clicked, under the message they clicked on (a click in
+        App Home has no message: the note goes to their DM with the bot)."""
         if body.get("response_url"):
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
         channel = (body.get("channel") or {}).get("id")
         if channel:
             await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
+        else:
+            await client.chat_postMessage(channel=body["user"]["id"], text=text)
 
     def clicked_id(action: dict[str, Any]) -> int | None:
         try:

@@ -339,8 +339,16 @@ def answer_modal(group: Group, private_metadata: str) -> Block:
 
 
 # -- policy uploads --------------------------------------------------------------------------
+def upload_head(result: UploadResult) -> str:
+    version = result.version
+    source = version.source_name or "the upload"
+    if result.created:
+        return f"Read {version.clause_count} clauses from {source} as {version.display}."
+    return f"{source} is already stored as {version.display}; no new version was made."
+
+
 def upload_text(result: UploadResult) -> str:
-    return cut(f"{result.version.source_name}: {result.changes.headline()}", MAX_FALLBACK_TEXT)
+    return cut(f"{upload_head(result)} {result.changes.headline()}", MAX_FALLBACK_TEXT)
 
 
 def _change_blocks(result: UploadResult) -> list[Block]:
@@ -376,12 +384,7 @@ def _change_blocks(result: UploadResult) -> list[Block]:
 def upload_blocks(result: UploadResult) -> list[Block]:
     """What an upload changes against the active version, and what the admin can do next."""
     version = result.version
-    source = version.source_name or "the upload"
-    if result.created:
-        head = f"Read {version.clause_count} clauses from {source} as {version.display}."
-    else:
-        head = f"{source} is already stored as {version.display}; no new version was made."
-    blocks: list[Block] = [plain(head), plain(result.changes.headline())]
+    blocks: list[Block] = [plain(upload_head(result)), plain(result.changes.headline())]
     if not result.changes.has_changes:
         blocks.append(context("No clause is added, removed or changed."))
     blocks.extend(_change_blocks(result))
