@@ -63,9 +63,6 @@ class SeenEvents:
         self.size = size
         self._ids: OrderedDict[str, None] = OrderedDict()
 
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self._ids
-
     def first_time(self, event_id: str) -> bool:
         if event_id in self._ids:
             return False
@@ -519,6 +516,8 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         for file in fresh:
             message: Message
             try:
+                if not file.get("url_private_download") and file.get("id"):
+                    file = await file_info(client, file["id"])
                 name, data = await fetch_file(file, settings)
                 result = bot.policies.upload(name, data, uploaded_by=who(user))
             except PolicyError as error:
@@ -526,6 +525,17 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             else:
                 message = (render.upload_text(result), render.upload_blocks(result))
             await ChannelReply(client, channel).post(message)
+
+    async def file_info(client: AsyncWebClient, file_id: str) -> dict[str, Any]:
+        """The full file object: a file_shared event carries only the id, and a file_share
+        message may carry a stub ("file_access": "check_file_info")."""
+        try:
+            info = await client.files_info(file=file_id)
+        except SlackApiError as error:
+            reason = error.response.get("error")
+            raise PolicyError(f"I couldn't read that file from Slack: {reason}.") from None
+        file: dict[str, Any] = info.get("file") or {}
+        return file
 
     @app.event("file_shared")
     async def on_file_shared(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
@@ -535,19 +545,8 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         if not channel.startswith("D") or not user or user == context.bot_user_id:
             return
         file_id = event.get("file_id") or (event.get("file") or {}).get("id")
-        if not file_id or file_id in seen_files:
-            return
-        if not bot.policies.is_admin(user):
+        if file_id:
             await on_files(client, channel, user, [{"id": file_id}])
-            return
-        try:
-            info = await client.files_info(file=file_id)
-        except SlackApiError as error:
-            seen_files.first_time(file_id)
-            text = f"I couldn't read that file from Slack: {error.response.get('error')}."
-            await ChannelReply(client, channel).post((text, [render.plain(text)]))
-            return
-        await on_files(client, channel, user, [info.get("file") or {"id": file_id}])
 
     async def on_version_action(
         ack: Any,
@@ -624,9 +623,13 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         channel = (body.get("channel") or {}).get("id") or ""
         metadata = json.dumps({"group": group.id, "channel": channel})
         # trigger_id is valid for 3 seconds: open the modal before anything slow.
-        await client.views_open(
-            trigger_id=body["trigger_id"], view=render.answer_modal(group, metadata)
-        )
+        try:
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=render.answer_modal(group, metadata)
+            )
+        except SlackApiError as error:
+            reason = error.response.get("error")
+            await tell(body, respond, client, f"Slack did not open the form ({reason}); try again.")
 
     @app.view(render.ANSWER_VIEW)
     async def on_answer_submitted(

@@ -208,6 +208,24 @@ async def test_file_shared_event_is_handled_once_with_the_message(slack: SlackHa
     assert len(slack.api.downloads) == 1 and len(slack.api["chat.postMessage"]) == 2
 
 
+async def test_a_file_stub_in_the_message_is_looked_up_with_files_info(
+    slack: SlackHarness,
+) -> None:
+    file = slack.api.add_file(BUNDLED_POLICY.name, new_version())
+    await slack.share_files([{"id": file["id"], "file_access": "check_file_info"}], user=ADMIN)
+    (summary,) = await slack.api.wait_for("chat.postMessage")
+    assert "1 added" in summary["text"] and len(slack.api.downloads) == 1
+
+
+async def test_a_file_slack_will_not_describe_is_refused_with_its_reason(
+    slack: SlackHarness,
+) -> None:
+    await slack.share_files([{"id": "FGONE", "file_access": "check_file_info"}], user=ADMIN)
+    (reply,) = await slack.api.wait_for("chat.postMessage")
+    assert "couldn't read that file from Slack: file_not_found" in reply["text"]
+    assert slack.api.downloads == []
+
+
 async def test_the_same_content_again_makes_no_new_version(slack: SlackHarness) -> None:
     await slack.share_files(
         [slack.api.add_file(BUNDLED_POLICY.name, BUNDLED_POLICY.read_bytes())], user=ADMIN
