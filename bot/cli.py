@@ -666,6 +666,9 @@ def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
     click.echo(json.dumps(summary.as_json(), ensure_ascii=False) if as_json else summary.text)
     if no_post:
         return
+    if bot.settings.digest_teams_conversation:
+        # Posting into a Teams channel needs the Bot Framework connector, as `serve` has.
+        importlib.import_module("adapters.teams").register_outbound(bot)
     results = asyncio.run(post_digest(summary.text, bot.channel_posters))
     for platform, outcome in results.items():
         click.echo(f"{platform}: {outcome}", err=True)
