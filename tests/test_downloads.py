@@ -7,10 +7,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiohttp import web
 
 from adapters.downloads import DownloadError, TooLarge, download
-from tests.fakes.loopback import serving
 
 
 def transport(
@@ -56,17 +54,13 @@ async def test_http_errors_are_reported() -> None:
 
 
 async def test_a_server_that_never_answers_hits_the_timeout() -> None:
-    release = asyncio.Event()
+    never = asyncio.Event()
 
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(text="too late")
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        return httpx.Response(200)
 
-    app = web.Application()
-    app.router.add_get("/slow", hang)
-    async with serving(app) as base:
-        try:
-            with pytest.raises(DownloadError, match=r"longer than 0\.05 seconds"):
-                await download(base + "/slow", 500, timeout=0.05)
-        finally:
-            release.set()
+    with pytest.raises(DownloadError, match=r"longer than 0\.05 seconds"):
+        await download(
+            "https://files.test/p.md", 500, timeout=0.05, transport=httpx.MockTransport(hang)
+        )
