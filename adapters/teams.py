@@ -58,7 +58,9 @@ HELP = (
     "In a channel or group chat, @mention me with your question. Under each answer, "
     "**Helpful** / **Not helpful** tell the policy team how I did, and **Ask the policy team** "
     "sends your question to them. What the policy does not cover goes to them as well.\n\n"
-    "Commands: `help` (this message); `review` (the open questions, for the policy team)."
+    "Commands: `help` (this message); `review` (the open question groups, for the policy "
+    "team). Policy admins can attach a policy file in a personal chat with me to upload a new "
+    "version."
 )
 WELCOME = "Hi, I'm the policy bot. " + HELP
 SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
