@@ -77,6 +77,11 @@ def build_app(bot: PolicyBot) -> web.Application:
     app = web.Application(client_max_size=bot.settings.max_upload_bytes + 1024 * 1024)
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
+    settings = bot.settings
+    if settings.slack_signing_secret and settings.slack_bot_token:
+        from adapters import slack
+
+        slack.add_routes(app, bot)
     teams.add_routes(app, bot)
     admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
 

@@ -2,7 +2,7 @@
 
 Exit codes scripts can rely on: 0 done; 1 a question was refused (empty or too long);
 2 wrong usage; 3 a policy or data file could not be used; 4 the database could not be used.
-Commands that start a platform (`chat`, `serve`) import their adapter only when run, so the
+Commands that start a platform (`chat`, `serve`, `slack`) import their adapter only when run, so the
 core itself never loads an adapter.
 """
 
@@ -163,6 +163,18 @@ def teams_package(ctx: Context, out: Path, developer: str, website: str, app_ver
     except OSError as error:
         fail(f"cannot write {out}: {error.strerror or error}", 2)
     click.echo(f"Wrote {out}. Upload it in Teams (Apps > Manage your apps > Upload an app).")
+
+
+@main.command()
+@click.pass_obj
+@guarded
+def slack(ctx: Context) -> None:
+    """Connect to Slack over Socket Mode (SLACK_APP_TOKEN, SLACK_BOT_TOKEN)."""
+    settings = ctx.settings
+    if not (settings.slack_app_token and settings.slack_bot_token):
+        fail("policybot slack needs SLACK_APP_TOKEN (xapp-...) and SLACK_BOT_TOKEN (xoxb-...)", 2)
+    adapter = importlib.import_module("adapters.slack")
+    adapter.run_socket_mode(ctx.bot())
 
 
 @main.command()

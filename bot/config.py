@@ -61,6 +61,8 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     slack_review_channel: str = ""
     slack_policy_team: tuple[str, ...] = ()
+    #: A Slack user group (id "S…") whose members also count as the policy team.
+    slack_policy_team_group: str = ""
 
     # Microsoft Teams (Bot Framework names)
     microsoft_app_id: str = ""
@@ -123,6 +125,7 @@ class Settings:
             slack_api_url=env.get("SLACK_API_URL", "").strip() or "https://slack.com/api/",
             slack_review_channel=env.get("POLICYBOT_SLACK_REVIEW_CHANNEL", ""),
             slack_policy_team=_list(env, "POLICYBOT_SLACK_POLICY_TEAM"),
+            slack_policy_team_group=env.get("POLICYBOT_SLACK_POLICY_TEAM_GROUP", "").strip(),
             microsoft_app_id=env.get("MicrosoftAppId", ""),
             microsoft_app_password=env.get("MicrosoftAppPassword", ""),
             microsoft_app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",

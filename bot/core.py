@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass, field
 
 from bot.answering import Answerer, Draft, ExtractiveAnswerer
+from bot.checking import PostCheck, check_text, policy_version_of
 from bot.config import Settings
 from bot.grounded import GroundedAnswerer
 from bot.llm import ChatClient, LLMConfig
-from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval
+from bot.models import Answer, Citation, IncomingQuestion, QuestionError, Retrieval
 from bot.notify import ChannelPoster, Notifier
 from bot.policies import PolicyLibrary
 from bot.retrieval import LexicalRetriever, Retriever
@@ -259,3 +260,51 @@ class PolicyBot:
 
     def open_questions(self, limit: int = 1000) -> list[dict[str, object]]:
         return list(self.storage.questions(status="open", limit=limit))
+
+    def check_post(self, text: str) -> PostCheck:
+        """Which clauses apply to a draft post or message; QuestionError for empty or huge text.
+
+        Nothing is logged: the text may be someone's private draft.
+        """
+        active = self.storage.active_versions()
+        versions = [v.id for v in active]
+        cleaned, findings = check_text(
+            text,
+            lambda passage: self.retriever.retrieve(passage, versions, limit=3),
+            self.storage,
+            min_confidence=self.settings.min_confidence,
+            limit=self.settings.max_citations + 2,
+        )
+        version = policy_version_of(findings, [(v.document, v.display) for v in active])
+        return PostCheck(text=cleaned, findings=findings, policy_version=version)
+
+    def logged_answer(self, question_id: int) -> Answer:
+        """A logged answer as it was given, for showing it again (e.g. sharing it in a channel).
+
+        KeyError when there is no such question.
+        """
+        row = self.storage.question(question_id)
+        ids = [int(c["clause_id"]) for c in row["citations"]]
+        stored = self.storage.clauses_by_id(ids)
+        citations = tuple(
+            Citation(
+                clause_id=s.id,
+                document=s.document,
+                section=s.clause.section,
+                title=s.clause.section_title,
+                text=s.clause.text,
+                score=0.0,
+                owner=s.clause.owner,
+            )
+            for s in (stored[i] for i in ids if i in stored)
+        )
+        return Answer(
+            question=row["text"],
+            answered=bool(row["answered"]),
+            lead=row["answer_text"] or "",
+            citations=citations,
+            confidence=float(row["confidence"] or 0.0),
+            question_id=question_id,
+            policy_version=row["policy_version"] or "",
+            source=row["answer_source"] or "extractive",
+        )

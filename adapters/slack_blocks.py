@@ -1,0 +1,261 @@
+"""Render the core's neutral answers as Slack Block Kit.
+
+Every piece of text that came from a person or a policy file is escaped before it goes into
+mrkdwn, so a question containing `<!channel>` or `<https://evil|bank>` pings and misleads no
+one. Slack's limits (blocks per message, characters per text) are enforced here, by cutting
+quotes at a sentence or word boundary, never mid-word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from bot.checking import PostCheck
+from bot.clauses import split_sentences
+from bot.models import Answer, Citation
+from bot.storage import VersionInfo
+
+Block = dict[str, Any]
+
+#: Slack's limits (https://api.slack.com/reference/block-kit).
+MAX_MESSAGE_BLOCKS = 50
+MAX_HOME_BLOCKS = 100
+MAX_SECTION_TEXT = 3000
+MAX_CONTEXT_TEXT = 2000
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+#: The notification / fallback `text` of a message; Slack truncates beyond 4000.
+MAX_FALLBACK_TEXT = 3000
+#: A quoted clause longer than this is cut (clauses are normally well under it).
+MAX_QUOTE = 1200
+
+ACTION_HELPFUL = "policybot_helpful"
+ACTION_NOT_HELPFUL = "policybot_not_helpful"
+ACTION_ESCALATE = "policybot_escalate"
+ACTION_SHARE = "policybot_share"
+
+THINKING_TEXT = "Thinking… I'm looking this up in the policy."
+
+HELP_TEXT = (
+    "*Ask me whether you may post something*, and I answer from the company's social media "
+    "and electronic-communication policy, quoting the clauses.\n"
+    "• Send me a direct message, or mention me in a channel (I answer in the thread).\n"
+    "• `/policy <question>` answers privately; a button lets you share the answer.\n"
+    "• On any message: *More actions (⋮) → Check this post against the policy* tells you "
+    "privately which clauses apply to it.\n"
+    "• Rate answers with *Helpful* / *Not helpful*; *Ask the policy team* sends your question "
+    "to the people who own the policy.\n"
+    "• `/policy help` shows this."
+)
+
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_ESCAPABLE = re.compile("[&<>]")
+
+
+def escape(text: str) -> str:
+    """Make text safe to place in mrkdwn: no mentions, links or broadcasts from it."""
+    return _ESCAPABLE.sub(lambda m: _ESCAPES[m.group(0)], text)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if it fits, else its longest run of whole sentences (or words) that does, plus …"""
+    if len(text) <= limit:
+        return text
+    budget = limit - 1  # room for the ellipsis
+    kept = ""
+    for sentence in split_sentences(text):
+        candidate = f"{kept} {sentence}".strip()
+        if len(candidate) > budget:
+            break
+        kept = candidate
+    if len(kept) < budget // 2:
+        # One sentence is most of the text: cut at the last word boundary instead.
+        head = text[:budget]
+        space = head.rfind(" ")
+        kept = head[:space] if space > budget // 2 else head
+    return kept.rstrip(" ,;:") + "…"
+
+
+def escaped_cut(text: str, limit: int) -> str:
+    """Cut, then escape; cut shorter if escaping pushed it over (escapes are longer)."""
+    budget = limit
+    out = escape(cut(text, budget))
+    while len(out) > limit and budget > 1:
+        budget = max(1, budget - (len(out) - limit))
+        out = escape(cut(text, budget))
+    return out
+
+
+def quote(text: str) -> str:
+    return "\n".join(f">{line}" for line in text.splitlines() or [""])
+
+
+def plain(text: str, limit: int = MAX_SECTION_TEXT) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": escaped_cut(text, limit)}}
+
+
+def mrkdwn(text: str) -> Block:
+    """A section of our own mrkdwn (already escaped where it holds outside text)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION_TEXT]}}
+
+
+def context(text: str) -> Block:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": text[:MAX_CONTEXT_TEXT]}],
+    }
+
+
+def button(text: str, action_id: str, value: str, style: str = "") -> Block:
+    element: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text[:MAX_BUTTON_TEXT], "emoji": True},
+        "action_id": action_id,
+        "value": value[:MAX_BUTTON_VALUE],
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def citation_block(citation: Citation, with_document: bool) -> Block:
+    where = f"{citation.document}, {citation.reference}" if with_document else citation.reference
+    heading = f"*{escape(where or 'Policy')}*"
+    room = MAX_SECTION_TEXT - len(heading) - 8
+    text = escaped_cut(citation.text, min(MAX_QUOTE, room))
+    return mrkdwn(f"{heading}\n{quote(text)}")
+
+
+def citation_blocks(citations: Sequence[Citation], room: int) -> list[Block]:
+    several_documents = len({c.document for c in citations}) > 1
+    blocks = [citation_block(c, several_documents) for c in citations[:room]]
+    if len(citations) > room:
+        blocks[-1:] = [context(f"…and {len(citations) - room + 1} more clauses.")]
+    return blocks
+
+
+def answer_blocks(answer: Answer, *, shareable: bool = False) -> list[Block]:
+    """The lead, the quoted clauses, where they come from, and the feedback buttons."""
+    blocks: list[Block] = [plain(answer.lead)]
+    footer: list[Block] = []
+    if answer.policy_version:
+        footer.append(context(f"From {escape(answer.policy_version)}"))
+    if answer.question_id is not None:
+        footer.append(actions_block(answer, shareable=shareable))
+    room = MAX_MESSAGE_BLOCKS - len(blocks) - len(footer)
+    blocks.extend(citation_blocks(answer.citations, room))
+    return blocks + footer
+
+
+def actions_block(answer: Answer, *, shareable: bool) -> Block:
+    value = str(answer.question_id)
+    elements = []
+    if answer.answered:
+        elements.append(button("👍 Helpful", ACTION_HELPFUL, value))
+        elements.append(button("👎 Not helpful", ACTION_NOT_HELPFUL, value))
+        elements.append(button("Ask the policy team", ACTION_ESCALATE, value))
+    if shareable:
+        elements.append(button("Share in channel", ACTION_SHARE, value, style="primary"))
+    if not elements:
+        # Not covered: the question is already with the policy team; say so instead.
+        return context("Your question is on the policy team's review list.")
+    return {"type": "actions", "block_id": f"policybot_answer_{value}", "elements": elements}
+
+
+def answer_text(answer: Answer) -> str:
+    """The message's plain `text`: what notifications and screen readers show."""
+    return cut(answer.plain_text(), MAX_FALLBACK_TEXT)
+
+
+def shared_answer_blocks(answer: Answer, user_id: str) -> list[Block]:
+    """An answer someone shared into the channel: who asked what, then the answer, no buttons."""
+    asked = mrkdwn(
+        f"<@{escape(user_id)}> asked: {escaped_cut(answer.question, MAX_SECTION_TEXT - 60)}"
+    )
+    body = [b for b in answer_blocks(answer) if b["type"] != "actions"]
+    return [asked, *body][:MAX_MESSAGE_BLOCKS]
+
+
+def check_blocks(check: PostCheck) -> list[Block]:
+    """What applies to a post: each clause with the passages of the post that raised it."""
+    blocks: list[Block] = [plain(check.lead)]
+    room = MAX_MESSAGE_BLOCKS - 2
+    for finding in check.findings[:room]:
+        block = citation_block(finding.citation, with_document=False)
+        passages = "; ".join(f"“{p}”" for p in finding.passages[:3])
+        prompted = f"\n_Because of:_ {escaped_cut(passages, 400)}"
+        text = block["text"]["text"]
+        if len(text) + len(prompted) <= MAX_SECTION_TEXT:
+            block["text"]["text"] = text + prompted
+        blocks.append(block)
+    hint = "Unsure? Ask with `/policy <question>` and rate or escalate the answer."
+    if check.policy_version:
+        hint = f"From {escape(check.policy_version)}. {hint}"
+    blocks.append(context(hint))
+    return blocks
+
+
+def help_blocks() -> list[Block]:
+    return [mrkdwn(HELP_TEXT)]
+
+
+def review_blocks(
+    question: str, question_id: int | None, reason: str, asker: str = ""
+) -> list[Block]:
+    """A question for the policy team's channel."""
+    why = {
+        "not_covered": "The policy does not cover this question",
+        "not_helpful": "An employee found the answer not helpful",
+        "ask_policy_team": "An employee asked the policy team",
+    }.get(reason, "A question needs review")
+    who = f" (asked by <@{escape(asker)}>)" if asker else ""
+    number = f" #{question_id}" if question_id is not None else ""
+    return [
+        mrkdwn(f"*{why}*{who}. Question{number}:"),
+        mrkdwn(quote(escaped_cut(question, MAX_SECTION_TEXT - 20))),
+        context(
+            "Open questions are listed in the bot's App Home and in `policybot questions list`."
+        ),
+    ]
+
+
+def home_view(
+    active: Sequence[VersionInfo], open_questions: Sequence[dict[str, Any]] | None
+) -> Block:
+    """App Home: how to use the bot, the active policy; open questions for the policy team."""
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Policy bot"}},
+        mrkdwn(HELP_TEXT),
+        {"type": "divider"},
+    ]
+    if active:
+        lines = [
+            f"• *{escape(v.title or v.document)}*: {escape(v.display)}, active since "
+            f"{escape((v.activated_at or v.uploaded_at)[:10])}, {v.clause_count} clauses"
+            for v in active
+        ]
+        blocks.append(mrkdwn("*Active policy*\n" + "\n".join(lines)))
+    else:
+        blocks.append(mrkdwn("*No policy is loaded yet.* Ask an admin to upload one."))
+    if open_questions is not None:
+        blocks.append({"type": "divider"})
+        blocks.append(mrkdwn(f"*Open questions for the policy team* ({len(open_questions)})"))
+        room = MAX_HOME_BLOCKS - len(blocks) - 1
+        for row in open_questions[:room]:
+            reason = str(row.get("review_reason") or "").replace("_", " ")
+            asked = str(row.get("asked_at") or "")[:16]
+            blocks.append(
+                mrkdwn(
+                    f"*#{row['id']}* · {escape(asked)} · {escape(reason)}\n"
+                    + quote(escaped_cut(str(row.get("text") or ""), 1000))
+                )
+            )
+        if len(open_questions) > room:
+            blocks.append(
+                context(f"…and {len(open_questions) - room} more: `policybot questions list`.")
+            )
+        if not open_questions:
+            blocks.append(context("Nothing open. 🎉"))
+    return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}

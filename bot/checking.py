@@ -1,0 +1,126 @@
+"""Check a piece of text (a draft post, someone's message) against the policy.
+
+A question names its topic; a post does not, and most of its words (names, places, "proud")
+are words the policy never uses. So the text is read in small passages: each sentence, and
+windows of three consecutive words the policy does use. A passage whose best clause it covers
+well enough counts as touching that clause. Clauses found by several passages are reported
+once, strongest first, with the passages that raised them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot.answering import citation
+from bot.clauses import split_sentences
+from bot.models import Citation, QuestionError, Retrieval
+from bot.retrieval import stem
+from bot.storage import Storage
+from bot.vocabulary import EXPANSIONS, content_words
+
+#: A draft post may be longer than a question; longer texts are refused with a message.
+MAX_CHECK_CHARS = 8000
+#: Words per window of policy vocabulary.
+WINDOW = 3
+#: A window or sentence must cover its best clause at least this well (and never less than the
+#: question threshold): a post's passages are short, so a weak match is mostly chance.
+PASSAGE_CONFIDENCE = 0.6
+#: Passages with fewer content words than this say too little to point at a clause.
+MIN_PASSAGE_WORDS = 2
+
+NOTHING_APPLIES = (
+    "Nothing in the policy appears to apply to this text. That is not an approval: "
+    "if you are unsure, ask the policy team."
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A clause that applies to the text, and the passages of the text that raised it."""
+
+    citation: Citation
+    passages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PostCheck:
+    text: str
+    findings: tuple[Finding, ...]
+    policy_version: str = ""
+
+    @property
+    def applies(self) -> bool:
+        return bool(self.findings)
+
+    @property
+    def lead(self) -> str:
+        if not self.findings:
+            return NOTHING_APPLIES
+        sections = ", ".join(dict.fromkeys(f.citation.reference for f in self.findings))
+        return f"These parts of the policy apply to this text: {sections}."
+
+
+def normalize_text(text: str, max_chars: int = MAX_CHECK_CHARS) -> str:
+    cleaned = " ".join((text or "").split())
+    if not cleaned:
+        raise QuestionError("There is no text to check: the message is empty.")
+    if len(cleaned) > max_chars:
+        raise QuestionError(
+            f"That text is {len(cleaned):,} characters long; I can check up to {max_chars:,}."
+        )
+    return cleaned
+
+
+def passages(text: str, storage: Storage) -> list[str]:
+    """Each sentence, then windows of the words the policy itself uses, in order."""
+    sentences = [s for s in split_sentences(text) if len(content_words(s)) >= MIN_PASSAGE_WORDS]
+    words = content_words(text)
+    stems = {stem(w) for w in words} | {stem(e) for w in words for e in EXPANSIONS.get(w, ())}
+    known_stems = storage.term_document_counts(stems)
+
+    def known(word: str) -> bool:
+        return any(known_stems.get(stem(w)) for w in (word, *EXPANSIONS.get(word, ())))
+
+    vocabulary = [w for w in words if known(w)]
+    windows = [
+        " ".join(vocabulary[i : i + WINDOW])
+        for i in range(max(len(vocabulary) - WINDOW + 1, 1))
+        if len(vocabulary[i : i + WINDOW]) >= MIN_PASSAGE_WORDS
+    ]
+    return list(dict.fromkeys([*sentences, *windows]))
+
+
+def check_text(
+    text: str,
+    retrieve: Callable[[str], Retrieval],
+    storage: Storage,
+    *,
+    min_confidence: float,
+    limit: int,
+) -> tuple[str, tuple[Finding, ...]]:
+    """The clauses that apply to `text` (at most `limit`), strongest first."""
+    cleaned = normalize_text(text)
+    threshold = max(min_confidence, PASSAGE_CONFIDENCE)
+    best: dict[int, tuple[float, Citation, list[str]]] = {}
+    for passage in passages(cleaned, storage):
+        retrieval = retrieve(passage)
+        if not retrieval.ranked or retrieval.confidence < threshold:
+            continue
+        top = retrieval.ranked[0]
+        score = retrieval.confidence + top.score
+        found = best.get(top.stored.id)
+        if found is None:
+            best[top.stored.id] = (score, citation(top), [passage])
+        else:
+            found[2].append(passage)
+            if score > found[0]:
+                best[top.stored.id] = (score, found[1], found[2])
+    ranked = sorted(best.values(), key=lambda item: -item[0])[:limit]
+    return cleaned, tuple(Finding(c, tuple(p)) for _, c, p in ranked)
+
+
+def policy_version_of(findings: Sequence[Finding], active: Sequence[tuple[str, str]]) -> str:
+    """ "name vN (label)" of the documents the findings come from (all active ones if none)."""
+    used = {f.citation.document for f in findings} or {document for document, _ in active}
+    return ", ".join(display for document, display in active if document in used)

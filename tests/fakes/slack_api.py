@@ -1,0 +1,170 @@
+"""A fake Slack Web API on 127.0.0.1: records every call per method and answers plausibly.
+
+Also serves `response_url`s (`/response/<name>`) and, for Socket Mode, the WebSocket that
+`apps.connections.open` points at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+TEAM = "T0001"
+#: A hang guard for waits, not a speed requirement.
+GUARD = 10.0
+
+
+class FakeSlackApi:
+    def __init__(self) -> None:
+        self.calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.overrides: dict[str, dict[str, Any]] = {}
+        self.group_members: list[str] = []
+        self.port = 0
+        self._changed = asyncio.Condition()
+        self._ts = itertools.count(1)
+        self._sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: list[dict[str, Any]] = []
+
+    # -- addresses ------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/response/{name}"
+
+    # -- what was called ------------------------------------------------------------------------
+    def __getitem__(self, method: str) -> list[dict[str, Any]]:
+        return self.calls.get(method, [])
+
+    @property
+    def total_calls(self) -> int:
+        return sum(len(c) for c in self.calls.values())
+
+    async def wait_for(self, method: str, count: int = 1) -> list[dict[str, Any]]:
+        """Until `method` has been called `count` times; its calls."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self[method]) >= count), GUARD
+            )
+        return self[method]
+
+    async def _record(self, method: str, payload: dict[str, Any]) -> None:
+        async with self._changed:
+            self.calls[method].append(payload)
+            self._changed.notify_all()
+
+    # -- the API --------------------------------------------------------------------------------
+    async def _payload(self, request: web.Request) -> dict[str, Any]:
+        payload: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            payload.update(await request.json())
+        elif request.can_read_body:
+            payload.update(await request.post())
+        for key in ("blocks", "view", "attachments"):
+            if isinstance(payload.get(key), str):
+                payload[key] = json.loads(payload[key])
+        payload["_token"] = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return payload
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        payload = await self._payload(request)
+        await self._record(method, payload)
+        if method in self.overrides:
+            return web.json_response(self.overrides[method])
+        return web.json_response(self._answer(method, payload))
+
+    def _answer(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "user_id": BOT_USER,
+                "bot_id": BOT_ID,
+                "team_id": TEAM,
+                "user": "policybot",
+                "team": "Test",
+                "url": "https://test.slack.com/",
+            }
+        if method in {"chat.postMessage", "chat.update"}:
+            ts = payload.get("ts") or f"1700000000.{next(self._ts):06d}"
+            return {
+                "ok": True,
+                "channel": payload.get("channel"),
+                "ts": ts,
+                "message": {"text": payload.get("text", ""), "ts": ts},
+            }
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(payload.get("users", "")).lstrip("U")}}
+        if method == "usergroups.users.list":
+            return {"ok": True, "users": self.group_members}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+        return {"ok": True}
+
+    async def response(self, request: web.Request) -> web.Response:
+        await self._record("response_url:" + request.match_info["name"], await request.json())
+        return web.Response(text="ok")
+
+    # -- Socket Mode ----------------------------------------------------------------------------
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async with self._changed:
+            self._sockets.append(ws)
+            self._changed.notify_all()
+        await ws.send_json({"type": "hello", "num_connections": 1})
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                data = json.loads(message.data)
+                async with self._changed:
+                    self.socket_acks.append(data)
+                    self._changed.notify_all()
+        return ws
+
+    async def socket_send(self, envelope: dict[str, Any]) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._sockets)), GUARD)
+        await self._sockets[-1].send_json(envelope)
+
+    async def wait_for_ack(self, envelope_id: str) -> dict[str, Any]:
+        def acked() -> bool:
+            return any(a.get("envelope_id") == envelope_id for a in self.socket_acks)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(acked), GUARD)
+        return next(a for a in self.socket_acks if a.get("envelope_id") == envelope_id)
+
+    async def close_sockets(self) -> None:
+        for ws in self._sockets:
+            await ws.close()
+
+
+@asynccontextmanager
+async def fake_slack_api() -> AsyncIterator[FakeSlackApi]:
+    fake = FakeSlackApi()
+    app = web.Application()
+    app.router.add_route("*", "/api/{method}", fake.api)
+    app.router.add_post("/response/{name}", fake.response)
+    app.router.add_get("/socket", fake.socket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    fake.port = runner.addresses[0][1]
+    try:
+        yield fake
+    finally:
+        await fake.close_sockets()
+        await runner.cleanup()

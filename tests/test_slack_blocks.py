@@ -1,0 +1,85 @@
+"""Block Kit rendering: escaping, cutting at sensible places, Slack's limits."""
+
+from __future__ import annotations
+
+import json
+
+from adapters import slack_blocks as render
+from bot.checking import Finding, PostCheck
+from bot.models import Answer, Citation
+
+
+def citation(n: int, text: str) -> Citation:
+    return Citation(n, "policy", f"{n}.1", f"Title <{n}>", text, 0.9)
+
+
+def answer(citations: list[Citation], lead: str = "The policy addresses this.") -> Answer:
+    return Answer("q?", True, lead, tuple(citations), 0.9, question_id=7, policy_version="p v1")
+
+
+def test_escape_neutralises_mentions_links_and_broadcasts() -> None:
+    assert render.escape("<!channel> & <@U1> <https://a|b>") == (
+        "&lt;!channel&gt; &amp; &lt;@U1&gt; &lt;https://a|b&gt;"
+    )
+
+
+def test_cut_keeps_whole_sentences_then_whole_words() -> None:
+    text = "First sentence here. Second sentence is longer than the first one. Third."
+    assert render.cut(text, 30) == "First sentence here.…"
+    assert render.cut(text, 50) == "First sentence here. Second sentence is longer…"
+    assert render.cut(text, 200) == text
+    long_sentence = "word " * 100
+    out = render.cut(long_sentence, 52)
+    assert len(out) <= 52 and out.endswith("word…")
+
+
+def test_escaping_never_pushes_text_over_the_limit() -> None:
+    out = render.escaped_cut("<>&" * 2000, 3000)
+    assert len(out) <= 3000 and "<" not in out
+
+
+def test_answer_has_lead_quotes_version_and_buttons() -> None:
+    blocks = render.answer_blocks(answer([citation(3, "Do not share <secret> plans.")]))
+    text = json.dumps(blocks)
+    assert blocks[0]["text"]["text"] == "The policy addresses this."
+    assert "*3.1 Title &lt;3&gt;*\\n>Do not share &lt;secret&gt; plans." in text
+    assert blocks[-1]["type"] == "actions"
+    assert [e["value"] for e in blocks[-1]["elements"]] == ["7", "7", "7"]
+
+
+def test_huge_answers_respect_slack_limits() -> None:
+    citations = [citation(i, "A very long clause sentence. " * 300) for i in range(80)]
+    blocks = render.answer_blocks(answer(citations, lead="Lead. " * 1000), shareable=True)
+    assert len(blocks) <= render.MAX_MESSAGE_BLOCKS
+    for block in blocks:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= render.MAX_SECTION_TEXT
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                assert len(element["text"]["text"]) <= render.MAX_BUTTON_TEXT
+    quoted = blocks[1]["text"]["text"]
+    assert quoted.endswith("sentence.…")  # cut after a whole sentence
+    assert len(render.answer_text(answer(citations))) <= render.MAX_FALLBACK_TEXT
+
+
+def test_unanswered_has_no_feedback_buttons_but_says_where_it_went() -> None:
+    unanswered = Answer("q?", False, "The policy does not cover this.", (), 0.1, question_id=3)
+    blocks = render.answer_blocks(unanswered)
+    assert [b["type"] for b in blocks] == ["section", "context"]
+    assert "review list" in json.dumps(blocks)
+
+
+def test_check_blocks_show_the_passages_that_raised_each_clause() -> None:
+    check = PostCheck("text", (Finding(citation(3, "Keep plans private."), ("our <plan>",)),))
+    text = json.dumps(render.check_blocks(check))
+    assert "3.1 Title" in text and "our &lt;plan&gt;" in text
+
+
+def test_home_lists_at_most_slack_home_limit() -> None:
+    rows = [
+        {"id": i, "text": f"q{i}", "asked_at": "2024-01-01", "review_reason": "not_covered"}
+        for i in range(300)
+    ]
+    view = render.home_view([], rows)
+    assert view["type"] == "home" and len(view["blocks"]) <= render.MAX_HOME_BLOCKS
+    assert "more" in json.dumps(view["blocks"][-1])

@@ -1,0 +1,26 @@
+"""The manifest admins install from names everything the adapter listens to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters import slack
+
+MANIFEST = (Path(__file__).resolve().parent.parent / "slack-manifest.yml").read_text()
+
+
+def test_manifest_declares_the_command_shortcut_events_and_scopes() -> None:
+    assert f"command: {slack.COMMAND}" in MANIFEST
+    assert f"callback_id: {slack.CHECK_SHORTCUT}" in MANIFEST
+    for event in ("app_mention", "message.im", "app_home_opened"):
+        assert f"- {event}" in MANIFEST
+    for scope in (
+        "app_mentions:read",
+        "chat:write",
+        "commands",
+        "im:history",
+        "im:write",
+        "usergroups:read",
+    ):
+        assert f"- {scope} " in MANIFEST or f"- {scope}\n" in MANIFEST
+    assert MANIFEST.count("url: https://YOUR-HOST/slack/events") == 3
