@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -24,10 +26,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_blocks as render
+from adapters.downloads import DownloadError, TooLarge, download
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
-from bot.models import Answer, IncomingQuestion, QuestionError
+from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.notify import DeliveryError, ReplyAddress
+from bot.policies import NotAuthorized
+from bot.review import ReviewError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,12 @@ SEEN_EVENTS = 10_000
 #: The message shortcut's callback id (see slack-manifest.yml).
 CHECK_SHORTCUT = "policybot_check_post"
 COMMAND = "/policy"
+#: The message subtype of a file sent in a DM: an admin uploading a policy.
+FILE_SHARE = "file_share"
+NOT_POLICY_TEAM = (
+    "Sorry, only members of the policy team can answer or dismiss questions on the review "
+    "list. Nothing was changed."
+)
 
 T = TypeVar("T")
 
@@ -193,6 +204,76 @@ class SlackChannelPoster:
             raise DeliveryError(f"Slack did not take the message: {reason}") from error
 
 
+def who(user_id: str, name: str = "") -> str:
+    """How an admin or reviewer is recorded: the name if Slack gave one, and the user id."""
+    return f"{name} (slack:{user_id})" if name else f"slack:{user_id}"
+
+
+def file_url_allowed(url: str, api_url: str) -> bool:
+    """The bot token may go to Slack's own hosts only (or to wherever SLACK_API_URL points:
+    tests and staging), never to a URL that merely arrived in a payload."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com")):
+        return True
+    api = urlsplit(api_url)
+    return bool(host) and (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
+
+
+def looks_like_html(data: bytes) -> bool:
+    head = data[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+async def fetch_file(file: dict[str, Any], settings: Settings) -> tuple[str, bytes]:
+    """A file someone shared with the bot: its name and bytes, at most the upload limit.
+    PolicyError (with a message for the uploader) when it cannot be had."""
+    name = str(file.get("name") or file.get("title") or "")
+    limit = settings.max_upload_bytes
+    too_big = f"{name or 'The file'} is larger than the {limit / 2**20:g} MB upload limit."
+    size = file.get("size")
+    if isinstance(size, int) and size > limit:
+        raise PolicyError(too_big)  # Slack told us the size: no need to download it
+    url = str(file.get("url_private_download") or file.get("url_private") or "")
+    if not url or file.get("mode") in {"external", "tombstone"}:
+        raise PolicyError(
+            f"I can't download {name or 'that file'}: send the file itself, not a link to it."
+        )
+    if not file_url_allowed(url, settings.slack_api_url):
+        raise PolicyError(f"I can't download {name or 'that file'}: it is not hosted by Slack.")
+    try:
+        data = await download(
+            url, limit, headers={"Authorization": f"Bearer {settings.slack_bot_token}"}
+        )
+    except TooLarge:
+        raise PolicyError(too_big) from None
+    except DownloadError as error:
+        raise PolicyError(
+            f"I couldn't download {name or 'the file'} from Slack: {error}."
+        ) from None
+    if looks_like_html(data) and str(file.get("filetype") or "").lower() != "html":
+        # Without the files:read scope Slack answers with its sign-in page, not the file.
+        raise PolicyError(
+            f"Slack sent a sign-in page instead of {name or 'the file'}: the app needs the "
+            "files:read scope (reinstall it from slack-manifest.yml)."
+        )
+    return name, data
+
+
+def register_outbound(bot: PolicyBot, client: AsyncWebClient | None = None) -> AsyncWebClient:
+    """Register the Slack notifier with the core, and the digest poster when a digest channel
+    is configured; also for commands that send without running the app (`digest`,
+    `questions answer`)."""
+    settings = bot.settings
+    if not settings.slack_bot_token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    client = client or make_client(settings)
+    bot.notifiers[PLATFORM] = SlackNotifier(client)
+    if settings.digest_slack_channel:
+        bot.channel_posters[PLATFORM] = SlackChannelPoster(client, settings.digest_slack_channel)
+    return client
+
+
 def make_client(settings: Settings) -> AsyncWebClient:
     base_url = (
         settings.slack_api_url
@@ -214,12 +295,10 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         signing_secret=settings.slack_signing_secret,
         name="policybot",
     )
-    bot.notifiers[PLATFORM] = SlackNotifier(app.client)
-    if settings.digest_slack_channel:
-        bot.channel_posters[PLATFORM] = SlackChannelPoster(
-            app.client, settings.digest_slack_channel
-        )
+    register_outbound(bot, app.client)
     seen = SeenEvents()
+    # A file sent in a DM may arrive twice (as a file_share message and a file_shared event).
+    seen_files = SeenEvents()
 
     # -- plumbing ---------------------------------------------------------------------------
     @app.middleware
@@ -237,7 +316,11 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         if not settings.slack_review_channel:
             return
         asker = user if settings.show_askers else ""
-        blocks = render.review_blocks(question, question_id, reason, asker)
+        group_id = None
+        if question_id is not None:
+            with contextlib.suppress(KeyError):
+                group_id = bot.storage.question(question_id).get("group_id")
+        blocks = render.review_blocks(question, question_id, reason, asker, group_id)
         try:
             await client.chat_postMessage(
                 channel=settings.slack_review_channel,
@@ -289,8 +372,14 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
 
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        if event.get("channel_type") != "im" or event.get("bot_id"):
+            return
+        subtype = event.get("subtype")
+        if subtype == FILE_SHARE and event.get("user") != context.bot_user_id:
+            await on_files(client, event["channel"], event.get("user", ""), event.get("files"))
+            return
         # Only new messages people send the bot directly: no edits, deletions, joins, bots.
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+        if subtype:
             return
         user = event.get("user")
         if not user or user == context.bot_user_id:
@@ -338,15 +427,18 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     async def tell(
         body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, text: str
     ) -> None:
-        """A private note to whoever clicked, under the message they clicked on."""
+        """A private note to whoever clicked, under the message they clicked on (a click in
+        App Home has no message: the note goes to their DM with the bot)."""
         if body.get("response_url"):
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
         channel = (body.get("channel") or {}).get("id")
         if channel:
             await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
+        else:
+            await client.chat_postMessage(channel=body["user"]["id"], text=text)
 
-    def question_id(action: dict[str, Any]) -> int | None:
+    def clicked_id(action: dict[str, Any]) -> int | None:
         try:
             return int(action.get("value", ""))
         except ValueError:
@@ -360,7 +452,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         client: AsyncWebClient,
     ) -> None:
         await ack()
-        qid = question_id(action)
+        qid = clicked_id(action)
         user = body["user"]["id"]
         kind = action["action_id"]
         try:
@@ -392,7 +484,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         ack: Any, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        qid = question_id(action)
+        qid = clicked_id(action)
         try:
             if qid is None:
                 raise KeyError(action.get("value"))
@@ -407,6 +499,204 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             replace_original=False,
         )
         await respond(delete_original=True)
+
+    # -- policy uploads (admins, in a DM) ----------------------------------------------------
+    async def on_files(
+        client: AsyncWebClient, channel: str, user: str, files: list[dict[str, Any]] | None
+    ) -> None:
+        fresh = [f for f in files or [] if not f.get("id") or seen_files.first_time(f["id"])]
+        if not fresh:
+            return
+        reply = ChannelReply(client, channel)
+        try:
+            bot.policies.authorize(user)  # before anything is downloaded
+        except NotAuthorized as refusal:
+            await reply.post((str(refusal), [render.plain(str(refusal))]))
+            return
+        for file in fresh:
+            message: Message
+            try:
+                if not file.get("url_private_download") and file.get("id"):
+                    file = await file_info(client, file["id"])
+                name, data = await fetch_file(file, settings)
+                result = bot.policies.upload(name, data, uploaded_by=who(user))
+            except PolicyError as error:
+                message = (str(error), [render.plain(str(error))])
+            else:
+                message = (render.upload_text(result), render.upload_blocks(result))
+            await ChannelReply(client, channel).post(message)
+
+    async def file_info(client: AsyncWebClient, file_id: str) -> dict[str, Any]:
+        """The full file object: a file_shared event carries only the id, and a file_share
+        message may carry a stub ("file_access": "check_file_info")."""
+        try:
+            info = await client.files_info(file=file_id)
+        except SlackApiError as error:
+            reason = error.response.get("error")
+            raise PolicyError(f"I couldn't read that file from Slack: {reason}.") from None
+        file: dict[str, Any] = info.get("file") or {}
+        return file
+
+    @app.event("file_shared")
+    async def on_file_shared(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        # Only for apps subscribed to file_shared: a file sent in a DM with the bot.
+        channel = str(event.get("channel_id") or "")
+        user = str(event.get("user_id") or "")
+        if not channel.startswith("D") or not user or user == context.bot_user_id:
+            return
+        file_id = event.get("file_id") or (event.get("file") or {}).get("id")
+        if file_id:
+            await on_files(client, channel, user, [{"id": file_id}])
+
+    async def on_version_action(
+        ack: Any,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        user = body["user"]
+        version_id = clicked_id(action)
+        try:
+            bot.policies.authorize(user["id"])
+            if version_id is None:
+                raise PolicyError("That button no longer points at a policy version.")
+            if action["action_id"] == render.ACTION_ACTIVATE:
+                activation = bot.policies.activate(
+                    version_id, by=who(user["id"], user.get("username") or user.get("name", ""))
+                )
+                outcome = activation.as_text()
+            else:
+                discarded = bot.policies.discard(version_id)
+                outcome = f"Discarded {discarded.display}; the active policy is unchanged."
+        except PolicyError as error:
+            await tell(body, respond, client, str(error))
+            return
+        original = (body.get("message") or {}).get("blocks") or []
+        blocks = render.settled_upload_blocks(original, version_id, outcome, user["id"])
+        if body.get("response_url"):
+            await respond(text=outcome, blocks=blocks, replace_original=True)
+        else:
+            await tell(body, respond, client, outcome)
+
+    for action_id in (render.ACTION_ACTIVATE, render.ACTION_DISCARD):
+        app.action(action_id)(on_version_action)
+
+    # -- the review list (policy team) -------------------------------------------------------
+    async def publish_home(client: AsyncWebClient, user: str) -> None:
+        groups = bot.review.queue(status="open") if await in_policy_team(client, user) else None
+        view = render.home_view(bot.storage.active_versions(), groups)
+        await client.views_publish(user_id=user, view=view)
+
+    async def confirm_to(client: AsyncWebClient, user: str, channel: str, text: str) -> None:
+        """A note for the reviewer: in the review channel only they see it, or in their DM."""
+        try:
+            if channel:
+                await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            else:
+                await client.chat_postMessage(channel=user, text=text)
+        except SlackApiError:
+            log.exception("could not confirm a review action to %s", user)
+
+    @app.action(render.ACTION_ANSWER_GROUP)
+    async def on_answer_clicked(
+        ack: Any,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        user = body["user"]["id"]
+        if not await in_policy_team(client, user):
+            await tell(body, respond, client, NOT_POLICY_TEAM)
+            return
+        group_id = clicked_id(action)
+        try:
+            if group_id is None:
+                raise ReviewError("That button no longer points at a question group.")
+            group = bot.review.group(group_id)
+        except ReviewError as error:
+            await tell(body, respond, client, str(error))
+            return
+        channel = (body.get("channel") or {}).get("id") or ""
+        metadata = json.dumps({"group": group.id, "channel": channel})
+        # trigger_id is valid for 3 seconds: open the modal before anything slow.
+        try:
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=render.answer_modal(group, metadata)
+            )
+        except SlackApiError as error:
+            reason = error.response.get("error")
+            await tell(body, respond, client, f"Slack did not open the form ({reason}); try again.")
+
+    @app.view(render.ANSWER_VIEW)
+    async def on_answer_submitted(
+        ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user = body["user"]
+        if not await in_policy_team(client, user["id"]):
+            await ack(response_action="errors", errors={render.ANSWER_BLOCK: NOT_POLICY_TEAM})
+            return
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            group_id = int(metadata["group"])
+        except (ValueError, KeyError, TypeError):
+            await ack(
+                response_action="errors",
+                errors={render.ANSWER_BLOCK: "This form is out of date; open it again."},
+            )
+            return
+        values = (view.get("state") or {}).get("values") or {}
+        text = str(
+            ((values.get(render.ANSWER_BLOCK) or {}).get(render.ANSWER_INPUT) or {}).get("value")
+            or ""
+        )
+        reviewer = who(user["id"], user.get("username") or user.get("name", ""))
+        try:
+            # Stored before the modal closes, so a mistake is shown in the modal itself.
+            bot.review.answer(group_id, text, reviewer)
+        except ReviewError as error:
+            await ack(response_action="errors", errors={render.ANSWER_BLOCK: str(error)})
+            return
+        await ack()
+        # Everyone who asked in the group is sent the answer, on the platform they asked on.
+        report = await bot.deliver_answers(group_id)
+        note = (
+            f"Group #{group_id} answered; the bot now gives your answer to similar questions. "
+            f"Askers: {report.describe()}."
+        )
+        await confirm_to(client, user["id"], str(metadata.get("channel") or ""), note)
+        await publish_home(client, user["id"])
+
+    @app.action(render.ACTION_DISMISS_GROUP)
+    async def on_dismiss_clicked(
+        ack: Any,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        user = body["user"]
+        if not await in_policy_team(client, user["id"]):
+            await tell(body, respond, client, NOT_POLICY_TEAM)
+            return
+        group_id = clicked_id(action)
+        try:
+            if group_id is None:
+                raise ReviewError("That button no longer points at a question group.")
+            group = bot.dismiss_group(
+                group_id, by=who(user["id"], user.get("username") or user.get("name", ""))
+            )
+        except ReviewError as error:
+            await tell(body, respond, client, str(error))
+            return
+        note = f"Group #{group.id} dismissed ({group.count} questions); nobody is notified."
+        channel = (body.get("channel") or {}).get("id") or ""
+        await confirm_to(client, user["id"], channel, note)
+        await publish_home(client, user["id"])
 
     # -- App Home ---------------------------------------------------------------------------
     async def in_policy_team(client: AsyncWebClient, user: str) -> bool:
@@ -425,12 +715,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
-        user = event["user"]
-        open_questions = (
-            bot.open_questions(limit=200) if await in_policy_team(client, user) else None
-        )
-        view = render.home_view(bot.storage.active_versions(), open_questions)
-        await client.views_publish(user_id=user, view=view)
+        await publish_home(client, event["user"])
 
     return app
 

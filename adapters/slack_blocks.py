@@ -15,6 +15,8 @@ from typing import Any
 from bot.checking import PostCheck
 from bot.clauses import split_sentences
 from bot.models import Answer, Citation
+from bot.policies import UploadResult
+from bot.review import MAX_ANSWER_CHARS, Group
 from bot.storage import VersionInfo
 
 Block = dict[str, Any]
@@ -35,6 +37,18 @@ ACTION_HELPFUL = "policybot_helpful"
 ACTION_NOT_HELPFUL = "policybot_not_helpful"
 ACTION_ESCALATE = "policybot_escalate"
 ACTION_SHARE = "policybot_share"
+# An admin's staged upload (value: the version id).
+ACTION_ACTIVATE = "policybot_activate"
+ACTION_DISCARD = "policybot_discard"
+# A question group on the review list (value: the group id).
+ACTION_ANSWER_GROUP = "policybot_answer_group"
+ACTION_DISMISS_GROUP = "policybot_dismiss_group"
+#: The answer modal's callback id, and where its text input sits.
+ANSWER_VIEW = "policybot_answer_view"
+ANSWER_BLOCK = "policybot_answer"
+ANSWER_INPUT = "answer"
+#: Clause changes listed in an upload summary at most; the CLI's `policy diff` lists them all.
+MAX_LISTED_CHANGES = 20
 
 THINKING_TEXT = "Thinking… I'm looking this up in the policy."
 
@@ -108,7 +122,9 @@ def context(text: str) -> Block:
     }
 
 
-def button(text: str, action_id: str, value: str, style: str = "") -> Block:
+def button(
+    text: str, action_id: str, value: str, style: str = "", confirm: Block | None = None
+) -> Block:
     element: Block = {
         "type": "button",
         "text": {"type": "plain_text", "text": text[:MAX_BUTTON_TEXT], "emoji": True},
@@ -117,7 +133,23 @@ def button(text: str, action_id: str, value: str, style: str = "") -> Block:
     }
     if style:
         element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
     return element
+
+
+def confirmation(title: str, text: str, yes: str) -> Block:
+    """The "are you sure?" dialog of a button that cannot be undone from Slack."""
+    return {
+        "title": {"type": "plain_text", "text": title[:100]},
+        "text": {"type": "mrkdwn", "text": text[:300]},
+        "confirm": {"type": "plain_text", "text": yes[:30]},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+
+
+def plain_text(text: str, limit: int) -> Block:
+    return {"type": "plain_text", "text": cut(text, limit) or " ", "emoji": True}
 
 
 def citation_block(citation: Citation, with_document: bool) -> Block:
@@ -202,9 +234,13 @@ def help_blocks() -> list[Block]:
 
 
 def review_blocks(
-    question: str, question_id: int | None, reason: str, asker: str = ""
+    question: str,
+    question_id: int | None,
+    reason: str,
+    asker: str = "",
+    group_id: int | None = None,
 ) -> list[Block]:
-    """A question for the policy team's channel."""
+    """A question for the policy team's channel; with its group, *Answer* / *Dismiss*."""
     why = {
         "not_covered": "The policy does not cover this question",
         "not_helpful": "An employee found the answer not helpful",
@@ -212,19 +248,191 @@ def review_blocks(
     }.get(reason, "A question needs review")
     who = f" (asked by <@{escape(asker)}>)" if asker else ""
     number = f" #{question_id}" if question_id is not None else ""
-    return [
+    blocks = [
         mrkdwn(f"*{why}*{who}. Question{number}:"),
         mrkdwn(quote(escaped_cut(question, MAX_SECTION_TEXT - 20))),
+    ]
+    if group_id is not None:
+        blocks.append(group_actions(group_id))
+    blocks.append(
         context(
             "Open questions are listed in the bot's App Home and in `policybot questions list`."
-        ),
-    ]
+        )
+    )
+    return blocks
 
 
-def home_view(
-    active: Sequence[VersionInfo], open_questions: Sequence[dict[str, Any]] | None
-) -> Block:
-    """App Home: how to use the bot, the active policy; open questions for the policy team."""
+def group_actions(group_id: int) -> Block:
+    value = str(group_id)
+    dismiss = confirmation(
+        "Dismiss these questions?",
+        "They leave the review list and nobody who asked is told anything.",
+        "Dismiss",
+    )
+    return {
+        "type": "actions",
+        "block_id": f"policybot_group_{value}",
+        "elements": [
+            button("Answer", ACTION_ANSWER_GROUP, value, style="primary"),
+            button("Dismiss", ACTION_DISMISS_GROUP, value, confirm=dismiss),
+        ],
+    }
+
+
+def group_summary(group: Group) -> str:
+    """Count, owner, closest section and the sample question, as mrkdwn."""
+    owner = group.owner or "unrouted"
+    where = group.reference or "no section is close"
+    asked = f"{group.count} asked" if group.count != 1 else "1 asked"
+    reasons = ", ".join(r.replace("_", " ") for r in group.reasons)
+    head = f"*#{group.id} · {asked}* · {escape(owner)} · closest: {escape(where)}"
+    seen = f"first {group.first_seen[:10]}, last {group.last_seen[:10]}"
+    if reasons:
+        seen += f" · {escape(reasons)}"
+    return f"{head}\n{quote(escaped_cut(group.label, 1000))}\n_{seen}_"
+
+
+def group_blocks(group: Group) -> list[Block]:
+    return [mrkdwn(group_summary(group)), group_actions(group.id)]
+
+
+def answer_modal(group: Group, private_metadata: str) -> Block:
+    """The modal a reviewer writes a group's answer in."""
+    blocks: list[Block] = [mrkdwn(group_summary(group))]
+    if group.status != "open":
+        when = (group.answered_at or group.closed_at)[:10]
+        blocks.append(
+            context(
+                f"Already {group.status} on {escape(when)}. Sending an answer replaces the "
+                "reviewed answer; askers not yet reached are sent the new one."
+            )
+        )
+    element: Block = {
+        "type": "plain_text_input",
+        "action_id": ANSWER_INPUT,
+        "multiline": True,
+        "max_length": MAX_ANSWER_CHARS,
+        "placeholder": plain_text("What should the people who asked be told?", 150),
+    }
+    if group.answer:
+        element["initial_value"] = group.answer
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": ANSWER_BLOCK,
+            "label": plain_text("Answer, sent to everyone who asked", 2000),
+            "hint": plain_text(
+                "The bot also gives this answer, marked as reviewed, to similar questions.", 2000
+            ),
+            "element": element,
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": ANSWER_VIEW,
+        "private_metadata": private_metadata[:3000],
+        "title": plain_text("Answer questions", 24),
+        "submit": plain_text("Send answer", 24),
+        "close": plain_text("Cancel", 24),
+        "blocks": blocks,
+    }
+
+
+# -- policy uploads --------------------------------------------------------------------------
+def upload_head(result: UploadResult) -> str:
+    version = result.version
+    source = version.source_name or "the upload"
+    if result.created:
+        return f"Read {version.clause_count} clauses from {source} as {version.display}."
+    return f"{source} is already stored as {version.display}; no new version was made."
+
+
+def upload_text(result: UploadResult) -> str:
+    return cut(f"{upload_head(result)} {result.changes.headline()}", MAX_FALLBACK_TEXT)
+
+
+def _change_blocks(result: UploadResult) -> list[Block]:
+    changes = result.changes
+    entries: list[Block] = []
+    for clause in changes.added:
+        text = quote(escaped_cut(clause.text, MAX_QUOTE))
+        entries.append(mrkdwn(f"*Added* {escape(clause.reference)}\n{text}"))
+    for clause in changes.removed:
+        text = quote(escaped_cut(clause.text, MAX_QUOTE))
+        entries.append(mrkdwn(f"*Removed* {escape(clause.reference)}\n{text}"))
+    for change in changes.changed:
+        where = escape(change.new.reference)
+        if change.old.reference != change.new.reference:
+            where = f"{escape(change.old.reference)} → {where}"
+        if change.old.text == change.new.text:
+            entries.append(mrkdwn(f"*Moved* {where} (text unchanged)"))
+            continue
+        old = quote(escaped_cut(change.old.text, MAX_QUOTE))
+        new = quote(escaped_cut(change.new.text, MAX_QUOTE))
+        entries.append(mrkdwn(f"*Changed* {where}\n_Was:_\n{old}\n_Now:_\n{new}"))
+    if len(entries) > MAX_LISTED_CHANGES:
+        left = len(entries) - MAX_LISTED_CHANGES + 1
+        entries[MAX_LISTED_CHANGES - 1 :] = [
+            context(
+                f"…and {left} more changes: `policybot policy diff {result.version.id}` "
+                "lists them all."
+            )
+        ]
+    return entries
+
+
+def upload_blocks(result: UploadResult) -> list[Block]:
+    """What an upload changes against the active version, and what the admin can do next."""
+    version = result.version
+    blocks: list[Block] = [plain(upload_head(result)), plain(result.changes.headline())]
+    if not result.changes.has_changes:
+        blocks.append(context("No clause is added, removed or changed."))
+    blocks.extend(_change_blocks(result))
+    value = str(version.id)
+    elements: list[Block] = []
+    if version.status != "active":
+        elements.append(
+            button(
+                "Activate",
+                ACTION_ACTIVATE,
+                value,
+                style="primary",
+                confirm=confirmation(
+                    "Activate this version?",
+                    f"Questions are answered from {escape(version.display)} from then on. "
+                    "An earlier version can be reactivated later.",
+                    "Activate",
+                ),
+            )
+        )
+    if version.status == "staged":
+        elements.append(button("Discard", ACTION_DISCARD, value, style="danger"))
+    if elements:
+        blocks.append(
+            {"type": "actions", "block_id": upload_block_id(version.id), "elements": elements}
+        )
+    else:
+        blocks.append(context(f"{escape(version.display)} is the active version already."))
+    return blocks[:MAX_MESSAGE_BLOCKS]
+
+
+def upload_block_id(version_id: int) -> str:
+    return f"policybot_upload_{version_id}"
+
+
+def settled_upload_blocks(
+    original: Sequence[Block], version_id: int, outcome: str, user_id: str
+) -> list[Block]:
+    """The upload summary once Activate or Discard was chosen: the buttons give way to what
+    happened and who did it."""
+    kept = [b for b in original if b.get("block_id") != upload_block_id(version_id)]
+    note = [plain(outcome), context(f"By <@{escape(user_id)}>")]
+    return [*kept[: MAX_MESSAGE_BLOCKS - len(note)], *note]
+
+
+def home_view(active: Sequence[VersionInfo], groups: Sequence[Group] | None) -> Block:
+    """App Home: how to use the bot, the active policy; for the policy team, the open question
+    groups, busiest first, each with *Answer* and *Dismiss*."""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Policy bot"}},
         mrkdwn(HELP_TEXT),
@@ -239,23 +447,19 @@ def home_view(
         blocks.append(mrkdwn("*Active policy*\n" + "\n".join(lines)))
     else:
         blocks.append(mrkdwn("*No policy is loaded yet.* Ask an admin to upload one."))
-    if open_questions is not None:
+    if groups is not None:
+        asked = sum(g.count for g in groups)
         blocks.append({"type": "divider"})
-        blocks.append(mrkdwn(f"*Open questions for the policy team* ({len(open_questions)})"))
-        room = MAX_HOME_BLOCKS - len(blocks) - 1
-        for row in open_questions[:room]:
-            reason = str(row.get("review_reason") or "").replace("_", " ")
-            asked = str(row.get("asked_at") or "")[:16]
+        blocks.append(
+            mrkdwn(f"*Open questions for the policy team*: {len(groups)} groups, {asked} questions")
+        )
+        room = (MAX_HOME_BLOCKS - len(blocks) - 1) // 2
+        for group in groups[:room]:
+            blocks.extend(group_blocks(group))
+        if len(groups) > room:
             blocks.append(
-                mrkdwn(
-                    f"*#{row['id']}* · {escape(asked)} · {escape(reason)}\n"
-                    + quote(escaped_cut(str(row.get("text") or ""), 1000))
-                )
+                context(f"…and {len(groups) - room} more groups: `policybot questions list`.")
             )
-        if len(open_questions) > room:
-            blocks.append(
-                context(f"…and {len(open_questions) - room} more: `policybot questions list`.")
-            )
-        if not open_questions:
+        if not groups:
             blocks.append(context("Nothing open. 🎉"))
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}

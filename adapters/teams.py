@@ -3,6 +3,8 @@
 `add_routes` mounts `POST /api/messages` on the shared aiohttp app. A message in a personal
 chat, or one that @mentions the bot in a channel or group chat, becomes an IncomingQuestion;
 the card's buttons come back as message activities whose `value` carries the question id.
+A file attached in a personal chat is a policy upload (admins only); `review` lists the open
+question groups for the policy team with answer boxes.
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
 )
-from botbuilder.schema import Activity, ChannelAccount, ConversationReference
+from botbuilder.schema import (
+    Activity,
+    ChannelAccount,
+    ConversationAccount,
+    ConversationReference,
+)
 
 from adapters import teams_cards
+from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.models import Answer, IncomingQuestion, QuestionError
+from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.notify import DeliveryError, ReplyAddress
+from bot.policies import NotFound
+from bot.review import ReviewError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +58,9 @@ HELP = (
     "In a channel or group chat, @mention me with your question. Under each answer, "
     "**Helpful** / **Not helpful** tell the policy team how I did, and **Ask the policy team** "
     "sends your question to them. What the policy does not cover goes to them as well.\n\n"
-    "Commands: `help` (this message); `review` (the open questions, for the policy team)."
+    "Commands: `help` (this message); `review` (the open question groups, for the policy "
+    "team). Policy admins can attach a policy file in a personal chat with me to upload a new "
+    "version."
 )
 WELCOME = "Hi, I'm the policy bot. " + HELP
 SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
@@ -67,6 +79,14 @@ NOT_POLICY_TEAM = (
 REVIEW_IN_PERSONAL_CHAT = (
     "The review list is for the policy team's eyes only; ask me `review` in a personal chat."
 )
+STALE_VERSION = "That card no longer matches a policy version. Upload the file again."
+STALE_GROUP = "That card no longer matches a question group. Send `review` for the current list."
+
+#: How Teams hands a bot a file attached in a personal chat (`content.downloadUrl`).
+FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
+#: Attachments that are part of a message itself (its HTML, a card, a pasted picture), never
+#: a policy file, even when they carry a contentUrl.
+_NOT_FILES = ("text/html", "application/vnd.microsoft.card.", "image/")
 
 _AT_TAG = re.compile(r"</?at>", re.IGNORECASE)
 
@@ -183,13 +203,57 @@ async def reply_when_ready(
     await turn_context.send_activity(reply)
 
 
+@dataclass(frozen=True)
+class AttachedFile:
+    name: str
+    url: str
+
+
+def attached_files(activity: Activity) -> list[AttachedFile]:
+    """Files sent with a message: Teams' download-info attachments (a pre-authorized
+    `downloadUrl`), or other attachments with a `contentUrl` (the Emulator, Web Chat)."""
+    files = []
+    for attachment in activity.attachments or []:
+        kind = (attachment.content_type or "").lower()
+        content = attachment.content if isinstance(attachment.content, dict) else {}
+        name = str(attachment.name or "")
+        if kind == FILE_DOWNLOAD_INFO:
+            url = str(content.get("downloadUrl") or "")
+            file_type = str(content.get("fileType") or "")
+            if file_type and "." not in name:
+                name = f"{name}.{file_type}"
+        elif attachment.content_url and not kind.startswith(_NOT_FILES):
+            url = str(attachment.content_url)
+        else:
+            continue
+        files.append(AttachedFile(name, url))
+    return files
+
+
+def who(sender: ChannelAccount) -> str:
+    """How an admin or reviewer is recorded: the name, and the AAD object id (names repeat)."""
+    user = sender.aad_object_id or sender.id or "unknown"
+    return f"{sender.name} (teams:{user})" if sender.name else f"teams:{user}"
+
+
+def text_activity(text: str) -> Activity:
+    return MessageFactory.text(text)
+
+
 # -- the bot -----------------------------------------------------------------------------------
 class TeamsBot(ActivityHandler):
     """Translates Teams turns into PolicyBot calls; one per app, built in `add_routes`."""
 
-    def __init__(self, policy_bot: PolicyBot, *, placeholder_after: float = PLACEHOLDER_AFTER):
+    def __init__(
+        self,
+        policy_bot: PolicyBot,
+        *,
+        placeholder_after: float = PLACEHOLDER_AFTER,
+        download_timeout: float = DOWNLOAD_TIMEOUT,
+    ):
         self.policy_bot = policy_bot
         self.placeholder_after = placeholder_after
+        self.download_timeout = download_timeout
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -198,6 +262,11 @@ class TeamsBot(ActivityHandler):
             return
         if not addressed_to_bot(activity):
             return  # channel chatter the bot was not asked about
+        # Teams hands bots files in personal chats only; elsewhere the text is the question.
+        files = attached_files(activity) if is_personal(activity) else []
+        if files:
+            await self.on_upload(turn_context, files)
+            return
         text = question_text(activity)
         command = text.lower().lstrip("/")
         if command in ("", "help", "?"):
@@ -229,7 +298,13 @@ class TeamsBot(ActivityHandler):
 
     async def on_card_action(self, turn_context: TurnContext, value: dict[str, Any]) -> None:
         action = value.get(teams_cards.SUBMIT_KEY)
-        question_id = parse_question_id(value.get("question_id"))
+        if action in teams_cards.VERSION_ACTIONS:
+            await self.on_version_action(turn_context, str(action), value)
+            return
+        if action in teams_cards.GROUP_ACTIONS:
+            await self.on_group_action(turn_context, str(action), value)
+            return
+        question_id = parse_id(value.get("question_id"))
         if action not in teams_cards.ACTIONS or question_id is None:
             await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
             return
@@ -243,20 +318,115 @@ class TeamsBot(ActivityHandler):
             return
         await turn_context.send_activity(MessageFactory.text(CONFIRMATIONS[str(action)]))
 
+    # -- policy administration (POLICYBOT_ADMINS) ---------------------------------------------
+    async def on_upload(self, turn_context: TurnContext, files: list[AttachedFile]) -> None:
+        """An admin's attached policy file: authorized before anything is downloaded."""
+        sender = turn_context.activity.from_property or ChannelAccount()
+        try:
+            self.policy_bot.policies.authorize(sender.aad_object_id or "")
+        except PolicyError as refusal:
+            await turn_context.send_activity(text_activity(str(refusal)))
+            return
+        for file in files:
+            reply = self.read_upload(file, uploaded_by=who(sender))
+            await reply_when_ready(turn_context, reply, self.placeholder_after)
+
+    async def read_upload(self, file: AttachedFile, *, uploaded_by: str) -> Activity:
+        """Download, hand to the core's upload, and render what the new version would change."""
+        limit = self.policy_bot.settings.max_upload_bytes
+        name = file.name or "the file"
+        unchanged = "Nothing was changed; the active policy is as it was."
+        if not (file.url.startswith("https://") or is_loopback(file.url)):
+            return text_activity(f"I could not download {name}: Teams gave no HTTPS link to it.")
+        try:
+            data = await download(file.url, limit, timeout=self.download_timeout)
+        except TooLarge:
+            return text_activity(
+                f"{name} is larger than the {limit / 2**20:g} MB upload limit. {unchanged}"
+            )
+        except DownloadError as error:
+            return text_activity(f"I could not download {name}: {error}. {unchanged}")
+        try:
+            result = self.policy_bot.policies.upload(file.name, data, uploaded_by=uploaded_by)
+        except PolicyError as error:
+            return text_activity(f"{error} {unchanged}")
+        return card_activity(teams_cards.upload_card(result), teams_cards.upload_summary(result))
+
+    async def on_version_action(
+        self, turn_context: TurnContext, action: str, value: dict[str, Any]
+    ) -> None:
+        """Activate / Discard on an upload's card; admins only, checked again here."""
+        sender = turn_context.activity.from_property or ChannelAccount()
+        policies = self.policy_bot.policies
+        try:
+            policies.authorize(sender.aad_object_id or "")
+            version_id = parse_id(value.get("version_id"))
+            if version_id is None:
+                raise NotFound(STALE_VERSION)
+            if action == teams_cards.ACTIVATE_VERSION:
+                reply = policies.activate(version_id, by=who(sender)).as_text()
+            else:
+                version = policies.discard(version_id)
+                reply = f"Discarded {version.display}; the active policy is unchanged."
+        except PolicyError as error:  # not an admin, no such version, not discardable
+            reply = str(error)
+        await turn_context.send_activity(text_activity(reply))
+
+    # -- the review loop (POLICYBOT_TEAMS_POLICY_TEAM) ------------------------------------------
+    def is_policy_team(self, sender: ChannelAccount) -> bool:
+        return bool(sender.aad_object_id) and (
+            sender.aad_object_id in self.policy_bot.settings.teams_policy_team
+        )
+
     async def on_review(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         sender = activity.from_property or ChannelAccount()
-        if not sender.aad_object_id or (
-            sender.aad_object_id not in self.policy_bot.settings.teams_policy_team
-        ):
+        if not self.is_policy_team(sender):
             await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
             return
         if not is_personal(activity):
             await turn_context.send_activity(MessageFactory.text(REVIEW_IN_PERSONAL_CHAT))
             return
-        questions = self.policy_bot.open_questions()
-        summary = f"{len(questions)} open questions"
-        await turn_context.send_activity(card_activity(teams_cards.review_card(questions), summary))
+        groups = self.policy_bot.review.queue(status="open")
+        shown = groups[: teams_cards.REVIEW_LIMIT]
+        heading = teams_cards.review_heading(len(groups), len(shown))
+        if not shown:
+            await turn_context.send_activity(text_activity(heading))
+            return
+        cards = [CardFactory.adaptive_card(teams_cards.group_card(g)) for g in shown]
+        await turn_context.send_activity(MessageFactory.list(cards, text=heading))
+
+    async def on_group_action(
+        self, turn_context: TurnContext, action: str, value: dict[str, Any]
+    ) -> None:
+        """Answer / Dismiss on a group's card; the answer goes to every asker at once."""
+        sender = turn_context.activity.from_property or ChannelAccount()
+        if not self.is_policy_team(sender):
+            await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
+            return
+        group_id = parse_id(value.get("group_id"))
+        if group_id is None:
+            await turn_context.send_activity(text_activity(STALE_GROUP))
+            return
+        try:
+            if action == teams_cards.ANSWER_GROUP:
+                answer = value.get(teams_cards.ANSWER_INPUT)
+                report = await self.policy_bot.answer_group(
+                    group_id, answer if isinstance(answer, str) else "", by=who(sender)
+                )
+                group = self.policy_bot.review.group(group_id)
+                reply = (
+                    f"Group #{group.id} answered ({group.count} asked); similar questions now "
+                    f"get this answer. Askers: {report.describe()}."
+                )
+                if report.pending:
+                    reply += " Pending answers are retried while the bot runs."
+            else:
+                group = self.policy_bot.dismiss_group(group_id, by=who(sender))
+                reply = f"Group #{group.id} dismissed ({group.count} asked); nobody is notified."
+        except ReviewError as error:  # an empty answer, no such group
+            reply = str(error)
+        await turn_context.send_activity(text_activity(reply))
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
@@ -271,7 +441,7 @@ class TeamsBot(ActivityHandler):
             await turn_context.send_activity(MessageFactory.text(WELCOME))
 
 
-def parse_question_id(raw: object) -> int | None:
+def parse_id(raw: object) -> int | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
@@ -296,23 +466,73 @@ class TeamsNotifier:
             raise DeliveryError(f"no usable Teams conversation reference: {error}") from None
         if not reference.service_url or not reference.conversation:
             raise DeliveryError("the Teams conversation reference has no service URL")
+        await send_proactive(self.adapter, reference, MessageFactory.text(text), self.app_id)
 
-        failures: list[Exception] = []
 
-        async def deliver(turn_context: TurnContext) -> None:
-            # Caught here: an error escaping the turn would go to the adapter's on_turn_error,
-            # which tells the user "something went wrong" and hides the failure from the caller.
-            try:
-                await turn_context.send_activity(MessageFactory.text(text))
-            except Exception as error:  # the connector raises many unrelated types
-                failures.append(error)
+class TeamsChannelPoster:
+    """Posts the weekly digest into one channel (POLICYBOT_DIGEST_TEAMS_CONVERSATION) as a new
+    message, through the Teams service at POLICYBOT_TEAMS_SERVICE_URL."""
 
+    def __init__(
+        self, adapter: CloudAdapter, app_id: str, conversation_id: str, service_url: str
+    ) -> None:
+        self.adapter = adapter
+        self.app_id = app_id
+        self.conversation_id = conversation_id
+        self.service_url = service_url
+
+    async def post(self, text: str) -> None:
+        reference = ConversationReference(
+            channel_id="msteams",
+            service_url=self.service_url,
+            conversation=ConversationAccount(
+                id=self.conversation_id, is_group=True, conversation_type="channel"
+            ),
+            bot=ChannelAccount(id=self.app_id),
+        )
+        summary = text.splitlines()[0] if text else "policybot digest"
+        activity = card_activity(teams_cards.digest_card(text), summary)
+        await send_proactive(self.adapter, reference, activity, self.app_id)
+
+
+async def send_proactive(
+    adapter: CloudAdapter, reference: ConversationReference, activity: Activity, app_id: str
+) -> None:
+    """Send one activity into an existing conversation; DeliveryError if Teams refuses it."""
+    failures: list[Exception] = []
+
+    async def deliver(turn_context: TurnContext) -> None:
+        # A new message, not a reply to the continuation activity the adapter made up.
+        turn_context.activity.id = None
+        # Caught here: an error escaping the turn would go to the adapter's on_turn_error,
+        # which tells the user "something went wrong" and hides the failure from the caller.
         try:
-            await self.adapter.continue_conversation(reference, deliver, self.app_id)
-        except Exception as error:  # e.g. no credentials could be had for the service URL
+            await turn_context.send_activity(activity)
+        except Exception as error:  # the connector raises many unrelated types
             failures.append(error)
-        if failures:
-            raise DeliveryError(f"Teams did not take the message: {failures[0]}") from failures[0]
+
+    try:
+        await adapter.continue_conversation(reference, deliver, app_id)
+    except Exception as error:  # e.g. no credentials could be had for the service URL
+        failures.append(error)
+    if failures:
+        raise DeliveryError(f"Teams did not take the message: {failures[0]}") from failures[0]
+
+
+def register_outbound(bot: PolicyBot, adapter: CloudAdapter | None = None) -> CloudAdapter:
+    """Register the Teams notifier with the core, and the digest poster when a digest
+    conversation is configured; also for commands that post without serving (`digest`)."""
+    settings = bot.settings
+    adapter = adapter or create_adapter(settings)
+    bot.notifiers[PLATFORM] = TeamsNotifier(adapter, settings.microsoft_app_id)
+    if settings.digest_teams_conversation:
+        bot.channel_posters[PLATFORM] = TeamsChannelPoster(
+            adapter,
+            settings.microsoft_app_id,
+            settings.digest_teams_conversation,
+            settings.teams_service_url,
+        )
+    return adapter
 
 
 # -- HTTP --------------------------------------------------------------------------------------
@@ -335,11 +555,10 @@ def error(status: int, message: str) -> web.Response:
 def add_routes(
     app: web.Application, bot: PolicyBot, *, placeholder_after: float = PLACEHOLDER_AFTER
 ) -> None:
-    """Mount `POST /api/messages` and register the Teams notifier with the core."""
+    """Mount `POST /api/messages`; register the Teams notifier and digest poster."""
     settings = bot.settings
-    adapter = create_adapter(settings)
+    adapter = register_outbound(bot)
     teams_bot = TeamsBot(bot, placeholder_after=placeholder_after)
-    bot.notifiers[PLATFORM] = TeamsNotifier(adapter, settings.microsoft_app_id)
     authenticated = bool(settings.microsoft_app_id)
     if not authenticated:
         log.warning(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import Answer, Citation
+from bot.policies import ChangeSummary, UploadResult
+from bot.review import MAX_ANSWER_CHARS, Group
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -23,8 +25,23 @@ ACTIONS = (HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM)
 #: Marks a submit as ours, so other payloads are never mistaken for feedback.
 SUBMIT_KEY = "policybot"
 
-#: How many open questions `review` shows in one card.
-REVIEW_LIMIT = 15
+#: Policy admins' actions on an upload's card; the value carries `version_id`.
+ACTIVATE_VERSION = "activate_version"
+DISCARD_VERSION = "discard_version"
+VERSION_ACTIONS = (ACTIVATE_VERSION, DISCARD_VERSION)
+#: The policy team's actions on a question group's card; the value carries `group_id`.
+ANSWER_GROUP = "answer_group"
+DISMISS_GROUP = "dismiss_group"
+GROUP_ACTIONS = (ANSWER_GROUP, DISMISS_GROUP)
+#: The id of a group card's answer box: its text arrives in the value under this key.
+ANSWER_INPUT = "answer"
+
+#: How many question groups `review` shows at once (one card each).
+REVIEW_LIMIT = 10
+#: How many clause changes an upload's card lists; the CLI's `policy diff` lists them all.
+CHANGES_LIMIT = 10
+#: A group's sample question is cut to this many characters on its card.
+SAMPLE_CHARS = 300
 
 REVIEW_REASON_LABELS = {
     "not_covered": "not covered by the policy",
@@ -57,17 +74,21 @@ def heading(text: str, *, size: str = "Default", subtle: bool = False) -> dict[s
 
 
 def submit(title: str, action: str, question_id: int) -> dict[str, Any]:
-    return {
-        "type": "Action.Submit",
-        "title": title,
-        "data": {SUBMIT_KEY: action, "question_id": question_id},
-    }
+    return action_submit(title, action, question_id=question_id)
+
+
+def action_submit(title: str, action: str, **data: Any) -> dict[str, Any]:
+    return {"type": "Action.Submit", "title": title, "data": {SUBMIT_KEY: action, **data}}
+
+
+def document_name(citation: Citation) -> str:
+    return citation.document_title or citation.document
 
 
 def citation_block(citation: Citation, *, with_document: bool) -> dict[str, Any]:
-    reference = citation.reference or citation.document
+    reference = citation.reference or document_name(citation)
     if with_document and citation.reference:
-        reference = f"{citation.document}, {reference}"
+        reference = f"{document_name(citation)}, {reference}"
     items = [heading(reference), literal(f"“{citation.text}”", italic=True)]
     if citation.owner:
         items.append(literal(f"Owner: {citation.owner}", isSubtle=True, size="Small"))
@@ -82,6 +103,8 @@ def answer_card(answer: Answer) -> dict[str, Any]:
         body.append(heading(answer.headline))
     body.append(literal(answer.lead))
     body.extend(citation_block(c, with_document=several_documents) for c in answer.citations)
+    if answer.citations and not several_documents:
+        body.append(literal(f"— {document_name(answer.citations[0])}", isSubtle=True))
     if answer.policy_version:
         body.append(literal(f"Policy: {answer.policy_version}", isSubtle=True, size="Small"))
     actions: list[dict[str, Any]] = []
@@ -103,35 +126,143 @@ def answer_summary(answer: Answer) -> str:
     return answer.lead
 
 
-def review_card(questions: list[dict[str, Any]]) -> dict[str, Any]:
-    """The open questions for the policy team, newest first; askers are never shown."""
-    if not questions:
-        return card([heading("No open questions."), literal("The review list is empty.")])
-    shown = questions[:REVIEW_LIMIT]
-    plural = "s" if len(questions) != 1 else ""
-    body: list[dict[str, Any]] = [heading(f"{len(questions)} open question{plural}", size="Medium")]
-    for row in shown:
-        reason = REVIEW_REASON_LABELS.get(str(row.get("review_reason") or ""), "open")
-        asked = str(row.get("asked_at") or "")[:16].replace("T", " ")
-        body.append(
-            {
-                "type": "Container",
-                "separator": True,
-                "items": [
-                    literal(
-                        f"#{row['id']} · {reason} · {asked} · {row.get('platform', '')}",
-                        isSubtle=True,
-                        size="Small",
-                    ),
-                    literal(str(row.get("text") or "")),
-                ],
-            }
-        )
-    if len(questions) > len(shown):
-        body.append(
+def shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# -- policy administration -----------------------------------------------------------------------
+def _change_blocks(changes: ChangeSummary) -> list[dict[str, Any]]:
+    entries: list[list[dict[str, Any]]] = []
+    for clause in changes.added:
+        entries.append([heading(f"Added: {clause.reference}"), literal(f"“{clause.text}”")])
+    for clause in changes.removed:
+        removed = literal(f"“{clause.text}”", strikethrough=True)
+        entries.append([heading(f"Removed: {clause.reference}"), removed])
+    for change in changes.changed:
+        where = change.new.reference
+        if change.old.reference != change.new.reference:
+            where = f"{change.old.reference} → {change.new.reference}"
+        items = [heading(f"Changed: {where}")]
+        if change.old.text == change.new.text:
+            items.append(literal("(text unchanged; it moved)", isSubtle=True))
+        else:
+            items += [
+                literal(f"Was: “{change.old.text}”", isSubtle=True),
+                literal(f"Now: “{change.new.text}”"),
+            ]
+        entries.append(items)
+    blocks = [
+        {"type": "Container", "separator": True, "spacing": "Medium", "items": items}
+        for items in entries[:CHANGES_LIMIT]
+    ]
+    if len(entries) > CHANGES_LIMIT:
+        blocks.append(
             literal(
-                f"…and {len(questions) - len(shown)} more; `policybot questions list` shows all.",
+                f"…and {len(entries) - CHANGES_LIMIT} more changes; "
+                f"`policybot policy diff {changes.target.id}` lists them all.",
                 isSubtle=True,
             )
         )
+    return blocks
+
+
+def upload_card(result: UploadResult) -> dict[str, Any]:
+    """What an upload would change against the active version, with Activate / Discard."""
+    version = result.version
+    source = version.source_name or "the upload"
+    if result.created:
+        title = f"Read {version.clause_count} clauses from {source}"
+    else:
+        title = f"{source} is already stored as version {version.id}; no new version"
+    facts = [
+        {"title": "Document", "value": version.title or version.document},
+        {"title": "Version", "value": f"{version.display}, {version.status}"},
+    ]
+    if result.changes.base is not None:
+        facts.append({"title": "Compared with", "value": result.changes.base.display})
+    body: list[dict[str, Any]] = [
+        heading(title, size="Medium"),
+        {"type": "FactSet", "facts": facts},
+        literal(result.changes.headline()),
+    ]
+    body.extend(_change_blocks(result.changes))
+    actions = []
+    if version.status != "active":
+        actions.append(action_submit("Activate", ACTIVATE_VERSION, version_id=version.id))
+    if version.status == "staged":
+        actions.append(action_submit("Discard", DISCARD_VERSION, version_id=version.id))
+    if not actions:
+        body.append(literal("This version is already active; nothing to do.", isSubtle=True))
+    return card(body, actions)
+
+
+def upload_summary(result: UploadResult) -> str:
+    return result.changes.headline()
+
+
+# -- the review list ---------------------------------------------------------------------------
+def group_card(group: Group) -> dict[str, Any]:
+    """One question group for the policy team: an answer box, Answer and Dismiss.
+
+    Askers are never shown; the sample is the question that started the group.
+    """
+    reasons = ", ".join(REVIEW_REASON_LABELS.get(r, r) for r in group.reasons) or "open"
+    seen = group.first_seen[:10]
+    if group.last_seen[:10] != seen:
+        seen = f"{seen} to {group.last_seen[:10]}"
+    plural = "s" if group.count != 1 else ""
+    closest = group.reference
+    if closest and group.document:
+        closest = f"{group.document}, {closest}"
+    body: list[dict[str, Any]] = [
+        heading(f"{group.count} question{plural}: “{shorten(group.label, SAMPLE_CHARS)}”"),
+        {
+            "type": "FactSet",
+            "facts": [
+                {"title": "Owner", "value": group.owner or "(unrouted: no section is close)"},
+                {"title": "Closest section", "value": closest or "(none)"},
+                {"title": "Asked", "value": seen},
+                {"title": "Why", "value": reasons},
+                {"title": "Group", "value": f"#{group.id}"},
+            ],
+        },
+        {
+            "type": "Input.Text",
+            "id": ANSWER_INPUT,
+            "isMultiline": True,
+            "maxLength": MAX_ANSWER_CHARS,
+            "placeholder": "The answer everyone who asked will be sent",
+            "label": "Answer",
+            "isRequired": True,
+            "errorMessage": "Write the answer first, or press Dismiss.",
+        },
+    ]
+    actions = [
+        action_submit("Answer", ANSWER_GROUP, group_id=group.id),
+        # Dismissing needs no answer, so the answer box is not validated for it.
+        {**action_submit("Dismiss", DISMISS_GROUP, group_id=group.id), "associatedInputs": "none"},
+    ]
+    return card(body, actions)
+
+
+def review_heading(total: int, shown: int) -> str:
+    if not total:
+        return "No open question groups: the review list is empty."
+    plural = "s" if total != 1 else ""
+    text = f"{total} open question group{plural}, busiest first."
+    if shown < total:
+        text += f" Showing {shown}; `policybot questions list` shows all."
+    return text
+
+
+def digest_card(text: str) -> dict[str, Any]:
+    """The weekly digest, line by line, literally (group samples are employees' words)."""
+    lines = text.splitlines()
+    body: list[dict[str, Any]] = [heading(lines[0] if lines else "policybot digest")]
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        # "Top open groups:" and the like head a list; the rest are sentences or list entries.
+        body.append(heading(line) if line.endswith(":") else literal(line.strip()))
     return card(body)

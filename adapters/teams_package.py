@@ -171,7 +171,7 @@ def manifest(
                 "botId": app_id,
                 "scopes": ["personal", "team", "groupChat"],
                 "isNotificationOnly": False,
-                "supportsFiles": False,
+                "supportsFiles": True,  # admins attach policy files in personal chat
                 "commandLists": [
                     {"scopes": ["personal"], "commands": commands},
                     {"scopes": ["team", "groupChat"], "commands": commands[:1]},

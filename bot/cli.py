@@ -70,6 +70,38 @@ class Context:
         return self._bot
 
 
+#: Platforms whose adapter can send from a command run outside the app (cron, a terminal): the
+#: adapter module, and the setting that says the platform is configured here.
+OUTBOUND: dict[str, tuple[str, Callable[[Settings], bool]]] = {
+    "slack": ("adapters.slack", lambda s: bool(s.slack_bot_token)),
+    "teams": (
+        "adapters.teams",
+        lambda s: bool(s.microsoft_app_id or s.digest_teams_conversation),
+    ),
+}
+
+
+def connect_platforms(bot: PolicyBot) -> None:
+    """Let `digest` and `questions answer` post and deliver through the configured platforms,
+    whose apps are not running in this process: each adapter, imported by name (the core never
+    imports one), registers its notifier and digest poster on the bot."""
+    for platform, (module_name, configured) in OUTBOUND.items():
+        if not configured(bot.settings):
+            continue
+        register = getattr(importlib.import_module(module_name), "register_outbound", None)
+        if register is None:
+            click.echo(
+                f"{platform}: this version cannot send from the command line; messages for "
+                f"{platform} wait until `policybot serve` runs.",
+                err=True,
+            )
+            continue
+        try:
+            register(bot)
+        except ConfigError as error:
+            click.echo(f"{platform}: not connected: {error}", err=True)
+
+
 def console() -> Any:
     """A rich console for tables; wide when the output is a pipe, so nothing is cut."""
     from rich.console import Console
@@ -566,6 +598,7 @@ def questions_answer(ctx: Context, group_id: int, answer: str, reviewer: str) ->
     if answer == "-":
         answer = sys.stdin.read()
     bot = ctx.bot(with_policy=False)
+    connect_platforms(bot)
     report = asyncio.run(bot.answer_group(group_id, answer, reviewer))
     click.echo(
         f"Group {group_id} answered; the bot now gives this answer to similar questions. "
@@ -573,8 +606,9 @@ def questions_answer(ctx: Context, group_id: int, answer: str, reviewer: str) ->
     )
     if report.pending:
         click.echo(
-            "Pending answers are sent when the Slack or Teams app runs (policybot serve); "
-            f"addresses are kept at most {bot.settings.retention_days} days."
+            "Pending answers are sent when the Slack or Teams app runs (policybot serve) or "
+            "with the platform's settings present here; addresses are kept at most "
+            f"{bot.settings.retention_days} days."
         )
 
 
@@ -680,6 +714,7 @@ def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
     click.echo(json.dumps(summary.as_json(), ensure_ascii=False) if as_json else summary.text)
     if no_post:
         return
+    connect_platforms(bot)
     results = asyncio.run(post_digest(summary.text, bot.channel_posters))
     for platform, outcome in results.items():
         click.echo(f"{platform}: {outcome}", err=True)
@@ -690,8 +725,10 @@ def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
     }
     for platform, (variable, value) in configured.items():
         if value and platform not in results:
+            why = " (SLACK_BOT_TOKEN is not set)" if platform == "slack" else ""
             click.echo(
-                f"{variable} is set, but no {platform} poster is available here; printed only.",
+                f"{variable} is set, but no {platform} poster is available here{why}; "
+                "printed only.",
                 err=True,
             )
 

@@ -81,6 +81,8 @@ class Settings:
         'Answers "may I post this?" from our social media policy, quoting its clauses.'
     )
     teams_valid_domains: tuple[str, ...] = ()
+    #: Where proactive messages to the digest channel go (the Bot Framework's Teams service).
+    teams_service_url: str = "https://smba.trafficmanager.net/teams/"
 
     # OpenAI-compatible LLM
     openai_base_url: str = ""
@@ -104,6 +106,9 @@ class Settings:
     retention_days: int = 90
     digest_slack_channel: str = ""
     digest_teams_conversation: str = ""
+    #: Seconds between attempts, while `serve` runs, to send reviewed answers not yet
+    #: delivered; 0 turns the background delivery off.
+    delivery_interval: float = 60.0
 
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -135,6 +140,8 @@ class Settings:
             teams_app_description=env.get("POLICYBOT_TEAMS_APP_DESCRIPTION", "").strip()
             or cls.teams_app_description,
             teams_valid_domains=_list(env, "POLICYBOT_TEAMS_VALID_DOMAINS"),
+            teams_service_url=env.get("POLICYBOT_TEAMS_SERVICE_URL", "").strip()
+            or cls.teams_service_url,
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             llm_model=env.get("POLICYBOT_LLM_MODEL", ""),
@@ -148,6 +155,7 @@ class Settings:
             retention_days=_int(env, "POLICYBOT_RETENTION_DAYS", 90),
             digest_slack_channel=env.get("POLICYBOT_DIGEST_SLACK_CHANNEL", "").strip(),
             digest_teams_conversation=env.get("POLICYBOT_DIGEST_TEAMS_CONVERSATION", "").strip(),
+            delivery_interval=_float(env, "POLICYBOT_DELIVERY_INTERVAL", 60.0),
         )
         settings.validate()
         return settings
@@ -176,6 +184,10 @@ class Settings:
             raise ConfigError("POLICYBOT_LLM_TIMEOUT and POLICYBOT_LLM_BUDGET must be above 0")
         if not 0 <= self.llm_retries <= 10:
             raise ConfigError("POLICYBOT_LLM_RETRIES must be between 0 and 10")
+        if self.delivery_interval < 0:
+            raise ConfigError("POLICYBOT_DELIVERY_INTERVAL must be 0 (off) or more seconds")
+        if not self.teams_service_url.startswith(("http://", "https://")):
+            raise ConfigError("POLICYBOT_TEAMS_SERVICE_URL must start with https://")
         self._validate_microsoft_app()
 
     def _validate_microsoft_app(self) -> None:

@@ -5,6 +5,7 @@ receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adap
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ class PolicyBot:
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     #: platform name -> where the weekly digest goes; adapters register theirs when configured.
     channel_posters: dict[str, ChannelPoster] = field(default_factory=dict)
+    #: One delivery run at a time: a background retry and a reviewer's answer running side by
+    #: side would both read the same pending addresses and message an asker twice.
+    _delivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
@@ -251,8 +255,9 @@ class PolicyBot:
     async def deliver_answers(self, group_id: int | None = None) -> DeliveryReport:
         """Send reviewed answers not yet delivered (after answering, or to retry); addresses
         past the retention period are deleted first, so nobody is contacted after it."""
-        self.review.expire(self.settings.retention_days)
-        return await self.review.deliver(self.notifiers, group_id)
+        async with self._delivering:
+            self.review.expire(self.settings.retention_days)
+            return await self.review.deliver(self.notifiers, group_id)
 
     def open_questions(self, limit: int = 1000) -> list[dict[str, object]]:
         return list(self.storage.questions(status="open", limit=limit))

@@ -96,13 +96,13 @@ def read_policy(filename: str, data: bytes, name: str | None = None) -> ParsedPo
     )
 
 
-def read_policy_file(path: Path, name: str | None = None) -> ParsedPolicy:
+def read_file(path: Path) -> bytes:
+    """A policy file's bytes, or a PolicyError that says why they cannot be had."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise PolicyError(f"No such file: {path}") from None
     except IsADirectoryError:
         raise PolicyError(f"{path} is a folder, not a policy file.") from None
     except OSError as error:
         raise PolicyError(f"Cannot read {path}: {error.strerror}") from None
-    return read_policy(path.name, data, name=name)

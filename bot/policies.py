@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import DEFAULT_MIN_CONFIDENCE
-from bot.ingest import READERS, read_policy
+from bot.ingest import READERS, read_file, read_policy
 from bot.models import Clause, PolicyError
 from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage, VersionInfo, content_hash
@@ -374,15 +374,9 @@ class PolicyLibrary:
         name: str | None = None,
         activate: bool = True,
     ) -> UploadResult:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise PolicyError(f"No such file: {path}") from None
-        except IsADirectoryError:
-            raise PolicyError(f"{path} is a folder, not a policy file.") from None
-        except OSError as error:
-            raise PolicyError(f"Cannot read {path}: {error.strerror}") from None
-        return self.upload(path.name, data, uploaded_by=uploaded_by, name=name, activate=activate)
+        return self.upload(
+            path.name, read_file(path), uploaded_by=uploaded_by, name=name, activate=activate
+        )
 
     def load_bundled(self, folder: Path) -> list[VersionInfo]:
         """Load and activate every policy file in a folder (the bundled default policy)."""

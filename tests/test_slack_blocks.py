@@ -7,6 +7,7 @@ import json
 from adapters import slack_blocks as render
 from bot.checking import Finding, PostCheck
 from bot.models import Answer, Citation
+from bot.review import Group, Profile
 
 
 def citation(n: int, text: str) -> Citation:
@@ -75,11 +76,55 @@ def test_check_blocks_show_the_passages_that_raised_each_clause() -> None:
     assert "3.1 Title" in text and "our &lt;plan&gt;" in text
 
 
+def group(n: int, label: str = "", owner: str = "Human Resources") -> Group:
+    return Group(
+        id=n,
+        status="open",
+        count=n + 1,
+        first_seen="2024-01-01T10:00:00",
+        last_seen="2024-01-02T10:00:00",
+        label=label or f"question {n}?",
+        document="policy",
+        section="4.2",
+        section_title="Personal use",
+        owner=owner,
+        answer="",
+        answered_at="",
+        answered_by="",
+        created_at="2024-01-01T10:00:00",
+        closed_at="",
+        reasons=("not_covered",),
+        profile=Profile(0, {}, {}),
+    )
+
+
 def test_home_lists_at_most_slack_home_limit() -> None:
-    rows = [
-        {"id": i, "text": f"q{i}", "asked_at": "2024-01-01", "review_reason": "not_covered"}
-        for i in range(300)
-    ]
-    view = render.home_view([], rows)
+    view = render.home_view([], [group(i) for i in range(300)])
     assert view["type"] == "home" and len(view["blocks"]) <= render.MAX_HOME_BLOCKS
-    assert "more" in json.dumps(view["blocks"][-1])
+    assert "more groups" in json.dumps(view["blocks"][-1])
+    # Every group listed comes with its own Answer and Dismiss buttons.
+    actions = [b for b in view["blocks"] if b["type"] == "actions"]
+    assert actions and all(
+        [e["action_id"] for e in b["elements"]]
+        == [render.ACTION_ANSWER_GROUP, render.ACTION_DISMISS_GROUP]
+        for b in actions
+    )
+
+
+def test_home_group_shows_count_owner_section_and_escaped_sample() -> None:
+    view = render.home_view([], [group(2, label="can I post <!channel> memes?", owner="PR")])
+    text = json.dumps(view["blocks"], ensure_ascii=False)
+    assert "3 asked" in text and "PR" in text and "4.2 Personal use" in text
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+
+
+def test_answer_modal_carries_the_group_and_a_bounded_multiline_input() -> None:
+    modal = render.answer_modal(group(5), '{"group": 5}')
+    assert modal["type"] == "modal" and modal["callback_id"] == render.ANSWER_VIEW
+    assert modal["private_metadata"] == '{"group": 5}'
+    assert all(len(modal[k]["text"]) <= 24 for k in ("title", "submit", "close"))
+    (field,) = [b for b in modal["blocks"] if b["type"] == "input"]
+    assert field["block_id"] == render.ANSWER_BLOCK
+    element = field["element"]
+    assert element["multiline"] and element["action_id"] == render.ANSWER_INPUT
+    assert element["max_length"] == 4000 and "initial_value" not in element

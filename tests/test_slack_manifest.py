@@ -18,6 +18,7 @@ def test_manifest_declares_the_command_shortcut_events_and_scopes() -> None:
         "app_mentions:read",
         "chat:write",
         "commands",
+        "files:read",
         "im:history",
         "im:write",
         "usergroups:read",

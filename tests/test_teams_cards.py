@@ -81,20 +81,113 @@ def test_unanswered_or_unlogged_answers_have_no_feedback_actions() -> None:
     assert "actions" not in teams_cards.answer_card(answer(CLAUSE, question_id=None))
 
 
-async def test_review_card_lists_open_questions_without_askers(bot: PolicyBot) -> None:
-    assert "No open questions" in runs(teams_cards.review_card([]))[0]["text"]
-    for n in range(teams_cards.REVIEW_LIMIT + 2):
-        answer = await bot.ask(IncomingQuestion(f"is cafeteria {n} open?", asker=f"U{n}"))
-        if answer.question_id and answer.answered:
-            bot.escalate(answer.question_id)
-    questions = bot.open_questions()
-    assert len(questions) == teams_cards.REVIEW_LIMIT + 2
-    texts = [run["text"] for run in runs(teams_cards.review_card(questions))]
-    assert texts[0] == f"{teams_cards.REVIEW_LIMIT + 2} open questions"
-    assert sum("cafeteria" in t for t in texts) == teams_cards.REVIEW_LIMIT
-    assert any("not covered by the policy" in t for t in texts)
-    assert texts[-1].startswith("…and 2 more")
-    assert not any(str(q["asker"]) in t for q in questions for t in texts)
+async def test_group_card_shows_the_group_with_an_answer_box_and_never_an_asker(
+    bot: PolicyBot,
+) -> None:
+    for n, text in enumerate(
+        ["may I post on TikTok?", "can I make TikTok videos?", "is TikTok allowed for me?"]
+    ):
+        answer = await bot.ask(IncomingQuestion(text, platform="teams", asker=f"29:asker-{n}"))
+        assert answer.question_id is not None
+        bot.escalate(answer.question_id)
+    (group,) = bot.review.queue()
+    card = teams_cards.group_card(group)
+    texts = [run["text"] for run in runs(card["body"])]
+    assert texts[0].startswith("3 questions: “")
+    facts = {
+        f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]
+    }
+    assert facts["Group"] == f"#{group.id}"
+    assert facts["Owner"] == (group.owner or "(unrouted: no section is close)")
+    assert "asker wants the policy team" in facts["Why"]
+    (box,) = [b for b in card["body"] if b["type"] == "Input.Text"]
+    assert box["id"] == teams_cards.ANSWER_INPUT and box["isMultiline"] and box["isRequired"]
+    answer_action, dismiss_action = card["actions"]
+    assert answer_action["data"] == {"policybot": "answer_group", "group_id": group.id}
+    assert dismiss_action["data"] == {"policybot": "dismiss_group", "group_id": group.id}
+    assert dismiss_action["associatedInputs"] == "none"  # dismissing needs no answer
+    assert "29:asker" not in str(card)
+
+
+def test_review_heading_counts_and_says_when_the_list_is_cut() -> None:
+    assert "empty" in teams_cards.review_heading(0, 0)
+    assert teams_cards.review_heading(1, 1) == "1 open question group, busiest first."
+    assert "Showing 10" in teams_cards.review_heading(14, 10)
+
+
+def test_answer_card_names_the_document_by_its_title() -> None:
+    titled = Citation(
+        1,
+        "social-media",
+        "4.2",
+        "Confidential information",
+        "Never post figures.",
+        0.9,
+        document_title="Acme Social Media Policy",
+    )
+    texts = [run["text"] for run in runs(teams_cards.answer_card(answer(titled))["body"])]
+    assert "— Acme Social Media Policy" in texts
+    other = Citation(
+        2,
+        "email-policy",
+        "1.1",
+        "Scope",
+        "Applies to all email.",
+        0.5,
+        document_title="Acme E-mail Policy",
+    )
+    texts = [run["text"] for run in runs(teams_cards.answer_card(answer(titled, other)))]
+    assert "Acme Social Media Policy, 4.2 Confidential information" in texts
+    assert "Acme E-mail Policy, 1.1 Scope" in texts
+
+
+def test_upload_card_lists_changes_and_offers_activate_and_discard(bot: PolicyBot) -> None:
+    (active,) = bot.storage.active_versions()
+    policy = bot.settings.policies_dir / (active.source_name or "")
+    text = policy.read_text(encoding="utf-8")
+    edited = text.replace("before Marketing announces them", "before Legal announces them")
+    edited += "\n### 20.5 Drones\n\nEmployees must not post drone footage of Brightwater depots.\n"
+    result = bot.policies.upload(policy.name, edited.encode(), uploaded_by="pat")
+    card = teams_cards.upload_card(result)
+    texts = [run["text"] for run in runs(card["body"])]
+    assert texts[0] == f"Read {result.version.clause_count} clauses from {policy.name}"
+    assert "1 added, 0 removed, 1 changed" in " ".join(texts)
+    assert "Added: 20.5 Drones" in texts
+    assert any(t.startswith("Was: “") and "Marketing announces" in t for t in texts)
+    assert any(t.startswith("Now: “") and "Legal announces" in t for t in texts)
+    assert [(a["title"], a["data"]) for a in card["actions"]] == [
+        ("Activate", {"policybot": "activate_version", "version_id": result.version.id}),
+        ("Discard", {"policybot": "discard_version", "version_id": result.version.id}),
+    ]
+    # The same file again once it is active: nothing to activate or discard.
+    bot.policies.activate(result.version.id)
+    again = bot.policies.upload(policy.name, edited.encode())
+    assert not again.created and "actions" not in teams_cards.upload_card(again)
+
+
+def test_upload_card_cuts_long_change_lists(bot: PolicyBot) -> None:
+    (active,) = bot.storage.active_versions()
+    sections = "".join(
+        f"\n### 21.{n} Rule {n}\n\nEmployees must follow drone rule number {n} at every depot.\n"
+        for n in range(1, teams_cards.CHANGES_LIMIT + 4)
+    )
+    text = (bot.settings.policies_dir / (active.source_name or "")).read_text(encoding="utf-8")
+    result = bot.policies.upload(active.source_name or "", (text + sections).encode())
+    texts = [run["text"] for run in runs(teams_cards.upload_card(result)["body"])]
+    assert sum(t.startswith("Added: ") for t in texts) == teams_cards.CHANGES_LIMIT
+    assert texts[-1].startswith("…and 3 more changes")
+
+
+def test_digest_card_quotes_every_line_literally() -> None:
+    text = "policybot weekly digest, x\n\nQuestions: 3 asked.\n\nTop open groups:\n  #1: 2 asked “*TikTok*”"
+    card = teams_cards.digest_card(text)
+    texts = [run["text"] for run in runs(card["body"])]
+    assert texts == [
+        "policybot weekly digest, x",
+        "Questions: 3 asked.",
+        "Top open groups:",
+        "#1: 2 asked “*TikTok*”",
+    ]
 
 
 def test_llm_verdict_is_shown_above_the_summary() -> None:

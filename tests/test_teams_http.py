@@ -216,7 +216,7 @@ async def test_welcome_on_install_and_for_people_in_personal_chat_only(
     ]
 
 
-async def test_review_lists_open_questions_for_the_policy_team_only(
+async def test_review_lists_open_question_groups_for_the_policy_team_only(
     tmp_path: Path, stub: ConnectorStub
 ) -> None:
     settings = Settings(db_path=str(tmp_path / "db"), teams_policy_team=("aad-pat",))
@@ -234,8 +234,12 @@ async def test_review_lists_open_questions_for_the_policy_team_only(
     assert "personal chat" in calls[2].text and calls[2].card is None
     review = calls[3].card
     assert review is not None
-    text = card_text(review)
-    assert "1 open question" in text and "cafeteria" in text and "not covered" in text
+    assert calls[3].text.startswith("1 open question group")
+    assert "cafeteria" in card_text(review)
+    why = {
+        f["title"]: f["value"] for b in review["body"] if b["type"] == "FactSet" for f in b["facts"]
+    }
+    assert why["Why"] == "not covered by the policy"
     bot.storage.close()
 
 

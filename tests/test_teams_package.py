@@ -67,6 +67,7 @@ def test_cli_writes_an_uploadable_package(tmp_path: Path, monkeypatch: pytest.Mo
     assert manifest["validDomains"] == ["policybot.example.com"]
     assert manifest["developer"]["websiteUrl"] == "https://policybot.example.com/"
     assert set(manifest["bots"][0]["scopes"]) == {"personal", "team", "groupChat"}
+    assert manifest["bots"][0]["supportsFiles"] is True  # admins send policy files
     assert manifest["icons"] == {"color": "color.png", "outline": "outline.png"}
     assert len(manifest["description"]["short"]) <= 80
 

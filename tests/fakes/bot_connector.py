@@ -32,10 +32,17 @@ class Call:
 
     @property
     def card(self) -> dict[str, Any] | None:
-        for attachment in self.body.get("attachments") or []:
-            if attachment.get("contentType") == ADAPTIVE_CARD:
-                return dict(attachment["content"])
-        return None
+        cards = self.cards
+        return cards[0] if cards else None
+
+    @property
+    def cards(self) -> list[dict[str, Any]]:
+        """Every Adaptive Card attached (a list layout carries several)."""
+        return [
+            dict(attachment["content"])
+            for attachment in self.body.get("attachments") or []
+            if attachment.get("contentType") == ADAPTIVE_CARD
+        ]
 
 
 class ConnectorStub:

@@ -1,7 +1,8 @@
 """A fake Slack Web API on 127.0.0.1: records every call per method and answers plausibly.
 
-Also serves `response_url`s (`/response/<name>`) and, for Socket Mode, the WebSocket that
-`apps.connections.open` points at.
+Also serves `response_url`s (`/response/<name>`), files people shared (`/files/<id>/<name>`,
+as Slack's `url_private_download`: only with the bot token, else a sign-in page) and, for
+Socket Mode, the WebSocket that `apps.connections.open` points at.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class FakeSlackApi:
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict[str, Any]] = []
+        self.files: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        #: The bot token the file host accepts.
+        self.token = "xoxb-test"
 
     # -- addresses ------------------------------------------------------------------------------
     @property
@@ -41,6 +45,27 @@ class FakeSlackApi:
 
     def response_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/response/{name}"
+
+    def add_file(self, name: str, data: bytes, *, size: int | None = None) -> dict[str, Any]:
+        """Host a file as if someone shared it; returns Slack's file object for events.
+        `size` is what Slack claims (by default the real size)."""
+        file_id = f"F{len(self.files) + 1:04d}"
+        info = {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "filetype": name.rsplit(".", 1)[-1],
+            "mode": "hosted",
+            "size": len(data) if size is None else size,
+            "url_private": f"http://127.0.0.1:{self.port}/files/{file_id}/{name}",
+            "url_private_download": f"http://127.0.0.1:{self.port}/files/{file_id}/download/{name}",
+        }
+        self.files[file_id] = (data, info)
+        return info
+
+    @property
+    def downloads(self) -> list[dict[str, Any]]:
+        return self["files:download"]
 
     # -- what was called ------------------------------------------------------------------------
     def __getitem__(self, method: str) -> list[dict[str, Any]]:
@@ -109,6 +134,15 @@ class FakeSlackApi:
             return {"ok": True, "channel": {"id": "D" + str(payload.get("users", "")).lstrip("U")}}
         if method == "usergroups.users.list":
             return {"ok": True, "users": self.group_members}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": "V0001", **(payload.get("view") or {})}}
+        if method == "files.info":
+            hosted = self.files.get(str(payload.get("file")))
+            return (
+                {"ok": True, "file": hosted[1]}
+                if hosted
+                else {"ok": False, "error": "file_not_found"}
+            )
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
         return {"ok": True}
@@ -116,6 +150,25 @@ class FakeSlackApi:
     async def response(self, request: web.Request) -> web.Response:
         await self._record("response_url:" + request.match_info["name"], await request.json())
         return web.Response(text="ok")
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        await self._record("files:download", {"file": request.match_info["id"], "_token": token})
+        hosted = self.files.get(request.match_info["id"])
+        if hosted is None:
+            return web.Response(status=404)
+        if token != self.token:
+            # What Slack does without a valid token: its sign-in page, with 200.
+            return web.Response(
+                text="<!DOCTYPE html><html>Sign in</html>", content_type="text/html"
+            )
+        response = web.StreamResponse()
+        await response.prepare(request)
+        data = hosted[0]
+        for start in range(0, len(data), 64 * 1024):
+            await response.write(data[start : start + 64 * 1024])
+        await response.write_eof()
+        return response
 
     # -- Socket Mode ----------------------------------------------------------------------------
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
@@ -157,6 +210,7 @@ async def fake_slack_api() -> AsyncIterator[FakeSlackApi]:
     app = web.Application()
     app.router.add_route("*", "/api/{method}", fake.api)
     app.router.add_post("/response/{name}", fake.response)
+    app.router.add_get("/files/{id}/{rest:.*}", fake.file)
     app.router.add_get("/socket", fake.socket)
     runner = web.AppRunner(app)
     await runner.setup()

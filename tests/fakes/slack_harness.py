@@ -79,6 +79,50 @@ class SlackHarness:
             }
         return await self.post(body, "application/json", headers=headers, **kwargs)
 
+    def _ts(self) -> str:
+        return f"1700000100.{next(self._ids):06d}"
+
+    async def dm(self, text: str, *, user: str = "U123") -> httpx.Response:
+        """`user` writes to the bot in their DM with it (channel D + the user id's digits)."""
+        event = {
+            "type": "message",
+            "channel_type": "im",
+            "channel": "D" + user.lstrip("U"),
+            "user": user,
+            "text": text,
+            "ts": self._ts(),
+        }
+        return await self.event(event)
+
+    async def mention(self, text: str, *, user: str = "U123", channel: str = "C100") -> str:
+        """`user` @mentions the bot in a channel; returns the message's ts (the thread)."""
+        ts = self._ts()
+        event = {
+            "type": "app_mention",
+            "channel": channel,
+            "user": user,
+            "text": f"<@{BOT_USER}> {text}",
+            "ts": ts,
+        }
+        await self.event(event)
+        return ts
+
+    async def share_files(
+        self, files: list[dict[str, Any]], *, user: str = "U123", text: str = ""
+    ) -> httpx.Response:
+        """`user` sends files to the bot in their DM (a `file_share` message)."""
+        event = {
+            "type": "message",
+            "subtype": "file_share",
+            "channel_type": "im",
+            "channel": "D" + user.lstrip("U"),
+            "user": user,
+            "text": text,
+            "files": files,
+            "ts": self._ts(),
+        }
+        return await self.event(event)
+
     async def command(
         self, text: str, *, user: str = "U123", channel: str = "C100"
     ) -> httpx.Response:
@@ -104,23 +148,45 @@ class SlackHarness:
         value: str,
         *,
         user: str = "U123",
-        channel: str = "C100",
+        channel: str | None = "C100",
         response_url: str | None = None,
+        message: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        payload = {
+        """A button click on a message in `channel`, or in App Home when channel is None."""
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "team": {"id": TEAM},
-            "user": {"id": user},
+            "user": {"id": user, "username": user.lower()},
             "api_app_id": "A0001",
-            "channel": {"id": channel},
-            "container": {"type": "message", "channel_id": channel},
-            "trigger_id": "1.2.3",
+            "trigger_id": f"trigger-{user}",
             "actions": [
                 {"type": "button", "action_id": action_id, "value": value, "block_id": "b"}
             ],
         }
+        if channel is None:
+            payload["container"] = {"type": "view", "view_id": "VHOME"}
+            payload["view"] = {"id": "VHOME", "type": "home"}
+        else:
+            payload["channel"] = {"id": channel}
+            payload["container"] = {"type": "message", "channel_id": channel}
         if response_url is not None:
             payload["response_url"] = response_url
+        if message is not None:
+            payload["message"] = message
+        return await self.interaction(payload)
+
+    async def submit_view(
+        self, view: dict[str, Any], values: dict[str, Any], *, user: str = "U123"
+    ) -> httpx.Response:
+        """`user` submits a modal the bot opened (`view` as given to views.open)."""
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM},
+            "user": {"id": user, "username": user.lower()},
+            "api_app_id": "A0001",
+            "trigger_id": "1.2.4",
+            "view": {**view, "id": "V0001", "state": {"values": values}},
+        }
         return await self.interaction(payload)
 
     async def shortcut(self, text: str, *, user: str = "U123") -> httpx.Response:

@@ -8,6 +8,7 @@ from typing import Any
 BOT = {"id": "28:policybot-app-id", "name": "PolicyBot"}
 ALICE = {"id": "29:alice", "name": "Alice Example", "aadObjectId": "aad-alice"}
 PAT = {"id": "29:pat", "name": "Pat Policy", "aadObjectId": "aad-pat"}
+BOB = {"id": "29:bob", "name": "Bob Example", "aadObjectId": "aad-bob"}
 
 PERSONAL = {"id": "a:personal-chat-alice", "conversationType": "personal", "tenantId": "t1"}
 CHANNEL = {
@@ -16,6 +17,8 @@ CHANNEL = {
     "isGroup": True,
     "tenantId": "t1",
 }
+PAT_PERSONAL = {"id": "a:personal-chat-pat", "conversationType": "personal", "tenantId": "t1"}
+BOB_PERSONAL = {"id": "a:personal-chat-bob", "conversationType": "personal", "tenantId": "t1"}
 GROUP_CHAT = {"id": "19:group@thread.v2", "conversationType": "groupChat", "isGroup": True}
 
 _ids = itertools.count(1)
@@ -77,4 +80,49 @@ def members_added(
 ) -> dict[str, Any]:
     activity = _base("conversationUpdate", service_url, conversation, ALICE)
     activity["membersAdded"] = [dict(m) for m in members]
+    return activity
+
+
+def submit(
+    value: dict[str, Any],
+    service_url: str,
+    *,
+    conversation: dict[str, Any] = PERSONAL,
+    sender: dict[str, Any] = ALICE,
+) -> dict[str, Any]:
+    """An Action.Submit with any data: the card's `data` merged with its inputs' values."""
+    activity = _base("message", service_url, conversation, sender)
+    activity["value"] = dict(value)
+    activity["replyToId"] = "activity-1"
+    return activity
+
+
+FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
+
+
+def file_message(
+    name: str,
+    url: str,
+    service_url: str,
+    *,
+    sender: dict[str, Any] = ALICE,
+    conversation: dict[str, Any] = PERSONAL,
+    inline_type: str = "",
+) -> dict[str, Any]:
+    """A file attached in a personal chat, as Teams sends it (a download-info attachment with a
+    pre-authorized downloadUrl, and no text); with `inline_type`, as an attachment carrying a
+    contentUrl instead (the Bot Framework Emulator, Web Chat)."""
+    activity = _base("message", service_url, conversation, sender)
+    activity["text"] = ""
+    if inline_type:
+        attachment = {"contentType": inline_type, "contentUrl": url, "name": name}
+    else:
+        stem, _, extension = name.rpartition(".")
+        attachment = {
+            "contentType": FILE_DOWNLOAD_INFO,
+            "contentUrl": "https://contoso.sharepoint.com/personal/files/" + name,
+            "name": name,
+            "content": {"downloadUrl": url, "uniqueId": f"id-{stem}", "fileType": extension},
+        }
+    activity["attachments"] = [attachment]
     return activity
