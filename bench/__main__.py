@@ -259,10 +259,15 @@ Reproduce: `python -m bench speed`.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["quality", "speed", "all"])
+    parser.add_argument("what", choices=["quality", "speed", "all", "fit"])
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     args = parser.parse_args(argv)
+    if args.what == "fit":
+        from bench.fit import main as fit_main
+
+        fit_main()
+        return
     start = time.perf_counter()
     embedder = None if args.fast else load_embedder()
     quality = speed_md = ""

@@ -2,14 +2,23 @@
 
 Pipeline: content words -> everyday-to-policy expansion -> FTS5 BM25 candidates over the
 active versions -> rerank by how much of the question (weighted by rarity) each clause and
-its headings cover. The coverage of the best clause is the confidence: a question whose key
-words appear nowhere in the policy ("cafeteria", "parking") scores low whatever BM25 says.
+its headings cover. Rarity is counted over the active versions only, so an old version's
+words neither dilute nor rescue a question.
+
+The confidence is a probability-like 0..1 built from several signals (`Evidence`), combined
+by a small logistic model whose coefficients are fitted on the tuning sets by
+`python -m bench fit` and committed here as constants. The strongest single signals are how
+much of the question the best clause covers and how much of it the policy never mentions at
+all ("cafeteria", "parking").
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -26,13 +35,30 @@ EXPANSION_WEIGHT = 0.6
 CANDIDATES = 40
 #: Weight of BM25 (normalised to the best candidate) against coverage in the final rank.
 BM25_SHARE = 0.4
-#: Terms in more than this share of all clauses are left out of the FTS5 query (they still
-#: count in coverage): they add little to BM25 but make every query touch most of the index.
+#: Terms in more than this share of the active clauses are left out of the FTS5 query (they
+#: still count in coverage): they add little to BM25 but make every query touch most of the
+#: index.
 COMMON_TERM_SHARE = 0.05
 #: Below this many clauses every term is searched; pruning only matters for large stores.
 PRUNE_FROM_CLAUSES = 2000
 
+#: The logistic model behind the confidence: intercept, then one coefficient per
+#: `Evidence.FEATURES` entry. Fitted by `python -m bench fit` on the tuning sets only.
+CONFIDENCE_INTERCEPT = -6.7976
+CONFIDENCE_COEFFICIENTS = (1.5481, 2.3408, 0.1888, -0.9958, 1.4950, 4.1103, 2.1927)
+#: The fitted model's probability that best separates covered from uncovered questions on the
+#: tuning sets; `calibrated` sends it to DECISION_POINT (the default POLICYBOT_MIN_CONFIDENCE),
+#: so one threshold fits every retriever.
+RAW_DECISION_POINT = 0.6275
+DECISION_POINT = 0.4
+
+#: Beyond this many content words a question's length says nothing more about its coverage.
+LENGTH_CAP = 10
+
 _stemmer = snowballstemmer.stemmer("porter")
+#: Chat markup and links (Slack's <!channel>, <https://…|label>, <@U123>; bare URLs): their
+#: words are not the question's, and would make a question look longer and better matched.
+_MARKUP = re.compile(r"<[^<>]*>|\bhttps?://\S+")
 
 
 @lru_cache(maxsize=65536)
@@ -50,7 +76,7 @@ class TermGroup:
 
 def term_groups(question: str) -> list[TermGroup]:
     groups = []
-    for word in content_words(question):
+    for word in content_words(_MARKUP.sub(" ", question)):
         members = {stem(word): 1.0}
         for expansion in EXPANSIONS.get(word, ()):
             members.setdefault(stem(expansion), EXPANSION_WEIGHT)
@@ -69,6 +95,33 @@ def clause_stems(stored: StoredClause) -> frozenset[str]:
     return _stems_of(f"{clause.text} {' '.join(clause.heading_path)}")
 
 
+def _section_key(stored: StoredClause) -> tuple[int, tuple[str, ...]]:
+    return stored.version_id, stored.clause.heading_path
+
+
+@dataclass(frozen=True)
+class VersionVocabulary:
+    """What one stored version says, counted once: its clauses never change."""
+
+    clauses: int
+    document_frequency: Counter[str]  # stem -> clauses (with headings) containing it
+    sections: dict[tuple[int, tuple[str, ...]], frozenset[str]]  # every stem of each section
+
+    @classmethod
+    def of(cls, clauses: Iterable[StoredClause]) -> VersionVocabulary:
+        df: Counter[str] = Counter()
+        sections: dict[tuple[int, tuple[str, ...]], set[str]] = {}
+        count = 0
+        for stored in clauses:
+            count += 1
+            clause = stored.clause
+            # Not through the clause_stems cache: a large version would flush it.
+            present = {stem(w) for w in words(f"{clause.text} {' '.join(clause.heading_path)}")}
+            df.update(present)
+            sections.setdefault(_section_key(stored), set()).update(present)
+        return cls(count, df, {k: frozenset(v) for k, v in sections.items()})
+
+
 class Retriever(Protocol):
     def retrieve(self, question: str, version_ids: Sequence[int], limit: int = 5) -> Retrieval: ...
 
@@ -81,18 +134,94 @@ class LexicalScore:
     bm25: float  # normalised to the best candidate, 0..1
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """The signals the confidence is built from, for the best-ranked clause."""
+
+    FEATURES = (
+        "coverage",
+        "section_coverage",
+        "unknown",
+        "matched",
+        "margin",
+        "words",
+        "bm25",
+    )
+
+    coverage: float  # share of the question (by rarity) the best clause covers
+    section_coverage: float  # the same for the best clause's whole section
+    unknown: float  # share of the question (by rarity) no active clause mentions at all
+    matched: float  # log(1 + rarity mass the best clause matches): absolute match strength
+    margin: float  # rank of the best clause minus the runner-up's
+    words: float  # log(1 + content words in the question)
+    bm25: float  # the best raw BM25 score per unit of question rarity
+
+    def vector(self) -> tuple[float, ...]:
+        return tuple(float(getattr(self, name)) for name in self.FEATURES)
+
+
+NO_EVIDENCE = Evidence(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def logistic(intercept: float, coefficients: Sequence[float], features: Sequence[float]) -> float:
+    z = intercept + sum(c * x for c, x in zip(coefficients, features, strict=True))
+    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+
+def calibrated(raw: float, raw_decision_point: float = RAW_DECISION_POINT) -> float:
+    """Monotone map of [0, 1] onto itself sending the raw decision point to DECISION_POINT."""
+    raw = min(max(raw, 0.0), 1.0)
+    if raw < raw_decision_point:
+        return raw * DECISION_POINT / raw_decision_point
+    return DECISION_POINT + (raw - raw_decision_point) * (1 - DECISION_POINT) / (
+        1 - raw_decision_point
+    )
+
+
+def lexical_confidence(evidence: Evidence) -> float:
+    return calibrated(logistic(CONFIDENCE_INTERCEPT, CONFIDENCE_COEFFICIENTS, evidence.vector()))
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Ranked candidates with the evidence about the best one."""
+
+    scores: list[LexicalScore]
+    evidence: Evidence
+
+
 class LexicalRetriever:
     """FTS5 BM25 with stemming, query expansion and coverage reranking."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._vocabularies: dict[int, VersionVocabulary] = {}
+        self._lock = threading.Lock()
 
     def retrieve(self, question: str, version_ids: Sequence[int], limit: int = 5) -> Retrieval:
         versions = tuple(version_ids)
-        top = self.score(question, versions)[:limit]
-        confidence = max((s.coverage for s in top[:1]), default=0.0)
+        assessment = self.assess(question, versions)
+        top = assessment.scores[:limit]
+        confidence = lexical_confidence(assessment.evidence) if top else 0.0
         ranked = tuple(ScoredClause(s.stored, s.rank) for s in top)
         return Retrieval(question, ranked, confidence, versions)
+
+    def vocabulary(self, version_id: int) -> VersionVocabulary:
+        with self._lock:
+            found = self._vocabularies.get(version_id)
+            if found is None:
+                found = VersionVocabulary.of(self.storage.clauses([version_id]))
+                self._vocabularies[version_id] = found
+            return found
+
+    def document_frequency(self, versions: Sequence[int], terms: Iterable[str]) -> dict[str, int]:
+        vocabularies = [self.vocabulary(v) for v in versions]
+        return {t: sum(v.document_frequency.get(t, 0) for v in vocabularies) for t in terms}
+
+    def section_stems(self, stored: StoredClause) -> frozenset[str]:
+        return self.vocabulary(stored.version_id).sections.get(
+            _section_key(stored), clause_stems(stored)
+        )
 
     def score(
         self,
@@ -102,35 +231,66 @@ class LexicalRetriever:
         extra: Sequence[StoredClause] = (),
     ) -> list[LexicalScore]:
         """BM25 candidates (plus `extra` clauses found another way), best first."""
+        return self.assess(question, version_ids, candidates, extra).scores
+
+    def assess(
+        self,
+        question: str,
+        version_ids: Sequence[int],
+        candidates: int = CANDIDATES,
+        extra: Sequence[StoredClause] = (),
+    ) -> Assessment:
         groups = term_groups(question)
         versions = tuple(version_ids)
         if not groups or not versions:
-            return []
+            return Assessment([], NO_EVIDENCE)
         stems = {m for g in groups for m in g.members}
-        counts = self.storage.term_document_counts(stems)
-        total = max(self.storage.total_clause_count(), 1)
+        counts = self.document_frequency(versions, stems)
+        total = max(sum(self.vocabulary(v).clauses for v in versions), 1)
         idf = self._idf(groups, counts, total)
-        fts_terms = sorted(stems)
+        fts_terms = sorted(t for t in stems if counts.get(t, 0))
         if total >= PRUNE_FROM_CLAUSES:
-            rare = [t for t in fts_terms if counts.get(t, 0) <= COMMON_TERM_SHARE * total]
+            rare = [t for t in fts_terms if counts[t] <= COMMON_TERM_SHARE * total]
             fts_terms = rare or fts_terms
         match = " OR ".join(f'"{term}"' for term in fts_terms)
-        hits = self.storage.search_clauses(match, versions, candidates)
+        hits = self.storage.search_clauses(match, versions, candidates) if fts_terms else []
         clauses = self.storage.clauses_by_id(cid for cid, _ in hits)
         bm25_by_id = dict(hits)
         for stored in extra:
             clauses.setdefault(stored.id, stored)
         if not clauses:
-            return []
+            return Assessment([], NO_EVIDENCE)
         best_bm25 = max(bm25_by_id.values(), default=0.0) or 1.0
         scored = []
         for clause_id, stored in clauses.items():
             bm25 = bm25_by_id.get(clause_id, 0.0) / best_bm25
-            coverage = self._coverage(groups, idf, stored)
+            coverage = self._coverage(groups, idf, clause_stems(stored))
             rank = BM25_SHARE * bm25 + (1 - BM25_SHARE) * coverage
             scored.append(LexicalScore(stored, rank, coverage, bm25))
         scored.sort(key=lambda s: (-s.rank, s.stored.id))
-        return scored
+        return Assessment(scored, self._evidence(groups, idf, counts, scored, bm25_by_id))
+
+    def _evidence(
+        self,
+        groups: list[TermGroup],
+        idf: dict[str, float],
+        counts: dict[str, int],
+        scored: list[LexicalScore],
+        bm25_by_id: dict[int, float],
+    ) -> Evidence:
+        best = scored[0]
+        mass = sum(idf.values()) or 1.0
+        unknown = sum(idf[g.word] for g in groups if not any(counts.get(m, 0) for m in g.members))
+        runner_up = scored[1].rank if len(scored) > 1 else 0.0
+        return Evidence(
+            coverage=best.coverage,
+            section_coverage=self._coverage(groups, idf, self.section_stems(best.stored)),
+            unknown=unknown / mass,
+            matched=math.log1p(best.coverage * mass),
+            margin=best.rank - runner_up,
+            words=math.log1p(min(len(groups), LENGTH_CAP)),
+            bm25=bm25_by_id.get(best.stored.id, 0.0) / mass,
+        )
 
     @staticmethod
     def _idf(groups: list[TermGroup], counts: dict[str, int], total: int) -> dict[str, float]:
@@ -145,8 +305,7 @@ class LexicalRetriever:
         return out
 
     @staticmethod
-    def _coverage(groups: list[TermGroup], idf: dict[str, float], stored: StoredClause) -> float:
-        present = clause_stems(stored)
+    def _coverage(groups: list[TermGroup], idf: dict[str, float], present: frozenset[str]) -> float:
         gained = total = 0.0
         for group in groups:
             weight = idf[group.word]

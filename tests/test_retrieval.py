@@ -9,16 +9,17 @@ from collections.abc import Sequence
 import pytest
 
 from bot.config import ConfigError, Settings
+from bot.core import PolicyBot
 from bot.models import Clause, ParsedPolicy
-from bot.retrieval import PRUNE_FROM_CLAUSES, LexicalRetriever, clause_stems
-from bot.semantic import (
+from bot.retrieval import (
     DECISION_POINT,
+    PRUNE_FROM_CLAUSES,
     RAW_DECISION_POINT,
-    HybridRetriever,
-    build_retriever,
+    LexicalRetriever,
     calibrated,
-    semantic_available,
+    clause_stems,
 )
+from bot.semantic import HybridRetriever, build_retriever, semantic_available
 from bot.storage import Storage
 from bot.vocabulary import words
 
@@ -135,3 +136,35 @@ def test_hybrid_falls_back_to_lexical_when_the_model_fails() -> None:
     lexical = LexicalRetriever(storage).retrieve("can I hold my phone while driving", [version])
     assert result == lexical
     assert result.ranked[0].stored.clause.text == CLAUSES[2]
+
+
+def test_document_frequency_counts_the_asked_versions_only() -> None:
+    storage, old = store(["The cafeteria opens at noon and closes at three."])
+    policy = ParsedPolicy("p", "P", "v2", (), (Clause("Staff may post photos.", "1", "Rules"),))
+    new = storage.add_version(policy, source_name="p.md", digest="d2", uploaded_by="t")
+    storage.activate_version(new)
+    retriever = LexicalRetriever(storage)
+    assert retriever.document_frequency([old], ["cafeteria"]) == {"cafeteria": 1}
+    assert retriever.document_frequency([new], ["cafeteria"]) == {"cafeteria": 0}
+    assert retriever.retrieve("when does the cafeteria open", [new]).ranked == ()
+    assert retriever.assess("when does the cafeteria open", [old]).evidence.unknown == 0.0
+
+
+def test_chat_markup_and_links_are_not_question_words() -> None:
+    storage, version = store(CLAUSES)
+    retriever = LexicalRetriever(storage)
+    plain = retriever.retrieve("what time does the cafeteria open?", [version])
+    marked = retriever.retrieve(
+        "what time does the cafeteria open? <!channel> <https://x.example|bank> "
+        "https://example.com/menu",
+        [version],
+    )
+    assert marked.confidence == plain.confidence
+
+
+def test_confidence_separates_a_covered_question_from_an_uncovered_one(bot: PolicyBot) -> None:
+    covered = bot.retrieve("can I share our unreleased product roadmap on linkedin")
+    uncovered = bot.retrieve("when is payday this month")
+    threshold = bot.settings.min_confidence
+    assert covered.confidence >= threshold > uncovered.confidence
+    assert 0.0 <= uncovered.confidence < covered.confidence <= 1.0

@@ -1,0 +1,167 @@
+"""Fit the "not covered" confidence models on the tuning sets and report the held-out sets.
+
+    python -m bench fit            # lexical, and the semantic hybrid when its extra is here
+
+Each retriever exposes the signals behind its confidence (`Evidence.vector()`); a logistic
+regression (L2, features standardised while fitting) learns P(covered) from the tuning sets
+only, then the probability that maximises mean not-covered F1 on those same sets becomes the
+raw decision point that `calibrated` maps onto the default threshold. The script prints the
+constants to commit into bot/retrieval.py and bot/semantic.py, and the held-out F1 they
+give, which was never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.sets import EvalSet
+from bot.evaluation import LabeledQuestion
+
+#: L2 penalty on the standardised coefficients: a few dozen uncovered questions support only
+#: a gently fitted model.
+L2 = 1.0
+
+
+@dataclass
+class Sample:
+    set_name: str
+    tuning: bool
+    covered: bool
+    features: tuple[float, ...]
+
+
+Featurize = Callable[[EvalSet, tuple[int, ...], LabeledQuestion], tuple[float, ...]]
+
+
+def samples(sets: Sequence[EvalSet], featurize: Featurize) -> list[Sample]:
+    out = []
+    for eval_set in sets:
+        for versions, questions in eval_set.parts:
+            for q in questions:
+                features = featurize(eval_set, versions, q)
+                out.append(Sample(eval_set.name, eval_set.tuning, q.covered, features))
+    return out
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[float, np.ndarray]:
+    """Newton's method on standardised features; returns (intercept, coefficients) for raw x."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std[std == 0] = 1.0
+    z = (x - mean) / std
+    design = np.hstack([np.ones((len(z), 1)), z])
+    beta = np.zeros(design.shape[1])
+    penalty = np.eye(design.shape[1]) * l2
+    penalty[0, 0] = 0.0  # the intercept is not shrunk
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-design @ beta))
+        gradient = design.T @ (p - y) + penalty @ beta
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    coefficients = beta[1:] / std
+    intercept = beta[0] - float((beta[1:] * mean / std).sum())
+    return float(intercept), coefficients
+
+
+def not_covered_f1(probabilities: np.ndarray, covered: np.ndarray, threshold: float) -> float:
+    flagged = probabilities < threshold
+    true = int((flagged & ~covered).sum())
+    precision = true / flagged.sum() if flagged.sum() else 0.0
+    recall = true / (~covered).sum() if (~covered).sum() else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def best_threshold(groups: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The probability with the best mean not-covered F1 over the groups (midpoints only)."""
+    values = sorted({float(v) for p, _ in groups for v in p})
+    points = [(a + b) / 2 for a, b in itertools.pairwise(values)] or [0.5]
+    best, best_f1 = points[0], -1.0
+    for threshold in points:
+        f1 = sum(not_covered_f1(p, c, threshold) for p, c in groups) / len(groups)
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = threshold, f1
+    return best
+
+
+@dataclass
+class Fit:
+    intercept: float
+    coefficients: tuple[float, ...]
+    raw_decision_point: float
+    f1_by_set: dict[str, float]
+
+
+def fit(all_samples: list[Sample]) -> Fit:
+    tuning = [s for s in all_samples if s.tuning]
+    x = np.array([s.features for s in tuning], dtype=float)
+    y = np.array([s.covered for s in tuning], dtype=float)
+    intercept, coefficients = fit_logistic(x, y)
+
+    def by_set(rows: list[Sample]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in dict.fromkeys(s.set_name for s in rows):
+            part = [s for s in rows if s.set_name == name]
+            features = np.array([s.features for s in part], dtype=float)
+            p = 1 / (1 + np.exp(-(intercept + features @ coefficients)))
+            out[name] = (p, np.array([s.covered for s in part]))
+        return out
+
+    groups = {k: v for k, v in by_set(all_samples).items() if (~v[1]).any()}
+    tuning_names = {s.set_name for s in tuning}
+    threshold = best_threshold([v for k, v in groups.items() if k in tuning_names])
+    f1 = {name: not_covered_f1(p, c, threshold) for name, (p, c) in groups.items()}
+    return Fit(intercept, tuple(float(c) for c in coefficients), threshold, f1)
+
+
+def report(title: str, names: Sequence[str], result: Fit, tuning: set[str]) -> str:
+    lines = [f"## {title}", "", f"intercept = {result.intercept:.4f}", "coefficients:"]
+    lines += [f"    {n:>18} {c:+.4f}" for n, c in zip(names, result.coefficients, strict=True)]
+    lines += [f"raw decision point = {result.raw_decision_point:.4f}", ""]
+    for name, f1 in result.f1_by_set.items():
+        role = "tuning" if name in tuning else "held out"
+        lines.append(f"    {name[:40]:<40} {role:<8} not-covered F1 {f1:.3f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from bench.sets import all_sets
+    from bot.retrieval import Evidence, LexicalRetriever
+
+    sets = all_sets(include_policyqa=False)
+    tuning = {s.name for s in sets if s.tuning}
+    lexical = {s.name: LexicalRetriever(s.storage) for s in sets}
+
+    def lexical_features(
+        s: EvalSet, versions: tuple[int, ...], q: LabeledQuestion
+    ) -> tuple[float, ...]:
+        return lexical[s.name].assess(q.question, versions).evidence.vector()
+
+    result = fit(samples(sets, lexical_features))
+    print(report("lexical", Evidence.FEATURES, result, tuning), flush=True)
+
+    from bot.semantic import HYBRID_FEATURES, HybridRetriever, MiniLMEmbedder, semantic_available
+
+    if not semantic_available():
+        return
+    from bench.quality import CachedEmbedder
+
+    embedder = CachedEmbedder(MiniLMEmbedder())
+    embedder.prime([q.question for s in sets for _, qs in s.parts for q in qs])
+    hybrid = {s.name: HybridRetriever(s.storage, embedder) for s in sets}
+
+    def hybrid_features(
+        s: EvalSet, versions: tuple[int, ...], q: LabeledQuestion
+    ) -> tuple[float, ...]:
+        found = hybrid[s.name].assess(q.question, versions)
+        if found is None:
+            raise SystemExit(f"{s.name}: no clauses stored")
+        return found.vector()
+
+    result = fit(samples(sets, hybrid_features))
+    print("\n" + report("semantic hybrid", HYBRID_FEATURES, result, tuning))
