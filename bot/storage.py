@@ -315,7 +315,7 @@ class Storage:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.db.atomic():
+        with self._writing("The database"), self.db.atomic():
             yield
 
     def _table(self, name: str) -> Table:
@@ -587,12 +587,12 @@ class Storage:
             row = self.db.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
             if row is None:
                 key = secrets.token_hex(32)
-                with self._writing("The asker pseudonym key"):
+                # atomic, not commit(): the caller may be inside a transaction of its own.
+                with self._writing("The asker pseudonym key"), self.db.atomic():
                     self.db.execute(
                         "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_key', ?)",
                         [key],
                     )
-                    self.db.conn.commit()
                 row = self.db.execute(
                     "SELECT value FROM meta WHERE key = 'pseudonym_key'"
                 ).fetchone()

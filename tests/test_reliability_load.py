@@ -9,7 +9,6 @@ docs/reliability.md, never asserted.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
@@ -26,7 +25,6 @@ from bot.policies import PolicyLibrary
 from bot.storage import Storage
 from tests.fakes.bot_connector import ConnectorStub, connector_stub
 from tests.fakes.loopback import serving
-from tests.fakes.slack_harness import slack_server
 from tests.fakes.teams_activities import PERSONAL, message
 from tests.reliability import percentiles, record
 
