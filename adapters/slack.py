@@ -343,7 +343,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         try:
             await client.chat_postMessage(
                 channel=settings.slack_review_channel,
-                text=f"Question for the policy team: {render.cut(question, 2000)}",
+                text=f"Question for the policy team: {render.escaped_cut(question, 2000)}",
                 blocks=blocks,
             )
         except SlackApiError:
