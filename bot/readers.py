@@ -470,9 +470,21 @@ _PDF_ITEM = re.compile(r"^(?:[•▪◦●○■\-–*]|\(?[a-z0-9]{1,3}[.)])\s+
 _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)]*$")
 
 
+#: What pypdf raises, besides its own errors, on a damaged file (found by fuzzing).
+_PDF_DAMAGE: tuple[type[Exception], ...] = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OSError,
+    RecursionError,
+)
+
+
 def _open_pdf(data: bytes) -> Any:
     from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     if not data.lstrip().startswith(b"%PDF"):
         raise PolicyError("The file is not a PDF (it does not start with %PDF).")
@@ -494,7 +506,7 @@ def _open_pdf(data: bytes) -> Any:
         raise PolicyError(
             "The PDF is password-protected. Remove the password and upload it again."
         ) from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+    except _PDF_DAMAGE + (PyPdfError,) as error:  # PyPdfError: also its loop/size limits
         raise PolicyError(
             f"The PDF cannot be read; it looks damaged ({_short(error)}). "
             "Export it again from the original document and upload that."
@@ -508,13 +520,13 @@ def _short(error: Exception) -> str:
 
 
 def _pdf_page_lines(reader: Any) -> list[list[str]]:
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import PyPdfError
 
     pages = []
     for page in reader.pages:
         try:
             text = page.extract_text() or ""
-        except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as error:
+        except _PDF_DAMAGE + (PyPdfError,) as error:
             raise PolicyError(
                 f"The PDF cannot be read; a page is damaged ({_short(error)})."
             ) from None
