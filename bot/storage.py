@@ -268,6 +268,7 @@ class Storage:
             raise StorageError(
                 f"Cannot create the database {path}: folder {path.parent} is missing."
             )
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
             db = Database(conn)
@@ -277,6 +278,8 @@ class Storage:
             storage.path = path
             storage.migrate()
         except sqlite3.DatabaseError as error:
+            if conn is not None:
+                conn.close()  # a damaged file must not stay open (a restore replaces it)
             raise StorageError(f"Cannot use the database {path}: {error}") from None
         return storage
 

@@ -64,8 +64,30 @@ def real_pdf() -> bytes:
 
 
 _html_tag = st.sampled_from(
-    ["h1", "h2", "h3", "h7", "p", "li", "ul", "ol", "table", "tr", "td", "th", "div", "script",
-     "style", "br", "b", "span", "nav", "footer", "!--", "![CDATA["]
+    [
+        "h1",
+        "h2",
+        "h3",
+        "h7",
+        "p",
+        "li",
+        "ul",
+        "ol",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "div",
+        "script",
+        "style",
+        "br",
+        "b",
+        "span",
+        "nav",
+        "footer",
+        "!--",
+        "![CDATA[",
+    ]
 )
 _html_piece = st.one_of(
     st.builds(lambda t, body: f"<{t}>{body}</{t}>", _html_tag, st.text(max_size=120)),
@@ -109,9 +131,14 @@ def test_damaged_docx_reads_or_is_refused(data: st.DataObject) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(["word/document.xml", "word/styles.xml",
-                                         "[Content_Types].xml", "word/numbering.xml"]),
-                       st.binary(max_size=300)))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["word/document.xml", "word/styles.xml", "[Content_Types].xml", "word/numbering.xml"]
+        ),
+        st.binary(max_size=300),
+    )
+)
 def test_docx_with_malformed_parts_is_refused(parts: dict[str, bytes]) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(real_docx_io(), "r") as source, zipfile.ZipFile(buffer, "w") as target:
