@@ -139,7 +139,7 @@ def test_sigkill_during_a_policy_upload_leaves_the_previous_version_whole(
         "Faults: SIGKILL during `policybot policy load`",
         "pytest tests/test_reliability_faults.py -k sigkill",
         faults_injected=1,
-        clauses_in_upload=clause_count,
+        clauses_per_upload=str(clause_count),
         half_versions_visible=0,
         failures=0,
     )
@@ -240,7 +240,7 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
         f"Faults: {'disk full' if fault is fill_disk else 'read-only database'} while serving",
         "pytest tests/test_reliability_faults.py -k refuses_writes",
         requests=len(ASKED) + 1,
-        answered=len(calls) + 1,
+        answered=sum(1 for call in stub.calls if call.card is not None),
         writes_refused=kept,
         kept_then_logged=kept,
         lost=0,
