@@ -1,4 +1,5 @@
 # Two commands matter: `make run` (console chat on the bundled policy) and `make test`.
+# `make bench` measures retrieval quality beside peers and speed into docs/benchmarks.md.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,11 +18,19 @@ run: setup
 	$(BIN)/policybot chat
 
 lint: setup
-	$(BIN)/ruff check bot adapters tests
+	$(BIN)/ruff check bot adapters tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -q
+
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,semantic,bench]'
+	touch $@
+
+# A few minutes: every labeled set (incl. PolicyQA) with peers, then latency and CLI timings.
+bench: $(BIN)/.bench-installed
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench all --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

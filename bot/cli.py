@@ -60,6 +60,8 @@ class Context:
                 self._bot = PolicyBot.create(self.settings)
             except StorageError as error:
                 fail(str(error), EXIT_STORAGE)
+            except ConfigError as error:
+                fail(str(error), 2)
         if with_policy:
             try:
                 self._bot.ensure_policy()

@@ -11,6 +11,7 @@ from pathlib import Path
 BUNDLED_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 DEFAULT_MIN_CONFIDENCE = 0.4
+RETRIEVERS = ("auto", "lexical", "semantic")
 
 
 class ConfigError(ValueError):
@@ -51,6 +52,9 @@ class Settings:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     #: How many clauses an answer cites at most.
     max_citations: int = 3
+    #: Which retriever answers: "auto" (semantic hybrid when the `semantic` extra is installed,
+    #: else lexical), "lexical" or "semantic".
+    retriever: str = "auto"
     #: Longest question accepted, in characters; longer ones are refused with a message.
     max_question_chars: int = 2000
 
@@ -119,6 +123,7 @@ class Settings:
             min_confidence=_float(env, "POLICYBOT_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE),
             max_citations=_int(env, "POLICYBOT_MAX_CITATIONS", 3),
             max_question_chars=_int(env, "POLICYBOT_MAX_QUESTION_CHARS", 2000),
+            retriever=env.get("POLICYBOT_RETRIEVER", "").strip().lower() or "auto",
             slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
             slack_app_token=env.get("SLACK_APP_TOKEN", ""),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
@@ -160,6 +165,8 @@ class Settings:
             raise ConfigError("POLICYBOT_MIN_CONFIDENCE must be between 0 and 1")
         if self.max_citations < 1:
             raise ConfigError("POLICYBOT_MAX_CITATIONS must be at least 1")
+        if self.retriever not in RETRIEVERS:
+            raise ConfigError(f"POLICYBOT_RETRIEVER must be one of {', '.join(RETRIEVERS)}")
         if self.retention_days < 1:
             raise ConfigError("POLICYBOT_RETENTION_DAYS must be at least 1")
         if self.max_question_chars < 10:

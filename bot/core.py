@@ -18,8 +18,9 @@ from bot.llm import ChatClient, LLMConfig
 from bot.models import Answer, Citation, IncomingQuestion, QuestionError, Retrieval
 from bot.notify import ChannelPoster, Notifier
 from bot.policies import PolicyLibrary
-from bot.retrieval import LexicalRetriever, Retriever
+from bot.retrieval import Retriever
 from bot.review import DeliveryReport, Group, ReviewQueue, reviewed_lead
+from bot.semantic import build_retriever
 from bot.storage import Storage, StorageError, VersionInfo, utcnow
 from bot.unlogged import Entry, UnloggedQuestions
 
@@ -81,7 +82,7 @@ class PolicyBot:
             settings=settings,
             storage=storage,
             unlogged=UnloggedQuestions.beside(storage.path),
-            retriever=LexicalRetriever(storage),
+            retriever=build_retriever(storage, settings.retriever),
             answerer=answerer,
         )
 

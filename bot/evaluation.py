@@ -88,30 +88,40 @@ def evaluate(
     retrieve: Callable[[str], Retrieval],
     threshold: float,
 ) -> EvalReport:
+    return evaluate_parts(name, [(questions, retrieve)], threshold)
+
+
+def evaluate_parts(
+    name: str,
+    parts: Iterable[tuple[Iterable[LabeledQuestion], Callable[[str], Retrieval]]],
+    threshold: float,
+) -> EvalReport:
+    """One report over several (questions, retrieve) parts, e.g. one part per policy."""
     hits1 = hits3 = 0
     reciprocal = 0.0
     covered = total = 0
     flagged_true = flagged_false = missed = 0
     cited_chars: list[int] = []
-    for labeled in questions:
-        total += 1
-        retrieval = retrieve(labeled.question)
-        predicted_uncovered = not retrieval.ranked or retrieval.confidence < threshold
-        if labeled.covered:
-            covered += 1
-            if predicted_uncovered:
-                flagged_false += 1
-            for rank, scored in enumerate(retrieval.ranked[:10], 1):
-                if labeled.matches(scored.stored):
-                    hits1 += rank == 1
-                    hits3 += rank <= 3
-                    reciprocal += 1 / rank
-                    break
-        elif predicted_uncovered:
-            flagged_true += 1
-        else:
-            missed += 1
-        cited_chars.extend(len(s.stored.clause.text) for s in retrieval.ranked[:3])
+    for questions, retrieve in parts:
+        for labeled in questions:
+            total += 1
+            retrieval = retrieve(labeled.question)
+            predicted_uncovered = not retrieval.ranked or retrieval.confidence < threshold
+            if labeled.covered:
+                covered += 1
+                if predicted_uncovered:
+                    flagged_false += 1
+                for rank, scored in enumerate(retrieval.ranked[:10], 1):
+                    if labeled.matches(scored.stored):
+                        hits1 += rank == 1
+                        hits3 += rank <= 3
+                        reciprocal += 1 / rank
+                        break
+            elif predicted_uncovered:
+                flagged_true += 1
+            else:
+                missed += 1
+            cited_chars.extend(len(s.stored.clause.text) for s in retrieval.ranked[:3])
     precision = (
         flagged_true / (flagged_true + flagged_false) if flagged_true + flagged_false else 0.0
     )

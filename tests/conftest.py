@@ -14,9 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_POLICY = ROOT / "policies" / "social-media-and-electronic-communication.md"
 
 
+@pytest.fixture(autouse=True)
+def lexical_retriever(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run the default lexical path even where the semantic extra is installed, so
+    results do not depend on the machine; the semantic tests choose it explicitly."""
+    monkeypatch.setenv("POLICYBOT_RETRIEVER", "lexical")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(db_path=str(tmp_path / "policybot.db"))
+    return Settings(db_path=str(tmp_path / "policybot.db"), retriever="lexical")
 
 
 @pytest.fixture

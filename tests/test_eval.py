@@ -1,13 +1,38 @@
-"""Retrieval quality floors on our labeled questions; measured, then set a little below."""
+"""Retrieval quality floors on our labeled questions; measured, then set a little below.
+
+The default (lexical) retriever is what `make test` installs, so it is what these floors
+hold; the semantic hybrid gets its own floors when the `semantic` extra is installed.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bench.quality import answer_all
+from bench.sets import SHARED_POLICIES, external_sets
+from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.core import PolicyBot
 from bot.evaluation import LabeledQuestion, evaluate, load_questions
+from bot.retrieval import LexicalRetriever
+from bot.semantic import HybridRetriever, semantic_available
 
 QUESTIONS = Path(__file__).parent.parent / "eval" / "bundled-policy.jsonl"
+
+#: Lexical floors per external set: (recall@1, recall@3, MRR). Measured 0.69/0.78/0.73,
+#: 0.38/0.58/0.48, 0.70/0.85/0.78, 0.50/0.65/0.59, 0.38/0.50/0.46.
+EXTERNAL_FLOORS = {
+    "gitlab-team-member-social-media-policy": (0.65, 0.75, 0.70),
+    "northcoastchurch-social-media-acceptable-use": (0.33, 0.54, 0.45),
+    "osc-hatch-act-faq": (0.66, 0.82, 0.75),
+    "stonybrook-social-media-guidelines": (0.45, 0.60, 0.55),
+    "ucd-social-media-policy-colleges-schools-units": (0.33, 0.45, 0.42),
+}
+
+needs_shared = pytest.mark.skipif(
+    not SHARED_POLICIES.is_dir(), reason="shared evaluation policies are not on this machine"
+)
 
 
 def test_labeled_set_is_large_and_about_a_fifth_uncovered() -> None:
@@ -18,14 +43,47 @@ def test_labeled_set_is_large_and_about_a_fifth_uncovered() -> None:
 
 
 def test_bundled_policy_retrieval_floors(bot: PolicyBot) -> None:
+    assert isinstance(bot.retriever, LexicalRetriever)
     report = evaluate(
         "bundled", load_questions(QUESTIONS), bot.retrieve, bot.settings.min_confidence
     )
-    assert report.recall_at_1 >= 0.58
-    assert report.recall_at_3 >= 0.70
-    assert report.mrr >= 0.65
-    assert report.unanswered_recall >= 0.6
-    assert report.mean_cited_chars <= 320
+    # measured: r@1 0.62, r@3 0.75, MRR 0.69, not-covered recall 0.77, 240 chars
+    assert report.recall_at_1 >= 0.59
+    assert report.recall_at_3 >= 0.72
+    assert report.mrr >= 0.66
+    assert report.unanswered_recall >= 0.7
+    assert report.mean_cited_chars <= 300
+
+
+@needs_shared
+def test_external_policy_floors_lexical() -> None:
+    sets = {s.name: s for s in external_sets()}
+    assert set(sets) == set(EXTERNAL_FLOORS)
+    for name, (r1, r3, mrr) in EXTERNAL_FLOORS.items():
+        eval_set = sets[name]
+        report = answer_all(eval_set, LexicalRetriever(eval_set.storage)).report(
+            DEFAULT_MIN_CONFIDENCE
+        )
+        assert report.recall_at_1 >= r1, (name, report)
+        assert report.recall_at_3 >= r3, (name, report)
+        assert report.mrr >= mrr, (name, report)
+        assert report.mean_cited_chars <= 360, (name, report)
+        assert report.unanswered_recall >= 0.6, (name, report)
+
+
+@needs_shared
+@pytest.mark.skipif(not semantic_available(), reason="the semantic extra is not installed")
+def test_semantic_hybrid_beats_lexical_on_every_external_set() -> None:
+    from bench.quality import CachedEmbedder
+    from bot.semantic import MiniLMEmbedder
+
+    sets = external_sets()
+    embedder = CachedEmbedder(MiniLMEmbedder())  # one model; questions embedded in one batch
+    embedder.prime([q.question for s in sets for _, qs in s.parts for q in qs])
+    for eval_set in sets:
+        lexical = answer_all(eval_set, LexicalRetriever(eval_set.storage))
+        hybrid = answer_all(eval_set, HybridRetriever(eval_set.storage, embedder))
+        assert hybrid.report(0.4).mrr >= lexical.report(0.4).mrr, eval_set.name
 
 
 def test_gold_matching_by_section_title_and_lines(bot: PolicyBot) -> None:

@@ -1,0 +1,134 @@
+"""The labeled evaluation sets, each loaded into its own in-memory store.
+
+- bundled: eval/bundled-policy.jsonl over the bundled policy (gold by section).
+- external: eval/external/<stem>.jsonl over the shared policy <stem>.md (gold by line range).
+- policyqa: the PolicyQA dev split; each privacy policy's paragraphs become one Markdown
+  document (written to a temporary folder at run time, never committed) and the gold is the
+  line of the paragraph holding the answer span.
+
+Sets marked `tuning` are the ones weights and the threshold were chosen on; the others are
+held out and only ever measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.evaluation import LabeledQuestion, load_questions
+from bot.models import Retrieval, StoredClause
+from bot.policies import PolicyLibrary
+from bot.storage import Storage
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shared_eval() -> Path:
+    """The shared evaluation data: $POLICYBOT_SHARED_EVAL, a `shared/` beside the clone, or
+    the workplace's /work/shared."""
+    configured = os.environ.get("POLICYBOT_SHARED_EVAL", "").strip()
+    if configured:
+        return Path(configured)
+    beside = ROOT.parent / "shared" / "eval"
+    return beside if beside.is_dir() else Path("/work/shared/eval")
+
+
+SHARED = _shared_eval()
+SHARED_POLICIES = SHARED / "policies"
+POLICYQA_DEV = SHARED / "policyqa" / "dev.json"
+
+#: Sets the weights, vocabulary and threshold were tuned on; every other set is held out.
+TUNING_SETS = frozenset({"bundled", "gitlab-team-member-social-media-policy", "osc-hatch-act-faq"})
+
+Retrieve = Callable[[str, tuple[int, ...]], Retrieval]
+
+
+@dataclass
+class EvalSet:
+    """Questions grouped by the policy version each is asked against, in one store."""
+
+    name: str
+    storage: Storage
+    parts: list[tuple[tuple[int, ...], list[LabeledQuestion]]] = field(default_factory=list)
+
+    @property
+    def tuning(self) -> bool:
+        return self.name in TUNING_SETS
+
+    @property
+    def short(self) -> str:
+        return self.name.split("-")[0]
+
+    def question_count(self) -> int:
+        return sum(len(q) for _, q in self.parts)
+
+    def clauses(self, version_ids: tuple[int, ...]) -> list[StoredClause]:
+        return self.storage.clauses(version_ids)
+
+    def all_version_ids(self) -> Iterator[tuple[int, ...]]:
+        for versions, _ in self.parts:
+            yield versions
+
+
+def _single(name: str, policy: Path, questions: Path) -> EvalSet:
+    storage = Storage.memory()
+    version = PolicyLibrary(storage).load_file(policy).version
+    return EvalSet(name, storage, [((version.id,), load_questions(questions))])
+
+
+def bundled_set() -> EvalSet:
+    policies = sorted((ROOT / "policies").glob("*.md"))
+    storage = Storage.memory()
+    versions = tuple(PolicyLibrary(storage).load_file(p).version.id for p in policies)
+    return EvalSet(
+        "bundled", storage, [(versions, load_questions(ROOT / "eval" / "bundled-policy.jsonl"))]
+    )
+
+
+def external_sets() -> list[EvalSet]:
+    out = []
+    for questions in sorted((ROOT / "eval" / "external").glob("*.jsonl")):
+        policy = SHARED_POLICIES / f"{questions.stem}.md"
+        if policy.exists():
+            out.append(_single(questions.stem, policy, questions))
+    return out
+
+
+def policyqa_set(path: Path = POLICYQA_DEV) -> EvalSet | None:
+    """PolicyQA dev: one document per privacy policy, gold = the answer's paragraph line."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    storage = Storage.memory()
+    library = PolicyLibrary(storage)
+    eval_set = EvalSet("policyqa", storage)
+    with tempfile.TemporaryDirectory(prefix="policyqa-") as folder:
+        for document in data:
+            lines = [f"# {document['title']} privacy policy", ""]
+            questions = []
+            for paragraph in document["paragraphs"]:
+                line = len(lines) + 1
+                lines.extend([" ".join(paragraph["context"].split()), ""])
+                questions.extend(
+                    LabeledQuestion(qa["question"], lines=((line, line),))
+                    for qa in paragraph["qas"]
+                )
+            name = "policyqa-" + "".join(c if c.isalnum() else "-" for c in document["title"])
+            file = Path(folder) / f"{name}.md"
+            file.write_text("\n".join(lines), encoding="utf-8")
+            version = library.load_file(file).version
+            eval_set.parts.append(((version.id,), questions))
+    return eval_set
+
+
+def all_sets(include_policyqa: bool = True) -> list[EvalSet]:
+    sets = [bundled_set(), *external_sets()]
+    if include_policyqa:
+        policyqa = policyqa_set()
+        if policyqa is not None:
+            sets.append(policyqa)
+    return sets
