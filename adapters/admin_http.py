@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from bot import security
 from bot.core import PolicyBot
 from bot.models import PolicyError
 from bot.policies import NotAuthorized, NotFound, version_json
@@ -54,6 +55,12 @@ class AdminApi:
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                 given.strip().encode(), token.encode()
             ):
+                security.refused(
+                    f"admin {request.method} {request.path}",
+                    platform="http",
+                    who=request.remote or "",
+                    reason="wrong admin token" if given.strip() else "no admin token",
+                )
                 return _error(
                     401,
                     "A valid admin token is required: 'Authorization: Bearer <token>'.",

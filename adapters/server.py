@@ -24,6 +24,8 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "ok": bool(active),
+            # Questions the database refused (disk full, read-only), kept to be logged later.
+            "unlogged_questions": bot.unlogged.pending(),
             "policies": [
                 {
                     "document": v.document,

@@ -23,10 +23,16 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_blocks as render
 from adapters.downloads import DownloadError, TooLarge, download
+from bot import security
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
@@ -46,6 +52,9 @@ CHECK_SHORTCUT = "policybot_check_post"
 COMMAND = "/policy"
 #: The message subtype of a file sent in a DM: an admin uploading a policy.
 FILE_SHARE = "file_share"
+#: Further attempts at a Slack Web API call after a 429 (Retry-After honoured), a 500/503 or a
+#: dropped connection.
+SLACK_RETRIES = 2
 NOT_POLICY_TEAM = (
     "Sorry, only members of the policy team can answer or dismiss questions on the review "
     "list. Nothing was changed."
@@ -280,7 +289,17 @@ def make_client(settings: Settings) -> AsyncWebClient:
         if settings.slack_api_url.endswith("/")
         else settings.slack_api_url + "/"
     )
-    return AsyncWebClient(token=settings.slack_bot_token, base_url=base_url)
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=base_url,
+        # Slack answers 429 with Retry-After when rate limited, and 500/503 in a bad moment:
+        # wait as told (or back off) and try again, a bounded number of times.
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=SLACK_RETRIES),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RETRIES),
+            AsyncServerErrorRetryHandler(max_retry_count=SLACK_RETRIES),
+        ],
+    )
 
 
 def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> AsyncApp:
@@ -324,7 +343,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         try:
             await client.chat_postMessage(
                 channel=settings.slack_review_channel,
-                text=f"Question for the policy team: {render.cut(question, 2000)}",
+                text=f"Question for the policy team: {render.escaped_cut(question, 2000)}",
                 blocks=blocks,
             )
         except SlackApiError:
@@ -509,7 +528,8 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             return
         reply = ChannelReply(client, channel)
         try:
-            bot.policies.authorize(user)  # before anything is downloaded
+            # Before anything is downloaded.
+            bot.policies.authorize(user, platform=PLATFORM, action="policy upload")
         except NotAuthorized as refusal:
             await reply.post((str(refusal), [render.plain(str(refusal))]))
             return
@@ -559,7 +579,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         user = body["user"]
         version_id = clicked_id(action)
         try:
-            bot.policies.authorize(user["id"])
+            bot.policies.authorize(user["id"], platform=PLATFORM, action=action["action_id"])
             if version_id is None:
                 raise PolicyError("That button no longer points at a policy version.")
             if action["action_id"] == render.ACTION_ACTIVATE:
@@ -609,7 +629,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     ) -> None:
         await ack()
         user = body["user"]["id"]
-        if not await in_policy_team(client, user):
+        if not await in_policy_team(client, user, "review answer"):
             await tell(body, respond, client, NOT_POLICY_TEAM)
             return
         group_id = clicked_id(action)
@@ -636,7 +656,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         user = body["user"]
-        if not await in_policy_team(client, user["id"]):
+        if not await in_policy_team(client, user["id"], "review answer submit"):
             await ack(response_action="errors", errors={render.ANSWER_BLOCK: NOT_POLICY_TEAM})
             return
         try:
@@ -680,7 +700,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     ) -> None:
         await ack()
         user = body["user"]
-        if not await in_policy_team(client, user["id"]):
+        if not await in_policy_team(client, user["id"], "review dismiss"):
             await tell(body, respond, client, NOT_POLICY_TEAM)
             return
         group_id = clicked_id(action)
@@ -699,7 +719,14 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         await publish_home(client, user["id"])
 
     # -- App Home ---------------------------------------------------------------------------
-    async def in_policy_team(client: AsyncWebClient, user: str) -> bool:
+    async def in_policy_team(client: AsyncWebClient, user: str, action: str = "") -> bool:
+        """Whether `user` may review; with `action`, a refusal goes to the security log."""
+        member = await policy_team_member(client, user)
+        if action and not member:
+            security.refused(action, platform=PLATFORM, who=user, reason="not in the policy team")
+        return member
+
+    async def policy_team_member(client: AsyncWebClient, user: str) -> bool:
         if user in settings.slack_policy_team:
             return True
         if not settings.slack_policy_team_group:
@@ -727,7 +754,15 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
     slack = build_slack_app(bot, **options)
 
     async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await slack.async_dispatch(await to_bolt_request(request)))
+        response = await slack.async_dispatch(await to_bolt_request(request))
+        if response.status == 401:  # bolt refused the signature: forged, replayed or stale
+            security.refused(
+                "Slack request",
+                platform=PLATFORM,
+                who=request.remote or "",
+                reason="bad or expired X-Slack-Signature",
+            )
+        return await to_aiohttp_response(response)
 
     web_app.router.add_post("/slack/events", slack_events)
     return slack

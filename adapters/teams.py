@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 from aiohttp import web
 from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import (
@@ -35,6 +36,7 @@ from botbuilder.schema import (
 
 from adapters import teams_cards
 from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
+from bot import security
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
@@ -323,7 +325,9 @@ class TeamsBot(ActivityHandler):
         """An admin's attached policy file: authorized before anything is downloaded."""
         sender = turn_context.activity.from_property or ChannelAccount()
         try:
-            self.policy_bot.policies.authorize(sender.aad_object_id or "")
+            self.policy_bot.policies.authorize(
+                sender.aad_object_id or "", platform=PLATFORM, action="policy upload"
+            )
         except PolicyError as refusal:
             await turn_context.send_activity(text_activity(str(refusal)))
             return
@@ -359,7 +363,7 @@ class TeamsBot(ActivityHandler):
         sender = turn_context.activity.from_property or ChannelAccount()
         policies = self.policy_bot.policies
         try:
-            policies.authorize(sender.aad_object_id or "")
+            policies.authorize(sender.aad_object_id or "", platform=PLATFORM, action=action)
             version_id = parse_id(value.get("version_id"))
             if version_id is None:
                 raise NotFound(STALE_VERSION)
@@ -373,15 +377,24 @@ class TeamsBot(ActivityHandler):
         await turn_context.send_activity(text_activity(reply))
 
     # -- the review loop (POLICYBOT_TEAMS_POLICY_TEAM) ------------------------------------------
-    def is_policy_team(self, sender: ChannelAccount) -> bool:
-        return bool(sender.aad_object_id) and (
+    def is_policy_team(self, sender: ChannelAccount, action: str) -> bool:
+        """Whether the sender may review; a refusal goes to the security log."""
+        member = bool(sender.aad_object_id) and (
             sender.aad_object_id in self.policy_bot.settings.teams_policy_team
         )
+        if not member:
+            security.refused(
+                action,
+                platform=PLATFORM,
+                who=sender.aad_object_id or sender.id or "",
+                reason="not in POLICYBOT_TEAMS_POLICY_TEAM",
+            )
+        return member
 
     async def on_review(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         sender = activity.from_property or ChannelAccount()
-        if not self.is_policy_team(sender):
+        if not self.is_policy_team(sender, "review"):
             await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
             return
         if not is_personal(activity):
@@ -401,7 +414,7 @@ class TeamsBot(ActivityHandler):
     ) -> None:
         """Answer / Dismiss on a group's card; the answer goes to every asker at once."""
         sender = turn_context.activity.from_property or ChannelAccount()
-        if not self.is_policy_team(sender):
+        if not self.is_policy_team(sender, f"review {action}"):
             await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
             return
         group_id = parse_id(value.get("group_id"))
@@ -578,8 +591,24 @@ def add_routes(
             return error(400, "the body is not a Bot Framework activity (no type)")
         if not authenticated and not is_loopback(body.get("serviceUrl")):
             # Without tokens anyone could make the bot call any URL; keep that to local tests.
+            security.refused(
+                "Teams activity",
+                platform=PLATFORM,
+                who=request.remote or "",
+                reason="serviceUrl not on loopback in unauthenticated mode",
+            )
             return error(403, "unauthenticated mode only replies to a serviceUrl on loopback")
-        response = await adapter.process(request, teams_bot)
+        try:
+            response = await adapter.process(request, teams_bot)
+        except (web.HTTPUnauthorized, jwt.PyJWTError):
+            # A token that is not even a JWT escapes the Bot Framework's checks as a 500.
+            security.refused(
+                "Teams activity",
+                platform=PLATFORM,
+                who=request.remote or "",
+                reason="no valid Bot Framework token",
+            )
+            return error(401, "a valid Bot Framework token is required")
         return response if response is not None else web.Response(status=201)
 
     app.router.add_post(ROUTE, messages)

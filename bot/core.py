@@ -23,7 +23,8 @@ from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
 from bot.review import DeliveryReport, Group, ReviewQueue, reviewed_lead
 from bot.semantic import build_retriever
-from bot.storage import Storage, VersionInfo
+from bot.storage import Storage, StorageError, VersionInfo, utcnow
+from bot.unlogged import Entry, UnloggedQuestions
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class PolicyBot:
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     #: platform name -> where the weekly digest goes; adapters register theirs when configured.
     channel_posters: dict[str, ChannelPoster] = field(default_factory=dict)
+    #: Questions the log refused (disk full, read-only database), logged once it takes writes.
+    unlogged: UnloggedQuestions = field(default_factory=lambda: UnloggedQuestions(None))
     #: One delivery run at a time: a background retry and a reviewer's answer running side by
     #: side would both read the same pending addresses and message an asker twice.
     _delivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
@@ -84,6 +87,7 @@ class PolicyBot:
         return cls(
             settings=settings,
             storage=storage,
+            unlogged=UnloggedQuestions.beside(storage.path),
             retriever=build_retriever(storage, settings.retriever),
             answerer=answerer,
         )
@@ -174,10 +178,10 @@ class PolicyBot:
     ) -> Answer:
         used = {c.document for c in draft.citations} or {v.document for v in active}
         policy_version = ", ".join(v.display for v in active if v.document in used)
-        question_id = self.storage.log_question(
+        question_id = self._record(
+            incoming,
             {
                 "platform": incoming.platform,
-                "asker": self.storage.pseudonym(incoming.platform, incoming.asker),
                 "text": question,
                 "answered": int(draft.answered),
                 "confidence": round(retrieval.confidence, 4),
@@ -202,8 +206,6 @@ class PolicyBot:
                 "closest_clause_id": retrieval.ranked[0].stored.id if retrieval.ranked else None,
                 "group_id": reviewed.id if reviewed else None,
             },
-            reply_to=self._reply_address(incoming),
-            asker_name=incoming.asker_name,
         )
         return Answer(
             question=question,
@@ -222,10 +224,10 @@ class PolicyBot:
         text = " ".join(_CONTROL.sub(" ", incoming.text or "").split())
         if not text:
             return  # nothing was asked
-        self.storage.log_question(
+        self._record(
+            incoming,
             {
                 "platform": incoming.platform,
-                "asker": self.storage.pseudonym(incoming.platform, incoming.asker),
                 "text": text[: self.settings.max_question_chars],
                 "answered": 0,
                 "confidence": 0.0,
@@ -233,8 +235,40 @@ class PolicyBot:
                 "review_reason": "",
                 "answer_text": reason,
                 "answer_source": "refused",
-            }
+            },
         )
+
+    def _record(self, incoming: IncomingQuestion, record: dict[str, object]) -> int | None:
+        """Log a question; its id, or None when the database refused the write (the question
+        is then kept by `unlogged` and logged later, and the asker still gets the answer)."""
+        entry: Entry = {
+            "record": {"asked_at": utcnow(), **record},
+            "asker": incoming.asker,
+            "reply_to": self._reply_address(incoming),
+            "asker_name": incoming.asker_name,
+        }
+        try:
+            if self.unlogged.pending():
+                self.unlogged.replay(self._log_kept)
+            return self._log_entry(entry)
+        except StorageError as error:
+            self.unlogged.keep(entry, error)
+            return None
+
+    def _log_entry(self, entry: Entry) -> int:
+        record = dict(entry["record"])
+        record["asker"] = self.storage.pseudonym(record["platform"], entry["asker"])
+        return self.storage.log_question(
+            record, reply_to=entry["reply_to"], asker_name=entry["asker_name"]
+        )
+
+    def _log_kept(self, entries: list[Entry]) -> None:
+        with self.storage.transaction():
+            ids = [(self._log_entry(entry), entry) for entry in entries]
+        for question_id, entry in ids:
+            record = entry["record"]
+            if record.get("status") == "open":  # it belongs on the review list, as it would have
+                self.review.place(question_id, str(record["text"]))
 
     @staticmethod
     def _reply_address(incoming: IncomingQuestion) -> dict[str, str] | None:

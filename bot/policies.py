@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot import security
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.ingest import READERS, read_file, read_policy
 from bot.models import Clause, PolicyError
@@ -317,9 +318,15 @@ class PolicyLibrary:
     def is_admin(self, platform_user_id: str) -> bool:
         return is_admin(self.admins, platform_user_id)
 
-    def authorize(self, platform_user_id: str) -> None:
-        """Raise NotAuthorized (with a polite message) unless the user is a policy admin."""
+    def authorize(
+        self, platform_user_id: str, *, platform: str = "", action: str = "policy change"
+    ) -> None:
+        """Raise NotAuthorized (with a polite message) unless the user is a policy admin; a
+        refusal goes to the security log."""
         if not self.is_admin(platform_user_id):
+            security.refused(
+                action, platform=platform, who=platform_user_id, reason="not in POLICYBOT_ADMINS"
+            )
             raise NotAuthorized()
 
     # -- upload ---------------------------------------------------------------------------------

@@ -470,9 +470,24 @@ _PDF_ITEM = re.compile(r"^(?:[•▪◦●○■\-–*]|\(?[a-z0-9]{1,3}[.)])\s+
 _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)]*$")
 
 
+#: What pypdf raises, besides its own errors, on a damaged file (found by fuzzing).
+_PDF_DAMAGE: tuple[type[Exception], ...] = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OSError,
+    RecursionError,
+)
+
+
 def _open_pdf(data: bytes) -> Any:
     from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
+
+    # PyPdfError: also pypdf's own limits (reference loops, sizes) on a damaged file.
+    damaged: tuple[type[Exception], ...] = (*_PDF_DAMAGE, PyPdfError)
 
     if not data.lstrip().startswith(b"%PDF"):
         raise PolicyError("The file is not a PDF (it does not start with %PDF).")
@@ -494,7 +509,7 @@ def _open_pdf(data: bytes) -> Any:
         raise PolicyError(
             "The PDF is password-protected. Remove the password and upload it again."
         ) from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+    except damaged as error:
         raise PolicyError(
             f"The PDF cannot be read; it looks damaged ({_short(error)}). "
             "Export it again from the original document and upload that."
@@ -508,13 +523,14 @@ def _short(error: Exception) -> str:
 
 
 def _pdf_page_lines(reader: Any) -> list[list[str]]:
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import PyPdfError
 
+    damaged: tuple[type[Exception], ...] = (*_PDF_DAMAGE, PyPdfError)
     pages = []
     for page in reader.pages:
         try:
             text = page.extract_text() or ""
-        except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as error:
+        except damaged as error:
             raise PolicyError(
                 f"The PDF cannot be read; a page is damaged ({_short(error)})."
             ) from None

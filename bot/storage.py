@@ -26,6 +26,35 @@ class StorageError(RuntimeError):
     """The database cannot be opened or written; the message says what to do."""
 
 
+class Database(sqlite_utils.Database):
+    """sqlite_utils' Database whose transactions take the write lock when they begin.
+
+    A deferred transaction that reads and then writes cannot wait for the lock: if another
+    connection (`policybot policy load` beside a running server) committed after its first
+    read, SQLite refuses the write at once with "database is locked", busy timeout or not.
+    BEGIN IMMEDIATE waits for the lock up front instead, within the busy timeout.
+    """
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite_utils.Database]:
+        if self.conn.in_transaction:
+            with super().atomic() as db:  # nested: a savepoint inside the open transaction
+                yield db
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -227,6 +256,8 @@ class Storage:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         self._pseudonym_key: bytes | None = None
+        #: The database file; None for an in-memory database.
+        self.path: Path | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> Storage:
@@ -237,20 +268,24 @@ class Storage:
             raise StorageError(
                 f"Cannot create the database {path}: folder {path.parent} is missing."
             )
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-            db = sqlite_utils.Database(conn)
+            db = Database(conn)
             db.execute("PRAGMA busy_timeout = 10000")
             db.enable_wal()
             storage = cls(db)
+            storage.path = path
             storage.migrate()
         except sqlite3.DatabaseError as error:
+            if conn is not None:
+                conn.close()  # a damaged file must not stay open (a restore replaces it)
             raise StorageError(f"Cannot use the database {path}: {error}") from None
         return storage
 
     @classmethod
     def memory(cls) -> Storage:
-        storage = cls(sqlite_utils.Database(memory=True))
+        storage = cls(Database(memory=True))
         storage.migrate()
         return storage
 
@@ -283,7 +318,7 @@ class Storage:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.db.atomic():
+        with self._writing("The database"), self.db.atomic():
             yield
 
     def _table(self, name: str) -> Table:
@@ -555,10 +590,12 @@ class Storage:
             row = self.db.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
             if row is None:
                 key = secrets.token_hex(32)
-                self.db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_key', ?)", [key]
-                )
-                self.db.conn.commit()
+                # atomic, not commit(): the caller may be inside a transaction of its own.
+                with self._writing("The asker pseudonym key"), self.db.atomic():
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_key', ?)",
+                        [key],
+                    )
                 row = self.db.execute(
                     "SELECT value FROM meta WHERE key = 'pseudonym_key'"
                 ).fetchone()
@@ -577,7 +614,7 @@ class Storage:
             if key in row and not isinstance(row[key], str):
                 row[key] = json.dumps(row[key])
         row.setdefault("asked_at", utcnow())
-        with self.db.atomic():
+        with self._writing("The question log"), self.db.atomic():
             table = self._table("questions")
             table.insert(row)
             assert table.last_pk is not None
@@ -591,6 +628,15 @@ class Storage:
                     {"question_id": question_id, "name": asker_name, "created_at": utcnow()}
                 )
         return question_id
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn SQLite's refusals to write (disk full, read-only file or folder, a lock held
+        past the busy timeout) into a StorageError that says what could not be stored."""
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            raise StorageError(f"{what} cannot be written: {error}.") from error
 
     def update_question(self, question_id: int, **fields: Any) -> None:
         if not fields:

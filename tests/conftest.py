@@ -40,3 +40,55 @@ def llm_stub() -> Iterator[OpenAIStub]:
     """An OpenAI-compatible stub server on loopback; tests script its replies."""
     with OpenAIStub() as stub:
         yield stub
+
+
+# -- reliability figures (see tests/reliability.py and docs/reliability.md) ---------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-report",
+        default="",
+        help="write the reliability checks' figures and every test's outcome to this JSON file",
+    )
+
+
+_OUTCOMES: dict[str, dict[str, object]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        entry = _OUTCOMES.setdefault(report.nodeid, {"outcome": "passed"})
+        if report.outcome != "passed":
+            entry["outcome"] = report.outcome
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Hypothesis tests carry their settings: the report states how many inputs each may try.
+    for item in items:
+        function = getattr(item, "obj", None)
+        chosen = getattr(function, "_hypothesis_internal_use_settings", None)
+        if chosen is not None:
+            _OUTCOMES.setdefault(item.nodeid, {"outcome": "passed"})["max_examples"] = (
+                chosen.max_examples
+            )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--reliability-report")
+    if not path:
+        return
+    import dataclasses
+    import json
+
+    from tests.reliability import FIGURES
+
+    ran = {k: v for k, v in _OUTCOMES.items() if "outcome" in v and k in _RAN}
+    Path(path).write_text(
+        json.dumps({"figures": [dataclasses.asdict(f) for f in FIGURES], "tests": ran}, indent=2)
+    )
+
+
+_RAN: set[str] = set()
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    _RAN.add(nodeid)

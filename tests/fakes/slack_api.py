@@ -37,6 +37,9 @@ class FakeSlackApi:
         self.files: dict[str, tuple[bytes, dict[str, Any]]] = {}
         #: The bot token the file host accepts.
         self.token = "xoxb-test"
+        #: method -> (HTTP status, headers) answered, in order, before answering normally:
+        #: rate limits (429 + Retry-After) and server errors, to see the bot retry.
+        self.failures: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
 
     # -- addresses ------------------------------------------------------------------------------
     @property
@@ -105,6 +108,10 @@ class FakeSlackApi:
         method = request.match_info["method"]
         payload = await self._payload(request)
         await self._record(method, payload)
+        if self.failures[method]:
+            status, headers = self.failures[method].pop(0)
+            error = "ratelimited" if status == 429 else "internal_error"
+            return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
         if method in self.overrides:
             return web.json_response(self.overrides[method])
         return web.json_response(self._answer(method, payload))

@@ -1,0 +1,309 @@
+"""Access: every refused attempt (no or wrong admin token, a bad Teams token, forged or stale
+Slack signatures, non-admins uploading, people outside the policy team reviewing) is refused
+AND leaves a line in the security log; secrets never reach any log.
+
+The refusals themselves (nothing changes) are tested in detail in test_admin_http.py,
+test_teams_http.py, test_teams_upload.py, test_teams_review.py, test_slack_http.py,
+test_slack_upload.py and test_slack_review.py; here each path is walked once more to see
+that it is logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from adapters import slack_blocks as render
+from adapters.server import build_app
+from bot.config import Settings
+from bot.core import PolicyBot
+from bot.models import IncomingQuestion
+from bot.storage import Storage
+from tests.fakes.bot_connector import ConnectorStub, connector_stub
+from tests.fakes.file_server import file_server
+from tests.fakes.loopback import serving
+from tests.fakes.openai_stub import OpenAIStub
+from tests.fakes.slack_harness import SECRET, SlackHarness, slack_server
+from tests.fakes.teams_activities import ALICE, file_message, message, submit
+from tests.reliability import record
+
+SECURITY = "policybot.security"
+ADMIN_TOKEN = "admin-token-7c1e0b5a9f3d4e2a8b6c"
+APP_PASSWORD = "teams-app-password-4f8a2c9e1d7b"
+OPENAI_KEY = "sk-openai-key-0a9b8c7d6e5f4a3b"
+ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
+
+
+def security_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == SECURITY]
+
+
+@pytest.fixture(autouse=True)
+def capture(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.DEBUG)  # everything any library logs, to look for secrets too
+    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 60.0)
+
+
+async def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers=headers) as response,
+    ):
+        await response.read()
+        return response.status
+
+
+# -- admin API ---------------------------------------------------------------------------------
+async def test_admin_api_refusals_are_logged_and_compared_in_constant_time(
+    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("adapters.admin_http.hmac.compare_digest", spy)
+    bot = PolicyBot.create(
+        dataclasses.replace(settings, admin_token=ADMIN_TOKEN), storage=Storage.memory()
+    )
+    bot.ensure_policy()
+    attempts = [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {ADMIN_TOKEN}"},
+        {"Authorization": f"Bearer {ADMIN_TOKEN[:-1]}"},
+    ]
+    async with serving(build_app(bot)) as base, aiohttp.ClientSession() as session:
+        for headers in attempts:
+            async with session.get(base + "/admin/policies", headers=headers) as response:
+                assert response.status == 401
+        async with session.get(
+            base + "/admin/policies", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ) as response:
+            assert response.status == 200
+    lines = security_lines(caplog)
+    assert len(lines) == len(attempts)
+    assert all("refused admin GET /admin/policies" in line for line in lines)
+    assert "no admin token" in lines[0] and "wrong admin token" in lines[1]
+    # Every bearer token was checked with hmac.compare_digest, never with ==.
+    assert len(compared) == 3 and all(b == ADMIN_TOKEN.encode() for _, b in compared)
+    bot.storage.close()
+    record(
+        "Access: admin API without or with a wrong token",
+        "pytest tests/test_reliability_access.py -k admin_api",
+        requests=len(attempts) + 1,
+        refused=len(attempts),
+        logged=len(lines),
+        failures=0,
+    )
+
+
+# -- Teams -------------------------------------------------------------------------------------
+@pytest.fixture
+async def stub() -> AsyncIterator[ConnectorStub]:
+    async with connector_stub() as connector:
+        yield connector
+
+
+async def test_teams_refusals_are_logged(
+    tmp_path: Path, stub: ConnectorStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        db_path=str(tmp_path / "db"), admins=("aad-pat",), teams_policy_team=("aad-pat",)
+    )
+    bot = PolicyBot.create(settings, storage=Storage.memory())
+    bot.ensure_policy()
+    uncovered = await bot.ask(IncomingQuestion("what time does the cafeteria open?"))
+    assert uncovered.question_id is not None
+    (group,) = bot.review.queue()
+    async with file_server() as files, serving(build_app(bot)) as base:
+        url = files.add("policy.md", b"# Policy\n\nEmployees may post anything at all.\n")
+        attempts = [
+            file_message("policy.md", url, stub.url, sender=ALICE),  # a non-admin uploads
+            message("review", stub.url, sender=ALICE),  # outside the policy team
+            submit(
+                {"policybot": "answer_group", "group_id": group.id, "answer": "Yes."},
+                stub.url,
+                sender=ALICE,
+            ),
+            submit({"policybot": "dismiss_group", "group_id": group.id}, stub.url, sender=ALICE),
+            submit({"policybot": "activate_version", "version_id": 1}, stub.url, sender=ALICE),
+        ]
+        for activity in attempts:
+            assert await post_json(base + "/api/messages", activity) in (200, 201)
+        await stub.received(len(attempts))
+        # Not even asked: a serviceUrl off this machine in unauthenticated mode.
+        assert (
+            await post_json(
+                base + "/api/messages", message(ROADMAP, "https://attacker.example.com/")
+            )
+            == 403
+        )
+        assert files.downloads == []
+    assert bot.review.group(group.id).status == "open"
+    lines = security_lines(caplog)
+    assert len(lines) == len(attempts) + 1
+    assert all("platform=teams" in line for line in lines)
+    assert "aad-alice" in lines[0] and "policy upload" in lines[0]
+    assert "refused review:" in lines[1]
+
+    # With an app id set, a request without a valid token is refused and logged.
+    caplog.clear()
+    secured = dataclasses.replace(
+        settings,
+        microsoft_app_id="00000000-0000-0000-0000-000000000001",
+        microsoft_app_password=APP_PASSWORD,
+    )
+    secured_bot = PolicyBot.create(secured, storage=Storage.memory())
+    secured_bot.ensure_policy()
+    async with serving(build_app(secured_bot)) as base:
+        for headers in (None, {"Authorization": "Bearer not-a-real-jwt"}):
+            status = await post_json(base + "/api/messages", message(ROADMAP, stub.url), headers)
+            assert status == 401
+    token_lines = security_lines(caplog)
+    assert len(token_lines) == 2 and all("Bot Framework token" in x for x in token_lines)
+    assert secured_bot.storage.questions(status=None) == []
+    bot.storage.close()
+    secured_bot.storage.close()
+    record(
+        "Access: Teams (no valid token, non-admin upload, review by non-members)",
+        "pytest tests/test_reliability_access.py -k teams",
+        requests=len(attempts) + 3,
+        refused=len(attempts) + 3,
+        logged=len(lines) + len(token_lines),
+        failures=0,
+    )
+
+
+# -- Slack -------------------------------------------------------------------------------------
+@pytest.fixture
+async def slack(settings: Settings) -> AsyncIterator[SlackHarness]:
+    async with slack_server(
+        settings, admins=("UADMIN",), slack_policy_team=("UTEAM",), slack_review_channel="CREV"
+    ) as harness:
+        yield harness
+
+
+async def test_slack_refusals_are_logged(
+    slack: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    uncovered = await slack.bot.ask(IncomingQuestion("what time does the cafeteria open?"))
+    assert uncovered.question_id is not None
+    (group,) = slack.bot.review.queue()
+    mention = {
+        "type": "app_mention",
+        "user": "U1",
+        "channel": "C1",
+        "ts": "1.1",
+        "text": f"<@UBOT> {ROADMAP}",
+    }
+    # Forged, stale (replayed after five minutes) and unsigned requests.
+    assert (await slack.event(mention, secret="forged-secret")).status_code == 401
+    assert (await slack.event(mention, age=600)).status_code == 401
+    assert (
+        await slack.http.post("/slack/events", json={"type": "event_callback"})
+    ).status_code == 401
+    # A non-admin sends a policy file; outside the policy team, someone presses review buttons.
+    await slack.share_files(
+        [slack.api.add_file("policy.md", b"# P\n\nAnything goes.\n")], user="U555"
+    )
+    await slack.api.wait_for("chat.postMessage")
+    for action_id in (render.ACTION_ANSWER_GROUP, render.ACTION_DISMISS_GROUP):
+        url = slack.api.response_url(action_id)
+        await slack.click(action_id, str(group.id), user="U555", channel="CREV", response_url=url)
+        await slack.api.wait_for("response_url:" + action_id)
+    lines = security_lines(caplog)
+    assert len(lines) == 6
+    assert sum("X-Slack-Signature" in line for line in lines) == 3
+    assert any("policy upload" in line and "U555" in line for line in lines)
+    assert sum("not in the policy team" in line for line in lines) == 2
+    assert slack.api.downloads == [] and slack.bot.review.group(group.id).status == "open"
+    assert slack.bot.storage.questions(status=None)[0]["text"] != ROADMAP
+    record(
+        "Access: Slack (forged, stale, unsigned; non-admin upload; review by non-members)",
+        "pytest tests/test_reliability_access.py -k slack",
+        requests=6,
+        refused=6,
+        logged=len(lines),
+        failures=0,
+    )
+
+
+# -- secrets -----------------------------------------------------------------------------------
+async def test_no_secret_reaches_any_log(
+    settings: Settings, llm_stub: OpenAIStub, stub: ConnectorStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every flow that handles a secret, run at DEBUG with every library's logging on."""
+    configured = dataclasses.replace(
+        settings,
+        admin_token=ADMIN_TOKEN,
+        openai_base_url=llm_stub.url,
+        openai_api_key=OPENAI_KEY,
+        llm_model="stub-model",
+        llm_budget=5,
+    )
+    async with slack_server(configured) as slack:
+        bot_token = slack.bot.settings.slack_bot_token
+        await slack.event(
+            {
+                "type": "app_mention",
+                "user": "U1",
+                "channel": "C1",
+                "ts": "1.1",
+                "text": f"<@UBOT> {ROADMAP}",
+            }
+        )
+        await slack.api.wait_for("chat.postMessage")
+        await slack.event(
+            {
+                "type": "app_mention",
+                "user": "U1",
+                "channel": "C1",
+                "ts": "1.2",
+                "text": "<@UBOT> hi",
+            },
+            secret="forged",
+        )
+        base = str(slack.http.base_url).rstrip("/")
+        for token in (ADMIN_TOKEN, "wrong-token"):
+            await post_json(base + "/admin/policies", {}, {"Authorization": f"Bearer {token}"})
+        assert llm_stub.requests, "the LLM was asked"
+    secured = dataclasses.replace(
+        settings,
+        microsoft_app_id="00000000-0000-0000-0000-000000000001",
+        microsoft_app_password=APP_PASSWORD,
+    )
+    teams_bot = PolicyBot.create(secured, storage=Storage.memory())
+    teams_bot.ensure_policy()
+    async with serving(build_app(teams_bot)) as teams_base:
+        await post_json(teams_base + "/api/messages", message(ROADMAP, stub.url))
+    teams_bot.storage.close()
+
+    text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+    assert len(caplog.records) > 10  # the flows did log
+    secrets = {
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_BOT_TOKEN": bot_token,
+        "MicrosoftAppPassword": APP_PASSWORD,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "POLICYBOT_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    leaked = [name for name, value in secrets.items() if value in text]
+    assert leaked == []
+    record(
+        "Access: secrets never in logs",
+        "pytest tests/test_reliability_access.py -k secret",
+        secrets_checked=len(secrets),
+        log_records_searched=len(caplog.records),
+        leaked=0,
+        failures=0,
+    )
