@@ -2,6 +2,8 @@
 
     python -m bench quality            # every labeled set, ours and the peers, with ratios
     python -m bench quality --fast     # without PolicyQA and without the dense models
+    python -m bench speed              # retrieval latency, the CLI, Slack through `serve`
+    python -m bench slack              # only Slack events through `serve` (bench/slack_load.py)
     python -m bench fit                # refit the not-covered confidence models (tuning sets)
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs
 
@@ -142,6 +144,19 @@ def quality_markdown(run: QualityRun) -> str:
     return "\n".join(lines)
 
 
+#: Seconds per offered rate in `make bench`'s Slack steps: long enough for a steady state,
+#: short enough that four rates for two servers fit in about two minutes.
+SLACK_STEP_SECONDS = 6.0
+
+
+def slack_markdown(seconds: float = SLACK_STEP_SECONDS) -> str:
+    from bench import slack_load
+
+    return "\n".join(
+        ["### Slack end to end and serve memory", "", slack_load.run_both(seconds=seconds)]
+    )
+
+
 def speed_markdown(embedder: Any | None) -> str:
     from bench import speed
     from bench.sets import all_sets as sets
@@ -216,10 +231,7 @@ def speed_markdown(embedder: Any | None) -> str:
         "semantic retriever loads torch and the model on its first question, so it suits "
         "`policybot serve`, where that happens once.",
         "",
-        "### Slack end to end and serve memory",
-        "",
-        "TODO(lead): Slack end-to-end throughput and `policybot serve` memory need the Slack "
-        "adapter; add them to bench/speed.py (see the TODO there) when it lands.",
+        slack_markdown(),
     ]
     return "\n".join(lines)
 
@@ -268,10 +280,17 @@ Reproduce: `python -m bench speed`.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["quality", "speed", "all", "fit"])
+    parser.add_argument("what", choices=["quality", "speed", "slack", "all", "fit"])
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.what == "slack":  # its own options: --rates, --seconds, --clients, --no-peer
+        from bench import slack_load
+
+        slack_load.main(rest)
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.what == "fit":
         from bench.fit import main as fit_main
 

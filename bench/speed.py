@@ -1,4 +1,5 @@
 """Speed: retrieval latency by corpus size, `ask` throughput, ingestion, cold start.
+Slack events through `policybot serve` and its memory are in bench/slack_load.py.
 
 Every figure is measured on this machine in the run that writes docs/benchmarks.md.
 """
@@ -23,10 +24,6 @@ from bot.retrieval import LexicalRetriever
 
 SIZES = (100, 1_000, 10_000, 100_000)
 
-# TODO(lead): Slack end-to-end throughput (signed events posted to `policybot serve` on
-# 127.0.0.1, replies counted by a loopback fake of the Slack Web API) and serve memory (RSS
-# after loading the policy and after N questions) need the Slack adapter. Add them here and a
-# row for each to `speed_markdown` in bench/__main__.py when it lands.
 #: The dense retrievers embed at most this many distinct clauses; larger corpora repeat the
 #: vectors. A matrix product's time does not depend on the values, and embedding 100,000
 #: clauses on two CPU cores would take longer than the whole benchmark is allowed.

@@ -6,8 +6,10 @@ receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bot.answering import Answerer, Draft, ExtractiveAnswerer
@@ -64,6 +66,10 @@ class PolicyBot:
     #: One delivery run at a time: a background retry and a reviewer's answer running side by
     #: side would both read the same pending addresses and message an asker twice.
     _delivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    #: One question's synchronous work (retrieval, grouping, SQLite) at a time, with a pass of
+    #: the event loop between questions: a burst of questions must not hold up the server's
+    #: other requests, such as acknowledging the next Slack events (retried after 3 s).
+    _turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
@@ -130,11 +136,12 @@ class PolicyBot:
         except QuestionError as error:
             self._log_refused(incoming, str(error))
             raise
-        active = self.storage.active_versions()
-        retrieval = self.retriever.retrieve(question, [v.id for v in active], limit=5)
-        # A question the policy team has already answered gets their answer, whatever
-        # retrieval would say: they answered it because the policy alone did not.
-        reviewed = self.review.best_group(question, retrieval, status="answered")
+        async with self._taking_turns():
+            active = self.storage.active_versions()
+            retrieval = self.retriever.retrieve(question, [v.id for v in active], limit=5)
+            # A question the policy team has already answered gets their answer, whatever
+            # retrieval would say: they answered it because the policy alone did not.
+            reviewed = self.review.best_group(question, retrieval, status="answered")
         if reviewed is not None:
             draft = Draft(
                 answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
@@ -144,10 +151,21 @@ class PolicyBot:
                 bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
             )
             draft = await self.answerer.answer(retrieval, covered=covered)
-        answer = self._log(incoming, question, retrieval, draft, active, reviewed)
-        if not draft.answered and answer.question_id is not None:
-            self.review.place(answer.question_id, question, retrieval)
+        async with self._taking_turns():
+            answer = self._log(incoming, question, retrieval, draft, active, reviewed)
+            if not draft.answered and answer.question_id is not None:
+                self.review.place(answer.question_id, question, retrieval)
         return answer
+
+    @contextlib.asynccontextmanager
+    async def _taking_turns(self) -> AsyncIterator[None]:
+        """Run the block alone, then give the event loop a pass before the next question's
+        turn. Questions that arrive together would otherwise run back to back in one pass of
+        the loop, and nothing else (an HTTP acknowledgement) would run until all were done."""
+        async with self._turn:
+            yield
+            # Still holding the turn: whoever wants it now queues, and the loop polls I/O.
+            await asyncio.sleep(0)
 
     def _log(
         self,
