@@ -304,29 +304,47 @@ class ReviewQueue:
         """0..1: the words both use, weighted by rarity, and whether both sit closest to the
         same policy section (`closest` is None when retrieval is too unsure to say)."""
         idf = idf if idf is not None else self._idf(question, group.profile)
-        words = word_similarity(question, group.profile, idf)
+        return self._score(question, closest, group.profile, group.document, group.section, idf)
+
+    @staticmethod
+    def _score(
+        question: Profile,
+        closest: StoredClause | None,
+        profile: Profile,
+        document: str,
+        section: str,
+        idf: Mapping[str, float],
+    ) -> float:
+        words = word_similarity(question, profile, idf)
         same_section = (
             closest is not None
-            and bool(group.document)
-            and (closest.document, closest.clause.section) == (group.document, group.section)
+            and bool(document)
+            and (closest.document, closest.clause.section) == (document, section)
         )
         return (1 - SECTION_SHARE) * words + SECTION_SHARE * float(same_section)
 
     def best_group(self, text: str, retrieval: Retrieval, status: str) -> Group | None:
         """The group of `status` this question would join, if any (ties: the oldest)."""
         profile = Profile.of(text)
-        groups = self.groups(status=status)
-        if not profile.size or not groups:
+        if not profile.size:
+            return None
+        # Every question asked is matched, so this reads only what matching needs; the full
+        # group (counts over its members) is loaded for the winner alone.
+        candidates = [
+            (group_id, Profile.from_json(signature), document, section)
+            for group_id, signature, document, section in self.storage.group_profiles(status)
+        ]
+        if not candidates:
             return None
         sure = retrieval.ranked and retrieval.confidence >= SECTION_MIN_CONFIDENCE
         closest = retrieval.ranked[0].stored if sure else None
-        idf = self._idf(profile, *(g.profile for g in groups))
-        best: tuple[float, Group] | None = None
-        for group in groups:
-            score = self.similarity(profile, closest, group, idf)
+        idf = self._idf(profile, *(c[1] for c in candidates))
+        best: tuple[float, int] | None = None
+        for group_id, group_profile, document, section in candidates:
+            score = self._score(profile, closest, group_profile, document, section, idf)
             if score >= JOIN_THRESHOLD and (best is None or score > best[0]):
-                best = (score, group)
-        return best[1] if best else None
+                best = (score, group_id)
+        return self.group(best[1]) if best else None
 
     # -- the list --------------------------------------------------------------------------
     def groups(self, status: str | None = "open", owner: str | None = None) -> list[Group]:
@@ -385,8 +403,7 @@ class ReviewQueue:
     def _route(self, group_id: int) -> None:
         """The group's section is the one most of its questions are closest to (ties: the
         earliest asked); its owner is that section's team."""
-        members = self.storage.group_members(group_id)
-        clause_ids = [m["closest_clause_id"] for m in members if m.get("closest_clause_id")]
+        clause_ids = self.storage.member_closest_clauses(group_id)
         clauses = self.storage.clauses_by_id(clause_ids)
         keys = [
             (clauses[cid].document, clauses[cid].clause.section, cid)

@@ -819,6 +819,25 @@ class Storage:
             return self._groups("1 = 1", [])
         return self._groups("g.status = ?", [status])
 
+    def group_profiles(self, status: str) -> list[tuple[int, dict[str, Any], str, str]]:
+        """(id, signature, document, section) of the groups of a status: what matching a new
+        question needs, without counting every group's members on each question asked."""
+        rows = self.db.execute(
+            "SELECT id, signature, document, section FROM question_groups "
+            "WHERE status = ? ORDER BY id",
+            [status],
+        ).fetchall()
+        return [(int(r[0]), json.loads(r[1] or "{}"), r[2] or "", r[3] or "") for r in rows]
+
+    def member_closest_clauses(self, group_id: int) -> list[int]:
+        """The clause each member question was closest to, in the order they were asked."""
+        rows = self.db.execute(
+            "SELECT closest_clause_id FROM questions WHERE group_id = ? "
+            "AND closest_clause_id IS NOT NULL ORDER BY id",
+            [group_id],
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def group_members(self, group_id: int) -> list[dict[str, Any]]:
         rows = self._questions("group_id = ?", [group_id], limit=1_000_000)
         return sorted(rows, key=lambda row: row["id"])
