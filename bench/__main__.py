@@ -5,6 +5,7 @@
     python -m bench speed              # retrieval latency, the CLI, Slack through `serve`
     python -m bench slack              # only Slack events through `serve` (bench/slack_load.py)
     python -m bench fit                # refit the not-covered confidence models (tuning sets)
+    python -m bench sweep              # ranking knobs on the tuning sets, at equal citation size
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs
 
 Needs the `bench` extra (and `semantic` for the dense rows): pip install -e '.[bench,semantic]'.
@@ -266,7 +267,9 @@ Each retriever's small logistic model was fitted on the tuning sets only by
 `python -m bench fit`, which also prints the held-out F1; its coefficients are constants in
 `bot/retrieval.py` and `bot/semantic.py`.
 
-Reproduce: `python -m bench quality`.
+Reproduce: `python -m bench quality`. The ranking constants (BM25 share, FTS5 column weights,
+expansion weight, the hybrid's similarity share) were chosen with `python -m bench sweep`,
+which prints recall and citation size for each alternative on the tuning sets only.
 
 {quality}
 
@@ -280,7 +283,7 @@ Reproduce: `python -m bench speed`.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["quality", "speed", "slack", "all", "fit"])
+    parser.add_argument("what", choices=["quality", "speed", "slack", "all", "fit", "sweep"])
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     args, rest = parser.parse_known_args(argv)
@@ -295,6 +298,11 @@ def main(argv: list[str] | None = None) -> None:
         from bench.fit import main as fit_main
 
         fit_main()
+        return
+    if args.what == "sweep":
+        from bench.sweep import main as sweep_main
+
+        sweep_main()
         return
     start = time.perf_counter()
     embedder = None if args.fast else load_embedder()

@@ -35,6 +35,9 @@ EXPANSION_WEIGHT = 0.6
 CANDIDATES = 40
 #: Weight of BM25 (normalised to the best candidate) against coverage in the final rank.
 BM25_SHARE = 0.4
+#: FTS5 bm25() column weights: clause text, its section title, its whole heading path.
+#: `python -m bench sweep` measures alternatives on the tuning sets.
+FTS_WEIGHTS = (1.0, 0.5, 0.3)
 #: Terms in more than this share of the active clauses are left out of the FTS5 query (they
 #: still count in coverage): they add little to BM25 but make every query touch most of the
 #: index.
@@ -44,12 +47,12 @@ PRUNE_FROM_CLAUSES = 2000
 
 #: The logistic model behind the confidence: intercept, then one coefficient per
 #: `Evidence.FEATURES` entry. Fitted by `python -m bench fit` on the tuning sets only.
-CONFIDENCE_INTERCEPT = -6.7976
-CONFIDENCE_COEFFICIENTS = (1.5481, 2.3408, 0.1888, -0.9958, 1.4950, 4.1103, 2.1927)
+CONFIDENCE_INTERCEPT = -6.7796
+CONFIDENCE_COEFFICIENTS = (1.5386, 2.3461, 0.1838, -0.9982, 1.5072, 4.1017, 2.1961)
 #: The fitted model's probability that best separates covered from uncovered questions on the
 #: tuning sets; `calibrated` sends it to DECISION_POINT (the default POLICYBOT_MIN_CONFIDENCE),
 #: so one threshold fits every retriever.
-RAW_DECISION_POINT = 0.6275
+RAW_DECISION_POINT = 0.6277
 DECISION_POINT = 0.4
 
 #: Beyond this many content words a question's length says nothing more about its coverage.
@@ -253,7 +256,11 @@ class LexicalRetriever:
             rare = [t for t in fts_terms if counts[t] <= COMMON_TERM_SHARE * total]
             fts_terms = rare or fts_terms
         match = " OR ".join(f'"{term}"' for term in fts_terms)
-        hits = self.storage.search_clauses(match, versions, candidates) if fts_terms else []
+        hits = (
+            self.storage.search_clauses(match, versions, candidates, FTS_WEIGHTS)
+            if fts_terms
+            else []
+        )
         clauses = self.storage.clauses_by_id(cid for cid, _ in hits)
         bm25_by_id = dict(hits)
         for stored in extra:

@@ -98,3 +98,24 @@ def test_gold_matching_by_section_title_and_lines(bot: PolicyBot) -> None:
     line = clause.clause.line_start
     assert LabeledQuestion("q", lines=((line, line),)).matches(clause)
     assert not LabeledQuestion("q", lines=((1, 2),)).matches(clause)
+
+
+def test_sweep_settings_reach_the_ranking_and_are_restored() -> None:
+    import bot.retrieval
+    from bench.sets import EvalSet, bundled_set
+    from bench.sweep import measure, setting
+
+    sets = [bundled_set()]
+
+    def lexical(eval_set: EvalSet) -> LexicalRetriever:
+        return LexicalRetriever(eval_set.storage)
+
+    shipped = measure(sets, lexical)
+    with setting(bot.retrieval, "FTS_WEIGHTS", (1.0, 0.0, 0.0)):
+        text_only = measure(sets, lexical)
+    assert bot.retrieval.FTS_WEIGHTS == (1.0, 0.5, 0.3)
+    assert text_only != shipped  # headings carry weight in the shipped ranking
+    assert measure(sets, lexical) == shipped
+    with pytest.raises(RuntimeError), setting(bot.retrieval, "BM25_SHARE", 0.9):
+        raise RuntimeError("a failed measurement")
+    assert bot.retrieval.BM25_SHARE == 0.4
