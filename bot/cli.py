@@ -424,8 +424,9 @@ GROUP_VIEW_STATUSES = ("open", "answered", "dismissed", "all")
 @click.option(
     "--status",
     type=click.Choice(["open", "all", "answered", "resolved", "dismissed", "refused"]),
-    default="open",
-    show_default=True,
+    default=None,
+    help="Which questions: the default is the open review list in a table, and the whole log "
+    "(all) with --json.",
 )
 @click.option(
     "--groups/--questions",
@@ -441,7 +442,7 @@ GROUP_VIEW_STATUSES = ("open", "answered", "dismissed", "all")
 @guarded
 def questions_list(
     ctx: Context,
-    status: str,
+    status: str | None,
     as_groups: bool | None,
     owner: str | None,
     as_json: bool,
@@ -450,6 +451,9 @@ def questions_list(
     """The review list: open questions grouped by topic, busiest first, with the team that
     owns the closest policy section. --questions lists each logged question, newest first."""
     bot = ctx.bot(with_policy=False)
+    if status is None:
+        # People at a terminal want the review list; scripts reading JSON want the whole log.
+        status = "all" if as_json and not as_groups else "open"
     if as_groups is None:
         # Scripts already read `--json` as one question per line, so JSON stays per question
         # unless --groups asks for groups; people at a terminal get the grouped list.

@@ -34,10 +34,10 @@ def test_ask_json_from_stdin_loads_bundled_policy_and_logs_both(run) -> None:  #
     assert set(first["citations"][0]) >= {"section", "title", "text", "score"}
     assert first["policy_version"] and first["question_id"]
     assert second["answered"] is False and second["citations"] == []
-    listed = run("questions", "list", "--status", "all", "--json")
+    listed = run("questions", "list", "--json")
     ids = {json.loads(line)["id"] for line in listed.output.splitlines()}
     assert ids == {first["question_id"], second["question_id"]}
-    open_only = run("questions", "list", "--json")
+    open_only = run("questions", "list", "--status", "open", "--json")
     assert [json.loads(line)["id"] for line in open_only.output.splitlines()] == [
         second["question_id"]
     ]
