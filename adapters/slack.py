@@ -218,6 +218,11 @@ def who(user_id: str, name: str = "") -> str:
     return f"{name} (slack:{user_id})" if name else f"slack:{user_id}"
 
 
+def who_clicked(user: dict[str, Any]) -> str:
+    """`who` for the user of an interaction payload."""
+    return who(user["id"], user.get("username") or user.get("name", ""))
+
+
 def file_url_allowed(url: str, api_url: str) -> bool:
     """The bot token may go to Slack's own hosts only (or to wherever SLACK_API_URL points:
     tests and staging), never to a URL that merely arrived in a payload."""
@@ -583,9 +588,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             if version_id is None:
                 raise PolicyError("That button no longer points at a policy version.")
             if action["action_id"] == render.ACTION_ACTIVATE:
-                activation = bot.policies.activate(
-                    version_id, by=who(user["id"], user.get("username") or user.get("name", ""))
-                )
+                activation = bot.policies.activate(version_id, by=who_clicked(user))
                 outcome = activation.as_text()
             else:
                 discarded = bot.policies.discard(version_id)
@@ -604,8 +607,11 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         app.action(action_id)(on_version_action)
 
     # -- the review list (policy team) -------------------------------------------------------
-    async def publish_home(client: AsyncWebClient, user: str) -> None:
-        groups = bot.review.queue(status="open") if await in_policy_team(client, user) else None
+    async def publish_home(client: AsyncWebClient, user: str, member: bool | None = None) -> None:
+        # Callers that have just checked membership pass it, saving a user-group look-up.
+        if member is None:
+            member = await in_policy_team(client, user)
+        groups = bot.review.queue(status="open") if member else None
         view = render.home_view(bot.storage.active_versions(), groups)
         await client.views_publish(user_id=user, view=view)
 
@@ -673,7 +679,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             ((values.get(render.ANSWER_BLOCK) or {}).get(render.ANSWER_INPUT) or {}).get("value")
             or ""
         )
-        reviewer = who(user["id"], user.get("username") or user.get("name", ""))
+        reviewer = who_clicked(user)
         try:
             # Stored before the modal closes, so a mistake is shown in the modal itself.
             bot.review.answer(group_id, text, reviewer)
@@ -688,7 +694,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             f"Askers: {report.describe()}."
         )
         await confirm_to(client, user["id"], str(metadata.get("channel") or ""), note)
-        await publish_home(client, user["id"])
+        await publish_home(client, user["id"], member=True)
 
     @app.action(render.ACTION_DISMISS_GROUP)
     async def on_dismiss_clicked(
@@ -707,16 +713,14 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         try:
             if group_id is None:
                 raise ReviewError("That button no longer points at a question group.")
-            group = bot.dismiss_group(
-                group_id, by=who(user["id"], user.get("username") or user.get("name", ""))
-            )
+            group = bot.dismiss_group(group_id, by=who_clicked(user))
         except ReviewError as error:
             await tell(body, respond, client, str(error))
             return
         note = f"Group #{group.id} dismissed ({group.count} questions); nobody is notified."
         channel = (body.get("channel") or {}).get("id") or ""
         await confirm_to(client, user["id"], channel, note)
-        await publish_home(client, user["id"])
+        await publish_home(client, user["id"], member=True)
 
     # -- App Home ---------------------------------------------------------------------------
     async def in_policy_team(client: AsyncWebClient, user: str, action: str = "") -> bool:
