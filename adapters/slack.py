@@ -37,7 +37,7 @@ from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.notify import DeliveryError, ReplyAddress
-from bot.policies import NotAuthorized
+from bot.policies import NotAuthorized, too_large
 from bot.review import ReviewError
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ async def fetch_file(file: dict[str, Any], settings: Settings) -> tuple[str, byt
     PolicyError (with a message for the uploader) when it cannot be had."""
     name = str(file.get("name") or file.get("title") or "")
     limit = settings.max_upload_bytes
-    too_big = f"{name or 'The file'} is larger than the {limit / 2**20:g} MB upload limit."
+    too_big = too_large(name or "The file", limit)
     size = file.get("size")
     if isinstance(size, int) and size > limit:
         raise PolicyError(too_big)  # Slack told us the size: no need to download it

@@ -41,7 +41,7 @@ from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.notify import DeliveryError, ReplyAddress
-from bot.policies import NotFound
+from bot.policies import NotFound, too_large
 from bot.review import ReviewError
 
 log = logging.getLogger(__name__)
@@ -345,9 +345,7 @@ class TeamsBot(ActivityHandler):
         try:
             data = await download(file.url, limit, timeout=self.download_timeout)
         except TooLarge:
-            return text_activity(
-                f"{name} is larger than the {limit / 2**20:g} MB upload limit. {unchanged}"
-            )
+            return text_activity(f"{too_large(name, limit)} {unchanged}")
         except DownloadError as error:
             return text_activity(f"I could not download {name}: {error}. {unchanged}")
         try:

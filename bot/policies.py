@@ -35,6 +35,11 @@ SAME_SECTION_SIMILARITY = 0.35
 MOVED_SIMILARITY = 0.6
 
 
+def too_large(name: str, limit_bytes: int) -> str:
+    """What an uploader is told when a file is over the size limit, wherever it was refused."""
+    return f"{name} is larger than the {limit_bytes / 2**20:g} MB upload limit."
+
+
 class NotAuthorized(PolicyError):
     """Someone who is not a policy admin tried to change the policy."""
 
@@ -347,8 +352,7 @@ class PolicyLibrary:
         if not filename:
             raise PolicyError("The upload has no file name; the name tells its format.")
         if len(data) > self.max_upload_bytes:
-            limit = self.max_upload_bytes / (1024 * 1024)
-            raise PolicyError(f"{filename} is larger than the {limit:g} MB upload limit.")
+            raise PolicyError(too_large(filename, self.max_upload_bytes))
         try:
             parsed = read_policy(filename, data, name=name)
         except PolicyError as error:
