@@ -13,11 +13,12 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncRespond
@@ -61,6 +62,9 @@ NOT_POLICY_TEAM = (
 )
 
 T = TypeVar("T")
+
+#: The bolt app on the server's web app, when Slack is configured.
+SLACK_APP = web.AppKey("slack", AsyncApp)
 
 Message = tuple[str, list[dict[str, Any]]]  # fallback text, blocks
 
@@ -305,6 +309,21 @@ def make_client(settings: Settings) -> AsyncWebClient:
             AsyncServerErrorRetryHandler(max_retry_count=SLACK_RETRIES),
         ],
     )
+
+
+@contextlib.asynccontextmanager
+async def shared_session(client: AsyncWebClient) -> AsyncIterator[None]:
+    """One HTTP session for every Web API call `client` (and bolt's per-request copies of it)
+    makes while the app runs, so calls reuse pooled connections; without it slack_sdk opens and
+    closes a session, and a connection, per call. Closed on the way out."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
+    client.session = session
+    try:
+        yield
+    finally:
+        # A call still under way after this makes a session of its own, as without one.
+        client.session = None
+        await session.close()
 
 
 def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> AsyncApp:
@@ -752,10 +771,18 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
 
 
 def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> AsyncApp:
-    """`POST /slack/events`: the Events API, interactivity and the slash command, signed."""
+    """`POST /slack/events`: the Events API, interactivity and the slash command, signed; the
+    Web API client's session lives as long as the server (`SLACK_APP` on the web app)."""
     if not bot.settings.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set")
     slack = build_slack_app(bot, **options)
+    web_app[SLACK_APP] = slack
+
+    async def session_while_serving(_: web.Application) -> AsyncIterator[None]:
+        async with shared_session(slack.client):
+            yield
+
+    web_app.cleanup_ctx.append(session_while_serving)
 
     async def slack_events(request: web.Request) -> web.Response:
         response = await slack.async_dispatch(await to_bolt_request(request))
@@ -778,12 +805,13 @@ async def serve_socket_mode(bot: PolicyBot, **options: Any) -> None:
     if not bot.settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (an app-level token, xapp-…) is not set")
     app = build_slack_app(bot, **options)
-    handler = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
-    try:
-        await handler.start_async()
-    finally:
-        # Stops the client's own reconnecting loops, which would outlive a cancelled task.
-        await handler.close_async()
+    async with shared_session(app.client):
+        handler = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
+        try:
+            await handler.start_async()
+        finally:
+            # Stops the client's own reconnecting loops, which would outlive a cancelled task.
+            await handler.close_async()
 
 
 def run_socket_mode(bot: PolicyBot) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters import slack_blocks as render
+from adapters.slack import SLACK_APP
 from bot.config import Settings
 from bot.models import IncomingQuestion
 from tests.fakes.slack_api import BOT_ID, BOT_USER
@@ -241,3 +242,18 @@ async def test_slow_answer_shows_thinking_then_replaces_it(
         assert update["ts"].startswith("1700000000.")
         assert "3.3" in all_text(update["blocks"])
         assert len(fresh.api["chat.postMessage"]) == 1
+
+
+async def test_web_api_calls_share_one_connection_that_closes_with_the_server(
+    settings: Settings,
+) -> None:
+    async with slack_server(settings) as slack:
+        await slack.event(dm(ROADMAP))
+        await slack.api.wait_for("chat.postMessage")
+        await slack.event(dm("can I tweet about our quarterly revenue?", ts="1700000003.0001"))
+        await slack.api.wait_for("chat.postMessage", 2)
+        # auth.test and both answers, one after another over one kept-alive connection.
+        assert slack.api["auth.test"] and len(slack.api.connections) == 1
+        session = slack.web_app[SLACK_APP].client.session
+        assert session is not None and not session.closed
+    assert session.closed

@@ -40,6 +40,8 @@ class FakeSlackApi:
         #: method -> (HTTP status, headers) answered, in order, before answering normally:
         #: rate limits (429 + Retry-After) and server errors, to see the bot retry.
         self.failures: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
+        #: The client ports Web API calls came from: one per connection the bot opened.
+        self.connections: set[int] = set()
 
     # -- addresses ------------------------------------------------------------------------------
     @property
@@ -106,6 +108,9 @@ class FakeSlackApi:
 
     async def api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.connections.add(peer[1])
         payload = await self._payload(request)
         await self._record(method, payload)
         if self.failures[method]:

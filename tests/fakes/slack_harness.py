@@ -35,6 +35,8 @@ class SlackHarness:
     api: FakeSlackApi
     bot: PolicyBot
     http: httpx.AsyncClient
+    #: The server's aiohttp application (the bolt app is `web_app[adapters.slack.SLACK_APP]`).
+    web_app: web.Application
     _ids: Any = dataclasses.field(default_factory=lambda: itertools.count(1))
 
     async def post(
@@ -216,14 +218,15 @@ async def slack_server(settings: Any, **slack_settings: Any) -> AsyncIterator[Sl
         )
         bot = PolicyBot.create(configured, storage=Storage.memory())
         bot.ensure_policy()
-        runner = web.AppRunner(build_app(bot))
+        web_app = build_app(bot)
+        runner = web.AppRunner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             try:
-                yield SlackHarness(api, bot, http)
+                yield SlackHarness(api, bot, http, web_app)
             finally:
                 await runner.cleanup()
                 bot.storage.close()
