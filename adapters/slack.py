@@ -15,7 +15,7 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -31,8 +31,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters import replies
 from adapters import slack_blocks as render
 from adapters.downloads import DownloadError, TooLarge, download
+from adapters.replies import Reply, reply_in_time
 from bot import security
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
@@ -44,8 +46,6 @@ from bot.review import ReviewError
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
-#: After this long without an answer, a "Thinking…" placeholder is posted and later replaced.
-THINKING_DELAY = 1.0
 #: How many recent event ids are remembered to drop Slack's retries of an event.
 SEEN_EVENTS = 10_000
 #: The message shortcut's callback id (see slack-manifest.yml).
@@ -60,8 +60,6 @@ NOT_POLICY_TEAM = (
     "Sorry, only members of the policy team can answer or dismiss questions on the review "
     "list. Nothing was changed."
 )
-
-T = TypeVar("T")
 
 #: The bolt app on the server's web app, when Slack is configured.
 SLACK_APP = web.AppKey("slack", AsyncApp)
@@ -83,14 +81,6 @@ class SeenEvents:
         if len(self._ids) > self.size:
             self._ids.popitem(last=False)
         return True
-
-
-class Reply(Protocol):
-    """Where an answer goes: post once, then replace what was posted (the placeholder)."""
-
-    async def post(self, message: Message) -> None: ...
-
-    async def replace(self, message: Message) -> None: ...
 
 
 @dataclass
@@ -136,37 +126,11 @@ class EphemeralReply:
         await self.respond(text=text, blocks=blocks, replace_original=True)
 
 
-async def with_placeholder(
-    work: Awaitable[T],
-    reply: Reply,
-    render_result: Callable[[T], Message],
-    delay: float = THINKING_DELAY,
-) -> T | None:
-    """Post the result of `work`; if it takes longer than `delay`, show "Thinking…" meanwhile.
+def text_message(text: str) -> Message:
+    return text, [render.plain(text)]
 
-    A QuestionError becomes its message to the user; any other failure an apology (and a log
-    line). Returns the result, or None when there is none.
-    """
-    task = asyncio.ensure_future(work)
-    placeholder = False
-    try:
-        try:
-            result = await asyncio.wait_for(asyncio.shield(task), timeout=delay)
-        except TimeoutError:
-            placeholder = True
-            await reply.post((render.THINKING_TEXT, [render.context(render.THINKING_TEXT)]))
-            result = await task
-    except QuestionError as error:
-        message: Message = (str(error), [render.plain(str(error))])
-        await (reply.replace if placeholder else reply.post)(message)
-        return None
-    except Exception:
-        log.exception("answering failed")
-        sorry = "Sorry, something went wrong while answering. Please try again in a moment."
-        await (reply.replace if placeholder else reply.post)((sorry, [render.plain(sorry)]))
-        return None
-    await (reply.replace if placeholder else reply.post)(render_result(result))
-    return result
+
+THINKING: Message = (render.THINKING_TEXT, [render.context(render.THINKING_TEXT)])
 
 
 def answer_message(answer: Answer, *, shareable: bool = False) -> Message:
@@ -330,7 +294,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     """The bolt app with every listener; registers the Slack notifier on `bot`."""
     settings = bot.settings
     if thinking_delay is None:
-        thinking_delay = THINKING_DELAY
+        thinking_delay = replies.THINKING_DELAY
     if not settings.slack_bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set")
     app = AsyncApp(
@@ -376,14 +340,16 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     async def answer(
         client: AsyncWebClient,
         incoming: IncomingQuestion,
-        reply: Reply,
+        reply: Reply[Message],
         *,
         shareable: bool = False,
     ) -> None:
-        result = await with_placeholder(
+        result = await reply_in_time(
             bot.ask(incoming),
             reply,
-            lambda a: answer_message(a, shareable=shareable),
+            render=lambda a: answer_message(a, shareable=shareable),
+            text=text_message,
+            thinking=THINKING,
             delay=thinking_delay,
         )
         if result is not None and not result.answered:
@@ -391,7 +357,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
                 client, result.question, result.question_id, "not_covered", incoming.asker
             )
 
-    async def help_in(reply: Reply) -> None:
+    async def help_in(reply: Reply[Message]) -> None:
         await reply.post((render.HELP_TEXT, render.help_blocks()))
 
     # -- asking -----------------------------------------------------------------------------
@@ -555,7 +521,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             # Before anything is downloaded.
             bot.policies.authorize(user, platform=PLATFORM, action="policy upload")
         except NotAuthorized as refusal:
-            await reply.post((str(refusal), [render.plain(str(refusal))]))
+            await reply.post(text_message(str(refusal)))
             return
         for file in fresh:
             message: Message
@@ -565,7 +531,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
                 name, data = await fetch_file(file, settings)
                 result = bot.policies.upload(name, data, uploaded_by=who(user))
             except PolicyError as error:
-                message = (str(error), [render.plain(str(error))])
+                message = text_message(str(error))
             else:
                 message = (render.upload_text(result), render.upload_blocks(result))
             await ChannelReply(client, channel).post(message)

@@ -9,15 +9,14 @@ question groups for the policy team with answer boxes.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import ipaddress
 import json
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import jwt
@@ -34,12 +33,13 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
-from adapters import teams_cards
+from adapters import replies, teams_cards
 from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
+from adapters.replies import APOLOGY, reply_in_time
 from bot import security
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
+from bot.models import Answer, IncomingQuestion, PolicyError
 from bot.notify import DeliveryError, ReplyAddress
 from bot.policies import NotFound, too_large
 from bot.review import ReviewError
@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 PLATFORM = "teams"
 ROUTE = "/api/messages"
 
-#: An answer slower than this (seconds) gets a "Thinking…" placeholder that is replaced later.
-PLACEHOLDER_AFTER = 1.0
 THINKING = "Thinking…"
 
 HELP = (
@@ -65,7 +63,6 @@ HELP = (
     "version."
 )
 WELCOME = "Hi, I'm the policy bot. " + HELP
-SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
 STALE_BUTTON = "That button no longer matches a question I know. Please ask your question again."
 CONFIRMATIONS = {
     teams_cards.HELPFUL: "Thanks, noted.",
@@ -91,6 +88,8 @@ FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
 _NOT_FILES = ("text/html", "application/vnd.microsoft.card.", "image/")
 
 _AT_TAG = re.compile(r"</?at>", re.IGNORECASE)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def create_adapter(settings: Settings) -> CloudAdapter:
     async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
         log.error("Teams turn failed", exc_info=error)
         try:
-            await turn_context.send_activity(SORRY)
+            await turn_context.send_activity(APOLOGY)
         except Exception:  # the connector itself may be what failed; the log has the cause
             log.exception("could not tell the Teams user about the failure")
 
@@ -180,29 +179,23 @@ def answer_activity(answer: Answer) -> Activity:
     return card_activity(teams_cards.answer_card(answer), teams_cards.answer_summary(answer))
 
 
-async def reply_when_ready(
-    turn_context: TurnContext, pending: Awaitable[Activity], placeholder_after: float
-) -> None:
-    """Send the reply; if it is not ready in time, send a placeholder and replace it later."""
-    task = asyncio.ensure_future(pending)
-    done, _ = await asyncio.wait({task}, timeout=placeholder_after)
-    if done:
-        await turn_context.send_activity(task.result())
-        return
-    placeholder = await turn_context.send_activity(MessageFactory.text(THINKING))
-    try:
-        reply = await task
-    except Exception:
-        log.exception("Teams answer failed after the placeholder was sent")
-        reply = MessageFactory.text(SORRY)
-    if placeholder is not None and placeholder.id:
-        reply.id = placeholder.id
-        try:
-            await turn_context.update_activity(reply)
+@dataclass
+class TurnReply:
+    """A reply in the turn's conversation; replacing it edits the message (update_activity)."""
+
+    turn_context: TurnContext
+    sent_id: str | None = None
+
+    async def post(self, activity: Activity) -> None:
+        sent = await self.turn_context.send_activity(activity)
+        self.sent_id = sent.id if sent is not None else None
+
+    async def replace(self, activity: Activity) -> None:
+        if not self.sent_id:
+            await self.post(activity)
             return
-        except Exception:  # some clients cannot edit messages; a second message still answers
-            log.warning("could not replace the Teams placeholder; sending a new message")
-    await turn_context.send_activity(reply)
+        activity.id = self.sent_id
+        await self.turn_context.update_activity(activity)
 
 
 @dataclass(frozen=True)
@@ -250,11 +243,13 @@ class TeamsBot(ActivityHandler):
         self,
         policy_bot: PolicyBot,
         *,
-        placeholder_after: float = PLACEHOLDER_AFTER,
+        placeholder_after: float | None = None,
         download_timeout: float = DOWNLOAD_TIMEOUT,
     ):
         self.policy_bot = policy_bot
-        self.placeholder_after = placeholder_after
+        self.placeholder_after = (
+            replies.THINKING_DELAY if placeholder_after is None else placeholder_after
+        )
         self.download_timeout = download_timeout
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
@@ -289,14 +284,22 @@ class TeamsBot(ActivityHandler):
             asker_name=sender.name or "",
         )
 
-        async def reply() -> Activity:
-            try:
-                answer = await self.policy_bot.ask(incoming)
-            except QuestionError as error:
-                return MessageFactory.text(str(error))
-            return answer_activity(answer)
+        await self.reply_when_ready(turn_context, self.policy_bot.ask(incoming), answer_activity)
 
-        await reply_when_ready(turn_context, reply(), self.placeholder_after)
+    async def reply_when_ready(
+        self,
+        turn_context: TurnContext,
+        work: Awaitable[T],
+        render: Callable[[T], Activity],
+    ) -> T | None:
+        return await reply_in_time(
+            work,
+            TurnReply(turn_context),
+            render=render,
+            text=text_activity,
+            thinking=text_activity(THINKING),
+            delay=self.placeholder_after,
+        )
 
     async def on_card_action(self, turn_context: TurnContext, value: dict[str, Any]) -> None:
         action = value.get(teams_cards.SUBMIT_KEY)
@@ -332,8 +335,8 @@ class TeamsBot(ActivityHandler):
             await turn_context.send_activity(text_activity(str(refusal)))
             return
         for file in files:
-            reply = self.read_upload(file, uploaded_by=who(sender))
-            await reply_when_ready(turn_context, reply, self.placeholder_after)
+            upload = self.read_upload(file, uploaded_by=who(sender))
+            await self.reply_when_ready(turn_context, upload, lambda reply: reply)
 
     async def read_upload(self, file: AttachedFile, *, uploaded_by: str) -> Activity:
         """Download, hand to the core's upload, and render what the new version would change."""
@@ -564,7 +567,7 @@ def error(status: int, message: str) -> web.Response:
 
 
 def add_routes(
-    app: web.Application, bot: PolicyBot, *, placeholder_after: float = PLACEHOLDER_AFTER
+    app: web.Application, bot: PolicyBot, *, placeholder_after: float | None = None
 ) -> None:
     """Mount `POST /api/messages`; register the Teams notifier and digest poster."""
     settings = bot.settings

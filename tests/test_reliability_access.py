@@ -48,7 +48,7 @@ def security_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 @pytest.fixture(autouse=True)
 def capture(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)  # everything any library logs, to look for secrets too
-    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 60.0)
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
 
 
 async def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> int:

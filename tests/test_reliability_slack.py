@@ -23,7 +23,7 @@ QUESTIONS_EACH = 4
 
 @pytest.fixture(autouse=True)
 def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 60.0)
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from adapters import slack_blocks as render
 from adapters.slack import SLACK_APP
 from bot.config import Settings
 from bot.models import IncomingQuestion
+from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.slack_api import BOT_ID, BOT_USER
 from tests.fakes.slack_harness import SlackHarness, slack_server
-from tests.fakes.slow_answerer import SlowAnswerer
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
@@ -23,7 +23,7 @@ ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 @pytest.fixture(autouse=True)
 def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
     # Answers here take milliseconds; a long delay keeps "Thinking…" out of these conversations.
-    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 60.0)
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
 
 
 @pytest.fixture
@@ -215,12 +215,12 @@ async def test_uncovered_question_says_so_and_goes_to_the_review_channel(
 
 
 async def test_ack_comes_back_before_a_slow_answer(slack: SlackHarness) -> None:
-    slow = SlowAnswerer()
+    slow = GatedAnswerer()
     slack.bot.answerer = slow
     response = await slack.event(mention(ROADMAP))
     assert response.status_code == 200
     assert not slow.finished and slack.api["chat.postMessage"] == []
-    slow.release.set()
+    slow.release()
     (post,) = await slack.api.wait_for("chat.postMessage")
     assert slow.finished and "3.3" in all_text(post["blocks"])
 
@@ -228,15 +228,15 @@ async def test_ack_comes_back_before_a_slow_answer(slack: SlackHarness) -> None:
 async def test_slow_answer_shows_thinking_then_replaces_it(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 0.0)
-    slow = SlowAnswerer()
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 0.0)
+    slow = GatedAnswerer()
     async with slack_server(settings) as fresh:
         fresh.bot.answerer = slow
         await fresh.event(mention(ROADMAP))
         (placeholder,) = await fresh.api.wait_for("chat.postMessage")
         assert placeholder["text"] == render.THINKING_TEXT and not slow.finished
         assert placeholder["thread_ts"] == "1700000001.000100"
-        slow.release.set()
+        slow.release()
         (update,) = await fresh.api.wait_for("chat.update")
         assert update["channel"] == "C100"
         assert update["ts"].startswith("1700000000.")

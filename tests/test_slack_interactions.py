@@ -19,7 +19,7 @@ ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
 @pytest.fixture(autouse=True)
 def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 60.0)
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ ANSWER = "Dogs are welcome on Fridays in the Leeds office only; register them wi
 
 @pytest.fixture(autouse=True)
 def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 60.0)
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ DRONE_QUESTION = "can I post drone footage of the depot?"
 
 @pytest.fixture(autouse=True)
 def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.slack.THINKING_DELAY", 60.0)
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
 
 
 @pytest.fixture

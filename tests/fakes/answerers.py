@@ -1,19 +1,21 @@
-"""Answerers that stand in for a slow one (an LLM): they wait until the test lets them go."""
+"""Answerers that stand in for a slow one (an LLM) or a broken one."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bot.answering import Draft, ExtractiveAnswerer
+from bot.answering import Answerer, Draft, ExtractiveAnswerer
 from bot.models import Retrieval
 
 
 class GatedAnswerer:
-    """The extractive answer, held back until `release()`; `started` tells when it is waiting."""
+    """`inner`'s answer (the extractive one by default), held back until `release()`; `started`
+    tells when it is waiting, `finished` whether it has answered."""
 
-    def __init__(self, max_citations: int = 3) -> None:
-        self.inner = ExtractiveAnswerer(max_citations)
+    def __init__(self, inner: Answerer | None = None) -> None:
+        self.inner = inner or ExtractiveAnswerer()
         self.started = asyncio.Event()
+        self.finished = False
         self._gate = asyncio.Event()
 
     def release(self) -> None:
@@ -22,4 +24,12 @@ class GatedAnswerer:
     async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
         self.started.set()
         await self._gate.wait()
+        self.finished = True
         return await self.inner.answer(retrieval, covered=covered)
+
+
+class BrokenAnswerer:
+    """Fails as an answerer with a bug would: not a QuestionError, nothing the asker did."""
+
+    async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
+        raise RuntimeError("the answerer broke")

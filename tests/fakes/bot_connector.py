@@ -51,6 +51,8 @@ class ConnectorStub:
         self.url = ""
         #: When set, every call is refused with this status (e.g. 403: the bot was removed).
         self.refuse_with: int | None = None
+        #: When set, edits (PUT) are refused with 405, as by clients that cannot edit messages.
+        self.refuse_updates = False
         self._arrived = asyncio.Event()
         self.app = web.Application()
         base = "/v3/conversations/{conversation_id}/activities"
@@ -71,6 +73,10 @@ class ConnectorStub:
             return web.json_response(
                 {"error": {"code": "BotNotInConversationRoster", "message": "refused"}},
                 status=self.refuse_with,
+            )
+        if self.refuse_updates and request.method == "PUT":
+            return web.json_response(
+                {"error": {"code": "MethodNotAllowed", "message": "no edits"}}, status=405
             )
         return web.json_response({"id": f"activity-{len(self.calls)}"})
 
