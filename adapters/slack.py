@@ -38,10 +38,10 @@ from adapters.replies import Reply, reply_in_time
 from bot import security
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
-from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
+from bot.models import Actor, Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.notify import DeliveryError, ReplyAddress
-from bot.policies import NotAuthorized, too_large
-from bot.review import ReviewError
+from bot.policies import ACTIVATE, DISCARD, NotAuthorized, too_large
+from bot.review import ReviewError, may_review
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ NOT_POLICY_TEAM = (
     "Sorry, only members of the policy team can answer or dismiss questions on the review "
     "list. Nothing was changed."
 )
+
+#: The upload message's buttons, as the core's actions on a policy version.
+VERSION_ACTIONS = {render.ACTION_ACTIVATE: ACTIVATE, render.ACTION_DISCARD: DISCARD}
 
 #: The bolt app on the server's web app, when Slack is configured.
 SLACK_APP = web.AppKey("slack", AsyncApp)
@@ -181,14 +184,9 @@ class SlackChannelPoster:
             raise DeliveryError(f"Slack did not take the message: {reason}") from error
 
 
-def who(user_id: str, name: str = "") -> str:
-    """How an admin or reviewer is recorded: the name if Slack gave one, and the user id."""
-    return f"{name} (slack:{user_id})" if name else f"slack:{user_id}"
-
-
-def who_clicked(user: dict[str, Any]) -> str:
-    """`who` for the user of an interaction payload."""
-    return who(user["id"], user.get("username") or user.get("name", ""))
+def who_clicked(user: dict[str, Any]) -> Actor:
+    """The user of an interaction payload, with the name Slack gave."""
+    return Actor(PLATFORM, user["id"], user.get("username") or user.get("name", ""))
 
 
 def file_url_allowed(url: str, api_url: str) -> bool:
@@ -529,7 +527,9 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
                 if not file.get("url_private_download") and file.get("id"):
                     file = await file_info(client, file["id"])
                 name, data = await fetch_file(file, settings)
-                result = bot.policies.upload(name, data, uploaded_by=who(user))
+                result = bot.policies.upload(
+                    name, data, uploaded_by=Actor(PLATFORM, user).recorded_as
+                )
             except PolicyError as error:
                 message = text_message(str(error))
             else:
@@ -567,28 +567,23 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     ) -> None:
         await ack()
         user = body["user"]
-        version_id = clicked_id(action)
         try:
-            bot.policies.authorize(user["id"], platform=PLATFORM, action=action["action_id"])
-            if version_id is None:
-                raise PolicyError("That button no longer points at a policy version.")
-            if action["action_id"] == render.ACTION_ACTIVATE:
-                activation = bot.policies.activate(version_id, by=who_clicked(user))
-                outcome = activation.as_text()
-            else:
-                discarded = bot.policies.discard(version_id)
-                outcome = f"Discarded {discarded.display}; the active policy is unchanged."
+            settled = bot.policies.settle(
+                clicked_id(action), VERSION_ACTIONS[action["action_id"]], who_clicked(user)
+            )
         except PolicyError as error:
             await tell(body, respond, client, str(error))
             return
         original = (body.get("message") or {}).get("blocks") or []
-        blocks = render.settled_upload_blocks(original, version_id, outcome, user["id"])
+        blocks = render.settled_upload_blocks(
+            original, settled.version.id, settled.outcome, user["id"]
+        )
         if body.get("response_url"):
-            await respond(text=outcome, blocks=blocks, replace_original=True)
+            await respond(text=settled.outcome, blocks=blocks, replace_original=True)
         else:
-            await tell(body, respond, client, outcome)
+            await tell(body, respond, client, settled.outcome)
 
-    for action_id in (render.ACTION_ACTIVATE, render.ACTION_DISCARD):
+    for action_id in VERSION_ACTIONS:
         app.action(action_id)(on_version_action)
 
     # -- the review list (policy team) -------------------------------------------------------
@@ -664,7 +659,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             ((values.get(render.ANSWER_BLOCK) or {}).get(render.ANSWER_INPUT) or {}).get("value")
             or ""
         )
-        reviewer = who_clicked(user)
+        reviewer = who_clicked(user).recorded_as
         try:
             # Stored before the modal closes, so a mistake is shown in the modal itself.
             bot.review.answer(group_id, text, reviewer)
@@ -698,7 +693,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         try:
             if group_id is None:
                 raise ReviewError("That button no longer points at a question group.")
-            group = bot.dismiss_group(group_id, by=who_clicked(user))
+            group = bot.dismiss_group(group_id, by=who_clicked(user).recorded_as)
         except ReviewError as error:
             await tell(body, respond, client, str(error))
             return
@@ -710,22 +705,23 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     # -- App Home ---------------------------------------------------------------------------
     async def in_policy_team(client: AsyncWebClient, user: str, action: str = "") -> bool:
         """Whether `user` may review; with `action`, a refusal goes to the security log."""
-        member = await policy_team_member(client, user)
-        if action and not member:
-            security.refused(action, platform=PLATFORM, who=user, reason="not in the policy team")
-        return member
 
-    async def policy_team_member(client: AsyncWebClient, user: str) -> bool:
-        if user in settings.slack_policy_team:
-            return True
-        if not settings.slack_policy_team_group:
-            return False
-        try:
-            members = await client.usergroups_users_list(usergroup=settings.slack_policy_team_group)
-        except SlackApiError:
-            log.exception("could not read the policy team's user group")
-            return False
-        return user in (members.get("users") or [])
+        async def in_user_group() -> bool:
+            try:
+                members = await client.usergroups_users_list(
+                    usergroup=settings.slack_policy_team_group
+                )
+            except SlackApiError:
+                log.exception("could not read the policy team's user group")
+                return False
+            return user in (members.get("users") or [])
+
+        return await may_review(
+            Actor(PLATFORM, user),
+            settings.slack_policy_team,
+            action=action,
+            in_team_group=in_user_group if settings.slack_policy_team_group else None,
+        )
 
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:

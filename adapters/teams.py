@@ -39,10 +39,10 @@ from adapters.replies import APOLOGY, reply_in_time
 from bot import security
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.models import Answer, IncomingQuestion, PolicyError
+from bot.models import Actor, Answer, IncomingQuestion, PolicyError
 from bot.notify import DeliveryError, ReplyAddress
-from bot.policies import NotFound, too_large
-from bot.review import ReviewError
+from bot.policies import ACTIVATE, DISCARD, too_large
+from bot.review import ReviewError, may_review
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ NOT_POLICY_TEAM = (
 REVIEW_IN_PERSONAL_CHAT = (
     "The review list is for the policy team's eyes only; ask me `review` in a personal chat."
 )
-STALE_VERSION = "That card no longer matches a policy version. Upload the file again."
 STALE_GROUP = "That card no longer matches a question group. Send `review` for the current list."
 
 #: How Teams hands a bot a file attached in a personal chat (`content.downloadUrl`).
@@ -86,6 +85,12 @@ FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
 #: Attachments that are part of a message itself (its HTML, a card, a pasted picture), never
 #: a policy file, even when they carry a contentUrl.
 _NOT_FILES = ("text/html", "application/vnd.microsoft.card.", "image/")
+
+#: The upload card's buttons, as the core's actions on a policy version.
+VERSION_ACTIONS = {
+    teams_cards.ACTIVATE_VERSION: ACTIVATE,
+    teams_cards.DISCARD_VERSION: DISCARD,
+}
 
 _AT_TAG = re.compile(r"</?at>", re.IGNORECASE)
 
@@ -225,10 +230,9 @@ def attached_files(activity: Activity) -> list[AttachedFile]:
     return files
 
 
-def who(sender: ChannelAccount) -> str:
-    """How an admin or reviewer is recorded: the name, and the AAD object id (names repeat)."""
-    user = sender.aad_object_id or sender.id or "unknown"
-    return f"{sender.name} (teams:{user})" if sender.name else f"teams:{user}"
+def actor(sender: ChannelAccount) -> Actor:
+    """An admin or reviewer: known to the core by their AAD object id, recorded with the name."""
+    return Actor(PLATFORM, sender.aad_object_id or "", sender.name or "")
 
 
 def text_activity(text: str) -> Activity:
@@ -326,16 +330,16 @@ class TeamsBot(ActivityHandler):
     # -- policy administration (POLICYBOT_ADMINS) ---------------------------------------------
     async def on_upload(self, turn_context: TurnContext, files: list[AttachedFile]) -> None:
         """An admin's attached policy file: authorized before anything is downloaded."""
-        sender = turn_context.activity.from_property or ChannelAccount()
+        uploader = actor(turn_context.activity.from_property or ChannelAccount())
         try:
             self.policy_bot.policies.authorize(
-                sender.aad_object_id or "", platform=PLATFORM, action="policy upload"
+                uploader.user_id, platform=PLATFORM, action="policy upload"
             )
         except PolicyError as refusal:
             await turn_context.send_activity(text_activity(str(refusal)))
             return
         for file in files:
-            upload = self.read_upload(file, uploaded_by=who(sender))
+            upload = self.read_upload(file, uploaded_by=uploader.recorded_as)
             await self.reply_when_ready(turn_context, upload, lambda reply: reply)
 
     async def read_upload(self, file: AttachedFile, *, uploaded_by: str) -> Activity:
@@ -360,42 +364,26 @@ class TeamsBot(ActivityHandler):
     async def on_version_action(
         self, turn_context: TurnContext, action: str, value: dict[str, Any]
     ) -> None:
-        """Activate / Discard on an upload's card; admins only, checked again here."""
+        """Activate / Discard on an upload's card."""
         sender = turn_context.activity.from_property or ChannelAccount()
-        policies = self.policy_bot.policies
         try:
-            policies.authorize(sender.aad_object_id or "", platform=PLATFORM, action=action)
-            version_id = parse_id(value.get("version_id"))
-            if version_id is None:
-                raise NotFound(STALE_VERSION)
-            if action == teams_cards.ACTIVATE_VERSION:
-                reply = policies.activate(version_id, by=who(sender)).as_text()
-            else:
-                version = policies.discard(version_id)
-                reply = f"Discarded {version.display}; the active policy is unchanged."
+            reply = self.policy_bot.policies.settle(
+                parse_id(value.get("version_id")), VERSION_ACTIONS[action], actor(sender)
+            ).outcome
         except PolicyError as error:  # not an admin, no such version, not discardable
             reply = str(error)
         await turn_context.send_activity(text_activity(reply))
 
     # -- the review loop (POLICYBOT_TEAMS_POLICY_TEAM) ------------------------------------------
-    def is_policy_team(self, sender: ChannelAccount, action: str) -> bool:
+    async def is_policy_team(self, sender: ChannelAccount, action: str) -> bool:
         """Whether the sender may review; a refusal goes to the security log."""
-        member = bool(sender.aad_object_id) and (
-            sender.aad_object_id in self.policy_bot.settings.teams_policy_team
-        )
-        if not member:
-            security.refused(
-                action,
-                platform=PLATFORM,
-                who=sender.aad_object_id or sender.id or "",
-                reason="not in POLICYBOT_TEAMS_POLICY_TEAM",
-            )
-        return member
+        team = self.policy_bot.settings.teams_policy_team
+        return await may_review(actor(sender), team, action=action)
 
     async def on_review(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         sender = activity.from_property or ChannelAccount()
-        if not self.is_policy_team(sender, "review"):
+        if not await self.is_policy_team(sender, "review"):
             await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
             return
         if not is_personal(activity):
@@ -415,9 +403,10 @@ class TeamsBot(ActivityHandler):
     ) -> None:
         """Answer / Dismiss on a group's card; the answer goes to every asker at once."""
         sender = turn_context.activity.from_property or ChannelAccount()
-        if not self.is_policy_team(sender, f"review {action}"):
+        if not await self.is_policy_team(sender, f"review {action}"):
             await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
             return
+        reviewer = actor(sender).recorded_as
         group_id = parse_id(value.get("group_id"))
         if group_id is None:
             await turn_context.send_activity(text_activity(STALE_GROUP))
@@ -426,7 +415,7 @@ class TeamsBot(ActivityHandler):
             if action == teams_cards.ANSWER_GROUP:
                 answer = value.get(teams_cards.ANSWER_INPUT)
                 report = await self.policy_bot.answer_group(
-                    group_id, answer if isinstance(answer, str) else "", by=who(sender)
+                    group_id, answer if isinstance(answer, str) else "", by=reviewer
                 )
                 group = self.policy_bot.review.group(group_id)
                 reply = (
@@ -436,7 +425,7 @@ class TeamsBot(ActivityHandler):
                 if report.pending:
                     reply += " Pending answers are retried while the bot runs."
             else:
-                group = self.policy_bot.dismiss_group(group_id, by=who(sender))
+                group = self.policy_bot.dismiss_group(group_id, by=reviewer)
                 reply = f"Group #{group.id} dismissed ({group.count} asked); nobody is notified."
         except ReviewError as error:  # an empty answer, no such group
             reply = str(error)

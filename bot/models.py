@@ -87,6 +87,22 @@ class IncomingQuestion:
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Someone changing something through a platform (an admin, a reviewer): checked by their
+    platform id (a Slack user id, a Teams AAD object id), recorded by name and id."""
+
+    platform: str
+    user_id: str
+    name: str = ""
+
+    @property
+    def recorded_as(self) -> str:
+        """ "Pat Policy (teams:aad-pat)", or "slack:U123" without a name (names repeat)."""
+        reference = f"{self.platform}:{self.user_id or 'unknown'}"
+        return f"{self.name} ({reference})" if self.name else reference
+
+
+@dataclass(frozen=True)
 class Citation:
     clause_id: int
     document: str

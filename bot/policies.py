@@ -19,7 +19,7 @@ from typing import Any
 from bot import security
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.ingest import READERS, read_file, read_policy
-from bot.models import Clause, PolicyError
+from bot.models import Actor, Clause, PolicyError
 from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage, VersionInfo, content_hash
 from bot.vocabulary import words
@@ -28,6 +28,11 @@ ADMIN_ONLY = (
     "Sorry, only policy admins can upload or change the policy. If you think you should be "
     "one, ask whoever runs policybot to add you to POLICYBOT_ADMINS."
 )
+
+#: What an admin can do with an uploaded version from the message showing its changes.
+ACTIVATE = "activate"
+DISCARD = "discard"
+STALE_VERSION = "That button no longer matches a policy version; upload the file again."
 
 #: Two clauses in the same section are one clause changed when their words overlap this much
 #: (Dice coefficient over words); clauses that moved to another section need more.
@@ -278,6 +283,14 @@ class UploadResult:
         }
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """An uploaded version activated or discarded, and the sentence that says so."""
+
+    version: VersionInfo
+    outcome: str
+
+
 def version_json(version: VersionInfo) -> dict[str, Any]:
     return {
         "id": version.id,
@@ -484,6 +497,24 @@ class PolicyLibrary:
                 "active can be discarded (earlier versions stay for rollback and the log)."
             ) from None
         return version
+
+    def settle(self, version_id: int | None, action: str, actor: Actor) -> Settlement:
+        """ACTIVATE or DISCARD an uploaded version from the buttons under its change summary,
+        for every platform. Admins only, checked again at the click (a message can be
+        forwarded). PolicyError with a message for the admin: not an admin, a stale button, a
+        version that cannot be discarded."""
+        self.authorize(actor.user_id, platform=actor.platform, action=f"policy {action}")
+        if version_id is None:
+            raise NotFound(STALE_VERSION)
+        if action == ACTIVATE:
+            activation = self.activate(version_id, by=actor.recorded_as)
+            return Settlement(activation.version, activation.as_text())
+        if action == DISCARD:
+            discarded = self.discard(version_id)
+            return Settlement(
+                discarded, f"Discarded {discarded.display}; the active policy is unchanged."
+            )
+        raise PolicyError(f"{action!r} is not something a policy version can be.")
 
     def recheck_open_questions(self) -> tuple[int, list[int]]:
         """Run the open unanswered questions against the active policy as `ask` would; flag

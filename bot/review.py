@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from bot.models import Retrieval, StoredClause
+from bot import security
+from bot.models import Actor, Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
 from bot.retrieval import stem, term_groups
 from bot.storage import Storage, utcnow
@@ -516,3 +517,24 @@ def parse_age(text: str) -> timedelta:
     if value <= 0 or math.isinf(value) or math.isnan(value):
         raise ReviewError(f"The age must be more than zero, got {text!r}.")
     return timedelta(days=value * units[unit])
+
+
+async def may_review(
+    actor: Actor,
+    team: Collection[str],
+    *,
+    action: str = "",
+    in_team_group: Callable[[], Awaitable[bool]] | None = None,
+) -> bool:
+    """Whether `actor` may see and resolve the review list, on any platform: listed in `team`
+    (the platform's POLICYBOT_*_POLICY_TEAM) or a member of the platform's policy-team group
+    (`in_team_group`, Slack's user group: asked only for someone not listed). With `action`,
+    a refusal goes to the security log."""
+    member = bool(actor.user_id) and actor.user_id in team
+    if not member and in_team_group is not None:
+        member = await in_team_group()
+    if action and not member:
+        security.refused(
+            action, platform=actor.platform, who=actor.user_id, reason="not in the policy team"
+        )
+    return member

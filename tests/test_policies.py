@@ -10,8 +10,8 @@ import pytest
 
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.models import IncomingQuestion, PolicyError
-from bot.policies import ADMIN_ONLY, NotAuthorized, compare_clauses
+from bot.models import Actor, IncomingQuestion, PolicyError
+from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized, compare_clauses
 from bot.readers import read_pdf
 from bot.storage import Storage
 from tests.documents import docx_bytes, make_pdf
@@ -224,6 +224,28 @@ def test_admins_are_recognised_and_others_refused_politely(bot: PolicyBot) -> No
     with pytest.raises(NotAuthorized) as refused:
         bot.policies.authorize("U0SOMEONE")
     assert str(refused.value) == ADMIN_ONLY and "Sorry" in ADMIN_ONLY
+
+
+def test_settle_activates_or_discards_for_admins_only(
+    bot: PolicyBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The one path behind every platform's Activate / Discard buttons."""
+    admin = Actor("teams", "0f8fad5b-d9cb-469f-a165-70867728950e", "Pat Policy")
+    first = bot.policies.upload("acme.md", V2.encode(), uploaded_by="U0ADMIN").version
+    with pytest.raises(NotAuthorized):
+        bot.policies.settle(first.id, ACTIVATE, Actor("slack", "U0SOMEONE"))
+    assert "refused policy activate: platform=slack who=U0SOMEONE" in caplog.text
+    with pytest.raises(PolicyError, match="no longer matches a policy version"):
+        bot.policies.settle(None, ACTIVATE, admin)
+    activated = bot.policies.settle(first.id, ACTIVATE, admin)
+    assert activated.version.id == first.id and "is now active" in activated.outcome
+    assert bot.policies.history("acme")[-1]["activated_by"] == f"Pat Policy (teams:{admin.user_id})"
+    with pytest.raises(PolicyError, match="only a staged version"):
+        bot.policies.settle(first.id, DISCARD, admin)  # active now: it stays for rollback
+    staged = bot.policies.upload("acme.md", V1.encode() + b"\nMore.\n").version
+    discarded = bot.policies.settle(staged.id, DISCARD, Actor("slack", "U0ADMIN"))
+    assert discarded.outcome.startswith("Discarded") and "unchanged" in discarded.outcome
+    assert staged.id not in [v.id for v in bot.storage.versions()]
 
 
 def _corrupt_pdf() -> bytes:

@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.core import PolicyBot
-from bot.models import IncomingQuestion
+from bot.models import Actor, IncomingQuestion
 from bot.notify import DeliveryError, ReplyAddress
 from bot.review import (
     JOIN_THRESHOLD,
     Profile,
     ReviewError,
+    may_review,
     owner_matches,
     parse_age,
     word_similarity,
@@ -393,3 +394,24 @@ def test_retention_and_digest_settings_come_from_the_environment() -> None:
     assert settings.digest_teams_conversation == "19:abc@thread.tacv2"
     with pytest.raises(ConfigError, match="RETENTION"):
         Settings.from_env({"POLICYBOT_RETENTION_DAYS": "0"})
+
+
+async def test_may_review_is_the_team_list_or_the_platforms_group_asked_last(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asked: list[str] = []
+
+    async def in_group() -> bool:
+        asked.append("group")
+        return True
+
+    team = ("UTEAM",)
+    assert await may_review(Actor("slack", "UTEAM"), team, action="review", in_team_group=in_group)
+    assert asked == []  # listed: the platform is not asked
+    assert await may_review(Actor("slack", "UGROUP"), team, in_team_group=in_group)
+    assert asked == ["group"]
+    assert not await may_review(Actor("teams", ""), ("",), action="review")  # no id, no entry
+    assert not await may_review(Actor("teams", "aad-alice"), ("aad-pat",), action="review dismiss")
+    refusals = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
+    assert len(refusals) == 2
+    assert "refused review dismiss: platform=teams who=aad-alice" in refusals[1]
