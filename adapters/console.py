@@ -15,6 +15,14 @@ HELP = """Ask a question about the policy, for example:
 Commands: !helpful, !unhelpful (the last answer), !human (send the last question to the
 policy team), !policy (which policy is active), !help, !quit (or Ctrl-D)."""
 
+#: The console's feedback commands, as the core's reactions, and what the asker is told.
+REACTIONS = {"!helpful": "helpful", "!unhelpful": "not_helpful", "!human": "ask_policy_team"}
+CONFIRMATIONS = {
+    "!helpful": "Thanks, noted.",
+    "!unhelpful": "Thanks, noted.",
+    "!human": "Sent to the policy team; they will follow up.",
+}
+
 
 def render(answer: Answer, width: int) -> str:
     footer = (
@@ -50,15 +58,12 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
             for v in bot.storage.active_versions():
                 print(f"  {v.title}: {v.display}, {v.clause_count} clauses", file=stdout)
             continue
-        if command in {"!helpful", "!unhelpful", "!human"}:
+        if command in REACTIONS:
             if last is None or last.question_id is None:
                 print("bot> Ask a question first.", file=stdout)
-            elif command == "!human":
-                bot.escalate(last.question_id)
-                print("bot> Sent to the policy team; they will follow up.", file=stdout)
             else:
-                bot.feedback(last.question_id, helpful=command == "!helpful")
-                print("bot> Thanks, noted.", file=stdout)
+                bot.react(last.question_id, REACTIONS[command])
+                print(f"bot> {CONFIRMATIONS[command]}", file=stdout)
             continue
         try:
             last = await bot.ask(IncomingQuestion(text=text, platform="console", asker=asker))

@@ -39,7 +39,7 @@ from bot import security
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError, QuestionError
-from bot.notify import DeliveryError, ReplyAddress
+from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
 from bot.policies import ACTIVATE, DISCARD, NotAuthorized, too_large
 from bot.review import ReviewError, may_review
 
@@ -61,6 +61,18 @@ NOT_POLICY_TEAM = (
     "list. Nothing was changed."
 )
 
+#: An answer's buttons: the core's reaction, and what the asker is told.
+REACTIONS = {
+    render.ACTION_HELPFUL: ("helpful", "Thanks for the feedback! 👍"),
+    render.ACTION_NOT_HELPFUL: (
+        "not_helpful",
+        "Thanks. I've put your question on the policy team's review list.",
+    ),
+    render.ACTION_ESCALATE: (
+        "ask_policy_team",
+        "Sent to the policy team. They'll follow up with you.",
+    ),
+}
 #: The upload message's buttons, as the core's actions on a policy version.
 VERSION_ACTIONS = {render.ACTION_ACTIVATE: ACTIVATE, render.ACTION_DISCARD: DISCARD}
 
@@ -147,6 +159,15 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
+async def post_message(client: AsyncWebClient, channel: str, text: str, **extra: Any) -> None:
+    """chat.postMessage for the core's outbound messages; DeliveryError when Slack refuses."""
+    try:
+        await client.chat_postMessage(channel=channel, text=text, **extra)
+    except SlackApiError as error:
+        reason = error.response.get("error")
+        raise DeliveryError(f"Slack did not take the message: {reason}") from error
+
+
 class SlackNotifier:
     """Messages someone who asked: in their thread or DM, or a DM opened for the purpose."""
 
@@ -155,18 +176,15 @@ class SlackNotifier:
 
     async def send(self, address: ReplyAddress, text: str) -> None:
         channel, _, thread_ts = address.conversation.partition("/")
-        try:
-            if not channel:
+        if not channel:
+            try:
                 opened = await self.client.conversations_open(users=address.user_id)
-                channel = opened["channel"]["id"]
-            kwargs: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-            await self.client.chat_postMessage(
-                channel=channel, text=render.cut(text, 39_000), **kwargs
-            )
-        except SlackApiError as error:
-            raise DeliveryError(
-                f"Slack did not take the message: {error.response.get('error')}"
-            ) from error
+            except SlackApiError as error:
+                reason = error.response.get("error")
+                raise DeliveryError(f"Slack did not take the message: {reason}") from error
+            channel = opened["channel"]["id"]
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        await post_message(self.client, channel, render.cut(text, 39_000), **extra)
 
 
 class SlackChannelPoster:
@@ -177,11 +195,23 @@ class SlackChannelPoster:
         self.channel = channel
 
     async def post(self, text: str) -> None:
-        try:
-            await self.client.chat_postMessage(channel=self.channel, text=render.cut(text, 39_000))
-        except SlackApiError as error:
-            reason = error.response.get("error")
-            raise DeliveryError(f"Slack did not take the message: {reason}") from error
+        await post_message(self.client, self.channel, render.cut(text, 39_000))
+
+
+class SlackReviewPoster:
+    """Posts questions that reach the review list to the policy team's channel
+    (POLICYBOT_SLACK_REVIEW_CHANNEL), with *Answer* / *Dismiss* for their group."""
+
+    def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+
+    async def post(self, notice: ReviewNotice) -> None:
+        blocks = render.review_blocks(
+            notice.question, notice.question_id, notice.reason, notice.asker, notice.group_id
+        )
+        text = f"Question for the policy team: {render.escaped_cut(notice.question, 2000)}"
+        await post_message(self.client, self.channel, text, blocks=blocks)
 
 
 def who_clicked(user: dict[str, Any]) -> Actor:
@@ -241,8 +271,8 @@ async def fetch_file(file: dict[str, Any], settings: Settings) -> tuple[str, byt
 
 
 def register_outbound(bot: PolicyBot, client: AsyncWebClient | None = None) -> AsyncWebClient:
-    """Register the Slack notifier with the core, and the digest poster when a digest channel
-    is configured; also for commands that send without running the app (`digest`,
+    """Register the Slack notifier with the core, and the digest and review posters when their
+    channels are configured; also for commands that send without running the app (`digest`,
     `questions answer`)."""
     settings = bot.settings
     if not settings.slack_bot_token:
@@ -251,6 +281,8 @@ def register_outbound(bot: PolicyBot, client: AsyncWebClient | None = None) -> A
     bot.notifiers[PLATFORM] = SlackNotifier(client)
     if settings.digest_slack_channel:
         bot.channel_posters[PLATFORM] = SlackChannelPoster(client, settings.digest_slack_channel)
+    if settings.slack_review_channel:
+        bot.review_posters[PLATFORM] = SlackReviewPoster(client, settings.slack_review_channel)
     return client
 
 
@@ -315,28 +347,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             return BoltResponse(status=200, body="")
         return await next()
 
-    async def to_review_channel(
-        client: AsyncWebClient, question: str, question_id: int | None, reason: str, user: str
-    ) -> None:
-        if not settings.slack_review_channel:
-            return
-        asker = user if settings.show_askers else ""
-        group_id = None
-        if question_id is not None:
-            with contextlib.suppress(KeyError):
-                group_id = bot.storage.question(question_id).get("group_id")
-        blocks = render.review_blocks(question, question_id, reason, asker, group_id)
-        try:
-            await client.chat_postMessage(
-                channel=settings.slack_review_channel,
-                text=f"Question for the policy team: {render.escaped_cut(question, 2000)}",
-                blocks=blocks,
-            )
-        except SlackApiError:
-            log.exception("could not post to the review channel")
-
     async def answer(
-        client: AsyncWebClient,
         incoming: IncomingQuestion,
         reply: Reply[Message],
         *,
@@ -350,10 +361,8 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             thinking=THINKING,
             delay=thinking_delay,
         )
-        if result is not None and not result.answered:
-            await to_review_channel(
-                client, result.question, result.question_id, "not_covered", incoming.asker
-            )
+        if result is not None:
+            await bot.refer_unanswered(result, incoming)
 
     async def help_in(reply: Reply[Message]) -> None:
         await reply.post((render.HELP_TEXT, render.help_blocks()))
@@ -375,7 +384,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             asker=event.get("user", ""),
             conversation=f"{event['channel']}/{thread_ts}",
         )
-        await answer(client, incoming, reply)
+        await answer(incoming, reply)
 
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
@@ -399,7 +408,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         incoming = IncomingQuestion(
             text=text, platform=PLATFORM, asker=user, conversation=event["channel"]
         )
-        await answer(client, incoming, reply)
+        await answer(incoming, reply)
 
     @app.command(COMMAND)
     async def on_command(
@@ -412,7 +421,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         await ack()
         # The answer is private; conversation stays empty so a later follow-up goes by DM.
         incoming = IncomingQuestion(text=text, platform=PLATFORM, asker=command["user_id"])
-        await answer(client, incoming, EphemeralReply(respond), shareable=True)
+        await answer(incoming, EphemeralReply(respond), shareable=True)
 
     @app.shortcut(CHECK_SHORTCUT)
     async def on_check(ack: Any, shortcut: dict[str, Any], respond: AsyncRespond) -> None:
@@ -460,30 +469,18 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     ) -> None:
         await ack()
         qid = clicked_id(action)
-        user = body["user"]["id"]
-        kind = action["action_id"]
+        reaction, note = REACTIONS[action["action_id"]]
         try:
             if qid is None:
                 raise KeyError(action.get("value"))
-            if kind == render.ACTION_HELPFUL:
-                bot.feedback(qid, helpful=True)
-                note = "Thanks for the feedback! 👍"
-            elif kind == render.ACTION_NOT_HELPFUL:
-                bot.feedback(qid, helpful=False)
-                note = "Thanks. I've put your question on the policy team's review list."
-            else:
-                bot.escalate(qid)
-                note = "Sent to the policy team. They'll follow up with you."
+            notice = bot.react(qid, reaction)
         except KeyError:
             await tell(body, respond, client, "I couldn't find that question any more.")
             return
         await tell(body, respond, client, note)
-        if kind != render.ACTION_HELPFUL and qid is not None:
-            question = bot.storage.question(qid)["text"]
-            reason = "not_helpful" if kind == render.ACTION_NOT_HELPFUL else "ask_policy_team"
-            await to_review_channel(client, question, qid, reason, user)
+        await bot.announce(PLATFORM, notice, asker=body["user"]["id"])
 
-    for action_id in (render.ACTION_HELPFUL, render.ACTION_NOT_HELPFUL, render.ACTION_ESCALATE):
+    for action_id in REACTIONS:
         app.action(action_id)(on_feedback)
 
     @app.action(render.ACTION_SHARE)

@@ -288,7 +288,11 @@ class TeamsBot(ActivityHandler):
             asker_name=sender.name or "",
         )
 
-        await self.reply_when_ready(turn_context, self.policy_bot.ask(incoming), answer_activity)
+        answer = await self.reply_when_ready(
+            turn_context, self.policy_bot.ask(incoming), answer_activity
+        )
+        if answer is not None:
+            await self.policy_bot.refer_unanswered(answer, incoming)
 
     async def reply_when_ready(
         self,
@@ -318,14 +322,13 @@ class TeamsBot(ActivityHandler):
             await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
             return
         try:
-            if action == teams_cards.ASK_POLICY_TEAM:
-                self.policy_bot.escalate(question_id)
-            else:
-                self.policy_bot.feedback(question_id, helpful=action == teams_cards.HELPFUL)
+            notice = self.policy_bot.react(question_id, str(action))  # named as in REACTIONS
         except KeyError:
             await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
             return
         await turn_context.send_activity(MessageFactory.text(CONFIRMATIONS[str(action)]))
+        sender = turn_context.activity.from_property or ChannelAccount()
+        await self.policy_bot.announce(PLATFORM, notice, asker=sender.id or "")
 
     # -- policy administration (POLICYBOT_ADMINS) ---------------------------------------------
     async def on_upload(self, turn_context: TurnContext, files: list[AttachedFile]) -> None:

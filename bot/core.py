@@ -10,7 +10,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.answering import Answerer, Draft, ExtractiveAnswerer
 from bot.checking import PostCheck, check_text, policy_version_of
@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.grounded import GroundedAnswerer
 from bot.llm import ChatClient, LLMConfig
 from bot.models import Answer, Citation, IncomingQuestion, QuestionError, Retrieval
-from bot.notify import ChannelPoster, Notifier
+from bot.notify import ChannelPoster, Notifier, ReviewNotice, ReviewPoster
 from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
 from bot.review import DeliveryReport, Group, ReviewQueue, reviewed_lead
@@ -32,6 +32,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 #: Why a question is on the policy team's review list.
 REVIEW_REASONS = ("not_covered", "not_helpful", "ask_policy_team")
+#: What an asker can say about an answer (the buttons under it, on every platform).
+REACTIONS = ("helpful", "not_helpful", "ask_policy_team")
 
 
 def normalize_question(text: str, max_chars: int) -> str:
@@ -61,6 +63,9 @@ class PolicyBot:
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     #: platform name -> where the weekly digest goes; adapters register theirs when configured.
     channel_posters: dict[str, ChannelPoster] = field(default_factory=dict)
+    #: platform name -> where questions asked there that reach the review list are announced
+    #: (POLICYBOT_SLACK_REVIEW_CHANNEL); adapters register theirs when configured.
+    review_posters: dict[str, ReviewPoster] = field(default_factory=dict)
     #: Questions the log refused (disk full, read-only database), logged once it takes writes.
     unlogged: UnloggedQuestions = field(default_factory=lambda: UnloggedQuestions(None))
     #: One delivery run at a time: a background retry and a reviewer's answer running side by
@@ -280,20 +285,62 @@ class PolicyBot:
             "conversation": incoming.conversation,
         }
 
-    def feedback(self, question_id: int, *, helpful: bool) -> None:
-        """Helpful / Not helpful. Not helpful puts the question on the review list."""
+    def feedback(self, question_id: int, *, helpful: bool) -> ReviewNotice | None:
+        """Helpful / Not helpful. Not helpful puts the question on the review list and returns
+        the notice for the review channel."""
         if helpful:
             self.storage.update_question(question_id, feedback="helpful")
-        else:
-            self.storage.update_question(
-                question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
-            )
-            self.review.place(question_id, self.storage.question(question_id)["text"])
+            return None
+        self.storage.update_question(
+            question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
+        )
+        return self._onto_review_list(question_id, "not_helpful")
 
-    def escalate(self, question_id: int) -> None:
-        """ "Ask the policy team": the question goes on the review list whatever was answered."""
+    def escalate(self, question_id: int) -> ReviewNotice:
+        """ "Ask the policy team": the question goes on the review list whatever was answered;
+        returns the notice for the review channel."""
         self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
-        self.review.place(question_id, self.storage.question(question_id)["text"])
+        return self._onto_review_list(question_id, "ask_policy_team")
+
+    def _onto_review_list(self, question_id: int, reason: str) -> ReviewNotice:
+        text = str(self.storage.question(question_id)["text"])
+        group_id = self.review.place(question_id, text)
+        return ReviewNotice(text, question_id, reason, group_id=group_id)
+
+    def react(self, question_id: int, reaction: str) -> ReviewNotice | None:
+        """An asker's reaction (one of REACTIONS) to an answer, from any platform: the notice
+        for the review channel when the question goes on the review list, else None.
+        KeyError when there is no such question."""
+        if reaction not in REACTIONS:
+            raise ValueError(f"unknown reaction {reaction!r}")
+        if reaction == "ask_policy_team":
+            return self.escalate(question_id)
+        return self.feedback(question_id, helpful=reaction == "helpful")
+
+    async def refer_unanswered(self, answer: Answer, incoming: IncomingQuestion) -> None:
+        """After the asker has the answer: a question the policy does not cover is announced
+        in the review channel of the platform it was asked on."""
+        if answer.answered or incoming.platform not in self.review_posters:
+            return
+        group_id = None
+        if answer.question_id is not None:
+            with contextlib.suppress(KeyError):
+                group_id = self.storage.question(answer.question_id).get("group_id")
+        notice = ReviewNotice(answer.question, answer.question_id, "not_covered", group_id=group_id)
+        await self.announce(incoming.platform, notice, asker=incoming.asker)
+
+    async def announce(self, platform: str, notice: ReviewNotice | None, asker: str = "") -> None:
+        """Post `notice` to `platform`'s review channel, if it has one; the asker is named only
+        with POLICYBOT_SHOW_ASKERS. A failure is logged: the question is on the list anyway."""
+        poster = self.review_posters.get(platform)
+        if notice is None or poster is None:
+            return
+        if self.settings.show_askers:
+            notice = replace(notice, asker=asker)
+        try:
+            await poster.post(notice)
+        except Exception:  # any platform failure; the review list itself is unaffected
+            log.exception("could not post to the %s review channel", platform)
 
     async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
         """A reviewer answers a group: the answer is stored as a reviewed answer and sent to

@@ -1,8 +1,9 @@
 """Sending a message to someone who asked, on the platform they asked on, or to a channel.
 
 The core decides what to send and to whom (a reviewed answer to everyone who asked, the weekly
-digest to the policy team's channels); each platform adapter supplies a Notifier and, where a
-digest channel is configured, a ChannelPoster that know how to deliver it.
+digest to the policy team's channels, a question that has just reached the review list to the
+review channel); each platform adapter supplies a Notifier and, where such channels are
+configured, a ChannelPoster and a ReviewPoster that know how to deliver it.
 """
 
 from __future__ import annotations
@@ -31,3 +32,21 @@ class ChannelPoster(Protocol):
     POLICYBOT_DIGEST_TEAMS_CONVERSATION); raises DeliveryError when the platform refuses."""
 
     async def post(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReviewNotice:
+    """A question that has just gone on the policy team's review list, for the review channel."""
+
+    question: str
+    question_id: int | None  # None when the log could not take it yet (see bot.unlogged)
+    reason: str  # "not_covered", "not_helpful" or "ask_policy_team"
+    asker: str = ""  # the asker's platform user id, only with POLICYBOT_SHOW_ASKERS
+    group_id: int | None = None  # the question group it joined, for Answer / Dismiss
+
+
+class ReviewPoster(Protocol):
+    """Posts review notices to one platform's review channel (POLICYBOT_SLACK_REVIEW_CHANNEL);
+    raises DeliveryError when the platform refuses."""
+
+    async def post(self, notice: ReviewNotice) -> None: ...

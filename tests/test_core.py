@@ -3,11 +3,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion, QuestionError
+from bot.notify import ReviewNotice
+from tests.fakes.posters import RecordingPoster
+
+ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
 
 async def test_answer_cites_the_right_section_and_is_logged(bot: PolicyBot) -> None:
@@ -51,6 +56,45 @@ async def test_feedback_and_escalation_put_questions_on_the_review_list(bot: Pol
     bot.escalate(second.question_id)
     reasons = {q["id"]: q["review_reason"] for q in bot.open_questions()}
     assert reasons == {first.question_id: "not_helpful", second.question_id: "ask_policy_team"}
+
+
+async def test_reactions_decide_what_reaches_the_review_channel(bot: PolicyBot) -> None:
+    channel = RecordingPoster()
+    bot.review_posters["slack"] = channel
+    answer = await bot.ask(IncomingQuestion(ROADMAP, platform="slack", asker="U1"))
+    assert answer.question_id is not None
+    await bot.refer_unanswered(answer, IncomingQuestion(ROADMAP, platform="slack"))
+    assert bot.react(answer.question_id, "helpful") is None
+    assert bot.storage.question(answer.question_id)["feedback"] == "helpful"
+    for reaction in ("not_helpful", "ask_policy_team"):
+        await bot.announce("slack", bot.react(answer.question_id, reaction), asker="U1")
+        await bot.announce("teams", bot.react(answer.question_id, reaction))  # no channel there
+    (group,) = bot.review.queue()
+    assert [(n.question, n.reason, n.group_id, n.asker) for n in channel.posts] == [
+        (ROADMAP, "not_helpful", group.id, ""),  # askers unnamed without SHOW_ASKERS
+        (ROADMAP, "ask_policy_team", group.id, ""),
+    ]
+    with pytest.raises(KeyError):
+        bot.react(999_999, "not_helpful")
+    with pytest.raises(ValueError, match="unknown reaction"):
+        bot.react(answer.question_id, "delete")
+
+
+async def test_an_uncovered_question_is_announced_with_its_group(bot: PolicyBot) -> None:
+    channel = RecordingPoster()
+    bot.review_posters["slack"] = channel
+    bot.settings = replace(bot.settings, show_askers=True)
+    incoming = IncomingQuestion("what time does the cafeteria open?", platform="slack", asker="U7")
+    answer = await bot.ask(incoming)
+    await bot.refer_unanswered(answer, incoming)
+    (group,) = bot.review.queue()
+    (notice,) = channel.posts
+    assert notice == ReviewNotice(
+        answer.question, answer.question_id, "not_covered", "U7", group.id
+    )
+    channel.fail = True  # a refusal is logged; the question stays on the list
+    await bot.refer_unanswered(answer, incoming)
+    assert [q["id"] for q in bot.open_questions()] == [answer.question_id]
 
 
 async def test_a_burst_of_questions_lets_other_work_run_between_them(bot: PolicyBot) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,18 +7,7 @@ import pytest
 from bot.core import PolicyBot
 from bot.digest import build_digest, post_digest
 from bot.models import IncomingQuestion, QuestionError
-from bot.notify import DeliveryError
-
-
-@dataclass
-class RecordingPoster:
-    fail: bool = False
-    posts: list[str] = field(default_factory=list)
-
-    async def post(self, text: str) -> None:
-        if self.fail:
-            raise DeliveryError("channel_not_found")
-        self.posts.append(text)
+from tests.fakes.posters import RecordingPoster
 
 
 async def asked(bot: PolicyBot, text: str) -> int:

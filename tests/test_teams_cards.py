@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters import teams_cards
-from bot.core import PolicyBot
+from bot.core import REACTIONS, PolicyBot
 from bot.models import Answer, Citation, IncomingQuestion
 
 
@@ -206,3 +206,8 @@ def test_llm_verdict_is_shown_above_the_summary() -> None:
     assert [r["text"] for r in runs(card["body"][0])] == [grounded.headline]
     assert grounded.headline
     assert teams_cards.answer_summary(grounded).startswith(grounded.headline)
+
+
+def test_the_answer_cards_buttons_are_the_cores_reactions() -> None:
+    # The Teams adapter hands a button's name to PolicyBot.react as it is.
+    assert set(teams_cards.ACTIONS) == set(REACTIONS)
