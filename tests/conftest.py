@@ -1,14 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
+from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.storage import Storage
+from tests.fakes.bot_connector import ConnectorStub, connector_stub
 from tests.fakes.openai_stub import OpenAIStub
+from tests.fakes.slack_harness import SlackHarness, slack_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_POLICY = ROOT / "policies" / "social-media-and-electronic-communication.md"
@@ -21,18 +27,39 @@ def lexical_retriever(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLICYBOT_RETRIEVER", "lexical")
 
 
+@pytest.fixture(autouse=True)
+def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers here take milliseconds: a long delay keeps "Thinking…" out of every conversation
+    but those of the tests about it, which set their own."""
+    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(db_path=str(tmp_path / "policybot.db"), retriever="lexical")
 
 
 @pytest.fixture
-def bot(settings: Settings) -> Iterator[PolicyBot]:
+def bot_with(settings: Settings) -> Iterator[Callable[..., PolicyBot]]:
+    """`bot_with(admins=("U1",), ...)`: a core with those settings on an in-memory database
+    with the bundled policy active, closed after the test."""
+    made: list[PolicyBot] = []
+
+    def make(**options: Any) -> PolicyBot:
+        policy_bot = PolicyBot.create(replace(settings, **options), storage=Storage.memory())
+        policy_bot.ensure_policy()
+        made.append(policy_bot)
+        return policy_bot
+
+    yield make
+    for policy_bot in made:
+        policy_bot.storage.close()
+
+
+@pytest.fixture
+def bot(bot_with: Callable[..., PolicyBot]) -> PolicyBot:
     """A core on an in-memory database with the bundled policy active."""
-    policy_bot = PolicyBot.create(settings, storage=Storage.memory())
-    policy_bot.ensure_policy()
-    yield policy_bot
-    policy_bot.storage.close()
+    return bot_with()
 
 
 @pytest.fixture
@@ -40,6 +67,43 @@ def llm_stub() -> Iterator[OpenAIStub]:
     """An OpenAI-compatible stub server on loopback; tests script its replies."""
     with OpenAIStub() as stub:
         yield stub
+
+
+@pytest.fixture
+def cli_env() -> dict[str, str]:
+    """The environment `run` gives the CLI; a module overrides it (to add an LLM, say)."""
+    return {"POLICYBOT_DB": ""}
+
+
+@pytest.fixture
+def run(tmp_path: Path, cli_env: dict[str, str]) -> Any:
+    """`run("ask", "--json", "...")`: the policybot command on a database of its own."""
+    db = str(tmp_path / "cli.db")
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return CliRunner().invoke(main, ["--db", db, *args], input=stdin, env=cli_env)
+
+    return invoke
+
+
+@pytest.fixture
+def slack_options() -> dict[str, Any]:
+    """Settings the `slack` fixture's server runs with; a module overrides it for its own."""
+    return {}
+
+
+@pytest.fixture
+async def slack(settings: Settings, slack_options: dict[str, Any]) -> AsyncIterator[SlackHarness]:
+    """`policybot serve` with Slack configured, against a fake Slack Web API (both on loopback)."""
+    async with slack_server(settings, **slack_options) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[ConnectorStub]:
+    """A Bot Framework connector on loopback that records what the Teams bot sends."""
+    async with connector_stub() as connector:
+        yield connector
 
 
 # -- reliability figures (see tests/reliability.py and docs/reliability.md) ---------------------

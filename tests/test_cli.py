@@ -3,22 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
 from tests.conftest import BUNDLED_POLICY
-
-
-@pytest.fixture
-def run(tmp_path: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-    db = str(tmp_path / "cli.db")
-
-    def invoke(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
-        return runner.invoke(main, ["--db", db, *args], input=stdin, env={"POLICYBOT_DB": ""})
-
-    return invoke
 
 
 def test_ask_json_from_stdin_loads_bundled_policy_and_logs_both(run) -> None:  # type: ignore[no-untyped-def]

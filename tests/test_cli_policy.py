@@ -6,23 +6,9 @@ import json
 from pathlib import Path
 
 import docx
-import pytest
-from click.testing import CliRunner, Result
 
-from bot.cli import main
 from tests.documents import add_heading_numbering, docx_bytes, make_pdf, number_paragraph
 from tests.test_policies import LAUNCHES, LIVESTREAM, V1, V2
-
-
-@pytest.fixture
-def run(tmp_path: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-    db = str(tmp_path / "cli.db")
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(main, ["--db", db, *args], env={"POLICYBOT_DB": ""})
-
-    return invoke
 
 
 def ask_json(run, question: str) -> dict:  # type: ignore[no-untyped-def, type-arg]

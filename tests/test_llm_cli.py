@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from bot.cli import main
 from tests.fakes.openai_stub import HANG, OpenAIStub, answer
@@ -16,20 +16,14 @@ ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
 
 @pytest.fixture
-def run(tmp_path: Path, llm_stub: OpenAIStub):  # type: ignore[no-untyped-def]
-    env = {
+def cli_env(llm_stub: OpenAIStub) -> dict[str, str]:
+    return {
         "POLICYBOT_DB": "",
         "OPENAI_BASE_URL": llm_stub.url,
         "OPENAI_API_KEY": "sk-cli-test",
         "POLICYBOT_LLM_MODEL": "stub-model",
         "POLICYBOT_LLM_TIMEOUT": "0.2",
     }
-    db = str(tmp_path / "cli.db")
-
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(main, ["--db", db, *args], env=env)
-
-    return invoke
 
 
 def logged(run: Any) -> dict[str, Any]:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -25,8 +24,7 @@ from adapters.server import build_app
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
-from bot.storage import Storage
-from tests.fakes.bot_connector import ConnectorStub, connector_stub
+from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import file_server
 from tests.fakes.loopback import serving
 from tests.fakes.openai_stub import OpenAIStub
@@ -39,6 +37,11 @@ ADMIN_TOKEN = "admin-token-7c1e0b5a9f3d4e2a8b6c"
 APP_PASSWORD = "teams-app-password-4f8a2c9e1d7b"
 OPENAI_KEY = "sk-openai-key-0a9b8c7d6e5f4a3b"
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
+#: Teams with an app id: every request needs a valid Bot Framework token.
+SECURED_TEAMS = {
+    "microsoft_app_id": "00000000-0000-0000-0000-000000000001",
+    "microsoft_app_password": APP_PASSWORD,
+}
 
 
 def security_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -46,9 +49,8 @@ def security_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def capture(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def capture(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # everything any library logs, to look for secrets too
-    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
 
 
 async def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> int:
@@ -62,7 +64,9 @@ async def post_json(url: str, body: Any, headers: dict[str, str] | None = None) 
 
 # -- admin API ---------------------------------------------------------------------------------
 async def test_admin_api_refusals_are_logged_and_compared_in_constant_time(
-    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    bot_with: Callable[..., PolicyBot],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     compared: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
@@ -72,10 +76,7 @@ async def test_admin_api_refusals_are_logged_and_compared_in_constant_time(
         return real(a, b)
 
     monkeypatch.setattr("adapters.admin_http.hmac.compare_digest", spy)
-    bot = PolicyBot.create(
-        dataclasses.replace(settings, admin_token=ADMIN_TOKEN), storage=Storage.memory()
-    )
-    bot.ensure_policy()
+    bot = bot_with(admin_token=ADMIN_TOKEN)
     attempts = [
         {},
         {"Authorization": "Bearer wrong"},
@@ -96,7 +97,6 @@ async def test_admin_api_refusals_are_logged_and_compared_in_constant_time(
     assert "no admin token" in lines[0] and "wrong admin token" in lines[1]
     # Every bearer token was checked with hmac.compare_digest, never with ==.
     assert len(compared) == 3 and all(b == ADMIN_TOKEN.encode() for _, b in compared)
-    bot.storage.close()
     record(
         "Access: admin API without or with a wrong token",
         "pytest tests/test_reliability_access.py -k admin_api",
@@ -108,20 +108,10 @@ async def test_admin_api_refusals_are_logged_and_compared_in_constant_time(
 
 
 # -- Teams -------------------------------------------------------------------------------------
-@pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with connector_stub() as connector:
-        yield connector
-
-
 async def test_teams_refusals_are_logged(
-    tmp_path: Path, stub: ConnectorStub, caplog: pytest.LogCaptureFixture
+    bot_with: Callable[..., PolicyBot], stub: ConnectorStub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(
-        db_path=str(tmp_path / "db"), admins=("aad-pat",), teams_policy_team=("aad-pat",)
-    )
-    bot = PolicyBot.create(settings, storage=Storage.memory())
-    bot.ensure_policy()
+    bot = bot_with(admins=("aad-pat",), teams_policy_team=("aad-pat",))
     uncovered = await bot.ask(IncomingQuestion("what time does the cafeteria open?"))
     assert uncovered.question_id is not None
     (group,) = bot.review.queue()
@@ -158,13 +148,7 @@ async def test_teams_refusals_are_logged(
 
     # With an app id set, a request without a valid token is refused and logged.
     caplog.clear()
-    secured = dataclasses.replace(
-        settings,
-        microsoft_app_id="00000000-0000-0000-0000-000000000001",
-        microsoft_app_password=APP_PASSWORD,
-    )
-    secured_bot = PolicyBot.create(secured, storage=Storage.memory())
-    secured_bot.ensure_policy()
+    secured_bot = bot_with(**SECURED_TEAMS)
     async with serving(build_app(secured_bot)) as base:
         for headers in (None, {"Authorization": "Bearer not-a-real-jwt"}):
             status = await post_json(base + "/api/messages", message(ROADMAP, stub.url), headers)
@@ -172,8 +156,6 @@ async def test_teams_refusals_are_logged(
     token_lines = security_lines(caplog)
     assert len(token_lines) == 2 and all("Bot Framework token" in x for x in token_lines)
     assert secured_bot.storage.questions(status=None) == []
-    bot.storage.close()
-    secured_bot.storage.close()
     record(
         "Access: Teams (no valid token, non-admin upload, review by non-members)",
         "pytest tests/test_reliability_access.py -k teams",
@@ -186,11 +168,8 @@ async def test_teams_refusals_are_logged(
 
 # -- Slack -------------------------------------------------------------------------------------
 @pytest.fixture
-async def slack(settings: Settings) -> AsyncIterator[SlackHarness]:
-    async with slack_server(
-        settings, admins=("UADMIN",), slack_policy_team=("UTEAM",), slack_review_channel="CREV"
-    ) as harness:
-        yield harness
+def slack_options() -> dict[str, Any]:
+    return {"admins": ("UADMIN",), "slack_policy_team": ("UTEAM",), "slack_review_channel": "CREV"}
 
 
 async def test_slack_refusals_are_logged(
@@ -240,7 +219,11 @@ async def test_slack_refusals_are_logged(
 
 # -- secrets -----------------------------------------------------------------------------------
 async def test_no_secret_reaches_any_log(
-    settings: Settings, llm_stub: OpenAIStub, stub: ConnectorStub, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    bot_with: Callable[..., PolicyBot],
+    llm_stub: OpenAIStub,
+    stub: ConnectorStub,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Every flow that handles a secret, run at DEBUG with every library's logging on."""
     configured = dataclasses.replace(
@@ -277,16 +260,9 @@ async def test_no_secret_reaches_any_log(
         for token in (ADMIN_TOKEN, "wrong-token"):
             await post_json(base + "/admin/policies", {}, {"Authorization": f"Bearer {token}"})
         assert llm_stub.requests, "the LLM was asked"
-    secured = dataclasses.replace(
-        settings,
-        microsoft_app_id="00000000-0000-0000-0000-000000000001",
-        microsoft_app_password=APP_PASSWORD,
-    )
-    teams_bot = PolicyBot.create(secured, storage=Storage.memory())
-    teams_bot.ensure_policy()
+    teams_bot = bot_with(**SECURED_TEAMS)
     async with serving(build_app(teams_bot)) as teams_base:
         await post_json(teams_base + "/api/messages", message(ROADMAP, stub.url))
-    teams_bot.storage.close()
 
     text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
     assert len(caplog.records) > 10  # the flows did log

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from bot.config import Settings
-from tests.fakes.slack_harness import SlackHarness, slack_server
+from tests.fakes.slack_harness import SlackHarness
 from tests.reliability import percentiles, record
 from tests.test_reliability_load import QUESTIONS
 
@@ -21,15 +19,9 @@ ASKERS = 30
 QUESTIONS_EACH = 4
 
 
-@pytest.fixture(autouse=True)
-def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
-
-
 @pytest.fixture
-async def slack(settings: Settings) -> AsyncIterator[SlackHarness]:
-    async with slack_server(settings, slack_review_channel="CREVIEW") as harness:
-        yield harness
+def slack_options() -> dict[str, Any]:
+    return {"slack_review_channel": "CREVIEW"}
 
 
 async def test_many_slack_askers_at_once_each_get_one_answer_and_are_all_logged(

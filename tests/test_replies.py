@@ -4,7 +4,6 @@ asker gets the answer, the core's refusal or the apology, and never a placeholde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -15,11 +14,11 @@ from adapters.replies import APOLOGY
 from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.answerers import BrokenAnswerer, GatedAnswerer
-from tests.fakes.bot_connector import ConnectorStub, connector_stub
+from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.loopback import serving
 from tests.fakes.slack_harness import slack_server
 from tests.fakes.teams_activities import message
-from tests.test_teams_http import card_text, post
+from tests.fakes.teams_harness import card_text, post
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
@@ -45,12 +44,6 @@ async def test_slack_answer_is_posted_when_the_placeholder_could_not_be(
         assert answer["channel"] == "D123" and "3.3" in str(answer["blocks"])
         assert slack.api["chat.update"] == []
         assert [q["text"] for q in slack.bot.storage.questions(status=None)] == [ROADMAP]
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with connector_stub() as connector:
-        yield connector
 
 
 def teams_server(bot: PolicyBot, placeholder_after: float) -> web.Application:

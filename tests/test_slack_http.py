@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,21 +13,9 @@ from bot.config import Settings
 from bot.models import IncomingQuestion
 from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.slack_api import BOT_ID, BOT_USER
-from tests.fakes.slack_harness import SlackHarness, slack_server
+from tests.fakes.slack_harness import SlackHarness, all_text, slack_server
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
-
-
-@pytest.fixture(autouse=True)
-def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Answers here take milliseconds; a long delay keeps "Thinking…" out of these conversations.
-    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
-
-
-@pytest.fixture
-async def slack(settings: Settings) -> AsyncIterator[SlackHarness]:
-    async with slack_server(settings) as harness:
-        yield harness
 
 
 def mention(text: str, ts: str = "1700000001.000100", **extra: Any) -> dict[str, Any]:
@@ -54,10 +40,6 @@ def dm(text: str, ts: str = "1700000002.000100", **extra: Any) -> dict[str, Any]
         "ts": ts,
         **extra,
     }
-
-
-def all_text(blocks: list[dict[str, Any]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
 
 
 def cited_clause_texts(harness: SlackHarness) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,26 +11,14 @@ from adapters import slack_blocks as render
 from bot.config import Settings
 from bot.models import IncomingQuestion
 from bot.notify import ReplyAddress
-from tests.fakes.slack_harness import SlackHarness, slack_server
+from tests.fakes.slack_harness import SlackHarness, all_text, slack_server
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
 
-@pytest.fixture(autouse=True)
-def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
-
-
 @pytest.fixture
-async def slack(settings: Settings) -> AsyncIterator[SlackHarness]:
-    async with slack_server(
-        settings, slack_review_channel="CREVIEW", slack_policy_team=("UTEAM",)
-    ) as harness:
-        yield harness
-
-
-def all_text(blocks: list[dict[str, Any]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
+def slack_options() -> dict[str, Any]:
+    return {"slack_review_channel": "CREVIEW", "slack_policy_team": ("UTEAM",)}
 
 
 def button_ids(blocks: list[dict[str, Any]]) -> set[str]:

@@ -5,14 +5,12 @@ and everyone else is refused with nothing changed."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from adapters import slack_blocks as render
-from bot.config import Settings
-from tests.fakes.slack_harness import SlackHarness, slack_server
+from tests.fakes.slack_harness import SlackHarness, all_text
 
 TEAM_MEMBER = "UTEAM"
 DOG = [
@@ -23,21 +21,9 @@ DOG = [
 ANSWER = "Dogs are welcome on Fridays in the Leeds office only; register them with Facilities."
 
 
-@pytest.fixture(autouse=True)
-def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
-
-
 @pytest.fixture
-async def slack(settings: Settings) -> AsyncIterator[SlackHarness]:
-    async with slack_server(
-        settings, slack_review_channel="CREVIEW", slack_policy_team=(TEAM_MEMBER,)
-    ) as harness:
-        yield harness
-
-
-def all_text(blocks: list[dict[str, Any]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
+def slack_options() -> dict[str, Any]:
+    return {"slack_review_channel": "CREVIEW", "slack_policy_team": (TEAM_MEMBER,)}
 
 
 def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:

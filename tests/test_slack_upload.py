@@ -3,8 +3,6 @@ summary, Activate / Discard, and every way an upload can go wrong leaving the po
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from bot.config import Settings
 from bot.core import PolicyBot
 from bot.storage import Storage
 from tests.conftest import BUNDLED_POLICY
-from tests.fakes.slack_harness import SlackHarness, slack_server
+from tests.fakes.slack_harness import SlackHarness, all_text
 
 ADMIN = "UADMIN"
 DRONES = """
@@ -31,15 +29,9 @@ drone footage of any Brightwater site without written approval from Legal and Se
 DRONE_QUESTION = "can I post drone footage of the depot?"
 
 
-@pytest.fixture(autouse=True)
-def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
-
-
 @pytest.fixture
-async def slack(settings: Settings) -> AsyncIterator[SlackHarness]:
-    async with slack_server(settings, admins=(ADMIN,), max_upload_bytes=200_000) as harness:
-        yield harness
+def slack_options() -> dict[str, Any]:
+    return {"admins": (ADMIN,), "max_upload_bytes": 200_000}
 
 
 def new_version() -> bytes:
@@ -50,10 +42,6 @@ def new_version() -> bytes:
     return (
         text.replace(old, "Brightwater does not ban social media or messaging apps.") + DRONES
     ).encode()
-
-
-def all_text(blocks: list[dict[str, Any]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
 
 
 def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

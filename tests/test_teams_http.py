@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
@@ -20,9 +18,8 @@ from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.notify import DeliveryError, ReplyAddress
-from bot.storage import Storage
 from tests.fakes.answerers import GatedAnswerer
-from tests.fakes.bot_connector import ConnectorStub, connector_stub
+from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.loopback import serving
 from tests.fakes.teams_activities import (
     ALICE,
@@ -35,57 +32,15 @@ from tests.fakes.teams_activities import (
     members_added,
     message,
 )
+from tests.fakes.teams_harness import card_text, post, submit_data
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with connector_stub() as connector:
-        yield connector
 
 
 @pytest.fixture
 async def server(bot: PolicyBot) -> AsyncIterator[str]:
     async with serving(build_app(bot)) as url:
         yield url
-
-
-async def post(
-    base: str, body: Any, *, headers: dict[str, str] | None = None, raw: bytes | None = None
-) -> tuple[int, str]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            base + "/api/messages",
-            json=None if raw is not None else body,
-            data=raw,
-            headers=headers,
-        ) as response,
-    ):
-        return response.status, await response.text()
-
-
-def submit_data(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {action["title"]: action["data"] for action in card.get("actions", [])}
-
-
-def card_text(card: dict[str, Any]) -> str:
-    """Every literal text run in a card, in order."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "TextRun":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("body", []))
-    return "\n".join(found)
 
 
 async def test_done_when_card_quotes_clauses_and_not_helpful_reaches_the_review_list(
@@ -217,11 +172,9 @@ async def test_welcome_on_install_and_for_people_in_personal_chat_only(
 
 
 async def test_review_lists_open_question_groups_for_the_policy_team_only(
-    tmp_path: Path, stub: ConnectorStub
+    bot_with: Callable[..., PolicyBot], stub: ConnectorStub
 ) -> None:
-    settings = Settings(db_path=str(tmp_path / "db"), teams_policy_team=("aad-pat",))
-    bot = PolicyBot.create(settings, storage=Storage.memory())
-    bot.ensure_policy()
+    bot = bot_with(teams_policy_team=("aad-pat",))
     async with serving(build_app(bot)) as base:
         await post(base, message("what time does the cafeteria open?", stub.url))
         await post(base, message("review", stub.url, sender=ALICE))
@@ -240,7 +193,6 @@ async def test_review_lists_open_question_groups_for_the_policy_team_only(
         f["title"]: f["value"] for b in review["body"] if b["type"] == "FactSet" for f in b["facts"]
     }
     assert why["Why"] == "not covered by the policy"
-    bot.storage.close()
 
 
 async def test_slow_answer_sends_a_placeholder_then_replaces_it(
@@ -281,15 +233,12 @@ async def test_bad_questions_get_the_core_message(server: str, stub: ConnectorSt
 
 
 async def test_requests_without_a_token_are_rejected_when_an_app_id_is_set(
-    tmp_path: Path, stub: ConnectorStub
+    bot_with: Callable[..., PolicyBot], stub: ConnectorStub
 ) -> None:
-    settings = Settings(
-        db_path=str(tmp_path / "db"),
+    bot = bot_with(
         microsoft_app_id="00000000-0000-0000-0000-000000000001",
         microsoft_app_password="secret",
     )
-    bot = PolicyBot.create(settings, storage=Storage.memory())
-    bot.ensure_policy()
     async with serving(build_app(bot)) as base:
         status, _ = await post(base, message(ROADMAP, stub.url))
         assert status == 401
@@ -298,7 +247,6 @@ async def test_requests_without_a_token_are_rejected_when_an_app_id_is_set(
         assert status == 401
     assert stub.calls == []
     assert bot.storage.questions(status=None) == []
-    bot.storage.close()
 
 
 async def test_unauthenticated_mode_replies_only_to_loopback(bot: PolicyBot, server: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,7 @@ from adapters.server import build_app
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.digest import build_digest, post_digest
-from bot.storage import Storage
-from tests.fakes.bot_connector import Call, ConnectorStub, connector_stub
+from tests.fakes.bot_connector import Call, ConnectorStub
 from tests.fakes.loopback import serving
 from tests.fakes.teams_activities import (
     ALICE,
@@ -30,7 +29,7 @@ from tests.fakes.teams_activities import (
     message,
     submit,
 )
-from tests.test_teams_http import card_text, post, submit_data
+from tests.fakes.teams_harness import card_text, post, submit_data
 
 ROOT = Path(__file__).resolve().parent.parent
 DOG_QUESTIONS = {
@@ -45,23 +44,8 @@ ASKERS = {"alice": (ALICE, PERSONAL), "bob": (BOB, BOB_PERSONAL)}
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with connector_stub() as connector:
-        yield connector
-
-
-def make_bot(tmp_path: Path, **options: Any) -> PolicyBot:
-    settings = Settings(db_path=str(tmp_path / "db"), teams_policy_team=("aad-pat",), **options)
-    bot = PolicyBot.create(settings, storage=Storage.memory())
-    bot.ensure_policy()
-    return bot
-
-
-@pytest.fixture
-def team_bot(tmp_path: Path) -> Iterator[PolicyBot]:
-    bot = make_bot(tmp_path)
-    yield bot
-    bot.storage.close()
+def team_bot(bot_with: Callable[..., PolicyBot]) -> PolicyBot:
+    return bot_with(teams_policy_team=("aad-pat",))
 
 
 async def ask_and_escalate(base: str, stub: ConnectorStub, who: str, text: str) -> None:
@@ -154,8 +138,14 @@ async def test_review_actions_are_for_the_policy_team_and_need_an_answer(
         assert "review list is empty" in empty.text and empty.card is None
 
 
-async def test_digest_is_posted_to_the_teams_channel(tmp_path: Path, stub: ConnectorStub) -> None:
-    bot = make_bot(tmp_path, digest_teams_conversation=DIGEST_CHANNEL, teams_service_url=stub.url)
+async def test_digest_is_posted_to_the_teams_channel(
+    bot_with: Callable[..., PolicyBot], stub: ConnectorStub
+) -> None:
+    bot = bot_with(
+        teams_policy_team=("aad-pat",),
+        digest_teams_conversation=DIGEST_CHANNEL,
+        teams_service_url=stub.url,
+    )
     async with serving(build_app(bot)) as base:
         await ask_and_escalate(base, stub, "alice", DOG_QUESTIONS["alice"])
         digest = build_digest(bot.storage, bot.review)
@@ -165,7 +155,6 @@ async def test_digest_is_posted_to_the_teams_channel(tmp_path: Path, stub: Conne
     text = card_text(posted.card or {})
     assert text.startswith("policybot weekly digest") and "Top open groups:" in text
     assert DOG_QUESTIONS["alice"] in text
-    bot.storage.close()
 
 
 async def test_digest_command_posts_to_the_teams_channel(
@@ -198,9 +187,9 @@ async def test_digest_command_posts_to_the_teams_channel(
 
 
 async def test_serve_delivers_pending_reviewed_answers_in_the_background(
-    tmp_path: Path, stub: ConnectorStub
+    bot_with: Callable[..., PolicyBot], stub: ConnectorStub
 ) -> None:
-    bot = make_bot(tmp_path, delivery_interval=0.01)
+    bot = bot_with(teams_policy_team=("aad-pat",), delivery_interval=0.01)
     async with serving(build_app(bot)) as base:
         await ask_and_escalate(base, stub, "alice", DOG_QUESTIONS["alice"])
         (group,) = bot.review.groups()
@@ -214,7 +203,6 @@ async def test_serve_delivers_pending_reviewed_answers_in_the_background(
                 await asyncio.sleep(0.01)
     assert delivered.conversation_id == PERSONAL["id"] and ANSWER in delivered.text
     assert len(stub.calls) == sent_before + 1  # sent once, not again on later runs
-    bot.storage.close()
 
 
 def test_delivery_and_service_url_settings_are_read_and_checked() -> None:

@@ -4,23 +4,22 @@ act on it. Replies are recorded by the Bot Framework connector stub."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.server import build_app
-from bot.config import Settings
 from bot.core import PolicyBot
 from bot.policies import ADMIN_ONLY
-from bot.storage import Storage
-from tests.fakes.bot_connector import ConnectorStub, connector_stub
+from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import FileServer, file_server
 from tests.fakes.loopback import serving
 from tests.fakes.teams_activities import ALICE, PAT, PAT_PERSONAL, file_message, message, submit
-from tests.test_teams_http import ROADMAP, card_text, post, submit_data
+from tests.fakes.teams_harness import card_text, post, submit_data
 
+ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 DRONES = "may I post drone footage of a Brightwater depot?"
 DRONE_CLAUSE = (
     "Employees must not fly drones over Brightwater depots or post drone footage of "
@@ -30,24 +29,14 @@ LIMIT = 64 * 1024
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with connector_stub() as connector:
-        yield connector
-
-
-@pytest.fixture
 async def files() -> AsyncIterator[FileServer]:
     async with file_server() as server:
         yield server
 
 
 @pytest.fixture
-def admin_bot(tmp_path: Path) -> Iterator[PolicyBot]:
-    settings = Settings(db_path=str(tmp_path / "db"), admins=("AAD-PAT",), max_upload_bytes=LIMIT)
-    bot = PolicyBot.create(settings, storage=Storage.memory())
-    bot.ensure_policy()
-    yield bot
-    bot.storage.close()
+def admin_bot(bot_with: Callable[..., PolicyBot]) -> PolicyBot:
+    return bot_with(admins=("AAD-PAT",), max_upload_bytes=LIMIT)
 
 
 @pytest.fixture

@@ -25,6 +25,11 @@ from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 
+def all_text(blocks: list[dict[str, Any]]) -> str:
+    """Block Kit as one string, to look for what a message says."""
+    return json.dumps(blocks, ensure_ascii=False)
+
+
 def signature(secret: str, timestamp: str, body: str) -> str:
     base = f"v0:{timestamp}:{body}".encode()
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()

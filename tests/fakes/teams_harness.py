@@ -1,0 +1,44 @@
+"""Driving `POST /api/messages` as Teams does, and reading the cards the bot sends back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+
+async def post(
+    base: str, body: Any, *, headers: dict[str, str] | None = None, raw: bytes | None = None
+) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            base + "/api/messages",
+            json=None if raw is not None else body,
+            data=raw,
+            headers=headers,
+        ) as response,
+    ):
+        return response.status, await response.text()
+
+
+def submit_data(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {action["title"]: action["data"] for action in card.get("actions", [])}
+
+
+def card_text(card: dict[str, Any]) -> str:
+    """Every literal text run in a card, in order."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextRun":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card.get("body", []))
+    return "\n".join(found)
