@@ -10,7 +10,7 @@ import pytest
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion, QuestionError
 from bot.notify import ReviewNotice
-from tests.fakes.posters import RecordingPoster
+from tests.fakes.outbound import RecordingPoster
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 

@@ -7,7 +7,7 @@ import pytest
 from bot.core import PolicyBot
 from bot.digest import build_digest, post_digest
 from bot.models import IncomingQuestion, QuestionError
-from tests.fakes.posters import RecordingPoster
+from tests.fakes.outbound import RecordingPoster
 
 
 async def asked(bot: PolicyBot, text: str) -> int:

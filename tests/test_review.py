@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion
-from bot.notify import DeliveryError, ReplyAddress
 from bot.review import (
     JOIN_THRESHOLD,
     Profile,
@@ -17,6 +15,7 @@ from bot.review import (
     parse_age,
     word_similarity,
 )
+from tests.fakes.outbound import RecordingNotifier
 
 # Realistic paraphrase sets: each is one topic the policy does not answer, worded differently.
 PARAPHRASES = {
@@ -54,19 +53,6 @@ PARAPHRASES = {
         "is there parking for employees at headquarters",
     ],
 }
-
-
-@dataclass
-class RecordingNotifier:
-    """Plays a platform: records what it was asked to send, refuses listed users."""
-
-    refuse: set[str] = field(default_factory=set)
-    sent: list[tuple[ReplyAddress, str]] = field(default_factory=list)
-
-    async def send(self, address: ReplyAddress, text: str) -> None:
-        if address.user_id in self.refuse:
-            raise DeliveryError("user_not_found")
-        self.sent.append((address, text))
 
 
 async def ask(bot: PolicyBot, text: str, user: str = "", platform: str = "slack") -> int:

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
 from bot.storage import Storage
-from tests.test_review import RecordingNotifier
+from tests.fakes.outbound import RecordingNotifier
 
 # One topic the policy does not cover, asked three ways.
 PREMIUM = [
