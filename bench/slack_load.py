@@ -42,6 +42,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.slack_web_api import BOT_USER, on_loopback, read_call
+from bench.slack_web_api import answer as slack_answer
 from bench.speed import percentile, policybot_command
 from bot.evaluation import load_questions
 
@@ -52,7 +54,6 @@ TARGET_RATE = 200
 SLACK_ACK_LIMIT = 3.0
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
-BOT_USER = "UBOT"
 TEAM = "TBENCH"
 #: The placeholder a slow answer shows first (adapters/slack_blocks.THINKING_TEXT); the answer
 #: replaces it, and only the answer counts.
@@ -82,7 +83,7 @@ class Recorder:
     answers: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     placeholders: int = 0
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    _ts: Any = field(default_factory=lambda: itertools.count(1))
+    _ts: Any = field(default_factory=lambda: (f"1800000000.{n:06d}" for n in itertools.count(1)))
     _placeholder_of: dict[str, str] = field(default_factory=dict)  # posted ts -> event key
     _expected: set[str] = field(default_factory=set)
     _all_in: asyncio.Event = field(default_factory=asyncio.Event)
@@ -108,19 +109,15 @@ class Recorder:
         now = time.perf_counter()
         method = request.match_info["method"]
         self.calls[method] += 1
-        if request.content_type == "application/json":
-            payload = await request.json()
-        else:
-            payload = dict(await request.post())
-        if method == "auth.test":
-            return web.json_response(
-                {"ok": True, "user_id": BOT_USER, "bot_id": "BBENCH", "team_id": TEAM}
-            )
-        if method not in {"chat.postMessage", "chat.update"}:
-            return web.json_response({"ok": True})
-        channel = str(payload.get("channel", ""))
-        ts = str(payload.get("ts") or f"1800000000.{next(self._ts):06d}")
-        key = str(payload.get("thread_ts") or channel)
+        payload = await read_call(request)
+        answer = slack_answer(method, payload, self._ts, TEAM)
+        if method in {"chat.postMessage", "chat.update"}:
+            self._note(method, payload, answer["ts"], now)
+        return web.json_response(answer)
+
+    def _note(self, method: str, payload: dict[str, Any], ts: str, now: float) -> None:
+        """A message the server posted or edited: the placeholder, or the event's answer."""
+        key = str(payload.get("thread_ts") or payload.get("channel", ""))
         if method == "chat.update":
             key = self._placeholder_of.get(ts, key)
         if str(payload.get("text", "")).startswith(THINKING_PREFIX):
@@ -129,7 +126,6 @@ class Recorder:
         else:
             self.answers[key].append(now)
             self._check()
-        return web.json_response({"ok": True, "channel": channel, "ts": ts})
 
 
 @contextlib.asynccontextmanager
@@ -137,15 +133,8 @@ async def recorder() -> AsyncIterator[Recorder]:
     fake = Recorder()
     app = web.Application()
     app.router.add_post("/api/{method}", fake.api)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = runner.addresses[0][1]
-    try:
+    async with on_loopback(app) as fake.port:
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 # -- the server under test -----------------------------------------------------------------------

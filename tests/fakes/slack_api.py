@@ -17,8 +17,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-BOT_USER = "UBOT"
-BOT_ID = "BBOT"
+from bench.slack_web_api import BOT_ID as BOT_ID  # who the bot is, for tests' events
+from bench.slack_web_api import BOT_USER as BOT_USER
+from bench.slack_web_api import answer as slack_answer
+from bench.slack_web_api import on_loopback, read_call
+
 TEAM = "T0001"
 #: A hang guard for waits, not a speed requirement.
 GUARD = 10.0
@@ -31,7 +34,7 @@ class FakeSlackApi:
         self.group_members: list[str] = []
         self.port = 0
         self._changed = asyncio.Condition()
-        self._ts = itertools.count(1)
+        self._ts = (f"1700000000.{n:06d}" for n in itertools.count(1))
         self._sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict[str, Any]] = []
         self.files: dict[str, tuple[bytes, dict[str, Any]]] = {}
@@ -94,24 +97,12 @@ class FakeSlackApi:
             self._changed.notify_all()
 
     # -- the API --------------------------------------------------------------------------------
-    async def _payload(self, request: web.Request) -> dict[str, Any]:
-        payload: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            payload.update(await request.json())
-        elif request.can_read_body:
-            payload.update(await request.post())
-        for key in ("blocks", "view", "attachments"):
-            if isinstance(payload.get(key), str):
-                payload[key] = json.loads(payload[key])
-        payload["_token"] = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        return payload
-
     async def api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         peer = request.transport.get_extra_info("peername") if request.transport else None
         if peer:
             self.connections.add(peer[1])
-        payload = await self._payload(request)
+        payload = await read_call(request)
         await self._record(method, payload)
         if self.failures[method]:
             status, headers = self.failures[method].pop(0)
@@ -122,26 +113,8 @@ class FakeSlackApi:
         return web.json_response(self._answer(method, payload))
 
     def _answer(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
-        if method == "auth.test":
-            return {
-                "ok": True,
-                "user_id": BOT_USER,
-                "bot_id": BOT_ID,
-                "team_id": TEAM,
-                "user": "policybot",
-                "team": "Test",
-                "url": "https://test.slack.com/",
-            }
-        if method in {"chat.postMessage", "chat.update"}:
-            ts = payload.get("ts") or f"1700000000.{next(self._ts):06d}"
-            return {
-                "ok": True,
-                "channel": payload.get("channel"),
-                "ts": ts,
-                "message": {"text": payload.get("text", ""), "ts": ts},
-            }
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+            return {"ok": True, "message_ts": next(self._ts)}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(payload.get("users", "")).lstrip("U")}}
         if method == "usergroups.users.list":
@@ -157,7 +130,7 @@ class FakeSlackApi:
             )
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
-        return {"ok": True}
+        return slack_answer(method, payload, self._ts, TEAM)
 
     async def response(self, request: web.Request) -> web.Response:
         await self._record("response_url:" + request.match_info["name"], await request.json())
@@ -224,13 +197,8 @@ async def fake_slack_api() -> AsyncIterator[FakeSlackApi]:
     app.router.add_post("/response/{name}", fake.response)
     app.router.add_get("/files/{id}/{rest:.*}", fake.file)
     app.router.add_get("/socket", fake.socket)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = runner.addresses[0][1]
-    try:
-        yield fake
-    finally:
-        await fake.close_sockets()
-        await runner.cleanup()
+    async with on_loopback(app) as fake.port:
+        try:
+            yield fake
+        finally:
+            await fake.close_sockets()
