@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,10 +159,11 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
-async def post_message(client: AsyncWebClient, channel: str, text: str, **extra: Any) -> None:
-    """chat.postMessage for the core's outbound messages; DeliveryError when Slack refuses."""
+@contextlib.contextmanager
+def refusal_as_delivery_error() -> Iterator[None]:
+    """Slack refusing an outbound message, as the core's DeliveryError (kept for a retry)."""
     try:
-        await client.chat_postMessage(channel=channel, text=text, **extra)
+        yield
     except SlackApiError as error:
         reason = error.response.get("error")
         raise DeliveryError(f"Slack did not take the message: {reason}") from error
@@ -176,15 +177,14 @@ class SlackNotifier:
 
     async def send(self, address: ReplyAddress, text: str) -> None:
         channel, _, thread_ts = address.conversation.partition("/")
-        if not channel:
-            try:
-                opened = await self.client.conversations_open(users=address.user_id)
-            except SlackApiError as error:
-                reason = error.response.get("error")
-                raise DeliveryError(f"Slack did not take the message: {reason}") from error
-            channel = opened["channel"]["id"]
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-        await post_message(self.client, channel, render.cut(text, 39_000), **extra)
+        with refusal_as_delivery_error():
+            if not channel:
+                opened = await self.client.conversations_open(users=address.user_id)
+                channel = opened["channel"]["id"]
+            await self.client.chat_postMessage(
+                channel=channel, text=render.cut(text, 39_000), **extra
+            )
 
 
 class SlackChannelPoster:
@@ -195,7 +195,8 @@ class SlackChannelPoster:
         self.channel = channel
 
     async def post(self, text: str) -> None:
-        await post_message(self.client, self.channel, render.cut(text, 39_000))
+        with refusal_as_delivery_error():
+            await self.client.chat_postMessage(channel=self.channel, text=render.cut(text, 39_000))
 
 
 class SlackReviewPoster:
@@ -211,7 +212,8 @@ class SlackReviewPoster:
             notice.question, notice.question_id, notice.reason, notice.asker, notice.group_id
         )
         text = f"Question for the policy team: {render.escaped_cut(notice.question, 2000)}"
-        await post_message(self.client, self.channel, text, blocks=blocks)
+        with refusal_as_delivery_error():
+            await self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
 
 
 def who_clicked(user: dict[str, Any]) -> Actor:
