@@ -12,12 +12,12 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bot.answering import Answerer, Draft, ExtractiveAnswerer
+from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation
 from bot.checking import PostCheck, check_text, policy_version_of
 from bot.config import Settings
 from bot.grounded import GroundedAnswerer
 from bot.llm import ChatClient, LLMConfig
-from bot.models import Answer, Citation, IncomingQuestion, QuestionError, Retrieval
+from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
 from bot.notify import ChannelPoster, Notifier
 from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
@@ -339,18 +339,7 @@ class PolicyBot:
         row = self.storage.question(question_id)
         ids = [int(c["clause_id"]) for c in row["citations"]]
         stored = self.storage.clauses_by_id(ids)
-        citations = tuple(
-            Citation(
-                clause_id=s.id,
-                document=s.document,
-                section=s.clause.section,
-                title=s.clause.section_title,
-                text=s.clause.text,
-                score=0.0,
-                owner=s.clause.owner,
-            )
-            for s in (stored[i] for i in ids if i in stored)
-        )
+        citations = tuple(citation(ScoredClause(stored[i], 0.0)) for i in ids if i in stored)
         return Answer(
             question=row["text"],
             answered=bool(row["answered"]),

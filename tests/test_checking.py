@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot.core import PolicyBot
@@ -60,3 +62,13 @@ async def test_logged_answer_is_the_answer_as_given(bot: PolicyBot) -> None:
     assert [c.text for c in again.citations] == [c.text for c in answer.citations]
     with pytest.raises(KeyError):
         bot.logged_answer(424242)
+
+
+async def test_a_logged_answer_keeps_the_document_title_of_its_citations(bot: PolicyBot) -> None:
+    """Slack's "Share in channel" shows a logged answer again: the policy's title stays."""
+    from bot.models import IncomingQuestion
+
+    answer = await bot.ask(IncomingQuestion("may I share our unreleased roadmap on LinkedIn?"))
+    again = bot.logged_answer(answer.question_id or 0)
+    assert answer.citations and all(c.document_title for c in answer.citations)
+    assert again.citations == tuple(dataclasses.replace(c, score=0.0) for c in answer.citations)
