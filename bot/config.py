@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 #: The bundled default policy documents, shipped with the project.
@@ -109,8 +109,6 @@ class Settings:
     #: Seconds between attempts, while `serve` runs, to send reviewed answers not yet
     #: delivered; 0 turns the background delivery off.
     delivery_interval: float = 60.0
-
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

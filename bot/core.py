@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-#: Why a question is on the policy team's review list.
-REVIEW_REASONS = ("not_covered", "not_helpful", "ask_policy_team")
-
 
 def normalize_question(text: str, max_chars: int) -> str:
     """Strip control characters and fold white space; refuse empty or oversized questions."""

@@ -226,16 +226,6 @@ class LexicalRetriever:
             _section_key(stored), clause_stems(stored)
         )
 
-    def score(
-        self,
-        question: str,
-        version_ids: Sequence[int],
-        candidates: int = CANDIDATES,
-        extra: Sequence[StoredClause] = (),
-    ) -> list[LexicalScore]:
-        """BM25 candidates (plus `extra` clauses found another way), best first."""
-        return self.assess(question, version_ids, candidates, extra).scores
-
     def assess(
         self,
         question: str,

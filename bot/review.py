@@ -44,8 +44,6 @@ SYNONYM_WEIGHT = 0.9
 #: The longest reviewed answer accepted, in characters.
 MAX_ANSWER_CHARS = 4000
 
-GROUP_STATUSES = ("open", "answered", "dismissed")
-
 
 class ReviewError(ValueError):
     """A review action that cannot be done; the message is meant for the reviewer."""

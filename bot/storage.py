@@ -569,15 +569,6 @@ class Storage:
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
-    def clause_count(self, version_ids: Sequence[int]) -> int:
-        if not version_ids:
-            return 0
-        marks = ",".join("?" * len(version_ids))
-        row = self.db.execute(
-            f"SELECT count(*) FROM clauses WHERE version_id IN ({marks})", list(version_ids)
-        ).fetchone()
-        return int(row[0])
-
     def total_clause_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM clauses").fetchone()[0])
 

@@ -182,7 +182,7 @@ def test_discard_removes_only_staged_versions(bot: PolicyBot) -> None:
     assert bot.policies.diff().target.id == staged.id  # the newest staged by default
     bot.policies.discard(staged.id)
     assert [v.id for v in bot.storage.versions()] == [v1.id]
-    assert bot.storage.clause_count([staged.id]) == 0
+    assert bot.storage.clauses([staged.id]) == []
     with pytest.raises(PolicyError, match="only a staged version"):
         bot.policies.discard(v1.id)
     with pytest.raises(PolicyError, match="No version is staged"):
