@@ -245,7 +245,7 @@ class PolicyBot:
             "asker_name": incoming.asker_name,
         }
         try:
-            if self.unlogged.pending():
+            if self.unlogged.has_pending():
                 self.unlogged.replay(self._log_kept)
             return self._log_entry(entry)
         except StorageError as error:
