@@ -31,9 +31,14 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def clean_text(text: str) -> str:
+    """Control characters out, white space folded: a question as it is answered and logged."""
+    return " ".join(_CONTROL.sub(" ", text or "").split())
+
+
 def normalize_question(text: str, max_chars: int) -> str:
-    """Strip control characters and fold white space; refuse empty or oversized questions."""
-    cleaned = " ".join(_CONTROL.sub(" ", text or "").split())
+    """`clean_text`, refusing empty or oversized questions."""
+    cleaned = clean_text(text)
     if not cleaned:
         raise QuestionError(
             "Please type a question, for example: may I post photos from the offsite?"
@@ -218,7 +223,7 @@ class PolicyBot:
         )
 
     def _log_refused(self, incoming: IncomingQuestion, reason: str) -> None:
-        text = " ".join(_CONTROL.sub(" ", incoming.text or "").split())
+        text = clean_text(incoming.text)
         if not text:
             return  # nothing was asked
         self._record(
