@@ -9,7 +9,7 @@ once, strongest first, with the passages that raised them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.answering import citation
@@ -118,9 +118,3 @@ def check_text(
                 best[top.stored.id] = (score, found[1], found[2])
     ranked = sorted(best.values(), key=lambda item: -item[0])[:limit]
     return cleaned, tuple(Finding(c, tuple(p)) for _, c, p in ranked)
-
-
-def policy_version_of(findings: Sequence[Finding], active: Sequence[tuple[str, str]]) -> str:
-    """ "name vN (label)" of the documents the findings come from (all active ones if none)."""
-    used = {f.citation.document for f in findings} or {document for document, _ in active}
-    return ", ".join(display for document, display in active if document in used)

@@ -12,8 +12,9 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from bot.active import ActivePolicy
 from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation
-from bot.checking import PostCheck, check_text, policy_version_of
+from bot.checking import PostCheck, check_text
 from bot.config import Settings
 from bot.grounded import GroundedAnswerer
 from bot.llm import ChatClient, LLMConfig
@@ -122,10 +123,12 @@ class PolicyBot:
             self.policies.load_bundled(self.settings.policies_dir)
         return self.storage.active_versions()
 
-    def retrieve(self, question: str, limit: int = 5) -> Retrieval:
-        # One read of the active set: a question is answered from whole versions, never a mix.
-        versions = [v.id for v in self.storage.active_versions()]
-        return self.retriever.retrieve(question, versions, limit=limit)
+    def active_policy(self) -> ActivePolicy:
+        """One read of the active set: a question is answered from whole versions, never a mix."""
+        return ActivePolicy.read(self.storage, self.retriever)
+
+    def retrieve(self, question: str) -> Retrieval:
+        return self.active_policy().retrieve(question)
 
     @property
     def review(self) -> ReviewQueue:
@@ -139,8 +142,8 @@ class PolicyBot:
             self._log_refused(incoming, str(error))
             raise
         async with self._taking_turns():
-            active = self.storage.active_versions()
-            retrieval = self.retriever.retrieve(question, [v.id for v in active], limit=5)
+            active = self.active_policy()
+            retrieval = active.retrieve(question)
             # A question the policy team has already answered gets their answer, whatever
             # retrieval would say: they answered it because the policy alone did not.
             reviewed = self.review.best_group(question, retrieval, status="answered")
@@ -175,11 +178,10 @@ class PolicyBot:
         question: str,
         retrieval: Retrieval,
         draft: Draft,
-        active: list[VersionInfo],
+        active: ActivePolicy,
         reviewed: Group | None = None,
     ) -> Answer:
-        used = {c.document for c in draft.citations} or {v.document for v in active}
-        policy_version = ", ".join(v.display for v in active if v.document in used)
+        policy_version = active.policy_version(draft.citations)
         question_id = self._record(
             incoming,
             {
@@ -321,16 +323,15 @@ class PolicyBot:
 
         Nothing is logged: the text may be someone's private draft.
         """
-        active = self.storage.active_versions()
-        versions = [v.id for v in active]
+        active = self.active_policy()
         cleaned, findings = check_text(
             text,
-            lambda passage: self.retriever.retrieve(passage, versions, limit=3),
+            active.retrieve,
             self.storage,
             min_confidence=self.settings.min_confidence,
             limit=self.settings.max_citations + 2,
         )
-        version = policy_version_of(findings, [(v.document, v.display) for v in active])
+        version = active.policy_version(f.citation for f in findings)
         return PostCheck(text=cleaned, findings=findings, policy_version=version)
 
     def logged_answer(self, question_id: int) -> Answer:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import security
+from bot.active import ActivePolicy
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.ingest import READERS, read_file, read_policy
 from bot.models import Clause, PolicyError
@@ -488,11 +489,11 @@ class PolicyLibrary:
     def recheck_open_questions(self) -> tuple[int, list[int]]:
         """Run the open unanswered questions against the active policy as `ask` would; flag
         those it now answers (and unflag those it no longer does, after a rollback)."""
-        active = [v.id for v in self.storage.active_versions()]
+        active = ActivePolicy.read(self.storage, self.retriever)
         open_questions = self.storage.open_unanswered_questions()
         now_answered = []
         for question_id, text in open_questions:
-            retrieval = self.retriever.retrieve(text, active, limit=3)
+            retrieval = active.retrieve(text)
             if retrieval.ranked and retrieval.confidence >= self.min_confidence:
                 best = retrieval.ranked[0].stored
                 citations = [
