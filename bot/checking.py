@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.answering import citation
+from bot.answering import citation, covered
 from bot.clauses import split_sentences
 from bot.models import Citation, QuestionError, Retrieval
 from bot.retrieval import stem
@@ -105,7 +105,7 @@ def check_text(
     best: dict[int, tuple[float, Citation, list[str]]] = {}
     for passage in passages(cleaned, storage):
         retrieval = retrieve(passage)
-        if not retrieval.ranked or retrieval.confidence < threshold:
+        if not covered(retrieval, threshold):
             continue
         top = retrieval.ranked[0]
         score = retrieval.confidence + top.score

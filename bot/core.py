@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bot.active import ActivePolicy
-from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation
+from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation, covered
 from bot.checking import PostCheck, check_text
 from bot.config import Settings
 from bot.grounded import GroundedAnswerer
@@ -110,6 +110,7 @@ class PolicyBot:
             self.settings.max_upload_bytes,
             retriever=self.retriever,
             min_confidence=self.settings.min_confidence,
+            max_citations=self.settings.max_citations,
             admins=self.settings.admins,
         )
 
@@ -152,10 +153,9 @@ class PolicyBot:
                 answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
             )
         else:
-            covered = (
-                bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
+            draft = await self.answerer.answer(
+                retrieval, covered=covered(retrieval, self.settings.min_confidence)
             )
-            draft = await self.answerer.answer(retrieval, covered=covered)
         async with self._taking_turns():
             answer = self._log(incoming, question, retrieval, draft, active, reviewed)
             if not draft.answered and answer.question_id is not None:
@@ -191,10 +191,7 @@ class PolicyBot:
                 "confidence": round(retrieval.confidence, 4),
                 "version_ids": list(retrieval.version_ids),
                 "policy_version": policy_version,
-                "citations": [
-                    {"clause_id": c.clause_id, "document": c.document, "section": c.section}
-                    for c in draft.citations
-                ],
+                "citations": [c.as_logged() for c in draft.citations],
                 "answer_text": draft.lead,
                 "answer_source": draft.source,
                 "status": "answered" if draft.answered else "open",

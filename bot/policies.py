@@ -18,6 +18,7 @@ from typing import Any
 
 from bot import security
 from bot.active import ActivePolicy
+from bot.answering import covered, select_citations
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.ingest import READERS, read_file, read_policy
 from bot.models import Clause, PolicyError
@@ -312,12 +313,15 @@ class PolicyLibrary:
         *,
         retriever: Retriever | None = None,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        max_citations: int = 3,
         admins: Sequence[str] = (),
     ) -> None:
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
         self.retriever = retriever or LexicalRetriever(storage)
         self.min_confidence = min_confidence
+        #: A re-checked question keeps the clauses its answer would cite, as `ask` logs them.
+        self.max_citations = max_citations
         self.admins = tuple(admins)
 
     # -- who may --------------------------------------------------------------------------------
@@ -494,16 +498,9 @@ class PolicyLibrary:
         now_answered = []
         for question_id, text in open_questions:
             retrieval = active.retrieve(text)
-            if retrieval.ranked and retrieval.confidence >= self.min_confidence:
+            if covered(retrieval, self.min_confidence):
                 best = retrieval.ranked[0].stored
-                citations = [
-                    {
-                        "clause_id": s.stored.id,
-                        "document": s.stored.document,
-                        "section": s.stored.clause.section,
-                    }
-                    for s in retrieval.ranked
-                ]
+                citations = [c.as_logged() for c in select_citations(retrieval, self.max_citations)]
                 self.storage.mark_now_answered(
                     question_id, best.version_id, retrieval.confidence, citations
                 )
