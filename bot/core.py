@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bot.active import ActivePolicy
+from bot.active import ActivePolicy, lexical_of
 from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation, covered
 from bot.checking import PostCheck, check_text
 from bot.config import Settings
@@ -133,7 +133,7 @@ class PolicyBot:
 
     @property
     def review(self) -> ReviewQueue:
-        return ReviewQueue(self.storage, self.retrieve)
+        return ReviewQueue(self.storage, self.retrieve, lexical_of(self.retriever, self.storage))
 
     async def ask(self, incoming: IncomingQuestion) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input."""
@@ -323,8 +323,7 @@ class PolicyBot:
         active = self.active_policy()
         cleaned, findings = check_text(
             text,
-            active.retrieve,
-            self.storage,
+            active,
             min_confidence=self.settings.min_confidence,
             limit=self.settings.max_citations + 2,
         )

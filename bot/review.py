@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.models import Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
-from bot.retrieval import stem, term_groups
+from bot.retrieval import LexicalRetriever, stem, term_groups
 from bot.storage import Storage, utcnow
 from bot.vocabulary import GENERIC_QUESTION_WORDS, TOPIC_SYNONYMS
 
@@ -269,21 +269,30 @@ def reviewed_lead(group: Group) -> str:
 class ReviewQueue:
     """Groups, routes and resolves the questions on the policy team's review list."""
 
-    def __init__(self, storage: Storage, retrieve: Callable[[str], Retrieval]) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        retrieve: Callable[[str], Retrieval],
+        lexical: LexicalRetriever,
+    ) -> None:
         self.storage = storage
         self.retrieve = retrieve
+        #: Counts the words of the active versions: rarity measured as retrieval measures it.
+        self.lexical = lexical
 
     # -- similarity ------------------------------------------------------------------------
-    def _idf(self, *profiles: Profile) -> dict[str, float]:
-        """Rarity of each word in the policy, as retrieval measures it: a word the policy never
-        uses weighs most, unless the vocabulary maps it to policy words ("email" -> e-mail),
-        when it is as rare as the rarest of those."""
+    def _idf(self, versions: Sequence[int], *profiles: Profile) -> dict[str, float]:
+        """Rarity of each word in the policy versions a question was answered from, as
+        retrieval measures it: a word the policy never uses weighs most, unless the vocabulary
+        maps it to policy words ("email" -> e-mail), when it is as rare as the rarest of those."""
         members: dict[str, set[str]] = {}
         for p in profiles:
             for key, (_, matching) in p.terms.items():
                 members.setdefault(key, set()).update(matching)
-        counts = self.storage.term_document_counts({m for ms in members.values() for m in ms})
-        total = max(self.storage.total_clause_count(), 1)
+        counts = self.lexical.document_frequency(
+            versions, {m for ms in members.values() for m in ms}
+        )
+        total = max(sum(self.lexical.vocabulary(v).clauses for v in versions), 1)
         out = {}
         for key, stems in members.items():
             known = [counts[m] for m in stems if counts.get(m)]
@@ -291,18 +300,6 @@ class ReviewQueue:
             weight = GENERIC_WEIGHT if key in _generic() else 1.0
             out[key] = weight * math.log(1 + (total - df + 0.5) / (df + 0.5))
         return out
-
-    def similarity(
-        self,
-        question: Profile,
-        closest: StoredClause | None,
-        group: Group,
-        idf: Mapping[str, float] | None = None,
-    ) -> float:
-        """0..1: the words both use, weighted by rarity, and whether both sit closest to the
-        same policy section (`closest` is None when retrieval is too unsure to say)."""
-        idf = idf if idf is not None else self._idf(question, group.profile)
-        return self._score(question, closest, group.profile, group.document, group.section, idf)
 
     @staticmethod
     def _score(
@@ -313,6 +310,8 @@ class ReviewQueue:
         section: str,
         idf: Mapping[str, float],
     ) -> float:
+        """0..1: the words both use, weighted by rarity, and whether both sit closest to the
+        same policy section (`closest` is None when retrieval is too unsure to say)."""
         words = word_similarity(question, profile, idf)
         same_section = (
             closest is not None
@@ -336,7 +335,7 @@ class ReviewQueue:
             return None
         sure = retrieval.ranked and retrieval.confidence >= SECTION_MIN_CONFIDENCE
         closest = retrieval.ranked[0].stored if sure else None
-        idf = self._idf(profile, *(c[1] for c in candidates))
+        idf = self._idf(retrieval.version_ids, profile, *(c[1] for c in candidates))
         best: tuple[float, int] | None = None
         for group_id, group_profile, document, section in candidates:
             score = self._score(profile, closest, group_profile, document, section, idf)

@@ -558,17 +558,6 @@ class Storage:
         except sqlite3.OperationalError:
             return []  # a query FTS5 cannot parse finds nothing rather than failing the question
 
-    def term_document_counts(self, terms: Iterable[str]) -> dict[str, int]:
-        """How many clauses (across stored versions) contain each stemmed term."""
-        wanted = sorted(set(terms))
-        if not wanted:
-            return {}
-        marks = ",".join("?" * len(wanted))
-        rows = self.db.execute(
-            f"SELECT term, doc FROM clauses_fts_vocab WHERE term IN ({marks})", wanted
-        ).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
-
     def total_clause_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM clauses").fetchone()[0])
 

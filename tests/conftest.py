@@ -35,6 +35,32 @@ def bot(settings: Settings) -> Iterator[PolicyBot]:
     policy_bot.storage.close()
 
 
+#: Two versions of one document: the newer drops the section on phones for one on livestreams.
+PHONES_POLICY = """# Devices policy
+
+## 1. Phones
+
+Employees may read work email on a personal phone only with the device management app installed.
+"""
+LIVESTREAM_POLICY = """# Devices policy
+
+## 1. Livestreaming
+
+Employees must not livestream video from any warehouse without written approval from Public Relations.
+"""
+
+
+@pytest.fixture
+def reworded_bot(settings: Settings) -> Iterator[PolicyBot]:
+    """A core whose active version (livestreams) no longer says what the retired one did
+    (phones); `policies.rollback("devices")` brings the phones back."""
+    policy_bot = PolicyBot.create(settings, storage=Storage.memory())
+    for text in (PHONES_POLICY, LIVESTREAM_POLICY):
+        policy_bot.policies.upload("devices.md", text.encode(), activate=True)
+    yield policy_bot
+    policy_bot.storage.close()
+
+
 @pytest.fixture
 def llm_stub() -> Iterator[OpenAIStub]:
     """An OpenAI-compatible stub server on loopback; tests script its replies."""
