@@ -22,7 +22,7 @@ from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval, Score
 from bot.notify import ChannelPoster, Notifier
 from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
-from bot.review import DeliveryReport, Group, ReviewQueue, reviewed_lead
+from bot.review import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
 from bot.semantic import build_retriever
 from bot.storage import Storage, StorageError, VersionInfo, utcnow
 from bot.unlogged import Entry, UnloggedQuestions
@@ -145,9 +145,10 @@ class PolicyBot:
         async with self._taking_turns():
             active = self.active_policy()
             retrieval = active.retrieve(question)
+            profile = Profile.of(question)
             # A question the policy team has already answered gets their answer, whatever
             # retrieval would say: they answered it because the policy alone did not.
-            reviewed = self.review.best_group(question, retrieval, status="answered")
+            reviewed = self.review.best_group(profile, retrieval, status="answered")
         if reviewed is not None:
             draft = Draft(
                 answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
@@ -159,7 +160,8 @@ class PolicyBot:
         async with self._taking_turns():
             answer = self._log(incoming, question, retrieval, draft, active, reviewed)
             if not draft.answered and answer.question_id is not None:
-                self.review.place(answer.question_id, question, retrieval)
+                # Just logged, so in no group: `join`, with what this turn already worked out.
+                self.review.join(answer.question_id, question, retrieval, profile)
         return answer
 
     @contextlib.asynccontextmanager
@@ -269,7 +271,7 @@ class PolicyBot:
         for question_id, entry in ids:
             record = entry["record"]
             if record.get("status") == "open":  # it belongs on the review list, as it would have
-                self.review.place(question_id, str(record["text"]))
+                self.review.join(question_id, str(record["text"]))
 
     @staticmethod
     def _reply_address(incoming: IncomingQuestion) -> dict[str, str] | None:
@@ -289,12 +291,12 @@ class PolicyBot:
             self.storage.update_question(
                 question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
             )
-            self.review.place(question_id, self.storage.question(question_id)["text"])
+            self.review.place(question_id)
 
     def escalate(self, question_id: int) -> None:
         """ "Ask the policy team": the question goes on the review list whatever was answered."""
         self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
-        self.review.place(question_id, self.storage.question(question_id)["text"])
+        self.review.place(question_id)
 
     async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
         """A reviewer answers a group: the answer is stored as a reviewed answer and sent to

@@ -320,28 +320,37 @@ class ReviewQueue:
         )
         return (1 - SECTION_SHARE) * words + SECTION_SHARE * float(same_section)
 
-    def best_group(self, text: str, retrieval: Retrieval, status: str) -> Group | None:
+    def best_group(self, profile: Profile, retrieval: Retrieval, status: str) -> Group | None:
         """The group of `status` this question would join, if any (ties: the oldest)."""
-        profile = Profile.of(text)
+        best = self._best(profile, retrieval, status)
+        return self.group(best[0]) if best else None
+
+    def _best(
+        self, profile: Profile, retrieval: Retrieval, status: str
+    ) -> tuple[int, Profile] | None:
+        """The id and term profile of the group `best_group` finds."""
         if not profile.size:
             return None
-        # Every question asked is matched, so this reads only what matching needs; the full
-        # group (counts over its members) is loaded for the winner alone.
+        # Every question asked is matched, so this reads only what matching needs, and decodes
+        # only the groups that use a stem the question can match: any other group scores at
+        # most SECTION_SHARE, below JOIN_THRESHOLD.
+        wanted = [f'"{stem}"' for stem in profile.reach]
         candidates = [
-            (group_id, Profile.from_json(signature), document, section)
+            (group_id, Profile.from_json(json.loads(signature)), document, section)
             for group_id, signature, document, section in self.storage.group_profiles(status)
+            if any(quoted in signature for quoted in wanted)
         ]
         if not candidates:
             return None
         sure = retrieval.ranked and retrieval.confidence >= SECTION_MIN_CONFIDENCE
         closest = retrieval.ranked[0].stored if sure else None
         idf = self._idf(retrieval.version_ids, profile, *(c[1] for c in candidates))
-        best: tuple[float, int] | None = None
+        best: tuple[float, int, Profile] | None = None
         for group_id, group_profile, document, section in candidates:
             score = self._score(profile, closest, group_profile, document, section, idf)
             if score >= JOIN_THRESHOLD and (best is None or score > best[0]):
-                best = (score, group_id)
-        return self.group(best[1]) if best else None
+                best = (score, group_id, group_profile)
+        return best[1:] if best else None
 
     # -- the list --------------------------------------------------------------------------
     def groups(self, status: str | None = "open", owner: str | None = None) -> list[Group]:
@@ -366,19 +375,29 @@ class ReviewQueue:
     def members(self, group_id: int) -> list[dict[str, Any]]:
         return self.storage.group_members(group_id)
 
-    def place(self, question_id: int, text: str, retrieval: Retrieval | None = None) -> int:
-        """Put an open question into the open group it matches best, or a new group."""
-        current = self.storage.question(question_id).get("group_id")
+    def place(self, question_id: int) -> int:
+        """Put a logged question on the list (Not helpful, escalated): into the open group it
+        matches best, or a new group. One already in an open group stays there."""
+        row = self.storage.question(question_id)
+        current = row.get("group_id")
         if current and self.storage.group(current)["status"] == "open":
             return int(current)  # already on the list (escalated twice, say)
+        return self.join(question_id, row["text"])
+
+    def join(
+        self,
+        question_id: int,
+        text: str,
+        retrieval: Retrieval | None = None,
+        profile: Profile | None = None,
+    ) -> int:
+        """Put a question that is in no open group into the open group it matches best, or a
+        new group; `retrieval` and `profile` when the caller has them (a question just asked)."""
         retrieval = retrieval if retrieval is not None else self.retrieve(text)
+        profile = profile if profile is not None else Profile.of(text)
         closest = retrieval.ranked[0].stored if retrieval.ranked else None
-        profile = Profile.of(text)
         with self.storage.transaction():
-            group = self.best_group(text, retrieval, status="open")
-            self.storage.update_question(
-                question_id, group_id=None, closest_clause_id=closest.id if closest else None
-            )
+            group = self._best(profile, retrieval, status="open")
             if group is None:
                 group_id = self.storage.create_group(
                     {
@@ -390,10 +409,12 @@ class ReviewQueue:
                     }
                 )
             else:
-                group_id = group.id
-                merged = group.profile.merged(profile)
+                group_id, group_profile = group
+                merged = group_profile.merged(profile)
                 self.storage.update_group(group_id, signature=json.dumps(merged.as_json()))
-            self.storage.update_question(question_id, group_id=group_id)
+            self.storage.update_question(
+                question_id, group_id=group_id, closest_clause_id=closest.id if closest else None
+            )
             self._route(group_id)
         return group_id
 

@@ -799,15 +799,16 @@ class Storage:
             return self._groups("1 = 1", [])
         return self._groups("g.status = ?", [status])
 
-    def group_profiles(self, status: str) -> list[tuple[int, dict[str, Any], str, str]]:
+    def group_profiles(self, status: str) -> list[tuple[int, str, str, str]]:
         """(id, signature, document, section) of the groups of a status: what matching a new
-        question needs, without counting every group's members on each question asked."""
+        question needs, without counting every group's members on each question asked. The
+        signature is the stored JSON text, so the caller decodes only the groups it needs."""
         rows = self.db.execute(
             "SELECT id, signature, document, section FROM question_groups "
             "WHERE status = ? ORDER BY id",
             [status],
         ).fetchall()
-        return [(int(r[0]), json.loads(r[1] or "{}"), r[2] or "", r[3] or "") for r in rows]
+        return [(int(r[0]), r[1] or "{}", r[2] or "", r[3] or "") for r in rows]
 
     def member_closest_clauses(self, group_id: int) -> list[int]:
         """The clause each member question was closest to, in the order they were asked."""
