@@ -22,12 +22,16 @@ def run(tmp_path: Path, llm_stub: OpenAIStub):  # type: ignore[no-untyped-def]
         "OPENAI_BASE_URL": llm_stub.url,
         "OPENAI_API_KEY": "sk-cli-test",
         "POLICYBOT_LLM_MODEL": "stub-model",
-        "POLICYBOT_LLM_TIMEOUT": "0.2",
+        # Generous, so a loaded machine never turns a reply into a timeout; the hanging-LLM
+        # test asks for a short one.
+        "POLICYBOT_LLM_TIMEOUT": "5",
     }
     db = str(tmp_path / "cli.db")
 
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(main, ["--db", db, *args], env=env)
+    def invoke(*args: str, timeout: str = "5") -> Result:
+        return CliRunner().invoke(
+            main, ["--db", db, *args], env={**env, "POLICYBOT_LLM_TIMEOUT": timeout}
+        )
 
     return invoke
 
@@ -82,7 +86,7 @@ def test_a_hanging_llm_gives_the_extractive_answer_and_the_log_says_why(
     run: Any, llm_stub: OpenAIStub
 ) -> None:
     llm_stub.script(HANG)
-    result = run("ask", "--json", ROADMAP)
+    result = run("ask", "--json", ROADMAP, timeout="0.2")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert shown["source"] == "extractive" and shown["answered"]
