@@ -37,6 +37,11 @@ class Answerer(Protocol):
     async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft: ...
 
 
+def covered(retrieval: Retrieval, min_confidence: float) -> bool:
+    """Whether the policy covers what was asked: a clause found, and confidence enough."""
+    return bool(retrieval.ranked) and retrieval.confidence >= min_confidence
+
+
 def citation(scored: ScoredClause) -> Citation:
     stored = scored.stored
     return Citation(

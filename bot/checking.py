@@ -9,15 +9,14 @@ once, strongest first, with the passages that raised them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.answering import citation
+from bot.active import ActivePolicy
+from bot.answering import citation, covered
 from bot.clauses import split_sentences
-from bot.models import Citation, QuestionError, Retrieval
-from bot.retrieval import stem
-from bot.storage import Storage
-from bot.vocabulary import EXPANSIONS, content_words
+from bot.models import Citation, QuestionError
+from bot.retrieval import term_groups
+from bot.vocabulary import content_words
 
 #: A draft post may be longer than a question; longer texts are refused with a message.
 MAX_CHECK_CHARS = 8000
@@ -72,17 +71,13 @@ def normalize_text(text: str, max_chars: int = MAX_CHECK_CHARS) -> str:
     return cleaned
 
 
-def passages(text: str, storage: Storage) -> list[str]:
-    """Each sentence, then windows of the words the policy itself uses, in order."""
+def passages(text: str, active: ActivePolicy) -> list[str]:
+    """Each sentence, then windows of the words the policy itself uses (the word or one of its
+    expansions, as retrieval matches them), in order."""
     sentences = [s for s in split_sentences(text) if len(content_words(s)) >= MIN_PASSAGE_WORDS]
-    words = content_words(text)
-    stems = {stem(w) for w in words} | {stem(e) for w in words for e in EXPANSIONS.get(w, ())}
-    known_stems = storage.term_document_counts(stems)
-
-    def known(word: str) -> bool:
-        return any(known_stems.get(stem(w)) for w in (word, *EXPANSIONS.get(word, ())))
-
-    vocabulary = [w for w in words if known(w)]
+    groups = term_groups(text)
+    counts = active.document_frequency({m for g in groups for m in g.members})
+    vocabulary = [g.word for g in groups if any(counts.get(m) for m in g.members)]
     windows = [
         " ".join(vocabulary[i : i + WINDOW])
         for i in range(max(len(vocabulary) - WINDOW + 1, 1))
@@ -93,8 +88,7 @@ def passages(text: str, storage: Storage) -> list[str]:
 
 def check_text(
     text: str,
-    retrieve: Callable[[str], Retrieval],
-    storage: Storage,
+    active: ActivePolicy,
     *,
     min_confidence: float,
     limit: int,
@@ -103,9 +97,9 @@ def check_text(
     cleaned = normalize_text(text)
     threshold = max(min_confidence, PASSAGE_CONFIDENCE)
     best: dict[int, tuple[float, Citation, list[str]]] = {}
-    for passage in passages(cleaned, storage):
-        retrieval = retrieve(passage)
-        if not retrieval.ranked or retrieval.confidence < threshold:
+    for passage in passages(cleaned, active):
+        retrieval = active.retrieve(passage)
+        if not covered(retrieval, threshold):
             continue
         top = retrieval.ranked[0]
         score = retrieval.confidence + top.score
@@ -118,9 +112,3 @@ def check_text(
                 best[top.stored.id] = (score, found[1], found[2])
     ranked = sorted(best.values(), key=lambda item: -item[0])[:limit]
     return cleaned, tuple(Finding(c, tuple(p)) for _, c, p in ranked)
-
-
-def policy_version_of(findings: Sequence[Finding], active: Sequence[tuple[str, str]]) -> str:
-    """ "name vN (label)" of the documents the findings come from (all active ones if none)."""
-    used = {f.citation.document for f in findings} or {document for document, _ in active}
-    return ", ".join(display for document, display in active if document in used)

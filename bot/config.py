@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 #: The bundled default policy documents, shipped with the project.
 BUNDLED_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -18,24 +19,27 @@ class ConfigError(ValueError):
     """A setting has a value the bot cannot use."""
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+_N = TypeVar("_N", int, float)
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: _N, parse: Callable[[str], _N], kind: str
+) -> _N:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, float, "a number")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    return _number(env, name, default, int, "a whole number")
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -109,8 +113,6 @@ class Settings:
     #: Seconds between attempts, while `serve` runs, to send reviewed answers not yet
     #: delivered; 0 turns the background delivery off.
     delivery_interval: float = 60.0
-
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

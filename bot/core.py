@@ -10,18 +10,19 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from bot.answering import Answerer, Draft, ExtractiveAnswerer
-from bot.checking import PostCheck, check_text, policy_version_of
+from bot.active import ActivePolicy, lexical_of
+from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation, covered
+from bot.checking import PostCheck, check_text
 from bot.config import Settings
 from bot.grounded import GroundedAnswerer
 from bot.llm import ChatClient, LLMConfig
-from bot.models import Answer, Citation, IncomingQuestion, QuestionError, Retrieval
-from bot.notify import ChannelPoster, Notifier, ReviewNotice, ReviewPoster
+from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
+from bot.notify import ChannelPoster, Notifier, Referral, ReviewNotice, ReviewPoster
 from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
-from bot.review import DeliveryReport, Group, ReviewQueue, reviewed_lead
+from bot.review import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
 from bot.semantic import build_retriever
 from bot.storage import Storage, StorageError, VersionInfo, utcnow
 from bot.unlogged import Entry, UnloggedQuestions
@@ -30,15 +31,18 @@ log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-#: Why a question is on the policy team's review list.
-REVIEW_REASONS = ("not_covered", "not_helpful", "ask_policy_team")
 #: What an asker can say about an answer (the buttons under it, on every platform).
 REACTIONS = ("helpful", "not_helpful", "ask_policy_team")
 
 
+def clean_text(text: str) -> str:
+    """Control characters out, white space folded: a question as it is answered and logged."""
+    return " ".join(_CONTROL.sub(" ", text or "").split())
+
+
 def normalize_question(text: str, max_chars: int) -> str:
-    """Strip control characters and fold white space; refuse empty or oversized questions."""
-    cleaned = " ".join(_CONTROL.sub(" ", text or "").split())
+    """`clean_text`, refusing empty or oversized questions."""
+    cleaned = clean_text(text)
     if not cleaned:
         raise QuestionError(
             "Please type a question, for example: may I post photos from the offsite?"
@@ -112,6 +116,7 @@ class PolicyBot:
             self.settings.max_upload_bytes,
             retriever=self.retriever,
             min_confidence=self.settings.min_confidence,
+            max_citations=self.settings.max_citations,
             admins=self.settings.admins,
         )
 
@@ -125,14 +130,16 @@ class PolicyBot:
             self.policies.load_bundled(self.settings.policies_dir)
         return self.storage.active_versions()
 
-    def retrieve(self, question: str, limit: int = 5) -> Retrieval:
-        # One read of the active set: a question is answered from whole versions, never a mix.
-        versions = [v.id for v in self.storage.active_versions()]
-        return self.retriever.retrieve(question, versions, limit=limit)
+    def active_policy(self) -> ActivePolicy:
+        """One read of the active set: a question is answered from whole versions, never a mix."""
+        return ActivePolicy.read(self.storage, self.retriever)
+
+    def retrieve(self, question: str) -> Retrieval:
+        return self.active_policy().retrieve(question)
 
     @property
     def review(self) -> ReviewQueue:
-        return ReviewQueue(self.storage, self.retrieve)
+        return ReviewQueue(self.storage, self.retrieve, lexical_of(self.retriever, self.storage))
 
     async def ask(self, incoming: IncomingQuestion) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input."""
@@ -142,24 +149,25 @@ class PolicyBot:
             self._log_refused(incoming, str(error))
             raise
         async with self._taking_turns():
-            active = self.storage.active_versions()
-            retrieval = self.retriever.retrieve(question, [v.id for v in active], limit=5)
+            active = self.active_policy()
+            retrieval = active.retrieve(question)
+            profile = Profile.of(question)
             # A question the policy team has already answered gets their answer, whatever
             # retrieval would say: they answered it because the policy alone did not.
-            reviewed = self.review.best_group(question, retrieval, status="answered")
+            reviewed = self.review.best_group(profile, retrieval, status="answered")
         if reviewed is not None:
             draft = Draft(
                 answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
             )
         else:
-            covered = (
-                bool(retrieval.ranked) and retrieval.confidence >= self.settings.min_confidence
+            draft = await self.answerer.answer(
+                retrieval, covered=covered(retrieval, self.settings.min_confidence)
             )
-            draft = await self.answerer.answer(retrieval, covered=covered)
         async with self._taking_turns():
             answer = self._log(incoming, question, retrieval, draft, active, reviewed)
             if not draft.answered and answer.question_id is not None:
-                self.review.place(answer.question_id, question, retrieval)
+                # Just logged, so in no group: `join`, with what this turn already worked out.
+                self.review.join(answer.question_id, question, retrieval, profile)
         return answer
 
     @contextlib.asynccontextmanager
@@ -178,11 +186,10 @@ class PolicyBot:
         question: str,
         retrieval: Retrieval,
         draft: Draft,
-        active: list[VersionInfo],
+        active: ActivePolicy,
         reviewed: Group | None = None,
     ) -> Answer:
-        used = {c.document for c in draft.citations} or {v.document for v in active}
-        policy_version = ", ".join(v.display for v in active if v.document in used)
+        policy_version = active.policy_version(draft.citations)
         question_id = self._record(
             incoming,
             {
@@ -192,10 +199,7 @@ class PolicyBot:
                 "confidence": round(retrieval.confidence, 4),
                 "version_ids": list(retrieval.version_ids),
                 "policy_version": policy_version,
-                "citations": [
-                    {"clause_id": c.clause_id, "document": c.document, "section": c.section}
-                    for c in draft.citations
-                ],
+                "citations": [c.as_logged() for c in draft.citations],
                 "answer_text": draft.lead,
                 "answer_source": draft.source,
                 "status": "answered" if draft.answered else "open",
@@ -226,7 +230,7 @@ class PolicyBot:
         )
 
     def _log_refused(self, incoming: IncomingQuestion, reason: str) -> None:
-        text = " ".join(_CONTROL.sub(" ", incoming.text or "").split())
+        text = clean_text(incoming.text)
         if not text:
             return  # nothing was asked
         self._record(
@@ -253,7 +257,7 @@ class PolicyBot:
             "asker_name": incoming.asker_name,
         }
         try:
-            if self.unlogged.pending():
+            if self.unlogged.has_pending():
                 self.unlogged.replay(self._log_kept)
             return self._log_entry(entry)
         except StorageError as error:
@@ -273,7 +277,7 @@ class PolicyBot:
         for question_id, entry in ids:
             record = entry["record"]
             if record.get("status") == "open":  # it belongs on the review list, as it would have
-                self.review.place(question_id, str(record["text"]))
+                self.review.join(question_id, str(record["text"]))
 
     @staticmethod
     def _reply_address(incoming: IncomingQuestion) -> dict[str, str] | None:
@@ -285,58 +289,59 @@ class PolicyBot:
             "conversation": incoming.conversation,
         }
 
-    def feedback(self, question_id: int, *, helpful: bool) -> ReviewNotice | None:
-        """Helpful / Not helpful. Not helpful puts the question on the review list and returns
-        the notice for the review channel."""
+    def feedback(self, question_id: int, *, helpful: bool) -> None:
+        """Helpful / Not helpful. Not helpful puts the question on the review list."""
         if helpful:
             self.storage.update_question(question_id, feedback="helpful")
-            return None
-        self.storage.update_question(
-            question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
-        )
-        return self._onto_review_list(question_id, "not_helpful")
+        else:
+            self.storage.update_question(
+                question_id, feedback="not_helpful", status="open", review_reason="not_helpful"
+            )
+            self.review.place(question_id)
 
-    def escalate(self, question_id: int) -> ReviewNotice:
-        """ "Ask the policy team": the question goes on the review list whatever was answered;
-        returns the notice for the review channel."""
+    def escalate(self, question_id: int) -> None:
+        """ "Ask the policy team": the question goes on the review list whatever was answered."""
         self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
-        return self._onto_review_list(question_id, "ask_policy_team")
+        self.review.place(question_id)
 
-    def _onto_review_list(self, question_id: int, reason: str) -> ReviewNotice:
-        text = str(self.storage.question(question_id)["text"])
-        group_id = self.review.place(question_id, text)
-        return ReviewNotice(text, question_id, reason, group_id=group_id)
-
-    def react(self, question_id: int, reaction: str) -> ReviewNotice | None:
-        """An asker's reaction (one of REACTIONS) to an answer, from any platform: the notice
-        for the review channel when the question goes on the review list, else None.
+    def react(self, question_id: int, reaction: str) -> Referral | None:
+        """An asker's reaction (one of REACTIONS) to an answer, from any platform: the
+        referral for `announce` when the question goes on the review list, else None.
         KeyError when there is no such question."""
         if reaction not in REACTIONS:
             raise ValueError(f"unknown reaction {reaction!r}")
         if reaction == "ask_policy_team":
-            return self.escalate(question_id)
-        return self.feedback(question_id, helpful=reaction == "helpful")
+            self.escalate(question_id)
+        else:
+            self.feedback(question_id, helpful=reaction == "helpful")
+        return None if reaction == "helpful" else Referral(question_id, reaction)
 
     async def refer_unanswered(self, answer: Answer, incoming: IncomingQuestion) -> None:
         """After the asker has the answer: a question the policy does not cover is announced
         in the review channel of the platform it was asked on."""
-        if answer.answered or incoming.platform not in self.review_posters:
-            return
-        group_id = None
-        if answer.question_id is not None:
-            with contextlib.suppress(KeyError):
-                group_id = self.storage.question(answer.question_id).get("group_id")
-        notice = ReviewNotice(answer.question, answer.question_id, "not_covered", group_id=group_id)
-        await self.announce(incoming.platform, notice, asker=incoming.asker)
+        if not answer.answered:
+            referral = Referral(answer.question_id, "not_covered", answer.question)
+            await self.announce(incoming.platform, referral, asker=incoming.asker)
 
-    async def announce(self, platform: str, notice: ReviewNotice | None, asker: str = "") -> None:
-        """Post `notice` to `platform`'s review channel, if it has one; the asker is named only
-        with POLICYBOT_SHOW_ASKERS. A failure is logged: the question is on the list anyway."""
+    async def announce(self, platform: str, referral: Referral | None, asker: str = "") -> None:
+        """Tell `platform`'s review channel, if it has one, that a question went on the review
+        list; the asker is named only with POLICYBOT_SHOW_ASKERS. A failure is logged: the
+        question is on the list anyway."""
         poster = self.review_posters.get(platform)
-        if notice is None or poster is None:
+        if referral is None or poster is None:
             return
-        if self.settings.show_askers:
-            notice = replace(notice, asker=asker)
+        row: dict[str, object] = {}
+        if referral.question_id is not None:
+            with contextlib.suppress(KeyError):
+                row = self.storage.question(referral.question_id)
+        group_id = row.get("group_id")
+        notice = ReviewNotice(
+            question=referral.question or str(row.get("text") or ""),
+            question_id=referral.question_id,
+            reason=referral.reason,
+            asker=asker if self.settings.show_askers else "",
+            group_id=group_id if isinstance(group_id, int) else None,
+        )
         try:
             await poster.post(notice)
         except Exception:  # any platform failure; the review list itself is unaffected
@@ -366,16 +371,14 @@ class PolicyBot:
 
         Nothing is logged: the text may be someone's private draft.
         """
-        active = self.storage.active_versions()
-        versions = [v.id for v in active]
+        active = self.active_policy()
         cleaned, findings = check_text(
             text,
-            lambda passage: self.retriever.retrieve(passage, versions, limit=3),
-            self.storage,
+            active,
             min_confidence=self.settings.min_confidence,
             limit=self.settings.max_citations + 2,
         )
-        version = policy_version_of(findings, [(v.document, v.display) for v in active])
+        version = active.policy_version(f.citation for f in findings)
         return PostCheck(text=cleaned, findings=findings, policy_version=version)
 
     def logged_answer(self, question_id: int) -> Answer:
@@ -386,18 +389,7 @@ class PolicyBot:
         row = self.storage.question(question_id)
         ids = [int(c["clause_id"]) for c in row["citations"]]
         stored = self.storage.clauses_by_id(ids)
-        citations = tuple(
-            Citation(
-                clause_id=s.id,
-                document=s.document,
-                section=s.clause.section,
-                title=s.clause.section_title,
-                text=s.clause.text,
-                score=0.0,
-                owner=s.clause.owner,
-            )
-            for s in (stored[i] for i in ids if i in stored)
-        )
+        citations = tuple(citation(ScoredClause(stored[i], 0.0)) for i in ids if i in stored)
         return Answer(
             question=row["text"],
             answered=bool(row["answered"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,45 +97,59 @@ def evaluate_parts(
     threshold: float,
 ) -> EvalReport:
     """One report over several (questions, retrieve) parts, e.g. one part per policy."""
-    hits1 = hits3 = 0
-    reciprocal = 0.0
-    covered = total = 0
-    flagged_true = flagged_false = missed = 0
-    cited_chars: list[int] = []
-    for questions, retrieve in parts:
-        for labeled in questions:
-            total += 1
-            retrieval = retrieve(labeled.question)
-            predicted_uncovered = not retrieval.ranked or retrieval.confidence < threshold
-            if labeled.covered:
-                covered += 1
-                if predicted_uncovered:
-                    flagged_false += 1
-                for rank, scored in enumerate(retrieval.ranked[:10], 1):
-                    if labeled.matches(scored.stored):
-                        hits1 += rank == 1
-                        hits3 += rank <= 3
-                        reciprocal += 1 / rank
-                        break
-            elif predicted_uncovered:
-                flagged_true += 1
-            else:
-                missed += 1
-            cited_chars.extend(len(s.stored.clause.text) for s in retrieval.ranked[:3])
+    return summarize(
+        name,
+        [
+            outcome(labeled, retrieve(labeled.question), threshold)
+            for questions, retrieve in parts
+            for labeled in questions
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one labeled question fared, so two retrievers can be compared question by question."""
+
+    covered: bool  # the policy answers it
+    rank: int | None  # where the first answering clause stands in the top 10, if it does
+    flagged: bool  # the retriever said "not covered"
+    cited_chars: tuple[int, ...]  # lengths of the top-3 clauses it would cite
+
+
+def outcome(labeled: LabeledQuestion, retrieval: Retrieval, threshold: float) -> Outcome:
+    rank = next(
+        (n for n, s in enumerate(retrieval.ranked[:10], 1) if labeled.matches(s.stored)), None
+    )
+    return Outcome(
+        covered=labeled.covered,
+        rank=rank if labeled.covered else None,
+        flagged=not retrieval.ranked or retrieval.confidence < threshold,
+        cited_chars=tuple(len(s.stored.clause.text) for s in retrieval.ranked[:3]),
+    )
+
+
+def summarize(name: str, outcomes: Sequence[Outcome]) -> EvalReport:
+    covered = [o for o in outcomes if o.covered]
+    flagged_true = sum(1 for o in outcomes if o.flagged and not o.covered)
+    flagged_false = sum(1 for o in covered if o.flagged)
+    missed = sum(1 for o in outcomes if not o.flagged and not o.covered)
     precision = (
         flagged_true / (flagged_true + flagged_false) if flagged_true + flagged_false else 0.0
     )
     recall = flagged_true / (flagged_true + missed) if flagged_true + missed else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    cited = [chars for o in outcomes for chars in o.cited_chars]
+    n = len(covered)
     return EvalReport(
         name=name,
-        questions=total,
-        covered=covered,
-        recall_at_1=hits1 / covered if covered else 0.0,
-        recall_at_3=hits3 / covered if covered else 0.0,
-        mrr=reciprocal / covered if covered else 0.0,
+        questions=len(outcomes),
+        covered=n,
+        recall_at_1=sum(1 for o in covered if o.rank == 1) / n if n else 0.0,
+        recall_at_3=sum(1 for o in covered if o.rank is not None and o.rank <= 3) / n if n else 0.0,
+        mrr=sum(1 / o.rank for o in covered if o.rank is not None) / n if n else 0.0,
         unanswered_precision=precision,
         unanswered_recall=recall,
         unanswered_f1=f1,
-        mean_cited_chars=sum(cited_chars) / len(cited_chars) if cited_chars else 0.0,
+        mean_cited_chars=sum(cited) / len(cited) if cited else 0.0,
     )

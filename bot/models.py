@@ -128,6 +128,10 @@ class Citation:
             "score": round(self.score, 4),
         }
 
+    def as_logged(self) -> dict[str, Any]:
+        """What the question log keeps of a citation; the clause itself is read by its id."""
+        return {"clause_id": self.clause_id, "document": self.document, "section": self.section}
+
 
 #: How a grounded answer's verdict opens it in plain text.
 VERDICT_HEADLINES = {

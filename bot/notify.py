@@ -35,6 +35,16 @@ class ChannelPoster(Protocol):
 
 
 @dataclass(frozen=True)
+class Referral:
+    """A question that has just gone on the review list, and why (what the core hands an
+    adapter to pass on to `PolicyBot.announce`)."""
+
+    question_id: int | None  # None when the log could not take it yet (see bot.unlogged)
+    reason: str  # "not_covered", "not_helpful" or "ask_policy_team"
+    question: str = ""  # the text, when the caller has it; else read when announced
+
+
+@dataclass(frozen=True)
 class ReviewNotice:
     """A question that has just gone on the policy team's review list, for the review channel."""
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bot import security
+from bot.active import ActivePolicy
+from bot.answering import covered, select_citations
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.ingest import READERS, read_file, read_policy
 from bot.models import Actor, Clause, PolicyError
@@ -324,12 +326,15 @@ class PolicyLibrary:
         *,
         retriever: Retriever | None = None,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        max_citations: int = 3,
         admins: Sequence[str] = (),
     ) -> None:
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
         self.retriever = retriever or LexicalRetriever(storage)
         self.min_confidence = min_confidence
+        #: A re-checked question keeps the clauses its answer would cite, as `ask` logs them.
+        self.max_citations = max_citations
         self.admins = tuple(admins)
 
     # -- who may --------------------------------------------------------------------------------
@@ -519,21 +524,14 @@ class PolicyLibrary:
     def recheck_open_questions(self) -> tuple[int, list[int]]:
         """Run the open unanswered questions against the active policy as `ask` would; flag
         those it now answers (and unflag those it no longer does, after a rollback)."""
-        active = [v.id for v in self.storage.active_versions()]
+        active = ActivePolicy.read(self.storage, self.retriever)
         open_questions = self.storage.open_unanswered_questions()
         now_answered = []
         for question_id, text in open_questions:
-            retrieval = self.retriever.retrieve(text, active, limit=3)
-            if retrieval.ranked and retrieval.confidence >= self.min_confidence:
+            retrieval = active.retrieve(text)
+            if covered(retrieval, self.min_confidence):
                 best = retrieval.ranked[0].stored
-                citations = [
-                    {
-                        "clause_id": s.stored.id,
-                        "document": s.stored.document,
-                        "section": s.stored.clause.section,
-                    }
-                    for s in retrieval.ranked
-                ]
+                citations = [c.as_logged() for c in select_citations(retrieval, self.max_citations)]
                 self.storage.mark_now_answered(
                     question_id, best.version_id, retrieval.confidence, citations
                 )

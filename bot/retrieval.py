@@ -47,12 +47,12 @@ PRUNE_FROM_CLAUSES = 2000
 
 #: The logistic model behind the confidence: intercept, then one coefficient per
 #: `Evidence.FEATURES` entry. Fitted by `python -m bench fit` on the tuning sets only.
-CONFIDENCE_INTERCEPT = -6.7796
-CONFIDENCE_COEFFICIENTS = (1.5386, 2.3461, 0.1838, -0.9982, 1.5072, 4.1017, 2.1961)
+CONFIDENCE_INTERCEPT = -7.1800
+CONFIDENCE_COEFFICIENTS = (2.0606, 1.7944, 0.3907, -0.6978, 1.1249, 4.0177, 2.0372)
 #: The fitted model's probability that best separates covered from uncovered questions on the
 #: tuning sets; `calibrated` sends it to DECISION_POINT (the default POLICYBOT_MIN_CONFIDENCE),
 #: so one threshold fits every retriever.
-RAW_DECISION_POINT = 0.6277
+RAW_DECISION_POINT = 0.7260
 DECISION_POINT = 0.4
 
 #: Beyond this many content words a question's length says nothing more about its coverage.
@@ -225,16 +225,6 @@ class LexicalRetriever:
         return self.vocabulary(stored.version_id).sections.get(
             _section_key(stored), clause_stems(stored)
         )
-
-    def score(
-        self,
-        question: str,
-        version_ids: Sequence[int],
-        candidates: int = CANDIDATES,
-        extra: Sequence[StoredClause] = (),
-    ) -> list[LexicalScore]:
-        """BM25 candidates (plus `extra` clauses found another way), best first."""
-        return self.assess(question, version_ids, candidates, extra).scores
 
     def assess(
         self,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -27,7 +27,7 @@ from typing import Any
 from bot import security
 from bot.models import Actor, Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
-from bot.retrieval import stem, term_groups
+from bot.retrieval import LexicalRetriever, stem, term_groups
 from bot.storage import Storage, utcnow
 from bot.vocabulary import GENERIC_QUESTION_WORDS, TOPIC_SYNONYMS
 
@@ -44,8 +44,6 @@ GENERIC_WEIGHT = 0.25
 SYNONYM_WEIGHT = 0.9
 #: The longest reviewed answer accepted, in characters.
 MAX_ANSWER_CHARS = 4000
-
-GROUP_STATUSES = ("open", "answered", "dismissed")
 
 
 class ReviewError(ValueError):
@@ -272,21 +270,30 @@ def reviewed_lead(group: Group) -> str:
 class ReviewQueue:
     """Groups, routes and resolves the questions on the policy team's review list."""
 
-    def __init__(self, storage: Storage, retrieve: Callable[[str], Retrieval]) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        retrieve: Callable[[str], Retrieval],
+        lexical: LexicalRetriever,
+    ) -> None:
         self.storage = storage
         self.retrieve = retrieve
+        #: Counts the words of the active versions: rarity measured as retrieval measures it.
+        self.lexical = lexical
 
     # -- similarity ------------------------------------------------------------------------
-    def _idf(self, *profiles: Profile) -> dict[str, float]:
-        """Rarity of each word in the policy, as retrieval measures it: a word the policy never
-        uses weighs most, unless the vocabulary maps it to policy words ("email" -> e-mail),
-        when it is as rare as the rarest of those."""
+    def _idf(self, versions: Sequence[int], *profiles: Profile) -> dict[str, float]:
+        """Rarity of each word in the policy versions a question was answered from, as
+        retrieval measures it: a word the policy never uses weighs most, unless the vocabulary
+        maps it to policy words ("email" -> e-mail), when it is as rare as the rarest of those."""
         members: dict[str, set[str]] = {}
         for p in profiles:
             for key, (_, matching) in p.terms.items():
                 members.setdefault(key, set()).update(matching)
-        counts = self.storage.term_document_counts({m for ms in members.values() for m in ms})
-        total = max(self.storage.total_clause_count(), 1)
+        counts = self.lexical.document_frequency(
+            versions, {m for ms in members.values() for m in ms}
+        )
+        total = max(sum(self.lexical.vocabulary(v).clauses for v in versions), 1)
         out = {}
         for key, stems in members.items():
             known = [counts[m] for m in stems if counts.get(m)]
@@ -294,18 +301,6 @@ class ReviewQueue:
             weight = GENERIC_WEIGHT if key in _generic() else 1.0
             out[key] = weight * math.log(1 + (total - df + 0.5) / (df + 0.5))
         return out
-
-    def similarity(
-        self,
-        question: Profile,
-        closest: StoredClause | None,
-        group: Group,
-        idf: Mapping[str, float] | None = None,
-    ) -> float:
-        """0..1: the words both use, weighted by rarity, and whether both sit closest to the
-        same policy section (`closest` is None when retrieval is too unsure to say)."""
-        idf = idf if idf is not None else self._idf(question, group.profile)
-        return self._score(question, closest, group.profile, group.document, group.section, idf)
 
     @staticmethod
     def _score(
@@ -316,6 +311,8 @@ class ReviewQueue:
         section: str,
         idf: Mapping[str, float],
     ) -> float:
+        """0..1: the words both use, weighted by rarity, and whether both sit closest to the
+        same policy section (`closest` is None when retrieval is too unsure to say)."""
         words = word_similarity(question, profile, idf)
         same_section = (
             closest is not None
@@ -324,28 +321,37 @@ class ReviewQueue:
         )
         return (1 - SECTION_SHARE) * words + SECTION_SHARE * float(same_section)
 
-    def best_group(self, text: str, retrieval: Retrieval, status: str) -> Group | None:
+    def best_group(self, profile: Profile, retrieval: Retrieval, status: str) -> Group | None:
         """The group of `status` this question would join, if any (ties: the oldest)."""
-        profile = Profile.of(text)
+        best = self._best(profile, retrieval, status)
+        return self.group(best[0]) if best else None
+
+    def _best(
+        self, profile: Profile, retrieval: Retrieval, status: str
+    ) -> tuple[int, Profile] | None:
+        """The id and term profile of the group `best_group` finds."""
         if not profile.size:
             return None
-        # Every question asked is matched, so this reads only what matching needs; the full
-        # group (counts over its members) is loaded for the winner alone.
+        # Every question asked is matched, so this reads only what matching needs, and decodes
+        # only the groups that use a stem the question can match: any other group scores at
+        # most SECTION_SHARE, below JOIN_THRESHOLD.
+        wanted = [f'"{stem}"' for stem in profile.reach]
         candidates = [
-            (group_id, Profile.from_json(signature), document, section)
+            (group_id, Profile.from_json(json.loads(signature)), document, section)
             for group_id, signature, document, section in self.storage.group_profiles(status)
+            if any(quoted in signature for quoted in wanted)
         ]
         if not candidates:
             return None
         sure = retrieval.ranked and retrieval.confidence >= SECTION_MIN_CONFIDENCE
         closest = retrieval.ranked[0].stored if sure else None
-        idf = self._idf(profile, *(c[1] for c in candidates))
-        best: tuple[float, int] | None = None
+        idf = self._idf(retrieval.version_ids, profile, *(c[1] for c in candidates))
+        best: tuple[float, int, Profile] | None = None
         for group_id, group_profile, document, section in candidates:
             score = self._score(profile, closest, group_profile, document, section, idf)
             if score >= JOIN_THRESHOLD and (best is None or score > best[0]):
-                best = (score, group_id)
-        return self.group(best[1]) if best else None
+                best = (score, group_id, group_profile)
+        return best[1:] if best else None
 
     # -- the list --------------------------------------------------------------------------
     def groups(self, status: str | None = "open", owner: str | None = None) -> list[Group]:
@@ -370,19 +376,29 @@ class ReviewQueue:
     def members(self, group_id: int) -> list[dict[str, Any]]:
         return self.storage.group_members(group_id)
 
-    def place(self, question_id: int, text: str, retrieval: Retrieval | None = None) -> int:
-        """Put an open question into the open group it matches best, or a new group."""
-        current = self.storage.question(question_id).get("group_id")
+    def place(self, question_id: int) -> int:
+        """Put a logged question on the list (Not helpful, escalated): into the open group it
+        matches best, or a new group. One already in an open group stays there."""
+        row = self.storage.question(question_id)
+        current = row.get("group_id")
         if current and self.storage.group(current)["status"] == "open":
             return int(current)  # already on the list (escalated twice, say)
+        return self.join(question_id, row["text"])
+
+    def join(
+        self,
+        question_id: int,
+        text: str,
+        retrieval: Retrieval | None = None,
+        profile: Profile | None = None,
+    ) -> int:
+        """Put a question that is in no open group into the open group it matches best, or a
+        new group; `retrieval` and `profile` when the caller has them (a question just asked)."""
         retrieval = retrieval if retrieval is not None else self.retrieve(text)
+        profile = profile if profile is not None else Profile.of(text)
         closest = retrieval.ranked[0].stored if retrieval.ranked else None
-        profile = Profile.of(text)
         with self.storage.transaction():
-            group = self.best_group(text, retrieval, status="open")
-            self.storage.update_question(
-                question_id, group_id=None, closest_clause_id=closest.id if closest else None
-            )
+            group = self._best(profile, retrieval, status="open")
             if group is None:
                 group_id = self.storage.create_group(
                     {
@@ -394,10 +410,12 @@ class ReviewQueue:
                     }
                 )
             else:
-                group_id = group.id
-                merged = group.profile.merged(profile)
+                group_id, group_profile = group
+                merged = group_profile.merged(profile)
                 self.storage.update_group(group_id, signature=json.dumps(merged.as_json()))
-            self.storage.update_question(question_id, group_id=group_id)
+            self.storage.update_question(
+                question_id, group_id=group_id, closest_clause_id=closest.id if closest else None
+            )
             self._route(group_id)
         return group_id
 

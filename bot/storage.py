@@ -558,26 +558,6 @@ class Storage:
         except sqlite3.OperationalError:
             return []  # a query FTS5 cannot parse finds nothing rather than failing the question
 
-    def term_document_counts(self, terms: Iterable[str]) -> dict[str, int]:
-        """How many clauses (across stored versions) contain each stemmed term."""
-        wanted = sorted(set(terms))
-        if not wanted:
-            return {}
-        marks = ",".join("?" * len(wanted))
-        rows = self.db.execute(
-            f"SELECT term, doc FROM clauses_fts_vocab WHERE term IN ({marks})", wanted
-        ).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
-
-    def clause_count(self, version_ids: Sequence[int]) -> int:
-        if not version_ids:
-            return 0
-        marks = ",".join("?" * len(version_ids))
-        row = self.db.execute(
-            f"SELECT count(*) FROM clauses WHERE version_id IN ({marks})", list(version_ids)
-        ).fetchone()
-        return int(row[0])
-
     def total_clause_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM clauses").fetchone()[0])
 
@@ -819,15 +799,16 @@ class Storage:
             return self._groups("1 = 1", [])
         return self._groups("g.status = ?", [status])
 
-    def group_profiles(self, status: str) -> list[tuple[int, dict[str, Any], str, str]]:
+    def group_profiles(self, status: str) -> list[tuple[int, str, str, str]]:
         """(id, signature, document, section) of the groups of a status: what matching a new
-        question needs, without counting every group's members on each question asked."""
+        question needs, without counting every group's members on each question asked. The
+        signature is the stored JSON text, so the caller decodes only the groups it needs."""
         rows = self.db.execute(
             "SELECT id, signature, document, section FROM question_groups "
             "WHERE status = ? ORDER BY id",
             [status],
         ).fetchall()
-        return [(int(r[0]), json.loads(r[1] or "{}"), r[2] or "", r[3] or "") for r in rows]
+        return [(int(r[0]), r[1] or "{}", r[2] or "", r[3] or "") for r in rows]
 
     def member_closest_clauses(self, group_id: int) -> list[int]:
         """The clause each member question was closest to, in the order they were asked."""

@@ -61,6 +61,18 @@ class UnloggedQuestions:
             self.pending(),
         )
 
+    def has_pending(self) -> bool:
+        """Whether any question waits to be logged: asked before every question is logged, so
+        it looks at the file's size instead of reading it."""
+        if self.held:
+            return True
+        if self.path is None:
+            return False
+        try:
+            return self.path.stat().st_size > 0
+        except OSError:  # no file: nothing kept
+            return False
+
     def pending(self) -> int:
         """How many questions wait to be logged."""
         return len(self.held) + self._file_count()

@@ -62,6 +62,32 @@ def bot(bot_with: Callable[..., PolicyBot]) -> PolicyBot:
     return bot_with()
 
 
+#: Two versions of one document: the newer drops the section on phones for one on livestreams.
+PHONES_POLICY = """# Devices policy
+
+## 1. Phones
+
+Employees may read work email on a personal phone only with the device management app installed.
+"""
+LIVESTREAM_POLICY = """# Devices policy
+
+## 1. Livestreaming
+
+Employees must not livestream video from any warehouse without written approval from Public Relations.
+"""
+
+
+@pytest.fixture
+def reworded_bot(settings: Settings) -> Iterator[PolicyBot]:
+    """A core whose active version (livestreams) no longer says what the retired one did
+    (phones); `policies.rollback("devices")` brings the phones back."""
+    policy_bot = PolicyBot.create(settings, storage=Storage.memory())
+    for text in (PHONES_POLICY, LIVESTREAM_POLICY):
+        policy_bot.policies.upload("devices.md", text.encode(), activate=True)
+    yield policy_bot
+    policy_bot.storage.close()
+
+
 @pytest.fixture
 def llm_stub() -> Iterator[OpenAIStub]:
     """An OpenAI-compatible stub server on loopback; tests script its replies."""
@@ -77,11 +103,13 @@ def cli_env() -> dict[str, str]:
 
 @pytest.fixture
 def run(tmp_path: Path, cli_env: dict[str, str]) -> Any:
-    """`run("ask", "--json", "...")`: the policybot command on a database of its own."""
+    """`run("ask", "--json", "...")`: the policybot command on a database of its own; `env`
+    adds to `cli_env` for one call."""
     db = str(tmp_path / "cli.db")
 
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        return CliRunner().invoke(main, ["--db", db, *args], input=stdin, env=cli_env)
+    def invoke(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+        environment = {**cli_env, **(env or {})}
+        return CliRunner().invoke(main, ["--db", db, *args], input=stdin, env=environment)
 
     return invoke
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from bot.checking import passages
 from bot.core import PolicyBot
 from bot.models import QuestionError
 
@@ -60,3 +63,23 @@ async def test_logged_answer_is_the_answer_as_given(bot: PolicyBot) -> None:
     assert [c.text for c in again.citations] == [c.text for c in answer.citations]
     with pytest.raises(KeyError):
         bot.logged_answer(424242)
+
+
+async def test_a_logged_answer_keeps_the_document_title_of_its_citations(bot: PolicyBot) -> None:
+    """Slack's "Share in channel" shows a logged answer again: the policy's title stays."""
+    from bot.models import IncomingQuestion
+
+    answer = await bot.ask(IncomingQuestion("may I share our unreleased roadmap on LinkedIn?"))
+    again = bot.logged_answer(answer.question_id or 0)
+    assert answer.citations and all(c.document_title for c in answer.citations)
+    assert again.citations == tuple(dataclasses.replace(c, score=0.0) for c in answer.citations)
+
+
+def test_only_the_active_versions_words_make_windows(reworded_bot: PolicyBot) -> None:
+    """Rarity is counted in the active versions, as retrieval counts it: a retired version's
+    words ("phone", "email") are not the policy's words any more."""
+    post = "Reading work email on my phone."
+    assert passages(post, reworded_bot.active_policy()) == [post]
+    reworded_bot.policies.rollback("devices")
+    windows = ["reading work email", "work email phone"]
+    assert passages(post, reworded_bot.active_policy()) == [post, *windows]

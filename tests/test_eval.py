@@ -10,25 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from bench.quality import answer_all
+from bench.quality import answer_all, paired_difference
 from bench.sets import SHARED_POLICIES, external_sets
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.core import PolicyBot
-from bot.evaluation import LabeledQuestion, evaluate, load_questions
+from bot.evaluation import LabeledQuestion, Outcome, evaluate, load_questions, summarize
 from bot.retrieval import LexicalRetriever
 from bot.semantic import HybridRetriever, semantic_available
 
 QUESTIONS = Path(__file__).parent.parent / "eval" / "bundled-policy.jsonl"
 
-#: Lexical floors per external set: (recall@1, recall@3, MRR, not-covered F1). Measured
-#: 0.69/0.78/0.73/0.50, 0.38/0.58/0.48/0.40, 0.70/0.85/0.78/0.53, 0.50/0.65/0.59/0.75,
-#: 0.38/0.50/0.46/0.67.
+#: Lexical floors per external set: (recall@1, recall@3, MRR, not-covered F1), set a little
+#: below what was measured on the enlarged sets (60-80 questions each) with the confidence
+#: model refitted on them: 0.61/0.73/0.67/0.50, 0.44/0.60/0.53/0.58, 0.72/0.83/0.78/0.49,
+#: 0.48/0.67/0.59/0.63, 0.32/0.40/0.39/0.45.
 EXTERNAL_FLOORS = {
-    "gitlab-team-member-social-media-policy": (0.65, 0.75, 0.70, 0.45),
-    "northcoastchurch-social-media-acceptable-use": (0.33, 0.54, 0.45, 0.35),
-    "osc-hatch-act-faq": (0.66, 0.82, 0.75, 0.48),
-    "stonybrook-social-media-guidelines": (0.45, 0.60, 0.55, 0.70),
-    "ucd-social-media-policy-colleges-schools-units": (0.33, 0.45, 0.42, 0.60),
+    "gitlab-team-member-social-media-policy": (0.57, 0.69, 0.63, 0.45),
+    "northcoastchurch-social-media-acceptable-use": (0.40, 0.56, 0.49, 0.52),
+    "osc-hatch-act-faq": (0.68, 0.79, 0.74, 0.44),
+    "stonybrook-social-media-guidelines": (0.44, 0.62, 0.55, 0.57),
+    "ucd-social-media-policy-colleges-schools-units": (0.28, 0.36, 0.35, 0.40),
 }
 
 needs_shared = pytest.mark.skipif(
@@ -48,11 +49,12 @@ def test_bundled_policy_retrieval_floors(bot: PolicyBot) -> None:
     report = evaluate(
         "bundled", load_questions(QUESTIONS), bot.retrieve, bot.settings.min_confidence
     )
-    # measured: r@1 0.62, r@3 0.75, MRR 0.69, not-covered P 0.70 R 0.61 F1 0.66, 240 chars
+    # measured: r@1 0.62, r@3 0.75, MRR 0.69, not-covered P 0.57 R 0.81 F1 0.67, 240 chars
     assert report.recall_at_1 >= 0.59
     assert report.recall_at_3 >= 0.72
     assert report.mrr >= 0.66
-    assert report.unanswered_precision >= 0.65
+    assert report.unanswered_precision >= 0.52
+    assert report.unanswered_recall >= 0.75
     assert report.unanswered_f1 >= 0.6
     assert report.mean_cited_chars <= 300
 
@@ -119,3 +121,39 @@ def test_sweep_settings_reach_the_ranking_and_are_restored() -> None:
     with pytest.raises(RuntimeError), setting(bot.retrieval, "BM25_SHARE", 0.9):
         raise RuntimeError("a failed measurement")
     assert bot.retrieval.BM25_SHARE == 0.4
+
+
+def _outcomes(ranks: list[int | None], flagged: list[bool] | None = None) -> list[Outcome]:
+    flags = flagged or [False] * len(ranks)
+    return [
+        Outcome(covered=True, rank=r, flagged=f, cited_chars=(100,))
+        for r, f in zip(ranks, flags, strict=True)
+    ]
+
+
+def test_paired_difference_tells_a_clear_gap_from_one_question() -> None:
+    twenty_right = _outcomes([1] * 20)
+    one_less = _outcomes([1] * 19 + [2])
+    half = _outcomes([1] * 10 + [None] * 10)
+    same = paired_difference(twenty_right, twenty_right, "recall_at_1")
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    assert not same.clear
+    small = paired_difference(one_less, twenty_right, "recall_at_1")
+    assert small.value == pytest.approx(-0.05)
+    assert small.low < 0 <= small.high  # one question of twenty: not a clear gap
+    assert not small.clear
+    large = paired_difference(half, twenty_right, "mrr")
+    assert large.value == pytest.approx(-0.5)
+    assert large.clear and large.high < 0
+
+
+def test_paired_difference_of_not_covered_f1() -> None:
+    covered = _outcomes([1] * 8)
+    uncovered_found = [Outcome(False, None, True, ()) for _ in range(4)]
+    uncovered_missed = [Outcome(False, None, False, ()) for _ in range(4)]
+    mine = paired_difference(covered + uncovered_found, covered + uncovered_missed, "unanswered_f1")
+    assert mine.value == pytest.approx(1.0)
+    assert mine.clear
+    assert summarize("x", covered + uncovered_found).unanswered_f1 == 1.0
+    with pytest.raises(ValueError):
+        paired_difference(covered, covered[:-1], "mrr")

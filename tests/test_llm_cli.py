@@ -22,7 +22,9 @@ def cli_env(llm_stub: OpenAIStub) -> dict[str, str]:
         "OPENAI_BASE_URL": llm_stub.url,
         "OPENAI_API_KEY": "sk-cli-test",
         "POLICYBOT_LLM_MODEL": "stub-model",
-        "POLICYBOT_LLM_TIMEOUT": "0.2",
+        # Generous, so a loaded machine never turns a reply into a timeout; the hanging-LLM
+        # test asks for a short one.
+        "POLICYBOT_LLM_TIMEOUT": "5",
     }
 
 
@@ -76,7 +78,7 @@ def test_a_hanging_llm_gives_the_extractive_answer_and_the_log_says_why(
     run: Any, llm_stub: OpenAIStub
 ) -> None:
     llm_stub.script(HANG)
-    result = run("ask", "--json", ROADMAP)
+    result = run("ask", "--json", ROADMAP, env={"POLICYBOT_LLM_TIMEOUT": "0.2"})
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert shown["source"] == "extractive" and shown["answered"]

@@ -20,7 +20,7 @@ def config(stub: OpenAIStub, **overrides: object) -> LLMConfig:
         "base_url": stub.url,
         "model": "stub-model",
         "api_key": "sk-test-key",
-        "timeout": 0.2,
+        "timeout": 5.0,  # generous: only the hanging-server tests wait for a timeout
         "retries": 2,
         "backoff": 0.01,
     }

@@ -147,8 +147,10 @@ async def test_activation_rechecks_open_questions_and_rollback_restores_answers(
     row = bot.storage.question(int(open_question["id"]))
     assert row["status"] == "open"  # still the policy team's to resolve, now flagged
     assert row["now_answered_version"] == staged.id
-    assert row["now_answered_citations"][0]["section"] == "4"
-    assert await ask(bot, LIVESTREAM) == (True, ["4"])
+    answer = await bot.ask(IncomingQuestion(LIVESTREAM))
+    assert answer.answered and [c.section for c in answer.citations] == ["4"]
+    # Flagged with the clauses the answer cites, as `ask` logs them: one retrieval, one choice.
+    assert row["now_answered_citations"] == [c.as_logged() for c in answer.citations]
 
     back = bot.policies.rollback("acme", by="U0ADMIN")
     assert back.version.id == v1.id and back.version.status == "active"
@@ -182,7 +184,7 @@ def test_discard_removes_only_staged_versions(bot: PolicyBot) -> None:
     assert bot.policies.diff().target.id == staged.id  # the newest staged by default
     bot.policies.discard(staged.id)
     assert [v.id for v in bot.storage.versions()] == [v1.id]
-    assert bot.storage.clause_count([staged.id]) == 0
+    assert bot.storage.clauses([staged.id]) == []
     with pytest.raises(PolicyError, match="only a staged version"):
         bot.policies.discard(v1.id)
     with pytest.raises(PolicyError, match="No version is staged"):
@@ -306,3 +308,21 @@ def test_corrupt_pdf_message_is_for_people() -> None:
     with pytest.raises(PolicyError) as refused:
         read_pdf(_corrupt_pdf())
     assert "Export it again" in str(refused.value) and "Traceback" not in str(refused.value)
+
+
+async def test_a_recheck_flags_a_question_with_the_clauses_its_answer_cites(
+    settings: Settings,
+) -> None:
+    """The re-check retrieves as `ask` does and keeps the clauses the answer cites, not every
+    clause retrieval ranked."""
+    question = "may I tweet about our quarterly revenue?"
+    unsure = PolicyBot.create(replace(settings, min_confidence=1.0), storage=Storage.memory())
+    unsure.ensure_policy()
+    assert not (await unsure.ask(IncomingQuestion(question))).answered
+    bot = PolicyBot.create(settings, storage=unsure.storage)
+    rechecked, [question_id] = bot.policies.recheck_open_questions()
+    answer = await bot.ask(IncomingQuestion(question))
+    assert rechecked == 1 and answer.answered and answer.citations
+    flagged = bot.storage.question(question_id)["now_answered_citations"]
+    assert flagged == [c.as_logged() for c in answer.citations]
+    bot.storage.close()

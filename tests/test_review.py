@@ -104,7 +104,7 @@ def test_similarity_is_symmetric_and_weighs_rare_words(bot: PolicyBot) -> None:
     a = Profile.of("can I expense LinkedIn Premium?")
     b = Profile.of("will the company reimburse my LinkedIn Premium subscription")
     c = Profile.of("can I expense my phone bill")
-    idf = bot.review._idf(a, b, c)
+    idf = bot.review._idf(bot.active_policy().version_ids, a, b, c)
     assert word_similarity(a, b, idf) == pytest.approx(word_similarity(b, a, idf))
     assert word_similarity(a, b, idf) > 0.6
     assert word_similarity(a, c, idf) < JOIN_THRESHOLD
@@ -380,6 +380,17 @@ def test_retention_and_digest_settings_come_from_the_environment() -> None:
     assert settings.digest_teams_conversation == "19:abc@thread.tacv2"
     with pytest.raises(ConfigError, match="RETENTION"):
         Settings.from_env({"POLICYBOT_RETENTION_DAYS": "0"})
+
+
+def test_rarity_is_counted_in_the_active_versions_only(reworded_bot: PolicyBot) -> None:
+    """A word only a retired version used weighs as much as one the policy never used."""
+    review = reworded_bot.review
+    phone, zebra = Profile.of("phone"), Profile.of("zebra")
+    idf = review._idf(reworded_bot.active_policy().version_ids, phone, zebra)
+    assert idf["phone"] == idf["zebra"]
+    reworded_bot.policies.rollback("devices")
+    idf = review._idf(reworded_bot.active_policy().version_ids, phone, zebra)
+    assert idf["phone"] < idf["zebra"]
 
 
 async def test_may_review_is_the_team_list_or_the_platforms_group_asked_last(

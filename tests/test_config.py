@@ -1,0 +1,19 @@
+"""Settings read from the environment: numbers that cannot be read are refused by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import ConfigError, Settings
+
+
+def test_numeric_settings_are_read_or_refused_with_the_variable_named() -> None:
+    settings = Settings.from_env(
+        {"POLICYBOT_MIN_CONFIDENCE": " 0.55 ", "POLICYBOT_MAX_CITATIONS": "4"}
+    )
+    assert settings.min_confidence == 0.55 and settings.max_citations == 4
+    assert Settings.from_env({"POLICYBOT_MAX_CITATIONS": " "}).max_citations == 3  # blank: default
+    with pytest.raises(ConfigError, match="POLICYBOT_MIN_CONFIDENCE must be a number, got 'high'"):
+        Settings.from_env({"POLICYBOT_MIN_CONFIDENCE": "high"})
+    with pytest.raises(ConfigError, match="POLICYBOT_MAX_CITATIONS must be a whole number"):
+        Settings.from_env({"POLICYBOT_MAX_CITATIONS": "2.5"})
