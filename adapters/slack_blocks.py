@@ -245,6 +245,7 @@ def review_blocks(
         "not_covered": "The policy does not cover this question",
         "not_helpful": "An employee found the answer not helpful",
         "ask_policy_team": "An employee asked the policy team",
+        "failed": "The bot failed to answer this question",
     }.get(reason, "A question needs review")
     who = f" (asked by <@{escape(asker)}>)" if asker else ""
     number = f" #{question_id}" if question_id is not None else ""

@@ -47,6 +47,7 @@ REVIEW_REASON_LABELS = {
     "not_covered": "not covered by the policy",
     "not_helpful": "answer marked not helpful",
     "ask_policy_team": "asker wants the policy team",
+    "failed": "the bot failed to answer",
 }
 
 

@@ -148,21 +148,26 @@ class PolicyBot:
         except QuestionError as error:
             self._log_refused(incoming, str(error))
             raise
-        async with self._taking_turns():
-            active = self.active_policy()
-            retrieval = active.retrieve(question)
-            profile = Profile.of(question)
-            # A question the policy team has already answered gets their answer, whatever
-            # retrieval would say: they answered it because the policy alone did not.
-            reviewed = self.review.best_group(profile, retrieval, status="answered")
-        if reviewed is not None:
-            draft = Draft(
-                answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
-            )
-        else:
-            draft = await self.answerer.answer(
-                retrieval, covered=covered(retrieval, self.settings.min_confidence)
-            )
+        try:
+            async with self._taking_turns():
+                active = self.active_policy()
+                retrieval = active.retrieve(question)
+                profile = Profile.of(question)
+                # A question the policy team has already answered gets their answer, whatever
+                # retrieval would say: they answered it because the policy alone did not.
+                reviewed = self.review.best_group(profile, retrieval, status="answered")
+            if reviewed is not None:
+                draft = Draft(
+                    answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
+                )
+            else:
+                draft = await self.answerer.answer(
+                    retrieval, covered=covered(retrieval, self.settings.min_confidence)
+                )
+        except Exception as error:
+            # The asker gets the adapter's apology; the question still reaches the policy team.
+            self._log_failed(incoming, question, error)
+            raise
         async with self._taking_turns():
             answer = self._log(incoming, question, retrieval, draft, active, reviewed)
             if not draft.answered and answer.question_id is not None:
@@ -246,6 +251,24 @@ class PolicyBot:
                 "answer_source": "refused",
             },
         )
+
+    def _log_failed(self, incoming: IncomingQuestion, question: str, error: Exception) -> None:
+        try:
+            self._record(
+                incoming,
+                {
+                    "platform": incoming.platform,
+                    "text": question,
+                    "answered": 0,
+                    "confidence": 0.0,
+                    "status": "open",
+                    "review_reason": "failed",
+                    "notes": [f"failed: {type(error).__name__}: {error}"[:500]],
+                    "answer_source": "failed",
+                },
+            )
+        except Exception:  # the original failure is the one to report
+            log.exception("could not log a question that failed")
 
     def _record(self, incoming: IncomingQuestion, record: dict[str, object]) -> int | None:
         """Log a question; its id, or None when the database refused the write (the question

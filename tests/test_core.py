@@ -10,6 +10,7 @@ import pytest
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion, QuestionError
 from bot.notify import ReviewNotice
+from tests.fakes.answerers import BrokenAnswerer
 from tests.fakes.outbound import RecordingPoster
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
@@ -37,6 +38,22 @@ async def test_uncovered_question_is_logged_open(bot: PolicyBot) -> None:
     assert not answer.answered and not answer.citations
     assert "policy team" in answer.lead
     assert [q["id"] for q in bot.open_questions()] == [answer.question_id]
+
+
+async def test_a_question_the_bot_fails_on_is_still_logged_for_the_policy_team(
+    bot: PolicyBot,
+) -> None:
+    bot.answerer = BrokenAnswerer()
+    with pytest.raises(RuntimeError, match="the answerer broke"):
+        await bot.ask(IncomingQuestion("can I post photos from the warehouse?", asker="U1"))
+    (row,) = bot.open_questions()
+    assert row["text"] == "can I post photos from the warehouse?"
+    assert (row["status"], row["review_reason"], row["answer_source"]) == (
+        "open",
+        "failed",
+        "failed",
+    )
+    assert row["notes"] == ["failed: RuntimeError: the answerer broke"]
 
 
 async def test_bad_questions_are_refused_with_a_message_and_logged(bot: PolicyBot) -> None:
