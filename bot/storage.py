@@ -224,6 +224,13 @@ def m004_activation_log_and_rechecks(db: sqlite_utils.Database) -> None:
     questions.add_column("now_answered_citations", str)  # JSON list of {clause_id, ...}
 
 
+@migrations()
+def m005_drop_fts_vocabulary_view(db: sqlite_utils.Database) -> None:
+    """Word counts now come from each version's clauses in memory (`LexicalRetriever`); the
+    FTS5 vocabulary view counted every stored version, retired ones included, and is unused."""
+    db.execute("DROP TABLE IF EXISTS clauses_fts_vocab")
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     id: int

@@ -22,6 +22,9 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
     again = Storage.open(path)
     assert again.schema_version == version
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # m005 dropped the unused FTS5 vocabulary view; the index itself stays.
+    tables = set(again.db.table_names())
+    assert "clauses_fts" in tables and "clauses_fts_vocab" not in tables
 
 
 def test_unusable_database_path_gives_clear_error(tmp_path: Path) -> None:
