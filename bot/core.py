@@ -134,6 +134,19 @@ class PolicyBot:
         """One read of the active set: a question is answered from whole versions, never a mix."""
         return ActivePolicy.read(self.storage, self.retriever)
 
+    def first_delivery(self, platform: str, key: str) -> bool:
+        """Whether `platform` delivers `key` (an event id) for the first time to any process on
+        this database; False for a retry of one already taken, which the adapter drops. Kept
+        in the database, so it holds across restarts and between several server processes."""
+        try:
+            return self.storage.first_delivery(platform, key)
+        except StorageError as error:
+            # The database cannot remember it (disk full, read-only): handle it as new. A
+            # retry may then be answered twice, but dropping a question nobody answered would
+            # be worse.
+            log.warning("handling %s %s as new: %s", platform, key, error)
+            return True
+
     def retrieve(self, question: str) -> Retrieval:
         return self.active_policy().retrieve(question)
 

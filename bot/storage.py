@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,13 @@ from sqlite_utils.db import Table
 from bot.models import Clause, ParsedPolicy, StoredClause
 
 migrations = sqlite_utils.Migrations("policybot")
+
+#: How long a handled delivery (an event id) is remembered. Slack retries an event three
+#: times within about five minutes; an hour leaves room for a slow retry and a restart.
+DELIVERY_RETENTION = timedelta(hours=1)
+#: How often each process deletes deliveries older than that: one indexed DELETE per
+#: interval, not one per event.
+DELIVERY_PRUNE_INTERVAL = timedelta(minutes=10)
 
 
 class StorageError(RuntimeError):
@@ -231,6 +238,17 @@ def m005_drop_fts_vocabulary_view(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE IF EXISTS clauses_fts_vocab")
 
 
+@migrations()
+def m006_handled_deliveries(db: sqlite_utils.Database) -> None:
+    """What a platform delivered (an event id, a file id) and some process took, so that a
+    retry of it is dropped by every process on the database, before or after a restart. The
+    primary key makes taking one a single atomic insert: the first process to insert wins."""
+    db.table("handled_deliveries").create(
+        {"platform": str, "key": str, "first_seen": str}, pk=("platform", "key")
+    )
+    db.table("handled_deliveries").create_index(["first_seen"])
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     id: int
@@ -263,6 +281,8 @@ class Storage:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         self._pseudonym_key: bytes | None = None
+        #: When this process last deleted expired handled deliveries; None: not yet.
+        self._deliveries_pruned_at: datetime | None = None
         #: The database file; None for an in-memory database.
         self.path: Path | None = None
 
@@ -883,6 +903,35 @@ class Storage:
                 "last_error = ? WHERE question_id = ?",
                 [error[:500], question_id],
             )
+
+    # -- handled deliveries (a platform's retries of an event) ----------------------------------
+    def first_delivery(self, platform: str, key: str, *, now: datetime | None = None) -> bool:
+        """Record that `platform` delivered `key`: True the first time any process on this
+        database records it, False for a repeat within DELIVERY_RETENTION. StorageError
+        when the database refuses the write."""
+        now = now or datetime.now(UTC)
+        pruned_at = self._deliveries_pruned_at
+        prune = pruned_at is None or now - pruned_at >= DELIVERY_PRUNE_INTERVAL
+        with self._writing("The record of handled events"), self.db.atomic():
+            inserted = self.db.execute(
+                "INSERT OR IGNORE INTO handled_deliveries (platform, key, first_seen) "
+                "VALUES (?, ?, ?)",
+                [platform, key, now.isoformat(timespec="seconds")],
+            ).rowcount
+            if prune:
+                self.prune_deliveries(now - DELIVERY_RETENTION)
+        if prune:
+            self._deliveries_pruned_at = now
+        return inserted == 1
+
+    def prune_deliveries(self, before: datetime) -> int:
+        """Forget handled deliveries first seen before `before`; how many were forgotten."""
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "DELETE FROM handled_deliveries WHERE first_seen < ?",
+                [before.isoformat(timespec="seconds")],
+            )
+        return int(cursor.rowcount)
 
     # -- retention ------------------------------------------------------------------------------
     def expire_contacts(self, before: str) -> int:

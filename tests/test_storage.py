@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.ingest import read_policy
-from bot.storage import Storage, StorageError, content_hash, migrations
+from bot.storage import (
+    DELIVERY_PRUNE_INTERVAL,
+    DELIVERY_RETENTION,
+    Storage,
+    StorageError,
+    content_hash,
+    migrations,
+)
 
 POLICY = (
     b"# P\n\n## 1. Scope\n\nThis policy applies to every employee who uses social media"
@@ -25,6 +35,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
     # m005 dropped the unused FTS5 vocabulary view; the index itself stays.
     tables = set(again.db.table_names())
     assert "clauses_fts" in tables and "clauses_fts_vocab" not in tables
+    assert "handled_deliveries" in tables  # m006
 
 
 def test_unusable_database_path_gives_clear_error(tmp_path: Path) -> None:
@@ -74,3 +85,65 @@ def test_question_log_keeps_pseudonyms_apart_from_reply_addresses() -> None:
         "user_id": "U123",
         "conversation": "D1",
     }
+
+
+def test_a_delivery_is_first_once_and_forgotten_after_the_retention_window() -> None:
+    storage = Storage.memory()
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert storage.first_delivery("slack", "event:Ev1", now=start)
+    assert not storage.first_delivery("slack", "event:Ev1", now=start + timedelta(minutes=5))
+    # The same key from another platform is another delivery.
+    assert storage.first_delivery("teams", "event:Ev1", now=start + timedelta(minutes=5))
+    later = start + DELIVERY_RETENTION - timedelta(minutes=1)
+    assert not storage.first_delivery("slack", "event:Ev1", now=later)
+    assert storage.first_delivery("slack", "event:Ev2", now=later)
+
+    # Past the window, the next insert prunes: Ev1 and the Teams key go, Ev2 stays.
+    after = start + DELIVERY_RETENTION + DELIVERY_PRUNE_INTERVAL
+    assert storage.first_delivery("slack", "event:Ev3", now=after)
+    keys = [r[0] for r in storage.db.execute("SELECT key FROM handled_deliveries ORDER BY key")]
+    assert keys == ["event:Ev2", "event:Ev3"]
+    assert storage.first_delivery("slack", "event:Ev1", now=after)  # forgotten, so new again
+
+
+def test_pruning_runs_once_per_interval_not_on_every_insert() -> None:
+    storage = Storage.memory()
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    storage.first_delivery("slack", "old", now=start)  # the process's first insert prunes
+    just_after = start + DELIVERY_RETENTION + timedelta(minutes=1)
+    storage.first_delivery("slack", "a", now=just_after)  # prunes: the last prune is long ago
+    assert not storage.first_delivery("slack", "a", now=just_after)
+    storage.db.execute(
+        "INSERT INTO handled_deliveries VALUES ('slack', 'stale', ?)",
+        [(start - timedelta(days=1)).isoformat(timespec="seconds")],
+    )
+    # Within the interval no insert deletes anything; the first one after it does.
+    storage.first_delivery("slack", "b", now=just_after + DELIVERY_PRUNE_INTERVAL / 2)
+    assert storage.db.execute("SELECT count(*) FROM handled_deliveries").fetchone()[0] == 3
+    storage.first_delivery("slack", "c", now=just_after + DELIVERY_PRUNE_INTERVAL)
+    keys = {r[0] for r in storage.db.execute("SELECT key FROM handled_deliveries")}
+    assert keys == {"a", "b", "c"}
+    assert storage.prune_deliveries(just_after + DELIVERY_RETENTION * 2) == 3
+
+
+def test_processes_racing_on_one_database_take_each_delivery_exactly_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    Storage.open(path).close()  # migrated once, as the first process to start would
+    workers = 4
+    keys = [f"event:Ev{n:04d}" for n in range(200)]
+    ready = threading.Barrier(workers)
+
+    def take_all() -> list[str]:
+        # One connection per worker, as each server process has its own.
+        storage = Storage.open(path)
+        try:
+            ready.wait()
+            return [key for key in keys if storage.first_delivery("slack", key)]
+        finally:
+            storage.close()
+
+    with ThreadPoolExecutor(workers) as pool:
+        taken = [key for result in pool.map(lambda _: take_all(), range(workers)) for key in result]
+    assert sorted(taken) == keys  # every key taken, none twice
