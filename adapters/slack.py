@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +45,6 @@ from bot.review import ReviewError, may_review
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
-#: How many recent event ids are remembered to drop Slack's retries of an event.
-SEEN_EVENTS = 10_000
 #: The message shortcut's callback id (see slack-manifest.yml).
 CHECK_SHORTCUT = "policybot_check_post"
 COMMAND = "/policy"
@@ -80,22 +77,6 @@ VERSION_ACTIONS = {render.ACTION_ACTIVATE: ACTIVATE, render.ACTION_DISCARD: DISC
 SLACK_APP = web.AppKey("slack", AsyncApp)
 
 Message = tuple[str, list[dict[str, Any]]]  # fallback text, blocks
-
-
-class SeenEvents:
-    """Recently handled event ids, so a retry of an event already taken is not answered again."""
-
-    def __init__(self, size: int = SEEN_EVENTS) -> None:
-        self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def first_time(self, event_id: str) -> bool:
-        if event_id in self._ids:
-            return False
-        self._ids[event_id] = None
-        if len(self._ids) > self.size:
-            self._ids.popitem(last=False)
-        return True
 
 
 @dataclass
@@ -335,16 +316,18 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         name="policybot",
     )
     register_outbound(bot, app.client)
-    seen = SeenEvents()
-    # A file sent in a DM may arrive twice (as a file_share message and a file_shared event).
-    seen_files = SeenEvents()
 
     # -- plumbing ---------------------------------------------------------------------------
     @app.middleware
     async def once_per_event(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
-        # Slack retries an event it thinks went unanswered; the first delivery is being handled.
+        # Slack retries an event it thinks went unanswered (X-Slack-Retry-Num), perhaps to
+        # another process or after a restart; the first delivery is being handled.
         event_id = body.get("event_id")
-        if body.get("type") == "event_callback" and event_id and not seen.first_time(event_id):
+        if (
+            body.get("type") == "event_callback"
+            and event_id
+            and not bot.first_delivery(PLATFORM, f"event:{event_id}")
+        ):
             log.info("dropping a repeated delivery of %s", event_id)
             return BoltResponse(status=200, body="")
         return await next()
@@ -510,7 +493,13 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     async def on_files(
         client: AsyncWebClient, channel: str, user: str, files: list[dict[str, Any]] | None
     ) -> None:
-        fresh = [f for f in files or [] if not f.get("id") or seen_files.first_time(f["id"])]
+        # A file sent in a DM may arrive twice, as a file_share message and a file_shared
+        # event (two event ids), perhaps at two processes: it is taken once, by its file id.
+        fresh = [
+            f
+            for f in files or []
+            if not f.get("id") or bot.first_delivery(PLATFORM, f"file:{f['id']}")
+        ]
         if not fresh:
             return
         reply = ChannelReply(client, channel)

@@ -3,6 +3,7 @@ signed Events API callbacks, slash commands and interactivity payloads."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -23,6 +24,9 @@ from bot.storage import Storage
 from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+#: Event ids, unique across harnesses as Slack's are: servers sharing a database (a restart,
+#: several processes) drop an id one of them has handled.
+_EVENT_IDS = itertools.count(1)
 
 
 def all_text(blocks: list[dict[str, Any]]) -> str:
@@ -71,7 +75,7 @@ class SlackHarness:
                 "team_id": TEAM,
                 "api_app_id": "A0001",
                 "type": "event_callback",
-                "event_id": event_id or f"Ev{next(self._ids):08d}",
+                "event_id": event_id or f"Ev{next(_EVENT_IDS):08d}",
                 "event_time": int(time.time()),
                 "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
                 "event": event,
@@ -211,9 +215,18 @@ class SlackHarness:
 
 
 @asynccontextmanager
-async def slack_server(settings: Any, **slack_settings: Any) -> AsyncIterator[SlackHarness]:
-    """The real server app with Slack configured against a fake Slack API, on loopback."""
-    async with fake_slack_api() as api:
+async def slack_server(
+    settings: Any, *, api: FakeSlackApi | None = None, on_disk: bool = False, **slack_settings: Any
+) -> AsyncIterator[SlackHarness]:
+    """The real server app with Slack configured against a fake Slack API, on loopback.
+
+    `api`: a fake Slack already running, so that servers started one after another (a restart)
+    or side by side (several processes) talk to the same one. `on_disk`: the database is the
+    file `settings.db_path`, so several servers can share it, instead of one in memory.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if api is None:
+            api = await stack.enter_async_context(fake_slack_api())
         configured = dataclasses.replace(
             settings,
             slack_signing_secret=SECRET,
@@ -221,7 +234,7 @@ async def slack_server(settings: Any, **slack_settings: Any) -> AsyncIterator[Sl
             slack_api_url=api.url,
             **slack_settings,
         )
-        bot = PolicyBot.create(configured, storage=Storage.memory())
+        bot = PolicyBot.create(configured, storage=None if on_disk else Storage.memory())
         bot.ensure_policy()
         web_app = build_app(bot)
         runner = web.AppRunner(web_app)
