@@ -359,7 +359,9 @@ class TeamsBot(ActivityHandler):
         except DownloadError as error:
             return text_activity(f"I could not download {name}: {error}. {unchanged}")
         try:
-            result = self.policy_bot.policies.upload(file.name, data, uploaded_by=uploaded_by)
+            result = await self.policy_bot.policies.upload_in_background(
+                file.name, data, uploaded_by=uploaded_by
+            )
         except PolicyError as error:
             return text_activity(f"{error} {unchanged}")
         return card_activity(teams_cards.upload_card(result), teams_cards.upload_summary(result))
