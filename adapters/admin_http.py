@@ -115,7 +115,7 @@ class AdminApi:
         if len(data) > limit:
             return _error(413, f"{filename} is larger than the {limit / 2**20:g} MB limit.")
         activate = (form.get("activate") or request.query.get("activate", "")).lower() in TRUTHY
-        result = self.bot.policies.upload(
+        result = await self.bot.policies.upload_in_background(
             filename,
             data,
             uploaded_by=self._by(request, form),

@@ -40,7 +40,7 @@ from bot import security
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError
-from bot.notify import DeliveryError, ReplyAddress
+from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
 from bot.policies import ACTIVATE, DISCARD, too_large
 from bot.review import ReviewError, may_review
 
@@ -322,13 +322,13 @@ class TeamsBot(ActivityHandler):
             await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
             return
         try:
-            notice = self.policy_bot.react(question_id, str(action))  # named as in REACTIONS
+            referral = self.policy_bot.react(question_id, str(action))  # named as in REACTIONS
         except KeyError:
             await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
             return
         await turn_context.send_activity(MessageFactory.text(CONFIRMATIONS[str(action)]))
         sender = turn_context.activity.from_property or ChannelAccount()
-        await self.policy_bot.announce(PLATFORM, notice, asker=sender.id or "")
+        await self.policy_bot.announce(PLATFORM, referral, asker=sender.id or "")
 
     # -- policy administration (POLICYBOT_ADMINS) ---------------------------------------------
     async def on_upload(self, turn_context: TurnContext, files: list[AttachedFile]) -> None:
@@ -359,7 +359,9 @@ class TeamsBot(ActivityHandler):
         except DownloadError as error:
             return text_activity(f"I could not download {name}: {error}. {unchanged}")
         try:
-            result = self.policy_bot.policies.upload(file.name, data, uploaded_by=uploaded_by)
+            result = await self.policy_bot.policies.upload_in_background(
+                file.name, data, uploaded_by=uploaded_by
+            )
         except PolicyError as error:
             return text_activity(f"{error} {unchanged}")
         return card_activity(teams_cards.upload_card(result), teams_cards.upload_summary(result))
@@ -475,6 +477,19 @@ class TeamsNotifier:
         await send_proactive(self.adapter, reference, MessageFactory.text(text), self.app_id)
 
 
+def channel_reference(conversation_id: str, service_url: str, app_id: str) -> ConversationReference:
+    """A configured channel, for a proactive post: nobody wrote to the bot there, so no
+    reference was stored, and the service URL is the configured one."""
+    return ConversationReference(
+        channel_id="msteams",
+        service_url=service_url,
+        conversation=ConversationAccount(
+            id=conversation_id, is_group=True, conversation_type="channel"
+        ),
+        bot=ChannelAccount(id=app_id),
+    )
+
+
 class TeamsChannelPoster:
     """Posts the weekly digest into one channel (POLICYBOT_DIGEST_TEAMS_CONVERSATION) as a new
     message, through the Teams service at POLICYBOT_TEAMS_SERVICE_URL."""
@@ -488,16 +503,29 @@ class TeamsChannelPoster:
         self.service_url = service_url
 
     async def post(self, text: str) -> None:
-        reference = ConversationReference(
-            channel_id="msteams",
-            service_url=self.service_url,
-            conversation=ConversationAccount(
-                id=self.conversation_id, is_group=True, conversation_type="channel"
-            ),
-            bot=ChannelAccount(id=self.app_id),
-        )
         summary = text.splitlines()[0] if text else "policybot digest"
         activity = card_activity(teams_cards.digest_card(text), summary)
+        reference = channel_reference(self.conversation_id, self.service_url, self.app_id)
+        await send_proactive(self.adapter, reference, activity, self.app_id)
+
+
+class TeamsReviewPoster:
+    """Posts each question that reaches the review list into the policy team's channel
+    (POLICYBOT_TEAMS_REVIEW_CONVERSATION) as a new message, as Slack's review channel."""
+
+    def __init__(
+        self, adapter: CloudAdapter, app_id: str, conversation_id: str, service_url: str
+    ) -> None:
+        self.adapter = adapter
+        self.app_id = app_id
+        self.conversation_id = conversation_id
+        self.service_url = service_url
+
+    async def post(self, notice: ReviewNotice) -> None:
+        activity = card_activity(
+            teams_cards.review_notice_card(notice), teams_cards.review_notice_summary(notice)
+        )
+        reference = channel_reference(self.conversation_id, self.service_url, self.app_id)
         await send_proactive(self.adapter, reference, activity, self.app_id)
 
 
@@ -526,17 +554,19 @@ async def send_proactive(
 
 
 def register_outbound(bot: PolicyBot, adapter: CloudAdapter | None = None) -> CloudAdapter:
-    """Register the Teams notifier with the core, and the digest poster when a digest
-    conversation is configured; also for commands that post without serving (`digest`)."""
+    """Register the Teams notifier with the core, and the digest and review posters when their
+    conversations are configured; also for commands that post without serving (`digest`)."""
     settings = bot.settings
     adapter = adapter or create_adapter(settings)
-    bot.notifiers[PLATFORM] = TeamsNotifier(adapter, settings.microsoft_app_id)
+    app_id = settings.microsoft_app_id
+    bot.notifiers[PLATFORM] = TeamsNotifier(adapter, app_id)
     if settings.digest_teams_conversation:
         bot.channel_posters[PLATFORM] = TeamsChannelPoster(
-            adapter,
-            settings.microsoft_app_id,
-            settings.digest_teams_conversation,
-            settings.teams_service_url,
+            adapter, app_id, settings.digest_teams_conversation, settings.teams_service_url
+        )
+    if settings.teams_review_conversation:
+        bot.review_posters[PLATFORM] = TeamsReviewPoster(
+            adapter, app_id, settings.teams_review_conversation, settings.teams_service_url
         )
     return adapter
 
@@ -561,7 +591,7 @@ def error(status: int, message: str) -> web.Response:
 def add_routes(
     app: web.Application, bot: PolicyBot, *, placeholder_after: float | None = None
 ) -> None:
-    """Mount `POST /api/messages`; register the Teams notifier and digest poster."""
+    """Mount `POST /api/messages`; register the Teams notifier and digest and review posters."""
     settings = bot.settings
     adapter = register_outbound(bot)
     teams_bot = TeamsBot(bot, placeholder_after=placeholder_after)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import Answer, Citation
+from bot.notify import ReviewNotice
 from bot.policies import ChangeSummary, UploadResult
 from bot.review import MAX_ANSWER_CHARS, Group
 
@@ -42,6 +43,8 @@ REVIEW_LIMIT = 10
 CHANGES_LIMIT = 10
 #: A group's sample question is cut to this many characters on its card.
 SAMPLE_CHARS = 300
+#: A question is cut to this many characters on its review-channel card (as on Slack's).
+NOTICE_CHARS = 2000
 
 REVIEW_REASON_LABELS = {
     "not_covered": "not covered by the policy",
@@ -245,6 +248,39 @@ def group_card(group: Group) -> dict[str, Any]:
         {**action_submit("Dismiss", DISMISS_GROUP, group_id=group.id), "associatedInputs": "none"},
     ]
     return card(body, actions)
+
+
+def review_notice_card(notice: ReviewNotice) -> dict[str, Any]:
+    """A question that has just gone on the review list, for the policy team's channel
+    (POLICYBOT_TEAMS_REVIEW_CONVERSATION). The asker is named only when the notice carries
+    one (POLICYBOT_SHOW_ASKERS)."""
+    facts = [{"title": "Why", "value": REVIEW_REASON_LABELS.get(notice.reason, notice.reason)}]
+    if notice.question_id is not None:
+        facts.append({"title": "Question", "value": f"#{notice.question_id}"})
+    if notice.group_id is not None:
+        facts.append({"title": "Group", "value": f"#{notice.group_id}"})
+    body: list[dict[str, Any]] = [
+        heading("Question for the policy team"),
+        # The asker's own words: literal, so their Markdown characters are shown as typed.
+        literal(f"“{shorten(notice.question, NOTICE_CHARS)}”", italic=True),
+        {"type": "FactSet", "facts": facts},
+    ]
+    if notice.asker:
+        # A platform id can hold "_" or "*", which a FactSet value would read as Markdown.
+        body.append(literal(f"Asked by {notice.asker}", isSubtle=True))
+    body.append(
+        literal(
+            "Open question groups are listed by sending review to the bot in a personal chat, "
+            "and by policybot questions list.",
+            isSubtle=True,
+            size="Small",
+        )
+    )
+    return card(body)
+
+
+def review_notice_summary(notice: ReviewNotice) -> str:
+    return f"Question for the policy team: {shorten(notice.question, SAMPLE_CHARS)}"
 
 
 def review_heading(total: int, shown: int) -> str:

@@ -85,8 +85,12 @@ class Settings:
         'Answers "may I post this?" from our social media policy, quoting its clauses.'
     )
     teams_valid_domains: tuple[str, ...] = ()
-    #: Where proactive messages to the digest channel go (the Bot Framework's Teams service).
+    #: Where proactive messages to the digest and review channels go (the Bot Framework's
+    #: Teams service).
     teams_service_url: str = "https://smba.trafficmanager.net/teams/"
+    #: The Teams conversation (a channel, "19:…@thread.tacv2") questions for the policy team
+    #: are posted to, as Slack's review channel.
+    teams_review_conversation: str = ""
 
     # OpenAI-compatible LLM
     openai_base_url: str = ""
@@ -144,6 +148,7 @@ class Settings:
             teams_valid_domains=_list(env, "POLICYBOT_TEAMS_VALID_DOMAINS"),
             teams_service_url=env.get("POLICYBOT_TEAMS_SERVICE_URL", "").strip()
             or cls.teams_service_url,
+            teams_review_conversation=env.get("POLICYBOT_TEAMS_REVIEW_CONVERSATION", "").strip(),
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             llm_model=env.get("POLICYBOT_LLM_MODEL", ""),

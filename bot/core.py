@@ -68,7 +68,8 @@ class PolicyBot:
     #: platform name -> where the weekly digest goes; adapters register theirs when configured.
     channel_posters: dict[str, ChannelPoster] = field(default_factory=dict)
     #: platform name -> where questions asked there that reach the review list are announced
-    #: (POLICYBOT_SLACK_REVIEW_CHANNEL); adapters register theirs when configured.
+    #: (POLICYBOT_SLACK_REVIEW_CHANNEL, POLICYBOT_TEAMS_REVIEW_CONVERSATION); adapters register
+    #: theirs when configured.
     review_posters: dict[str, ReviewPoster] = field(default_factory=dict)
     #: Questions the log refused (disk full, read-only database), logged once it takes writes.
     unlogged: UnloggedQuestions = field(default_factory=lambda: UnloggedQuestions(None))

@@ -56,7 +56,7 @@ class ReviewNotice:
 
 
 class ReviewPoster(Protocol):
-    """Posts review notices to one platform's review channel (POLICYBOT_SLACK_REVIEW_CHANNEL);
-    raises DeliveryError when the platform refuses."""
+    """Posts review notices to one platform's review channel (POLICYBOT_SLACK_REVIEW_CHANNEL,
+    POLICYBOT_TEAMS_REVIEW_CONVERSATION); raises DeliveryError when the platform refuses."""
 
     async def post(self, notice: ReviewNotice) -> None: ...

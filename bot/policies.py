@@ -8,6 +8,7 @@ policy answers are flagged for the policy team. Rollback replays the activation 
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import hmac
 from collections import Counter, defaultdict
@@ -21,7 +22,7 @@ from bot.active import ActivePolicy
 from bot.answering import covered, select_citations
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.ingest import READERS, read_file, read_policy
-from bot.models import Actor, Clause, PolicyError
+from bot.models import Actor, Clause, ParsedPolicy, PolicyError
 from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage, VersionInfo, content_hash
 from bot.vocabulary import words
@@ -252,6 +253,14 @@ class Activation:
 
 
 @dataclass(frozen=True)
+class ParsedUpload:
+    """An upload read into clauses, not yet stored."""
+
+    filename: str  # the name without any folder part
+    policy: ParsedPolicy
+
+
+@dataclass(frozen=True)
 class UploadResult:
     version: VersionInfo
     created: bool  # False when the same content was already stored as a version
@@ -366,25 +375,50 @@ class PolicyLibrary:
 
         Bad input raises PolicyError with a message for the uploader and changes nothing.
         """
+        parsed = self.read_upload(filename, data, name=name)
+        return self.store_upload(parsed, data, uploaded_by=uploaded_by, activate=activate)
+
+    async def upload_in_background(
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        uploaded_by: str = "",
+        name: str | None = None,
+        activate: bool = False,
+    ) -> UploadResult:
+        """`upload` for a server: the file is read (a large PDF takes a while) in a worker
+        thread, so other questions are answered meanwhile; it is stored on the caller's thread,
+        the one the database connection belongs to."""
+        parsed = await asyncio.to_thread(self.read_upload, filename, data, name=name)
+        return self.store_upload(parsed, data, uploaded_by=uploaded_by, activate=activate)
+
+    def read_upload(self, filename: str, data: bytes, *, name: str | None = None) -> ParsedUpload:
+        """Check and read an upload into clauses; touches no storage, so any thread may run it."""
         filename = Path(filename or "").name
         if not filename:
             raise PolicyError("The upload has no file name; the name tells its format.")
         if len(data) > self.max_upload_bytes:
             raise PolicyError(too_large(filename, self.max_upload_bytes))
         try:
-            parsed = read_policy(filename, data, name=name)
+            return ParsedUpload(filename, read_policy(filename, data, name=name))
         except PolicyError as error:
             message = str(error)
             raise PolicyError(
                 message if filename in message else f"{filename}: {message}"
             ) from None
+
+    def store_upload(
+        self, upload: ParsedUpload, data: bytes, *, uploaded_by: str = "", activate: bool = False
+    ) -> UploadResult:
+        parsed = upload.policy
         digest = content_hash(data)
         existing = self.storage.find_version(parsed.name, digest)
         if existing is not None:
             version, created = existing, False
         else:
             version_id = self.storage.add_version(
-                parsed, source_name=filename, digest=digest, uploaded_by=uploaded_by
+                parsed, source_name=upload.filename, digest=digest, uploaded_by=uploaded_by
             )
             version, created = self.storage.version(version_id), True
         # What activating it would change: against the active version, whichever that is.

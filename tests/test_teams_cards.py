@@ -7,6 +7,7 @@ from typing import Any
 from adapters import teams_cards
 from bot.core import REACTIONS, PolicyBot
 from bot.models import Answer, Citation, IncomingQuestion
+from bot.notify import ReviewNotice
 
 
 def runs(node: Any) -> list[dict[str, Any]]:
@@ -211,3 +212,35 @@ def test_llm_verdict_is_shown_above_the_summary() -> None:
 def test_the_answer_cards_buttons_are_the_cores_reactions() -> None:
     # The Teams adapter hands a button's name to PolicyBot.react as it is.
     assert set(teams_cards.ACTIONS) == set(REACTIONS)
+
+
+def notice_facts(card: dict[str, Any]) -> dict[str, str]:
+    return {
+        f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]
+    }
+
+
+def test_review_notice_card_quotes_the_question_and_says_why() -> None:
+    notice = ReviewNotice(
+        question="may I post *draft* figures_q3?", question_id=12, reason="failed", group_id=4
+    )
+    card = teams_cards.review_notice_card(notice)
+    texts = [run["text"] for run in runs(card["body"])]
+    assert texts[:2] == ["Question for the policy team", "“may I post *draft* figures_q3?”"]
+    assert notice_facts(card) == {
+        "Why": teams_cards.REVIEW_REASON_LABELS["failed"],
+        "Question": "#12",
+        "Group": "#4",
+    }
+    assert not any(t.startswith("Asked by") for t in texts)
+    assert "actions" not in card
+    assert teams_cards.review_notice_summary(notice).endswith("may I post *draft* figures_q3?")
+
+
+def test_review_notice_card_names_the_asker_only_when_given_and_numbers_only_logged_ones() -> None:
+    notice = ReviewNotice(question="q " * 1500, question_id=None, reason="x", asker="29:a_b")
+    card = teams_cards.review_notice_card(notice)
+    texts = [run["text"] for run in runs(card["body"])]
+    assert "Asked by 29:a_b" in texts  # literal, so the "_" is not read as Markdown
+    assert notice_facts(card) == {"Why": "x"}  # no number before the log has taken it
+    assert len(texts[1]) <= teams_cards.NOTICE_CHARS + 2 and texts[1].endswith("…”")

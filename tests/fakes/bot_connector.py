@@ -51,6 +51,8 @@ class ConnectorStub:
         self.url = ""
         #: When set, every call is refused with this status (e.g. 403: the bot was removed).
         self.refuse_with: int | None = None
+        #: Conversations every call to which is refused with 403 (the bot was removed there).
+        self.refuse_conversations: set[str] = set()
         #: When set, edits (PUT) are refused with 405, as by clients that cannot edit messages.
         self.refuse_updates = False
         self._arrived = asyncio.Event()
@@ -69,10 +71,13 @@ class ConnectorStub:
         )
         self.calls.append(call)
         self._arrived.set()
-        if self.refuse_with is not None:
+        refused = self.refuse_with
+        if refused is None and call.conversation_id in self.refuse_conversations:
+            refused = 403
+        if refused is not None:
             return web.json_response(
                 {"error": {"code": "BotNotInConversationRoster", "message": "refused"}},
-                status=self.refuse_with,
+                status=refused,
             )
         if self.refuse_updates and request.method == "PUT":
             return web.json_response(
@@ -90,6 +95,9 @@ class ConnectorStub:
 
     def cards(self) -> list[dict[str, Any]]:
         return [card for call in self.calls if (card := call.card) is not None]
+
+    def in_conversation(self, conversation_id: str) -> list[Call]:
+        return [call for call in self.calls if call.conversation_id == conversation_id]
 
 
 @asynccontextmanager
