@@ -515,7 +515,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
                 if not file.get("url_private_download") and file.get("id"):
                     file = await file_info(client, file["id"])
                 name, data = await fetch_file(file, settings)
-                result = bot.policies.upload(
+                result = await bot.policies.upload_in_background(
                     name, data, uploaded_by=Actor(PLATFORM, user).recorded_as
                 )
             except PolicyError as error:
