@@ -490,9 +490,9 @@ def channel_reference(conversation_id: str, service_url: str, app_id: str) -> Co
     )
 
 
-class TeamsChannelPoster:
-    """Posts the weekly digest into one channel (POLICYBOT_DIGEST_TEAMS_CONVERSATION) as a new
-    message, through the Teams service at POLICYBOT_TEAMS_SERVICE_URL."""
+class ConfiguredChannel:
+    """A Teams channel the bot posts into as new messages, through the Teams service at
+    POLICYBOT_TEAMS_SERVICE_URL, by a configured conversation id."""
 
     def __init__(
         self, adapter: CloudAdapter, app_id: str, conversation_id: str, service_url: str
@@ -501,32 +501,30 @@ class TeamsChannelPoster:
         self.app_id = app_id
         self.conversation_id = conversation_id
         self.service_url = service_url
+
+    async def send(self, activity: Activity) -> None:
+        reference = channel_reference(self.conversation_id, self.service_url, self.app_id)
+        await send_proactive(self.adapter, reference, activity, self.app_id)
+
+
+class TeamsChannelPoster(ConfiguredChannel):
+    """Posts the weekly digest (POLICYBOT_DIGEST_TEAMS_CONVERSATION)."""
 
     async def post(self, text: str) -> None:
         summary = text.splitlines()[0] if text else "policybot digest"
-        activity = card_activity(teams_cards.digest_card(text), summary)
-        reference = channel_reference(self.conversation_id, self.service_url, self.app_id)
-        await send_proactive(self.adapter, reference, activity, self.app_id)
+        await self.send(card_activity(teams_cards.digest_card(text), summary))
 
 
-class TeamsReviewPoster:
+class TeamsReviewPoster(ConfiguredChannel):
     """Posts each question that reaches the review list into the policy team's channel
-    (POLICYBOT_TEAMS_REVIEW_CONVERSATION) as a new message, as Slack's review channel."""
-
-    def __init__(
-        self, adapter: CloudAdapter, app_id: str, conversation_id: str, service_url: str
-    ) -> None:
-        self.adapter = adapter
-        self.app_id = app_id
-        self.conversation_id = conversation_id
-        self.service_url = service_url
+    (POLICYBOT_TEAMS_REVIEW_CONVERSATION), as Slack's review channel."""
 
     async def post(self, notice: ReviewNotice) -> None:
-        activity = card_activity(
-            teams_cards.review_notice_card(notice), teams_cards.review_notice_summary(notice)
+        await self.send(
+            card_activity(
+                teams_cards.review_notice_card(notice), teams_cards.review_notice_summary(notice)
+            )
         )
-        reference = channel_reference(self.conversation_id, self.service_url, self.app_id)
-        await send_proactive(self.adapter, reference, activity, self.app_id)
 
 
 async def send_proactive(
