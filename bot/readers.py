@@ -188,6 +188,16 @@ class _HtmlBlocks(HTMLParser):
         super().close()
         self._flush()
 
+    def parse_html_declaration(self, i: int) -> int:
+        """`<!...>` markup the standard library cannot parse (`<![x>`, a broken DOCTYPE
+        subset) is skipped up to its `>`, as browsers treat it as a bogus comment; the
+        library raises AssertionError for it (found by fuzzing)."""
+        try:
+            return super().parse_html_declaration(i)
+        except AssertionError:
+            end = self.rawdata.find(">", i + 2)
+            return -1 if end < 0 else end + 1
+
 
 def _table_row_text(headers: list[str], row: list[str]) -> str:
     """A table row as one readable unit: "Channel: LinkedIn; Who may post: Marketing"."""
@@ -198,8 +208,14 @@ def _table_row_text(headers: list[str], row: list[str]) -> str:
 
 def read_html(data: bytes) -> tuple[Fields, list[Block]]:
     parser = _HtmlBlocks()
-    parser.feed(_decode_html(data))
-    parser.close()
+    try:
+        parser.feed(_decode_html(data))
+        parser.close()
+    except AssertionError as error:  # html.parser's remaining "cannot parse this" signal
+        raise PolicyError(
+            f"The HTML cannot be read near line {parser.getpos()[0]} ({error}). "
+            "Save the page again from its editor or browser and upload that."
+        ) from None
     fields: Fields = {}
     title = " ".join(parser.title.split())
     if title:
@@ -479,6 +495,8 @@ _PDF_DAMAGE: tuple[type[Exception], ...] = (
     IndexError,
     OSError,
     RecursionError,
+    # pypdf's internal `assert`s: an object reference inside a content stream trips one.
+    AssertionError,
 )
 
 
@@ -518,6 +536,8 @@ def _open_pdf(data: bytes) -> Any:
 
 
 def _short(error: Exception) -> str:
+    if isinstance(error, AssertionError):  # pypdf's asserts say nothing an uploader can use
+        return "unexpected content"
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text[:120]
 
