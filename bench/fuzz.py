@@ -161,17 +161,36 @@ def _zip_members(data: bytes) -> list[tuple[str, bytes]]:
         return [(info.filename, package.read(info)) for info in package.infolist()]
 
 
+#: A multilevel list as Word numbers headings with ("1", "1.1", "(a)"): the reader counts it.
+_NUMBERING = (
+    '<w:abstractNum {ns} w:abstractNumId="90">'
+    '<w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1."/>'
+    '</w:lvl><w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="decimal"/>'
+    '<w:lvlText w:val="%1.%2"/></w:lvl><w:lvl w:ilvl="2"><w:start w:val="1"/>'
+    '<w:numFmt w:val="lowerLetter"/><w:lvlText w:val="(%3)"/></w:lvl></w:abstractNum>'
+)
+
+
 def docx_seeds() -> list[bytes]:
     import docx
-
-    from tests.documents import add_heading_numbering, docx_bytes, number_paragraph
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
 
     document = docx.Document()
     document.add_paragraph("Social media policy", style="Title")
-    num_id = add_heading_numbering(document)
+    numbering = document.part.numbering_part.element
+    numbering.insert(0, parse_xml(_NUMBERING.format(ns=nsdecls("w"))))
+    numbering.append(
+        parse_xml(f'<w:num {nsdecls("w")} w:numId="90"><w:abstractNumId w:val="90"/></w:num>')
+    )
     for heading, lines in _SECTIONS:
-        title = document.add_heading(heading.split(" ", 1)[1], level=heading.count(".") + 1)
-        number_paragraph(title, num_id, heading.count("."))
+        level = heading.count(".")
+        title = document.add_heading(heading.split(" ", 1)[1], level=level + 1)
+        title._p.get_or_add_pPr().append(
+            parse_xml(
+                f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="90"/></w:numPr>'
+            )
+        )
         for line in lines:
             document.add_paragraph(line, style="List Bullet")
     table = document.add_table(rows=2, cols=2)
@@ -181,7 +200,12 @@ def docx_seeds() -> list[bytes]:
     plain = docx.Document()
     plain.add_paragraph("SOCIAL MEDIA POLICY").runs[0].bold = True
     plain.add_paragraph("Do not post secrets.")
-    return [_small_docx(docx_bytes(d)) for d in (document, plain)]
+    packages = []
+    for each in (document, plain):
+        buffer = io.BytesIO()
+        each.save(buffer)
+        packages.append(_small_docx(buffer.getvalue()))
+    return packages
 
 
 #: The parts a seed keeps: the rest of python-docx's template (themes, fonts, a thumbnail,
@@ -229,13 +253,45 @@ def _drop_relationships(rels: bytes, folder: str) -> bytes:
     )
 
 
-def pdf_seeds() -> list[bytes]:
-    from tests.documents import make_pdf
+def _pdf(pages: list[list[str]], title: str = "") -> bytes:
+    """A small valid PDF: one Helvetica line per string, top to bottom on each page."""
+    count = len(pages)
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(count))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    for index, lines in enumerate(pages):
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * index)
+        )
+        shown = "".join(f"({line}) Tj T*\n" for line in lines).encode("cp1252")
+        stream = b"BT\n/F1 11 Tf\n14 TL\n56 750 Td\n" + shown + b"ET"
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    objects.append(f"<< /Title ({title}) >>".encode("latin-1"))
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+        % (len(objects) + 1, len(objects), xref)
+    )
+    return out.getvalue()
 
+
+def pdf_seeds() -> list[bytes]:
     lines = [line for heading, body in _SECTIONS for line in (heading, *body)]
     return [
-        make_pdf([["Social media policy", *lines, "Page 1 of 2"], [*lines, "Page 2 of 2"]], "T"),
-        make_pdf([["1. Purpose", "• Be careful online.", "(a) No secrets."]]),
+        _pdf([["Social media policy", *lines, "Page 1 of 2"], [*lines, "Page 2 of 2"]], "Policy"),
+        _pdf([["1. Purpose", "\u2022 Be careful online.", "(a) No secrets."]]),
     ]
 
 
