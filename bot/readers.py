@@ -319,15 +319,27 @@ def _child_val(element: Any, name: str) -> str | None:
     return None if child is None else child.get(f"{_W}val")
 
 
+def _style_chain(paragraph: Any) -> Iterator[Any]:
+    """The paragraph's style, then the styles it is based on. A damaged file can base a style
+    on itself or on a style based on it (found by fuzzing: the walk never ended), so a style
+    seen before ends the chain."""
+    seen: list[Any] = []  # the elements themselves: lxml compares them by identity
+    style = paragraph.style
+    while style is not None and not any(style.element is element for element in seen):
+        seen.append(style.element)
+        yield style
+        style = style.base_style
+
+
 def _paragraph_numbering(paragraph: Any) -> tuple[str, int] | None:
     """(numId, level) from the paragraph's own properties or, failing that, its styles'."""
     ppr = paragraph._p.pPr
     num_pr = ppr.numPr if ppr is not None else None
-    style = paragraph.style
-    while num_pr is None and style is not None:
+    for style in _style_chain(paragraph):
+        if num_pr is not None:
+            break
         style_ppr = style.element.pPr
         num_pr = style_ppr.numPr if style_ppr is not None else None
-        style = style.base_style
     if num_pr is None or num_pr.numId is None:
         return None
     num_id = str(num_pr.numId.val)
@@ -339,8 +351,7 @@ def _paragraph_numbering(paragraph: Any) -> tuple[str, int] | None:
 
 def _heading_level(paragraph: Any) -> int:
     """1 for the Title style, N for Heading N (or outline level N-1); 0 for body text."""
-    style = paragraph.style
-    while style is not None:
+    for style in _style_chain(paragraph):
         name = (style.name or "").lower()
         if name == "title":
             return 1
@@ -351,7 +362,6 @@ def _heading_level(paragraph: Any) -> int:
         outline = _child_val(style_ppr, "outlineLvl") if style_ppr is not None else None
         if outline is not None and outline.isdigit() and int(outline) < 9:
             return int(outline) + 1
-        style = style.base_style
     ppr = paragraph._p.pPr
     outline = _child_val(ppr, "outlineLvl") if ppr is not None else None
     if outline is not None and outline.isdigit() and int(outline) < 9:

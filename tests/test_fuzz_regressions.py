@@ -7,6 +7,9 @@ reads or is refused with a message. docs/reliability.md lists the runs that foun
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
 from bench import fuzz
@@ -44,6 +47,53 @@ def test_html_with_declarations_the_parser_rejects_still_reads(markup: bytes) ->
     page = b"<h2>1 Posting</h2><p>Ask Legal first.</p>" + markup + b"<p>Never share secrets.</p>"
     text = " ".join(c.text for c in read_policy("policy.html", page).clauses)
     assert "Ask Legal first." in text and "Never share secrets." in text
+
+
+_W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def small_docx(styles: str) -> bytes:
+    """A Word package of one paragraph in style "Rule", with these style definitions."""
+    parts = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+        'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-'
+        'package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/'
+        'styles.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+        'wordprocessingml.styles+xml"/></Types>',
+        "_rels/.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+        f'relationships"><Relationship Id="rId1" Type="{_RELS}/officeDocument" '
+        'Target="word/document.xml"/></Relationships>',
+        "word/_rels/document.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.'
+        f'org/package/2006/relationships"><Relationship Id="rId1" Type="{_RELS}/styles" '
+        'Target="styles.xml"/></Relationships>',
+        "word/document.xml": f'<w:document {_W}><w:body><w:p><w:pPr><w:pStyle w:val="Rule"/>'
+        "</w:pPr><w:r><w:t>Never share customer data.</w:t></w:r></w:p></w:body></w:document>",
+        "word/styles.xml": f"<w:styles {_W}>{styles}</w:styles>",
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as package:
+        for name, text in parts.items():
+            package.writestr(name, text)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "styles",
+    [
+        # The fuzzer's input: "Normal" based on itself; reading never ended.
+        '<w:style w:type="paragraph" w:styleId="Rule"><w:name w:val="Rule"/>'
+        '<w:basedOn w:val="Rule"/></w:style>',
+        '<w:style w:type="paragraph" w:styleId="Rule"><w:name w:val="Rule"/>'
+        '<w:basedOn w:val="Base"/></w:style><w:style w:type="paragraph" w:styleId="Base">'
+        '<w:name w:val="Base"/><w:basedOn w:val="Rule"/></w:style>',
+    ],
+)
+def test_docx_with_styles_based_on_each_other_still_reads(styles: str) -> None:
+    (clause,) = read_policy("policy.docx", small_docx(styles)).clauses
+    assert clause.text == "Never share customer data."
 
 
 @pytest.mark.parametrize("target", sorted(fuzz.TARGETS))
