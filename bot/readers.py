@@ -505,6 +505,7 @@ _PDF_DAMAGE: tuple[type[Exception], ...] = (
     IndexError,
     OSError,
     RecursionError,
+    ArithmeticError,  # OverflowError: a startxref offset beyond any file
     # pypdf's internal `assert`s: an object reference inside a content stream trips one.
     AssertionError,
 )

@@ -29,6 +29,15 @@ PDF_REFERENCE_IN_CONTENT = (
 )
 
 
+#: A cross-reference offset no file can have: pypdf's seek raised OverflowError.
+PDF_HUGE_STARTXREF = b"%PDF-1.4\ntrailer <</Root 1 0 R>>\nstartxref\n99999999999999999999\n%%EOF\n"
+
+
+def test_pdf_with_an_impossible_startxref_is_refused_clearly() -> None:
+    with pytest.raises(PolicyError, match="looks damaged"):
+        read_policy("policy.pdf", PDF_HUGE_STARTXREF)
+
+
 def test_pdf_with_an_object_reference_in_its_content_is_refused_clearly() -> None:
     with pytest.raises(PolicyError, match="a page is damaged") as error:
         read_policy("policy.pdf", PDF_REFERENCE_IN_CONTENT)
