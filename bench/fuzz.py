@@ -338,6 +338,27 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], Callable[[], list[bytes]], int
 INSTRUMENTED = ["bot", "adapters", "pypdf", "docx", "html"]
 
 
+def _recording_slow(
+    target: Callable[[bytes], None], work: Path, seconds: float
+) -> Callable[[bytes], None]:
+    """The target, saving each input slower than `seconds` as `slow-*` beside the crashes.
+
+    libFuzzer's -timeout stops an input that never ends, but atheris's alarm can deadlock
+    when it fires inside native code (lxml, re); slow inputs that do finish are kept here."""
+    import hashlib
+    import time
+
+    def run(data: bytes) -> None:
+        start = time.perf_counter()
+        try:
+            target(data)
+        finally:
+            if time.perf_counter() - start > seconds:
+                (work / f"slow-{hashlib.sha1(data).hexdigest()}").write_bytes(data)
+
+    return run
+
+
 def write_seeds(target: str, corpus: Path) -> int:
     import hashlib
 
@@ -355,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("inputs", nargs="*", help="saved inputs to run again instead of fuzzing")
     parser.add_argument("--seconds", type=int, default=60, help="how long to fuzz")
     parser.add_argument("--timeout", type=int, default=5, help="seconds one input may take")
+    parser.add_argument(
+        "--slow", type=float, default=2.0, help="save inputs that take longer (seconds)"
+    )
     parser.add_argument("--rss-limit-mb", type=int, default=2048)
     parser.add_argument("--dir", type=Path, default=FUZZ_DIR, help="corpus and crashes go here")
     args, libfuzzer_args = parser.parse_known_args(argv)
@@ -391,12 +415,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{write_seeds(args.target, corpus)} seeds in {corpus}", file=sys.stderr)
         fuzzer_argv += [f"-max_total_time={args.seconds}", str(corpus)]
 
+    test_one_input = _recording_slow(target, work, args.slow)
     setup: dict[str, Any] = {}
     if args.target == "docx":
         setup["custom_mutator"] = lambda data, max_size, seed: mutate_docx(
             data, max_size, seed, atheris.Mutate
         )
-    atheris.Setup(fuzzer_argv, target, **setup)
+    atheris.Setup(fuzzer_argv, test_one_input, **setup)
     atheris.Fuzz()
 
 
