@@ -52,7 +52,12 @@ def _decode_html(data: bytes) -> str:
     declared = _META_CHARSET.search(data[:4096])
     if declared:
         try:
-            encoding = codecs.lookup(declared.group(1).decode("ascii")).name
+            codec = codecs.lookup(declared.group(1).decode("ascii"))
+            # "uu", "base64", "zlib" are codecs too, but not text encodings (found by fuzzing);
+            # CPython marks which are (the flag `bytes.decode` itself checks).
+            if not getattr(codec, "_is_text_encoding", True):
+                raise LookupError(codec.name)
+            encoding = codec.name
         except LookupError:
             encoding = "utf-8"
     try:
@@ -60,6 +65,11 @@ def _decode_html(data: bytes) -> str:
     except UnicodeDecodeError as error:
         raise PolicyError(
             f"The file is not valid {encoding} text (byte {error.start} cannot be read). "
+            "Save it as UTF-8 and upload it again."
+        ) from None
+    except UnicodeError:  # codecs such as "idna" refuse text without saying where
+        raise PolicyError(
+            f"The file cannot be read as {encoding}, the character set it declares. "
             "Save it as UTF-8 and upload it again."
         ) from None
 

@@ -58,6 +58,21 @@ def test_html_with_declarations_the_parser_rejects_still_reads(markup: bytes) ->
     assert "Ask Legal first." in text and "Never share secrets." in text
 
 
+@pytest.mark.parametrize("charset", [b"UU", b"base64", b"rot13"])
+def test_html_declaring_a_codec_that_is_no_text_encoding_reads_as_utf8(charset: bytes) -> None:
+    # The fuzzer's page declared charset="UU...: a codec, but bytes to bytes (LookupError).
+    page = b"<meta charset=" + charset + b"><p>Never share customer data.</p>"
+    (clause,) = read_policy("policy.html", page).clauses
+    assert clause.text == "Never share customer data."
+
+
+@pytest.mark.parametrize("charset", [b"undefined", b"punycode"])
+def test_html_in_a_charset_that_cannot_decode_it_is_refused_clearly(charset: bytes) -> None:
+    page = b"<meta charset=" + charset + b"><p>Never share customer data.</p>"
+    with pytest.raises(PolicyError, match="cannot be read as"):
+        read_policy("policy.html", page)
+
+
 _W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 _RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 
