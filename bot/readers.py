@@ -238,7 +238,14 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML and old bina
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
+#: Roman numerals past this are not written (no letter for 5,000); the number is shown in
+#: digits instead, which also keeps `<w:start w:val="100000000000"/>` from taking forever.
+_MAX_ROMAN = 3999
+
+
 def _roman(number: int) -> str:
+    if number > _MAX_ROMAN:
+        return str(number)
     numerals = [(1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc")]
     numerals += [(50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i")]
     out = ""

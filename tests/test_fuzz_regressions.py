@@ -77,25 +77,27 @@ _W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 _RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 
 
-def small_docx(styles: str) -> bytes:
-    """A Word package of one paragraph in style "Rule", with these style definitions."""
+def small_docx(styles: str = "", numbering: str = "", properties: str = "") -> bytes:
+    """A Word package of one paragraph with these properties, styles and numbering."""
+    types = "application/vnd.openxmlformats-officedocument.wordprocessingml"
     parts = {
         "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
         'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-'
         'package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-        '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-'
-        'officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/'
-        'styles.xml" ContentType="application/vnd.openxmlformats-officedocument.'
-        'wordprocessingml.styles+xml"/></Types>',
+        f'<Override PartName="/word/document.xml" ContentType="{types}.document.main+xml"/>'
+        f'<Override PartName="/word/styles.xml" ContentType="{types}.styles+xml"/>'
+        f'<Override PartName="/word/numbering.xml" ContentType="{types}.numbering+xml"/></Types>',
         "_rels/.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
         f'relationships"><Relationship Id="rId1" Type="{_RELS}/officeDocument" '
         'Target="word/document.xml"/></Relationships>',
         "word/_rels/document.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.'
         f'org/package/2006/relationships"><Relationship Id="rId1" Type="{_RELS}/styles" '
-        'Target="styles.xml"/></Relationships>',
-        "word/document.xml": f'<w:document {_W}><w:body><w:p><w:pPr><w:pStyle w:val="Rule"/>'
-        "</w:pPr><w:r><w:t>Never share customer data.</w:t></w:r></w:p></w:body></w:document>",
+        f'Target="styles.xml"/><Relationship Id="rId2" Type="{_RELS}/numbering" '
+        'Target="numbering.xml"/></Relationships>',
+        "word/document.xml": f"<w:document {_W}><w:body><w:p><w:pPr>{properties}</w:pPr>"
+        "<w:r><w:t>Never share customer data.</w:t></w:r></w:p></w:body></w:document>",
         "word/styles.xml": f"<w:styles {_W}>{styles}</w:styles>",
+        "word/numbering.xml": f"<w:numbering {_W}>{numbering}</w:numbering>",
     }
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as package:
@@ -116,7 +118,20 @@ def small_docx(styles: str) -> bytes:
     ],
 )
 def test_docx_with_styles_based_on_each_other_still_reads(styles: str) -> None:
-    (clause,) = read_policy("policy.docx", small_docx(styles)).clauses
+    package = small_docx(styles, properties='<w:pStyle w:val="Rule"/>')
+    (clause,) = read_policy("policy.docx", package).clauses
+    assert clause.text == "Never share customer data."
+
+
+def test_docx_roman_numbering_from_a_huge_start_reads_at_once() -> None:
+    # Counting to 10**11 in Roman numerals ("m" a hundred million times) never ended.
+    numbering = (
+        '<w:abstractNum w:abstractNumId="7"><w:lvl w:ilvl="0"><w:start w:val="100000000000"/>'
+        '<w:numFmt w:val="lowerRoman"/><w:lvlText w:val="%1."/></w:lvl></w:abstractNum>'
+        '<w:num w:numId="7"><w:abstractNumId w:val="7"/></w:num>'
+    )
+    properties = '<w:numPr><w:ilvl w:val="0"/><w:numId w:val="7"/></w:numPr>'
+    (clause,) = read_policy("policy.docx", small_docx("", numbering, properties)).clauses
     assert clause.text == "Never share customer data."
 
 
