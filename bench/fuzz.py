@@ -20,10 +20,12 @@ Needs the `bench` extra: pip install -e '.[bench]'.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import random
 import re
 import sys
+import time
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -345,8 +347,6 @@ def _recording_slow(
 
     libFuzzer's -timeout stops an input that never ends, but atheris's alarm can deadlock
     when it fires inside native code (lxml, re); slow inputs that do finish are kept here."""
-    import hashlib
-    import time
 
     def run(data: bytes) -> None:
         start = time.perf_counter()
@@ -360,8 +360,6 @@ def _recording_slow(
 
 
 def write_seeds(target: str, corpus: Path) -> int:
-    import hashlib
-
     corpus.mkdir(parents=True, exist_ok=True)
     seeds = TARGETS[target][1]()
     for seed in seeds:
@@ -370,8 +368,11 @@ def write_seeds(target: str, corpus: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fuzz",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("target", choices=sorted(TARGETS))
     parser.add_argument("inputs", nargs="*", help="saved inputs to run again instead of fuzzing")
     parser.add_argument("--seconds", type=int, default=60, help="how long to fuzz")
@@ -384,7 +385,10 @@ def main(argv: list[str] | None = None) -> None:
     args, libfuzzer_args = parser.parse_known_args(argv)
     libfuzzer_args = [a for a in libfuzzer_args if a != "--"]
 
-    import atheris
+    try:
+        import atheris
+    except ImportError:
+        parser.error("atheris is not installed: pip install -e '.[bench]'")
 
     with atheris.instrument_imports(include=INSTRUMENTED):
         # The readers import their parsers on first use: import them here to instrument them.
