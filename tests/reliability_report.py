@@ -39,8 +39,8 @@ REFERENCED = {
     "tests/test_fuzz_reading.py": "Bad input: random Markdown/text and random bytes into the "
     "reader; random questions normalized or refused",
     "tests/test_fuzz_regressions.py": "Bad input: the inputs the atheris harness "
-    "(`bench/fuzz.py`) found crashing the HTML and PDF readers; every harness target takes "
-    "its seeds",
+    "(`bench/fuzz.py`) found crashing or hanging the HTML, PDF and DOCX readers, and one "
+    "found by reading; every harness target takes its seeds",
     "tests/test_admin_http.py": "Access: admin API token (missing, wrong, wrong scheme), "
     "oversized and malformed uploads",
     "tests/test_teams_http.py": "Access: Teams requests without a token when an app id is set; "
