@@ -239,6 +239,7 @@ async def test_answer_on_the_channel_card_reaches_the_asker_and_settles_the_card
     card = settled.card or {}
     text = card_text(card)
     assert f"“{UNCOVERED}”" in text
+    assert facts(card) == facts(notice.card or {})  # why, question and group, as posted
     assert f"Answered by Pat Policy (teams:aad-pat) (group #{question['group_id']}" in text
     assert ANSWER in text
     assert "actions" not in card and "Input.Text" not in str(card)
