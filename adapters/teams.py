@@ -42,7 +42,7 @@ from bot.core import PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError
 from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
 from bot.policies import ACTIVATE, DISCARD, too_large
-from bot.review import ReviewError, may_review
+from bot.review import Group, ReviewError, may_review
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ CONFIRMATIONS = {
 NOT_POLICY_TEAM = (
     "Sorry, `review` is for the policy team. If you think you should have it, ask your "
     "administrator to add you to POLICYBOT_TEAMS_POLICY_TEAM."
+)
+NOT_POLICY_TEAM_ACTION = (
+    "Sorry, answering and dismissing questions is for the policy team; nothing was changed. "
+    "If you think you should be able to, ask your administrator to add you to "
+    "POLICYBOT_TEAMS_POLICY_TEAM."
 )
 REVIEW_IN_PERSONAL_CHAT = (
     "The review list is for the policy team's eyes only; ask me `review` in a personal chat."
@@ -406,10 +411,11 @@ class TeamsBot(ActivityHandler):
     async def on_group_action(
         self, turn_context: TurnContext, action: str, value: dict[str, Any]
     ) -> None:
-        """Answer / Dismiss on a group's card; the answer goes to every asker at once."""
+        """Answer / Dismiss on a group's card (from `review`, or a review-channel post); the
+        answer goes to every asker at once. In a channel, the reply is threaded under the card."""
         sender = turn_context.activity.from_property or ChannelAccount()
         if not await self.is_policy_team(sender, f"review {action}"):
-            await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
+            await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM_ACTION))
             return
         reviewer = actor(sender).recorded_as
         group_id = parse_id(value.get("group_id"))
@@ -433,8 +439,35 @@ class TeamsBot(ActivityHandler):
                 group = self.policy_bot.dismiss_group(group_id, by=reviewer)
                 reply = f"Group #{group.id} dismissed ({group.count} asked); nobody is notified."
         except ReviewError as error:  # an empty answer, no such group
-            reply = str(error)
+            await turn_context.send_activity(text_activity(str(error)))
+            return
+        notice_question = parse_id(value.get(teams_cards.NOTICE_QUESTION))
+        if notice_question is not None:
+            await self.settle_notice(turn_context, notice_question, group)
         await turn_context.send_activity(text_activity(reply))
+
+    async def settle_notice(
+        self, turn_context: TurnContext, question_id: int, group: Group
+    ) -> None:
+        """Replace the review-channel card pressed with one saying how its group was handled,
+        so nobody answers it twice. The threaded reply says so as well, so a card that cannot
+        be edited (deleted, or a client without edits) is only logged."""
+        card_id = turn_context.activity.reply_to_id
+        if not card_id:
+            return
+        try:
+            notice = self.policy_bot.review_notice(question_id)
+        except KeyError:  # purged since
+            return
+        settled = card_activity(
+            teams_cards.review_notice_card(notice, settled=group),
+            teams_cards.review_notice_summary(notice),
+        )
+        settled.id = card_id
+        try:
+            await turn_context.update_activity(settled)
+        except Exception:  # the connector raises many unrelated types; the reply still tells
+            log.warning("could not update the review card %s", card_id, exc_info=True)
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext

@@ -34,6 +34,9 @@ VERSION_ACTIONS = (ACTIVATE_VERSION, DISCARD_VERSION)
 ANSWER_GROUP = "answer_group"
 DISMISS_GROUP = "dismiss_group"
 GROUP_ACTIONS = (ANSWER_GROUP, DISMISS_GROUP)
+#: A review-channel card's question id, in its group actions' value: marks the press as
+#: coming from that card, which is then updated to show how the group was handled.
+NOTICE_QUESTION = "question_id"
 #: The id of a group card's answer box: its text arrives in the value under this key.
 ANSWER_INPUT = "answer"
 
@@ -231,29 +234,44 @@ def group_card(group: Group) -> dict[str, Any]:
                 {"title": "Group", "value": f"#{group.id}"},
             ],
         },
+        answer_box(),
+    ]
+    return card(body, group_actions(group.id))
+
+
+def answer_box() -> dict[str, Any]:
+    """The text box a reviewer writes a group's answer in (sent with Answer)."""
+    return {
+        "type": "Input.Text",
+        "id": ANSWER_INPUT,
+        "isMultiline": True,
+        "maxLength": MAX_ANSWER_CHARS,
+        "placeholder": "The answer everyone who asked will be sent",
+        "label": "Answer",
+        "isRequired": True,
+        "errorMessage": "Write the answer first, or press Dismiss.",
+    }
+
+
+def group_actions(group_id: int, **data: Any) -> list[dict[str, Any]]:
+    """Answer and Dismiss for a group; `data` rides along in both submits."""
+    return [
+        action_submit("Answer", ANSWER_GROUP, group_id=group_id, **data),
+        # Dismissing needs no answer, so the answer box is not validated for it.
         {
-            "type": "Input.Text",
-            "id": ANSWER_INPUT,
-            "isMultiline": True,
-            "maxLength": MAX_ANSWER_CHARS,
-            "placeholder": "The answer everyone who asked will be sent",
-            "label": "Answer",
-            "isRequired": True,
-            "errorMessage": "Write the answer first, or press Dismiss.",
+            **action_submit("Dismiss", DISMISS_GROUP, group_id=group_id, **data),
+            "associatedInputs": "none",
         },
     ]
-    actions = [
-        action_submit("Answer", ANSWER_GROUP, group_id=group.id),
-        # Dismissing needs no answer, so the answer box is not validated for it.
-        {**action_submit("Dismiss", DISMISS_GROUP, group_id=group.id), "associatedInputs": "none"},
-    ]
-    return card(body, actions)
 
 
-def review_notice_card(notice: ReviewNotice) -> dict[str, Any]:
+def review_notice_card(notice: ReviewNotice, settled: Group | None = None) -> dict[str, Any]:
     """A question that has just gone on the review list, for the policy team's channel
-    (POLICYBOT_TEAMS_REVIEW_CONVERSATION). The asker is named only when the notice carries
-    one (POLICYBOT_SHOW_ASKERS)."""
+    (POLICYBOT_TEAMS_REVIEW_CONVERSATION), with an answer box, Answer and Dismiss for its
+    group. The asker is named only when the notice carries one (POLICYBOT_SHOW_ASKERS).
+
+    With `settled` (its group, once answered or dismissed from the card) the same card says
+    how it was handled, and has no box or buttons left to press."""
     facts = [{"title": "Why", "value": REVIEW_REASON_LABELS.get(notice.reason, notice.reason)}]
     if notice.question_id is not None:
         facts.append({"title": "Question", "value": f"#{notice.question_id}"})
@@ -265,18 +283,48 @@ def review_notice_card(notice: ReviewNotice) -> dict[str, Any]:
         literal(f"“{shorten(notice.question, NOTICE_CHARS)}”", italic=True),
         {"type": "FactSet", "facts": facts},
     ]
-    if notice.asker:
-        # A platform id can hold "_" or "*", which a FactSet value would read as Markdown.
-        body.append(literal(f"Asked by {notice.asker}", isSubtle=True))
+    asker = notice.asker_name or notice.asker
+    if asker:
+        # A name or platform id can hold "_" or "*", which a FactSet value would read as
+        # Markdown.
+        body.append(literal(f"Asked by {asker}", isSubtle=True))
+    if settled is not None:
+        body.extend(settled_blocks(settled))
+        return card(body)
+    if notice.group_id is None:
+        # Not logged yet, so in no group: nothing to answer on this card.
+        body.append(
+            literal(
+                "Open question groups are listed by sending review to the bot in a personal "
+                "chat, and by policybot questions list.",
+                isSubtle=True,
+                size="Small",
+            )
+        )
+        return card(body)
+    body.append(answer_box())
     body.append(
         literal(
-            "Open question groups are listed by sending review to the bot in a personal chat, "
-            "and by policybot questions list.",
+            f"Answer sends your answer to everyone who asked in group #{notice.group_id}, and "
+            "the bot gives it to similar questions from then on. Dismiss closes the group; "
+            "nobody is told.",
             isSubtle=True,
             size="Small",
         )
     )
-    return card(body)
+    return card(body, group_actions(notice.group_id, **{NOTICE_QUESTION: notice.question_id}))
+
+
+def settled_blocks(group: Group) -> list[dict[str, Any]]:
+    """How a group was handled, for the review-channel card it was handled from."""
+    who = f" by {group.answered_by}" if group.answered_by else ""
+    plural = "s" if group.count != 1 else ""
+    if group.status == "answered":
+        return [
+            heading(f"Answered{who} (group #{group.id}, {group.count} question{plural})"),
+            literal(group.answer),
+        ]
+    return [heading(f"{group.status.capitalize()}{who} (group #{group.id}); nobody is told")]
 
 
 def review_notice_summary(notice: ReviewNotice) -> str:

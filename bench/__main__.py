@@ -29,7 +29,7 @@ from bench.quality import (
     calibrate,
     paired_difference,
 )
-from bench.sets import TUNING_SETS, EvalSet, all_sets
+from bench.sets import AS_WRITTEN, HELD_OUT_WRAPPERS, TUNING_SETS, EvalSet, all_sets, wrap
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.evaluation import EvalReport, Outcome, summarize
 from bot.retrieval import LexicalRetriever
@@ -43,6 +43,9 @@ DENSE = "MiniLM (dense)"
 #: The hand-labeled held-out policies answered as one set: each has 48 to 51 answerable
 #: questions, so a gap of a question or two on one of them says little; pooled, more.
 POOLED_HELD_OUT = "held-out policies, pooled"
+#: The same questions padded with chat ("asking for a friend: ..."), five ways: whether "not
+#: covered" survives the way people actually write. No retriever was fitted on this padding.
+PADDED_HELD_OUT = "held-out policies, padded with chat"
 
 
 @dataclass
@@ -55,8 +58,8 @@ class QualityRun:
 
     @property
     def set_names(self) -> list[str]:
-        """Every set, then the pooled held-out policies."""
-        return [s.name for s in self.sets] + [POOLED_HELD_OUT]
+        """Every set, then the pooled held-out policies, as written and padded."""
+        return [s.name for s in self.sets] + [POOLED_HELD_OUT, PADDED_HELD_OUT]
 
     def report(self, retriever: str, set_name: str) -> EvalReport:
         return summarize(set_name, self.outcomes[retriever][set_name])
@@ -87,7 +90,15 @@ def run_quality(include_policyqa: bool, embedder: Any | None) -> QualityRun:
         from bench.quality import CachedEmbedder
 
         embedder = CachedEmbedder(embedder)
-        embedder.prime([q.question for s in sets for _, qs in s.parts for q in qs])
+        embedder.prime(
+            [
+                wrap(q, w).question
+                for s in sets
+                for w in (AS_WRITTEN, *([] if s.tuning else HELD_OUT_WRAPPERS))
+                for _, qs in s.parts
+                for q in qs
+            ]
+        )
         makers[OURS_HYBRID] = lambda storage: HybridRetriever(storage, embedder)
         makers[DENSE] = lambda storage: DensePeer(storage, embedder)
     outcomes: dict[str, dict[str, list[Outcome]]] = {}
@@ -102,11 +113,14 @@ def run_quality(include_policyqa: bool, embedder: Any | None) -> QualityRun:
             threshold = calibrate([a for a in answers if a.eval_set.name in TUNING_SETS])
         thresholds[name] = threshold
         outcomes[name] = {a.eval_set.name: a.outcomes(threshold) for a in answers}
-        outcomes[name][POOLED_HELD_OUT] = [
+        held_out = [a.eval_set for a in answers if not a.eval_set.tuning]
+        held_out = [s for s in held_out if s.name != "policyqa"]
+        outcomes[name][POOLED_HELD_OUT] = [o for s in held_out for o in outcomes[name][s.name]]
+        outcomes[name][PADDED_HELD_OUT] = [
             o
-            for a in answers
-            if not a.eval_set.tuning and a.eval_set.name != "policyqa"
-            for o in outcomes[name][a.eval_set.name]
+            for s in held_out
+            for wrapper in HELD_OUT_WRAPPERS
+            for o in answer_all(s, make(s.storage), wrapper=wrapper).outcomes(threshold)
         ]
     return QualityRun(list(makers), thresholds, outcomes, sets, time.perf_counter() - start)
 
@@ -322,6 +336,13 @@ place where a peer scores higher is listed below with a paired bootstrap interva
 difference; only an interval that excludes zero is called a clear gap. The questions added
 to reach these sizes were written without running any retriever on them
 (`eval/external/README.md`).
+
+`held-out policies, padded with chat` asks the same held-out questions five more times,
+wrapped in chat such as "asking for a friend: ..." or "... appreciate any help, really not
+sure": people pad questions, and padding must not pass for coverage. Our not-covered models
+were fitted on the tuning questions as written and in other padding (`bench/sets.py`); no
+retriever saw this padding before. Ours also leaves greetings, apologies for asking and
+thanks out of the question before retrieving (`bot/vocabulary.py`).
 
 {quality}
 

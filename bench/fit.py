@@ -5,9 +5,11 @@
 Each retriever exposes the signals behind its confidence (`Evidence.vector()`); a logistic
 regression (L2, features standardised while fitting) learns P(covered) from the tuning sets
 only, then the probability that maximises mean not-covered F1 on those same sets becomes the
-raw decision point that `calibrated` maps onto the default threshold. The script prints the
-constants to commit into bot/retrieval.py and bot/semantic.py, and the held-out F1 they
-give, which was never used to choose anything.
+raw decision point that `calibrated` maps onto the default threshold. The tuning questions
+are fitted both as written and wrapped in chat (`bench.sets.FIT_WRAPPERS`), so that padding a
+question does not pass for coverage. The script prints the constants to commit into
+bot/retrieval.py and bot/semantic.py, and the held-out F1 they give, as written and in other
+chat (`HELD_OUT_WRAPPERS`), which was never used to choose anything.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.sets import EvalSet
+from bench.sets import (
+    AS_WRITTEN,
+    FIT_WRAPPERS,
+    HELD_OUT_WRAPPERS,
+    EvalSet,
+    Wrapper,
+    wrap,
+)
 from bot.evaluation import LabeledQuestion
 
 #: L2 penalty on the standardised coefficients: a few dozen uncovered questions support only
@@ -32,18 +41,23 @@ class Sample:
     tuning: bool
     covered: bool
     features: tuple[float, ...]
+    wrapper: Wrapper = AS_WRITTEN
 
 
 Featurize = Callable[[EvalSet, tuple[int, ...], LabeledQuestion], tuple[float, ...]]
 
 
 def samples(sets: Sequence[EvalSet], featurize: Featurize) -> list[Sample]:
+    """Every question as written; tuning questions also in FIT_WRAPPERS, held-out ones in
+    HELD_OUT_WRAPPERS (measured only)."""
     out = []
     for eval_set in sets:
-        for versions, questions in eval_set.parts:
-            for q in questions:
-                features = featurize(eval_set, versions, q)
-                out.append(Sample(eval_set.name, eval_set.tuning, q.covered, features))
+        wrappers = FIT_WRAPPERS if eval_set.tuning else HELD_OUT_WRAPPERS
+        for wrapper in (AS_WRITTEN, *wrappers):
+            for versions, questions in eval_set.parts:
+                for q in questions:
+                    features = featurize(eval_set, versions, wrap(q, wrapper))
+                    out.append(Sample(eval_set.name, eval_set.tuning, q.covered, features, wrapper))
     return out
 
 
@@ -94,7 +108,8 @@ class Fit:
     intercept: float
     coefficients: tuple[float, ...]
     raw_decision_point: float
-    f1_by_set: dict[str, float]
+    f1_by_set: dict[str, float]  # questions as written
+    wrapped_f1_by_set: dict[str, float]  # mean over the set's wrappers
 
 
 def fit(all_samples: list[Sample]) -> Fit:
@@ -103,29 +118,46 @@ def fit(all_samples: list[Sample]) -> Fit:
     y = np.array([s.covered for s in tuning], dtype=float)
     intercept, coefficients = fit_logistic(x, y)
 
-    def by_set(rows: list[Sample]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name in dict.fromkeys(s.set_name for s in rows):
-            part = [s for s in rows if s.set_name == name]
+    def groups(rows: list[Sample]) -> dict[tuple[str, Wrapper], tuple[np.ndarray, np.ndarray]]:
+        out: dict[tuple[str, Wrapper], tuple[np.ndarray, np.ndarray]] = {}
+        for key in dict.fromkeys((s.set_name, s.wrapper) for s in rows):
+            part = [s for s in rows if (s.set_name, s.wrapper) == key]
+            if all(s.covered for s in part):
+                continue
             features = np.array([s.features for s in part], dtype=float)
             p = 1 / (1 + np.exp(-(intercept + features @ coefficients)))
-            out[name] = (p, np.array([s.covered for s in part]))
+            out[key] = (p, np.array([s.covered for s in part]))
         return out
 
-    groups = {k: v for k, v in by_set(all_samples).items() if (~v[1]).any()}
+    grouped = groups(all_samples)
     tuning_names = {s.set_name for s in tuning}
-    threshold = best_threshold([v for k, v in groups.items() if k in tuning_names])
-    f1 = {name: not_covered_f1(p, c, threshold) for name, (p, c) in groups.items()}
-    return Fit(intercept, tuple(float(c) for c in coefficients), threshold, f1)
+    # Every tuning set, as written and wrapped, counts the same in the choice of threshold.
+    threshold = best_threshold([v for k, v in grouped.items() if k[0] in tuning_names])
+    f1 = {
+        k[0]: not_covered_f1(p, c, threshold) for k, (p, c) in grouped.items() if k[1] == AS_WRITTEN
+    }
+    wrapped: dict[str, list[float]] = {}
+    for (name, wrapper), (p, c) in grouped.items():
+        if wrapper != AS_WRITTEN:
+            wrapped.setdefault(name, []).append(not_covered_f1(p, c, threshold))
+    return Fit(
+        intercept,
+        tuple(float(c) for c in coefficients),
+        threshold,
+        f1,
+        {name: sum(v) / len(v) for name, v in wrapped.items()},
+    )
 
 
 def report(title: str, names: Sequence[str], result: Fit, tuning: set[str]) -> str:
     lines = [f"## {title}", "", f"intercept = {result.intercept:.4f}", "coefficients:"]
     lines += [f"    {n:>18} {c:+.4f}" for n, c in zip(names, result.coefficients, strict=True)]
     lines += [f"raw decision point = {result.raw_decision_point:.4f}", ""]
+    lines.append(f"    {'set':<40} {'role':<8} not-covered F1: as written, wrapped in chat")
     for name, f1 in result.f1_by_set.items():
         role = "tuning" if name in tuning else "held out"
-        lines.append(f"    {name[:40]:<40} {role:<8} not-covered F1 {f1:.3f}")
+        wrapped = result.wrapped_f1_by_set.get(name, 0.0)
+        lines.append(f"    {name[:40]:<40} {role:<8} {f1:.3f}  {wrapped:.3f}")
     return "\n".join(lines)
 
 
@@ -152,7 +184,15 @@ def main() -> None:
     from bench.quality import CachedEmbedder
 
     embedder = CachedEmbedder(MiniLMEmbedder())
-    embedder.prime([q.question for s in sets for _, qs in s.parts for q in qs])
+    embedder.prime(
+        [
+            wrap(q, w).question
+            for s in sets
+            for w in (AS_WRITTEN, *(FIT_WRAPPERS if s.tuning else HELD_OUT_WRAPPERS))
+            for _, qs in s.parts
+            for q in qs
+        ]
+    )
     hybrid = {s.name: HybridRetriever(s.storage, embedder) for s in sets}
 
     def hybrid_features(

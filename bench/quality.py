@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bench.sets import EvalSet
+from bench.sets import AS_WRITTEN, EvalSet, Wrapper, wrap
 from bot.evaluation import EvalReport, LabeledQuestion, Outcome, outcome, summarize
 from bot.models import Retrieval
 
@@ -58,9 +58,13 @@ class Answers:
         ]
 
 
-def answer_all(eval_set: EvalSet, retriever: AnyRetriever, limit: int = 5) -> Answers:
+def answer_all(
+    eval_set: EvalSet, retriever: AnyRetriever, limit: int = 5, wrapper: Wrapper = AS_WRITTEN
+) -> Answers:
+    """Every question of the set, as written or wrapped in chat (see bench.sets.wrap)."""
     by_part = []
-    for versions, questions in eval_set.parts:
+    for versions, written in eval_set.parts:
+        questions = [wrap(q, wrapper) for q in written]
         answers = {q.question: retriever.retrieve(q.question, versions, limit) for q in questions}
         by_part.append((questions, answers))
     return Answers(eval_set, by_part)

@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.evaluation import LabeledQuestion, load_questions
@@ -45,6 +45,37 @@ POLICYQA_DEV = SHARED / "policyqa" / "dev.json"
 TUNING_SETS = frozenset({"bundled", "gitlab-team-member-social-media-policy", "osc-hatch-act-faq"})
 
 Retrieve = Callable[[str, tuple[int, ...]], Retrieval]
+
+#: Chat around a question, as (before, after). Employees pad questions ("not sure who else to
+#: ask about this, ..."); those words say nothing about the policy but make a question look
+#: longer and better matched. The not-covered models are fitted on the tuning questions as
+#: written and wrapped in FIT_WRAPPERS, and measured, never fitted, with HELD_OUT_WRAPPERS.
+Wrapper = tuple[str, str]
+AS_WRITTEN: Wrapper = ("", "")
+FIT_WRAPPERS: tuple[Wrapper, ...] = (
+    ("hi all, ", ""),
+    ("so ", ""),
+    ("honest question: ", ""),
+    ("i need some advice - ", ""),
+    ("been thinking about this for a while. ", ""),
+    ("sorry if this was asked before, ", ""),
+    ("ok so my question is ", ""),
+    ("", ", please help"),
+    ("", " - would appreciate an answer"),
+    ("", ", is that a problem or not"),
+)
+HELD_OUT_WRAPPERS: tuple[Wrapper, ...] = (
+    ("asking for a friend: ", ""),
+    ("this might be a weird one but ", ""),
+    ("not sure who else to ask about this, ", ""),
+    ("my manager mentioned something in a meeting and im not sure, ", ""),
+    ("", " appreciate any help, really not sure"),
+)
+
+
+def wrap(question: LabeledQuestion, wrapper: Wrapper) -> LabeledQuestion:
+    before, after = wrapper
+    return replace(question, question=f"{before}{question.question}{after}")
 
 
 @dataclass

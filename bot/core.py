@@ -358,12 +358,17 @@ class PolicyBot:
         in the review channel of the platform it was asked on."""
         if not answer.answered:
             referral = Referral(answer.question_id, "not_covered", answer.question)
-            await self.announce(incoming.platform, referral, asker=incoming.asker)
+            await self.announce(
+                incoming.platform, referral, asker=incoming.asker, asker_name=incoming.asker_name
+            )
 
-    async def announce(self, platform: str, referral: Referral | None, asker: str = "") -> None:
+    async def announce(
+        self, platform: str, referral: Referral | None, asker: str = "", asker_name: str = ""
+    ) -> None:
         """Tell `platform`'s review channel, if it has one, that a question went on the review
-        list; the asker is named only with POLICYBOT_SHOW_ASKERS. A failure is logged: the
-        question is on the list anyway."""
+        list; the asker is named only with POLICYBOT_SHOW_ASKERS (by `asker_name`, else by the
+        name logged with the question). A failure is logged: the question is on the list
+        anyway."""
         poster = self.review_posters.get(platform)
         if referral is None or poster is None:
             return
@@ -371,18 +376,47 @@ class PolicyBot:
         if referral.question_id is not None:
             with contextlib.suppress(KeyError):
                 row = self.storage.question(referral.question_id)
-        group_id = row.get("group_id")
-        notice = ReviewNotice(
-            question=referral.question or str(row.get("text") or ""),
-            question_id=referral.question_id,
-            reason=referral.reason,
-            asker=asker if self.settings.show_askers else "",
-            group_id=group_id if isinstance(group_id, int) else None,
+        notice = self._review_notice(
+            referral.question_id, row, referral.reason, referral.question, asker, asker_name
         )
         try:
             await poster.post(notice)
         except Exception:  # any platform failure; the review list itself is unaffected
             log.exception("could not post to the %s review channel", platform)
+
+    def review_notice(self, question_id: int) -> ReviewNotice:
+        """A logged question's review notice rebuilt from the log, as its review-channel post
+        showed it (to show that post again once its group is answered or dismissed). The asker
+        is named as `announce` names them, by the logged name. KeyError when there is no such
+        question."""
+        row = self.storage.question(question_id)
+        address = self.storage.reply_address(question_id) if self.settings.show_askers else None
+        asker = address["user_id"] if address else ""  # deleted once the answer was delivered
+        return self._review_notice(
+            question_id, row, str(row.get("review_reason") or ""), "", asker, ""
+        )
+
+    def _review_notice(
+        self,
+        question_id: int | None,
+        row: dict[str, object],
+        reason: str,
+        question: str,
+        asker: str,
+        asker_name: str,
+    ) -> ReviewNotice:
+        group_id = row.get("group_id")
+        show = self.settings.show_askers
+        if show and not asker_name and question_id is not None:
+            asker_name = self.storage.asker_names([question_id]).get(question_id, "")
+        return ReviewNotice(
+            question=question or str(row.get("text") or ""),
+            question_id=question_id,
+            reason=reason,
+            asker=asker if show else "",
+            group_id=group_id if isinstance(group_id, int) else None,
+            asker_name=asker_name if show else "",
+        )
 
     async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
         """A reviewer answers a group: the answer is stored as a reviewed answer and sent to

@@ -53,6 +53,9 @@ class ReviewNotice:
     reason: str  # "not_covered", "not_helpful" or "ask_policy_team"
     asker: str = ""  # the asker's platform user id, only with POLICYBOT_SHOW_ASKERS
     group_id: int | None = None  # the question group it joined, for Answer / Dismiss
+    #: The asker's display name where the platform gave one, only with POLICYBOT_SHOW_ASKERS;
+    #: for platforms that cannot turn `asker` into a name themselves (Teams).
+    asker_name: str = ""
 
 
 class ReviewPoster(Protocol):

@@ -27,7 +27,7 @@ import snowballstemmer
 
 from bot.models import Retrieval, ScoredClause, StoredClause
 from bot.storage import Storage
-from bot.vocabulary import EXPANSIONS, content_words, words
+from bot.vocabulary import EXPANSIONS, content_words, without_pleasantries, words
 
 #: How much a match on an expansion ("tweet" -> "post") counts against a match on the word.
 EXPANSION_WEIGHT = 0.6
@@ -47,12 +47,12 @@ PRUNE_FROM_CLAUSES = 2000
 
 #: The logistic model behind the confidence: intercept, then one coefficient per
 #: `Evidence.FEATURES` entry. Fitted by `python -m bench fit` on the tuning sets only.
-CONFIDENCE_INTERCEPT = -7.1800
-CONFIDENCE_COEFFICIENTS = (2.0606, 1.7944, 0.3907, -0.6978, 1.1249, 4.0177, 2.0372)
+CONFIDENCE_INTERCEPT = -8.5085
+CONFIDENCE_COEFFICIENTS = (3.9765, 1.3803, 0.3479, -1.1418, 0.7620, 4.6823, 3.1095)
 #: The fitted model's probability that best separates covered from uncovered questions on the
 #: tuning sets; `calibrated` sends it to DECISION_POINT (the default POLICYBOT_MIN_CONFIDENCE),
 #: so one threshold fits every retriever.
-RAW_DECISION_POINT = 0.7260
+RAW_DECISION_POINT = 0.7640
 DECISION_POINT = 0.4
 
 #: Beyond this many content words a question's length says nothing more about its coverage.
@@ -79,7 +79,7 @@ class TermGroup:
 
 def term_groups(question: str) -> list[TermGroup]:
     groups = []
-    for word in content_words(_MARKUP.sub(" ", question)):
+    for word in content_words(without_pleasantries(_MARKUP.sub(" ", question))):
         members = {stem(word): 1.0}
         for expansion in EXPANSIONS.get(word, ()):
             members.setdefault(stem(expansion), EXPANSION_WEIGHT)

@@ -506,6 +506,45 @@ def content_words(text: str) -> list[str]:
     return list(seen)
 
 
+#: Chat pleasantries around a question: a greeting, an apology for asking, "I was wondering",
+#: thanks. They say nothing about the policy, but their words would make a question look
+#: longer and better matched, so an uncovered question behind "hi team, sorry to bother you"
+#: would pass for a covered one.
+_LEADING_PLEASANTRY = re.compile(
+    r"""^\s*(?:
+        (?:hi|hey|hello|hiya|howdy|yo|greetings|good\s+(?:morning|afternoon|evening)|dear\s+\w+)
+            (?:\s+(?:all|everyone|everybody|team|there|folks|guys|y'?all|people|policybot|hr))?
+      | (?:sorry|apologies)\s+(?:to\s+bother(?:\s+you)?|for\s+(?:the|a|this)\s+(?:\w+\s+)?question
+            |if\s+this\s+is\s+(?:a\s+)?(?:dumb|silly|stupid|obvious|basic)(?:\s+question)?)
+      | (?:a\s+)?(?:quick|random|silly|dumb|basic|small|stupid)\s+question(?:\s+for\s+you)?
+            (?:\s+here)?
+      | i\s+(?:have|had|'ve\s+got|got)\s+a\s+(?:\w+\s+)?question
+            (?:\s+about\s+something(?:\s+that\s+came\s+up(?:\s+today|\s+at\s+work)?)?)?
+      | (?:i\s+was|i'?m|im|just)\s+wondering(?:\s+(?:if|whether))?
+      | hope\s+(?:you'?re|you\s+are|all\s+is|everyone\s+is)\s+(?:well|good|doing\s+well)
+    )(?:\s*[,.:;!\-\u2013\u2014]+|\s+but\b|\s*$|\s+)\s*""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_TRAILING_THANKS = re.compile(
+    r"[\s,.!:;\-]*\b(?:thanks?|thank\s+you|cheers|thx|ty|tia)"
+    r"(?:\s+(?:so\s+much|a\s+lot|in\s+advance|all|everyone))*[\s.!]*$",
+    re.IGNORECASE,
+)
+
+
+def without_pleasantries(text: str) -> str:
+    """The question without the greeting, apology or thanks around it; unchanged when nothing
+    with meaning would be left."""
+    stripped = text
+    for _ in range(6):  # "hi team, sorry to bother you, quick question: ..."
+        shorter = _LEADING_PLEASANTRY.sub("", stripped, count=1)
+        if shorter == stripped:
+            break
+        stripped = shorter
+    stripped = _TRAILING_THANKS.sub("", stripped)
+    return stripped if content_words(stripped) else text
+
+
 #: Everyday words that mean the same thing in questions, whether or not the policy uses them.
 #: Used to recognise paraphrases of the same question on the policy team's review list
 #: ("expense" / "reimburse"), where the topic is often one the policy does not cover at all.

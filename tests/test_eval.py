@@ -22,14 +22,14 @@ QUESTIONS = Path(__file__).parent.parent / "eval" / "bundled-policy.jsonl"
 
 #: Lexical floors per external set: (recall@1, recall@3, MRR, not-covered F1), set a little
 #: below what was measured on the enlarged sets (60-80 questions each) with the confidence
-#: model refitted on them: 0.61/0.73/0.67/0.50, 0.44/0.60/0.53/0.58, 0.72/0.83/0.78/0.49,
-#: 0.48/0.67/0.59/0.63, 0.32/0.40/0.39/0.45.
+#: model fitted on them as written and wrapped in chat: 0.61/0.73/0.67/0.50,
+#: 0.44/0.60/0.53/0.61, 0.72/0.83/0.78/0.44, 0.48/0.67/0.59/0.55, 0.32/0.40/0.39/0.41.
 EXTERNAL_FLOORS = {
     "gitlab-team-member-social-media-policy": (0.57, 0.69, 0.63, 0.45),
-    "northcoastchurch-social-media-acceptable-use": (0.40, 0.56, 0.49, 0.52),
-    "osc-hatch-act-faq": (0.68, 0.79, 0.74, 0.44),
-    "stonybrook-social-media-guidelines": (0.44, 0.62, 0.55, 0.57),
-    "ucd-social-media-policy-colleges-schools-units": (0.28, 0.36, 0.35, 0.40),
+    "northcoastchurch-social-media-acceptable-use": (0.40, 0.56, 0.49, 0.55),
+    "osc-hatch-act-faq": (0.68, 0.79, 0.74, 0.40),
+    "stonybrook-social-media-guidelines": (0.44, 0.62, 0.55, 0.50),
+    "ucd-social-media-policy-colleges-schools-units": (0.28, 0.36, 0.35, 0.36),
 }
 
 needs_shared = pytest.mark.skipif(
@@ -49,13 +49,13 @@ def test_bundled_policy_retrieval_floors(bot: PolicyBot) -> None:
     report = evaluate(
         "bundled", load_questions(QUESTIONS), bot.retrieve, bot.settings.min_confidence
     )
-    # measured: r@1 0.62, r@3 0.75, MRR 0.69, not-covered P 0.57 R 0.81 F1 0.67, 240 chars
+    # measured: r@1 0.62, r@3 0.75, MRR 0.69, not-covered P 0.48 R 0.87 F1 0.62, 240 chars
     assert report.recall_at_1 >= 0.59
     assert report.recall_at_3 >= 0.72
     assert report.mrr >= 0.66
-    assert report.unanswered_precision >= 0.52
-    assert report.unanswered_recall >= 0.75
-    assert report.unanswered_f1 >= 0.6
+    assert report.unanswered_precision >= 0.44
+    assert report.unanswered_recall >= 0.8
+    assert report.unanswered_f1 >= 0.57
     assert report.mean_cited_chars <= 300
 
 
@@ -157,3 +157,21 @@ def test_paired_difference_of_not_covered_f1() -> None:
     assert summarize("x", covered + uncovered_found).unanswered_f1 == 1.0
     with pytest.raises(ValueError):
         paired_difference(covered, covered[:-1], "mrr")
+
+
+def test_chat_around_a_question_does_not_pass_for_coverage(bot: PolicyBot) -> None:
+    """Uncovered questions padded with chat are still found uncovered, about as often as when
+    asked plainly (the model was fitted on other padding than this)."""
+    uncovered = [q for q in load_questions(QUESTIONS) if not q.covered]
+    threshold = bot.settings.min_confidence
+
+    def flagged(before: str, after: str = "") -> int:
+        return sum(
+            bot.retrieve(f"{before}{q.question}{after}").confidence < threshold for q in uncovered
+        )
+
+    plain = flagged("")
+    assert plain >= 0.8 * len(uncovered)
+    assert flagged("hi team, sorry to bother you but I was wondering, ") == plain
+    assert flagged("Good morning! Hope you are well. ", " Thanks in advance!") == plain
+    assert flagged("this might be a weird one but ") >= 0.6 * plain

@@ -233,7 +233,17 @@ def test_review_notice_card_quotes_the_question_and_says_why() -> None:
         "Group": "#4",
     }
     assert not any(t.startswith("Asked by") for t in texts)
-    assert "actions" not in card
+    # Its group's Answer and Dismiss; the question id marks presses as this card's.
+    answer_action, dismiss_action = card["actions"]
+    assert answer_action["data"] == {"policybot": "answer_group", "group_id": 4, "question_id": 12}
+    assert dismiss_action["data"] == {
+        "policybot": "dismiss_group",
+        "group_id": 4,
+        "question_id": 12,
+    }
+    assert dismiss_action["associatedInputs"] == "none"
+    (box,) = [b for b in card["body"] if b["type"] == "Input.Text"]
+    assert box["id"] == teams_cards.ANSWER_INPUT
     assert teams_cards.review_notice_summary(notice).endswith("may I post *draft* figures_q3?")
 
 
@@ -243,4 +253,33 @@ def test_review_notice_card_names_the_asker_only_when_given_and_numbers_only_log
     texts = [run["text"] for run in runs(card["body"])]
     assert "Asked by 29:a_b" in texts  # literal, so the "_" is not read as Markdown
     assert notice_facts(card) == {"Why": "x"}  # no number before the log has taken it
+    assert "actions" not in card and "Input.Text" not in str(card)  # no group to answer yet
     assert len(texts[1]) <= teams_cards.NOTICE_CHARS + 2 and texts[1].endswith("…”")
+
+
+def test_review_notice_card_names_the_asker_by_name_before_id() -> None:
+    notice = ReviewNotice("q", 1, "x", asker="29:alice", asker_name="Alice *Example*")
+    texts = [run["text"] for run in runs(teams_cards.review_notice_card(notice)["body"])]
+    assert "Asked by Alice *Example*" in texts and "29:alice" not in str(texts)
+
+
+async def test_a_settled_review_notice_card_says_how_and_has_nothing_to_press(
+    bot: PolicyBot,
+) -> None:
+    asked = await bot.ask(IncomingQuestion("may I post on TikTok?", "teams", "29:a"))
+    assert asked.question_id is not None
+    bot.escalate(asked.question_id)
+    notice = bot.review_notice(asked.question_id)
+    assert notice.group_id is not None and notice.reason == "ask_policy_team"
+    assert notice.asker == "" and notice.asker_name == ""  # POLICYBOT_SHOW_ASKERS is off
+
+    answered = bot.review.answer(notice.group_id, "Only from the brand account.", by="Pat")
+    card = teams_cards.review_notice_card(notice, settled=answered)
+    texts = [run["text"] for run in runs(card["body"])]
+    assert f"Answered by Pat (group #{answered.id}, 1 question)" in texts
+    assert "Only from the brand account." in texts
+    assert "actions" not in card and "Input.Text" not in str(card)
+
+    dismissed = bot.dismiss_group(notice.group_id, by="Pat")
+    texts = [run["text"] for run in runs(teams_cards.review_notice_card(notice, dismissed)["body"])]
+    assert f"Dismissed by Pat (group #{dismissed.id}); nobody is told" in texts

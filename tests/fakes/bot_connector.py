@@ -25,6 +25,8 @@ class Call:
     conversation_id: str
     activity_id: str  # the activity replied to (POST) or updated (PUT); "" for a new message
     body: dict[str, Any]
+    #: The id the stub gave the activity it took (what a later update or reply names).
+    id: str = ""
 
     @property
     def text(self) -> str:
@@ -68,6 +70,7 @@ class ConnectorStub:
             conversation_id=request.match_info["conversation_id"],
             activity_id=request.match_info.get("activity_id", ""),
             body=await request.json(),
+            id=f"activity-{len(self.calls) + 1}",
         )
         self.calls.append(call)
         self._arrived.set()
@@ -83,7 +86,7 @@ class ConnectorStub:
             return web.json_response(
                 {"error": {"code": "MethodNotAllowed", "message": "no edits"}}, status=405
             )
-        return web.json_response({"id": f"activity-{len(self.calls)}"})
+        return web.json_response({"id": call.id})
 
     async def received(self, count: int) -> list[Call]:
         """Wait until `count` calls have arrived (a guard timeout only stops a hung test)."""
