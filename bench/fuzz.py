@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from bench.pdf import make_pdf
+
 #: Question length limit the question target normalizes to (the shipped default).
 MAX_QUESTION_CHARS = 2000
 BOT_USER = "U0POLICYBOT"
@@ -255,45 +257,13 @@ def _drop_relationships(rels: bytes, folder: str) -> bytes:
     )
 
 
-def _pdf(pages: list[list[str]], title: str = "") -> bytes:
-    """A small valid PDF: one Helvetica line per string, top to bottom on each page."""
-    count = len(pages)
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(count))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    for index, lines in enumerate(pages):
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * index)
-        )
-        shown = "".join(f"({line}) Tj T*\n" for line in lines).encode("cp1252")
-        stream = b"BT\n/F1 11 Tf\n14 TL\n56 750 Td\n" + shown + b"ET"
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    objects.append(f"<< /Title ({title}) >>".encode("latin-1"))
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
-    out.write(
-        b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, len(objects), xref)
-    )
-    return out.getvalue()
-
-
 def pdf_seeds() -> list[bytes]:
     lines = [line for heading, body in _SECTIONS for line in (heading, *body)]
     return [
-        _pdf([["Social media policy", *lines, "Page 1 of 2"], [*lines, "Page 2 of 2"]], "Policy"),
-        _pdf([["1. Purpose", "\u2022 Be careful online.", "(a) No secrets."]]),
+        make_pdf(
+            [["Social media policy", *lines, "Page 1 of 2"], [*lines, "Page 2 of 2"]], "Policy"
+        ),
+        make_pdf([["1. Purpose", "\u2022 Be careful online.", "(a) No secrets."]]),
     ]
 
 
