@@ -179,8 +179,18 @@ class PolicyBot:
                     retrieval, covered=covered(retrieval, self.settings.min_confidence)
                 )
         except Exception as error:
-            # The asker gets the adapter's apology; the question still reaches the policy team.
-            self._log_failed(incoming, question, error)
+            # The asker gets the adapter's apology; the question still reaches the policy team,
+            # on the review list and in the platform's review channel.
+            question_id = self._log_failed(incoming, question, error)
+            try:
+                await self.announce(
+                    incoming.platform,
+                    Referral(question_id, "failed", question),
+                    asker=incoming.asker,
+                    asker_name=incoming.asker_name,
+                )
+            except Exception:  # the original failure is the one to report
+                log.exception("could not announce a question that failed")
             raise
         async with self._taking_turns():
             answer = self._log(incoming, question, retrieval, draft, active, reviewed)
@@ -266,9 +276,11 @@ class PolicyBot:
             },
         )
 
-    def _log_failed(self, incoming: IncomingQuestion, question: str, error: Exception) -> None:
+    def _log_failed(
+        self, incoming: IncomingQuestion, question: str, error: Exception
+    ) -> int | None:
         try:
-            self._record(
+            return self._record(
                 incoming,
                 {
                     "platform": incoming.platform,
@@ -283,6 +295,7 @@ class PolicyBot:
             )
         except Exception:  # the original failure is the one to report
             log.exception("could not log a question that failed")
+            return None
 
     def _record(self, incoming: IncomingQuestion, record: dict[str, object]) -> int | None:
         """Log a question; its id, or None when the database refused the write (the question

@@ -44,8 +44,14 @@ async def test_a_question_the_bot_fails_on_is_still_logged_for_the_policy_team(
     bot: PolicyBot,
 ) -> None:
     bot.answerer = BrokenAnswerer()
+    channel = RecordingPoster()
+    bot.review_posters["slack"] = channel
     with pytest.raises(RuntimeError, match="the answerer broke"):
-        await bot.ask(IncomingQuestion("can I post photos from the warehouse?", asker="U1"))
+        await bot.ask(
+            IncomingQuestion("can I post photos from the warehouse?", platform="slack", asker="U1")
+        )
+    (notice,) = channel.posts
+    assert (notice.reason, notice.question) == ("failed", "can I post photos from the warehouse?")
     (row,) = bot.open_questions()
     assert row["text"] == "can I post photos from the warehouse?"
     assert (row["status"], row["review_reason"], row["answer_source"]) == (
@@ -54,6 +60,7 @@ async def test_a_question_the_bot_fails_on_is_still_logged_for_the_policy_team(
         "failed",
     )
     assert row["notes"] == ["failed: RuntimeError: the answerer broke"]
+    assert notice.question_id == row["id"]
 
 
 async def test_bad_questions_are_refused_with_a_message_and_logged(bot: PolicyBot) -> None:
