@@ -256,12 +256,19 @@ def _roman(number: int) -> str:
     return out
 
 
+#: Past "zzz" a list label in letters says nothing; shown in digits (and a huge w:start
+#: cannot make a huge label).
+MAX_LETTER_REPEATS = 3
+
+
 def _letter(number: int) -> str:
-    out = ""
-    while number > 0:
-        number, rest = divmod(number - 1, 26)
-        out = chr(ord("a") + rest) + out
-    return out
+    """Word's letter numbering: a … z, then aa, bb … zz, then aaa (not aa, ab as in columns)."""
+    if number < 1:
+        return str(number)
+    repeats, rest = divmod(number - 1, 26)
+    if repeats >= MAX_LETTER_REPEATS:
+        return str(number)
+    return chr(ord("a") + rest) * (repeats + 1)
 
 
 def _format_number(value: int, number_format: str) -> str:

@@ -10,7 +10,7 @@ from docx.oxml.ns import nsdecls
 
 from bench.pdf import make_pdf
 
-__all__ = ["add_heading_numbering", "docx_bytes", "make_pdf"]
+__all__ = ["add_heading_numbering", "docx_bytes", "make_pdf", "number_paragraph"]
 
 
 def docx_bytes(document: docx.document.Document) -> bytes:

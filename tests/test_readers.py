@@ -10,7 +10,7 @@ from pypdf import PdfReader, PdfWriter
 
 from bot.ingest import read_policy
 from bot.models import PolicyError
-from bot.readers import read_docx, read_html, read_pdf
+from bot.readers import _format_number, read_docx, read_html, read_pdf
 from tests.documents import add_heading_numbering, docx_bytes, make_pdf, number_paragraph
 
 SCOPE = "This policy applies to every employee who posts about Acme on any social network."
@@ -235,3 +235,12 @@ def test_pdf_with_owner_password_only_is_read() -> None:
 def test_pdf_bad_input_is_refused_with_a_clear_message(data: bytes, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         read_pdf(data)
+
+
+@pytest.mark.parametrize(
+    ("number", "label"),
+    [(1, "a"), (26, "z"), (27, "aa"), (28, "bb"), (52, "zz"), (53, "aaa"), (78, "zzz"), (79, "79")],
+)
+def test_docx_letter_numbering_counts_as_word_does(number: int, label: str) -> None:
+    assert _format_number(number, "lowerLetter") == label
+    assert _format_number(number, "upperLetter") == label.upper()
