@@ -221,6 +221,10 @@ class LexicalRetriever:
         vocabularies = [self.vocabulary(v) for v in versions]
         return {t: sum(v.document_frequency.get(t, 0) for v in vocabularies) for t in terms}
 
+    def clause_total(self, versions: Sequence[int]) -> int:
+        """How many clauses the versions hold (at least 1: it divides rarity)."""
+        return max(sum(self.vocabulary(v).clauses for v in versions), 1)
+
     def section_stems(self, stored: StoredClause) -> frozenset[str]:
         return self.vocabulary(stored.version_id).sections.get(
             _section_key(stored), clause_stems(stored)
@@ -239,7 +243,7 @@ class LexicalRetriever:
             return Assessment([], NO_EVIDENCE)
         stems = {m for g in groups for m in g.members}
         counts = self.document_frequency(versions, stems)
-        total = max(sum(self.vocabulary(v).clauses for v in versions), 1)
+        total = self.clause_total(versions)
         idf = self._idf(groups, counts, total)
         fts_terms = sorted(t for t in stems if counts.get(t, 0))
         if total >= PRUNE_FROM_CLAUSES:

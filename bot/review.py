@@ -293,7 +293,7 @@ class ReviewQueue:
         counts = self.lexical.document_frequency(
             versions, {m for ms in members.values() for m in ms}
         )
-        total = max(sum(self.lexical.vocabulary(v).clauses for v in versions), 1)
+        total = self.lexical.clause_total(versions)
         out = {}
         for key, stems in members.items():
             known = [counts[m] for m in stems if counts.get(m)]
