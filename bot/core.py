@@ -280,7 +280,7 @@ class PolicyBot:
         self, incoming: IncomingQuestion, question: str, error: Exception
     ) -> int | None:
         try:
-            return self._record(
+            question_id = self._record(
                 incoming,
                 {
                     "platform": incoming.platform,
@@ -293,6 +293,11 @@ class PolicyBot:
                     "answer_source": "failed",
                 },
             )
+            if question_id is not None:
+                # Into a group, as every open question is, so the review list shows it. Not
+                # routed by retrieval: retrieval may be what failed.
+                self.review.join(question_id, question, Retrieval(question, (), 0.0, ()))
+            return question_id
         except Exception:  # the original failure is the one to report
             log.exception("could not log a question that failed")
             return None

@@ -63,6 +63,15 @@ async def test_a_question_the_bot_fails_on_is_still_logged_for_the_policy_team(
     assert notice.question_id == row["id"]
 
 
+async def test_a_failed_question_is_on_the_review_list_as_a_group(bot: PolicyBot) -> None:
+    bot.answerer = BrokenAnswerer()
+    with pytest.raises(RuntimeError):
+        await bot.ask(IncomingQuestion("can I post photos from the warehouse?"))
+    (group,) = bot.review.queue(status="open")
+    (row,) = bot.open_questions()
+    assert row["group_id"] == group.id and group.count == 1
+
+
 async def test_bad_questions_are_refused_with_a_message_and_logged(bot: PolicyBot) -> None:
     with pytest.raises(QuestionError, match="type a question"):
         await bot.ask(IncomingQuestion("  \x00 \n"))
