@@ -29,7 +29,7 @@ from bench.quality import (
     calibrate,
     paired_difference,
 )
-from bench.sets import AS_WRITTEN, HELD_OUT_WRAPPERS, TUNING_SETS, EvalSet, all_sets, wrap
+from bench.sets import HELD_OUT_WRAPPERS, TUNING_SETS, EvalSet, all_sets, asked_texts
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.evaluation import EvalReport, Outcome, summarize
 from bot.retrieval import LexicalRetriever
@@ -90,15 +90,7 @@ def run_quality(include_policyqa: bool, embedder: Any | None) -> QualityRun:
         from bench.quality import CachedEmbedder
 
         embedder = CachedEmbedder(embedder)
-        embedder.prime(
-            [
-                wrap(q, w).question
-                for s in sets
-                for w in (AS_WRITTEN, *([] if s.tuning else HELD_OUT_WRAPPERS))
-                for _, qs in s.parts
-                for q in qs
-            ]
-        )
+        embedder.prime(asked_texts(sets, lambda s: () if s.tuning else HELD_OUT_WRAPPERS))
         makers[OURS_HYBRID] = lambda storage: HybridRetriever(storage, embedder)
         makers[DENSE] = lambda storage: DensePeer(storage, embedder)
     outcomes: dict[str, dict[str, list[Outcome]]] = {}

@@ -26,6 +26,7 @@ from bench.sets import (
     HELD_OUT_WRAPPERS,
     EvalSet,
     Wrapper,
+    asked_texts,
     wrap,
 )
 from bot.evaluation import LabeledQuestion
@@ -47,13 +48,17 @@ class Sample:
 Featurize = Callable[[EvalSet, tuple[int, ...], LabeledQuestion], tuple[float, ...]]
 
 
+def wrappers_while_fitting(eval_set: EvalSet) -> tuple[Wrapper, ...]:
+    """Tuning questions are fitted in FIT_WRAPPERS; held-out ones only measured, in others."""
+    return FIT_WRAPPERS if eval_set.tuning else HELD_OUT_WRAPPERS
+
+
 def samples(sets: Sequence[EvalSet], featurize: Featurize) -> list[Sample]:
     """Every question as written; tuning questions also in FIT_WRAPPERS, held-out ones in
     HELD_OUT_WRAPPERS (measured only)."""
     out = []
     for eval_set in sets:
-        wrappers = FIT_WRAPPERS if eval_set.tuning else HELD_OUT_WRAPPERS
-        for wrapper in (AS_WRITTEN, *wrappers):
+        for wrapper in (AS_WRITTEN, *wrappers_while_fitting(eval_set)):
             for versions, questions in eval_set.parts:
                 for q in questions:
                     features = featurize(eval_set, versions, wrap(q, wrapper))
@@ -184,15 +189,7 @@ def main() -> None:
     from bench.quality import CachedEmbedder
 
     embedder = CachedEmbedder(MiniLMEmbedder())
-    embedder.prime(
-        [
-            wrap(q, w).question
-            for s in sets
-            for w in (AS_WRITTEN, *(FIT_WRAPPERS if s.tuning else HELD_OUT_WRAPPERS))
-            for _, qs in s.parts
-            for q in qs
-        ]
-    )
+    embedder.prime(asked_texts(sets, wrappers_while_fitting))
     hybrid = {s.name: HybridRetriever(s.storage, embedder) for s in sets}
 
     def hybrid_features(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,6 +76,20 @@ HELD_OUT_WRAPPERS: tuple[Wrapper, ...] = (
 def wrap(question: LabeledQuestion, wrapper: Wrapper) -> LabeledQuestion:
     before, after = wrapper
     return replace(question, question=f"{before}{question.question}{after}")
+
+
+def asked_texts(
+    sets: Sequence[EvalSet], wrappers: Callable[[EvalSet], Sequence[Wrapper]]
+) -> list[str]:
+    """Every question of the sets as written and in each of its set's wrappers: what a
+    benchmark embeds in one batch before asking."""
+    return [
+        wrap(q, w).question
+        for s in sets
+        for w in (AS_WRITTEN, *wrappers(s))
+        for _, questions in s.parts
+        for q in questions
+    ]
 
 
 @dataclass
