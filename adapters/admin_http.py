@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot import security
 from bot.core import PolicyBot
@@ -26,6 +27,13 @@ DISABLED = (
     "secret and send it as 'Authorization: Bearer <token>'."
 )
 TRUTHY = {"1", "true", "yes", "on"}
+MALFORMED_FORM = (
+    "The upload is not a well-formed multipart/form-data body: a boundary, a part's headers "
+    "(a file name with a control character such as NUL is refused there) or a field's encoding "
+    "is broken. Rename the file if need be and send it as `curl -F file=@policy.docx` does."
+)
+#: Digits a version id in a path may have: SQLite's integers end at 2**63 - 1 (19 digits).
+MAX_VERSION_DIGITS = 18
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -93,16 +101,11 @@ class AdminApi:
             return _error(413, f"The upload is larger than the {limit / 2**20:g} MB limit.")
         form: dict[str, str] = {}
         if request.content_type.startswith("multipart/"):
-            filename, data = "", b""
-            reader = await request.multipart()
-            async for part in reader:
-                if not isinstance(part, BodyPartReader):
-                    continue
-                if part.name == "file":
-                    filename = part.filename or ""
-                    data = await self._read_capped(part, limit)
-                elif part.name:
-                    form[part.name] = (await part.text())[:500]
+            try:
+                filename, data = await self._read_form(request, limit, form)
+            except (HttpProcessingError, ValueError, LookupError, RuntimeError):
+                # aiohttp's errors here quote the raw bytes: the message says what to send.
+                return _error(400, MALFORMED_FORM)
             if not filename:
                 return _error(400, "Send the policy file in a form field named 'file'.")
         else:
@@ -125,6 +128,22 @@ class AdminApi:
         body = result.as_json()
         body["summary"] = result.as_text()
         return web.json_response(body, status=201 if result.created else 200)
+
+    async def _read_form(
+        self, request: web.Request, limit: int, form: dict[str, str]
+    ) -> tuple[str, bytes]:
+        """The `file` part's name and bytes (at most one byte past `limit`); other fields into
+        `form`, cut to 500 characters."""
+        filename, data = "", b""
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                filename = part.filename or ""
+                data = await self._read_capped(part, limit)
+            elif part.name:
+                form[part.name] = (await part.text())[:500]
+        return filename, data
 
     @staticmethod
     async def _read_capped(part: BodyPartReader, limit: int) -> bytes:
@@ -152,18 +171,23 @@ class AdminApi:
                 entry["active"] = v.id
         return web.json_response({"documents": list(documents.values())})
 
+    @staticmethod
+    def _version(request: web.Request) -> int:
+        digits = request.match_info["version"].lstrip("0") or "0"
+        if len(digits) > MAX_VERSION_DIGITS:  # no such id, and too long for SQLite to look up
+            raise NotFound(f"There is no policy version {digits[:MAX_VERSION_DIGITS]}….")
+        return int(digits)
+
     async def diff(self, request: web.Request) -> web.Response:
-        changes = self.bot.policies.diff(int(request.match_info["version"]))
+        changes = self.bot.policies.diff(self._version(request))
         return web.json_response({**changes.as_json(), "summary": changes.as_text()})
 
     async def activate(self, request: web.Request) -> web.Response:
-        activation = self.bot.policies.activate(
-            int(request.match_info["version"]), by=self._by(request)
-        )
+        activation = self.bot.policies.activate(self._version(request), by=self._by(request))
         return web.json_response({**activation.as_json(), "summary": activation.as_text()})
 
     async def discard(self, request: web.Request) -> web.Response:
-        version = self.bot.policies.discard(int(request.match_info["version"]))
+        version = self.bot.policies.discard(self._version(request))
         return web.json_response({"discarded": version_json(version)})
 
     async def rollback(self, request: web.Request) -> web.Response:

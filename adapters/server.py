@@ -6,8 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 from adapters import admin_http, teams
 from bot.core import PolicyBot
@@ -15,6 +20,67 @@ from bot.core import PolicyBot
 log = logging.getLogger(__name__)
 
 BOT_KEY = web.AppKey("bot", PolicyBot)
+
+
+def _printable(value: str, limit: int) -> str:
+    return "".join(c if c.isprintable() else "?" for c in value[:limit])
+
+
+def route_of(request: BaseRequest) -> str:
+    """The pattern of the route a request matched (`/admin/policies/{version}/diff`), never its
+    path: a path that matches no route may be anything at all, a pasted token included."""
+    try:
+        match_info = request.match_info if isinstance(request, web.Request) else None
+    except AssertionError:  # refused before routing (a malformed request): no match info
+        match_info = None
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    return resource.canonical if resource is not None else "(no route)"
+
+
+class AccessLog(AbstractAccessLogger):
+    """One access-log line per request, with nothing in it that can carry a secret: the route's
+    pattern instead of the path, no query string (`?token=…`: only whether there was one), no
+    header but a cut User-Agent (no Authorization, no Referer)."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s%s" %d %d %.3fs "%s"',
+            request.remote or "-",
+            _printable(request.method, 16),
+            route_of(request),
+            "?..." if request.query_string else "",
+            response.status,
+            response.body_length,
+            time,
+            _printable(request.headers.get("User-Agent", ""), 120),
+        )
+
+
+#: How the server's runner is made, by `run` and by tests on loopback alike.
+RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": AccessLog}
+
+
+class MalformedRequestLine(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header over 8 KiB, a bad header line) with a
+    traceback, and the error's text quotes the raw bytes, an Authorization header among them:
+    one short line saying what kind of error instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
+            record.msg = "malformed HTTP request from %s refused: %s (%s)"
+            record.args = (remote, type(error).__name__, error.code)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestLine) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestLine())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -76,6 +142,7 @@ async def background_delivery(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(bot: PolicyBot) -> web.Application:
     """One aiohttp application; each platform adds its routes here."""
+    quiet_malformed_requests()
     app = web.Application(client_max_size=bot.settings.max_upload_bytes + 1024 * 1024)
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)
@@ -100,4 +167,4 @@ def run(bot: PolicyBot, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    web.run_app(build_app(bot), host=host, port=port, print=None)
+    web.run_app(build_app(bot), host=host, port=port, print=None, **RUNNER_OPTIONS)

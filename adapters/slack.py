@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -720,10 +724,53 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     return app
 
 
+#: The largest body `/slack/events` reads. Slack's payloads are a few kilobytes (a modal's
+#: state some tens); the server's larger limit is for policy uploads, not for Slack.
+SLACK_MAX_BODY = 1024 * 1024
+#: How old a signed request may be (Slack's rule, as bolt applies it): older is a replay.
+SLACK_MAX_AGE = 5 * 60
+NOT_SLACK_PAYLOAD = "the body is not a Slack payload (a JSON object or a form)"
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is past `limit` bytes (read no further)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def signed_by_slack(secret: str, body: bytes, timestamp: str, signature: str) -> bool:
+    """Slack's request signature (v0, HMAC-SHA256 over the raw bytes), checked before the body
+    is parsed; a timestamp that is not a number, or older than SLACK_MAX_AGE, fails."""
+    if not (timestamp.isascii() and timestamp.isdigit() and signature.isascii()):
+        return False
+    if abs(time.time() - int(timestamp)) > SLACK_MAX_AGE:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def is_ssl_check(body: bytes) -> bool:
+    """Slack's `ssl_check=1` form, which bolt answers 200 before any signature check: it
+    reaches no listener and says nothing."""
+    if len(body) > 1024 or not body.isascii():
+        return False
+    return parse_qs(body.decode()).get("ssl_check") == ["1"]
+
+
 def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> AsyncApp:
     """`POST /slack/events`: the Events API, interactivity and the slash command, signed; the
     Web API client's session lives as long as the server (`SLACK_APP` on the web app)."""
-    if not bot.settings.slack_signing_secret:
+    secret = bot.settings.slack_signing_secret
+    if not secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set")
     slack = build_slack_app(bot, **options)
     web_app[SLACK_APP] = slack
@@ -734,15 +781,38 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
 
     web_app.cleanup_ctx.append(session_while_serving)
 
+    def refused(request: web.Request, reason: str) -> None:
+        security.refused(
+            "Slack request", platform=PLATFORM, who=request.remote or "", reason=reason
+        )
+
     async def slack_events(request: web.Request) -> web.Response:
-        response = await slack.async_dispatch(await to_bolt_request(request))
-        if response.status == 401:  # bolt refused the signature: forged, replayed or stale
-            security.refused(
-                "Slack request",
-                platform=PLATFORM,
-                who=request.remote or "",
-                reason="bad or expired X-Slack-Signature",
+        # The signature is checked here, on the raw bytes, before anything parses them: bolt
+        # parses the body first (a malformed one raised) and logs a refused one whole.
+        body = await read_bounded(request, SLACK_MAX_BODY)
+        if body is None:
+            refused(request, f"body over {SLACK_MAX_BODY} bytes")
+            return web.json_response({"error": "request body too large"}, status=413)
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not signed_by_slack(secret, body, timestamp, signature):
+            if is_ssl_check(body):  # Slack's check of the URL's certificate: 200, as bolt does
+                return web.Response(status=200)
+            # forged, replayed or stale
+            refused(request, "bad or expired X-Slack-Signature")
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"),
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
             )
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            # Not UTF-8, not JSON, or JSON that is not an object (bolt reads fields of it):
+            # signed, so Slack's (or the secret's holder's) mistake, not an attack to log.
+            log.warning("a signed Slack request was not a Slack payload (%d bytes)", len(body))
+            return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
+        response = await slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
     web_app.router.add_post("/slack/events", slack_events)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hmac
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,42 @@ MOVED_SIMILARITY = 0.6
 def too_large(name: str, limit_bytes: int) -> str:
     """What an uploader is told when a file is over the size limit, wherever it was refused."""
     return f"{name} is larger than the {limit_bytes / 2**20:g} MB upload limit."
+
+
+#: The longest file name an upload may have, in UTF-8 bytes (what common file systems allow).
+MAX_FILENAME_BYTES = 255
+#: Characters that reorder how a name is displayed: "policy\u202etxt.md" shows as a .txt file.
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def shown_filename(name: str) -> str:
+    """A file name as a message may quote it: one printable line, cut."""
+    printable = "".join(c if c.isprintable() and c not in BIDI_CONTROLS else "?" for c in name)
+    return printable if len(printable) <= 80 else printable[:79] + "…"
+
+
+def upload_filename(given: str) -> str:
+    """The name an upload is stored under (it tells the format and names the document), or
+    PolicyError saying what is wrong with it. A name is never a path here: one with a folder is
+    refused rather than cut, so what is stored is what the uploader sent."""
+    name = given.strip()
+    if not name:
+        raise PolicyError("The upload has no file name; the name tells its format.")
+    shown = shown_filename(name)
+    if any(unicodedata.category(c) in {"Cc", "Cs"} or c in BIDI_CONTROLS for c in name):
+        raise PolicyError(
+            f"{shown}: the file name contains control characters (or bytes that are not "
+            "UTF-8); rename the file and upload it again."
+        )
+    if "/" in name or "\\" in name:
+        raise PolicyError(f"{shown}: give the file's own name, without a folder ('/' or '\\').")
+    if not name.strip("."):
+        raise PolicyError(f"{shown} is not a file name; the name tells the file's format.")
+    if len(name.encode()) > MAX_FILENAME_BYTES:
+        raise PolicyError(
+            f"{shown}: the file name is longer than {MAX_FILENAME_BYTES} bytes; rename the file."
+        )
+    return name
 
 
 class NotAuthorized(PolicyError):
@@ -256,7 +293,7 @@ class Activation:
 class ParsedUpload:
     """An upload read into clauses, not yet stored."""
 
-    filename: str  # the name without any folder part
+    filename: str  # as `upload_filename` accepted it
     policy: ParsedPolicy
 
 
@@ -395,9 +432,7 @@ class PolicyLibrary:
 
     def read_upload(self, filename: str, data: bytes, *, name: str | None = None) -> ParsedUpload:
         """Check and read an upload into clauses; touches no storage, so any thread may run it."""
-        filename = Path(filename or "").name
-        if not filename:
-            raise PolicyError("The upload has no file name; the name tells its format.")
+        filename = upload_filename(filename or "")
         if len(data) > self.max_upload_bytes:
             raise PolicyError(too_large(filename, self.max_upload_bytes))
         try:

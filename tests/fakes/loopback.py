@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 
 
 @asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Yield the base URL (no trailing slash) while `app` serves on loopback."""
-    runner = web.AppRunner(app)
+async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """Yield the base URL (no trailing slash) while `app` serves on loopback; `runner_options`
+    go to aiohttp's AppRunner (the server's access log: `adapters.server.RUNNER_OPTIONS`)."""
+    runner = web.AppRunner(app, **runner_options)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

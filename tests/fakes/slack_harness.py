@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import httpx
 from aiohttp import web
 
-from adapters.server import build_app
+from adapters.server import RUNNER_OPTIONS, build_app
 from bot.core import PolicyBot
 from bot.storage import Storage
 from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
@@ -237,7 +237,7 @@ async def slack_server(
         bot = PolicyBot.create(configured, storage=None if on_disk else Storage.memory())
         bot.ensure_policy()
         web_app = build_app(bot)
-        runner = web.AppRunner(web_app)
+        runner = web.AppRunner(web_app, **RUNNER_OPTIONS)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
