@@ -7,13 +7,17 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+#: Where every test server listens; the app is told so (`build_app(bot, host=LOOPBACK)`), as
+#: `policybot serve --host` tells it in production.
+LOOPBACK = "127.0.0.1"
+
 
 @asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     """Yield the base URL (no trailing slash) while `app` serves on loopback."""
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, LOOPBACK, 0)
     await site.start()
     host, port = runner.addresses[0][:2]
     try:
