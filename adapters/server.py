@@ -76,8 +76,8 @@ async def background_delivery(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     """One aiohttp application; each configured platform adds its routes here. `host` is
-    where it will listen (`serve --host`): unauthenticated Teams needs it to be loopback
-    (ConfigError otherwise), and without it refuses every request not made on loopback."""
+    where it will listen (`serve --host`): unauthenticated Teams needs it given and on
+    loopback (ConfigError otherwise)."""
     app = web.Application(client_max_size=bot.settings.max_upload_bytes + 1024 * 1024)
     app[BOT_KEY] = bot
     app.router.add_get("/healthz", healthz)

@@ -661,8 +661,8 @@ def is_loopback_host(host: str) -> bool:
 
 def arrived_on_loopback(request: web.Request) -> bool:
     """Whether the request came in on a loopback address of this machine: the socket's own
-    address, not what the request claims, so an app built without knowing its host still
-    takes nothing unauthenticated from elsewhere."""
+    address, not what the request claims, so an app served somewhere else than the host it
+    was built for still takes nothing unauthenticated from elsewhere."""
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     if not isinstance(sockname, tuple) or not sockname:
@@ -682,7 +682,12 @@ def check_unauthenticated_host(settings: Settings, listen_host: str | None) -> N
     if not settings.teams_unauthenticated:
         return
     if listen_host is None or not is_loopback_host(listen_host):
-        where = "all interfaces" if listen_host in (None, "", "0.0.0.0", "::") else listen_host
+        if listen_host is None:
+            where = "a host it was not told"
+        elif listen_host in ("", "0.0.0.0", "::"):
+            where = "all interfaces"
+        else:
+            where = listen_host
         raise ConfigError(
             "POLICYBOT_TEAMS_UNAUTHENTICATED=1 serves /api/messages with no token check, so it "
             f"is only allowed on loopback, but the server would listen on {where}. For local "
