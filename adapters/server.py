@@ -140,8 +140,10 @@ async def background_delivery(app: web.Application) -> AsyncIterator[None]:
         log.warning("a delivery run was cut short by shutdown; it is retried on the next start")
 
 
-def build_app(bot: PolicyBot) -> web.Application:
-    """One aiohttp application; each platform adds its routes here."""
+def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
+    """One aiohttp application; each configured platform adds its routes here. `host` is
+    where it will listen (`serve --host`): unauthenticated Teams needs it given and on
+    loopback (ConfigError otherwise)."""
     quiet_malformed_requests()
     app = web.Application(client_max_size=bot.settings.max_upload_bytes + 1024 * 1024)
     app[BOT_KEY] = bot
@@ -151,7 +153,10 @@ def build_app(bot: PolicyBot) -> web.Application:
         from adapters import slack
 
         slack.add_routes(app, bot)
-    teams.add_routes(app, bot)
+    if settings.teams_configured:
+        # No MicrosoftAppId and no explicit local-testing switch: no /api/messages at all,
+        # so nobody can speak for a Teams user on a deployment that has no Teams.
+        teams.add_routes(app, bot, listen_host=host)
     admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
 
     async def close_bot(_: web.Application) -> None:
@@ -167,4 +172,5 @@ def run(bot: PolicyBot, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    web.run_app(build_app(bot), host=host, port=port, print=None, **RUNNER_OPTIONS)
+    app = build_app(bot, host=host)  # before listening: a refused setting never binds the port
+    web.run_app(app, host=host, port=port, print=None, **RUNNER_OPTIONS)

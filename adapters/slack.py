@@ -509,7 +509,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         reply = ChannelReply(client, channel)
         try:
             # Before anything is downloaded.
-            bot.policies.authorize(user, platform=PLATFORM, action="policy upload")
+            bot.policies.authorize(Actor(PLATFORM, user), action="policy upload")
         except NotAuthorized as refusal:
             await reply.post(text_message(str(refusal)))
             return
@@ -710,7 +710,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
 
         return await may_review(
             Actor(PLATFORM, user),
-            settings.slack_policy_team,
+            settings,
             action=action,
             in_team_group=in_user_group if settings.slack_policy_team_group else None,
         )

@@ -32,12 +32,13 @@ from botbuilder.schema import (
     ConversationAccount,
     ConversationReference,
 )
+from yarl import URL
 
 from adapters import replies, teams_cards
 from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
 from adapters.replies import APOLOGY, reply_in_time
 from bot import security
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError
 from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
@@ -340,9 +341,7 @@ class TeamsBot(ActivityHandler):
         """An admin's attached policy file: authorized before anything is downloaded."""
         uploader = actor(turn_context.activity.from_property or ChannelAccount())
         try:
-            self.policy_bot.policies.authorize(
-                uploader.user_id, platform=PLATFORM, action="policy upload"
-            )
+            self.policy_bot.policies.authorize(uploader, action="policy upload")
         except PolicyError as refusal:
             await turn_context.send_activity(text_activity(str(refusal)))
             return
@@ -387,8 +386,7 @@ class TeamsBot(ActivityHandler):
     # -- the review loop (POLICYBOT_TEAMS_POLICY_TEAM) ------------------------------------------
     async def is_policy_team(self, sender: ChannelAccount, action: str) -> bool:
         """Whether the sender may review; a refusal goes to the security log."""
-        team = self.policy_bot.settings.teams_policy_team
-        return await may_review(actor(sender), team, action=action)
+        return await may_review(actor(sender), self.policy_bot.settings, action=action)
 
     async def on_review(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -603,16 +601,99 @@ def register_outbound(bot: PolicyBot, adapter: CloudAdapter | None = None) -> Cl
 
 
 # -- HTTP --------------------------------------------------------------------------------------
+#: A loopback URL written the one way every URL parser reads alike: lower-case scheme, a literal
+#: host (no user info, no percent-encoding, no backslash, no spaces), an optional port, a plain
+#: path. Anything else is refused rather than interpreted, since the checker and the HTTP
+#: client that then connects must agree on the host.
+_LOOPBACK_URL = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>localhost|\[::1\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3})"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?"
+    r"(?P<path>/[A-Za-z0-9._~/-]*)?"
+)
+
+
 def is_loopback(url: object) -> bool:
-    host = urlsplit(url).hostname if isinstance(url, str) else None
-    if not host:
+    """Whether `url` can only lead to this machine: a serviceUrl the bot may reply to without
+    a token check, or a file link it may fetch over plain HTTP. Checked as the text is, and
+    again as both urllib and yarl (the HTTP client's parser) read it."""
+    if not isinstance(url, str):
         return False
+    match = _LOOPBACK_URL.fullmatch(url)
+    if match is None:
+        return False
+    host = match["host"].strip("[]")
+    if host != "localhost":
+        try:
+            if not ipaddress.ip_address(host).is_loopback:  # also refuses 127.0.0.01, 300.0.0.1
+                return False
+        except ValueError:
+            return False
+    port = int(match["port"]) if match["port"] else None
+    if port is not None and port > 65535:
+        return False
+    default_port = 443 if match["scheme"] == "https" else 80
+    try:
+        as_urllib = urlsplit(url)
+        as_client = URL(url)
+        read_by_urllib = (as_urllib.hostname, as_urllib.port, as_urllib.username)
+        read_by_client = (as_client.host, as_client.port, as_client.user)
+    except ValueError:
+        return False
+    return read_by_urllib == (host, port, None) and read_by_client == (
+        host,
+        port or default_port,
+        None,
+    )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a server listening on `host` (as given to `serve --host`) takes connections
+    from this machine only; all interfaces ("0.0.0.0", "::", "") and names other than
+    localhost do not count."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def arrived_on_loopback(request: web.Request) -> bool:
+    """Whether the request came in on a loopback address of this machine: the socket's own
+    address, not what the request claims, so an app served somewhere else than the host it
+    was built for still takes nothing unauthenticated from elsewhere."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not isinstance(sockname, tuple) or not sockname:
+        return False
+    try:
+        address = ipaddress.ip_address(str(sockname[0]).split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket's IPv4 client
+    return address.is_loopback
+
+
+def check_unauthenticated_host(settings: Settings, listen_host: str | None) -> None:
+    """POLICYBOT_TEAMS_UNAUTHENTICATED only while the server listens on loopback: a clear
+    start-up error otherwise."""
+    if not settings.teams_unauthenticated:
+        return
+    if listen_host is None or not is_loopback_host(listen_host):
+        if listen_host is None:
+            where = "a host it was not told"
+        elif listen_host in ("", "0.0.0.0", "::"):
+            where = "all interfaces"
+        else:
+            where = listen_host
+        raise ConfigError(
+            "POLICYBOT_TEAMS_UNAUTHENTICATED=1 serves /api/messages with no token check, so it "
+            f"is only allowed on loopback, but the server would listen on {where}. For local "
+            "testing run `policybot serve --host 127.0.0.1`; for real Teams traffic unset it "
+            "and set MicrosoftAppId."
+        )
 
 
 def error(status: int, message: str) -> web.Response:
@@ -620,21 +701,42 @@ def error(status: int, message: str) -> web.Response:
 
 
 def add_routes(
-    app: web.Application, bot: PolicyBot, *, placeholder_after: float | None = None
+    app: web.Application,
+    bot: PolicyBot,
+    *,
+    listen_host: str | None = None,
+    placeholder_after: float | None = None,
 ) -> None:
-    """Mount `POST /api/messages`; register the Teams notifier and digest and review posters."""
+    """Mount `POST /api/messages`; register the Teams notifier and digest and review posters.
+    Only for a configured Teams (`Settings.teams_configured`); unauthenticated, only on a
+    loopback `listen_host` (ConfigError otherwise)."""
     settings = bot.settings
+    if not settings.teams_configured:
+        raise ConfigError(
+            "Teams is not configured: set MicrosoftAppId (or, for local testing only, "
+            "POLICYBOT_TEAMS_UNAUTHENTICATED=1)"
+        )
+    authenticated = bool(settings.microsoft_app_id)
+    check_unauthenticated_host(settings, listen_host)
     adapter = register_outbound(bot)
     teams_bot = TeamsBot(bot, placeholder_after=placeholder_after)
-    authenticated = bool(settings.microsoft_app_id)
     if not authenticated:
         log.warning(
-            "MicrosoftAppId is not set: %s accepts UNAUTHENTICATED requests and replies only to "
-            "service URLs on this machine. Set MicrosoftAppId for Teams.",
+            "POLICYBOT_TEAMS_UNAUTHENTICATED is set: %s accepts UNAUTHENTICATED requests, on "
+            "loopback only, and replies only to service URLs on this machine. For local testing "
+            "only; set MicrosoftAppId for Teams.",
             ROUTE,
         )
 
+    def refuse_unauthenticated(request: web.Request, reason: str) -> None:
+        security.refused(
+            "Teams activity", platform=PLATFORM, who=request.remote or "", reason=reason
+        )
+
     async def messages(request: web.Request) -> web.StreamResponse:
+        if not authenticated and not arrived_on_loopback(request):
+            refuse_unauthenticated(request, "unauthenticated mode reached off loopback")
+            return error(403, "unauthenticated mode only takes requests on loopback")
         if request.content_type != "application/json":
             return error(415, "send the Bot Framework activity as application/json")
         try:
@@ -645,12 +747,7 @@ def add_routes(
             return error(400, "the body is not a Bot Framework activity (no type)")
         if not authenticated and not is_loopback(body.get("serviceUrl")):
             # Without tokens anyone could make the bot call any URL; keep that to local tests.
-            security.refused(
-                "Teams activity",
-                platform=PLATFORM,
-                who=request.remote or "",
-                reason="serviceUrl not on loopback in unauthenticated mode",
-            )
+            refuse_unauthenticated(request, "serviceUrl not on loopback in unauthenticated mode")
             return error(403, "unauthenticated mode only replies to a serviceUrl on loopback")
         try:
             response = await adapter.process(request, teams_bot)

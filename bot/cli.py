@@ -167,7 +167,10 @@ def chat(ctx: Context) -> None:
 def serve(ctx: Context, host: str, port: int) -> None:
     """Run the HTTP server for Slack and Teams (and /healthz)."""
     server = importlib.import_module("adapters.server")
-    server.run(ctx.bot(), host, port)
+    try:
+        server.run(ctx.bot(), host, port)
+    except ConfigError as error:  # e.g. unauthenticated Teams on a non-loopback host
+        fail(str(error), 2)
 
 
 @main.command("teams-package")

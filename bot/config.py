@@ -13,6 +13,10 @@ BUNDLED_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 DEFAULT_MIN_CONFIDENCE = 0.4
 RETRIEVERS = ("auto", "lexical", "semantic")
+#: The chat platforms an admin id can belong to (`POLICYBOT_ADMINS` entries are `platform:id`).
+PLATFORMS = ("slack", "teams")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -46,6 +50,32 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """An on/off setting; anything unrecognised is an error, not silently off (or on)."""
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1 (on) or 0 (off), got {raw!r}")
+
+
+def platform_id(platform: str, user_id: str) -> str:
+    """`slack:U123`: how an id is written in POLICYBOT_ADMINS, and compared (any case)."""
+    return f"{platform.strip().lower()}:{user_id.strip()}"
+
+
+def _platform_ids(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """`slack:U123, teams:<object id>` with the spacing and the platform's case tidied; an
+    entry without a known platform is kept as written for `validate` to report."""
+    tidied = []
+    for entry in _list(env, name):
+        platform, colon, user_id = entry.partition(":")
+        known = colon and platform.strip().lower() in PLATFORMS
+        tidied.append(platform_id(platform, user_id) if known else entry)
+    return tuple(tidied)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, read once at start-up (see the README for each variable)."""
@@ -77,6 +107,9 @@ class Settings:
     microsoft_app_password: str = ""
     microsoft_app_type: str = "MultiTenant"
     microsoft_app_tenant_id: str = ""
+    #: Serve `/api/messages` without MicrosoftAppId, so with no token check at all: for local
+    #: testing only, refused unless the server listens on loopback (adapters.server).
+    teams_unauthenticated: bool = False
     #: AAD object ids of the people who may run `review` in Teams.
     teams_policy_team: tuple[str, ...] = ()
     # What the Teams app package (`policybot teams-package`) says about the bot.
@@ -105,6 +138,8 @@ class Settings:
 
     # Administration
     admin_token: str = ""
+    #: Who may upload and activate policies in chat, each on one platform only:
+    #: "slack:U123", "teams:<AAD object id>" (`platform_id`).
     admins: tuple[str, ...] = ()
     max_upload_bytes: int = 10 * 1024 * 1024
 
@@ -141,6 +176,7 @@ class Settings:
             microsoft_app_password=env.get("MicrosoftAppPassword", ""),
             microsoft_app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
             microsoft_app_tenant_id=env.get("MicrosoftAppTenantId", ""),
+            teams_unauthenticated=_switch(env, "POLICYBOT_TEAMS_UNAUTHENTICATED"),
             teams_policy_team=_list(env, "POLICYBOT_TEAMS_POLICY_TEAM"),
             teams_app_name=env.get("POLICYBOT_TEAMS_APP_NAME", "").strip() or "PolicyBot",
             teams_app_description=env.get("POLICYBOT_TEAMS_APP_DESCRIPTION", "").strip()
@@ -156,7 +192,7 @@ class Settings:
             llm_retries=_int(env, "POLICYBOT_LLM_RETRIES", 2),
             llm_budget=_float(env, "POLICYBOT_LLM_BUDGET", 20.0),
             admin_token=env.get("POLICYBOT_ADMIN_TOKEN", ""),
-            admins=_list(env, "POLICYBOT_ADMINS"),
+            admins=_platform_ids(env, "POLICYBOT_ADMINS"),
             max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             show_askers=env.get("POLICYBOT_SHOW_ASKERS", "").strip() in {"1", "true", "yes"},
             retention_days=_int(env, "POLICYBOT_RETENTION_DAYS", 90),
@@ -196,6 +232,26 @@ class Settings:
         if not self.teams_service_url.startswith(("http://", "https://")):
             raise ConfigError("POLICYBOT_TEAMS_SERVICE_URL must start with https://")
         self._validate_microsoft_app()
+        self._validate_admins()
+        if self.teams_unauthenticated and self.microsoft_app_id:
+            raise ConfigError(
+                "POLICYBOT_TEAMS_UNAUTHENTICATED is for local testing without MicrosoftAppId; "
+                "with MicrosoftAppId set every Teams request is checked, so unset one of them"
+            )
+
+    def _validate_admins(self) -> None:
+        """An id in POLICYBOT_ADMINS is trusted on its own platform only, so it must say which:
+        a bare Slack id (visible to the whole workspace) would otherwise also pass for Teams."""
+        for entry in self.admins:
+            platform, colon, user_id = entry.partition(":")
+            if colon and platform in PLATFORMS and user_id.strip():
+                continue
+            raise ConfigError(
+                f"POLICYBOT_ADMINS entry {entry!r} does not say its platform. Each admin id "
+                "counts on one platform only: write slack:<Slack user id> or "
+                "teams:<Entra ID object id>, comma-separated, e.g. "
+                "POLICYBOT_ADMINS=slack:U0123ABCD,teams:0f8fad5b-d9cb-469f-a165-70867728950e"
+            )
 
     def _validate_microsoft_app(self) -> None:
         """The Bot Framework's own checks fail late and vaguely; say which setting is missing."""
@@ -216,6 +272,21 @@ class Settings:
             raise ConfigError(
                 f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppTenantId"
             )
+
+    def admin_ids(self, platform: str) -> tuple[str, ...]:
+        """The POLICYBOT_ADMINS ids that count on `platform` (and on no other)."""
+        prefix = platform_id(platform, "")
+        return tuple(entry[len(prefix) :] for entry in self.admins if entry.startswith(prefix))
+
+    def policy_team(self, platform: str) -> tuple[str, ...]:
+        """The ids listed as the policy team on `platform` (POLICYBOT_<PLATFORM>_POLICY_TEAM)."""
+        return {"slack": self.slack_policy_team, "teams": self.teams_policy_team}.get(platform, ())
+
+    @property
+    def teams_configured(self) -> bool:
+        """Teams is served (`/api/messages`) with MicrosoftAppId (every request's token checked)
+        or, for local testing only, with POLICYBOT_TEAMS_UNAUTHENTICATED; otherwise not at all."""
+        return bool(self.microsoft_app_id) or self.teams_unauthenticated
 
     @property
     def llm_configured(self) -> bool:

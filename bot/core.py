@@ -18,7 +18,7 @@ from bot.checking import PostCheck, check_text
 from bot.config import Settings
 from bot.grounded import GroundedAnswerer
 from bot.llm import ChatClient, LLMConfig
-from bot.models import Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
+from bot.models import Actor, Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
 from bot.notify import ChannelPoster, Notifier, Referral, ReviewNotice, ReviewPoster
 from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
@@ -121,9 +121,10 @@ class PolicyBot:
             admins=self.settings.admins,
         )
 
-    def is_admin(self, platform_user_id: str) -> bool:
-        """May this Slack user id / Teams AAD object id upload and activate policies?"""
-        return self.policies.is_admin(platform_user_id)
+    def is_admin(self, actor: Actor) -> bool:
+        """May this Slack user / Teams AAD object id upload and activate policies, on the
+        platform they act from?"""
+        return self.policies.is_admin(actor)
 
     def ensure_policy(self) -> list[VersionInfo]:
         """A database with no policy at all gets the bundled one, so the bot always answers."""

@@ -21,7 +21,7 @@ from typing import Any
 from bot import security
 from bot.active import ActivePolicy
 from bot.answering import covered, select_citations
-from bot.config import DEFAULT_MIN_CONFIDENCE
+from bot.config import DEFAULT_MIN_CONFIDENCE, platform_id
 from bot.ingest import READERS, read_file, read_policy
 from bot.models import Actor, Clause, ParsedPolicy, PolicyError
 from bot.retrieval import LexicalRetriever, Retriever
@@ -355,12 +355,16 @@ def version_json(version: VersionInfo) -> dict[str, Any]:
     }
 
 
-def is_admin(admins: Sequence[str], platform_user_id: str) -> bool:
-    """Whether a Slack user id or Teams AAD object id is in POLICYBOT_ADMINS."""
-    wanted = platform_user_id.strip().lower()
-    return bool(wanted) and any(
-        hmac.compare_digest(wanted.encode(), admin.strip().lower().encode()) for admin in admins
-    )
+def is_admin(admins: Sequence[str], actor: Actor) -> bool:
+    """Whether `actor` is in POLICYBOT_ADMINS on its own platform (`slack:U123`,
+    `teams:<AAD object id>`, any case): a Slack id never makes a Teams sender an admin, nor
+    the reverse."""
+    if not actor.platform.strip() or not actor.user_id.strip():
+        return False
+    wanted = platform_id(actor.platform, actor.user_id).lower().encode()
+    # Every entry is compared, in constant time, so timing says nothing about the list.
+    matches = [hmac.compare_digest(wanted, entry.strip().lower().encode()) for entry in admins]
+    return any(matches)
 
 
 # -- the library -------------------------------------------------------------------------------
@@ -384,17 +388,18 @@ class PolicyLibrary:
         self.admins = tuple(admins)
 
     # -- who may --------------------------------------------------------------------------------
-    def is_admin(self, platform_user_id: str) -> bool:
-        return is_admin(self.admins, platform_user_id)
+    def is_admin(self, actor: Actor) -> bool:
+        return is_admin(self.admins, actor)
 
-    def authorize(
-        self, platform_user_id: str, *, platform: str = "", action: str = "policy change"
-    ) -> None:
-        """Raise NotAuthorized (with a polite message) unless the user is a policy admin; a
-        refusal goes to the security log."""
-        if not self.is_admin(platform_user_id):
+    def authorize(self, actor: Actor, *, action: str = "policy change") -> None:
+        """Raise NotAuthorized (with a polite message) unless `actor` is a policy admin on the
+        platform they act from; a refusal goes to the security log."""
+        if not self.is_admin(actor):
             security.refused(
-                action, platform=platform, who=platform_user_id, reason="not in POLICYBOT_ADMINS"
+                action,
+                platform=actor.platform,
+                who=actor.user_id,
+                reason=f"not in POLICYBOT_ADMINS for {actor.platform}",
             )
             raise NotAuthorized()
 
@@ -577,7 +582,7 @@ class PolicyLibrary:
         for every platform. Admins only, checked again at the click (a message can be
         forwarded). PolicyError with a message for the admin: not an admin, a stale button, a
         version that cannot be discarded."""
-        self.authorize(actor.user_id, platform=actor.platform, action=f"policy {action}")
+        self.authorize(actor, action=f"policy {action}")
         if version_id is None:
             raise NotFound(STALE_VERSION)
         if action == ACTIVATE:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from bot import security
+from bot.config import Settings
 from bot.models import Actor, Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
 from bot.retrieval import LexicalRetriever, stem, term_groups
@@ -539,16 +540,17 @@ def parse_age(text: str) -> timedelta:
 
 async def may_review(
     actor: Actor,
-    team: Collection[str],
+    settings: Settings,
     *,
     action: str = "",
     in_team_group: Callable[[], Awaitable[bool]] | None = None,
 ) -> bool:
-    """Whether `actor` may see and resolve the review list, on any platform: listed in `team`
-    (the platform's POLICYBOT_*_POLICY_TEAM) or a member of the platform's policy-team group
-    (`in_team_group`, Slack's user group: asked only for someone not listed). With `action`,
-    a refusal goes to the security log."""
-    member = bool(actor.user_id) and actor.user_id in team
+    """Whether `actor` may see and resolve the review list, on any platform: listed in the
+    policy team of the platform they act from (POLICYBOT_<PLATFORM>_POLICY_TEAM; an id listed
+    for another platform counts for nothing here) or a member of the platform's policy-team
+    group (`in_team_group`, Slack's user group: asked only for someone not listed). With
+    `action`, a refusal goes to the security log."""
+    member = bool(actor.user_id) and actor.user_id in settings.policy_team(actor.platform)
     if not member and in_team_group is not None:
         member = await in_team_group()
     if action and not member:

@@ -27,6 +27,7 @@ MEASURED = [
     "tests/test_reliability_faults.py",
     "tests/test_reliability_fuzz.py",
     "tests/test_reliability_access.py",
+    "tests/test_reliability_teams_access.py",
     "tests/test_reliability_data.py",
     "tests/test_reliability_hygiene.py",
 ]

@@ -61,7 +61,7 @@ LAUNCHES = "can I mention an upcoming product launch?"
 def bot(settings: Settings) -> Iterator[PolicyBot]:
     """A core with Acme's policy v1 active and nothing else."""
     policy_bot = PolicyBot.create(
-        replace(settings, admins=("U0ADMIN", "0f8fad5b-d9cb-469f-a165-70867728950e")),
+        replace(settings, admins=("slack:U0ADMIN", "teams:0f8fad5b-d9cb-469f-a165-70867728950e")),
         storage=Storage.memory(),
     )
     policy_bot.policies.upload("acme.md", V1.encode(), uploaded_by="U0ADMIN", activate=True)
@@ -243,12 +243,16 @@ async def test_documents_side_by_side_and_answers_name_the_document(bot: PolicyB
 
 
 def test_admins_are_recognised_and_others_refused_politely(bot: PolicyBot) -> None:
-    assert bot.is_admin("U0ADMIN")
-    assert bot.is_admin("0F8FAD5B-D9CB-469F-A165-70867728950E")  # AAD ids in any case
-    assert not bot.is_admin("U0SOMEONE") and not bot.is_admin("")
-    bot.policies.authorize("U0ADMIN")
+    assert bot.is_admin(Actor("slack", "U0ADMIN"))
+    aad = "0F8FAD5B-D9CB-469F-A165-70867728950E"
+    assert bot.is_admin(Actor("teams", aad))  # AAD ids in any case
+    assert not bot.is_admin(Actor("slack", "U0SOMEONE")) and not bot.is_admin(Actor("slack", ""))
+    # An id counts on its own platform only: a Slack id claimed in Teams, and the reverse.
+    assert not bot.is_admin(Actor("teams", "U0ADMIN")) and not bot.is_admin(Actor("slack", aad))
+    assert not bot.is_admin(Actor("", "U0ADMIN"))
+    bot.policies.authorize(Actor("slack", "U0ADMIN"))
     with pytest.raises(NotAuthorized) as refused:
-        bot.policies.authorize("U0SOMEONE")
+        bot.policies.authorize(Actor("teams", "U0ADMIN"))
     assert str(refused.value) == ADMIN_ONLY and "Sorry" in ADMIN_ONLY
 
 

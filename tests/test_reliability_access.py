@@ -26,7 +26,7 @@ from bot.core import PolicyBot
 from bot.models import IncomingQuestion
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import file_server
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.openai_stub import OpenAIStub
 from tests.fakes.slack_harness import SECRET, SlackHarness, slack_server
 from tests.fakes.teams_activities import ALICE, file_message, message, submit
@@ -41,6 +41,7 @@ ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 SECURED_TEAMS = {
     "microsoft_app_id": "00000000-0000-0000-0000-000000000001",
     "microsoft_app_password": APP_PASSWORD,
+    "teams_unauthenticated": False,
 }
 
 
@@ -83,7 +84,7 @@ async def test_admin_api_refusals_are_logged_and_compared_in_constant_time(
         {"Authorization": f"Basic {ADMIN_TOKEN}"},
         {"Authorization": f"Bearer {ADMIN_TOKEN[:-1]}"},
     ]
-    async with serving(build_app(bot)) as base, aiohttp.ClientSession() as session:
+    async with serving(build_app(bot, host=LOOPBACK)) as base, aiohttp.ClientSession() as session:
         for headers in attempts:
             async with session.get(base + "/admin/policies", headers=headers) as response:
                 assert response.status == 401
@@ -111,11 +112,13 @@ async def test_admin_api_refusals_are_logged_and_compared_in_constant_time(
 async def test_teams_refusals_are_logged(
     bot_with: Callable[..., PolicyBot], stub: ConnectorStub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bot = bot_with(admins=("aad-pat",), teams_policy_team=("aad-pat",))
+    bot = bot_with(
+        admins=("teams:aad-pat",), teams_policy_team=("aad-pat",), teams_unauthenticated=True
+    )
     uncovered = await bot.ask(IncomingQuestion("what time does the cafeteria open?"))
     assert uncovered.question_id is not None
     (group,) = bot.review.queue()
-    async with file_server() as files, serving(build_app(bot)) as base:
+    async with file_server() as files, serving(build_app(bot, host=LOOPBACK)) as base:
         url = files.add("policy.md", b"# Policy\n\nEmployees may post anything at all.\n")
         attempts = [
             file_message("policy.md", url, stub.url, sender=ALICE),  # a non-admin uploads
@@ -149,7 +152,7 @@ async def test_teams_refusals_are_logged(
     # With an app id set, a request without a valid token is refused and logged.
     caplog.clear()
     secured_bot = bot_with(**SECURED_TEAMS)
-    async with serving(build_app(secured_bot)) as base:
+    async with serving(build_app(secured_bot, host=LOOPBACK)) as base:
         for headers in (None, {"Authorization": "Bearer not-a-real-jwt"}):
             status = await post_json(base + "/api/messages", message(ROADMAP, stub.url), headers)
             assert status == 401
@@ -169,7 +172,11 @@ async def test_teams_refusals_are_logged(
 # -- Slack -------------------------------------------------------------------------------------
 @pytest.fixture
 def slack_options() -> dict[str, Any]:
-    return {"admins": ("UADMIN",), "slack_policy_team": ("UTEAM",), "slack_review_channel": "CREV"}
+    return {
+        "admins": ("slack:UADMIN",),
+        "slack_policy_team": ("UTEAM",),
+        "slack_review_channel": "CREV",
+    }
 
 
 async def test_slack_refusals_are_logged(
@@ -261,7 +268,7 @@ async def test_no_secret_reaches_any_log(
             await post_json(base + "/admin/policies", {}, {"Authorization": f"Bearer {token}"})
         assert llm_stub.requests, "the LLM was asked"
     teams_bot = bot_with(**SECURED_TEAMS)
-    async with serving(build_app(teams_bot)) as teams_base:
+    async with serving(build_app(teams_bot, host=LOOPBACK)) as teams_base:
         await post_json(teams_base + "/api/messages", message(ROADMAP, stub.url))
 
     text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)

@@ -22,9 +22,10 @@ from bot.core import PolicyBot
 from bot.models import IncomingQuestion
 from tests.conftest import ROOT
 from tests.fakes.bot_connector import connector_stub
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.slack_harness import slack_server
 from tests.fakes.teams_activities import message
+from tests.fakes.teams_harness import local_teams
 from tests.reliability import record
 
 TEAMS_USER = {
@@ -35,13 +36,18 @@ TEAMS_USER = {
 SLACK_USER = "U0PRIVATE9"
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return local_teams(settings)
+
+
 async def test_the_policy_team_never_sees_who_asked(settings: Settings) -> None:
     db = Path(settings.db_path)
     bot = PolicyBot.create(settings)
     bot.ensure_policy()
     async with (
         connector_stub() as stub,
-        serving(build_app(bot)) as base,
+        serving(build_app(bot, host=LOOPBACK)) as base,
         aiohttp.ClientSession() as session,
     ):
         for text in ("what time does the cafeteria open?", "may I tweet about revenue?"):
@@ -146,7 +152,7 @@ async def test_bad_questions_through_every_platform_get_a_clear_message(
     bot.ensure_policy()
     async with (
         connector_stub() as stub,
-        serving(build_app(bot)) as base,
+        serving(build_app(bot, host=LOOPBACK)) as base,
         aiohttp.ClientSession() as session,
     ):
         async with session.post(base + "/api/messages", json=message(text, stub.url)) as response:

@@ -27,8 +27,9 @@ from bot.core import PolicyBot
 from bot.storage import Storage
 from tests.conftest import ROOT
 from tests.fakes.bot_connector import connector_stub
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import message
+from tests.fakes.teams_harness import local_teams
 from tests.reliability import record
 
 SECTIONS = 250
@@ -177,7 +178,7 @@ def free_again(storage: Storage) -> None:
 
 @pytest.fixture
 def file_bot(tmp_path: Path) -> Iterator[PolicyBot]:
-    bot = PolicyBot.create(Settings(db_path=str(tmp_path / "policybot.db")))
+    bot = PolicyBot.create(local_teams(Settings(db_path=str(tmp_path / "policybot.db"))))
     bot.ensure_policy()
     yield bot
     bot.storage.close()
@@ -200,7 +201,7 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
     fault(bot.storage)  # type: ignore[operator]
     async with (
         connector_stub() as stub,
-        serving(build_app(bot)) as base,
+        serving(build_app(bot, host=LOOPBACK)) as base,
         aiohttp.ClientSession() as session,
     ):
         for n, text in enumerate(ASKED):

@@ -38,8 +38,10 @@ def capture(caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[SlackHarness]:
-    """`policybot serve` with Slack and the admin API configured (runner as `run` makes it)."""
-    async with slack_server(dataclasses.replace(settings, admin_token=ADMIN_TOKEN)) as harness:
+    """`policybot serve` with Slack, the admin API and Teams (local testing, on loopback)
+    configured (runner as `run` makes it)."""
+    configured = dataclasses.replace(settings, admin_token=ADMIN_TOKEN, teams_unauthenticated=True)
+    async with slack_server(configured) as harness:
         yield harness
 
 

@@ -24,8 +24,9 @@ from bot.core import PolicyBot
 from bot.policies import PolicyLibrary
 from bot.storage import Storage
 from tests.fakes.bot_connector import ConnectorStub, connector_stub
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import PERSONAL, message
+from tests.fakes.teams_harness import local_teams
 from tests.reliability import percentiles, record
 
 #: Bounded by count, not time: enough to overlap many turns, a few seconds at most.
@@ -84,7 +85,7 @@ class AdminWriter(threading.Thread):
 
 @pytest.fixture
 def file_bot(tmp_path: Path) -> PolicyBot:
-    bot = PolicyBot.create(Settings(db_path=str(tmp_path / "load.db")))
+    bot = PolicyBot.create(local_teams(Settings(db_path=str(tmp_path / "load.db"))))
     bot.ensure_policy()
     return bot
 
@@ -114,7 +115,7 @@ async def test_many_teams_askers_at_once_each_get_one_answer_and_are_all_logged(
     try:
         async with (
             connector_stub() as stub,
-            serving(build_app(bot)) as base,
+            serving(build_app(bot, host=LOOPBACK)) as base,
             aiohttp.ClientSession() as session,
         ):
 

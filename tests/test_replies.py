@@ -15,10 +15,16 @@ from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.answerers import BrokenAnswerer, GatedAnswerer
 from tests.fakes.bot_connector import ConnectorStub
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.slack_harness import slack_server
 from tests.fakes.teams_activities import message
-from tests.fakes.teams_harness import card_text, post
+from tests.fakes.teams_harness import card_text, local_teams, post
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return local_teams(settings)
+
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
@@ -48,7 +54,7 @@ async def test_slack_answer_is_posted_when_the_placeholder_could_not_be(
 
 def teams_server(bot: PolicyBot, placeholder_after: float) -> web.Application:
     app = web.Application()
-    teams.add_routes(app, bot, placeholder_after=placeholder_after)
+    teams.add_routes(app, bot, listen_host=LOOPBACK, placeholder_after=placeholder_after)
     return app
 
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion
 from bot.review import (
@@ -402,13 +403,16 @@ async def test_may_review_is_the_team_list_or_the_platforms_group_asked_last(
         asked.append("group")
         return True
 
-    team = ("UTEAM",)
-    assert await may_review(Actor("slack", "UTEAM"), team, action="review", in_team_group=in_group)
+    teams = Settings(slack_policy_team=("UTEAM",), teams_policy_team=("aad-pat", ""))
+    assert await may_review(Actor("slack", "UTEAM"), teams, action="review", in_team_group=in_group)
     assert asked == []  # listed: the platform is not asked
-    assert await may_review(Actor("slack", "UGROUP"), team, in_team_group=in_group)
+    assert await may_review(Actor("slack", "UGROUP"), teams, in_team_group=in_group)
     assert asked == ["group"]
-    assert not await may_review(Actor("teams", ""), ("",), action="review")  # no id, no entry
-    assert not await may_review(Actor("teams", "aad-alice"), ("aad-pat",), action="review dismiss")
+    assert not await may_review(Actor("teams", ""), teams, action="review")  # no id, no entry
+    assert not await may_review(Actor("teams", "aad-alice"), teams, action="review dismiss")
+    # Each platform's own list: a Slack member's id sent from Teams counts for nothing there.
+    assert not await may_review(Actor("teams", "UTEAM"), teams, action="review")
+    assert not await may_review(Actor("slack", "aad-pat"), teams)
     refusals = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
-    assert len(refusals) == 2
+    assert len(refusals) == 3
     assert "refused review dismiss: platform=teams who=aad-alice" in refusals[1]

@@ -79,8 +79,8 @@ async def test_a_file_reaching_two_servers_as_event_and_message_is_uploaded_once
 ) -> None:
     async with (
         fake_slack_api() as api,
-        slack_server(settings, api=api, on_disk=True, admins=(ADMIN,)) as one,
-        slack_server(settings, api=api, on_disk=True, admins=(ADMIN,)) as two,
+        slack_server(settings, api=api, on_disk=True, admins=(f"slack:{ADMIN}",)) as one,
+        slack_server(settings, api=api, on_disk=True, admins=(f"slack:{ADMIN}",)) as two,
     ):
         file = api.add_file(BUNDLED_POLICY.name, new_version())
         shared = {"type": "file_shared", "file_id": file["id"], "user_id": ADMIN}

@@ -31,7 +31,7 @@ DRONE_QUESTION = "can I post drone footage of the depot?"
 
 @pytest.fixture
 def slack_options() -> dict[str, Any]:
-    return {"admins": (ADMIN,), "max_upload_bytes": 200_000}
+    return {"admins": (f"slack:{ADMIN}",), "max_upload_bytes": 200_000}
 
 
 def new_version() -> bytes:

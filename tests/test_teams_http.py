@@ -20,7 +20,7 @@ from bot.core import PolicyBot
 from bot.notify import DeliveryError, ReplyAddress
 from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.bot_connector import ConnectorStub
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import (
     ALICE,
     BOT,
@@ -32,14 +32,19 @@ from tests.fakes.teams_activities import (
     members_added,
     message,
 )
-from tests.fakes.teams_harness import card_text, post, submit_data
+from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return local_teams(settings)
+
+
+@pytest.fixture
 async def server(bot: PolicyBot) -> AsyncIterator[str]:
-    async with serving(build_app(bot)) as url:
+    async with serving(build_app(bot, host=LOOPBACK)) as url:
         yield url
 
 
@@ -47,10 +52,10 @@ async def test_done_when_card_quotes_clauses_and_not_helpful_reaches_the_review_
     tmp_path: Path, stub: ConnectorStub
 ) -> None:
     db = tmp_path / "policybot.db"
-    bot = PolicyBot.create(Settings(db_path=str(db)))
+    bot = PolicyBot.create(local_teams(Settings(db_path=str(db))))
     bot.ensure_policy()
     try:
-        async with serving(build_app(bot)) as base:
+        async with serving(build_app(bot, host=LOOPBACK)) as base:
             status, _ = await post(base, message(ROADMAP, stub.url))
             assert status in (200, 201)
             (reply,) = await stub.received(1)
@@ -175,7 +180,7 @@ async def test_review_lists_open_question_groups_for_the_policy_team_only(
     bot_with: Callable[..., PolicyBot], stub: ConnectorStub
 ) -> None:
     bot = bot_with(teams_policy_team=("aad-pat",))
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         await post(base, message("what time does the cafeteria open?", stub.url))
         await post(base, message("review", stub.url, sender=ALICE))
         await post(
@@ -201,7 +206,7 @@ async def test_slow_answer_sends_a_placeholder_then_replaces_it(
     slow = GatedAnswerer()
     bot.answerer = slow
     app = web.Application()
-    teams.add_routes(app, bot, placeholder_after=0.01)
+    teams.add_routes(app, bot, listen_host=LOOPBACK, placeholder_after=0.01)
     async with serving(app) as base:
         request = asyncio.ensure_future(post(base, message(ROADMAP, stub.url)))
         (placeholder,) = await stub.received(1)
@@ -238,8 +243,9 @@ async def test_requests_without_a_token_are_rejected_when_an_app_id_is_set(
     bot = bot_with(
         microsoft_app_id="00000000-0000-0000-0000-000000000001",
         microsoft_app_password="secret",
+        teams_unauthenticated=False,
     )
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         status, _ = await post(base, message(ROADMAP, stub.url))
         assert status == 401
         # Not even a non-loopback serviceUrl gets past the token check to the bot.

@@ -18,7 +18,7 @@ from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.digest import build_digest, post_digest
 from tests.fakes.bot_connector import Call, ConnectorStub
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import (
     ALICE,
     BOB,
@@ -29,7 +29,13 @@ from tests.fakes.teams_activities import (
     message,
     submit,
 )
-from tests.fakes.teams_harness import card_text, post, submit_data
+from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return local_teams(settings)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 DOG_QUESTIONS = {
@@ -76,7 +82,7 @@ def as_pat(value: dict[str, Any], url: str) -> dict[str, Any]:
 async def test_review_answer_reaches_every_asker_and_later_questions(
     team_bot: PolicyBot, stub: ConnectorStub
 ) -> None:
-    async with serving(build_app(team_bot)) as base:
+    async with serving(build_app(team_bot, host=LOOPBACK)) as base:
         for who, text in DOG_QUESTIONS.items():
             await ask_and_escalate(base, stub, who, text)
         (review,) = await reply_to(
@@ -109,7 +115,7 @@ async def test_review_answer_reaches_every_asker_and_later_questions(
 async def test_review_actions_are_for_the_policy_team_and_need_an_answer(
     team_bot: PolicyBot, stub: ConnectorStub
 ) -> None:
-    async with serving(build_app(team_bot)) as base:
+    async with serving(build_app(team_bot, host=LOOPBACK)) as base:
         await ask_and_escalate(base, stub, "alice", DOG_QUESTIONS["alice"])
         (group,) = team_bot.review.groups()
         data = {"policybot": "answer_group", "group_id": group.id}
@@ -146,7 +152,7 @@ async def test_digest_is_posted_to_the_teams_channel(
         digest_teams_conversation=DIGEST_CHANNEL,
         teams_service_url=stub.url,
     )
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         await ask_and_escalate(base, stub, "alice", DOG_QUESTIONS["alice"])
         digest = build_digest(bot.storage, bot.review)
         assert await post_digest(digest.text, bot.channel_posters) == {"teams": "posted"}
@@ -190,7 +196,7 @@ async def test_serve_delivers_pending_reviewed_answers_in_the_background(
     bot_with: Callable[..., PolicyBot], stub: ConnectorStub
 ) -> None:
     bot = bot_with(teams_policy_team=("aad-pat",), delivery_interval=0.01)
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         await ask_and_escalate(base, stub, "alice", DOG_QUESTIONS["alice"])
         (group,) = bot.review.groups()
         sent_before = len(stub.calls)

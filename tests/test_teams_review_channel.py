@@ -17,9 +17,15 @@ from adapters.server import build_app
 from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.bot_connector import Call, ConnectorStub
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import BOB, PAT, PERSONAL, card_submit, message, submit
-from tests.fakes.teams_harness import card_text, post, submit_data
+from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return local_teams(settings)
+
 
 REVIEW = "19:policy-review@thread.tacv2"
 UNCOVERED = "what time does the cafeteria open?"
@@ -37,7 +43,7 @@ async def review_server(
 ) -> AsyncIterator[tuple[PolicyBot, str]]:
     """The app with a review conversation configured, and its core."""
     bot = bot_with(**review_options)
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         yield bot, base
 
 
@@ -123,7 +129,7 @@ async def test_the_asker_is_named_only_with_show_askers(
     bot_with: Callable[..., PolicyBot], review_options: dict[str, Any], stub: ConnectorStub
 ) -> None:
     bot = bot_with(show_askers=True, **review_options)
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         await post(base, message(UNCOVERED, stub.url))
         # A button press carries no name: it is read from the log, where the question left it.
         buttons = await answered(base, stub)
@@ -143,7 +149,7 @@ async def test_the_asker_is_named_only_with_show_askers(
 async def test_without_the_setting_nothing_is_posted_to_a_review_conversation(
     bot: PolicyBot, stub: ConnectorStub
 ) -> None:
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         assert "teams" not in bot.review_posters
         await post(base, message(UNCOVERED, stub.url))
         buttons = await answered(base, stub)
@@ -191,7 +197,7 @@ async def team_server(
 ) -> AsyncIterator[tuple[PolicyBot, str, Call]]:
     """Pat is on the policy team; Alice's uncovered question has been posted to the channel."""
     bot = bot_with(teams_policy_team=("aad-pat",), **review_options)
-    async with serving(build_app(bot)) as base:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
         await post(base, message(UNCOVERED, stub.url))
         await stub.received(2)
         (notice,) = review_posts(stub)

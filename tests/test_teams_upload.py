@@ -11,13 +11,20 @@ from typing import Any
 import pytest
 
 from adapters.server import build_app
+from bot.config import Settings
 from bot.core import PolicyBot
 from bot.policies import ADMIN_ONLY
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import FileServer, file_server
-from tests.fakes.loopback import serving
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import ALICE, PAT, PAT_PERSONAL, file_message, message, submit
-from tests.fakes.teams_harness import card_text, post, submit_data
+from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return local_teams(settings)
+
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 DRONES = "may I post drone footage of a Brightwater depot?"
@@ -36,12 +43,12 @@ async def files() -> AsyncIterator[FileServer]:
 
 @pytest.fixture
 def admin_bot(bot_with: Callable[..., PolicyBot]) -> PolicyBot:
-    return bot_with(admins=("AAD-PAT",), max_upload_bytes=LIMIT)
+    return bot_with(admins=("teams:AAD-PAT",), max_upload_bytes=LIMIT)
 
 
 @pytest.fixture
 async def server(admin_bot: PolicyBot) -> AsyncIterator[str]:
-    async with serving(build_app(admin_bot)) as url:
+    async with serving(build_app(admin_bot, host=LOOPBACK)) as url:
         yield url
 
 

@@ -8,6 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+#: Where every test server listens; the app is told so (`build_app(bot, host=LOOPBACK)`), as
+#: `policybot serve --host` tells it in production.
+LOOPBACK = "127.0.0.1"
+
 
 @asynccontextmanager
 async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
@@ -15,7 +19,7 @@ async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[
     go to aiohttp's AppRunner (the server's access log: `adapters.server.RUNNER_OPTIONS`)."""
     runner = web.AppRunner(app, **runner_options)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, LOOPBACK, 0)
     await site.start()
     host, port = runner.addresses[0][:2]
     try:

@@ -21,6 +21,7 @@ from aiohttp import web
 from adapters.server import RUNNER_OPTIONS, build_app
 from bot.core import PolicyBot
 from bot.storage import Storage
+from tests.fakes.loopback import LOOPBACK
 from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -236,13 +237,13 @@ async def slack_server(
         )
         bot = PolicyBot.create(configured, storage=None if on_disk else Storage.memory())
         bot.ensure_policy()
-        web_app = build_app(bot)
+        web_app = build_app(bot, host=LOOPBACK)
         runner = web.AppRunner(web_app, **RUNNER_OPTIONS)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, LOOPBACK, 0)
         await site.start()
         port = runner.addresses[0][1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}") as http:
             try:
                 yield SlackHarness(api, bot, http, web_app)
             finally:

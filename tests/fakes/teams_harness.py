@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
+
+from bot.config import Settings
+
+
+def local_teams(settings: Settings) -> Settings:
+    """Teams as in local testing: no MicrosoftAppId, `/api/messages` served unauthenticated
+    (POLICYBOT_TEAMS_UNAUTHENTICATED), which the server allows on loopback only, where the
+    tests' servers listen (tests/fakes/loopback.py)."""
+    return replace(settings, teams_unauthenticated=True)
 
 
 async def post(
