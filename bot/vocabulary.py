@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -24,6 +25,58 @@ class Vocabulary:
     topic_synonyms: tuple[tuple[str, ...], ...]
     generic_question_words: tuple[str, ...]
 
+    def problems(self) -> list[str]:
+        """Where the lists contradict each other or repeat themselves, one line each.
+
+        A stopword never reaches retrieval or grouping, so an expansion of it never fires,
+        and a generic or synonym entry for it is never read; an expansion target that is a
+        stopword matches policy words the question side treats as meaningless. A word that
+        `words` would split, or lower-case, never matches anything.
+        """
+        stop = frozenset(self.stopwords)
+        found = []
+        listed = [
+            ("stopwords", self.stopwords),
+            ("generic_question_words", self.generic_question_words),
+        ]
+        listed += [(f"expansions.{word}", targets) for word, targets in self.expansions.items()]
+        listed += [(f"topic_synonyms[{n}]", group) for n, group in enumerate(self.topic_synonyms)]
+        for where, entries in listed:
+            found += [f"{where}: {w!r} is listed twice" for w in _repeated(entries)]
+            found += [
+                f"{where}: {w!r} is not one lower-case word" for w in entries if words(w) != [w]
+            ]
+        every_synonym = [word for group in self.topic_synonyms for word in dict.fromkeys(group)]
+        found += [
+            f"topic_synonyms: {w!r} is in more than one group"
+            for w in _repeated(tuple(every_synonym))
+        ]
+        for word, targets in self.expansions.items():
+            if words(word) != [word]:
+                found.append(f"expansions: {word!r} is not one lower-case word")
+            if word in stop:
+                found.append(f"expansions: {word!r} is a stopword, so its expansion never fires")
+            found += [
+                f"expansions.{word}: {target!r} is a stopword"
+                for target in targets
+                if target in stop
+            ]
+        found += [
+            f"generic_question_words: {w!r} is a stopword, so grouping never sees it"
+            for w in dict.fromkeys(self.generic_question_words)
+            if w in stop
+        ]
+        found += [
+            f"topic_synonyms: {w!r} is a stopword, so grouping never sees it"
+            for w in dict.fromkeys(every_synonym)
+            if w in stop
+        ]
+        return found
+
+
+def _repeated(entries: tuple[str, ...]) -> list[str]:
+    return [word for word, count in Counter(entries).items() if count > 1]
+
 
 def _word_list(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
@@ -33,7 +86,10 @@ def _word_list(value: Any, where: str) -> tuple[str, ...]:
 
 def read_vocabulary(text: str) -> Vocabulary:
     """The vocabulary in TOML `text`; a ValueError names the part that has the wrong shape."""
-    data = tomllib.loads(text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"vocabulary: {error}") from error
     expansions = data.get("expansions", {})
     groups = data.get("topic_synonyms", [])
     if not isinstance(expansions, dict):
