@@ -1,22 +1,25 @@
-"""Markdown and plain text into structural blocks (headings, paragraphs, list items)."""
+"""Markdown and plain text into structural blocks (headings, paragraphs, list items).
+
+Markdown is read by markdown-it-py (CommonMark); plain text by the guesses below.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from bot.models import Block
 
 _FRONT_MATTER = re.compile(
     r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
 )
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
-_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _LIST_ITEM = re.compile(r"^(\s*)(?:[-*+•]|\d{1,3}[.)]|\([a-z0-9]{1,3}\)|[a-z][.)])\s+(.*)$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_THEMATIC_BREAK = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
 
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
@@ -55,87 +58,110 @@ def split_front_matter(text: str) -> tuple[dict[str, str | list[str]], str, int]
 
 
 def parse_markdown(text: str, first_line: int = 1) -> list[Block]:
-    """Read Markdown into blocks; line numbers count from `first_line`."""
+    """Read Markdown (CommonMark with tables) into blocks; line numbers count from `first_line`.
+
+    A block quote's paragraphs and lists are read without their `>`; a code block, fenced or
+    indented, is one paragraph of its text, without the fence. Inside a paragraph, a line in a
+    list notation CommonMark does not know ("(a) ...", "b) ...", "• ...", or "2. ..." right
+    after text) starts a list item, and a line between pipes is a table row, as in policies
+    pasted from a word processor.
+    """
+    # Comments become blank lines, so what follows keeps its line numbers.
     text = _HTML_COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text)
-    lines = text.split("\n")
-    blocks: list[Block] = []
-    paragraph: list[str] = []
-    paragraph_start = 0
-    item: list[str] | None = None
-    item_level = 0
-    item_start = 0
-    in_fence = False
+    env: dict[str, Any] = {}
+    reader = _TokenReader(env, first_line)
+    tokens = _PARSER.parse(text, env)
+    for index, token in enumerate(tokens):
+        reader.read(token, tokens[index + 1] if index + 1 < len(tokens) else None)
+    return [b for b in reader.blocks if b.text]
 
-    def flush() -> None:
-        nonlocal paragraph, item
-        if paragraph:
-            blocks.append(_block("paragraph", " ".join(paragraph), 0, paragraph_start, last))
-            paragraph = []
-        if item is not None:
-            blocks.append(_block("item", " ".join(item), item_level, item_start, last))
-            item = None
 
-    last = first_line
-    for offset, raw in enumerate(lines):
-        number = first_line + offset
-        if _FENCE.match(raw):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            if raw.strip():
-                if not paragraph:
-                    paragraph_start = number
-                paragraph.append(raw.strip())
-            last = number
-            continue
-        stripped = raw.strip()
-        if not stripped:
-            flush()
-            continue
-        heading = _ATX_HEADING.match(raw)
-        if heading:
-            flush()
-            blocks.append(
-                _block("heading", heading.group(2), len(heading.group(1)), number, number)
-            )
-            last = number
-            continue
-        underline = _SETEXT_UNDERLINE.match(raw)
-        if underline and paragraph and item is None and len(paragraph) == 1:
-            level = 1 if underline.group(1).startswith("=") else 2
-            blocks.append(_block("heading", paragraph[0], level, paragraph_start, number))
-            paragraph = []
-            last = number
-            continue
-        if _THEMATIC_BREAK.match(raw):
-            flush()
-            continue
-        if _TABLE_ROW.match(raw):
-            flush()
-            if not _TABLE_RULE.match(raw):
-                cells = [c.strip() for c in raw.strip().strip("|").split("|")]
-                row = "; ".join(c for c in cells if c)
-                if row:
-                    blocks.append(_block("item", row, 0, number, number))
-            last = number
-            continue
-        listed = _LIST_ITEM.match(raw)
-        if listed and listed.group(2).strip():
-            flush()
-            item = [listed.group(2).strip()]
-            item_level = len(listed.group(1).expandtabs(4)) // 2
-            item_start = number
-            last = number
-            continue
-        if item is not None:
-            item.append(stripped)  # a continuation line of the list item
-        else:
-            if not paragraph:
-                paragraph_start = number
-            paragraph.append(stripped)
-        last = number
-    flush()
-    return [b for b in blocks if b.text]
+#: CommonMark with GFM tables. Raw HTML is read as text with its tags dropped, so a stray
+#: "<details>" or an unclosed tag never hides the policy text after it.
+_PARSER = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+class _TokenReader:
+    """markdown-it's tokens, in document order, into Blocks with source line numbers."""
+
+    def __init__(self, env: dict[str, Any], first_line: int) -> None:
+        self.env = env  # the reference definitions, for links written [text][ref]
+        self.first_line = first_line
+        self.blocks: list[Block] = []
+        self.list_depth = 0
+        self.item_opened = False  # the previous token opened a list item
+        self.row: list[str] | None = None
+        self.row_line = 0
+
+    def read(self, token: Token, following: Token | None) -> None:
+        kind = token.type
+        item_first, self.item_opened = self.item_opened, kind == "list_item_open"
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            self.list_depth += 1
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            self.list_depth -= 1
+        elif kind == "heading_open" and following is not None and token.map:
+            text = self.inline(following.content)
+            line, end = token.map[0] + self.first_line, token.map[1] - 1 + self.first_line
+            self.blocks.append(Block("heading", text, int(token.tag[1:]), line, end))
+        elif kind == "paragraph_open" and following is not None and token.map:
+            self.paragraph(following.content, token.map[0] + self.first_line, item_first)
+        elif kind in ("fence", "code_block") and token.map:
+            # The content starts below a fence's opening line, on an indented block's first.
+            self.code(token.content, token.map[0] + self.first_line + (kind == "fence"))
+        elif kind == "tr_open" and token.map:
+            self.row, self.row_line = [], token.map[0] + self.first_line
+        elif kind == "inline" and self.row is not None:
+            self.row.append(self.inline(token.content))
+        elif kind == "tr_close" and self.row is not None:
+            self.blocks.append(self.table_row(self.row, self.row_line))
+            self.row = None
+
+    def paragraph(self, content: str, line: int, item_first: bool) -> None:
+        """A paragraph's lines, one to one with the source's, as paragraph text or items."""
+        units: list[tuple[str, int, list[tuple[int, str]]]] = []  # (kind, level, lines)
+        for number, raw in enumerate(content.split("\n"), line):
+            if number == line and item_first:
+                units.append(("item", self.list_depth - 1, [(number, raw)]))
+            elif _TABLE_ROW.match(raw):
+                if not _TABLE_RULE.match(raw):
+                    units.append(("row", 0, [(number, raw)]))
+                else:
+                    units.append(("rule", 0, []))  # what follows is a paragraph of its own
+            elif (listed := _LIST_ITEM.match(raw)) and listed.group(2).strip():
+                units.append(("item", self.list_depth, [(number, listed.group(2))]))
+            elif units and units[-1][0] in ("paragraph", "item"):
+                units[-1][2].append((number, raw))  # a continuation line
+            else:
+                units.append(("paragraph", 0, [(number, raw)]))
+        for kind, level, lines in units:
+            if kind == "row":
+                number, raw = lines[0]
+                cells = [self.inline(cell) for cell in raw.strip().strip("|").split("|")]
+                self.blocks.append(self.table_row(cells, number))
+            elif lines:
+                text = self.inline("\n".join(raw for _, raw in lines))
+                self.blocks.append(Block(kind, text, level, lines[0][0], lines[-1][0]))
+
+    def code(self, content: str, line: int) -> None:
+        """A code block is quoted as its text: one paragraph, lines joined, taken literally."""
+        lines = [(n, raw.strip()) for n, raw in enumerate(content.split("\n"), line)]
+        lines = [(n, raw) for n, raw in lines if raw]
+        if lines:
+            text = " ".join(raw for _, raw in lines)
+            self.blocks.append(Block("paragraph", text, 0, lines[0][0], lines[-1][0]))
+
+    @staticmethod
+    def table_row(cells: list[str], line: int) -> Block:
+        """A row as the Markdown reader always gave it: an item of its non-empty cells."""
+        return Block("item", "; ".join(cell for cell in cells if cell), 0, line, line)
+
+    def inline(self, source: str) -> str:
+        """Inline Markdown as the words a reader sees: link and image text, code as written."""
+        parts = []
+        for token in _PARSER.parseInline(source, self.env)[0].children or []:
+            parts.append(" " if token.type in ("softbreak", "hardbreak") else token.content)
+        return " ".join(_HTML_TAG.sub("", "".join(parts)).split())
 
 
 _NUMBERED_HEADING = re.compile(r"^(?:section\s+|article\s+)?(\d+(?:\.\d+)*)\.?\s+(\S.*)$", re.I)

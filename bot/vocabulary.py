@@ -1,493 +1,126 @@
 """Everyday words employees use, mapped to the words policies use for the same things.
 
 Questions say "tweet", "insta" and "my boss"; policies say "post", "social media" and
-"manager". Each entry lists policy-side words a question word should also match; a match on
-an expansion counts for less than a match on the word itself (see retrieval.EXPANSION_WEIGHT).
+"manager". The words themselves are data, in `vocabulary.toml` beside this module, read once
+at import; this module holds what is done with them. A match on an expansion counts for less
+than a match on the word itself (see retrieval.EXPANSION_WEIGHT).
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "anyone",
-        "anything",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "cannot",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "don",
-        "done",
-        "during",
-        "each",
-        "either",
-        "else",
-        "ever",
-        "every",
-        "few",
-        "for",
-        "from",
-        "further",
-        "get",
-        "gets",
-        "getting",
-        "go",
-        "going",
-        "got",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "him",
-        "his",
-        "how",
-        "however",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "isn",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "let",
-        "lets",
-        "like",
-        "ll",
-        "me",
-        "might",
-        "mine",
-        "more",
-        "most",
-        "much",
-        "must",
-        "my",
-        "myself",
-        "need",
-        "needs",
-        "neither",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "often",
-        "ok",
-        "okay",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "please",
-        "pls",
-        "re",
-        "really",
-        "s",
-        "said",
-        "same",
-        "say",
-        "says",
-        "she",
-        "should",
-        "shouldn",
-        "so",
-        "some",
-        "someone",
-        "something",
-        "such",
-        "sure",
-        "t",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "thing",
-        "things",
-        "this",
-        "those",
-        "though",
-        "through",
-        "thx",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "upon",
-        "us",
-        "ve",
-        "very",
-        "via",
-        "want",
-        "wanted",
-        "wants",
-        "was",
-        "wasn",
-        "way",
-        "we",
-        "were",
-        "what",
-        "whats",
-        "when",
-        "where",
-        "whether",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "within",
-        "without",
-        "won",
-        "would",
-        "wouldn",
-        "yes",
-        "yet",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "allowed",
-        "allow",
-        "ok",
-        "okay",
-        "fine",
-        "alright",
-        "permitted",
-        "may",
-        "maybe",
-        "hey",
-        "hi",
-        "hello",
-        "guys",
-        "question",
-        "quick",
-        "wondering",
-        "wonder",
-        "know",
-        "anybody",
-        "somebody",
-        "rules",
-        "rule",
-        "policy",
-        "policies",
-        "say",
-        "says",
-        "let",
-        "actually",
-        "basically",
-    ]
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The word lists as written in the data file, repeats kept, so they can be checked."""
+
+    stopwords: tuple[str, ...]
+    expansions: dict[str, tuple[str, ...]]
+    topic_synonyms: tuple[tuple[str, ...], ...]
+    generic_question_words: tuple[str, ...]
+
+    def problems(self) -> list[str]:
+        """Where the lists contradict each other or repeat themselves, one line each.
+
+        A stopword never reaches retrieval or grouping, so an expansion of it never fires,
+        and a generic or synonym entry for it is never read; an expansion target that is a
+        stopword matches policy words the question side treats as meaningless. A word that
+        `words` would split, or lower-case, never matches anything.
+        """
+        stop = frozenset(self.stopwords)
+        found = []
+        listed = [
+            ("stopwords", self.stopwords),
+            ("generic_question_words", self.generic_question_words),
+        ]
+        listed += [(f"expansions.{word}", targets) for word, targets in self.expansions.items()]
+        listed += [(f"topic_synonyms[{n}]", group) for n, group in enumerate(self.topic_synonyms)]
+        for where, entries in listed:
+            found += [f"{where}: {w!r} is listed twice" for w in _repeated(entries)]
+            found += [
+                f"{where}: {w!r} is not one lower-case word" for w in entries if words(w) != [w]
+            ]
+        every_synonym = [word for group in self.topic_synonyms for word in dict.fromkeys(group)]
+        found += [
+            f"topic_synonyms: {w!r} is in more than one group"
+            for w in _repeated(tuple(every_synonym))
+        ]
+        for word, targets in self.expansions.items():
+            if words(word) != [word]:
+                found.append(f"expansions: {word!r} is not one lower-case word")
+            if word in stop:
+                found.append(f"expansions: {word!r} is a stopword, so its expansion never fires")
+            found += [
+                f"expansions.{word}: {target!r} is a stopword"
+                for target in targets
+                if target in stop
+            ]
+        found += [
+            f"generic_question_words: {w!r} is a stopword, so grouping never sees it"
+            for w in dict.fromkeys(self.generic_question_words)
+            if w in stop
+        ]
+        found += [
+            f"topic_synonyms: {w!r} is a stopword, so grouping never sees it"
+            for w in dict.fromkeys(every_synonym)
+            if w in stop
+        ]
+        return found
+
+
+def _repeated(entries: tuple[str, ...]) -> list[str]:
+    return [word for word, count in Counter(entries).items() if count > 1]
+
+
+def _word_list(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise ValueError(f"vocabulary: {where} must be a list of words")
+    return tuple(value)
+
+
+def read_vocabulary(text: str) -> Vocabulary:
+    """The vocabulary in TOML `text`; a ValueError names the part that has the wrong shape."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"vocabulary: {error}") from error
+    expansions = data.get("expansions", {})
+    groups = data.get("topic_synonyms", [])
+    if not isinstance(expansions, dict):
+        raise ValueError("vocabulary: expansions must be a table of word = [words]")
+    if not isinstance(groups, list):
+        raise ValueError("vocabulary: topic_synonyms must be a list of lists of words")
+    return Vocabulary(
+        stopwords=_word_list(data.get("stopwords", []), "stopwords"),
+        expansions={
+            word: _word_list(targets, f"expansions.{word}") for word, targets in expansions.items()
+        },
+        topic_synonyms=tuple(
+            _word_list(group, f"topic_synonyms[{n}]") for n, group in enumerate(groups)
+        ),
+        generic_question_words=_word_list(
+            data.get("generic_question_words", []), "generic_question_words"
+        ),
+    )
+
+
+SHIPPED = read_vocabulary(
+    resources.files("bot").joinpath("vocabulary.toml").read_text(encoding="utf-8")
 )
 
+STOPWORDS = frozenset(SHIPPED.stopwords)
 #: Each key is an everyday word (as typed, lower case); values are policy-side words.
-EXPANSIONS: dict[str, tuple[str, ...]] = {
-    # platforms and nicknames
-    "insta": ("instagram", "social", "media"),
-    "ig": ("instagram", "social", "media"),
-    "gram": ("instagram",),
-    "fb": ("facebook", "social", "media"),
-    "li": ("linkedin", "social", "media"),
-    "twitter": ("social", "media", "post"),
-    "x": ("twitter", "social", "media"),
-    "tiktok": ("social", "media", "video", "platform"),
-    "youtube": ("video", "social", "media"),
-    "reddit": ("forum", "social", "media", "online"),
-    "snapchat": ("social", "media"),
-    "threads": ("social", "media"),
-    "bluesky": ("social", "media"),
-    "mastodon": ("social", "media"),
-    "glassdoor": ("review", "site"),
-    "blog": ("post", "publish", "online"),
-    "vlog": ("video", "publish"),
-    "podcast": ("media", "publish", "interview"),
-    "whatsapp": ("messaging", "app"),
-    "telegram": ("messaging", "app"),
-    "signal": ("messaging", "app"),
-    "imessage": ("messaging", "text"),
-    "sms": ("text", "messaging"),
-    "texting": ("text", "messaging"),
-    "dm": ("message", "messaging", "direct"),
-    "dms": ("message", "messaging", "direct"),
-    "chatgpt": ("ai", "artificial", "intelligence", "tool", "chatbot"),
-    "gpt": ("ai", "artificial", "intelligence", "chatbot"),
-    "copilot": ("ai", "artificial", "intelligence", "tool"),
-    "gemini": ("ai", "artificial", "intelligence", "tool"),
-    "claude": ("ai", "artificial", "intelligence", "tool"),
-    "chatbot": ("ai", "artificial", "intelligence"),
-    "ai": ("artificial", "intelligence"),
-    # posting and sharing
-    "tweet": ("post", "twitter", "social", "media"),
-    "tweeting": ("post", "twitter", "social", "media"),
-    "retweet": ("share", "repost", "post", "endorse"),
-    "repost": ("share", "post", "endorse"),
-    "reshare": ("share", "post"),
-    "like": ("endorse", "share", "react"),
-    "likes": ("endorse", "share", "react"),
-    "upload": ("post", "publish", "share"),
-    "publish": ("post", "share"),
-    "post": ("publish", "share", "social", "media"),
-    "posting": ("publish", "share", "social", "media"),
-    "share": ("post", "disclose", "publish"),
-    "sharing": ("post", "disclose", "publish"),
-    "comment": ("post", "respond", "reply"),
-    "reply": ("respond", "comment"),
-    "tag": ("identify", "name", "mention"),
-    "mention": ("name", "refer"),
-    "hashtag": ("post", "campaign"),
-    "selfie": ("photo", "image", "picture"),
-    "pic": ("photo", "image", "picture"),
-    "pics": ("photo", "image", "picture"),
-    "pictures": ("photo", "image"),
-    "photos": ("picture", "image"),
-    "screenshot": ("image", "capture", "photo"),
-    "screenshots": ("image", "capture", "photo"),
-    "video": ("recording", "film"),
-    "record": ("recording", "film", "video"),
-    "livestream": ("stream", "video", "broadcast"),
-    "stream": ("broadcast", "video"),
-    "influencer": ("endorsement", "paid", "promotion", "sponsor"),
-    "sponsored": ("endorsement", "paid", "promotion", "disclose"),
-    "ad": ("advertising", "promotion", "marketing"),
-    "ads": ("advertising", "promotion", "marketing"),
-    "review": ("endorsement", "opinion", "rating"),
-    "bio": ("profile",),
-    "profile": ("account", "bio"),
-    "handle": ("account", "username", "profile"),
-    "account": ("profile", "handle"),
-    # people
-    "boss": ("manager", "supervisor", "leader"),
-    "manager": ("supervisor", "leader"),
-    "supervisor": ("manager",),
-    "coworker": ("colleague", "employee", "team", "member"),
-    "coworkers": ("colleague", "employee", "team", "member"),
-    "colleague": ("coworker", "employee"),
-    "teammate": ("colleague", "employee", "team"),
-    "teammates": ("colleague", "employee", "team"),
-    "intern": ("employee", "worker", "staff"),
-    "contractor": ("worker", "vendor", "staff"),
-    "staff": ("employee", "worker"),
-    "client": ("customer",),
-    "clients": ("customer",),
-    "customer": ("client",),
-    "vendor": ("supplier", "partner"),
-    "journalist": ("media", "press", "reporter", "enquiry", "inquiry"),
-    "reporter": ("media", "press", "journalist", "enquiry", "inquiry"),
-    "press": ("media", "journalist", "enquiry", "inquiry"),
-    "interview": ("media", "press", "speak"),
-    "ceo": ("executive", "leadership"),
-    "exec": ("executive", "leadership"),
-    "hr": ("human", "resources"),
-    "legal": ("lawyer", "counsel"),
-    "recruiter": ("recruit", "hiring", "candidate"),
-    "candidate": ("applicant", "recruit", "hiring"),
-    # company matters
-    "company": ("organisation", "organization", "employer", "business"),
-    "work": ("company", "job", "employer", "workplace"),
-    "job": ("work", "role", "position", "employment"),
-    "office": ("workplace", "premises", "site"),
-    "secret": ("confidential", "non", "public", "proprietary"),
-    "secrets": ("confidential", "non", "public", "proprietary"),
-    "internal": ("confidential", "non", "public"),
-    "unreleased": ("non", "public", "confidential", "unannounced", "product"),
-    "unannounced": ("non", "public", "confidential", "unreleased"),
-    "upcoming": ("unreleased", "unannounced", "future"),
-    "launch": ("product", "release", "announce"),
-    "roadmap": ("plan", "product", "confidential", "strategy"),
-    "numbers": ("financial", "results", "figures"),
-    "revenue": ("financial", "results", "figures"),
-    "earnings": ("financial", "results"),
-    "sales": ("financial", "figures", "customer"),
-    "stock": ("securities", "shares", "trading", "insider"),
-    "shares": ("securities", "stock", "trading"),
-    "deal": ("contract", "negotiation", "agreement", "confidential"),
-    "merger": ("acquisition", "confidential", "non", "public"),
-    "acquisition": ("merger", "confidential"),
-    "layoffs": ("redundancy", "restructuring", "confidential"),
-    "salary": ("pay", "wages", "compensation"),
-    "pay": ("wages", "salary", "compensation"),
-    "logo": ("brand", "trademark"),
-    "brand": ("logo", "trademark"),
-    "swag": ("brand", "merchandise", "logo"),
-    "uniform": ("brand", "logo"),
-    "badge": ("id", "security", "identification"),
-    "whiteboard": ("confidential", "screen", "visible"),
-    "outage": ("incident", "confidential"),
-    "bug": ("incident", "security", "vulnerability"),
-    "hack": ("security", "incident", "breach"),
-    "hacked": ("security", "incident", "breach", "compromised"),
-    "phishing": ("security", "suspicious", "email"),
-    "password": ("credentials", "security"),
-    "wifi": ("network", "wireless", "public"),
-    "vpn": ("network", "remote", "security"),
-    # behaviour
-    "idiot": ("disparage", "insult", "offensive"),
-    "idiots": ("disparage", "insult", "offensive"),
-    "stupid": ("disparage", "insult", "offensive"),
-    "dumb": ("disparage", "insult", "offensive"),
-    "sucks": ("disparage", "criticise", "negative"),
-    "awful": ("disparage", "criticise", "negative"),
-    "worst": ("disparage", "criticise", "negative"),
-    "incompetent": ("disparage", "criticise", "negative"),
-    "hate": ("disparage", "hostile", "offensive"),
-    "drunk": ("intoxicated", "alcohol", "embarrassing"),
-    "wasted": ("intoxicated", "alcohol", "embarrassing"),
-    "beer": ("alcohol", "intoxicated"),
-    "beers": ("alcohol", "intoxicated"),
-    "badmouth": ("disparage", "criticise", "criticize", "negative"),
-    "bash": ("disparage", "criticise", "negative"),
-    "trash": ("disparage", "criticise", "negative"),
-    "rant": ("complain", "criticise", "negative", "vent"),
-    "vent": ("complain", "criticise", "negative"),
-    "complain": ("criticise", "criticize", "grievance", "concern"),
-    "complaining": ("criticise", "criticize", "grievance", "concern"),
-    "insult": ("disparage", "harass", "offensive"),
-    "joke": ("humour", "humor", "offensive"),
-    "meme": ("image", "humour", "humor", "copyright"),
-    "memes": ("image", "humour", "humor", "copyright"),
-    "bully": ("harass", "harassment", "bullying"),
-    "bullying": ("harass", "harassment"),
-    "troll": ("harass", "disparage", "offensive"),
-    "argue": ("dispute", "respond", "engage"),
-    "fight": ("dispute", "argue", "engage"),
-    "lie": ("false", "misleading", "accurate"),
-    "fake": ("false", "misleading", "impersonate"),
-    "anonymous": ("anonymously", "pseudonym", "identity"),
-    "anonymously": ("anonymous", "pseudonym", "identity"),
-    "opinion": ("personal", "view", "views", "disclaimer"),
-    "opinions": ("personal", "view", "views", "disclaimer"),
-    "politics": ("political", "election", "campaign"),
-    "political": ("politics", "election", "campaign"),
-    "election": ("political", "campaign", "candidate"),
-    "vote": ("political", "election"),
-    "protest": ("political", "cause", "activism"),
-    "charity": ("cause", "fundraising", "donation"),
-    "fundraiser": ("fundraising", "donation", "cause"),
-    "union": ("protected", "concerted", "working", "conditions"),
-    "friend": ("connect", "connection", "request"),
-    "follow": ("connect", "connection"),
-    "connect": ("connection", "friend", "follow"),
-    "fired": ("disciplinary", "termination", "consequences"),
-    "punished": ("disciplinary", "consequences"),
-    "trouble": ("disciplinary", "consequences", "violation"),
-    "copy": ("copyright", "reproduce"),
-    "music": ("copyright", "licensed"),
-    "song": ("copyright", "music", "licensed"),
-    "quote": ("attribute", "copyright", "cite"),
-    # devices and systems
-    "phone": ("mobile", "device", "telephone", "smartphone"),
-    "cellphone": ("mobile", "device", "phone"),
-    "cell": ("mobile", "phone", "device"),
-    "mobile": ("phone", "device"),
-    "laptop": ("device", "equipment", "computer"),
-    "computer": ("device", "equipment", "laptop"),
-    "tablet": ("device", "mobile"),
-    "ipad": ("device", "tablet", "mobile"),
-    "usb": ("removable", "storage", "device"),
-    "email": ("e", "mail", "electronic", "communication"),
-    "emails": ("e", "mail", "electronic", "communication"),
-    "gmail": ("personal", "email", "account"),
-    "slack": ("messaging", "chat", "workplace"),
-    "teams": ("messaging", "chat", "workplace"),
-    "chat": ("messaging", "message"),
-    "internet": ("web", "online", "browsing"),
-    "browse": ("internet", "web", "browsing"),
-    "browsing": ("internet", "web"),
-    "netflix": ("streaming", "personal", "use", "internet"),
-    "shopping": ("personal", "use", "internet"),
-    "gaming": ("games", "personal", "use"),
-    "download": ("install", "software"),
-    "install": ("software", "download", "application"),
-    "app": ("application", "software"),
-    "apps": ("application", "software"),
-    "monitor": ("monitoring", "privacy", "review"),
-    "monitored": ("monitoring", "privacy", "review"),
-    "spy": ("monitoring", "privacy"),
-    "delete": ("retention", "remove", "deletion"),
-    "lost": ("stolen", "missing", "report"),
-    "stolen": ("lost", "theft", "report"),
-    "personal": ("private", "own"),
-    "private": ("personal", "privacy"),
-    "home": ("remote", "personal"),
-    "remote": ("home", "remotely"),
-    "break": ("personal", "time", "lunch"),
-    "lunch": ("break", "personal"),
-    "side": ("outside", "personal"),
-    "hustle": ("outside", "business", "personal"),
-    "event": ("conference", "offsite"),
-    "offsite": ("event", "off", "site", "outing"),
-    "party": ("event", "celebration"),
-    "conference": ("event", "speaking", "presentation"),
-    "talk": ("presentation", "speaking", "speak"),
-    "speak": ("spokesperson", "behalf", "represent"),
-    "represent": ("behalf", "spokesperson", "speak"),
-    "official": ("company", "authorised", "authorized", "corporate"),
-    "jobs": ("recruit", "hiring", "vacancy", "opening"),
-    "hiring": ("recruit", "recruitment", "vacancy", "job"),
-    "hire": ("recruit", "recruitment", "hiring"),
-    "referral": ("recruit", "refer", "candidate"),
-    "recommendation": ("reference", "endorsement"),
-    "reference": ("recommendation", "endorsement"),
-    "endorse": ("endorsement", "recommend"),
-    "giveaway": ("contest", "sweepstakes", "promotion"),
-    "contest": ("sweepstakes", "giveaway", "promotion"),
-    "freebie": ("gift", "endorsement", "paid"),
-    "gift": ("gifts", "endorsement"),
-    "mistake": ("error", "correct", "incident"),
-    "oops": ("error", "correct", "incident"),
-    "report": ("reporting", "notify", "contact"),
-    "ask": ("contact", "question"),
-}
+EXPANSIONS: dict[str, tuple[str, ...]] = SHIPPED.expansions
+#: Used to recognise paraphrases of the same question on the policy team's review list.
+TOPIC_SYNONYMS: tuple[tuple[str, ...], ...] = SHIPPED.topic_synonyms
+#: Words the review list's grouping weighs low however rare they are in the policy.
+GENERIC_QUESTION_WORDS = frozenset(SHIPPED.generic_question_words)
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -543,87 +176,3 @@ def without_pleasantries(text: str) -> str:
         stripped = shorter
     stripped = _TRAILING_THANKS.sub("", stripped)
     return stripped if content_words(stripped) else text
-
-
-#: Everyday words that mean the same thing in questions, whether or not the policy uses them.
-#: Used to recognise paraphrases of the same question on the policy team's review list
-#: ("expense" / "reimburse"), where the topic is often one the policy does not cover at all.
-TOPIC_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("expense", "expenses", "expensed", "reimburse", "reimbursed", "reimbursement", "refund"),
-    ("wfh", "remote", "remotely", "home"),
-    ("park", "parking", "garage"),
-    ("dog", "dogs", "pet", "pets", "puppy", "cat"),
-    ("payday", "paycheck", "payroll", "salary", "wages"),
-    ("sick", "ill", "illness"),
-    ("gym", "fitness", "wellness"),
-    ("vacation", "pto", "annual"),
-    ("laptop", "computer", "notebook", "pc", "macbook"),
-    ("phone", "mobile", "cellphone", "smartphone", "iphone"),
-    ("boss", "manager", "supervisor"),
-    ("coworker", "coworkers", "colleague", "colleagues", "teammate", "teammates"),
-    ("photo", "photos", "picture", "pictures", "pic", "pics", "selfie", "image", "images"),
-    ("video", "videos", "clip", "clips", "reel", "reels", "film", "filming"),
-    ("post", "share", "upload", "publish"),
-    ("livestream", "stream", "streaming", "live"),
-    ("ai", "chatgpt", "gpt", "copilot", "gemini", "llm"),
-    ("bike", "bicycle", "cycle", "cycling"),
-    ("tiktok", "tik", "tok"),
-    ("hq", "headquarters"),
-    ("cafeteria", "canteen", "cafe"),
-    ("close", "closes", "closing", "shut", "shuts"),
-    ("carry", "carryover", "roll", "rollover"),
-    ("answer", "reply", "respond", "comment"),
-    ("unused", "leftover", "remaining"),
-)
-
-#: Words nearly every workplace question could contain; they say little about its topic, so
-#: grouping similar questions weighs them low however rare they are in the policy.
-GENERIC_QUESTION_WORDS = frozenset(
-    [
-        "day",
-        "days",
-        "week",
-        "weeks",
-        "month",
-        "months",
-        "year",
-        "years",
-        "time",
-        "times",
-        "many",
-        "much",
-        "people",
-        "thing",
-        "things",
-        "way",
-        "work",
-        "working",
-        "job",
-        "company",
-        "office",
-        "team",
-        "use",
-        "using",
-        "make",
-        "take",
-        "bring",
-        "put",
-        "new",
-        "good",
-        "today",
-        "tomorrow",
-        "currently",
-        "still",
-        "even",
-        "really",
-        "okay",
-        "sure",
-        "ask",
-        "asking",
-        "employee",
-        "employees",
-        "staff",
-        "someone",
-        "stuff",
-    ]
-)

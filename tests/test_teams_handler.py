@@ -46,8 +46,17 @@ async def test_personal_question_gets_a_card_and_is_logged_with_a_reply_address(
 
 async def test_help_and_a_bare_mention_explain_the_bot(bot: PolicyBot) -> None:
     adapter = adapter_for(bot)
-    await adapter.test("help", lambda reply, _: "@mention" in reply.text and "review" in reply.text)
-    await adapter.test("  HELP ", lambda reply, _: reply.text == teams.HELP)
+    await adapter.receive_activity("help")
+    await adapter.receive_activity("  HELP ")
+    bare_mention = Activity(
+        type="message",
+        text="<at>PolicyBot</at>",
+        entities=[mention(BOT)],
+        conversation=conversation(GROUP_CHAT),
+    )
+    await adapter.receive_activity(bare_mention)
+    assert "@mention" in teams.HELP and "review" in teams.HELP
+    assert [reply.text for reply in adapter.activity_buffer] == [teams.HELP] * 3
     assert bot.storage.questions(status=None) == []
 
 
@@ -90,7 +99,9 @@ async def test_not_helpful_submit_confirms_and_opens_the_question(bot: PolicyBot
 
 async def test_someone_outside_the_policy_team_is_refused_review(bot: PolicyBot) -> None:
     adapter = adapter_for(bot)
-    await adapter.test("review", lambda reply, _: reply.text == teams.NOT_POLICY_TEAM)
+    await adapter.receive_activity("review")
+    (reply,) = adapter.activity_buffer
+    assert reply.text == teams.NOT_POLICY_TEAM
 
 
 async def test_welcome_is_for_people_not_for_the_bot_joining_as_a_member(bot: PolicyBot) -> None:

@@ -1,10 +1,10 @@
-"""Chat pleasantries around a question are not part of it."""
+"""Chat pleasantries around a question are not part of it; the word lists agree with each other."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.vocabulary import without_pleasantries
+from bot.vocabulary import SHIPPED, read_vocabulary, without_pleasantries
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,52 @@ from bot.vocabulary import without_pleasantries
 )
 def test_pleasantries_around_a_question_are_left_out(asked: str, question: str) -> None:
     assert without_pleasantries(asked) == question
+
+
+def test_shipped_word_lists_neither_contradict_nor_repeat_themselves() -> None:
+    assert SHIPPED.problems() == []
+
+
+def test_each_kind_of_contradiction_and_repeat_is_found() -> None:
+    vocabulary = read_vocabulary(
+        """
+        stopwords = ["like", "own", "sure", "the", "the", "pet"]
+        generic_question_words = ["days", "days", "sure"]
+        topic_synonyms = [["dog", "dog", "puppy"], ["cat", "pet"], ["dog", "hound"]]
+        [expansions]
+        like = ["endorse"]
+        personal = ["private", "own", "private", "E-mail"]
+        """
+    )
+    assert vocabulary.problems() == [
+        "stopwords: 'the' is listed twice",
+        "generic_question_words: 'days' is listed twice",
+        "expansions.personal: 'private' is listed twice",
+        "expansions.personal: 'E-mail' is not one lower-case word",
+        "topic_synonyms[0]: 'dog' is listed twice",
+        "topic_synonyms: 'dog' is in more than one group",
+        "expansions: 'like' is a stopword, so its expansion never fires",
+        "expansions.personal: 'own' is a stopword",
+        "generic_question_words: 'sure' is a stopword, so grouping never sees it",
+        "topic_synonyms: 'pet' is a stopword, so grouping never sees it",
+    ]
+
+
+def test_an_everyday_word_expanded_twice_is_refused_when_read() -> None:
+    # Python's dict literal kept the last of two equal keys silently; TOML refuses them.
+    with pytest.raises(ValueError, match="line 3"):
+        read_vocabulary('[expansions]\ntweet = ["post"]\ntweet = ["share"]\n')
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('stopwords = "a b"', "stopwords"),
+        ("expansions = [1]", "expansions"),
+        ("[expansions]\ntweet = [1]", "expansions.tweet"),
+        ('topic_synonyms = ["dog"]', r"topic_synonyms\[0\]"),
+    ],
+)
+def test_a_list_of_the_wrong_shape_is_refused_by_name(text: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        read_vocabulary(text)
