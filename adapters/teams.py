@@ -33,7 +33,7 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
-from adapters import replies, teams_cards
+from adapters import replies, teams_auth, teams_cards
 from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
 from adapters.replies import APOLOGY, reply_in_time
 from bot import security
@@ -122,8 +122,16 @@ def bot_framework_config(settings: Settings) -> BotFrameworkConfig:
 
 
 def create_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter that checks tokens for MicrosoftAppId, or none when it is unset."""
-    auth = ConfigurationBotFrameworkAuthentication(bot_framework_config(settings))
+    """A CloudAdapter that checks tokens for MicrosoftAppId (teams_auth, off the event loop's
+    critical path), or none when it is unset; replies use botbuilder's credentials."""
+    keys = teams_auth.SigningKeys(
+        settings.teams_openid_metadata_url, timeout=teams_auth.FETCH_TIMEOUT
+    )
+    auth = teams_auth.CheckedBotFrameworkAuthentication(
+        settings.microsoft_app_id,
+        ConfigurationBotFrameworkAuthentication(bot_framework_config(settings)),
+        keys,
+    )
     adapter = CloudAdapter(auth)
 
     async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
@@ -654,13 +662,12 @@ def add_routes(
             return error(403, "unauthenticated mode only replies to a serviceUrl on loopback")
         try:
             response = await adapter.process(request, teams_bot)
-        except (web.HTTPUnauthorized, jwt.PyJWTError):
-            # A token that is not even a JWT escapes the Bot Framework's checks as a 500.
+        except (web.HTTPUnauthorized, jwt.PyJWTError) as refusal:
             security.refused(
                 "Teams activity",
                 platform=PLATFORM,
                 who=request.remote or "",
-                reason="no valid Bot Framework token",
+                reason=teams_auth.refusal_reason(refusal),
             )
             return error(401, "a valid Bot Framework token is required")
         return response if response is not None else web.Response(status=201)
