@@ -27,6 +27,7 @@ MEASURED = [
     "tests/test_reliability_faults.py",
     "tests/test_reliability_fuzz.py",
     "tests/test_reliability_access.py",
+    "tests/test_reliability_teams_tokens.py",
     "tests/test_reliability_data.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
