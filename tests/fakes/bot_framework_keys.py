@@ -2,33 +2,35 @@
 the JWKS with RSA keys this module generates, and tokens signed (or forged) with them.
 
 The server counts what it serves, so a test can see the keys were cached; `hang` makes the
-metadata request be taken and never answered, as by a host that accepts and then stalls.
+metadata request be taken and not answered, as by a host that accepts and then stalls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from tests.fakes.loopback import serving
-
 ISSUER = "https://api.botframework.com"
 METADATA_PATH = "/v1/.well-known/openidconfiguration"
 JWKS_PATH = "/v1/.well-known/keys"
+#: How long a stalled metadata request is held, as the host in the issue held the bot.
+STALL_SECONDS = 15.0
 
 
 @dataclass
@@ -50,48 +52,84 @@ class SigningKey:
 
 
 class KeyServer:
+    """Serves the metadata and the JWKS from its own thread, as another host would: a bot
+    that fetches with a blocking call still gets an answer (and stalls only itself)."""
+
     def __init__(self) -> None:
         self.keys = [SigningKey("key-1")]
-        self.url = ""
         self.metadata_requests = 0
         self.jwks_requests = 0
-        #: When set, the metadata request is taken and never answered.
+        #: When set, the metadata request is taken and answered only after STALL_SECONDS
+        #: (or when the server stops): long enough for any fetch timeout to run out.
         self.hang = False
-        self.release = asyncio.Event()
-        self.app = web.Application()
-        self.app.router.add_get(METADATA_PATH, self._metadata)
-        self.app.router.add_get(JWKS_PATH, self._jwks)
+        self._release = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="bot-framework-keys", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     @property
     def metadata_url(self) -> str:
         return self.url + METADATA_PATH
 
-    async def _metadata(self, request: web.Request) -> web.Response:
-        self.metadata_requests += 1
-        if self.hang:
-            await self.release.wait()
-        return web.json_response(
-            {
+    def start(self) -> KeyServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()  # let a stalled request end so the server can stop
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _document(self, path: str) -> dict[str, Any] | None:
+        if path == METADATA_PATH:
+            self.metadata_requests += 1
+            if self.hang:
+                self._release.wait(STALL_SECONDS)
+            return {
                 "issuer": ISSUER,
                 "jwks_uri": self.url + JWKS_PATH,
                 "id_token_signing_alg_values_supported": ["RS256"],
             }
-        )
+        if path == JWKS_PATH:
+            self.jwks_requests += 1
+            return {"keys": [key.jwk() for key in list(self.keys)]}
+        return None
 
-    async def _jwks(self, request: web.Request) -> web.Response:
-        self.jwks_requests += 1
-        return web.json_response({"keys": [key.jwk() for key in self.keys]})
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                document = server._document(self.path)
+                body = json.dumps(document).encode()
+                self.send_response(200 if document is not None else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the bot gave up waiting
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
 
 
 @asynccontextmanager
 async def key_server() -> AsyncIterator[KeyServer]:
-    server = KeyServer()
-    async with serving(server.app) as url:
-        server.url = url
-        try:
-            yield server
-        finally:
-            server.release.set()  # let a stalled request end so the server can stop
+    server = KeyServer().start()
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 def claims(app_id: str, service_url: str, **changes: Any) -> dict[str, Any]:
