@@ -131,8 +131,8 @@ class SigningKeys:
         self.clock = clock
         self.keys: dict[str, SigningKey] = {}
         self.fetched_at: float | None = None
+        #: When the last fetch began, successful or not: what spaces fetches out.
         self.attempted_at: float | None = None
-        self.failed_at: float | None = None
         self.fetches = 0
         self._fetching: asyncio.Task[None] | None = None
 
@@ -152,9 +152,7 @@ class SigningKeys:
 
     def _may_fetch(self, now: float, interval: float) -> bool:
         if self._fetching is not None:
-            return True  # join the fetch under way
-        if self.failed_at is not None and now - self.failed_at < self.retry_after_failure:
-            return False
+            return True  # wait for the fetch under way rather than refuse meanwhile
         return self.attempted_at is None or now - self.attempted_at >= interval
 
     async def _refresh(self) -> None:
@@ -172,7 +170,6 @@ class SigningKeys:
             async with asyncio.timeout(self.timeout):
                 keys = await self._download()
         except Exception as error:  # any failure to get keys is a 503, never a 500
-            self.failed_at = self.clock()
             reason = "timed out" if isinstance(error, TimeoutError) else describe(error)
             log.error(
                 "could not fetch the Bot Framework signing keys from %s (%s); %s",
@@ -183,7 +180,6 @@ class SigningKeys:
         else:
             self.keys = keys
             self.fetched_at = self.clock()
-            self.failed_at = None
         finally:
             self._fetching = None
 

@@ -349,6 +349,21 @@ async def test_signing_keys_refresh_once_per_interval_for_unknown_kids_and_when_
     assert keys.jwks_requests == 3
 
 
+async def test_a_request_arriving_during_a_fetch_waits_for_it(keys: KeyServer) -> None:
+    cache = teams_auth.SigningKeys(keys.metadata_url)
+    keys.hang = True
+    first = asyncio.create_task(cache.get("key-1"))
+    async with asyncio.timeout(10):  # only stops a hung test
+        while keys.metadata_requests == 0:
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(cache.get("key-1"))
+        await asyncio.sleep(0.05)
+        keys.release_stalled()
+        found = await asyncio.gather(first, second)
+    assert all(key is not None for key in found)
+    assert (keys.metadata_requests, keys.jwks_requests) == (1, 1)
+
+
 async def test_signing_keys_fetched_before_stay_in_use_while_the_host_is_down(
     keys: KeyServer,
 ) -> None:
