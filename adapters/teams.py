@@ -122,8 +122,8 @@ def bot_framework_config(settings: Settings) -> BotFrameworkConfig:
 
 
 def create_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter that checks tokens for MicrosoftAppId (teams_auth, off the event loop's
-    critical path), or none when it is unset; replies use botbuilder's credentials."""
+    """A CloudAdapter whose incoming tokens `teams_auth` checks for MicrosoftAppId (none are
+    checked when it is unset); replies get botbuilder's credentials from the app password."""
     keys = teams_auth.SigningKeys(
         settings.teams_openid_metadata_url, timeout=teams_auth.FETCH_TIMEOUT
     )

@@ -133,7 +133,6 @@ class SigningKeys:
         self.fetched_at: float | None = None
         #: When the last fetch began, successful or not: what spaces fetches out.
         self.attempted_at: float | None = None
-        self.fetches = 0
         self._fetching: asyncio.Task[None] | None = None
 
     async def get(self, kid: str) -> SigningKey | None:
@@ -165,7 +164,6 @@ class SigningKeys:
 
     async def _fetch(self) -> None:
         self.attempted_at = self.clock()
-        self.fetches += 1
         try:
             async with asyncio.timeout(self.timeout):
                 keys = await self._download()
