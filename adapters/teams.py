@@ -34,7 +34,7 @@ from botbuilder.schema import (
 )
 from yarl import URL
 
-from adapters import replies, teams_cards
+from adapters import replies, teams_auth, teams_cards
 from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
 from adapters.replies import APOLOGY, reply_in_time
 from bot import security
@@ -123,8 +123,16 @@ def bot_framework_config(settings: Settings) -> BotFrameworkConfig:
 
 
 def create_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter that checks tokens for MicrosoftAppId, or none when it is unset."""
-    auth = ConfigurationBotFrameworkAuthentication(bot_framework_config(settings))
+    """A CloudAdapter whose incoming tokens `teams_auth` checks for MicrosoftAppId (none are
+    checked when it is unset); replies get botbuilder's credentials from the app password."""
+    keys = teams_auth.SigningKeys(
+        settings.teams_openid_metadata_url, timeout=teams_auth.FETCH_TIMEOUT
+    )
+    auth = teams_auth.CheckedBotFrameworkAuthentication(
+        settings.microsoft_app_id,
+        ConfigurationBotFrameworkAuthentication(bot_framework_config(settings)),
+        keys,
+    )
     adapter = CloudAdapter(auth)
 
     async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
@@ -751,13 +759,12 @@ def add_routes(
             return error(403, "unauthenticated mode only replies to a serviceUrl on loopback")
         try:
             response = await adapter.process(request, teams_bot)
-        except (web.HTTPUnauthorized, jwt.PyJWTError):
-            # A token that is not even a JWT escapes the Bot Framework's checks as a 500.
+        except (web.HTTPUnauthorized, jwt.PyJWTError) as refusal:
             security.refused(
                 "Teams activity",
                 platform=PLATFORM,
                 who=request.remote or "",
-                reason="no valid Bot Framework token",
+                reason=teams_auth.refusal_reason(refusal),
             )
             return error(401, "a valid Bot Framework token is required")
         return response if response is not None else web.Response(status=201)

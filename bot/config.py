@@ -7,11 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 #: The bundled default policy documents, shipped with the project.
 BUNDLED_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 DEFAULT_MIN_CONFIDENCE = 0.4
+#: Where the Bot Framework publishes the OpenID metadata naming its token-signing keys.
+BOT_FRAMEWORK_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 RETRIEVERS = ("auto", "lexical", "semantic")
 #: The chat platforms an admin id can belong to (`POLICYBOT_ADMINS` entries are `platform:id`).
 PLATFORMS = ("slack", "teams")
@@ -44,6 +47,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return _number(env, name, default, int, "a whole number")
+
+
+def https_or_loopback_http(url: str) -> bool:
+    """Whether `url` is HTTPS, or plain HTTP to this machine (tests, a local mirror): what a
+    document the bot trusts for security, such as signing keys, may be fetched from."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "::1", "localhost"}
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -124,6 +136,9 @@ class Settings:
     #: The Teams conversation (a channel, "19:…@thread.tacv2") questions for the policy team
     #: are posted to, as Slack's review channel.
     teams_review_conversation: str = ""
+    #: Advanced: the OpenID metadata document whose JWKS signs the Bot Framework's tokens
+    #: (tests point it at a loopback server).
+    teams_openid_metadata_url: str = BOT_FRAMEWORK_OPENID_METADATA
 
     # OpenAI-compatible LLM
     openai_base_url: str = ""
@@ -185,6 +200,8 @@ class Settings:
             teams_service_url=env.get("POLICYBOT_TEAMS_SERVICE_URL", "").strip()
             or cls.teams_service_url,
             teams_review_conversation=env.get("POLICYBOT_TEAMS_REVIEW_CONVERSATION", "").strip(),
+            teams_openid_metadata_url=env.get("POLICYBOT_TEAMS_OPENID_METADATA_URL", "").strip()
+            or BOT_FRAMEWORK_OPENID_METADATA,
             openai_base_url=env.get("OPENAI_BASE_URL", ""),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             llm_model=env.get("POLICYBOT_LLM_MODEL", ""),
@@ -231,6 +248,11 @@ class Settings:
             raise ConfigError("POLICYBOT_DELIVERY_INTERVAL must be 0 (off) or more seconds")
         if not self.teams_service_url.startswith(("http://", "https://")):
             raise ConfigError("POLICYBOT_TEAMS_SERVICE_URL must start with https://")
+        if not https_or_loopback_http(self.teams_openid_metadata_url):
+            raise ConfigError(
+                "POLICYBOT_TEAMS_OPENID_METADATA_URL must be an https:// URL "
+                "(plain http:// only to 127.0.0.1, ::1 or localhost)"
+            )
         self._validate_microsoft_app()
         self._validate_admins()
         if self.teams_unauthenticated and self.microsoft_app_id:

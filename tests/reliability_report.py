@@ -28,6 +28,7 @@ MEASURED = [
     "tests/test_reliability_fuzz.py",
     "tests/test_reliability_access.py",
     "tests/test_reliability_teams_access.py",
+    "tests/test_reliability_teams_tokens.py",
     "tests/test_reliability_data.py",
     "tests/test_reliability_hygiene.py",
 ]

@@ -17,3 +17,14 @@ def test_numeric_settings_are_read_or_refused_with_the_variable_named() -> None:
         Settings.from_env({"POLICYBOT_MIN_CONFIDENCE": "high"})
     with pytest.raises(ConfigError, match="POLICYBOT_MAX_CITATIONS must be a whole number"):
         Settings.from_env({"POLICYBOT_MAX_CITATIONS": "2.5"})
+
+
+def test_the_teams_signing_key_metadata_url_must_be_https_or_on_this_machine() -> None:
+    default = Settings.from_env({}).teams_openid_metadata_url
+    assert default == "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    local = "http://127.0.0.1:8123/v1/.well-known/openidconfiguration"
+    variable = "POLICYBOT_TEAMS_OPENID_METADATA_URL"
+    assert Settings.from_env({variable: f" {local} "}).teams_openid_metadata_url == local
+    for refused in ("http://login.example.com/openid", "login.botframework.com", "https://"):
+        with pytest.raises(ConfigError, match=variable):
+            Settings.from_env({variable: refused})

@@ -27,6 +27,8 @@ class Call:
     body: dict[str, Any]
     #: The id the stub gave the activity it took (what a later update or reply names).
     id: str = ""
+    #: The Authorization header the bot sent (its token for the Bot Framework).
+    authorization: str = ""
 
     @property
     def text(self) -> str:
@@ -71,6 +73,7 @@ class ConnectorStub:
             activity_id=request.match_info.get("activity_id", ""),
             body=await request.json(),
             id=f"activity-{len(self.calls) + 1}",
+            authorization=request.headers.get("Authorization", ""),
         )
         self.calls.append(call)
         self._arrived.set()
