@@ -28,6 +28,7 @@ class ProcessMark:
     folder: Path | None
     token: str = field(default_factory=lambda: secrets.token_hex(8))
     _held: IO[bytes] | None = field(default=None, init=False, repr=False)
+    _tried: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def beside(cls, database: Path | None) -> ProcessMark:
@@ -39,7 +40,8 @@ class ProcessMark:
         """Take this process's lock (once; before it writes anything taken by its token) and
         return the token. Without a lock file the token is still unique, and other processes
         take it for one that ended, the safe side for a question nobody else answers."""
-        if self._held is None and self.folder is not None:
+        if not self._tried and self.folder is not None:
+            self._tried = True  # once: a folder that cannot be written is said so once
             try:
                 self.folder.mkdir(exist_ok=True)
                 held = (self.folder / self.token).open("wb")
@@ -73,6 +75,7 @@ class ProcessMark:
         if self._held is None:
             return
         held, self._held = self._held, None
+        self._tried = False
         if self.folder is not None:
             (self.folder / self.token).unlink(missing_ok=True)
         held.close()
