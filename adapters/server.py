@@ -140,6 +140,19 @@ async def background_delivery(app: web.Application) -> AsyncIterator[None]:
         log.warning("a delivery run was cut short by shutdown; it is retried on the next start")
 
 
+async def answer_left_over(app: web.Application) -> AsyncIterator[None]:
+    """Once serving: answer what a stopped process acknowledged and did not answer (on the
+    platforms that acknowledge before answering), beside the new questions coming in."""
+    task = asyncio.create_task(app[BOT_KEY].answer_left_over())
+    yield
+    if not task.done():
+        # Cut short, a question is answered on the next start: the one under way perhaps
+        # twice, none lost.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     """One aiohttp application; each configured platform adds its routes here. `host` is
     where it will listen (`serve --host`): unauthenticated Teams needs it given and on
@@ -165,6 +178,8 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     app.on_cleanup.append(close_bot)
     # Cleanup contexts end before on_cleanup runs, so the task stops before the bot closes.
     app.cleanup_ctx.append(background_delivery)
+    # After the platforms' own contexts (Slack's Web API session), so it ends before them.
+    app.cleanup_ctx.append(answer_left_over)
     return app
 
 

@@ -23,8 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.async_app import AsyncApp, AsyncRespond
-from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -40,9 +39,9 @@ from adapters.downloads import DownloadError, TooLarge, download
 from adapters.replies import Reply, reply_in_time
 from bot import security
 from bot.config import ConfigError, Settings
-from bot.core import PolicyBot
+from bot.core import CHECK, Delivery, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError, QuestionError
-from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
+from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
 from bot.policies import ACTIVATE, DISCARD, NotAuthorized, too_large
 from bot.review import ReviewError, may_review
 
@@ -76,6 +75,12 @@ REACTIONS = {
 }
 #: The upload message's buttons, as the core's actions on a policy version.
 VERSION_ACTIONS = {render.ACTION_ACTIVATE: ACTIVATE, render.ACTION_DISCARD: DISCARD}
+
+#: Kinds of question (as `PolicyBot.receive` keeps them until answered), besides CHECK: the
+#: message shortcut's draft post.
+DM, MENTION, SLASH = "dm", "mention", "command"
+#: Where a listener finds the id of the question its delivery carries (see `once_per_delivery`).
+RECEIVED = "policybot_received_id"
 
 #: The bolt app on the server's web app, when Slack is configured.
 SLACK_APP = web.AppKey("slack", AsyncApp)
@@ -142,6 +147,118 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
     return " ".join(text.split())
+
+
+def mention_question(event: dict[str, Any], bot_user_id: str | None) -> IncomingQuestion | None:
+    """The question of an app_mention event; None for a bot's or an edit, or for `help`."""
+    if event.get("bot_id") or event.get("subtype"):
+        return None
+    text = question_text(event.get("text", ""), bot_user_id)
+    if not text or text.lower() == "help":
+        return None
+    thread_ts = event.get("thread_ts") or event["ts"]
+    return IncomingQuestion(
+        text=text,
+        platform=PLATFORM,
+        asker=event.get("user", ""),
+        conversation=f"{event['channel']}/{thread_ts}",
+    )
+
+
+def dm_question(event: dict[str, Any], bot_user_id: str | None) -> IncomingQuestion | None:
+    """The question of a message someone sent the bot directly; None for anything else (files,
+    edits, bots, the bot itself) and for `help`."""
+    if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+        return None
+    user = event.get("user")
+    if not user or user == bot_user_id:
+        return None
+    text = question_text(event.get("text", ""), bot_user_id)
+    if text.lower() in {"help", "?"}:
+        return None
+    return IncomingQuestion(text=text, platform=PLATFORM, asker=user, conversation=event["channel"])
+
+
+def command_question(command: dict[str, Any]) -> IncomingQuestion | None:
+    """The question of `/policy …`; None for `/policy` alone or `/policy help`. The answer is
+    private, so conversation stays empty: a later follow-up goes by DM."""
+    text = " ".join((command.get("text") or "").split())
+    if text.lower() in {"", "help"}:
+        return None
+    return IncomingQuestion(text=text, platform=PLATFORM, asker=str(command.get("user_id") or ""))
+
+
+def question_in(
+    body: dict[str, Any], bot_user_id: str | None
+) -> tuple[str, IncomingQuestion] | None:
+    """(its kind, the question) a delivery carries, as its listener will answer it; None when
+    it carries none (a button, a file, `help`…)."""
+    if body.get("type") == "event_callback":
+        event = body.get("event") or {}
+        if event.get("type") == "app_mention":
+            asked = mention_question(event, bot_user_id)
+            return (MENTION, asked) if asked else None
+        if event.get("type") == "message":
+            asked = dm_question(event, bot_user_id)
+            return (DM, asked) if asked else None
+        return None
+    if body.get("command") == COMMAND:
+        asked = command_question(body)
+        return (SLASH, asked) if asked else None
+    if body.get("type") == "message_action" and body.get("callback_id") == CHECK_SHORTCUT:
+        draft = str((body.get("message") or {}).get("text") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        return CHECK, IncomingQuestion(text=draft, platform=PLATFORM, asker=user)
+    return None
+
+
+def delivery_key(request: AsyncBoltRequest, body: dict[str, Any]) -> str:
+    """What a repeat of this delivery has in common with it: an event's id (Slack's retries
+    keep it); otherwise the signature, unique to a signed body at its timestamp, so a replay
+    of the same signed request within the 5 minutes bolt accepts it is known (a digest:
+    nothing derived from the signing secret is stored); in Socket Mode, which is unsigned,
+    the payload itself (each carries its own trigger_id or action_ts)."""
+    event_id = body.get("event_id")
+    if body.get("type") == "event_callback" and event_id:
+        return f"event:{event_id}"
+    signature = (request.headers.get("x-slack-signature") or [""])[0]
+    if signature:
+        return "signed:" + hashlib.sha256(signature.encode()).hexdigest()
+    payload = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    return "payload:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def late_message(reply: LateReply) -> Message:
+    """A LateReply as Slack's message: the answer, the check or why neither, with the
+    apology first when it is late."""
+    message: Message
+    if reply.answer is not None:
+        message = answer_message(reply.answer)
+    elif reply.check is not None:
+        message = reply.check.lead, render.check_blocks(reply.check)
+    else:
+        message = text_message(reply.refusal or replies.APOLOGY)
+    if not reply.late:
+        return message
+    text, blocks = message
+    return f"{render.LATE_TEXT}: {text}", render.late_blocks(reply.question, blocks)
+
+
+class SlackLateReplier:
+    """Answers, on start, what a stopped process acknowledged: in the mention's thread or the
+    DM it was asked in, and by DM for `/policy` and the shortcut (their response_url is not
+    kept: it is a credential for the conversation)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(self, reply: LateReply) -> None:
+        channel, _, thread_ts = reply.address.conversation.partition("/")
+        with refusal_as_delivery_error():
+            if not channel:
+                opened = await self.client.conversations_open(users=reply.address.user_id)
+                channel = opened["channel"]["id"]
+            await ChannelReply(self.client, channel, thread_ts or None).post(late_message(reply))
 
 
 @contextlib.contextmanager
@@ -322,34 +439,46 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     register_outbound(bot, app.client)
 
     # -- plumbing ---------------------------------------------------------------------------
+    bot.late_repliers[PLATFORM] = SlackLateReplier(app.client)
+
     @app.middleware
-    async def once_per_event(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
-        # Slack retries an event it thinks went unanswered (X-Slack-Retry-Num), perhaps to
-        # another process or after a restart; the first delivery is being handled.
-        event_id = body.get("event_id")
-        if (
-            body.get("type") == "event_callback"
-            and event_id
-            and not bot.first_delivery(PLATFORM, f"event:{event_id}")
-        ):
-            log.info("dropping a repeated delivery of %s", event_id)
+    async def once_per_delivery(
+        req: AsyncBoltRequest,
+        body: dict[str, Any],
+        context: Any,
+        next: Callable[[], Awaitable[None]],
+    ) -> Any:
+        # After bolt's signature check, before any acknowledgement. Slack retries an event it
+        # thinks went unanswered (X-Slack-Retry-Num), perhaps to another process or after a
+        # restart, and anyone holding a signed request can replay it within bolt's 5 minutes:
+        # the first delivery is being handled. The question it carries is kept in the same
+        # write, so one acknowledged is answered even if this process dies before answering.
+        key = delivery_key(req, body)
+        asked = question_in(body, context.bot_user_id)
+        kind, question = asked if asked else ("", None)
+        delivery: Delivery = bot.receive(PLATFORM, key, question, kind)
+        if not delivery.first:
+            log.info("dropping a repeated delivery (%s)", key.partition(":")[0])
             return BoltResponse(status=200, body="")
+        context[RECEIVED] = delivery.received_id
         return await next()
 
     async def answer(
         incoming: IncomingQuestion,
         reply: Reply[Message],
+        received: int | None,
         *,
         shareable: bool = False,
     ) -> None:
         result = await reply_in_time(
-            bot.ask(incoming),
+            bot.ask(incoming, received=received),
             reply,
             render=lambda a: answer_message(a, shareable=shareable),
             text=text_message,
             thinking=THINKING,
             delay=thinking_delay,
         )
+        bot.replied(received)
         if result is not None:
             await bot.refer_unanswered(result, incoming)
 
@@ -363,17 +492,11 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
             return
         thread_ts = event.get("thread_ts") or event["ts"]
         reply = ChannelReply(client, event["channel"], thread_ts)
-        text = question_text(event.get("text", ""), context.bot_user_id)
-        if not text or text.lower() == "help":
+        incoming = mention_question(event, context.bot_user_id)
+        if incoming is None:
             await help_in(reply)
             return
-        incoming = IncomingQuestion(
-            text=text,
-            platform=PLATFORM,
-            asker=event.get("user", ""),
-            conversation=f"{event['channel']}/{thread_ts}",
-        )
-        await answer(incoming, reply)
+        await answer(incoming, reply, context.get(RECEIVED))
 
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
@@ -390,43 +513,45 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
         if not user or user == context.bot_user_id:
             return
         reply = ChannelReply(client, event["channel"])
-        text = question_text(event.get("text", ""), context.bot_user_id)
-        if text.lower() in {"help", "?"}:
+        incoming = dm_question(event, context.bot_user_id)
+        if incoming is None:
             await help_in(reply)
             return
-        incoming = IncomingQuestion(
-            text=text, platform=PLATFORM, asker=user, conversation=event["channel"]
-        )
-        await answer(incoming, reply)
+        await answer(incoming, reply, context.get(RECEIVED))
 
     @app.command(COMMAND)
     async def on_command(
-        ack: Any, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ack: Any,
+        command: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        context: Any,
     ) -> None:
-        text = " ".join((command.get("text") or "").split())
-        if text.lower() in {"", "help"}:
+        incoming = command_question(command)
+        if incoming is None:
             await ack(text=render.HELP_TEXT, blocks=render.help_blocks())
             return
         await ack()
-        # The answer is private; conversation stays empty so a later follow-up goes by DM.
-        incoming = IncomingQuestion(text=text, platform=PLATFORM, asker=command["user_id"])
-        await answer(incoming, EphemeralReply(respond), shareable=True)
+        await answer(incoming, EphemeralReply(respond), context.get(RECEIVED), shareable=True)
 
     @app.shortcut(CHECK_SHORTCUT)
-    async def on_check(ack: Any, shortcut: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_check(
+        ack: Any, shortcut: dict[str, Any], respond: AsyncRespond, context: Any
+    ) -> None:
         await ack()
         text = (shortcut.get("message") or {}).get("text") or ""
         try:
             check = bot.check_post(text)
         except QuestionError as error:
             await respond(text=str(error), response_type="ephemeral", replace_original=False)
-            return
-        await respond(
-            text=check.lead,
-            blocks=render.check_blocks(check),
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        else:
+            await respond(
+                text=check.lead,
+                blocks=render.check_blocks(check),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        bot.replied(context.get(RECEIVED))
 
     # -- answers' buttons -------------------------------------------------------------------
     async def tell(
@@ -827,9 +952,12 @@ async def serve_socket_mode(bot: PolicyBot, **options: Any) -> None:
     app = build_slack_app(bot, **options)
     async with shared_session(app.client):
         handler = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
+        # What a stopped process acknowledged and did not answer, beside new questions.
+        left_over = asyncio.create_task(bot.answer_left_over())
         try:
             await handler.start_async()
         finally:
+            left_over.cancel()
             # Stops the client's own reconnecting loops, which would outlive a cancelled task.
             await handler.close_async()
 

@@ -51,6 +51,8 @@ ANSWER_INPUT = "answer"
 MAX_LISTED_CHANGES = 20
 
 THINKING_TEXT = "Thinking… I'm looking this up in the policy."
+#: How an answer sent late (after a restart) begins.
+LATE_TEXT = "Sorry for the delay"
 
 HELP_TEXT = (
     "*Ask me whether you may post something*, and I answer from the company's social media "
@@ -227,6 +229,13 @@ def check_blocks(check: PostCheck) -> list[Block]:
         hint = f"From {escape(check.policy_version)}. {hint}"
     blocks.append(context(hint))
     return blocks
+
+
+def late_blocks(question: str, blocks: list[Block]) -> list[Block]:
+    """A reply sent late, led by the apology and the question it answers (the asker may have
+    written since)."""
+    asked = f"{LATE_TEXT}: you asked “{escaped_cut(question, 1500)}”" if question else LATE_TEXT
+    return [context(asked), *blocks[: MAX_MESSAGE_BLOCKS - 1]]
 
 
 def help_blocks() -> list[Block]:

@@ -7,24 +7,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from bot.active import ActivePolicy, lexical_of
 from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation, covered
 from bot.checking import PostCheck, check_text
 from bot.config import Settings
 from bot.grounded import GroundedAnswerer
+from bot.liveness import ProcessMark
 from bot.llm import ChatClient, LLMConfig
 from bot.models import Actor, Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
-from bot.notify import ChannelPoster, Notifier, Referral, ReviewNotice, ReviewPoster
+from bot.notify import (
+    ChannelPoster,
+    LateReplier,
+    LateReply,
+    Notifier,
+    Referral,
+    ReplyAddress,
+    ReviewNotice,
+    ReviewPoster,
+)
 from bot.policies import PolicyLibrary
 from bot.retrieval import Retriever
 from bot.review import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
 from bot.semantic import build_retriever
-from bot.storage import Storage, StorageError, VersionInfo, utcnow
+from bot.storage import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
 from bot.unlogged import Entry, UnloggedQuestions
 
 log = logging.getLogger(__name__)
@@ -33,6 +45,20 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 #: What an asker can say about an answer (the buttons under it, on every platform).
 REACTIONS = ("helpful", "not_helpful", "ask_policy_team")
+#: An answer sent this long after its question was received says it is late: longer than
+#: Slack gives an acknowledgement, and than the "Thinking…" placeholder takes to show.
+LATE_AFTER = timedelta(seconds=3)
+#: The kind of a received question that is a draft post to check (`check_post`), not logged.
+CHECK = "check"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What `PolicyBot.receive` made of a delivery: whether it is the first (else a repeat to
+    drop), and the id of the question it carries, kept until its reply goes out."""
+
+    first: bool
+    received_id: int | None = None
 
 
 def clean_text(text: str) -> str:
@@ -73,6 +99,12 @@ class PolicyBot:
     review_posters: dict[str, ReviewPoster] = field(default_factory=dict)
     #: Questions the log refused (disk full, read-only database), logged once it takes writes.
     unlogged: UnloggedQuestions = field(default_factory=lambda: UnloggedQuestions(None))
+    #: platform name -> how to answer there, on start, what a stopped process acknowledged
+    #: and did not answer (`answer_left_over`); adapters that acknowledge before answering
+    #: register theirs.
+    late_repliers: dict[str, LateReplier] = field(default_factory=dict)
+    #: This process, as the taker of the questions it receives (see bot.liveness).
+    mark: ProcessMark = field(default_factory=lambda: ProcessMark(None))
     #: One delivery run at a time: a background retry and a reviewer's answer running side by
     #: side would both read the same pending addresses and message an asker twice.
     _delivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
@@ -98,12 +130,14 @@ class PolicyBot:
             settings=settings,
             storage=storage,
             unlogged=UnloggedQuestions.beside(storage.path),
+            mark=ProcessMark.beside(storage.path),
             retriever=build_retriever(storage, settings.retriever),
             answerer=answerer,
         )
 
     async def aclose(self) -> None:
         """Release the answerer's connections (the LLM's); call it in the loop that asked."""
+        self.mark.release()
         close = getattr(self.answerer, "aclose", None)
         if close is not None:
             await close()
@@ -140,14 +174,136 @@ class PolicyBot:
         """Whether `platform` delivers `key` (an event id) for the first time to any process on
         this database; False for a retry of one already taken, which the adapter drops. Kept
         in the database, so it holds across restarts and between several server processes."""
+        return self.receive(platform, key).first
+
+    def receive(
+        self,
+        platform: str,
+        key: str,
+        question: IncomingQuestion | None = None,
+        kind: str = "",
+        *,
+        now: datetime | None = None,
+    ) -> Delivery:
+        """Take a delivery before acknowledging it: `first_delivery`, and in the same
+        transaction the question it carries, if any, kept until its reply goes out (`ask`
+        with `received`, then `replied`); a process stopped in between leaves it to
+        `answer_left_over` on the next start. `kind` is the platform's kind of question
+        (CHECK: a draft to check, never logged)."""
+        row = None
+        if question is not None:
+            row = {
+                "kind": kind,
+                "user_id": question.asker,
+                "conversation": question.conversation,
+                "text": question.text,
+            }
         try:
-            return self.storage.first_delivery(platform, key)
+            received_id = self.storage.receive(
+                platform, key, row, taken_by=self.mark.hold(), now=now
+            )
         except StorageError as error:
             # The database cannot remember it (disk full, read-only): handle it as new. A
             # retry may then be answered twice, but dropping a question nobody answered would
             # be worse.
             log.warning("handling %s %s as new: %s", platform, key, error)
-            return True
+            return Delivery(True)
+        if received_id == -1:
+            return Delivery(False)
+        return Delivery(True, received_id)
+
+    def replied(self, received_id: int | None) -> None:
+        """The reply to a received question went out: it is no longer left to answer."""
+        if received_id is None:
+            return
+        try:
+            self.storage.mark_replied(received_id)
+        except StorageError as error:  # answered again on the next start: late, not lost
+            log.warning(
+                "could not record the reply to received question %s: %s", received_id, error
+            )
+
+    async def answer_left_over(self, *, now: datetime | None = None) -> int:
+        """On start: answer every question a process that is no longer running acknowledged
+        and did not reply to, on the platform it was asked on (its `late_repliers`), saying
+        the answer is late when it is. A question not yet logged is asked now, so logged
+        once; one already logged is sent as logged, not logged again (its first reply may
+        have gone out just before the process stopped: the asker would see it twice, which
+        beats never). Returns how many were answered; failures are left for the next start."""
+        if self.unlogged.has_pending():  # kept questions mark their received ones as logged
+            try:
+                self.unlogged.replay(self._log_kept)
+            except StorageError as error:
+                log.warning("kept questions could not be logged yet: %s", error)
+        me = self.mark.hold()
+        dead: dict[str, bool] = {}
+        answered = 0
+        for left in self.storage.unreplied():
+            replier = self.late_repliers.get(left.platform)
+            if replier is None or left.taken_by == me:
+                continue
+            if left.taken_by not in dead:
+                dead[left.taken_by] = not self.mark.running(left.taken_by)
+            if not dead[left.taken_by] or not self.storage.take_received(
+                left.id, me, left.taken_by
+            ):
+                continue
+            try:
+                await self._answer_late(left, replier, now)
+            except Exception:  # one question's failure must not stop the others
+                log.exception("could not answer received question %s late", left.id)
+                continue
+            answered += 1
+        if answered:
+            log.warning("answered %d question(s) left unanswered by a stopped process", answered)
+        return answered
+
+    async def _answer_late(
+        self, left: ReceivedQuestion, replier: LateReplier, now: datetime | None
+    ) -> None:
+        incoming = IncomingQuestion(
+            text=left.text,
+            platform=left.platform,
+            asker=left.user_id,
+            conversation=left.conversation,
+        )
+        reply = LateReply(
+            kind=left.kind,
+            address=ReplyAddress(left.platform, left.user_id, left.conversation),
+            question=clean_text(left.text),
+            late=(now or datetime.now(UTC)) - left.received_at > LATE_AFTER,
+        )
+        asked: Answer | None = None
+        if left.kind == CHECK:
+            try:
+                reply = dataclasses.replace(reply, check=self.check_post(left.text))
+            except QuestionError as error:
+                reply = dataclasses.replace(reply, refusal=str(error))
+        elif left.state == LOGGED and left.question_id is not None:
+            reply = self._as_logged(reply, left.question_id)
+        else:
+            try:
+                asked = await self.ask(incoming, received=left.id)
+                reply = dataclasses.replace(reply, answer=asked)
+            except QuestionError as error:
+                reply = dataclasses.replace(reply, refusal=str(error))
+            except Exception:  # logged as failed by `ask`; the asker gets the apology
+                log.exception("answering received question %s failed", left.id)
+        await replier.send(reply)
+        self.replied(left.id)
+        if asked is not None:
+            await self.refer_unanswered(asked, incoming)
+
+    def _as_logged(self, reply: LateReply, question_id: int) -> LateReply:
+        try:
+            logged = self.logged_answer(question_id)
+        except KeyError:  # purged since: nothing left to send but the apology
+            return reply
+        if logged.source == "refused":
+            return dataclasses.replace(reply, refusal=logged.lead)
+        if logged.source == "failed":
+            return reply
+        return dataclasses.replace(reply, answer=logged)
 
     def retrieve(self, question: str) -> Retrieval:
         return self.active_policy().retrieve(question)
@@ -156,12 +312,13 @@ class PolicyBot:
     def review(self) -> ReviewQueue:
         return ReviewQueue(self.storage, self.retrieve, lexical_of(self.retriever, self.storage))
 
-    async def ask(self, incoming: IncomingQuestion) -> Answer:
-        """Answer from the active policy and log the question; QuestionError for bad input."""
+    async def ask(self, incoming: IncomingQuestion, *, received: int | None = None) -> Answer:
+        """Answer from the active policy and log the question; QuestionError for bad input.
+        `received`: the question's id from `receive`, marked logged with its log row."""
         try:
             question = normalize_question(incoming.text, self.settings.max_question_chars)
         except QuestionError as error:
-            self._log_refused(incoming, str(error))
+            self._log_refused(incoming, str(error), received)
             raise
         try:
             async with self._taking_turns():
@@ -182,7 +339,7 @@ class PolicyBot:
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
             # on the review list and in the platform's review channel.
-            question_id = self._log_failed(incoming, question, error)
+            question_id = self._log_failed(incoming, question, error, received)
             try:
                 await self.announce(
                     incoming.platform,
@@ -194,7 +351,7 @@ class PolicyBot:
                 log.exception("could not announce a question that failed")
             raise
         async with self._taking_turns():
-            answer = self._log(incoming, question, retrieval, draft, active, reviewed)
+            answer = self._log(incoming, question, retrieval, draft, active, reviewed, received)
             if not draft.answered and answer.question_id is not None:
                 # Just logged, so in no group: `join`, with what this turn already worked out.
                 self.review.join(answer.question_id, question, retrieval, profile)
@@ -218,6 +375,7 @@ class PolicyBot:
         draft: Draft,
         active: ActivePolicy,
         reviewed: Group | None = None,
+        received: int | None = None,
     ) -> Answer:
         policy_version = active.policy_version(draft.citations)
         question_id = self._record(
@@ -245,6 +403,7 @@ class PolicyBot:
                 "closest_clause_id": retrieval.ranked[0].stored.id if retrieval.ranked else None,
                 "group_id": reviewed.id if reviewed else None,
             },
+            received,
         )
         return Answer(
             question=question,
@@ -259,7 +418,9 @@ class PolicyBot:
             verdict=draft.verdict,
         )
 
-    def _log_refused(self, incoming: IncomingQuestion, reason: str) -> None:
+    def _log_refused(
+        self, incoming: IncomingQuestion, reason: str, received: int | None = None
+    ) -> None:
         text = clean_text(incoming.text)
         if not text:
             return  # nothing was asked
@@ -275,10 +436,15 @@ class PolicyBot:
                 "answer_text": reason,
                 "answer_source": "refused",
             },
+            received,
         )
 
     def _log_failed(
-        self, incoming: IncomingQuestion, question: str, error: Exception
+        self,
+        incoming: IncomingQuestion,
+        question: str,
+        error: Exception,
+        received: int | None = None,
     ) -> int | None:
         try:
             question_id = self._record(
@@ -293,6 +459,7 @@ class PolicyBot:
                     "notes": [f"failed: {type(error).__name__}: {error}"[:500]],
                     "answer_source": "failed",
                 },
+                received,
             )
             if question_id is not None:
                 # Into a group, as every open question is, so the review list shows it. Not
@@ -303,7 +470,9 @@ class PolicyBot:
             log.exception("could not log a question that failed")
             return None
 
-    def _record(self, incoming: IncomingQuestion, record: dict[str, object]) -> int | None:
+    def _record(
+        self, incoming: IncomingQuestion, record: dict[str, object], received: int | None = None
+    ) -> int | None:
         """Log a question; its id, or None when the database refused the write (the question
         is then kept by `unlogged` and logged later, and the asker still gets the answer)."""
         entry: Entry = {
@@ -311,6 +480,7 @@ class PolicyBot:
             "asker": incoming.asker,
             "reply_to": self._reply_address(incoming),
             "asker_name": incoming.asker_name,
+            "received": received,
         }
         try:
             if self.unlogged.has_pending():
@@ -324,7 +494,10 @@ class PolicyBot:
         record = dict(entry["record"])
         record["asker"] = self.storage.pseudonym(record["platform"], entry["asker"])
         return self.storage.log_question(
-            record, reply_to=entry["reply_to"], asker_name=entry["asker_name"]
+            record,
+            reply_to=entry["reply_to"],
+            asker_name=entry["asker_name"],
+            received_id=entry.get("received"),
         )
 
     def _log_kept(self, entries: list[Entry]) -> None:

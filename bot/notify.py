@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.checking import PostCheck
+from bot.models import Answer
+
 
 @dataclass(frozen=True)
 class ReplyAddress:
@@ -63,3 +66,27 @@ class ReviewPoster(Protocol):
     POLICYBOT_TEAMS_REVIEW_CONVERSATION); raises DeliveryError when the platform refuses."""
 
     async def post(self, notice: ReviewNotice) -> None: ...
+
+
+@dataclass(frozen=True)
+class LateReply:
+    """What to send, on start, to someone whose question a stopped process had acknowledged
+    but not answered: the answer (asked now, or as logged), a draft's check, or why there is
+    neither (`refusal`: the question's own problem; both empty: answering failed)."""
+
+    kind: str  # the platform's kind of question (see PolicyBot.receive)
+    address: ReplyAddress
+    question: str
+    answer: Answer | None = None
+    check: PostCheck | None = None
+    refusal: str = ""
+    #: Received longer ago than the asker could expect an answer (bot.core.LATE_AFTER): the
+    #: reply says so ("Sorry for the delay: …").
+    late: bool = False
+
+
+class LateReplier(Protocol):
+    """Sends a LateReply on its platform; raises (DeliveryError or any platform error) when it
+    did not go out, and the question is answered again on the next start."""
+
+    async def send(self, reply: LateReply) -> None: ...

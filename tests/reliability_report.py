@@ -31,6 +31,7 @@ MEASURED = [
     "tests/test_reliability_teams_tokens.py",
     "tests/test_reliability_data.py",
     "tests/test_reliability_hygiene.py",
+    "tests/test_reliability_durable.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +45,10 @@ class FakeSlackApi:
         self.failures: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
         #: The client ports Web API calls came from: one per connection the bot opened.
         self.connections: set[int] = set()
+        #: Called with each Web API call before it is taken; True: the call is not taken (not
+        #: recorded, answered 503), as when the caller died before Slack got it (a test kills
+        #: the caller from here).
+        self.intercept: Callable[[str, dict[str, Any]], bool] | None = None
 
     # -- addresses ------------------------------------------------------------------------------
     @property
@@ -103,6 +107,8 @@ class FakeSlackApi:
         if peer:
             self.connections.add(peer[1])
         payload = await read_call(request)
+        if self.intercept is not None and self.intercept(method, payload):
+            return web.json_response({"ok": False, "error": "not_taken"}, status=503)
         await self._record(method, payload)
         if self.failures[method]:
             status, headers = self.failures[method].pop(0)

@@ -48,6 +48,8 @@ class SlackHarness:
     #: The server's aiohttp application (the bolt app is `web_app[adapters.slack.SLACK_APP]`).
     web_app: web.Application
     _ids: Any = dataclasses.field(default_factory=lambda: itertools.count(1))
+    #: The last request sent, exactly (body and headers), for `replay`.
+    last_sent: tuple[str, dict[str, str]] = ("", {})
 
     async def post(
         self,
@@ -65,7 +67,14 @@ class SlackHarness:
             "X-Slack-Signature": signature(secret, timestamp, body),
             **(headers or {}),
         }
+        self.last_sent = (body, signed)
         return await self.http.post("/slack/events", content=body, headers=signed)
+
+    async def replay(self) -> httpx.Response:
+        """The last request again, byte for byte: its signature and timestamp included, as
+        someone who captured it would send it within the 5 minutes Slack's signature allows."""
+        body, headers = self.last_sent
+        return await self.http.post("/slack/events", content=body, headers=headers)
 
     async def event(
         self, event: dict[str, Any], *, event_id: str = "", retry: int = 0, **kwargs: Any
