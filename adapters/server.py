@@ -11,6 +11,7 @@ from aiohttp import web
 
 from adapters import admin_http, teams
 from bot.core import PolicyBot
+from bot.redaction import Redactor, redact_logs
 
 log = logging.getLogger(__name__)
 
@@ -100,4 +101,5 @@ def run(bot: PolicyBot, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_logs(Redactor.of(bot.settings))
     web.run_app(build_app(bot), host=host, port=port, print=None)
