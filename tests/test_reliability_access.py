@@ -31,13 +31,14 @@ from bot.answering import Draft
 from bot.cli import main as cli_main
 from bot.config import SECRET_FIELDS, Settings
 from bot.core import PolicyBot
+from bot.grounded import SUMMARY_PREFIX
 from bot.models import IncomingQuestion, Retrieval
 from bot.redaction import REDACTED, Redactor, redact_logs
 from bot.storage import Storage
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import file_server
 from tests.fakes.loopback import serving
-from tests.fakes.openai_stub import OpenAIStub, Recorded
+from tests.fakes.openai_stub import OpenAIStub, Recorded, answer
 from tests.fakes.openai_stub import Reply as StubReply
 from tests.fakes.slack_harness import SECRET, SlackHarness, slack_server
 from tests.fakes.teams_activities import ALICE, file_message, message, submit
@@ -305,14 +306,14 @@ URL_PASSWORD = "pr0xy@pass:W9/kQ"
 
 
 def leak_forms(secret: str) -> set[str]:
-    """A secret as it may surface: itself, URL-encoded, JSON-escaped, and its first half (what
-    a snippet cut before redaction would leave)."""
+    """A secret as it may surface: itself, URL-encoded, JSON-escaped, and its first eight
+    characters (what a snippet cut before redaction would leave)."""
     return {
         secret,
         quote(secret, safe=""),
         quote_plus(secret),
         json.dumps(secret)[1:-1],
-        secret[: len(secret) // 2],
+        secret[:8],
     }
 
 
@@ -412,7 +413,6 @@ async def test_llm_errors_echoing_the_key_leak_nowhere(
         settings, llm_model="stub-model", llm_budget=5, llm_retries=0, openai_api_key=LLM_KEY
     )
     questions = 0
-    llm_errors = 0
     async with slack_server(
         dataclasses.replace(on_disk, openai_base_url=llm_stub.url), on_disk=True
     ) as slack:
@@ -421,7 +421,17 @@ async def test_llm_errors_echoing_the_key_leak_nowhere(
             {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.1", "text": ROADMAP}
         )
         await slack.api.wait_for("chat.postMessage")
-        questions += 1
+        # Then a model quoting the key in its answer, spelt with a JSON escape in the body.
+        quoting = answer("allowed", f"Yes; your key is {LLM_KEY}.", ["C1"])
+        llm_stub.script(
+            dataclasses.replace(quoting, body=quoting.body.replace(b"sk-", b"\\u0073k-"))
+        )
+        await slack.event(
+            {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.2", "text": ROADMAP}
+        )
+        (_, summary) = await slack.api.wait_for("chat.postMessage", 2)
+        assert SUMMARY_PREFIX in summary["text"] and REDACTED in summary["text"]
+        questions += 2
         slack_replies = slack_messages(slack)
         reprs = [repr(slack.bot), str(slack.bot.settings)]
     # Teams: credentials in OPENAI_BASE_URL, first to the echoing stub, then to a closed port.
@@ -435,16 +445,16 @@ async def test_llm_errors_echoing_the_key_leak_nowhere(
             async with serving(build_app(teams_bot)) as base:
                 await post_json(base + "/api/messages", message(ROADMAP, stub.url))
                 questions += 1
-                await stub.received(questions - 1)
+                await stub.received(questions - 2)
             reprs += [repr(teams_bot), str(teams_bot.settings)]
     finally:
         for teams_bot in teams_bots:
             await teams_bot.aclose()
             teams_bot.storage.close()
-    llm_errors = len(llm_stub.requests)
-    assert llm_errors == 4 and llm_stub.unused == 0
+    llm_replies = len(llm_stub.requests)
+    assert llm_replies == 5 and llm_stub.unused == 0
     assert llm_stub.requests[0].headers["authorization"] == f"Bearer {LLM_KEY}"
-    assert llm_stub.requests[2].headers["authorization"].startswith("Basic ")
+    assert llm_stub.requests[3].headers["authorization"].startswith("Basic ")
 
     places = searched_places(
         on_disk.db_path, caplog, [*slack_replies, *(c.body for c in stub.calls)]
@@ -465,7 +475,7 @@ async def test_llm_errors_echoing_the_key_leak_nowhere(
         "pytest tests/test_reliability_access.py -k secret",
         secrets_checked=len(secrets),
         log_records_searched=len(caplog.records),
-        llm_error_replies_echoing_secrets=llm_errors,
+        llm_replies_quoting_secrets=llm_replies,
         questions_searched=questions,
         places_searched=len(places),
         leaked=0,
@@ -506,8 +516,10 @@ async def test_an_exception_quoting_secrets_while_serving_leaks_nowhere(
         )
         slack.bot.answerer = EchoingAnswerer(quoted)
         redact_logs(Redactor.of(slack.bot.settings), [caplog.handler])
+        # Asked with a pasted secret in it, as someone checking a config snippet might.
+        pasted = f"{ROADMAP} POLICYBOT_ADMIN_TOKEN={ADMIN_TOKEN}"
         await slack.event(
-            {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.1", "text": ROADMAP}
+            {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.1", "text": pasted}
         )
         (posted,) = await slack.api.wait_for("chat.postMessage")
         assert APOLOGY in json.dumps(posted)
