@@ -3,14 +3,26 @@ filter scrubs every configured secret, in its usual forms, from any record."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
 import logging
+from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main as cli_main
 from bot.config import SECRET_FIELDS, Settings
-from bot.llm import LLMConfig
+from bot.core import PolicyBot
+from bot.grounded import GroundedAnswerer
+from bot.llm import ChatClient, LLMConfig
+from bot.models import IncomingQuestion
 from bot.redaction import REDACTED, RedactingFilter, Redactor, redact_logs, without_credentials
+from bot.storage import Storage
 
 PASSWORD = "pa:ss@w/rd+9"
 BASE_URL = f"https://proxy-user:{quote(PASSWORD, safe='')}@llm.example.com/v1"
@@ -116,3 +128,53 @@ def test_by_default_the_filter_goes_on_the_root_handlers_and_the_last_resort() -
         if last_resort is not None:
             for f in [f for f in last_resort.filters if isinstance(f, RedactingFilter)]:
                 last_resort.removeFilter(f)
+
+
+async def test_an_unexpected_llm_client_error_is_scrubbed_before_it_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = SECRETS["openai_api_key"]
+
+    def explode(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError(f"transport bug sending {request.headers['authorization']}")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(explode)) as http:
+        config = LLMConfig(base_url="http://llm.invalid/v1", model="m", api_key=key)
+        answerer = GroundedAnswerer(ChatClient(config, http))
+        bot = PolicyBot.create(Settings(retriever="lexical"), storage=Storage.memory())
+        bot.ensure_policy()
+        retrieval = bot.retrieve("may I share our unreleased roadmap on LinkedIn?")
+        with caplog.at_level(logging.WARNING, logger="bot.grounded"):
+            draft = await answerer.answer(retrieval, covered=True)
+        bot.storage.close()
+    (fallback,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "transport bug sending Bearer [redacted]" in fallback and key not in fallback
+    assert key not in " ".join(draft.notes) and REDACTED in draft.notes[-1]
+
+
+def test_rows_logged_before_scrubbing_are_scrubbed_in_lists_and_exports(
+    tmp_path: Path,
+) -> None:
+    """A question logged by a bot that did not know the token (an older version, or the token
+    set later) is shown and exported without it."""
+    token = SECRETS["admin_token"]
+    db = str(tmp_path / "old.db")
+    storage = Storage.open(db)
+    bot = PolicyBot.create(Settings(db_path=db, retriever="lexical"), storage=storage)
+    bot.ensure_policy()
+    asyncio.run(bot.ask(IncomingQuestion(f"may I post our admin token {token} on LinkedIn?")))
+    assert token in json.dumps(storage.questions(status=None))
+    storage.close()
+    env = {"POLICYBOT_DB": "", "POLICYBOT_ADMIN_TOKEN": token}
+    outputs = [
+        CliRunner().invoke(cli_main, ["--db", db, *args], env=env)
+        for args in (
+            ("questions", "list", "--json"),
+            ("questions", "list", "--status", "all", "--questions"),
+            ("questions", "export", "--format", "csv"),
+            ("questions", "export", "--format", "json"),
+        )
+    ]
+    assert [result.exit_code for result in outputs] == [0, 0, 0, 0]
+    assert all(REDACTED in result.output for result in outputs[::2])
+    assert not [n for n, result in enumerate(outputs) if token in result.output]

@@ -507,13 +507,18 @@ async def test_an_exception_quoting_secrets_while_serving_leaks_nowhere(
         slack_app_token="xapp-1-A0123-4567-abcdef0123456789",
     )
     async with slack_server(configured, on_disk=True) as slack:
-        secrets = {name: getattr(slack.bot.settings, name) for name in SECRET_FIELDS} | {
-            "OPENAI_BASE_URL password": URL_PASSWORD
-        }
+        secrets = (
+            {"admin_token": ADMIN_TOKEN}
+            | {name: getattr(slack.bot.settings, name) for name in SECRET_FIELDS}
+            | {"OPENAI_BASE_URL password": URL_PASSWORD}
+        )
         assert all(secrets.values())
-        quoted = " ".join(
+        # The admin token first, across the 500th character, where the stored note is cut.
+        note_start = "failed: RuntimeError: upstream refused the request: "
+        quoted = "." * (495 - len(note_start)) + " ".join(
             f"{value} Bearer {value} {quote(value, safe='')}" for value in secrets.values()
         )
+        assert next(iter(secrets.values())) == ADMIN_TOKEN
         slack.bot.answerer = EchoingAnswerer(quoted)
         redact_logs(Redactor.of(slack.bot.settings), [caplog.handler])
         # Asked with a pasted secret in it, as someone checking a config snippet might.
@@ -528,9 +533,8 @@ async def test_an_exception_quoting_secrets_while_serving_leaks_nowhere(
     assert any(r.exc_info for r in caplog.records), "the failure was logged with its traceback"
     places = searched_places(configured.db_path, caplog, replies)
     places["reprs"] = "\n".join(reprs)
-    assert (
-        "failed: RuntimeError: upstream refused the request: [redacted]" in places["storage rows"]
-    )
+    assert f"{note_start}....." in places["storage rows"]
+    assert f".{REDACTED[:5]}" in places["storage rows"]  # replaced, then cut at 500
     forms = {name: leak_forms(value) for name, value in secrets.items()}
     assert leaks(places, forms) == []
     record(
