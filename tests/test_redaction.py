@@ -178,3 +178,10 @@ def test_rows_logged_before_scrubbing_are_scrubbed_in_lists_and_exports(
     assert [result.exit_code for result in outputs] == [0, 0, 0, 0]
     assert all(REDACTED in result.output for result in outputs[::2])
     assert not [n for n, result in enumerate(outputs) if token in result.output]
+    # The CLI configures no logging; what its commands log goes to the last resort, filtered.
+    last_resort = logging.lastResort
+    assert last_resort is not None
+    filters = [f for f in last_resort.filters if isinstance(f, RedactingFilter)]
+    for f in filters:
+        last_resort.removeFilter(f)
+    assert len(filters) == 1 and filters[0].redactor.scrub(token) == REDACTED
