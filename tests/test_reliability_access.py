@@ -401,7 +401,7 @@ def leaks(places: dict[str, str], secrets: dict[str, set[str]]) -> list[str]:
     ]
 
 
-async def test_llm_errors_echoing_the_key_leak_nowhere(
+async def test_llm_errors_echoing_secrets_leak_nowhere(
     settings: Settings,
     llm_stub: OpenAIStub,
     stub: ConnectorStub,
