@@ -16,6 +16,7 @@ from aiohttp.web_response import StreamResponse
 
 from adapters import admin_http, teams
 from bot.core import PolicyBot
+from bot.redaction import Redactor, redact_logs
 
 log = logging.getLogger(__name__)
 
@@ -187,5 +188,6 @@ def run(bot: PolicyBot, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_logs(Redactor.of(bot.settings))
     app = build_app(bot, host=host)  # before listening: a refused setting never binds the port
     web.run_app(app, host=host, port=port, print=None, **RUNNER_OPTIONS)

@@ -43,6 +43,7 @@ from bot.core import CHECK, Delivery, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
 from bot.policies import ACTIVATE, DISCARD, NotAuthorized, too_large
+from bot.redaction import Redactor, redact_logs
 from bot.review import ReviewError, may_review
 
 log = logging.getLogger(__name__)
@@ -967,5 +968,6 @@ def run_socket_mode(bot: PolicyBot) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_logs(Redactor.of(bot.settings))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_socket_mode(bot))

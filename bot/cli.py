@@ -26,6 +26,7 @@ from bot.evaluation import evaluate, load_questions
 from bot.export import STATUSES as EXPORT_STATUSES
 from bot.export import export_rows, to_csv, to_json
 from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
+from bot.redaction import Redactor, redact_logs
 from bot.review import Group, ReviewError, owner_matches, parse_age
 from bot.storage import Storage, StorageError
 
@@ -62,6 +63,8 @@ class Context:
                 fail(str(error), EXIT_STORAGE)
             except ConfigError as error:
                 fail(str(error), 2)
+            # Commands configure no logging: their warnings go to Python's last resort.
+            redact_logs(Redactor.of(self._bot.settings))
         if with_policy:
             try:
                 self._bot.ensure_policy()
@@ -516,6 +519,9 @@ def print_groups(groups: list[Group], as_json: bool) -> None:
 
 
 def print_questions(bot: PolicyBot, rows: list[dict[str, Any]], as_json: bool) -> None:
+    # Rows logged before secrets were scrubbed on the way in may still hold one.
+    redactor = Redactor.of(bot.settings)
+    rows = [redactor.scrub_row(row) for row in rows]
     names = bot.storage.asker_names(r["id"] for r in rows) if bot.settings.show_askers else {}
     if as_json:
         for row in rows:
@@ -577,7 +583,8 @@ def questions_show(ctx: Context, group_id: int, as_json: bool) -> None:
     """One group: its routing, its answer, and every question in it."""
     bot = ctx.bot(with_policy=False)
     group = bot.review.group(group_id)
-    members = bot.review.members(group_id)
+    redactor = Redactor.of(bot.settings)
+    members = [redactor.scrub_row(row) for row in bot.review.members(group_id)]
     if as_json:
         click.echo(json.dumps({**group.as_json(), "questions": members}, ensure_ascii=False))
         return
@@ -665,6 +672,8 @@ def questions_export(
         until=until or "",
         show_askers=bot.settings.show_askers,
     )
+    redactor = Redactor.of(bot.settings)  # for rows logged before secrets were scrubbed
+    rows = [redactor.scrub_row(row) for row in rows]
     text = to_csv(rows) if fmt == "csv" else to_json(rows) + "\n"
     if output is None:
         click.echo(text, nl=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -20,6 +20,16 @@ RETRIEVERS = ("auto", "lexical", "semantic")
 PLATFORMS = ("slack", "teams")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
+#: The settings that are secrets: never shown by `repr` or `str`, redacted from logs and
+#: stored reasons (bot.redaction). OPENAI_BASE_URL's userinfo is one too, if it has one.
+SECRET_FIELDS = (
+    "slack_bot_token",
+    "slack_app_token",
+    "slack_signing_secret",
+    "microsoft_app_password",
+    "openai_api_key",
+    "admin_token",
+)
 
 
 class ConfigError(ValueError):
@@ -317,3 +327,18 @@ class Settings:
 
     def with_db(self, db_path: str) -> Settings:
         return replace(self, db_path=db_path)
+
+    def __repr__(self) -> str:
+        # Written out so the dataclass does not make one: settings end up in tracebacks, debug
+        # output and the repr of everything holding them; secrets show only whether they are set.
+        from bot.redaction import without_credentials  # it imports this module
+
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in SECRET_FIELDS:
+                value = "<set>" if value else ""
+            elif item.name == "openai_base_url":
+                value = without_credentials(value)
+            shown.append(f"{item.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"

@@ -33,6 +33,7 @@ from bot.notify import (
     ReviewPoster,
 )
 from bot.policies import PolicyLibrary
+from bot.redaction import Redactor
 from bot.retrieval import Retriever
 from bot.review import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
 from bot.semantic import build_retriever
@@ -112,6 +113,12 @@ class PolicyBot:
     #: the event loop between questions: a burst of questions must not hold up the server's
     #: other requests, such as acknowledging the next Slack events (retried after 3 s).
     _turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    #: What is logged with a question (a failure's message, an LLM's reason) may quote a
+    #: secret; the question log and the exports read from it must not.
+    _redactor: Redactor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._redactor = Redactor.of(self.settings)
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
@@ -456,7 +463,10 @@ class PolicyBot:
                     "confidence": 0.0,
                     "status": "open",
                     "review_reason": "failed",
-                    "notes": [f"failed: {type(error).__name__}: {error}"[:500]],
+                    # Scrubbed before the cut, which could leave half a secret otherwise.
+                    "notes": [
+                        self._redactor.scrub(f"failed: {type(error).__name__}: {error}")[:500]
+                    ],
                     "answer_source": "failed",
                 },
                 received,
@@ -476,7 +486,7 @@ class PolicyBot:
         """Log a question; its id, or None when the database refused the write (the question
         is then kept by `unlogged` and logged later, and the asker still gets the answer)."""
         entry: Entry = {
-            "record": {"asked_at": utcnow(), **record},
+            "record": {"asked_at": utcnow(), **self._redactor.scrub_row(record)},
             "asker": incoming.asker,
             "reply_to": self._reply_address(incoming),
             "asker_name": incoming.asker_name,

@@ -208,6 +208,9 @@ class GroundedAnswerer:
         )
 
     def _fall_back(self, retrieval: Retrieval, reason: str, usage: LLMUsage | None) -> Draft:
+        # The client scrubs what it reports; an unexpected error or the model's own words
+        # quoted in a ReplyError have not been through it.
+        reason = self.client.redactor.scrub(reason)
         log.warning("LLM answer not used, answering extractively: %s", reason)
         draft = self.fallback.compose(retrieval, covered=True)
         return replace(draft, notes=(*draft.notes, f"llm fallback: {reason}"), llm=usage)

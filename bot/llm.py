@@ -12,13 +12,14 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from bot.config import Settings
+from bot.redaction import Redactor, url_credentials, url_secrets, without_credentials
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ MAX_RETRY_AFTER = 10.0
 
 @dataclass(frozen=True)
 class LLMConfig:
-    base_url: str
+    #: May carry userinfo (`https://user:pass@host/v1`): sent as Basic credentials, never shown.
+    base_url: str = field(repr=False)
     model: str
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)
     #: Seconds one request may take.
     timeout: float = 8.0
     #: Further attempts after a 429, a 5xx or a refused connection.
@@ -50,8 +52,23 @@ class LLMConfig:
         )
 
     @property
+    def address(self) -> str:
+        """The base URL without its userinfo: what messages may name."""
+        return without_credentials(self.base_url)
+
+    @property
     def endpoint(self) -> str:
-        return self.base_url.rstrip("/") + "/chat/completions"
+        # Without userinfo: httpx logs every request's URL.
+        return self.address.rstrip("/") + "/chat/completions"
+
+    @property
+    def basic_auth(self) -> httpx.BasicAuth | None:
+        user, password = url_credentials(self.base_url)
+        return httpx.BasicAuth(user, password) if user or password else None
+
+    def redactor(self) -> Redactor:
+        """Scrubs the key and the URL's credentials from what the server sends back."""
+        return Redactor([self.api_key, *url_secrets(self.base_url)])
 
 
 @dataclass(frozen=True)
@@ -124,8 +141,8 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
+def _snippet(body: str) -> str:
+    text = " ".join(body.split())
     return text[:200] + ("…" if len(text) > 200 else "")
 
 
@@ -138,6 +155,9 @@ class ChatClient:
 
     def __init__(self, config: LLMConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
+        #: A server may echo the credentials (a 401 quoting the key, a proxy the headers):
+        #: everything it sends is scrubbed before it reaches a reason, a log line or a reply.
+        self.redactor = config.redactor()
         self._http = http
         self._owned: httpx.AsyncClient | None = None
         self._owned_loop: asyncio.AbstractEventLoop | None = None
@@ -163,7 +183,9 @@ class ChatClient:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        if self.config.api_key:
+        # Userinfo in the URL is sent as Basic credentials, which replace a Bearer header (as
+        # httpx did when the userinfo was left in the URL).
+        if self.config.api_key and self.config.basic_auth is None:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         return headers
 
@@ -236,15 +258,20 @@ class ChatClient:
                     self.config.endpoint,
                     json=body,
                     headers=self._headers(),
+                    auth=self.config.basic_auth or httpx.USE_CLIENT_DEFAULT,
                     timeout=httpx.Timeout(timeout),
                 )
         except (TimeoutError, httpx.TimeoutException):
             raise _Fail(f"the LLM did not reply within {timeout:.2g}s") from None
         except httpx.ConnectError as error:
-            raise _Retry(f"cannot connect to {self.config.base_url}: {error}") from None
+            reason = f"cannot connect to {self.config.address}: {self.redactor.scrub(str(error))}"
+            raise _Retry(reason) from None
         except httpx.HTTPError as error:
-            raise _Fail(f"request to the LLM failed: {type(error).__name__}: {error}") from None
+            detail = self.redactor.scrub(str(error))
+            raise _Fail(f"request to the LLM failed: {type(error).__name__}: {detail}") from None
         status = response.status_code
+        # Scrubbed whole, before any cut: a key cut in two at the snippet's end would leak half.
+        text = self.redactor.scrub(response.text)
         if status == 429:
             raise _Retry("the LLM is rate limited (HTTP 429)", retry_after(response.headers))
         if status >= 500:
@@ -255,19 +282,20 @@ class ChatClient:
             log.info(
                 "LLM rejected the request (HTTP %d: %s); retrying without response_format",
                 status,
-                _snippet(response),
+                _snippet(text),
             )
             self._plain = True
             raise _Downgrade()
         if status != 200:
-            raise _Fail(f"HTTP {status} from the LLM: {_snippet(response)}")
+            raise _Fail(f"HTTP {status} from the LLM: {_snippet(text)}")
         try:
             reply = response.json()
         except ValueError:
-            raise _Fail(f"the LLM's response is not JSON: {_snippet(response)}") from None
+            raise _Fail(f"the LLM's response is not JSON: {_snippet(text)}") from None
         if not isinstance(reply, dict):
             raise _Fail("the LLM's response is not a JSON object")
-        return reply
+        # Parsed, then scrubbed again: JSON may spell a key with \u escapes the text did not.
+        return self.redactor.scrub_row(reply)
 
 
 def _count(value: object) -> int | None:

@@ -10,24 +10,36 @@ that it is logged.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hmac
+import json
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import pytest
+from click.testing import CliRunner
 
 from adapters import slack_blocks as render
+from adapters.replies import APOLOGY
 from adapters.server import build_app
-from bot.config import Settings
+from bot.answering import Draft
+from bot.cli import main as cli_main
+from bot.config import SECRET_FIELDS, Settings
 from bot.core import PolicyBot
-from bot.models import IncomingQuestion
+from bot.grounded import SUMMARY_PREFIX
+from bot.models import IncomingQuestion, Retrieval
+from bot.redaction import REDACTED, Redactor, redact_logs
+from bot.storage import Storage
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import file_server
 from tests.fakes.loopback import LOOPBACK, serving
-from tests.fakes.openai_stub import OpenAIStub
+from tests.fakes.openai_stub import OpenAIStub, Recorded, answer
+from tests.fakes.openai_stub import Reply as StubReply
 from tests.fakes.slack_harness import SECRET, SlackHarness, slack_server
 from tests.fakes.teams_activities import ALICE, file_message, message, submit
 from tests.reliability import record
@@ -287,6 +299,262 @@ async def test_no_secret_reaches_any_log(
         "pytest tests/test_reliability_access.py -k secret",
         secrets_checked=len(secrets),
         log_records_searched=len(caplog.records),
+        leaked=0,
+        failures=0,
+    )
+
+
+# -- secrets echoed back: LLM error bodies, failures while serving -----------------------------
+#: "/", "+" and "=" make the URL-encoded forms differ from the key itself.
+LLM_KEY = "sk-proj/Zx9+Qw7=Lm3_Rt5-Vb8Hj2"
+LLM_USER = "llm-proxy-user"
+#: Userinfo in OPENAI_BASE_URL; "@" and ":" must be percent-encoded there.
+URL_PASSWORD = "pr0xy@pass:W9/kQ"
+
+
+def leak_forms(secret: str) -> set[str]:
+    """A secret as it may surface: itself, URL-encoded, JSON-escaped, and its first eight
+    characters (what a snippet cut before redaction would leave)."""
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        secret[:8],
+    }
+
+
+def userinfo_url(base: str) -> str:
+    return base.replace("http://", f"http://{LLM_USER}:{quote(URL_PASSWORD, safe='')}@", 1)
+
+
+def echoing(status: int) -> Callable[[Recorded], StubReply]:
+    """An LLM server answering `status` with a body that quotes the credentials it was sent,
+    in several forms, one of them across the 200th character (where a snippet is cut)."""
+
+    def reply(request: Recorded) -> StubReply:
+        authorization = request.headers.get("authorization", "")
+        credential = authorization.partition(" ")[2]
+        plain = credential
+        if authorization.startswith("Basic "):
+            plain = base64.b64decode(credential).decode()
+        echoed = {
+            "error": {
+                "message": f"Incorrect API key provided: {plain}",
+                "type": "invalid_request_error",
+                "received_headers": {"Authorization": authorization},
+                "url_encoded": quote(plain, safe=""),
+                "form_encoded": quote_plus(plain),
+            }
+        }
+        lead = f"HTTP {status} " + "." * (195 - len(plain) // 2)  # the key straddles char 200
+        body = f"{lead}{plain} {json.dumps(echoed)}"
+        return StubReply(status=status, body=body.encode(), headers={"Content-Type": "text/plain"})
+
+    return reply
+
+
+def slack_messages(slack: SlackHarness) -> list[dict[str, Any]]:
+    """What the bot sent to Slack, without the bot token each call authenticates with."""
+    return [
+        {key: value for key, value in call.items() if key != "_token"}
+        for calls in slack.api.calls.values()
+        for call in calls
+    ]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed once the block ends: nothing listens there
+
+
+def searched_places(
+    db_path: str, caplog: pytest.LogCaptureFixture, replies: list[Any]
+) -> dict[str, str]:
+    """Everything the bot wrote, by where: log records, stored rows, the CLI's list and
+    exports, and the replies sent on the platforms."""
+    storage = Storage.open(db_path)
+    try:
+        rows = storage.questions(status=None)
+    finally:
+        storage.close()
+    runner = CliRunner()
+    env = {"POLICYBOT_DB": "", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(cli_main, ["--db", db_path, *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return {
+        "logs": "\n".join(
+            f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records
+        ),
+        "storage rows": json.dumps(rows, ensure_ascii=False),
+        "questions list --json": cli("questions", "list", "--json"),
+        "questions export CSV": cli("questions", "export", "--format", "csv"),
+        "questions export JSON": cli("questions", "export", "--format", "json"),
+        "platform replies": json.dumps(replies, ensure_ascii=False),
+    }
+
+
+def leaks(places: dict[str, str], secrets: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{name} in {where}"
+        for where, text in places.items()
+        for name, forms in secrets.items()
+        if any(form in text for form in forms)
+    ]
+
+
+async def test_llm_errors_echoing_secrets_leak_nowhere(
+    settings: Settings,
+    llm_stub: OpenAIStub,
+    stub: ConnectorStub,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An LLM server answers 400 then 401, quoting the key (or the URL's credentials) it was
+    sent; the extractive answer is given, the reason is logged and stored, scrubbed."""
+    on_disk = dataclasses.replace(
+        settings, llm_model="stub-model", llm_budget=5, llm_retries=0, openai_api_key=LLM_KEY
+    )
+    questions = 0
+    async with slack_server(
+        dataclasses.replace(on_disk, openai_base_url=llm_stub.url), on_disk=True
+    ) as slack:
+        llm_stub.script(echoing(400), echoing(401))
+        await slack.event(
+            {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.1", "text": ROADMAP}
+        )
+        await slack.api.wait_for("chat.postMessage")
+        # Then a model quoting the key in its answer, spelt with a JSON escape in the body.
+        quoting = answer("allowed", f"Yes; your key is {LLM_KEY}.", ["C1"])
+        llm_stub.script(
+            dataclasses.replace(quoting, body=quoting.body.replace(b"sk-", b"\\u0073k-"))
+        )
+        await slack.event(
+            {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.2", "text": ROADMAP}
+        )
+        (_, summary) = await slack.api.wait_for("chat.postMessage", 2)
+        assert SUMMARY_PREFIX in summary["text"] and REDACTED in summary["text"]
+        questions += 2
+        slack_replies = slack_messages(slack)
+        reprs = [repr(slack.bot), str(slack.bot.settings)]
+    # Teams: credentials in OPENAI_BASE_URL, first to the echoing stub, then to a closed port.
+    teams_bots = [
+        PolicyBot.create(
+            dataclasses.replace(
+                on_disk, openai_base_url=userinfo_url(url), teams_unauthenticated=True
+            )
+        )
+        for url in (llm_stub.url, f"http://127.0.0.1:{closed_port()}/v1")
+    ]
+    llm_stub.script(echoing(400), echoing(401))
+    try:
+        for teams_bot in teams_bots:
+            async with serving(build_app(teams_bot, host=LOOPBACK)) as base:
+                await post_json(base + "/api/messages", message(ROADMAP, stub.url))
+                questions += 1
+                await stub.received(questions - 2)
+            reprs += [repr(teams_bot), str(teams_bot.settings)]
+    finally:
+        for teams_bot in teams_bots:
+            await teams_bot.aclose()
+            teams_bot.storage.close()
+    llm_replies = len(llm_stub.requests)
+    assert llm_replies == 5 and llm_stub.unused == 0
+    assert llm_stub.requests[0].headers["authorization"] == f"Bearer {LLM_KEY}"
+    assert llm_stub.requests[3].headers["authorization"].startswith("Basic ")
+
+    places = searched_places(
+        on_disk.db_path, caplog, [*slack_replies, *(c.body for c in stub.calls)]
+    )
+    places["reprs"] = "\n".join(reprs)
+    notes = places["storage rows"]
+    # The failures were recorded, with the credentials scrubbed out of them.
+    assert notes.count("llm fallback: HTTP 401 from the LLM") == 2 and REDACTED in notes
+    assert "llm fallback: cannot connect to http://127.0.0.1:" in notes
+    basic = base64.b64encode(f"{LLM_USER}:{URL_PASSWORD}".encode()).decode()
+    secrets = {
+        "OPENAI_API_KEY": leak_forms(LLM_KEY),
+        "OPENAI_BASE_URL password": leak_forms(URL_PASSWORD) | {basic},
+    }
+    assert leaks(places, secrets) == []
+    record(
+        "Access: secrets never in logs",
+        "pytest tests/test_reliability_access.py -k secret",
+        secrets_checked=len(secrets),
+        log_records_searched=len(caplog.records),
+        llm_replies_quoting_secrets=llm_replies,
+        questions_searched=questions,
+        places_searched=len(places),
+        leaked=0,
+        failures=0,
+    )
+
+
+class EchoingAnswerer:
+    """Fails as a library might, with the credentials it was given quoted in the error."""
+
+    def __init__(self, quoted: str) -> None:
+        self.quoted = quoted
+
+    async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
+        raise RuntimeError(f"upstream refused the request: {self.quoted}")
+
+
+async def test_an_exception_quoting_secrets_while_serving_leaks_nowhere(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure whose message quotes every secret: the asker gets the apology, the question is
+    logged for review without the secrets, and the bot's log filter scrubs the traceback."""
+    configured = dataclasses.replace(
+        settings,
+        admin_token=ADMIN_TOKEN,
+        openai_api_key=LLM_KEY,
+        openai_base_url=userinfo_url("http://127.0.0.1:9/v1"),
+        microsoft_app_password=APP_PASSWORD,
+        slack_app_token="xapp-1-A0123-4567-abcdef0123456789",
+    )
+    async with slack_server(configured, on_disk=True) as slack:
+        secrets = (
+            {"admin_token": ADMIN_TOKEN}
+            | {name: getattr(slack.bot.settings, name) for name in SECRET_FIELDS}
+            | {"OPENAI_BASE_URL password": URL_PASSWORD}
+        )
+        assert all(secrets.values())
+        # The admin token first, across the 500th character, where the stored note is cut.
+        note_start = "failed: RuntimeError: upstream refused the request: "
+        quoted = "." * (495 - len(note_start)) + " ".join(
+            f"{value} Bearer {value} {quote(value, safe='')}" for value in secrets.values()
+        )
+        assert next(iter(secrets.values())) == ADMIN_TOKEN
+        slack.bot.answerer = EchoingAnswerer(quoted)
+        redact_logs(Redactor.of(slack.bot.settings), [caplog.handler])
+        # Asked with a pasted secret in it, as someone checking a config snippet might.
+        pasted = f"{ROADMAP} POLICYBOT_ADMIN_TOKEN={ADMIN_TOKEN}"
+        await slack.event(
+            {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.1", "text": pasted}
+        )
+        (posted,) = await slack.api.wait_for("chat.postMessage")
+        assert APOLOGY in json.dumps(posted)
+        replies = slack_messages(slack)
+        reprs = [repr(slack.bot), str(slack.bot.settings)]
+    assert any(r.exc_info for r in caplog.records), "the failure was logged with its traceback"
+    places = searched_places(configured.db_path, caplog, replies)
+    places["reprs"] = "\n".join(reprs)
+    assert f"{note_start}....." in places["storage rows"]
+    assert f".{REDACTED[:5]}" in places["storage rows"]  # replaced, then cut at 500
+    forms = {name: leak_forms(value) for name, value in secrets.items()}
+    assert leaks(places, forms) == []
+    record(
+        "Access: secrets never in logs",
+        "pytest tests/test_reliability_access.py -k secret",
+        secrets_checked=len(secrets),
+        log_records_searched=len(caplog.records),
+        questions_searched=1,
+        places_searched=len(places),
         leaked=0,
         failures=0,
     )
