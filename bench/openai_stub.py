@@ -1,4 +1,4 @@
-"""An OpenAI-compatible Chat Completions server on 127.0.0.1 that tests script.
+"""An OpenAI-compatible Chat Completions server on 127.0.0.1 that tests and the bench script.
 
 Each request to POST /v1/chat/completions takes the next scripted reply (a `Reply`, or a
 function of the recorded request that returns one); every request is recorded. It runs in its
@@ -107,6 +107,11 @@ class OpenAIStub:
     def script(self, *replies: Script) -> None:
         with self._lock:
             self._script.extend(replies)
+
+    def forget(self) -> None:
+        """Drop the scripted replies no request has taken."""
+        with self._lock:
+            self._script.clear()
 
     @property
     def unused(self) -> int:
