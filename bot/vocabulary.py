@@ -627,3 +627,147 @@ GENERIC_QUESTION_WORDS = frozenset(
         "stuff",
     ]
 )
+
+
+# -- the force of a sentence: what it permits, requires or forbids, and on what condition -------
+# The groundedness check (bot/groundedness.py) compares a summary's force with its clauses'.
+# These are English's modal and negating words, not any one policy's.
+
+#: A sentence with one of these (not negated) permits something. `words` splits "can't" into
+#: "ca" and "not", so "ca" stands for "can" there.
+PERMISSION_WORDS = frozenset(
+    [
+        "may",
+        "can",
+        "ca",
+        "allowed",
+        "allow",
+        "allows",
+        "permitted",
+        "permits",
+        "acceptable",
+        "fine",
+        "ok",
+        "okay",
+        "entitled",
+        "yes",
+    ]
+)
+#: Permit only when "to" follows ("free to decline", "welcome to share"; not "free products").
+PERMISSION_BEFORE_TO = frozenset(["free", "welcome"])
+#: A duty: negated ("must not", "should never") it forbids.
+DUTY_WORDS = frozenset(["must", "shall", "should"])
+#: A need: negated ("no approval needed", "do not need to") it lapses, which permits.
+NEED_WORDS = frozenset(
+    [
+        "need",
+        "needs",
+        "needed",
+        "require",
+        "requires",
+        "required",
+        "necessary",
+        "mandatory",
+        "obliged",
+        "obligated",
+    ]
+)
+#: Forbid by themselves; negated ("does not ban") they permit.
+PROHIBITION_WORDS = frozenset(
+    [
+        "prohibited",
+        "prohibit",
+        "prohibits",
+        "forbidden",
+        "forbid",
+        "forbids",
+        "banned",
+        "ban",
+        "bans",
+        "unacceptable",
+        "disallowed",
+    ]
+)
+NEGATION_WORDS = frozenset(["not", "no", "never", "nor", "cannot", "nothing", "none", "nobody"])
+#: From one of these on, a sentence states the condition its permission or rule depends on.
+CONDITION_WORDS = frozenset(
+    [
+        "provided",
+        "providing",
+        "only",
+        "unless",
+        "if",
+        "once",
+        "until",
+        "before",
+        "after",
+        "except",
+        "subject",
+        "condition",
+        "conditions",
+        "when",
+    ]
+)
+#: Someone's say-so as a condition: "with approval", "has agreed", "their consent".
+CONSENT_WORDS = frozenset(
+    [
+        "approval",
+        "approved",
+        "approve",
+        "consent",
+        "consents",
+        "consented",
+        "agreed",
+        "agree",
+        "agrees",
+        "agreement",
+        "permission",
+        "authorised",
+        "authorized",
+        "authorisation",
+        "authorization",
+        "signed",
+    ]
+)
+#: Claims about everything, everyone or every time.
+UNIVERSAL_WORDS = frozenset(
+    [
+        "anything",
+        "everything",
+        "always",
+        "whatever",
+        "wherever",
+        "anywhere",
+        "everywhere",
+        "anyone",
+        "everyone",
+        "anybody",
+        "everybody",
+        "freely",
+        "unlimited",
+        "unrestricted",
+    ]
+)
+#: Verbs that report speech: after "reply that", "tell the employee that" the words are what
+#: someone is to say, not the sentence's own rule (an instruction planted in a clause).
+REPORTING_WORDS = frozenset(
+    [
+        "say",
+        "says",
+        "tell",
+        "tells",
+        "reply",
+        "replies",
+        "answer",
+        "answers",
+        "respond",
+        "responds",
+        "state",
+        "states",
+        "claim",
+        "claims",
+        "write",
+        "writes",
+        "confirm",
+    ]
+)

@@ -224,7 +224,10 @@ async def test_an_unexpected_client_error_still_answers(settings: Settings) -> N
 
 
 async def test_a_rate_limit_is_waited_out(llm_bot: PolicyBot, llm_stub: OpenAIStub) -> None:
-    llm_stub.script(error(429, "slow down", **{"Retry-After": "0"}), cite_first("allowed", "Yes."))
+    llm_stub.script(
+        error(429, "slow down", **{"Retry-After": "0"}),
+        cite_first("depends", "Yes, if everyone shown in the photos has agreed."),
+    )
     result, row = await ask(llm_bot, "can I post pictures from the team offsite on instagram?")
     assert result.source == "llm" and row["llm_attempts"] == 2
 
