@@ -63,6 +63,8 @@ _FORCE_WORDS = (
     | CONDITION_WORDS
     | UNIVERSAL_WORDS
 )
+#: "as long as" is one condition word; its "long" is no content word.
+_AS_LONG_AS = re.compile(r"\b(?:as|so) long as\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
 
@@ -101,7 +103,7 @@ class Force:
 
     @classmethod
     def of(cls, sentence: str) -> Force:
-        tokens = _own_words(words(sentence))
+        tokens = _own_words(words(_AS_LONG_AS.sub("provided", sentence)))
         start = _condition_start(tokens, restricts=False)
         # A trailing condition ("..., as long as no customer can be identified") says when the
         # rule applies, not what it permits; a leading one ("Only PR may ...") opens the rule.
@@ -173,8 +175,6 @@ def _condition_start(tokens: list[str], *, restricts: bool) -> int | None:
     for i, token in enumerate(tokens):
         if token in CONDITION_WORDS:
             return i
-        if token == "long" and tokens[i - 1 : i] in (["as"], ["so"]) and tokens[i + 1 : i + 2]:
-            return i - 1  # "as long as", "so long as"
         says_so = any(t in CONSENT_WORDS for t in tokens[i + 1 : i + 4])
         if token == "with" and says_so:
             return i  # "with approval from Marketing", "with their consent"
@@ -280,7 +280,14 @@ class Check:
         if (
             force.restricts
             and not force.permits
-            and not any(s.force.restricts or s.force.condition for s in backing)
+            and not any(s.force.restricts for s in backing)
+            # What a clause permits on a condition it forbids otherwise: a summary that forbids
+            # it must name that condition ("not unless everyone shown has agreed").
+            and not any(
+                _condition_shared(force.tokens, s.force.condition)
+                for s in backing
+                if s.force.condition
+            )
         ):
             return f"forbids or requires what {where} allows"
         if not force.restricts:
