@@ -6,6 +6,7 @@
     python -m bench slack              # only Slack events through `serve` (bench/slack_load.py)
     python -m bench fit                # refit the not-covered confidence models (tuning sets)
     python -m bench sweep              # ranking knobs on the tuning sets, at equal citation size
+    python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs
 
 Needs the `bench` extra (and `semantic` for the dense rows): pip install -e '.[bench,semantic]'.
@@ -287,7 +288,7 @@ def speed_markdown(embedder: Any | None) -> str:
     return "\n".join(lines)
 
 
-def document(quality: str, speed_md: str, seconds: float) -> str:
+def document(quality: str, speed_md: str, groundedness_md: str, seconds: float) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
 
@@ -343,12 +344,16 @@ thanks out of the question before retrieving (`bot/vocabulary.py`).
 Reproduce: `python -m bench speed`.
 
 {speed_md}
+
+{groundedness_md}
 """
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["quality", "speed", "slack", "all", "fit", "sweep"])
+    parser.add_argument(
+        "what", choices=["quality", "speed", "slack", "all", "fit", "sweep", "groundedness"]
+    )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     args, rest = parser.parse_known_args(argv)
@@ -369,6 +374,14 @@ def main(argv: list[str] | None = None) -> None:
 
         sweep_main()
         return
+    from bench import groundedness
+
+    if args.what == "groundedness":
+        # Its own section of the page, between its markers: the rest of the page stays.
+        section = groundedness.markdown(groundedness.run_all())
+        print(section, flush=True)
+        groundedness.write_section(section, args.out or groundedness.BENCHMARKS)
+        return
     start = time.perf_counter()
     embedder = None if args.fast else load_embedder()
     quality = speed_md = ""
@@ -379,10 +392,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.what in ("speed", "all"):
         speed_md = speed_markdown(embedder)
         print(speed_md, flush=True)
+    groundedness_md = ""
+    if args.what == "all":
+        groundedness_md = groundedness.block(groundedness.markdown(groundedness.run_all()))
+        print(groundedness_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
-            document(quality, speed_md, time.perf_counter() - start), encoding="utf-8"
+            document(quality, speed_md, groundedness_md, time.perf_counter() - start),
+            encoding="utf-8",
         )
         print(f"wrote {args.out}", file=sys.stderr)
 

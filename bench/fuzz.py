@@ -112,6 +112,7 @@ def question_target(data: bytes) -> None:
             raise AssertionError(f"normalized question out of bounds: {question[:80]!r}")
         if any(ord(c) < 32 or ord(c) == 127 for c in question):
             raise AssertionError(f"control character left in {question[:80]!r}")
+        question.encode("utf-8")  # a lone surrogate left in would be refused by the log
 
 
 # -- seeds ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.active import ActivePolicy, lexical_of
@@ -43,6 +43,7 @@ from bot.unlogged import Entry, UnloggedQuestions
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: What an asker can say about an answer (the buttons under it, on every platform).
 REACTIONS = ("helpful", "not_helpful", "ask_policy_team")
@@ -62,9 +63,33 @@ class Delivery:
     received_id: int | None = None
 
 
+def encodable(text: str) -> str:
+    """`text` with every lone surrogate as U+FFFD, and a surrogate pair as the character it
+    encodes. Slack's and Teams' JSON may carry "\\ud800", which Python decodes to a str that
+    SQLite and UTF-8 files refuse; nothing else a str can hold is refused by either."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def clean_text(text: str) -> str:
-    """Control characters out, white space folded: a question as it is answered and logged."""
-    return " ".join(_CONTROL.sub(" ", text or "").split())
+    """Control characters out, white space folded, lone surrogates replaced: a question as it
+    is answered and logged."""
+    return " ".join(_CONTROL.sub(" ", encodable(text or "")).split())
+
+
+def storable(incoming: IncomingQuestion) -> IncomingQuestion:
+    """The question with every field the log and the spool keep made encodable."""
+    fields = (incoming.text, incoming.asker, incoming.conversation, incoming.asker_name)
+    if not any(_SURROGATE.search(value) for value in fields):
+        return incoming
+    return replace(
+        incoming,
+        text=encodable(incoming.text),
+        asker=encodable(incoming.asker),
+        conversation=encodable(incoming.conversation),
+        asker_name=encodable(incoming.asker_name),
+    )
 
 
 def normalize_question(text: str, max_chars: int) -> str:
@@ -322,6 +347,9 @@ class PolicyBot:
     async def ask(self, incoming: IncomingQuestion, *, received: int | None = None) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input.
         `received`: the question's id from `receive`, marked logged with its log row."""
+        # The one place every platform's question enters: from here on nothing in it can be
+        # refused by the log, the spool or the JSON of a reply.
+        incoming = storable(incoming)
         try:
             question = normalize_question(incoming.text, self.settings.max_question_chars)
         except QuestionError as error:

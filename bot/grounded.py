@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from bot.answering import NOT_COVERED, Draft, ExtractiveAnswerer, citation
+from bot.groundedness import unsupported
 from bot.llm import ChatClient, LLMError, LLMUsage
 from bot.models import Retrieval, ScoredClause
 
@@ -25,6 +26,8 @@ VERDICTS = ("allowed", "not_allowed", "depends", "not_covered")
 MAX_ANSWER_CHARS = 700
 #: Marks the lead as the bot's words, so no one takes it for the policy's.
 SUMMARY_PREFIX = "In short (my summary, not policy text):"
+#: Begins the reason logged when the groundedness check refuses a summary.
+UNSUPPORTED = "the LLM's summary is not supported by the clauses it cites"
 
 SYSTEM_PROMPT = """\
 You are policybot. You answer an employee's question about their organization's social media \
@@ -198,6 +201,11 @@ class GroundedAnswerer:
             raise ReplyError(f"the LLM's {reply.verdict} verdict cites no clause")
         if not reply.answer:
             raise ReplyError("the LLM's reply has no answer text")
+        why = unsupported(
+            reply.answer, reply.verdict, [given[label].stored for label in reply.clause_ids]
+        )
+        if why:
+            raise ReplyError(f"{UNSUPPORTED}: {why}")
         return Draft(
             answered=True,
             lead=f"{SUMMARY_PREFIX} {reply.answer}",

@@ -24,6 +24,9 @@ class Vocabulary:
     expansions: dict[str, tuple[str, ...]]
     topic_synonyms: tuple[tuple[str, ...], ...]
     generic_question_words: tuple[str, ...]
+    #: The words that give a sentence its force (permission, duty, negation, condition, …),
+    #: by kind, for the groundedness check.
+    force: dict[str, tuple[str, ...]]
 
     def problems(self) -> list[str]:
         """Where the lists contradict each other or repeat themselves, one line each.
@@ -41,6 +44,7 @@ class Vocabulary:
         ]
         listed += [(f"expansions.{word}", targets) for word, targets in self.expansions.items()]
         listed += [(f"topic_synonyms[{n}]", group) for n, group in enumerate(self.topic_synonyms)]
+        listed += [(f"force.{kind}", entries) for kind, entries in self.force.items()]
         for where, entries in listed:
             found += [f"{where}: {w!r} is listed twice" for w in _repeated(entries)]
             found += [
@@ -96,6 +100,9 @@ def read_vocabulary(text: str) -> Vocabulary:
         raise ValueError("vocabulary: expansions must be a table of word = [words]")
     if not isinstance(groups, list):
         raise ValueError("vocabulary: topic_synonyms must be a list of lists of words")
+    force = data.get("force", {})
+    if not isinstance(force, dict):
+        raise ValueError("vocabulary: force must be a table of kind = [words]")
     return Vocabulary(
         stopwords=_word_list(data.get("stopwords", []), "stopwords"),
         expansions={
@@ -107,6 +114,7 @@ def read_vocabulary(text: str) -> Vocabulary:
         generic_question_words=_word_list(
             data.get("generic_question_words", []), "generic_question_words"
         ),
+        force={kind: _word_list(entries, f"force.{kind}") for kind, entries in force.items()},
     )
 
 
@@ -121,6 +129,19 @@ EXPANSIONS: dict[str, tuple[str, ...]] = SHIPPED.expansions
 TOPIC_SYNONYMS: tuple[tuple[str, ...], ...] = SHIPPED.topic_synonyms
 #: Words the review list's grouping weighs low however rare they are in the policy.
 GENERIC_QUESTION_WORDS = frozenset(SHIPPED.generic_question_words)
+
+# The force of a sentence, for the groundedness check (bot/groundedness.py): English's modal
+# and negating words, not any one policy's (see the `[force]` table for what each kind means).
+PERMISSION_WORDS = frozenset(SHIPPED.force["permission"])
+PERMISSION_BEFORE_TO = frozenset(SHIPPED.force["permission_before_to"])
+DUTY_WORDS = frozenset(SHIPPED.force["duty"])
+NEED_WORDS = frozenset(SHIPPED.force["need"])
+PROHIBITION_WORDS = frozenset(SHIPPED.force["prohibition"])
+NEGATION_WORDS = frozenset(SHIPPED.force["negation"])
+CONDITION_WORDS = frozenset(SHIPPED.force["condition"])
+CONSENT_WORDS = frozenset(SHIPPED.force["consent"])
+UNIVERSAL_WORDS = frozenset(SHIPPED.force["universal"])
+REPORTING_WORDS = frozenset(SHIPPED.force["reporting"])
 
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -32,6 +32,7 @@ MEASURED = [
     "tests/test_reliability_data.py",
     "tests/test_reliability_hygiene.py",
     "tests/test_reliability_durable.py",
+    "tests/test_reliability_grounded.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.
@@ -39,7 +40,9 @@ REFERENCED = {
     "tests/test_llm_client.py": "Faults: LLM endpoint down (refused), slow (timeouts, budget), "
     "429 with Retry-After, 5xx retried a bounded number of times, malformed replies",
     "tests/test_llm_grounded.py": "Faults: any LLM failure falls back to the extractive answer "
-    "with the reason logged; invented citations refused; prompt injection stays data",
+    "with the reason logged; invented citations refused; prompt injection stays data; a summary "
+    "the cited clauses do not support (a permission they do not give, a dropped condition, a "
+    "flipped verdict) is replaced by the extractive answer",
     "tests/test_fuzz_reading.py": "Bad input: random Markdown/text and random bytes into the "
     "reader; random questions normalized or refused",
     "tests/test_fuzz_regressions.py": "Bad input: the inputs the atheris harness "

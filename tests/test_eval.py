@@ -175,3 +175,25 @@ def test_chat_around_a_question_does_not_pass_for_coverage(bot: PolicyBot) -> No
     assert flagged("hi team, sorry to bother you but I was wondering, ") == plain
     assert flagged("Good morning! Hope you are well. ", " Thanks in advance!") == plain
     assert flagged("this might be a weird one but ") >= 0.6 * plain
+
+
+#: Groundedness floors, (caught, kept) of each set's (unsupported, faithful) cases, set a little
+#: below the measured run (`python -m bench groundedness`): built on 27/27 and 37/37, held out
+#: 9/10 and 11/12.
+GROUNDEDNESS_FLOORS = {"built on": (26, 36), "held out": (8, 10)}
+
+
+def test_groundedness_bench_floors() -> None:
+    from bench.groundedness import Figures, run_all
+
+    runs = run_all()
+    assert set(runs) == set(GROUNDEDNESS_FLOORS)
+    for name, (caught, kept) in GROUNDEDNESS_FLOORS.items():
+        figures = Figures.of(runs[name])
+        # A case is invalid when retrieval does not hand the model the clause it cites (a
+        # retrieval change, not the check's): at most one per set, and the page lists it.
+        assert figures.invalid <= 1, (name, figures)
+        assert figures.caught >= caught, (name, figures)
+        assert figures.kept >= kept, (name, figures)
+        # Each set holds at least as many faithful paraphrases as unsupported summaries.
+        assert figures.faithful >= figures.unsupported, (name, figures)

@@ -57,3 +57,21 @@ def test_questions_are_normalized_or_refused_with_a_message(text: str) -> None:
         return
     assert question and len(question) <= 2000
     assert not any(ord(c) < 32 for c in question)
+
+
+#: Every code point, lone surrogates included: JSON from Slack or Teams can carry "\ud800".
+ANY_CHARACTER = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=ANY_CHARACTER, max_size=300))
+def test_normalized_questions_are_always_encodable(text: str) -> None:
+    try:
+        question = normalize_question(text, 2000)
+    except QuestionError:
+        return
+    question.encode("utf-8")  # what SQLite and the spool file need
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_and_a_pair_its_character() -> None:
+    assert normalize_question("x \ud83d\ude00 \udc00 \ud800", 2000) == "x \U0001f600 \ufffd \ufffd"

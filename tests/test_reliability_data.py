@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
+from adapters.replies import APOLOGY
 from adapters.server import build_app
 from bot.cli import main
 from bot.config import Settings
@@ -188,5 +189,89 @@ async def test_bad_questions_through_every_platform_get_a_clear_message(
         "pytest tests/test_reliability_data.py -k bad_questions",
         inputs_tried=len(replies),
         clear_messages=len(replies),
+        failures=0,
+    )
+
+
+#: A lone surrogate, as Slack's and Teams' JSON may carry it ("\ud800" is valid JSON).
+SURROGATE_QUESTION = "may I post photos from the offsite \ud800 on instagram?"
+#: How it is answered and logged: the surrogate as U+FFFD, the rest as asked.
+SURROGATE_LOGGED = "may I post photos from the offsite \ufffd on instagram?"
+
+
+async def test_a_lone_surrogate_is_answered_logged_and_spooled(settings: Settings) -> None:
+    answered = logged = spooled = 0
+    bot = PolicyBot.create(settings)
+    bot.ensure_policy()
+    body = json.dumps(message(SURROGATE_QUESTION, "http://unused"))
+    assert "\\ud800" in body  # sent escaped, as a platform sends it
+    async with (
+        connector_stub() as stub,
+        serving(build_app(bot)) as base,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.post(
+            base + "/api/messages", json=message(SURROGATE_QUESTION, stub.url)
+        ) as response:
+            assert response.status in (200, 201)
+        (reply,) = await stub.received(1)
+        assert reply.card is not None and APOLOGY not in reply.text
+        answered += 1
+        # With the database refusing writes the question goes to the spool file, and from
+        # there into the log once writes are taken again.
+        bot.storage.db.conn.execute("PRAGMA query_only = ON")
+        async with session.post(
+            base + "/api/messages", json=message(SURROGATE_QUESTION, stub.url)
+        ) as response:
+            assert response.status in (200, 201)
+        (_, spooled_reply) = await stub.received(2)
+        assert spooled_reply.card is not None and APOLOGY not in spooled_reply.text
+        answered += 1
+        spool = Path(settings.db_path + ".unlogged.jsonl")
+        (kept,) = [json.loads(line) for line in spool.read_text(encoding="utf-8").splitlines()]
+        assert kept["record"]["text"] == SURROGATE_LOGGED
+        spooled += 1
+        bot.storage.db.conn.execute("PRAGMA query_only = OFF")
+        async with session.post(
+            base + "/api/messages", json=message("may I tweet about revenue?", stub.url)
+        ) as response:
+            assert response.status in (200, 201)
+        await stub.received(3)
+    teams_texts = [q["text"] for q in bot.storage.questions(status=None)]
+    assert sorted(teams_texts) == sorted([SURROGATE_LOGGED] * 2 + ["may I tweet about revenue?"])
+    assert not spool.exists()
+    logged += 2
+    bot.storage.close()
+
+    async with slack_server(settings) as slack:
+        await slack.dm(SURROGATE_QUESTION)  # signed JSON, the surrogate escaped
+        (post,) = await slack.api.wait_for("chat.postMessage")
+        assert APOLOGY not in post["text"] and "9.2" in json.dumps(post)
+        answered += 1
+        slack_texts = [q["text"] for q in slack.bot.storage.questions(status=None)]
+        assert slack_texts == [SURROGATE_LOGGED]
+        logged += 1
+
+    cli_db = Path(settings.db_path).with_name("cli.db")
+    # A terminal's bytes that are not UTF-8 reach argv as lone surrogates too.
+    cli = await asyncio.to_thread(
+        CliRunner().invoke, main, ["--db", str(cli_db), "ask", SURROGATE_QUESTION]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert "9.2" in cli.output and APOLOGY not in cli.output
+    answered += 1
+    listed = CliRunner().invoke(
+        main, ["--db", str(cli_db), "questions", "list", "--status", "all", "--json"]
+    )
+    assert [json.loads(line)["text"] for line in listed.output.splitlines()] == [SURROGATE_LOGGED]
+    logged += 1
+    record(
+        "Bad input: a lone surrogate (\\ud800) in a question (Teams, Slack, CLI)",
+        "pytest tests/test_reliability_data.py -k lone_surrogate",
+        questions=4,
+        answered=answered,
+        logged=logged,
+        spooled_then_logged=spooled,
+        apologies=0,
         failures=0,
     )
