@@ -224,6 +224,7 @@ class PolicyBot:
         (CHECK: a draft to check, never logged)."""
         row = None
         if question is not None:
+            question = storable(question)  # kept before `ask` sees it: encodable here too
             row = {
                 "kind": kind,
                 "user_id": question.asker,

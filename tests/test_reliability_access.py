@@ -429,7 +429,13 @@ async def test_llm_errors_echoing_secrets_leak_nowhere(
         )
         await slack.api.wait_for("chat.postMessage")
         # Then a model quoting the key in its answer, spelt with a JSON escape in the body.
-        quoting = answer("allowed", f"Yes; your key is {LLM_KEY}.", ["C1"])
+        # A faithful summary (the groundedness check keeps it) with the key pasted into it.
+        quoting = answer(
+            "not_allowed",
+            "No: employees must not share internal product roadmaps before Marketing announces"
+            f" them publicly ({LLM_KEY}).",
+            ["C1"],
+        )
         llm_stub.script(
             dataclasses.replace(quoting, body=quoting.body.replace(b"sk-", b"\\u0073k-"))
         )

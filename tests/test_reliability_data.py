@@ -207,7 +207,7 @@ async def test_a_lone_surrogate_is_answered_logged_and_spooled(settings: Setting
     assert "\\ud800" in body  # sent escaped, as a platform sends it
     async with (
         connector_stub() as stub,
-        serving(build_app(bot)) as base,
+        serving(build_app(bot, host=LOOPBACK)) as base,
         aiohttp.ClientSession() as session,
     ):
         async with session.post(
