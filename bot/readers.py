@@ -502,7 +502,7 @@ def _xml_limit(error: Exception) -> PolicyError | None:
     text = str(error).lower()
     if "memory" in text:
         raise MemoryError(text) from None  # the reader's memory limit, reported as such
-    if "huge text node" in text:
+    if "text node too long" in text or "huge text node" in text:
         return PolicyError(
             "The Word file holds one unbroken stretch of text longer than 10 MB; a real "
             "policy has paragraphs. It was not read."

@@ -167,6 +167,22 @@ def _address_space() -> int:
         return 0
 
 
+def _peak_address_space() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+#: A failure this close to the address-space ceiling is the memory limit's doing, whatever
+#: the parser called it (lxml reports a failed allocation as "unknown error").
+_NEAR_CEILING = 32 * 2**20
+
+
 def _read(request: bytes) -> dict[str, Any]:
     from bot.ingest import read_policy
 
@@ -181,13 +197,16 @@ def _read(request: bytes) -> dict[str, Any]:
         policy = read_policy(
             fields["filename"], data, name=fields["name"], limits=ReadLimits(**fields["limits"])
         )
-    except PolicyError as error:
-        return {"outcome": "refused", "message": str(error)}
     except MemoryError:
         return {"outcome": "memory"}
-    except RecursionError:
-        return {"outcome": "failed", "message": "its structure is nested too deeply"}
-    except Exception as error:  # a reader bug: the uploader gets a message, the server lives
+    except Exception as error:
+        if _peak_address_space() >= ceiling - _NEAR_CEILING:
+            return {"outcome": "memory"}
+        if isinstance(error, PolicyError):
+            return {"outcome": "refused", "message": str(error)}
+        if isinstance(error, RecursionError):
+            return {"outcome": "failed", "message": "its structure is nested too deeply"}
+        # A reader bug: the uploader gets a message, the server lives.
         return {"outcome": "failed", "message": type(error).__name__}
     return {"outcome": "read", "policy": asdict(policy)}
 

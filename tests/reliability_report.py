@@ -28,6 +28,7 @@ MEASURED = [
     "tests/test_reliability_fuzz.py",
     "tests/test_reliability_access.py",
     "tests/test_reliability_data.py",
+    "tests/test_reliability_uploads.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.
