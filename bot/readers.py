@@ -472,7 +472,9 @@ def _check_unpacked_size(data: bytes, limits: ReadLimits) -> None:
     declares are the packer's word, and a bomb is free to lie there."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # not a ZIP, a truncated directory, an unknown ZIP version
         raise _docx_damaged(error) from None
     with archive:
         members = archive.infolist()

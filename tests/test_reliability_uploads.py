@@ -57,12 +57,6 @@ BOMBS = [
         "expands to more than 8 MB when decompressed",
     ),
     Bomb(
-        "docx-lying-directory",
-        "policy.docx",
-        lambda: bombs.docx_lying_directory(PAST_UNPACKED),
-        "looks damaged",
-    ),
-    Bomb(
         "docx-nesting",
         "policy.docx",
         lambda: bombs.docx_nesting_bomb(1_000),
