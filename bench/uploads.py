@@ -330,11 +330,12 @@ def markdown(results: list[Measured]) -> str:
         f"process for an ordinary small upload. Over the refusals alone: server RSS "
         f"{refused_rss:.0f} MB, `/healthz` {refused_health:.0f} ms. The "
         "accepted big HTML policy (9,000 clauses) does not always stay within the `/healthz` "
-        "target: it is read in the child, "
-        "but stored and compared in a worker thread of the server, whose Python work (GIL) "
-        "and SQLite write lock slow the event loop's own work for that moment (a Slack "
-        "question being answered and logged), so `/healthz` waits behind it; the row after "
-        "it can show the tail of that. Storing in the reading process too would remove it.",
+        "target (0.1 to 0.5 s at worst over repeated runs on this shared machine): it is read "
+        "in the child and stored and compared in a worker thread, but one step of the event "
+        "loop's own work at that moment (a Slack question answered and logged, which needs "
+        "the SQLite write lock the store holds) takes that long, and `/healthz` waits behind "
+        "it; the row after it sometimes shows the tail of that. Garbage collection and the "
+        "GIL's switch interval were ruled out; this is not solved yet.",
     ]
     return "\n".join(lines)
 
