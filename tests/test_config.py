@@ -17,3 +17,14 @@ def test_numeric_settings_are_read_or_refused_with_the_variable_named() -> None:
         Settings.from_env({"POLICYBOT_MIN_CONFIDENCE": "high"})
     with pytest.raises(ConfigError, match="POLICYBOT_MAX_CITATIONS must be a whole number"):
         Settings.from_env({"POLICYBOT_MAX_CITATIONS": "2.5"})
+
+
+def test_the_upload_readers_limits_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {"POLICYBOT_UPLOAD_READ_SECONDS": "5", "POLICYBOT_UPLOAD_READ_MEMORY_MB": "256"}
+    )
+    assert (settings.upload_read_seconds, settings.upload_read_memory_mb) == (5.0, 256)
+    with pytest.raises(ConfigError, match="POLICYBOT_UPLOAD_READ_SECONDS must be above 0"):
+        Settings.from_env({"POLICYBOT_UPLOAD_READ_SECONDS": "0"})
+    with pytest.raises(ConfigError, match="POLICYBOT_UPLOAD_READ_MEMORY_MB must be at least 64"):
+        Settings.from_env({"POLICYBOT_UPLOAD_READ_MEMORY_MB": "16"})
