@@ -4,6 +4,7 @@
     python -m bench quality --fast     # without PolicyQA and without the dense models
     python -m bench speed              # retrieval latency, the CLI, Slack through `serve`
     python -m bench slack              # only Slack events through `serve` (bench/slack_load.py)
+    python -m bench uploads            # hostile uploads through `serve` (bench/uploads.py)
     python -m bench fit                # refit the not-covered confidence models (tuning sets)
     python -m bench sweep              # ranking knobs on the tuning sets, at equal citation size
     python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
@@ -288,7 +289,9 @@ def speed_markdown(embedder: Any | None) -> str:
     return "\n".join(lines)
 
 
-def document(quality: str, speed_md: str, groundedness_md: str, seconds: float) -> str:
+def document(
+    quality: str, speed_md: str, uploads_md: str, groundedness_md: str, seconds: float
+) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
 
@@ -346,13 +349,20 @@ Reproduce: `python -m bench speed`.
 {speed_md}
 
 {groundedness_md}
+
+## Hostile uploads
+
+Reproduce: `python -m bench uploads` (rewrites only this section with `--out`).
+
+{uploads_md}
 """
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "what", choices=["quality", "speed", "slack", "all", "fit", "sweep", "groundedness"]
+        "what",
+        choices=["quality", "speed", "slack", "uploads", "all", "fit", "sweep", "groundedness"],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
@@ -361,6 +371,11 @@ def main(argv: list[str] | None = None) -> None:
         from bench import slack_load
 
         slack_load.main(rest)
+        return
+    if args.what == "uploads":  # writes only its own section of --out
+        from bench import uploads
+
+        uploads.main(rest + (["--out", str(args.out)] if args.out else []))
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -384,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     start = time.perf_counter()
     embedder = None if args.fast else load_embedder()
-    quality = speed_md = ""
+    quality = speed_md = uploads_md = ""
     if args.what in ("quality", "all"):
         run = run_quality(include_policyqa=not args.fast, embedder=embedder)
         quality = quality_markdown(run)
@@ -394,12 +409,18 @@ def main(argv: list[str] | None = None) -> None:
         print(speed_md, flush=True)
     groundedness_md = ""
     if args.what == "all":
+        import asyncio
+
+        from bench import uploads
+
+        uploads_md = uploads.section(asyncio.run(uploads.run_all()))
+        print(uploads_md, flush=True)
         groundedness_md = groundedness.block(groundedness.markdown(groundedness.run_all()))
         print(groundedness_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
-            document(quality, speed_md, groundedness_md, time.perf_counter() - start),
+            document(quality, speed_md, uploads_md, groundedness_md, time.perf_counter() - start),
             encoding="utf-8",
         )
         print(f"wrote {args.out}", file=sys.stderr)

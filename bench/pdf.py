@@ -11,10 +11,13 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def make_pdf(pages: Sequence[Sequence[str]], title: str = "") -> bytes:
+def make_pdf(
+    pages: Sequence[Sequence[str]], title: str = "", *, flate_content: bytes | None = None
+) -> bytes:
     """A valid PDF with one Helvetica text line per string, top to bottom on each page.
 
-    A page given as an empty list has no text at all, like a scanned page.
+    A page given as an empty list has no text at all, like a scanned page. `flate_content`
+    replaces the first page's content with that zlib-compressed stream (a compression bomb).
     """
     objects: list[bytes] = []
     page_count = len(pages)
@@ -41,7 +44,12 @@ def make_pdf(pages: Sequence[Sequence[str]], title: str = "") -> bytes:
             stream = "\n".join(ops).encode("cp1252")
         else:
             stream = b"0.9 g 56 56 500 680 re f"  # a grey box: an image-only page
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        flate = b""
+        if flate_content is not None and index == 0:
+            stream, flate = flate_content, b" /Filter /FlateDecode"
+        objects.append(
+            b"<< /Length %d%s >>\nstream\n" % (len(stream), flate) + stream + b"\nendstream"
+        )
     info_id = len(objects) + 1
     objects.append(f"<< /Title ({_escape(title)}) >>".encode("latin-1"))
     out = io.BytesIO()

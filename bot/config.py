@@ -167,6 +167,9 @@ class Settings:
     #: "slack:U123", "teams:<AAD object id>" (`platform_id`).
     admins: tuple[str, ...] = ()
     max_upload_bytes: int = 10 * 1024 * 1024
+    #: Seconds, and megabytes of memory, the child process reading one upload may take.
+    upload_read_seconds: float = 60.0
+    upload_read_memory_mb: int = 1024
 
     # The policy team's view of the log
     show_askers: bool = False
@@ -221,6 +224,8 @@ class Settings:
             admin_token=env.get("POLICYBOT_ADMIN_TOKEN", ""),
             admins=_platform_ids(env, "POLICYBOT_ADMINS"),
             max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+            upload_read_seconds=_float(env, "POLICYBOT_UPLOAD_READ_SECONDS", 60.0),
+            upload_read_memory_mb=_int(env, "POLICYBOT_UPLOAD_READ_MEMORY_MB", 1024),
             show_askers=env.get("POLICYBOT_SHOW_ASKERS", "").strip() in {"1", "true", "yes"},
             retention_days=_int(env, "POLICYBOT_RETENTION_DAYS", 90),
             digest_slack_channel=env.get("POLICYBOT_DIGEST_SLACK_CHANNEL", "").strip(),
@@ -256,6 +261,10 @@ class Settings:
             raise ConfigError("POLICYBOT_LLM_RETRIES must be between 0 and 10")
         if self.delivery_interval < 0:
             raise ConfigError("POLICYBOT_DELIVERY_INTERVAL must be 0 (off) or more seconds")
+        if not 0 < self.upload_read_seconds <= 3600:
+            raise ConfigError("POLICYBOT_UPLOAD_READ_SECONDS must be above 0 and at most 3600")
+        if self.upload_read_memory_mb < 64:
+            raise ConfigError("POLICYBOT_UPLOAD_READ_MEMORY_MB must be at least 64")
         if not self.teams_service_url.startswith(("http://", "https://")):
             raise ConfigError("POLICYBOT_TEAMS_SERVICE_URL must start with https://")
         if not https_or_loopback_http(self.teams_openid_metadata_url):

@@ -39,6 +39,7 @@ from bot.review import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lea
 from bot.semantic import build_retriever
 from bot.storage import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
 from bot.unlogged import Entry, UnloggedQuestions
+from bot.upload_worker import WorkerLimits
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,9 @@ class PolicyBot:
             min_confidence=self.settings.min_confidence,
             max_citations=self.settings.max_citations,
             admins=self.settings.admins,
+            reading=WorkerLimits(
+                self.settings.upload_read_seconds, self.settings.upload_read_memory_mb * 2**20
+            ),
         )
 
     def is_admin(self, actor: Actor) -> bool:

@@ -9,10 +9,10 @@ from pathlib import Path
 from bot.clauses import build_clauses
 from bot.markdown import parse_markdown, parse_plain_text, split_front_matter
 from bot.models import Block, ParsedPolicy, PolicyError
-from bot.readers import read_docx, read_html, read_pdf
+from bot.readers import BLOCKS, ReadLimits, over_ceiling, read_docx, read_html, read_pdf
 
-#: Reads a decoded file into (front matter fields, blocks).
-Reader = Callable[[bytes], tuple[dict[str, str | list[str]], list[Block]]]
+#: Reads a file's bytes, within the limits, into (front matter fields, blocks).
+Reader = Callable[[bytes, ReadLimits], tuple[dict[str, str | list[str]], list[Block]]]
 
 
 def _decode(data: bytes) -> str:
@@ -28,12 +28,16 @@ def _decode(data: bytes) -> str:
         ) from None
 
 
-def read_markdown(data: bytes) -> tuple[dict[str, str | list[str]], list[Block]]:
+def read_markdown(
+    data: bytes, limits: ReadLimits | None = None
+) -> tuple[dict[str, str | list[str]], list[Block]]:
     fields, body, consumed = split_front_matter(_decode(data))
     return fields, parse_markdown(body, first_line=consumed + 1)
 
 
-def read_plain_text(data: bytes) -> tuple[dict[str, str | list[str]], list[Block]]:
+def read_plain_text(
+    data: bytes, limits: ReadLimits | None = None
+) -> tuple[dict[str, str | list[str]], list[Block]]:
     fields, body, consumed = split_front_matter(_decode(data))
     blocks = parse_plain_text(body)
     if consumed:
@@ -70,8 +74,18 @@ def _field(fields: dict[str, str | list[str]], *names: str) -> str:
     return ""
 
 
-def read_policy(filename: str, data: bytes, name: str | None = None) -> ParsedPolicy:
-    """Read a policy file into clauses; raises PolicyError with a message for the uploader."""
+def _refuse_past(filename: str, count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise PolicyError(f"{filename} has {count:,} {what}; {over_ceiling(limit, what)}")
+
+
+def read_policy(
+    filename: str, data: bytes, name: str | None = None, limits: ReadLimits | None = None
+) -> ParsedPolicy:
+    """Read a policy file into clauses; raises PolicyError with a message for the uploader.
+
+    `limits` bound what a compressed file (DOCX, PDF) may expand to; the ceilings on sections,
+    blocks and clauses hold for every format."""
     suffix = Path(filename).suffix.lower()
     reader = READERS.get(suffix)
     if reader is None:
@@ -81,8 +95,13 @@ def read_policy(filename: str, data: bytes, name: str | None = None) -> ParsedPo
         )
     if not data.strip():
         raise PolicyError(f"{filename} is empty.")
-    fields, blocks = reader(data)
+    limits = limits or ReadLimits()
+    fields, blocks = reader(data, limits)
+    sections = sum(1 for block in blocks if block.kind == "heading")
+    _refuse_past(filename, sections, limits.sections, "sections")
+    _refuse_past(filename, len(blocks), limits.blocks, BLOCKS)
     title, clauses = build_clauses(blocks)
+    _refuse_past(filename, len(clauses), limits.clauses, "clauses")
     if not clauses:
         raise PolicyError(f"{filename} has no policy text that could be read into clauses.")
     owners_field = fields.get("owners", [])

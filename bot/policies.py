@@ -13,7 +13,7 @@ import difflib
 import hmac
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,10 @@ from bot.answering import covered, select_citations
 from bot.config import DEFAULT_MIN_CONFIDENCE, platform_id
 from bot.ingest import READERS, read_file, read_policy
 from bot.models import Actor, Clause, ParsedPolicy, PolicyError
+from bot.readers import ReadLimits
 from bot.retrieval import LexicalRetriever, Retriever
 from bot.storage import Storage, VersionInfo, content_hash
+from bot.upload_worker import WorkerLimits, read_isolated
 from bot.vocabulary import words
 
 ADMIN_ONLY = (
@@ -42,6 +44,10 @@ STALE_VERSION = "That button no longer matches a policy version; upload the file
 #: (Dice coefficient over words); clauses that moved to another section need more.
 SAME_SECTION_SIMILARITY = 0.35
 MOVED_SIMILARITY = 0.6
+#: Clause pairs the comparison scores at most. Pairing is quadratic: two 10,000-clause versions
+#: with nothing in common would be 100 million pairs. Past the budget only clauses in the same
+#: section are paired, and past it again none are (they are listed as added and removed).
+PAIR_BUDGET = 2_000_000
 
 
 def too_large(name: str, limit_bytes: int) -> str:
@@ -201,6 +207,29 @@ def _similarity(a: Counter[str], b: Counter[str]) -> float:
     return 2 * sum((a & b).values()) / total if total else 1.0
 
 
+def _pairs_to_score(
+    old: Sequence[Clause], new: Sequence[Clause], old_left: list[int], new_left: list[int]
+) -> Iterator[tuple[int, int]]:
+    """(old, new) index pairs worth scoring, within PAIR_BUDGET: every pair when it fits, else
+    pairs in the same section, else none."""
+    if len(old_left) * len(new_left) <= PAIR_BUDGET:
+        yield from ((i, j) for j in new_left for i in old_left)
+        return
+    old_by_section: dict[str, list[int]] = defaultdict(list)
+    for i in old_left:
+        old_by_section[old[i].section].append(i)
+    new_by_section: dict[str, list[int]] = defaultdict(list)
+    for j in new_left:
+        new_by_section[new[j].section].append(j)
+    same_section = sum(
+        len(old_by_section[section]) * len(js) for section, js in new_by_section.items()
+    )
+    if same_section > PAIR_BUDGET:
+        return
+    for section, js in new_by_section.items():
+        yield from ((i, j) for j in js for i in old_by_section.get(section, []))
+
+
 def compare_clauses(
     old: Sequence[Clause], new: Sequence[Clause]
 ) -> tuple[list[Clause], list[Clause], list[ClauseChange], int]:
@@ -227,18 +256,18 @@ def compare_clauses(
 
     bags_old = {i: _bag(old[i].text) for i in old_left}
     bags_new = {j: _bag(new[j].text) for j in new_left}
+    sizes_old = {i: sum(bag.values()) for i, bag in bags_old.items()}
+    sizes_new = {j: sum(bag.values()) for j, bag in bags_new.items()}
     candidates: list[tuple[float, int, int]] = []
-    for j in new_left:
-        size_new = sum(bags_new[j].values())
-        for i in old_left:
-            same_section = old[i].section == new[j].section
-            threshold = SAME_SECTION_SIMILARITY if same_section else MOVED_SIMILARITY
-            size_old = sum(bags_old[i].values())
-            if 2 * min(size_old, size_new) < threshold * (size_old + size_new):
-                continue  # lengths alone rule a match out
-            score = _similarity(bags_old[i], bags_new[j])
-            if score >= threshold:
-                candidates.append((score + (0.25 if same_section else 0.0), i, j))
+    for i, j in _pairs_to_score(old, new, old_left, new_left):
+        same_section = old[i].section == new[j].section
+        threshold = SAME_SECTION_SIMILARITY if same_section else MOVED_SIMILARITY
+        size_old, size_new = sizes_old[i], sizes_new[j]
+        if 2 * min(size_old, size_new) < threshold * (size_old + size_new):
+            continue  # lengths alone rule a match out
+        score = _similarity(bags_old[i], bags_new[j])
+        if score >= threshold:
+            candidates.append((score + (0.25 if same_section else 0.0), i, j))
     paired_old: set[int] = set()
     paired_new: set[int] = set()
     for _, i, j in sorted(candidates, key=lambda c: (-c[0], c[2], c[1])):
@@ -378,9 +407,13 @@ class PolicyLibrary:
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         max_citations: int = 3,
         admins: Sequence[str] = (),
+        reading: WorkerLimits | None = None,
     ) -> None:
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
+        #: The deadline and memory limit of the child process that reads each upload; None
+        #: reads in this process (with the same ceilings on size and counts, but no deadline).
+        self.reading = reading
         self.retriever = retriever or LexicalRetriever(storage)
         self.min_confidence = min_confidence
         #: A re-checked question keeps the clauses its answer would cite, as `ask` logs them.
@@ -412,12 +445,13 @@ class PolicyLibrary:
         uploaded_by: str = "",
         name: str | None = None,
         activate: bool = False,
+        trusted: bool = False,
     ) -> UploadResult:
         """Read and store a new staged version and say what it changes; optionally activate it.
 
         Bad input raises PolicyError with a message for the uploader and changes nothing.
         """
-        parsed = self.read_upload(filename, data, name=name)
+        parsed = self.read_upload(filename, data, name=name, trusted=trusted)
         return self.store_upload(parsed, data, uploaded_by=uploaded_by, activate=activate)
 
     async def upload_in_background(
@@ -429,24 +463,58 @@ class PolicyLibrary:
         name: str | None = None,
         activate: bool = False,
     ) -> UploadResult:
-        """`upload` for a server: the file is read (a large PDF takes a while) in a worker
-        thread, so other questions are answered meanwhile; it is stored on the caller's thread,
-        the one the database connection belongs to."""
+        """`upload` for a server: nothing slow runs on the event loop, so questions, health
+        checks and platforms' acknowledgements are answered meanwhile. The file is read in a
+        child process (see `bot.upload_worker`), then stored and compared with the active
+        version in a worker thread on a connection of its own (as `policybot policy load`
+        beside the server would). Only activating, when asked, happens on the caller's thread:
+        it re-checks open questions with this library's retriever."""
         parsed = await asyncio.to_thread(self.read_upload, filename, data, name=name)
-        return self.store_upload(parsed, data, uploaded_by=uploaded_by, activate=activate)
+        if self.storage.path is None:
+            # An in-memory database (tests, `chat`) is one connection, owned by this thread.
+            stored = self.store_upload(parsed, data, uploaded_by=uploaded_by)
+        else:
+            stored = await asyncio.to_thread(
+                self._store_on_own_connection, self.storage.path, parsed, data, uploaded_by
+            )
+        if not activate:
+            return stored
+        activation = self.activate(stored.version.id, by=uploaded_by)
+        return UploadResult(activation.version, stored.created, stored.changes, activation)
 
-    def read_upload(self, filename: str, data: bytes, *, name: str | None = None) -> ParsedUpload:
-        """Check and read an upload into clauses; touches no storage, so any thread may run it."""
+    def _store_on_own_connection(
+        self, path: Path, upload: ParsedUpload, data: bytes, uploaded_by: str
+    ) -> UploadResult:
+        storage = Storage.open(path)
+        try:
+            library = PolicyLibrary(storage, self.max_upload_bytes, reading=self.reading)
+            return library.store_upload(upload, data, uploaded_by=uploaded_by)
+        finally:
+            storage.close()
+
+    def read_upload(
+        self, filename: str, data: bytes, *, name: str | None = None, trusted: bool = False
+    ) -> ParsedUpload:
+        """Check and read an upload into clauses, in a child process with this library's
+        deadline and memory limit unless the file is `trusted` (the bundled policy); touches
+        no storage, so any thread may run it."""
         filename = upload_filename(filename or "")
         if len(data) > self.max_upload_bytes:
             raise PolicyError(too_large(filename, self.max_upload_bytes))
+        limits = ReadLimits(upload_bytes=self.max_upload_bytes)
         try:
-            return ParsedUpload(filename, read_policy(filename, data, name=name))
+            if self.reading is None or trusted:
+                policy = read_policy(filename, data, name=name, limits=limits)
+            else:
+                policy = read_isolated(
+                    filename, data, name=name, limits=limits, worker=self.reading
+                )
         except PolicyError as error:
             message = str(error)
             raise PolicyError(
                 message if filename in message else f"{filename}: {message}"
             ) from None
+        return ParsedUpload(filename, policy)
 
     def store_upload(
         self, upload: ParsedUpload, data: bytes, *, uploaded_by: str = "", activate: bool = False
@@ -490,7 +558,13 @@ class PolicyLibrary:
         )
         if not files:
             raise PolicyError(f"No policy files found in {folder}.")
-        return [self.load_file(path, uploaded_by="bundled").version for path in files]
+        # Shipped with the bot, so read in this process: no child to start for every test bot.
+        return [
+            self.upload(
+                path.name, read_file(path), uploaded_by="bundled", activate=True, trusted=True
+            ).version
+            for path in files
+        ]
 
     # -- looking ------------------------------------------------------------------------------
     def version(self, version_id: int) -> VersionInfo:

@@ -16,6 +16,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
@@ -23,6 +24,57 @@ from bot.markdown import clean_inline
 from bot.models import Block, PolicyError
 
 Fields = dict[str, str | list[str]]
+
+#: What the block ceiling counts, as an uploader is told.
+BLOCKS = "paragraphs, list items and table rows"
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one document may hold, far above any real policy (a long legal policy has a few
+    hundred sections and a few thousand paragraphs): past them an upload is refused before
+    anything is stored, so a hostile file cannot make the reader, the comparison or the index
+    arbitrarily large."""
+
+    upload_bytes: int = 10 * 2**20
+    #: A DOCX package (all its parts together) or a PDF stream, once decompressed, may be this
+    #: many times the upload limit: real Word XML compresses about tenfold, but most of a large
+    #: policy file is pictures, which do not compress at all.
+    expansion: int = 4
+    #: ... and at least this much whatever the upload limit: an empty Word document already
+    #: unpacks to a few hundred KB of styles and theme.
+    unpacked_floor: int = 8 * 2**20
+    sections: int = 5_000
+    blocks: int = 50_000
+    clauses: int = 10_000
+    pdf_pages: int = 3_000
+    #: Parts in a DOCX package; Word writes a few dozen, plus one per picture.
+    package_parts: int = 10_000
+
+    @property
+    def unpacked_bytes(self) -> int:
+        return max(self.expansion * self.upload_bytes, self.unpacked_floor)
+
+    def too_expanded(self, what: str) -> str:
+        return (
+            f"{what} expands to more than {_megabytes(self.unpacked_bytes)} MB when "
+            "decompressed, the most policybot unpacks for an upload (the larger of "
+            f"{self.expansion} times the {_megabytes(self.upload_bytes)} MB upload limit and "
+            f"{_megabytes(self.unpacked_floor)} MB). No real policy comes near that; the file "
+            "looks built to exhaust the server (a compression bomb), so it was not read."
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:g}"
+
+
+def over_ceiling(limit: int, what: str) -> str:
+    return (
+        f"policybot reads at most {limit:,} {what} per document, far more than a long legal "
+        "policy has. Split it into several documents and upload each."
+    )
+
 
 #: A heading that starts with its section number: "4.2 Customer data", "Section 7. Devices".
 _NUMBERED_HEADING = re.compile(r"^(?:section\s+|article\s+)?(\d+(?:\.\d+)*)\.?\s+(\S.*)$", re.I)
@@ -216,7 +268,7 @@ def _table_row_text(headers: list[str], row: list[str]) -> str:
     return "; ".join(c for c in row if c)
 
 
-def read_html(data: bytes) -> tuple[Fields, list[Block]]:
+def read_html(data: bytes, limits: ReadLimits | None = None) -> tuple[Fields, list[Block]]:
     parser = _HtmlBlocks()
     try:
         parser.feed(_decode_html(data))
@@ -407,7 +459,65 @@ def _is_bold_line(paragraph: Any, text: str) -> bool:
     return bool(runs) and all(r.bold for r in runs)
 
 
-def _open_docx(data: bytes) -> Any:
+def _docx_damaged(error: Exception) -> PolicyError:
+    return PolicyError(
+        f"The Word file cannot be opened; it looks damaged ({type(error).__name__}). "
+        "Open it in Word, save it again as .docx and upload that."
+    )
+
+
+def _check_unpacked_size(data: bytes, limits: ReadLimits) -> None:
+    """Inflate every part of the package once, counting the bytes as they come out, before
+    python-docx (which reads whole parts into memory) sees it: the sizes the ZIP directory
+    declares are the packer's word, and a bomb is free to lie there."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except MemoryError:
+        raise
+    except Exception as error:  # not a ZIP, a truncated directory, an unknown ZIP version
+        raise _docx_damaged(error) from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > limits.package_parts:
+            raise PolicyError(
+                f"The Word file is a package of {len(members):,} parts; a real one has a few "
+                f"dozen, and policybot opens at most {limits.package_parts:,}."
+            )
+        unpacked = 0
+        for member in members:
+            try:
+                with archive.open(member) as part:
+                    while chunk := part.read(2**20):
+                        unpacked += len(chunk)
+                        if unpacked > limits.unpacked_bytes:
+                            raise PolicyError(limits.too_expanded("The Word file"))
+            except PolicyError:
+                raise
+            except MemoryError:
+                raise
+            except Exception as error:  # bad CRC, unknown compression, truncated data
+                raise _docx_damaged(error) from None
+
+
+def _xml_limit(error: Exception) -> PolicyError | None:
+    """lxml's own ceilings, hit by a crafted part that is small enough to unpack, said plainly."""
+    text = str(error).lower()
+    if "memory" in text:
+        raise MemoryError(text) from None  # the reader's memory limit, reported as such
+    if "text node too long" in text or "huge text node" in text:
+        return PolicyError(
+            "The Word file holds one unbroken stretch of text longer than 10 MB; a real "
+            "policy has paragraphs. It was not read."
+        )
+    if "depth" in text:
+        return PolicyError(
+            "The Word file's contents are nested more than 256 levels deep; a real policy "
+            "never is. It was not read."
+        )
+    return None
+
+
+def _open_docx(data: bytes, limits: ReadLimits) -> Any:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
@@ -416,15 +526,15 @@ def _open_docx(data: bytes) -> Any:
             "The Word file is password-protected (or an old .doc file). Remove the password, "
             "save it as .docx and upload it again."
         )
+    _check_unpacked_size(data, limits)
     try:
         return docx.Document(io.BytesIO(data))
+    except MemoryError:
+        raise
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as error:
-        raise PolicyError(
-            f"The Word file cannot be opened; it looks damaged ({type(error).__name__}). "
-            "Open it in Word, save it again as .docx and upload that."
-        ) from None
+        raise _xml_limit(error) or _docx_damaged(error) from None
     except Exception as error:  # lxml parse errors and the like from a damaged package
-        raise PolicyError(
+        raise _xml_limit(error) or PolicyError(
             f"The Word file cannot be read; its contents are damaged ({type(error).__name__})."
         ) from None
 
@@ -454,16 +564,27 @@ def _table_rows(table: Any) -> list[list[str]]:
     return rows
 
 
-def read_docx(data: bytes) -> tuple[Fields, list[Block]]:
-    document = _open_docx(data)
+def read_docx(data: bytes, limits: ReadLimits | None = None) -> tuple[Fields, list[Block]]:
+    limits = limits or ReadLimits()
+    document = _open_docx(data, limits)
     try:
+        _check_docx_blocks(document, limits)
         return _docx_blocks(document)
-    except PolicyError:
+    except (PolicyError, MemoryError):
         raise
     except Exception as error:  # a package that opened but whose parts are malformed
         raise PolicyError(
             f"The Word file cannot be read; its contents are damaged ({type(error).__name__})."
         ) from None
+
+
+def _check_docx_blocks(document: Any, limits: ReadLimits) -> None:
+    """Paragraphs and table rows counted in the parsed XML, before a Python object is made for
+    each (the costly part of reading a Word file)."""
+    count = sum(1 for _ in document.element.body.iter(f"{_W}p", f"{_W}tr"))
+    if count > limits.blocks:
+        ceiling = over_ceiling(limits.blocks, BLOCKS)
+        raise PolicyError(f"The Word file has {count:,} {BLOCKS}; {ceiling}")
 
 
 def _docx_blocks(document: Any) -> tuple[Fields, list[Block]]:
@@ -535,9 +656,9 @@ _PDF_DAMAGE: tuple[type[Exception], ...] = (
 )
 
 
-def _open_pdf(data: bytes) -> Any:
+def _open_pdf(data: bytes, limits: ReadLimits) -> Any:
     from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PyPdfError
 
     # PyPdfError: also pypdf's own limits (reference loops, sizes) on a damaged file.
     damaged: tuple[type[Exception], ...] = (*_PDF_DAMAGE, PyPdfError)
@@ -555,19 +676,34 @@ def _open_pdf(data: bytes) -> Any:
                 raise PolicyError(
                     "The PDF is password-protected. Remove the password and upload it again."
                 )
-        _ = len(reader.pages)
-    except PolicyError:
+        pages = len(reader.pages)
+    except (PolicyError, MemoryError):
         raise
     except FileNotDecryptedError:
         raise PolicyError(
             "The PDF is password-protected. Remove the password and upload it again."
         ) from None
+    except LimitReachedError as error:
+        raise _pdf_limit(error, limits) from None
     except damaged as error:
         raise PolicyError(
             f"The PDF cannot be read; it looks damaged ({_short(error)}). "
             "Export it again from the original document and upload that."
         ) from None
+    if pages > limits.pdf_pages:
+        raise PolicyError(f"The PDF has {pages:,} pages; {over_ceiling(limits.pdf_pages, 'pages')}")
     return reader
+
+
+def _pdf_limit(error: Exception, limits: ReadLimits) -> PolicyError:
+    """One of pypdf's ceilings (which `_pdf_configuration` sets) reached."""
+    text = str(error).lower()
+    if any(word in text for word in ("decompress", "stream", "output", "length", "buffer")):
+        return PolicyError(limits.too_expanded("The PDF"))
+    return PolicyError(
+        f"The PDF is past one of the reader's limits ({_short(error)}); a real policy never "
+        "is. It was not read."
+    )
 
 
 def _short(error: Exception) -> str:
@@ -577,18 +713,26 @@ def _short(error: Exception) -> str:
     return text[:120]
 
 
-def _pdf_page_lines(reader: Any) -> list[list[str]]:
-    from pypdf.errors import PyPdfError
+def _pdf_page_lines(reader: Any, limits: ReadLimits) -> list[list[str]]:
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     damaged: tuple[type[Exception], ...] = (*_PDF_DAMAGE, PyPdfError)
     pages = []
+    extracted = 0
     for page in reader.pages:
         try:
             text = page.extract_text() or ""
+        except MemoryError:
+            raise
+        except LimitReachedError as error:
+            raise _pdf_limit(error, limits) from None
         except damaged as error:
             raise PolicyError(
                 f"The PDF cannot be read; a page is damaged ({_short(error)})."
             ) from None
+        extracted += len(text)
+        if extracted > limits.unpacked_bytes:
+            raise PolicyError(limits.too_expanded("The PDF's text"))
         pages.append([" ".join(line.split()) for line in text.splitlines() if line.strip()])
     return pages
 
@@ -636,10 +780,30 @@ def _quiet_pypdf() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def read_pdf(data: bytes) -> tuple[Fields, list[Block]]:
-    with _quiet_pypdf():
-        reader = _open_pdf(data)
-        pages = _pdf_page_lines(reader)
+def _pdf_configuration(limits: ReadLimits) -> Any:
+    """pypdf's own ceilings on decompressed streams, lowered to ours (its defaults are 75 MB
+    per stream, whatever the upload limit)."""
+    from pypdf import apply_configuration
+
+    cap = limits.unpacked_bytes
+    return apply_configuration(
+        maximum_declared_stream_length=cap,
+        array_based_stream_maximum_output_length=cap,
+        jbig2_maximum_output_length=cap,
+        lzw_maximum_output_length=cap,
+        run_length_maximum_output_length=cap,
+        zlib_maximum_output_length=cap,
+        brotli_maximum_output_length=cap,
+        image_maximum_buffer_size=cap,
+        stream_decoding_work_maximum_length=cap,
+    )
+
+
+def read_pdf(data: bytes, limits: ReadLimits | None = None) -> tuple[Fields, list[Block]]:
+    limits = limits or ReadLimits()
+    with _quiet_pypdf(), _pdf_configuration(limits):
+        reader = _open_pdf(data, limits)
+        pages = _pdf_page_lines(reader, limits)
         title = _pdf_title(reader)
     if not pages:
         raise PolicyError("The PDF has no pages; it looks damaged.")

@@ -28,3 +28,14 @@ def test_the_teams_signing_key_metadata_url_must_be_https_or_on_this_machine() -
     for refused in ("http://login.example.com/openid", "login.botframework.com", "https://"):
         with pytest.raises(ConfigError, match=variable):
             Settings.from_env({variable: refused})
+
+
+def test_the_upload_readers_limits_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {"POLICYBOT_UPLOAD_READ_SECONDS": "5", "POLICYBOT_UPLOAD_READ_MEMORY_MB": "256"}
+    )
+    assert (settings.upload_read_seconds, settings.upload_read_memory_mb) == (5.0, 256)
+    with pytest.raises(ConfigError, match="POLICYBOT_UPLOAD_READ_SECONDS must be above 0"):
+        Settings.from_env({"POLICYBOT_UPLOAD_READ_SECONDS": "0"})
+    with pytest.raises(ConfigError, match="POLICYBOT_UPLOAD_READ_MEMORY_MB must be at least 64"):
+        Settings.from_env({"POLICYBOT_UPLOAD_READ_MEMORY_MB": "16"})

@@ -15,7 +15,7 @@ from bot.core import PolicyBot
 from bot.ingest import READERS
 from bot.models import Actor, IncomingQuestion, PolicyError
 from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized, compare_clauses
-from bot.readers import read_pdf
+from bot.readers import ReadLimits, read_pdf
 from bot.storage import Storage
 from tests.documents import docx_bytes, make_pdf
 
@@ -114,25 +114,27 @@ def test_same_content_again_makes_no_new_version(bot: PolicyBot) -> None:
     assert "no new version" in again.as_text()
 
 
-async def test_a_server_upload_is_read_in_a_worker_thread_and_stored_like_any_other(
+async def test_a_server_upload_is_read_in_a_child_process_and_stored_like_any_other(
     bot: PolicyBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    read_on: list[str] = []
+    read_here: list[str] = []
     markdown = READERS[".md"]
 
-    def recording_reader(data: bytes) -> Any:
-        read_on.append(threading.current_thread().name)
-        return markdown(data)
+    def recording_reader(data: bytes, limits: ReadLimits) -> Any:
+        read_here.append(threading.current_thread().name)
+        return markdown(data, limits)
 
     monkeypatch.setitem(READERS, ".md", recording_reader)
     result = await bot.policies.upload_in_background("acme.md", V2.encode(), uploaded_by="U1")
     assert result.created and result.changes.has_changes
-    assert read_on and read_on[0] != threading.main_thread().name
+    assert read_here == []  # the child process has its own readers
     assert bot.storage.version(result.version.id).status == "staged"
     before = bot.storage.versions()
     with pytest.raises(PolicyError, match="empty"):
         await bot.policies.upload_in_background("acme.md", b"   ", uploaded_by="U1")
     assert bot.storage.versions() == before  # a failed upload stores nothing
+    bot.policies.upload("acme.md", V1.encode() + b"\n", uploaded_by="U1")
+    assert read_here == []  # every upload from outside is read in a child, not only servers'
 
 
 def test_change_summary_limit_says_how_many_were_left_out(bot: PolicyBot) -> None:
