@@ -16,11 +16,11 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot import security
+from bot import access
 from bot.core import PolicyBot
 from bot.models import PolicyError
 from bot.policies import NotAuthorized, NotFound, UploadResult, version_json
-from bot.storage import StorageError
+from bot.store.database import StorageError
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -71,7 +71,7 @@ class AdminApi:
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                 given.strip().encode(), token.encode()
             ):
-                security.refused(
+                access.refused(
                     f"admin {request.method} {request.path}",
                     platform="http",
                     who=request.remote or "",

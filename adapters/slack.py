@@ -37,14 +37,14 @@ from adapters import replies
 from adapters import slack_blocks as render
 from adapters.downloads import DownloadError, TooLarge, download
 from adapters.replies import Reply, reply_in_time
-from bot import security
+from bot import access
 from bot.config import ConfigError, Settings
 from bot.core import CHECK, Delivery, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
 from bot.policies import ACTIVATE, DISCARD, NotAuthorized, too_large
 from bot.redaction import Redactor, redact_logs
-from bot.review import ReviewError, may_review
+from bot.review.queue import ReviewError, may_review
 
 log = logging.getLogger(__name__)
 
@@ -908,7 +908,7 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
     web_app.cleanup_ctx.append(session_while_serving)
 
     def refused(request: web.Request, reason: str) -> None:
-        security.refused(
+        access.refused(
             "Slack request", platform=PLATFORM, who=request.remote or "", reason=reason
         )
 

@@ -12,12 +12,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from bot.checking import PostCheck
-from bot.clauses import split_sentences
+from bot.answering.checking import PostCheck
 from bot.models import Answer, Citation
 from bot.policies import UploadResult
-from bot.review import MAX_ANSWER_CHARS, Group
-from bot.storage import VersionInfo
+from bot.reading.clauses import split_sentences
+from bot.review.queue import MAX_ANSWER_CHARS, Group
+from bot.store.database import VersionInfo
 
 Block = dict[str, Any]
 

@@ -37,13 +37,13 @@ from yarl import URL
 from adapters import replies, teams_auth, teams_cards
 from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
 from adapters.replies import APOLOGY, reply_in_time
-from bot import security
+from bot import access
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, PolicyError
 from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
 from bot.policies import ACTIVATE, DISCARD, too_large
-from bot.review import Group, ReviewError, may_review
+from bot.review.queue import Group, ReviewError, may_review
 
 log = logging.getLogger(__name__)
 
@@ -737,7 +737,7 @@ def add_routes(
         )
 
     def refuse_unauthenticated(request: web.Request, reason: str) -> None:
-        security.refused(
+        access.refused(
             "Teams activity", platform=PLATFORM, who=request.remote or "", reason=reason
         )
 
@@ -760,7 +760,7 @@ def add_routes(
         try:
             response = await adapter.process(request, teams_bot)
         except (web.HTTPUnauthorized, jwt.PyJWTError) as refusal:
-            security.refused(
+            access.refused(
                 "Teams activity",
                 platform=PLATFORM,
                 who=request.remote or "",

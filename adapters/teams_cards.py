@@ -12,7 +12,7 @@ from typing import Any
 from bot.models import Answer, Citation
 from bot.notify import ReviewNotice
 from bot.policies import ChangeSummary, UploadResult
-from bot.review import MAX_ANSWER_CHARS, Group
+from bot.review.queue import MAX_ANSWER_CHARS, Group
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"

@@ -34,7 +34,7 @@ from bench.quality import (
 from bench.sets import HELD_OUT_WRAPPERS, TUNING_SETS, EvalSet, all_sets, asked_texts
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.evaluation import EvalReport, Outcome, summarize
-from bot.retrieval import LexicalRetriever
+from bot.retrieval.lexical import LexicalRetriever
 
 OURS_LEXICAL = "ours (lexical)"
 OURS_HYBRID = "ours (semantic hybrid)"
@@ -73,14 +73,14 @@ class QualityRun:
 
 
 def load_embedder() -> Any | None:
-    from bot.semantic import MiniLMEmbedder, semantic_available
+    from bot.retrieval.semantic import MiniLMEmbedder, semantic_available
 
     return MiniLMEmbedder() if semantic_available() else None
 
 
 def run_quality(include_policyqa: bool, embedder: Any | None) -> QualityRun:
     from bench.peers import BM25Peer, DensePeer
-    from bot.semantic import HybridRetriever
+    from bot.retrieval.semantic import HybridRetriever
 
     start = time.perf_counter()
     sets = all_sets(include_policyqa)
@@ -101,7 +101,7 @@ def run_quality(include_policyqa: bool, embedder: Any | None) -> QualityRun:
         answers: list[Answers] = [answer_all(s, make(s.storage)) for s in sets]
         if name.startswith("ours"):
             # Ours runs at the shipped default: the threshold was calibrated on the tuning
-            # sets once, when it was chosen (see bot/semantic.py), not in this run.
+            # sets once, when it was chosen (see bot/retrieval/semantic.py), not in this run.
             threshold = DEFAULT_MIN_CONFIDENCE
         else:
             threshold = calibrate([a for a in answers if a.eval_set.name in TUNING_SETS])
@@ -319,7 +319,7 @@ policy never mentions, absolute match strength, margin over the runner-up, quest
 BM25 per unit of question rarity; the hybrid adds the nearest clause's cosine similarity).
 Each retriever's small logistic model was fitted on the tuning sets only by
 `python -m bench fit`, which also prints the held-out F1; its coefficients are constants in
-`bot/retrieval.py` and `bot/semantic.py`.
+`bot/retrieval/lexical.py` and `bot/retrieval/semantic.py`.
 
 Reproduce: `python -m bench quality`. The ranking constants (BM25 share, FTS5 column weights,
 expansion weight, the hybrid's similarity share) were chosen with `python -m bench sweep`,
@@ -338,7 +338,7 @@ wrapped in chat such as "asking for a friend: ..." or "... appreciate any help, 
 sure": people pad questions, and padding must not pass for coverage. Our not-covered models
 were fitted on the tuning questions as written and in other padding (`bench/sets.py`); no
 retriever saw this padding before. Ours also leaves greetings, apologies for asking and
-thanks out of the question before retrieving (`bot/vocabulary.py`).
+thanks out of the question before retrieving (`bot/retrieval/vocabulary.py`).
 
 {quality}
 

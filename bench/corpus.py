@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 from bench.sets import ROOT, SHARED_POLICIES
-from bot.clauses import MAX_CHARS, MIN_CHARS, split_sentences
 from bot.models import Clause, ParsedPolicy
-from bot.storage import Storage, content_hash
+from bot.reading.clauses import MAX_CHARS, MIN_CHARS, split_sentences
+from bot.store.database import Storage, content_hash
 
 _MARKUP = re.compile(r"[#>*_`|\[\]]+")
 

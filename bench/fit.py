@@ -8,8 +8,8 @@ only, then the probability that maximises mean not-covered F1 on those same sets
 raw decision point that `calibrated` maps onto the default threshold. The tuning questions
 are fitted both as written and wrapped in chat (`bench.sets.FIT_WRAPPERS`), so that padding a
 question does not pass for coverage. The script prints the constants to commit into
-bot/retrieval.py and bot/semantic.py, and the held-out F1 they give, as written and in other
-chat (`HELD_OUT_WRAPPERS`), which was never used to choose anything.
+bot/retrieval/lexical.py and bot/retrieval/semantic.py, and the held-out F1 they give, as
+written and in other chat (`HELD_OUT_WRAPPERS`), which was never used to choose anything.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def report(title: str, names: Sequence[str], result: Fit, tuning: set[str]) -> s
 
 def main() -> None:
     from bench.sets import all_sets
-    from bot.retrieval import Evidence, LexicalRetriever
+    from bot.retrieval.lexical import Evidence, LexicalRetriever
 
     sets = all_sets(include_policyqa=False)
     tuning = {s.name for s in sets if s.tuning}
@@ -182,7 +182,12 @@ def main() -> None:
     result = fit(samples(sets, lexical_features))
     print(report("lexical", Evidence.FEATURES, result, tuning), flush=True)
 
-    from bot.semantic import HYBRID_FEATURES, HybridRetriever, MiniLMEmbedder, semantic_available
+    from bot.retrieval.semantic import (
+        HYBRID_FEATURES,
+        HybridRetriever,
+        MiniLMEmbedder,
+        semantic_available,
+    )
 
     if not semantic_available():
         return

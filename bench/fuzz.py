@@ -1,5 +1,5 @@
 """`python -m bench.fuzz TARGET`: coverage-guided fuzzing (atheris) of what uploaders and askers
-send: policy files through `bot.ingest.read_policy`, question text through the core and the
+send: policy files through `bot.reading.ingest.read_policy`, question text through the core and the
 Slack and Teams cleaning.
 
     python -m bench.fuzz pdf --seconds 300      # 5 minutes on the PDF reader
@@ -41,9 +41,9 @@ FUZZ_DIR = Path(".fuzz")
 
 # -- targets: plain functions, so tests can call them without atheris --------------------------
 def _read(filename: str, data: bytes) -> None:
-    from bot.clauses import MAX_CHARS
-    from bot.ingest import read_policy
     from bot.models import PolicyError
+    from bot.reading.clauses import MAX_CHARS
+    from bot.reading.ingest import read_policy
 
     try:
         policy = read_policy(filename, data)
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         import pypdf  # noqa: F401
 
         import bot.core
-        import bot.ingest  # noqa: F401
+        import bot.reading.ingest  # noqa: F401
 
         if args.target == "question":
             import adapters.slack

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.openai_stub import OpenAIStub, Recorded, Reply, answer, error
+from bot.answering.grounded import UNSUPPORTED, GroundedAnswerer
+from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.grounded import UNSUPPORTED, GroundedAnswerer
-from bot.llm import ChatClient, LLMConfig
 from bot.models import IncomingQuestion
-from bot.storage import Storage
+from bot.store.database import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "eval" / "groundedness.jsonl"
@@ -169,8 +169,8 @@ async def run_cases(cases: list[Case]) -> list[Outcome]:
 
 
 def run(path: Path = CASES) -> list[Outcome]:
-    # Each refusal is a WARNING on bot.grounded; the outcomes carry the same reasons.
-    grounded_log = logging.getLogger("bot.grounded")
+    # Each refusal is a WARNING on bot.answering.grounded; the outcomes carry the same reasons.
+    grounded_log = logging.getLogger("bot.answering.grounded")
     level = grounded_log.level
     grounded_log.setLevel(logging.ERROR)
     try:
@@ -232,7 +232,7 @@ def markdown(runs: dict[str, list[Outcome]]) -> str:
         "that the injection in the question or in an uploaded clause reached it, then replies "
         "as the injection demands, citing real clause ids. Faithful cases are paraphrases of "
         "the cited clauses, negations worded unlike the clause's. The check "
-        "(`bot/groundedness.py`) makes no second LLM call.",
+        "(`bot/answering/groundedness.py`) makes no second LLM call.",
         "",
         f"`{CASES.relative_to(ROOT)}` was written before the check, which was then built "
         "against it (two rules changed after its first run), so its figures are not held out. "

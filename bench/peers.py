@@ -18,9 +18,9 @@ import bm25s
 import numpy as np
 
 from bot.models import Retrieval, ScoredClause, StoredClause
-from bot.retrieval import stem
-from bot.storage import Storage
-from bot.vocabulary import content_words, words
+from bot.retrieval.lexical import stem
+from bot.retrieval.vocabulary import content_words, words
+from bot.store.database import Storage
 
 
 def clause_document(stored: StoredClause) -> str:
@@ -73,7 +73,7 @@ class DensePeer(_PerVersions):
 
     def __init__(self, storage: Storage, embedder: Any) -> None:
         super().__init__(storage)
-        self.embedder = embedder  # bot.semantic.Embedder: unit vectors, one row per text
+        self.embedder = embedder  # bot.retrieval.semantic.Embedder: unit vectors, one row per text
 
     def build(self, clauses: list[StoredClause]) -> tuple[np.ndarray, list[StoredClause]]:
         vectors = self.embedder.encode([clause_document(c) for c in clauses])

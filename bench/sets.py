@@ -22,7 +22,7 @@ from pathlib import Path
 from bot.evaluation import LabeledQuestion, load_questions
 from bot.models import Retrieval, StoredClause
 from bot.policies import PolicyLibrary
-from bot.storage import Storage
+from bot.store.database import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 

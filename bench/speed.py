@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.corpus import policy_sentences, synthetic_store
 from bench.sets import ROOT
-from bot.retrieval import LexicalRetriever
+from bot.retrieval.lexical import LexicalRetriever
 
 SIZES = (100, 1_000, 10_000, 100_000)
 
@@ -87,7 +87,7 @@ def retrieval_latency(
             bm25.index(versions)
             out.append(measure("bm25s", size, bm25, versions, questions))
             if embedder is not None:
-                from bot.semantic import HybridRetriever, clause_passage
+                from bot.retrieval.semantic import HybridRetriever, clause_passage
 
                 clauses = storage.clauses(versions)
                 sample = clauses[:EMBEDDED_CLAUSES]
@@ -174,7 +174,7 @@ def hundred_page_policy(path: Path, pages: int = 100, chars_per_page: int = 3_00
 def ingestion_time(runs: int = 3) -> tuple[int, int, float]:
     """(characters, clauses, median seconds) for `policybot policy load` of 100 pages."""
     from bot.policies import PolicyLibrary
-    from bot.storage import Storage
+    from bot.store.database import Storage
 
     with tempfile.TemporaryDirectory(prefix="policybot-ingest-") as folder:
         file = Path(folder) / "hundred-pages.md"

@@ -2,10 +2,10 @@
 
     python -m bench sweep          # lexical, and the semantic hybrid when its extra is here
 
-Each row sets one constant of bot/retrieval.py or bot/semantic.py to another value, answers
-every tuning-set question again and prints the mean recall@1, recall@3, MRR and the mean
-length of the three cited clauses (a gain that comes with longer citations is no gain). The
-held-out sets are never read here, so nothing chosen from this table leaks into them.
+Each row sets one constant of bot/retrieval/lexical.py or bot/retrieval/semantic.py to another
+value, answers every tuning-set question again and prints the mean recall@1, recall@3, MRR and
+the mean length of the three cited clauses (a gain that comes with longer citations is no gain).
+The held-out sets are never read here, so nothing chosen from this table leaks into them.
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import bot.retrieval
-import bot.semantic
+import bot.retrieval.lexical
+import bot.retrieval.semantic
 from bench.quality import AnyRetriever, answer_all
 from bench.sets import EvalSet, all_sets
 
 #: (module, constant, values to try); the shipped value is measured first as the baseline.
 KNOBS: tuple[tuple[ModuleType, str, tuple[Any, ...]], ...] = (
-    (bot.retrieval, "BM25_SHARE", (0.2, 0.3, 0.5, 0.6)),
+    (bot.retrieval.lexical, "BM25_SHARE", (0.2, 0.3, 0.5, 0.6)),
     (
-        bot.retrieval,
+        bot.retrieval.lexical,
         "FTS_WEIGHTS",
         ((1.0, 1.0, 0.5), (1.0, 1.0, 1.0), (1.0, 2.0, 1.0), (1.0, 0.0, 0.0)),
     ),
-    (bot.retrieval, "EXPANSION_WEIGHT", (0.4, 0.8, 1.0)),
-    (bot.semantic, "SIMILARITY_SHARE", (0.5, 0.6, 0.8, 0.9)),
+    (bot.retrieval.lexical, "EXPANSION_WEIGHT", (0.4, 0.8, 1.0)),
+    (bot.retrieval.semantic, "SIMILARITY_SHARE", (0.5, 0.6, 0.8, 0.9)),
 )
 SEMANTIC_KNOBS = frozenset({"SIMILARITY_SHARE"})
 
@@ -55,7 +55,7 @@ def setting(module: ModuleType, name: str, value: Any) -> Iterator[None]:
 
 def measure(sets: Sequence[EvalSet], make: Callable[[EvalSet], AnyRetriever]) -> Scores:
     """Means over the sets, each answered by a fresh retriever (no stale caches)."""
-    reports = [answer_all(s, make(s)).report(bot.retrieval.DECISION_POINT) for s in sets]
+    reports = [answer_all(s, make(s)).report(bot.retrieval.lexical.DECISION_POINT) for s in sets]
     n = len(reports)
     return Scores(
         sum(r.recall_at_1 for r in reports) / n,
@@ -75,14 +75,16 @@ def row(retriever: str, knob: str, scores: Scores) -> str:
 def main() -> None:
     sets = [s for s in all_sets(include_policyqa=False) if s.tuning]
     makers: dict[str, Callable[[EvalSet], AnyRetriever]] = {
-        "lexical": lambda s: bot.retrieval.LexicalRetriever(s.storage)
+        "lexical": lambda s: bot.retrieval.lexical.LexicalRetriever(s.storage)
     }
-    if bot.semantic.semantic_available():
+    if bot.retrieval.semantic.semantic_available():
         from bench.quality import CachedEmbedder
 
-        embedder = CachedEmbedder(bot.semantic.MiniLMEmbedder())
+        embedder = CachedEmbedder(bot.retrieval.semantic.MiniLMEmbedder())
         embedder.prime([q.question for s in sets for _, qs in s.parts for q in qs])
-        makers["semantic hybrid"] = lambda s: bot.semantic.HybridRetriever(s.storage, embedder)
+        makers["semantic hybrid"] = lambda s: bot.retrieval.semantic.HybridRetriever(
+            s.storage, embedder
+        )
     print("Tuning sets only: " + ", ".join(s.short for s in sets) + " (means).\n")
     print("| retriever | setting | recall@1 | recall@3 | MRR | top-3 chars |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")

@@ -21,14 +21,14 @@ import click
 
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
-from bot.digest import build_digest, post_digest
 from bot.evaluation import evaluate, load_questions
-from bot.export import STATUSES as EXPORT_STATUSES
-from bot.export import export_rows, to_csv, to_json
 from bot.models import Answer, IncomingQuestion, PolicyError, QuestionError
 from bot.redaction import Redactor, redact_logs
-from bot.review import Group, ReviewError, owner_matches, parse_age
-from bot.storage import Storage, StorageError
+from bot.review.digest import build_digest, post_digest
+from bot.review.export import STATUSES as EXPORT_STATUSES
+from bot.review.export import export_rows, to_csv, to_json
+from bot.review.queue import Group, ReviewError, owner_matches, parse_age
+from bot.store.database import Storage, StorageError
 
 EXIT_REFUSED = 1
 EXIT_POLICY = 3

@@ -14,13 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from bot.active import ActivePolicy, lexical_of
-from bot.answering import Answerer, Draft, ExtractiveAnswerer, citation, covered
-from bot.checking import PostCheck, check_text
+from bot.answering.checking import PostCheck, check_text
+from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer, citation, covered
+from bot.answering.grounded import GroundedAnswerer
+from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
-from bot.grounded import GroundedAnswerer
-from bot.liveness import ProcessMark
-from bot.llm import ChatClient, LLMConfig
 from bot.models import Actor, Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
 from bot.notify import (
     ChannelPoster,
@@ -33,13 +31,15 @@ from bot.notify import (
     ReviewPoster,
 )
 from bot.policies import PolicyLibrary
+from bot.reading.upload_worker import WorkerLimits
 from bot.redaction import Redactor
-from bot.retrieval import Retriever
-from bot.review import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
-from bot.semantic import build_retriever
-from bot.storage import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
-from bot.unlogged import Entry, UnloggedQuestions
-from bot.upload_worker import WorkerLimits
+from bot.retrieval.active import ActivePolicy, lexical_of
+from bot.retrieval.lexical import Retriever
+from bot.retrieval.semantic import build_retriever
+from bot.review.queue import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
+from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
+from bot.store.liveness import ProcessMark
+from bot.store.unlogged import Entry, UnloggedQuestions
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class PolicyBot:
     #: and did not answer (`answer_left_over`); adapters that acknowledge before answering
     #: register theirs.
     late_repliers: dict[str, LateReplier] = field(default_factory=dict)
-    #: This process, as the taker of the questions it receives (see bot.liveness).
+    #: This process, as the taker of the questions it receives (see bot.store.liveness).
     mark: ProcessMark = field(default_factory=lambda: ProcessMark(None))
     #: One delivery run at a time: a background retry and a reviewer's answer running side by
     #: side would both read the same pending addresses and message an asker twice.

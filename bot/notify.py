@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.checking import PostCheck
+from bot.answering.checking import PostCheck
 from bot.models import Answer
 
 
@@ -42,7 +42,7 @@ class Referral:
     """A question that has just gone on the review list, and why (what the core hands an
     adapter to pass on to `PolicyBot.announce`)."""
 
-    question_id: int | None  # None when the log could not take it yet (see bot.unlogged)
+    question_id: int | None  # None when the log could not take it yet (see bot.store.unlogged)
     reason: str  # "not_covered", "not_helpful", "ask_policy_team" or "failed"
     question: str = ""  # the text, when the caller has it; else read when announced
 
@@ -52,7 +52,7 @@ class ReviewNotice:
     """A question that has just gone on the policy team's review list, for the review channel."""
 
     question: str
-    question_id: int | None  # None when the log could not take it yet (see bot.unlogged)
+    question_id: int | None  # None when the log could not take it yet (see bot.store.unlogged)
     reason: str  # "not_covered", "not_helpful", "ask_policy_team" or "failed"
     asker: str = ""  # the asker's platform user id, only with POLICYBOT_SHOW_ASKERS
     group_id: int | None = None  # the question group it joined, for Answer / Dismiss

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import security
-from bot.active import ActivePolicy
-from bot.answering import covered, select_citations
+from bot import access
+from bot.answering.extractive import covered, select_citations
 from bot.config import DEFAULT_MIN_CONFIDENCE, platform_id
-from bot.ingest import READERS, read_file, read_policy
 from bot.models import Actor, Clause, ParsedPolicy, PolicyError
-from bot.readers import ReadLimits
-from bot.retrieval import LexicalRetriever, Retriever
-from bot.storage import Storage, VersionInfo, content_hash
-from bot.upload_worker import WorkerLimits, read_isolated
-from bot.vocabulary import words
+from bot.reading.ingest import READERS, read_file, read_policy
+from bot.reading.readers import ReadLimits
+from bot.reading.upload_worker import WorkerLimits, read_isolated
+from bot.retrieval.active import ActivePolicy
+from bot.retrieval.lexical import LexicalRetriever, Retriever
+from bot.retrieval.vocabulary import words
+from bot.store.database import Storage, VersionInfo, content_hash
 
 ADMIN_ONLY = (
     "Sorry, only policy admins can upload or change the policy. If you think you should be "
@@ -428,7 +428,7 @@ class PolicyLibrary:
         """Raise NotAuthorized (with a polite message) unless `actor` is a policy admin on the
         platform they act from; a refusal goes to the security log."""
         if not self.is_admin(actor):
-            security.refused(
+            access.refused(
                 action,
                 platform=actor.platform,
                 who=actor.user_id,
@@ -465,7 +465,7 @@ class PolicyLibrary:
     ) -> UploadResult:
         """`upload` for a server: nothing slow runs on the event loop, so questions, health
         checks and platforms' acknowledgements are answered meanwhile. The file is read in a
-        child process (see `bot.upload_worker`), then stored and compared with the active
+        child process (see `bot.reading.upload_worker`), then stored and compared with the active
         version in a worker thread on a connection of its own (as `policybot policy load`
         beside the server would). Only activating, when asked, happens on the caller's thread:
         it re-checks open questions with this library's retriever."""

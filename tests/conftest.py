@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.bot_connector import ConnectorStub, connector_stub
 from tests.fakes.openai_stub import OpenAIStub
 from tests.fakes.slack_harness import SlackHarness, slack_server

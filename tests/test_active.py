@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.active import lexical_of
 from bot.models import Retrieval
-from bot.retrieval import LexicalRetriever
-from bot.semantic import HybridRetriever
-from bot.storage import Storage
+from bot.retrieval.active import lexical_of
+from bot.retrieval.lexical import LexicalRetriever
+from bot.retrieval.semantic import HybridRetriever
+from bot.store.database import Storage
 
 
 class NothingRetriever:

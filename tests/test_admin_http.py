@@ -14,7 +14,7 @@ from adapters.server import build_app
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.documents import docx_bytes, make_pdf
 from tests.test_policies import LIVESTREAM, V1, V2
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bot.checking import passages
+from bot.answering.checking import passages
 from bot.core import PolicyBot
 from bot.models import QuestionError
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from bot.clauses import MAX_CHARS, build_clauses, split_heading, split_sentences
-from bot.ingest import read_policy
-from bot.markdown import parse_markdown, parse_plain_text
+from bot.reading.clauses import MAX_CHARS, build_clauses, split_heading, split_sentences
+from bot.reading.ingest import read_policy
+from bot.reading.markdown import parse_markdown, parse_plain_text
 from tests.conftest import BUNDLED_POLICY
 
 LONG_SENTENCE = (

@@ -162,7 +162,7 @@ async def test_a_burst_of_questions_lets_other_work_run_between_them(bot: Policy
 
 def test_core_loads_no_platform_library() -> None:
     code = (
-        "import sys, bot.core, bot.cli, bot.retrieval, bot.storage;"
+        "import sys, bot.core, bot.cli, bot.retrieval.lexical, bot.store.database;"
         "bad=[m for m in sys.modules if m.split('.')[0] in "
         "{'slack_bolt','slack_sdk','botbuilder','aiohttp','adapters'}];"
         "print(bad); sys.exit(1 if bad else 0)"

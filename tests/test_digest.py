@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.core import PolicyBot
-from bot.digest import build_digest, post_digest
 from bot.models import IncomingQuestion, QuestionError
+from bot.review.digest import build_digest, post_digest
 from tests.fakes.outbound import RecordingPoster
 
 

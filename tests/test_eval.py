@@ -15,8 +15,8 @@ from bench.sets import SHARED_POLICIES, external_sets
 from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.core import PolicyBot
 from bot.evaluation import LabeledQuestion, Outcome, evaluate, load_questions, summarize
-from bot.retrieval import LexicalRetriever
-from bot.semantic import HybridRetriever, semantic_available
+from bot.retrieval.lexical import LexicalRetriever
+from bot.retrieval.semantic import HybridRetriever, semantic_available
 
 QUESTIONS = Path(__file__).parent.parent / "eval" / "bundled-policy.jsonl"
 
@@ -79,7 +79,7 @@ def test_external_policy_floors_lexical() -> None:
 @pytest.mark.skipif(not semantic_available(), reason="the semantic extra is not installed")
 def test_semantic_hybrid_beats_lexical_on_every_external_set() -> None:
     from bench.quality import CachedEmbedder
-    from bot.semantic import MiniLMEmbedder
+    from bot.retrieval.semantic import MiniLMEmbedder
 
     sets = external_sets()
     embedder = CachedEmbedder(MiniLMEmbedder())  # one model; questions embedded in one batch
@@ -103,7 +103,7 @@ def test_gold_matching_by_section_title_and_lines(bot: PolicyBot) -> None:
 
 
 def test_sweep_settings_reach_the_ranking_and_are_restored() -> None:
-    import bot.retrieval
+    import bot.retrieval.lexical
     from bench.sets import EvalSet, bundled_set
     from bench.sweep import measure, setting
 
@@ -113,14 +113,14 @@ def test_sweep_settings_reach_the_ranking_and_are_restored() -> None:
         return LexicalRetriever(eval_set.storage)
 
     shipped = measure(sets, lexical)
-    with setting(bot.retrieval, "FTS_WEIGHTS", (1.0, 0.0, 0.0)):
+    with setting(bot.retrieval.lexical, "FTS_WEIGHTS", (1.0, 0.0, 0.0)):
         text_only = measure(sets, lexical)
-    assert bot.retrieval.FTS_WEIGHTS == (1.0, 0.5, 0.3)
+    assert bot.retrieval.lexical.FTS_WEIGHTS == (1.0, 0.5, 0.3)
     assert text_only != shipped  # headings carry weight in the shipped ranking
     assert measure(sets, lexical) == shipped
-    with pytest.raises(RuntimeError), setting(bot.retrieval, "BM25_SHARE", 0.9):
+    with pytest.raises(RuntimeError), setting(bot.retrieval.lexical, "BM25_SHARE", 0.9):
         raise RuntimeError("a failed measurement")
-    assert bot.retrieval.BM25_SHARE == 0.4
+    assert bot.retrieval.lexical.BM25_SHARE == 0.4
 
 
 def _outcomes(ranks: list[int | None], flagged: list[bool] | None = None) -> list[Outcome]:

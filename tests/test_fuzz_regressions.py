@@ -13,8 +13,8 @@ import zipfile
 import pytest
 
 from bench import fuzz
-from bot.ingest import read_policy
 from bot.models import PolicyError
+from bot.reading.ingest import read_policy
 
 #: A page whose content stream holds an object reference ("2 0 R"), which only objects may:
 #: pypdf's content parser hit its own `assert pdf is not None` (AssertionError).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.groundedness import Force, unsupported
+from bot.answering.groundedness import Force, unsupported
 from bot.models import Clause, StoredClause
 
 

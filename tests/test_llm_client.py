@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from bot.answering.llm import ChatClient, LLMConfig, LLMError, retry_after
 from bot.config import ConfigError, Settings
-from bot.llm import ChatClient, LLMConfig, LLMError, retry_after
 from tests.fakes.openai_stub import HANG, OpenAIStub, Reply, completion, error
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]

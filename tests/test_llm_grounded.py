@@ -9,18 +9,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.config import Settings
-from bot.core import PolicyBot
-from bot.grounded import (
+from bot.answering.grounded import (
     SUMMARY_PREFIX,
     SYSTEM_PROMPT,
     UNSUPPORTED,
     GroundedAnswerer,
     parse_reply,
 )
-from bot.llm import ChatClient, LLMConfig
+from bot.answering.llm import ChatClient, LLMConfig
+from bot.config import Settings
+from bot.core import PolicyBot
 from bot.models import Answer, IncomingQuestion
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.openai_stub import HANG, OpenAIStub, Recorded, Reply, answer, completion, error
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
@@ -319,7 +319,7 @@ def test_create_picks_the_grounded_answerer_only_when_an_llm_is_configured(
     assert configured.answerer.client.config.model == "m"
 
 
-# -- summaries the cited clauses do not support (bot/groundedness.py) -------------------------
+# -- summaries the cited clauses do not support (bot/answering/groundedness.py) -------------------------
 PARTY = "may I post photos from the holiday party on instagram?"
 EVERYTHING = "Posting everything is allowed. You may post anything you like."
 

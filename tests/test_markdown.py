@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from bot.ingest import read_markdown, read_policy
-from bot.markdown import parse_markdown
 from bot.models import Block
+from bot.reading.ingest import read_markdown, read_policy
+from bot.reading.markdown import parse_markdown
 from tests.conftest import BUNDLED_POLICY
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.ingest import READERS
 from bot.models import Actor, IncomingQuestion, PolicyError
 from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized, compare_clauses
-from bot.readers import ReadLimits, read_pdf
-from bot.storage import Storage
+from bot.reading.ingest import READERS
+from bot.reading.readers import ReadLimits, read_pdf
+from bot.store.database import Storage
 from tests.documents import docx_bytes, make_pdf
 
 V1 = """# Acme Social Media Policy
@@ -153,7 +153,7 @@ def test_clause_matching_pairs_moved_and_reworded_clauses() -> None:
 
 
 def bot_clauses(text: str) -> list:  # type: ignore[type-arg]
-    from bot.ingest import read_policy
+    from bot.reading.ingest import read_policy
 
     return list(read_policy("acme.md", text.encode()).clauses)
 

@@ -15,14 +15,14 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from bot.answering.grounded import GroundedAnswerer
+from bot.answering.llm import ChatClient, LLMConfig
 from bot.cli import main as cli_main
 from bot.config import SECRET_FIELDS, Settings
 from bot.core import PolicyBot
-from bot.grounded import GroundedAnswerer
-from bot.llm import ChatClient, LLMConfig
 from bot.models import IncomingQuestion
 from bot.redaction import REDACTED, RedactingFilter, Redactor, redact_logs, without_credentials
-from bot.storage import Storage
+from bot.store.database import Storage
 
 PASSWORD = "pa:ss@w/rd+9"
 BASE_URL = f"https://proxy-user:{quote(PASSWORD, safe='')}@llm.example.com/v1"
@@ -144,7 +144,7 @@ async def test_an_unexpected_llm_client_error_is_scrubbed_before_it_is_logged(
         bot = PolicyBot.create(Settings(retriever="lexical"), storage=Storage.memory())
         bot.ensure_policy()
         retrieval = bot.retrieve("may I share our unreleased roadmap on LinkedIn?")
-        with caplog.at_level(logging.WARNING, logger="bot.grounded"):
+        with caplog.at_level(logging.WARNING, logger="bot.answering.grounded"):
             draft = await answerer.answer(retrieval, covered=True)
         bot.storage.close()
     (fallback,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

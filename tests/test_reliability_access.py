@@ -27,14 +27,14 @@ from click.testing import CliRunner
 from adapters import slack_blocks as render
 from adapters.replies import APOLOGY
 from adapters.server import build_app
-from bot.answering import Draft
+from bot.answering.extractive import Draft
+from bot.answering.grounded import SUMMARY_PREFIX
 from bot.cli import main as cli_main
 from bot.config import SECRET_FIELDS, Settings
 from bot.core import PolicyBot
-from bot.grounded import SUMMARY_PREFIX
 from bot.models import IncomingQuestion, Retrieval
 from bot.redaction import REDACTED, Redactor, redact_logs
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import file_server
 from tests.fakes.loopback import LOOPBACK, serving

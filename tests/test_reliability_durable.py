@@ -29,7 +29,7 @@ from bot.config import Settings
 from bot.core import CHECK, LATE_AFTER, PolicyBot
 from bot.models import IncomingQuestion
 from bot.notify import LateReply
-from bot.storage import REPLIED
+from bot.store.database import REPLIED
 from tests.fakes.slack_api import GUARD, FakeSlackApi, fake_slack_api
 from tests.fakes.slack_harness import SlackHarness, slack_server
 from tests.reliability import percentiles, record

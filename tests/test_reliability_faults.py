@@ -24,7 +24,7 @@ from adapters.server import build_app
 from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.conftest import ROOT
 from tests.fakes.bot_connector import connector_stub
 from tests.fakes.loopback import LOOPBACK, serving
@@ -197,7 +197,7 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
     file_bot: PolicyBot, fault: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     bot = file_bot
-    caplog.set_level(logging.ERROR, logger="bot.unlogged")
+    caplog.set_level(logging.ERROR, logger="bot.store.unlogged")
     fault(bot.storage)  # type: ignore[operator]
     async with (
         connector_stub() as stub,

@@ -14,9 +14,9 @@ import docx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.clauses import MAX_CHARS, build_clauses
-from bot.ingest import read_policy
 from bot.models import Block, PolicyError
+from bot.reading.clauses import MAX_CHARS, build_clauses
+from bot.reading.ingest import read_policy
 from tests.documents import docx_bytes, make_pdf
 from tests.reliability import record
 

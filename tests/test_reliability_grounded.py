@@ -14,8 +14,8 @@ import pytest
 from adapters.replies import APOLOGY
 from bench.groundedness import CASES as BUILT_ON
 from bench.groundedness import HELD_OUT, follower, load_cases
+from bot.answering.grounded import SUMMARY_PREFIX, UNSUPPORTED
 from bot.config import Settings
-from bot.grounded import SUMMARY_PREFIX, UNSUPPORTED
 from tests.fakes.openai_stub import OpenAIStub
 from tests.fakes.slack_harness import slack_server
 from tests.reliability import record
@@ -26,7 +26,7 @@ OPENAI_KEY = "sk-groundedness-key-5e4d3c2b1a"
 async def test_injected_summaries_never_reach_a_slack_asker(
     settings: Settings, llm_stub: OpenAIStub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.grounded")
+    caplog.set_level(logging.WARNING, logger="bot.answering.grounded")
     cases = [c for c in load_cases(BUILT_ON) + load_cases(HELD_OUT) if c.policy == "bundled"]
     configured = dataclasses.replace(
         settings,

@@ -22,7 +22,7 @@ from adapters.server import build_app
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.policies import PolicyLibrary
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.bot_connector import ConnectorStub, connector_stub
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import PERSONAL, message

@@ -22,7 +22,7 @@ import pytest
 
 from bench import bombs
 from bot.config import Settings
-from bot.readers import ReadLimits
+from bot.reading.readers import ReadLimits
 from tests.fakes.slack_harness import SlackHarness, slack_server
 from tests.reliability import percentiles, record
 
@@ -147,8 +147,8 @@ def test_each_bomb_is_refused_by_policy_load_and_the_active_policy_stays(
 
 
 def test_a_text_node_past_lxmls_ceiling_is_refused_by_name() -> None:
-    from bot.ingest import read_policy
     from bot.models import PolicyError
+    from bot.reading.ingest import read_policy
 
     data = bombs.docx_text_node_bomb(11 * 2**20)  # within the 16 MB a 4 MB limit unpacks
     with pytest.raises(PolicyError, match="unbroken stretch of text longer than 10 MB"):

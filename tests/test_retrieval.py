@@ -11,7 +11,7 @@ import pytest
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Clause, ParsedPolicy
-from bot.retrieval import (
+from bot.retrieval.lexical import (
     DECISION_POINT,
     PRUNE_FROM_CLAUSES,
     RAW_DECISION_POINT,
@@ -19,9 +19,9 @@ from bot.retrieval import (
     calibrated,
     clause_stems,
 )
-from bot.semantic import HybridRetriever, build_retriever, semantic_available
-from bot.storage import Storage
-from bot.vocabulary import words
+from bot.retrieval.semantic import HybridRetriever, build_retriever, semantic_available
+from bot.retrieval.vocabulary import words
+from bot.store.database import Storage
 
 np = pytest.importorskip("numpy") if semantic_available() else None
 

@@ -7,7 +7,7 @@ import pytest
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion
-from bot.review import (
+from bot.review.queue import (
     JOIN_THRESHOLD,
     Profile,
     ReviewError,

@@ -16,7 +16,7 @@ from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.outbound import RecordingNotifier
 
 # One topic the policy does not cover, asked three ways.

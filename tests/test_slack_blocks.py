@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from adapters import slack_blocks as render
-from bot.checking import Finding, PostCheck
+from bot.answering.checking import Finding, PostCheck
 from bot.models import Answer, Citation
-from bot.review import Group, Profile
+from bot.review.queue import Group, Profile
 
 
 def citation(n: int, text: str) -> Citation:

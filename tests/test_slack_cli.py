@@ -12,7 +12,7 @@ from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.slack_api import FakeSlackApi, fake_slack_api
 
 DOG = ["can I bring my dog to the office", "are pets allowed at the office?"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.config import Settings
-from bot.storage import Storage, StorageError
+from bot.store.database import Storage, StorageError
 from tests.conftest import BUNDLED_POLICY
 from tests.fakes.slack_api import fake_slack_api
 from tests.fakes.slack_harness import slack_server

@@ -12,7 +12,7 @@ import sys
 from adapters.slack import serve_socket_mode
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.slack_api import BOT_USER, TEAM, fake_slack_api
 
 

@@ -11,7 +11,7 @@ from adapters import slack_blocks as render
 from adapters.slack import file_url_allowed
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.conftest import BUNDLED_POLICY
 from tests.fakes.slack_harness import SlackHarness, all_text
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.ingest import read_policy
-from bot.storage import (
+from bot.reading.ingest import read_policy
+from bot.store.database import (
     DELIVERY_PRUNE_INTERVAL,
     DELIVERY_RETENTION,
     Storage,

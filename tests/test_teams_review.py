@@ -16,7 +16,7 @@ import pytest
 from adapters.server import build_app
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
-from bot.digest import build_digest, post_digest
+from bot.review.digest import build_digest, post_digest
 from tests.fakes.bot_connector import Call, ConnectorStub
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.unlogged import Entry, UnloggedQuestions
+from bot.store.unlogged import Entry, UnloggedQuestions
 
 
 def entry(text: str) -> Entry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.vocabulary import SHIPPED, read_vocabulary, without_pleasantries
+from bot.retrieval.vocabulary import SHIPPED, read_vocabulary, without_pleasantries
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.answering import Answerer, Draft, ExtractiveAnswerer
+from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer
 from bot.models import Retrieval
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from adapters.server import RUNNER_OPTIONS, build_app
 from bot.core import PolicyBot
-from bot.storage import Storage
+from bot.store.database import Storage
 from tests.fakes.loopback import LOOPBACK
 from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
 

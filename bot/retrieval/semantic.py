@@ -27,15 +27,15 @@ from typing import Any, Protocol
 
 from bot.config import ConfigError
 from bot.models import Retrieval, ScoredClause, StoredClause
-from bot.retrieval import (
+from bot.retrieval.lexical import (
     Evidence,
     LexicalRetriever,
     Retriever,
     calibrated,
     logistic,
 )
-from bot.storage import Storage
-from bot.vocabulary import without_pleasantries
+from bot.retrieval.vocabulary import without_pleasantries
+from bot.store.database import Storage
 
 #: Weight of the cosine similarity against the lexical rank when ordering clauses.
 SIMILARITY_SHARE = 0.7

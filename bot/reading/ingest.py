@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.clauses import build_clauses
-from bot.markdown import parse_markdown, parse_plain_text, split_front_matter
 from bot.models import Block, ParsedPolicy, PolicyError
-from bot.readers import BLOCKS, ReadLimits, over_ceiling, read_docx, read_html, read_pdf
+from bot.reading.clauses import build_clauses
+from bot.reading.markdown import parse_markdown, parse_plain_text, split_front_matter
+from bot.reading.readers import BLOCKS, ReadLimits, over_ceiling, read_docx, read_html, read_pdf
 
 #: Reads a file's bytes, within the limits, into (front matter fields, blocks).
 Reader = Callable[[bytes, ReadLimits], tuple[dict[str, str | list[str]], list[Block]]]

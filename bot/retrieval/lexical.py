@@ -26,8 +26,8 @@ from typing import Protocol
 import snowballstemmer
 
 from bot.models import Retrieval, ScoredClause, StoredClause
-from bot.storage import Storage
-from bot.vocabulary import EXPANSIONS, content_words, without_pleasantries, words
+from bot.retrieval.vocabulary import EXPANSIONS, content_words, without_pleasantries, words
+from bot.store.database import Storage
 
 #: How much a match on an expansion ("tweet" -> "post") counts against a match on the word.
 EXPANSION_WEIGHT = 0.6

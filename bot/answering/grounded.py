@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from bot.answering import NOT_COVERED, Draft, ExtractiveAnswerer, citation
-from bot.groundedness import unsupported
-from bot.llm import ChatClient, LLMError, LLMUsage
+from bot.answering.extractive import NOT_COVERED, Draft, ExtractiveAnswerer, citation
+from bot.answering.groundedness import unsupported
+from bot.answering.llm import ChatClient, LLMError, LLMUsage
 from bot.models import Retrieval, ScoredClause
 
 log = logging.getLogger(__name__)

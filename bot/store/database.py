@@ -272,7 +272,7 @@ def m007_received_questions(db: sqlite_utils.Database) -> None:
     """Questions a platform was told we received (acknowledged), kept from before the
     acknowledgement until the reply went out, so that a process killed in between leaves
     them to be answered on the next start. `taken_by` is the process answering one (see
-    bot.liveness); the question and where to reply are cleared once the reply went out."""
+    bot.store.liveness); the question and where to reply are cleared once the reply went out."""
     db.table("received_questions").create(
         {
             "id": int,

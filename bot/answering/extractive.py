@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.llm import LLMUsage
+from bot.answering.llm import LLMUsage
 from bot.models import Citation, Retrieval, ScoredClause
 
 #: A further clause is cited only if it ranks at least this close to the best one.

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.models import Citation, Retrieval
-from bot.retrieval import LexicalRetriever, Retriever
-from bot.storage import Storage, VersionInfo
+from bot.retrieval.lexical import LexicalRetriever, Retriever
+from bot.store.database import Storage, VersionInfo
 
 #: Clauses one retrieval returns: enough for the answerer to choose its citations from.
 RETRIEVAL_LIMIT = 5

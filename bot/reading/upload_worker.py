@@ -5,12 +5,13 @@ underneath (lxml, pypdf, html.parser) can still take far more memory or time tha
 suggests. Read in a child process, no file can grow the server or stall it: the child's address
 space is capped with RLIMIT_AS and it is killed at the deadline.
 
-The child is a fresh `python -m bot.upload_worker` (not a fork of the server, whose threads and
-database connections a fork would copy). Starting it costs about 0.1 s for Markdown and 0.3 s
-for DOCX or PDF (their libraries load), once per upload, an admin's action. Both directions are
-JSON, not pickle: the child parses hostile files, so what it sends back is data, never code.
+The child is a fresh `python -m bot.reading.upload_worker` (not a fork of the server, whose
+threads and database connections a fork would copy). Starting it costs about 0.1 s for Markdown
+and 0.3 s for DOCX or PDF (their libraries load), once per upload, an admin's action. Both
+directions are JSON, not pickle: the child parses hostile files, so what it sends back is data,
+never code.
 
-    python -m bot.upload_worker     # stdin: a JSON header line, then the file; stdout: JSON
+    python -m bot.reading.upload_worker     # stdin: a JSON header line, then the file; stdout: JSON
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.models import Clause, ParsedPolicy, PolicyError
-from bot.readers import ReadLimits
+from bot.reading.readers import ReadLimits
 
 DEFAULT_READ_SECONDS = 60.0
 DEFAULT_READ_MEMORY_MB = 1024
@@ -37,7 +38,7 @@ CONCURRENT_READS = 2
 
 _slots = threading.BoundedSemaphore(CONCURRENT_READS)
 #: Where `bot` is imported from, so the child finds the same code whatever its working folder.
-_CODE_ROOT = str(Path(__file__).resolve().parent.parent)
+_CODE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def read_isolated(
     with _slots:
         try:
             finished = subprocess.run(
-                [sys.executable, "-m", "bot.upload_worker"],
+                [sys.executable, "-m", "bot.reading.upload_worker"],
                 input=json.dumps(header).encode() + b"\n" + data,
                 capture_output=True,
                 timeout=worker.seconds,
@@ -184,7 +185,7 @@ _NEAR_CEILING = 32 * 2**20
 
 
 def _read(request: bytes) -> dict[str, Any]:
-    from bot.ingest import read_policy
+    from bot.reading.ingest import read_policy
 
     header, _, data = request.partition(b"\n")
     fields = json.loads(header)

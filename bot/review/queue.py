@@ -24,13 +24,13 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from bot import security
+from bot import access
 from bot.config import Settings
 from bot.models import Actor, Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
-from bot.retrieval import LexicalRetriever, stem, term_groups
-from bot.storage import Storage, utcnow
-from bot.vocabulary import GENERIC_QUESTION_WORDS, TOPIC_SYNONYMS
+from bot.retrieval.lexical import LexicalRetriever, stem, term_groups
+from bot.retrieval.vocabulary import GENERIC_QUESTION_WORDS, TOPIC_SYNONYMS
+from bot.store.database import Storage, utcnow
 
 #: A question joins a group at this similarity or above (0..1); tuned on paraphrase sets in
 #: tests/test_review.py, including near misses that share a word but not a topic.
@@ -554,7 +554,7 @@ async def may_review(
     if not member and in_team_group is not None:
         member = await in_team_group()
     if action and not member:
-        security.refused(
+        access.refused(
             action, platform=actor.platform, who=actor.user_id, reason="not in the policy team"
         )
     return member

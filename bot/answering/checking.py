@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.active import ActivePolicy
-from bot.answering import citation, covered
-from bot.clauses import split_sentences
+from bot.answering.extractive import citation, covered
 from bot.models import Citation, QuestionError
-from bot.retrieval import term_groups
-from bot.vocabulary import content_words
+from bot.reading.clauses import split_sentences
+from bot.retrieval.active import ActivePolicy
+from bot.retrieval.lexical import term_groups
+from bot.retrieval.vocabulary import content_words
 
 #: A draft post may be longer than a question; longer texts are refused with a message.
 MAX_CHECK_CHARS = 8000

@@ -1,7 +1,7 @@
 """HTML, DOCX and PDF policy files into the same `Block`s as Markdown, so clauses keep numbers.
 
 Each reader takes the file's bytes and returns (front matter fields, blocks), like
-`bot.ingest.read_markdown`; it raises PolicyError with a message for the uploader when the
+`bot.reading.ingest.read_markdown`; it raises PolicyError with a message for the uploader when the
 file cannot be read (corrupt, encrypted, scanned without text, wrong encoding).
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
-from bot.markdown import clean_inline
 from bot.models import Block, PolicyError
+from bot.reading.markdown import clean_inline
 
 Fields = dict[str, str | list[str]]
 

@@ -119,7 +119,7 @@ def read_vocabulary(text: str) -> Vocabulary:
 
 
 SHIPPED = read_vocabulary(
-    resources.files("bot").joinpath("vocabulary.toml").read_text(encoding="utf-8")
+    resources.files("bot.retrieval").joinpath("vocabulary.toml").read_text(encoding="utf-8")
 )
 
 STOPWORDS = frozenset(SHIPPED.stopwords)
@@ -130,8 +130,9 @@ TOPIC_SYNONYMS: tuple[tuple[str, ...], ...] = SHIPPED.topic_synonyms
 #: Words the review list's grouping weighs low however rare they are in the policy.
 GENERIC_QUESTION_WORDS = frozenset(SHIPPED.generic_question_words)
 
-# The force of a sentence, for the groundedness check (bot/groundedness.py): English's modal
-# and negating words, not any one policy's (see the `[force]` table for what each kind means).
+# The force of a sentence, for the groundedness check (bot/answering/groundedness.py):
+# English's modal and negating words, not any one policy's (the `[force]` table says what each
+# kind means).
 PERMISSION_WORDS = frozenset(SHIPPED.force["permission"])
 PERMISSION_BEFORE_TO = frozenset(SHIPPED.force["permission_before_to"])
 DUTY_WORDS = frozenset(SHIPPED.force["duty"])

@@ -9,8 +9,8 @@ import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.review import ReviewError, owner_matches
-from bot.storage import Storage
+from bot.review.queue import ReviewError, owner_matches
+from bot.store.database import Storage
 
 FIELDS = (
     "id",

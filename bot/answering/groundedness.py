@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from bot.models import StoredClause
-from bot.retrieval import clause_stems, stem
-from bot.vocabulary import (
+from bot.retrieval.lexical import clause_stems, stem
+from bot.retrieval.vocabulary import (
     CONDITION_WORDS,
     CONSENT_WORDS,
     DUTY_WORDS,

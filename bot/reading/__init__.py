@@ -1,0 +1,1 @@
+"""Reading policy files (Markdown, text, HTML, DOCX, PDF) into blocks, and blocks into clauses."""

@@ -1,0 +1,2 @@
+"""Storage: all SQL (schema, policies, the question log, groups, deliveries), and what is kept
+beside the database (questions it refused, which processes are alive)."""
