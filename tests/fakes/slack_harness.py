@@ -10,7 +10,7 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +19,7 @@ import httpx
 from aiohttp import web
 
 from adapters.server import RUNNER_OPTIONS, build_app
+from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage
 from tests.fakes.loopback import LOOPBACK
@@ -47,7 +48,7 @@ class SlackHarness:
     http: httpx.AsyncClient
     #: The server's aiohttp application (the bolt app is `web_app[adapters.slack.SLACK_APP]`).
     web_app: web.Application
-    _ids: Any = dataclasses.field(default_factory=lambda: itertools.count(1))
+    _ids: Iterator[int] = dataclasses.field(default_factory=lambda: itertools.count(1))
     #: The last request sent, exactly (body and headers), for `replay`.
     last_sent: tuple[str, dict[str, str]] = ("", {})
 
@@ -226,7 +227,11 @@ class SlackHarness:
 
 @asynccontextmanager
 async def slack_server(
-    settings: Any, *, api: FakeSlackApi | None = None, on_disk: bool = False, **slack_settings: Any
+    settings: Settings,
+    *,
+    api: FakeSlackApi | None = None,
+    on_disk: bool = False,
+    **slack_settings: Any,
 ) -> AsyncIterator[SlackHarness]:
     """The real server app with Slack configured against a fake Slack API, on loopback.
 
