@@ -37,7 +37,8 @@ async def test_policy_command_acks_then_answers_privately_with_a_share_button(
     row = slack.bot.storage.questions(status=None)[0]
     assert row["text"] == ROADMAP
     # Private question: a later follow-up goes by DM, not into the channel.
-    assert slack.bot.storage.reply_address(row["id"])["conversation"] == ""
+    stored = slack.bot.storage.reply_address(row["id"])
+    assert stored is not None and stored["conversation"] == ""
 
 
 @pytest.mark.parametrize("text", ["help", "", "  HELP "])
