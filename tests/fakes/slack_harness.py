@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlencode
 
 import httpx
@@ -39,6 +39,14 @@ def all_text(blocks: list[dict[str, Any]]) -> str:
 def signature(secret: str, timestamp: str, body: str) -> str:
     base = f"v0:{timestamp}:{body}".encode()
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class Signing(TypedDict, total=False):
+    """What a test may change in how `SlackHarness.post` signs a request."""
+
+    secret: str
+    age: float
+    headers: dict[str, str]
 
 
 @dataclasses.dataclass
@@ -78,7 +86,12 @@ class SlackHarness:
         return await self.http.post("/slack/events", content=body, headers=headers)
 
     async def event(
-        self, event: dict[str, Any], *, event_id: str = "", retry: int = 0, **kwargs: Any
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str = "",
+        retry: int = 0,
+        **signing: Unpack[Signing],
     ) -> httpx.Response:
         body = json.dumps(
             {
@@ -92,14 +105,13 @@ class SlackHarness:
                 "event": event,
             }
         )
-        headers = kwargs.pop("headers", {})
         if retry:
-            headers = {
-                **headers,
+            signing["headers"] = {
+                **signing.get("headers", {}),
                 "X-Slack-Retry-Num": str(retry),
                 "X-Slack-Retry-Reason": "http_timeout",
             }
-        return await self.post(body, "application/json", headers=headers, **kwargs)
+        return await self.post(body, "application/json", **signing)
 
     def _ts(self) -> str:
         return f"1700000100.{next(self._ids):06d}"
@@ -160,9 +172,11 @@ class SlackHarness:
         }
         return await self.post(urlencode(form), "application/x-www-form-urlencoded")
 
-    async def interaction(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
+    async def interaction(
+        self, payload: dict[str, Any], **signing: Unpack[Signing]
+    ) -> httpx.Response:
         body = urlencode({"payload": json.dumps(payload)})
-        return await self.post(body, "application/x-www-form-urlencoded", **kwargs)
+        return await self.post(body, "application/x-www-form-urlencoded", **signing)
 
     async def click(
         self,
