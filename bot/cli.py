@@ -193,7 +193,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.pass_obj
 def teams_package(ctx: Context, out: Path, developer: str, website: str, app_version: str) -> None:
     """Write the Teams app package (manifest.json and icons) to upload or sideload."""
-    package = importlib.import_module("adapters.teams_package")
+    package = importlib.import_module("adapters.teams.package")
     try:
         package.write_package(
             ctx.settings, out, developer=developer, website=website, version=app_version

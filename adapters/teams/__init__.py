@@ -34,9 +34,11 @@ from botbuilder.schema import (
 )
 from yarl import URL
 
-from adapters import replies, teams_auth, teams_cards
+from adapters import replies
 from adapters.downloads import DOWNLOAD_TIMEOUT, DownloadError, TooLarge, download
 from adapters.replies import APOLOGY, reply_in_time
+from adapters.teams import auth as teams_auth
+from adapters.teams import cards as teams_cards
 from bot import access
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
