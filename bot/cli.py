@@ -78,7 +78,7 @@ class Context:
 OUTBOUND: dict[str, tuple[str, Callable[[Settings], bool]]] = {
     "slack": ("adapters.slack", lambda s: bool(s.slack_bot_token)),
     "teams": (
-        "adapters.teams",
+        "adapters.teams.app",
         lambda s: bool(s.microsoft_app_id or s.digest_teams_conversation),
     ),
 }
