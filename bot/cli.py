@@ -78,7 +78,7 @@ class Context:
 OUTBOUND: dict[str, tuple[str, Callable[[Settings], bool]]] = {
     "slack": ("adapters.slack", lambda s: bool(s.slack_bot_token)),
     "teams": (
-        "adapters.teams",
+        "adapters.teams.app",
         lambda s: bool(s.microsoft_app_id or s.digest_teams_conversation),
     ),
 }
@@ -193,7 +193,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.pass_obj
 def teams_package(ctx: Context, out: Path, developer: str, website: str, app_version: str) -> None:
     """Write the Teams app package (manifest.json and icons) to upload or sideload."""
-    package = importlib.import_module("adapters.teams_package")
+    package = importlib.import_module("adapters.teams.package")
     try:
         package.write_package(
             ctx.settings, out, developer=developer, website=website, version=app_version
