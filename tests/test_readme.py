@@ -1,13 +1,16 @@
-"""The README documents every command and every option.
+"""The README documents every command, every option and every setting the bot reads.
 
-The lists come from the code itself (the click command tree), so a command or option added
-without its README line fails here.
+The lists come from the code itself (the click command tree, and the names `Settings.from_env`
+reads), so a command, option or setting added without its README line fails here.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Iterator, Mapping
 from itertools import takewhile
 from pathlib import Path
 
@@ -15,9 +18,13 @@ import click
 import pytest
 
 from bot.cli import main
+from bot.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+#: Variables in the Configuration table that the bot itself does not read, with who does.
+READ_ELSEWHERE = {"POLICYBOT_SHARED_EVAL": ROOT / "bench" / "sets.py"}
 
 
 def section(markdown: str, heading: str) -> str:
@@ -51,6 +58,16 @@ def command_synopses(markdown: str) -> dict[str, str]:
     return synopses
 
 
+def configuration_variables(markdown: str) -> set[str]:
+    """The variable named in the first cell of each row of the Configuration table."""
+    names = set()
+    for cells in table_rows(section(markdown, "Configuration")):
+        match = re.fullmatch(r"`([A-Za-z_][A-Za-z0-9_]*)`", cells[0])
+        assert match, f"a Configuration row does not start with one `VARIABLE`: {cells[0]}"
+        names.add(match.group(1))
+    return names
+
+
 def commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
     """Every command under `group`, as "policy load", subgroups included, depth first."""
     for name, command in sorted(group.commands.items()):
@@ -72,6 +89,65 @@ def option_names(command: click.Command) -> list[tuple[str, ...]]:
         for param in command.params
         if isinstance(param, click.Option) and "--help" not in param.opts
     ]
+
+
+class RecordingEnvironment(Mapping[str, str]):
+    """An empty environment that remembers every variable asked for."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.asked.add(name)
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def names_in_from_env_source() -> set[str]:
+    """The string literals `from_env` passes next to `env` (`env.get("X")`, `_int(env, "X",
+    ...)`): catches a variable read only when another one is set, which an empty environment
+    never reaches."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(Settings.from_env.__func__)))
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        reads_env = (
+            isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+        ) or any(isinstance(arg, ast.Name) and arg.id == "env" for arg in node.args)
+        if reads_env:
+            names.update(
+                arg.value
+                for arg in node.args[:2]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value
+            )
+    return names
+
+
+def settings_read() -> set[str]:
+    """Every environment variable the bot reads: `Settings.from_env`, and click options that
+    fall back to one (`serve --port` reads PORT)."""
+    environment = RecordingEnvironment()
+    Settings.from_env(environment)
+    from_options = {
+        envvar
+        for _, command in commands(main)
+        for param in command.params
+        for envvar in ([param.envvar] if isinstance(param.envvar, str) else param.envvar or [])
+    }
+    return environment.asked | names_in_from_env_source() | from_options
 
 
 # -- what the code has is in the README -------------------------------------------------------
@@ -97,6 +173,11 @@ def test_readme_shows_the_options_before_the_command() -> None:
         assert any(f"`{name} " in README for name in names), f"the README does not show {names}"
 
 
+def test_readme_configuration_table_has_every_setting() -> None:
+    missing = settings_read() - configuration_variables(README)
+    assert not missing, f"no row in the README's Configuration table for {sorted(missing)}"
+
+
 # -- what the README says is in the code ------------------------------------------------------
 def test_readme_commands_exist() -> None:
     known = {path for path, _ in commands(main)}
@@ -104,7 +185,16 @@ def test_readme_commands_exist() -> None:
     assert not unknown, f"the README documents commands that do not exist: {sorted(unknown)}"
 
 
-def test_the_command_lists_are_not_empty() -> None:
+def test_readme_configuration_rows_are_read() -> None:
+    for name, reader in READ_ELSEWHERE.items():
+        assert name in reader.read_text(encoding="utf-8"), f"{reader} no longer reads {name}"
+    unread = configuration_variables(README) - settings_read() - set(READ_ELSEWHERE)
+    assert not unread, f"the Configuration table lists variables nothing reads: {sorted(unread)}"
+
+
+def test_the_setting_lists_are_not_empty() -> None:
     """The walks these tests use find what they should, so none passes on an empty list."""
     assert {"policy load", "questions list", "serve"} <= {p for p, _ in commands(main)}
+    assert {"POLICYBOT_DB", "MicrosoftAppId", "PORT"} <= settings_read()
+    assert {"POLICYBOT_DB", "MicrosoftAppId"} <= configuration_variables(README)
     assert command_synopses(README)["policy load"].startswith("policybot policy load FILE")
