@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from bot import messages
 from bot.answering.checking import PostCheck, check_text
 from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer, citation, covered
 from bot.answering.grounded import GroundedAnswerer
@@ -97,14 +98,9 @@ def normalize_question(text: str, max_chars: int) -> str:
     """`clean_text`, refusing empty or oversized questions."""
     cleaned = clean_text(text)
     if not cleaned:
-        raise QuestionError(
-            "Please type a question, for example: may I post photos from the offsite?"
-        )
+        raise QuestionError(messages.EMPTY_QUESTION)
     if len(cleaned) > max_chars:
-        raise QuestionError(
-            f"That question is {len(cleaned):,} characters long; please keep it under "
-            f"{max_chars:,} and ask about one thing at a time."
-        )
+        raise QuestionError(messages.question_too_long(len(cleaned), max_chars))
     return cleaned
 
 
