@@ -138,9 +138,28 @@ class PolicyBot:
     #: What is logged with a question (a failure's message, an LLM's reason) may quote a
     #: secret; the question log and the exports read from it must not.
     _redactor: Redactor = field(init=False, repr=False)
+    #: Uploads, diffs, activation and rollback; activation re-checks open questions with this
+    #: bot's own retriever and threshold. Built once, from the settings the bot was made with.
+    policies: PolicyLibrary = field(init=False, repr=False)
+    #: The policy team's review list, grouping with this bot's retrieval and word rarity.
+    review: ReviewQueue = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._redactor = Redactor.of(self.settings)
+        self.policies = PolicyLibrary(
+            self.storage,
+            self.settings.max_upload_bytes,
+            retriever=self.retriever,
+            min_confidence=self.settings.min_confidence,
+            max_citations=self.settings.max_citations,
+            admins=self.settings.admins,
+            reading=WorkerLimits(
+                self.settings.upload_read_seconds, self.settings.upload_read_memory_mb * 2**20
+            ),
+        )
+        self.review = ReviewQueue(
+            self.storage, self.retrieve, lexical_of(self.retriever, self.storage)
+        )
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
@@ -170,22 +189,6 @@ class PolicyBot:
         close = getattr(self.answerer, "aclose", None)
         if close is not None:
             await close()
-
-    @property
-    def policies(self) -> PolicyLibrary:
-        """Uploads, diffs, activation and rollback; activation re-checks open questions with
-        this bot's own retriever and threshold."""
-        return PolicyLibrary(
-            self.storage,
-            self.settings.max_upload_bytes,
-            retriever=self.retriever,
-            min_confidence=self.settings.min_confidence,
-            max_citations=self.settings.max_citations,
-            admins=self.settings.admins,
-            reading=WorkerLimits(
-                self.settings.upload_read_seconds, self.settings.upload_read_memory_mb * 2**20
-            ),
-        )
 
     def is_admin(self, actor: Actor) -> bool:
         """May this Slack user / Teams AAD object id upload and activate policies, on the
@@ -340,10 +343,6 @@ class PolicyBot:
 
     def retrieve(self, question: str) -> Retrieval:
         return self.active_policy().retrieve(question)
-
-    @property
-    def review(self) -> ReviewQueue:
-        return ReviewQueue(self.storage, self.retrieve, lexical_of(self.retriever, self.storage))
 
     async def ask(self, incoming: IncomingQuestion, *, received: int | None = None) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input.
