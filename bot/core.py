@@ -37,7 +37,7 @@ from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
 from bot.retrieval.semantic import build_retriever
-from bot.review.queue import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
+from bot.review.queue import DeliveryReport, Group, ReviewQueue, TermProfile, reviewed_lead
 from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
 from bot.store.liveness import ProcessMark
 from bot.store.unlogged import Entry, UnloggedQuestions
@@ -47,8 +47,10 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-#: What an asker can say about an answer (the buttons under it, on every platform).
-REACTIONS = ("helpful", "not_helpful", "ask_policy_team")
+#: What an asker can say about an answer (the buttons under it, on every platform): the one
+#: definition; platforms map their buttons' ids onto these.
+HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM = "helpful", "not_helpful", "ask_policy_team"
+REACTIONS = (HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM)
 #: An answer sent this long after its question was received says it is late: longer than
 #: Slack gives an acknowledgement, and than the "Thinking…" placeholder takes to show.
 LATE_AFTER = timedelta(seconds=3)
@@ -205,11 +207,15 @@ class PolicyBot:
         """One read of the active set: a question is answered from whole versions, never a mix."""
         return ActivePolicy.read(self.storage, self.retriever)
 
-    def first_delivery(self, platform: str, key: str) -> bool:
-        """Whether `platform` delivers `key` (an event id) for the first time to any process on
-        this database; False for a retry of one already taken, which the adapter drops. Kept
-        in the database, so it holds across restarts and between several server processes."""
+    def claim_delivery(self, platform: str, key: str) -> bool:
+        """Record that `platform` delivered `key` (an event or file id) and say whether this
+        is its first delivery to any process on this database: False for a retry of one
+        already claimed, which the adapter drops. Kept in the database, so it holds across
+        restarts and between several server processes (the insert also prunes old keys)."""
         return self.receive(platform, key).first
+
+    #: The old name (it read like a question, but records); removed once adapters switch.
+    first_delivery = claim_delivery
 
     def receive(
         self,
@@ -220,7 +226,7 @@ class PolicyBot:
         *,
         now: datetime | None = None,
     ) -> Delivery:
-        """Take a delivery before acknowledging it: `first_delivery`, and in the same
+        """Take a delivery before acknowledging it: `claim_delivery`, and in the same
         transaction the question it carries, if any, kept until its reply goes out (`ask`
         with `received`, then `replied`); a process stopped in between leaves it to
         `answer_left_over` on the next start. `kind` is the platform's kind of question
@@ -359,7 +365,7 @@ class PolicyBot:
             async with self._taking_turns():
                 active = self.active_policy()
                 retrieval = active.retrieve(question)
-                profile = Profile.of(question)
+                profile = TermProfile.of(question)
                 # A question the policy team has already answered gets their answer, whatever
                 # retrieval would say: they answered it because the policy alone did not.
                 reviewed = self.review.best_group(profile, retrieval, status="answered")
@@ -577,11 +583,11 @@ class PolicyBot:
         KeyError when there is no such question."""
         if reaction not in REACTIONS:
             raise ValueError(f"unknown reaction {reaction!r}")
-        if reaction == "ask_policy_team":
+        if reaction == ASK_POLICY_TEAM:
             self.escalate(question_id)
         else:
-            self.feedback(question_id, helpful=reaction == "helpful")
-        return None if reaction == "helpful" else Referral(question_id, reaction)
+            self.feedback(question_id, helpful=reaction == HELPFUL)
+        return None if reaction == HELPFUL else Referral(question_id, reaction)
 
     async def refer_unanswered(self, answer: Answer, incoming: IncomingQuestion) -> None:
         """After the asker has the answer: a question the policy does not cover is announced
