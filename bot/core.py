@@ -10,17 +10,25 @@ import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from bot import messages
+from bot import access, messages
 from bot.answering.checking import PostCheck, check_text
 from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer, citation, covered
 from bot.answering.grounded import GroundedAnswerer
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
-from bot.models import Actor, Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
+from bot.models import (
+    Actor,
+    Answer,
+    IncomingQuestion,
+    PolicyError,
+    QuestionError,
+    Retrieval,
+    ScoredClause,
+)
 from bot.notify import (
     ChannelPoster,
     LateReplier,
@@ -37,10 +45,27 @@ from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
 from bot.retrieval.semantic import build_retriever
-from bot.review.queue import DeliveryReport, Group, ReviewQueue, TermProfile, reviewed_lead
+from bot.review.queue import (
+    DeliveryReport,
+    Group,
+    ReviewError,
+    ReviewQueue,
+    TermProfile,
+    reviewed_lead,
+)
 from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
 from bot.store.liveness import ProcessMark
 from bot.store.unlogged import Entry, UnloggedQuestions
+from bot.use_cases import (
+    Fetch,
+    Fetched,
+    Resolution,
+    ReviewList,
+    Settled,
+    TeamGroup,
+    Tell,
+    UploadReply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -653,6 +678,147 @@ class PolicyBot:
             group_id=group_id if isinstance(group_id, int) else None,
             asker_name=asker_name if show else "",
         )
+
+    # -- the use cases: every platform's way in, the same on each --------------------------------
+    async def after_reply(
+        self, incoming: IncomingQuestion, answer: Answer | None, received: int | None = None
+    ) -> None:
+        """Once the asker has their reply (`answer`: None when it was a refusal or the
+        apology): the received question is no longer left to answer, and one the policy does
+        not cover is announced in the review channel of the platform it was asked on."""
+        self.replied(received)
+        if answer is not None:
+            await self.refer_unanswered(answer, incoming)
+
+    async def react_to_answer(
+        self, actor: Actor, question_id: int | None, reaction: str, tell: Tell
+    ) -> bool:
+        """An answer's button pressed (one of REACTIONS; `question_id` None when the button's
+        value was garbled): the reaction recorded, the presser told so (`tell`), then the
+        platform's review channel told when the question went on the review list. False, and
+        the presser told, when the question is gone."""
+        try:
+            if question_id is None:
+                raise KeyError(question_id)
+            referral = self.react(question_id, reaction)
+        except KeyError:
+            await tell(messages.STALE_QUESTION)
+            return False
+        await tell(messages.REACTION_NOTES[reaction])
+        await self.announce(actor.platform, referral, asker=actor.user_id)
+        return True
+
+    async def receive_upload(self, actor: Actor, name: str, fetch: Fetch) -> UploadReply:
+        """A policy file handed to the bot (`name`; `fetch` its bytes): admins only, checked
+        before anything is fetched; read in the upload worker and stored off the event loop,
+        staged, never activated here. The change summary, or the refusal to show."""
+        try:
+            self.policies.authorize(actor, action="policy upload")
+        except PolicyError as refusal:
+            return UploadReply(None, str(refusal))
+        try:
+            fetched = await fetch()
+            if isinstance(fetched, Fetched):
+                name, data = fetched.name, fetched.data
+            else:
+                data = fetched
+            result = await self.policies.upload_in_background(
+                name, data, uploaded_by=actor.recorded_as
+            )
+        except PolicyError as error:
+            return UploadReply(None, messages.upload_refused(str(error)))
+        return UploadReply(result)
+
+    def settle_upload(self, actor: Actor, version_id: int | None, action: str) -> Settled:
+        """Activate / Discard (ACTIVATE, DISCARD) under an upload's change summary; admins
+        only, checked again at the press (a message can be forwarded)."""
+        try:
+            settlement = self.policies.settle(version_id, action, actor)
+        except PolicyError as error:  # not an admin, a stale button, not discardable
+            return Settled(None, str(error))
+        return Settled(settlement.version, settlement.outcome)
+
+    async def may_review(
+        self, actor: Actor, *, action: str = "", in_team_group: TeamGroup | None = None
+    ) -> bool:
+        """bot.access.may_review with this bot's settings."""
+        return await access.may_review(
+            actor, self.settings, action=action, in_team_group=in_team_group
+        )
+
+    async def review_list(
+        self,
+        actor: Actor,
+        *,
+        private: bool = True,
+        action: str = "review",
+        in_team_group: TeamGroup | None = None,
+    ) -> ReviewList:
+        """The open groups for the policy team, busiest first; refused to anyone else (to the
+        security log with `action`; "" for a look that is no attempt, such as opening a home
+        tab) and anywhere not `private` (others would read the askers' questions)."""
+        if not await self.may_review(actor, action=action, in_team_group=in_team_group):
+            return ReviewList(None, messages.NOT_POLICY_TEAM)
+        if not private:
+            return ReviewList(None, messages.REVIEW_IN_PRIVATE)
+        return ReviewList(tuple(self.review.queue(status="open")))
+
+    async def group_to_answer(
+        self,
+        actor: Actor,
+        group_id: int | None,
+        *,
+        action: str = "review answer",
+        in_team_group: TeamGroup | None = None,
+    ) -> Resolution:
+        """The group a reviewer is about to answer (to show it in a form), or why not;
+        nothing changes either way."""
+        if not await self.may_review(actor, action=action, in_team_group=in_team_group):
+            return Resolution(messages.NOT_POLICY_TEAM_ACTION)
+        if group_id is None:
+            return Resolution(messages.STALE_GROUP)
+        try:
+            return Resolution("", self.review.group(group_id))
+        except ReviewError as error:
+            return Resolution(str(error))
+
+    async def resolve_group(
+        self,
+        actor: Actor,
+        group_id: int | None,
+        answer: str | None,
+        *,
+        action: str = "",
+        in_team_group: TeamGroup | None = None,
+        recorded: Callable[[], Awaitable[None]] | None = None,
+    ) -> Resolution:
+        """A reviewer answers a group (`answer`) or dismisses it (None), in one order on every
+        platform: may they review (refusals to the security log as `action`, by default
+        "review answer" / "review dismiss"), does the group exist, the answer or dismissal
+        stored, then `recorded` (a platform that must close a form quickly does it there),
+        then the answer sent to everyone who asked, on the platform they asked on."""
+        verb = "dismiss" if answer is None else "answer"
+        if not await self.may_review(
+            actor, action=action or f"review {verb}", in_team_group=in_team_group
+        ):
+            return Resolution(messages.NOT_POLICY_TEAM_ACTION)
+        if group_id is None:
+            return Resolution(messages.STALE_GROUP)
+        by = actor.recorded_as
+        try:
+            if answer is None:
+                group = self.review.dismiss(group_id, by)
+            else:
+                group = self.review.answer(group_id, answer, by)
+        except ReviewError as error:  # no such group, an empty or oversized answer
+            return Resolution(str(error))
+        if recorded is not None:
+            await recorded()
+        if answer is None:
+            return Resolution(messages.group_dismissed(group.id, group.count), group)
+        report = await self.deliver_answers(group_id)
+        text = messages.group_answered(group.id, group.count, report.describe(), report.pending)
+        return Resolution(text, group, report)
 
     async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
         """A reviewer answers a group: the answer is stored as a reviewed answer and sent to
