@@ -228,6 +228,10 @@ class PolicyBot:
             self.policies.load_bundled(self.settings.policies_dir)
         return self.storage.active_versions()
 
+    def active_versions(self) -> list[VersionInfo]:
+        """The active version of each document, for saying what the bot answers from."""
+        return self.storage.active_versions()
+
     def active_policy(self) -> ActivePolicy:
         """One read of the active set: a question is answered from whole versions, never a mix."""
         return ActivePolicy.read(self.storage, self.retriever)

@@ -3,12 +3,14 @@ telling, whatever the platform; refusals as texts from bot.messages."""
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from adapters.console import chat
 from bot import messages
 from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion, PolicyError
@@ -209,3 +211,20 @@ async def test_after_the_reply_an_uncovered_question_is_announced(team_bot: Poli
     assert team_bot.storage.unreplied() == []
     await team_bot.after_reply(incoming, None)  # a refusal or the apology: nothing to refer
     assert len(channel.posts) == 1
+
+
+async def test_the_console_reacts_through_the_use_case(bot: PolicyBot) -> None:
+    stdin = io.StringIO(f"!human\n{UNCOVERED}\n!human\n!quit\n")
+    stdout = io.StringIO()
+    await chat(bot, stdin, stdout, asker="alice")
+    out = stdout.getvalue()
+    assert f"bot> {messages.ASK_FIRST}" in out
+    assert f"bot> {messages.REACTION_NOTES['ask_policy_team']}" in out
+    (question,) = bot.open_questions()
+    assert question["review_reason"] == "ask_policy_team"
+
+
+def test_policybot_chat_words_reactions_as_every_platform_does(run: Any) -> None:
+    result = run("chat", stdin="may I post photos from the offsite?\n!helpful\n!quit\n")
+    assert result.exit_code == 0, result.output
+    assert f"bot> {messages.REACTION_NOTES['helpful']}" in result.output
