@@ -1,6 +1,12 @@
-"""The one entry point every platform calls: a question in, a cited and logged answer out.
+"""The one entry point every platform calls: a question in, a cited and logged answer out,
+and the use cases around it (an answer's buttons, uploads, resolving review groups).
 
 receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adapter) render.
+
+Over 400 lines because it is one class, `PolicyBot`, the adapters' only way in: its methods
+share the turn lock, the delivery lock and the parts built once. What can stand alone lives
+beside it: the question log (bot.question_log), a question's text (bot.text), what the use
+cases return (bot.use_cases), the texts (bot.messages), who may (bot.access).
 """
 
 from __future__ import annotations
@@ -9,9 +15,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot import access, messages
@@ -40,6 +45,7 @@ from bot.notify import (
     ReviewPoster,
 )
 from bot.policies import PolicyLibrary
+from bot.question_log import QuestionLog
 from bot.reading.upload_worker import WorkerLimits
 from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
@@ -53,9 +59,10 @@ from bot.review.queue import (
     TermProfile,
     reviewed_lead,
 )
-from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
+from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo
 from bot.store.liveness import ProcessMark
-from bot.store.unlogged import Entry, UnloggedQuestions
+from bot.store.unlogged import UnloggedQuestions
+from bot.text import clean_text, normalize_question, storable
 from bot.use_cases import (
     Fetch,
     Fetched,
@@ -69,8 +76,6 @@ from bot.use_cases import (
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: What an asker can say about an answer (the buttons under it, on every platform): the one
 #: definition; platforms map their buttons' ids onto these.
@@ -90,45 +95,6 @@ class Delivery:
 
     first: bool
     received_id: int | None = None
-
-
-def encodable(text: str) -> str:
-    """`text` with every lone surrogate as U+FFFD, and a surrogate pair as the character it
-    encodes. Slack's and Teams' JSON may carry "\\ud800", which Python decodes to a str that
-    SQLite and UTF-8 files refuse; nothing else a str can hold is refused by either."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def clean_text(text: str) -> str:
-    """Control characters out, white space folded, lone surrogates replaced: a question as it
-    is answered and logged."""
-    return " ".join(_CONTROL.sub(" ", encodable(text or "")).split())
-
-
-def storable(incoming: IncomingQuestion) -> IncomingQuestion:
-    """The question with every field the log and the spool keep made encodable."""
-    fields = (incoming.text, incoming.asker, incoming.conversation, incoming.asker_name)
-    if not any(_SURROGATE.search(value) for value in fields):
-        return incoming
-    return replace(
-        incoming,
-        text=encodable(incoming.text),
-        asker=encodable(incoming.asker),
-        conversation=encodable(incoming.conversation),
-        asker_name=encodable(incoming.asker_name),
-    )
-
-
-def normalize_question(text: str, max_chars: int) -> str:
-    """`clean_text`, refusing empty or oversized questions."""
-    cleaned = clean_text(text)
-    if not cleaned:
-        raise QuestionError(messages.EMPTY_QUESTION)
-    if len(cleaned) > max_chars:
-        raise QuestionError(messages.question_too_long(len(cleaned), max_chars))
-    return cleaned
 
 
 @dataclass
@@ -162,17 +128,15 @@ class PolicyBot:
     #: the event loop between questions: a burst of questions must not hold up the server's
     #: other requests, such as acknowledging the next Slack events (retried after 3 s).
     _turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
-    #: What is logged with a question (a failure's message, an LLM's reason) may quote a
-    #: secret; the question log and the exports read from it must not.
-    _redactor: Redactor = field(init=False, repr=False)
     #: Uploads, diffs, activation and rollback; activation re-checks open questions with this
     #: bot's own retriever and threshold. Built once, from the settings the bot was made with.
     policies: PolicyLibrary = field(init=False, repr=False)
     #: The policy team's review list, grouping with this bot's retrieval and word rarity.
     review: ReviewQueue = field(init=False, repr=False)
+    #: Writes every question to the log (or keeps it until the log takes writes).
+    question_log: QuestionLog = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._redactor = Redactor.of(self.settings)
         self.policies = PolicyLibrary(
             self.storage,
             self.settings.max_upload_bytes,
@@ -186,6 +150,15 @@ class PolicyBot:
         )
         self.review = ReviewQueue(
             self.storage, self.retrieve, lexical_of(self.retriever, self.storage)
+        )
+        # What is logged with a question (a failure's message, an LLM's reason) may quote a
+        # secret; the question log and the exports read from it must not.
+        self.question_log = QuestionLog(
+            self.storage,
+            self.review,
+            self.unlogged,
+            Redactor.of(self.settings),
+            self.settings.max_question_chars,
         )
 
     @classmethod
@@ -303,7 +276,7 @@ class PolicyBot:
         beats never). Returns how many were answered; failures are left for the next start."""
         if self.unlogged.has_pending():  # kept questions mark their received ones as logged
             try:
-                self.unlogged.replay(self._log_kept)
+                self.unlogged.replay(self.question_log.log_kept)
             except StorageError as error:
                 log.warning("kept questions could not be logged yet: %s", error)
         me = self.mark.hold()
@@ -388,7 +361,7 @@ class PolicyBot:
         try:
             question = normalize_question(incoming.text, self.settings.max_question_chars)
         except QuestionError as error:
-            self._log_refused(incoming, str(error), received)
+            self.question_log.refused(incoming, str(error), received)
             raise
         try:
             async with self._taking_turns():
@@ -409,7 +382,7 @@ class PolicyBot:
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
             # on the review list and in the platform's review channel.
-            question_id = self._log_failed(incoming, question, error, received)
+            question_id = self.question_log.failed(incoming, question, error, received)
             try:
                 await self.announce(
                     incoming.platform,
@@ -421,7 +394,9 @@ class PolicyBot:
                 log.exception("could not announce a question that failed")
             raise
         async with self._taking_turns():
-            answer = self._log(incoming, question, retrieval, draft, active, reviewed, received)
+            answer = self.question_log.answered(
+                incoming, question, retrieval, draft, active, reviewed, received
+            )
             if not draft.answered and answer.question_id is not None:
                 # Just logged, so in no group: `join`, with what this turn already worked out.
                 self.review.join(answer.question_id, question, retrieval, profile)
@@ -436,160 +411,6 @@ class PolicyBot:
             yield
             # Still holding the turn: whoever wants it now queues, and the loop polls I/O.
             await asyncio.sleep(0)
-
-    def _log(
-        self,
-        incoming: IncomingQuestion,
-        question: str,
-        retrieval: Retrieval,
-        draft: Draft,
-        active: ActivePolicy,
-        reviewed: Group | None = None,
-        received: int | None = None,
-    ) -> Answer:
-        policy_version = active.policy_version(draft.citations)
-        question_id = self._record(
-            incoming,
-            {
-                "platform": incoming.platform,
-                "text": question,
-                "answered": int(draft.answered),
-                "confidence": round(retrieval.confidence, 4),
-                "version_ids": list(retrieval.version_ids),
-                "policy_version": policy_version,
-                "citations": [c.as_logged() for c in draft.citations],
-                "answer_text": draft.lead,
-                "answer_source": draft.source,
-                "status": "answered" if draft.answered else "open",
-                "feedback": "",
-                "review_reason": "" if draft.answered else "not_covered",
-                "notes": list(draft.notes),
-                "answer_verdict": draft.verdict,
-                "llm_model": draft.llm.model if draft.llm else None,
-                "llm_prompt_tokens": draft.llm.prompt_tokens if draft.llm else None,
-                "llm_completion_tokens": draft.llm.completion_tokens if draft.llm else None,
-                "llm_latency_ms": draft.llm.latency_ms if draft.llm else None,
-                "llm_attempts": draft.llm.attempts if draft.llm else None,
-                "closest_clause_id": retrieval.ranked[0].stored.id if retrieval.ranked else None,
-                "group_id": reviewed.id if reviewed else None,
-            },
-            received,
-        )
-        return Answer(
-            question=question,
-            answered=draft.answered,
-            lead=draft.lead,
-            citations=draft.citations,
-            confidence=retrieval.confidence,
-            question_id=question_id,
-            policy_version=policy_version,
-            source=draft.source,
-            notes=draft.notes,
-            verdict=draft.verdict,
-        )
-
-    def _log_refused(
-        self, incoming: IncomingQuestion, reason: str, received: int | None = None
-    ) -> None:
-        text = clean_text(incoming.text)
-        if not text:
-            return  # nothing was asked
-        self._record(
-            incoming,
-            {
-                "platform": incoming.platform,
-                "text": text[: self.settings.max_question_chars],
-                "answered": 0,
-                "confidence": 0.0,
-                "status": "refused",
-                "review_reason": "",
-                "answer_text": reason,
-                "answer_source": "refused",
-            },
-            received,
-        )
-
-    def _log_failed(
-        self,
-        incoming: IncomingQuestion,
-        question: str,
-        error: Exception,
-        received: int | None = None,
-    ) -> int | None:
-        try:
-            question_id = self._record(
-                incoming,
-                {
-                    "platform": incoming.platform,
-                    "text": question,
-                    "answered": 0,
-                    "confidence": 0.0,
-                    "status": "open",
-                    "review_reason": "failed",
-                    # Scrubbed before the cut, which could leave half a secret otherwise.
-                    "notes": [
-                        self._redactor.scrub(f"failed: {type(error).__name__}: {error}")[:500]
-                    ],
-                    "answer_source": "failed",
-                },
-                received,
-            )
-            if question_id is not None:
-                # Into a group, as every open question is, so the review list shows it. Not
-                # routed by retrieval: retrieval may be what failed.
-                self.review.join(question_id, question, Retrieval(question, (), 0.0, ()))
-            return question_id
-        except Exception:  # the original failure is the one to report
-            log.exception("could not log a question that failed")
-            return None
-
-    def _record(
-        self, incoming: IncomingQuestion, record: dict[str, object], received: int | None = None
-    ) -> int | None:
-        """Log a question; its id, or None when the database refused the write (the question
-        is then kept by `unlogged` and logged later, and the asker still gets the answer)."""
-        entry: Entry = {
-            "record": {"asked_at": utcnow(), **self._redactor.scrub_row(record)},
-            "asker": incoming.asker,
-            "reply_to": self._reply_address(incoming),
-            "asker_name": incoming.asker_name,
-            "received": received,
-        }
-        try:
-            if self.unlogged.has_pending():
-                self.unlogged.replay(self._log_kept)
-            return self._log_entry(entry)
-        except StorageError as error:
-            self.unlogged.keep(entry, error)
-            return None
-
-    def _log_entry(self, entry: Entry) -> int:
-        record = dict(entry["record"])
-        record["asker"] = self.storage.pseudonym(record["platform"], entry["asker"])
-        return self.storage.log_question(
-            record,
-            reply_to=entry["reply_to"],
-            asker_name=entry["asker_name"],
-            received_id=entry.get("received"),
-        )
-
-    def _log_kept(self, entries: list[Entry]) -> None:
-        with self.storage.transaction():
-            ids = [(self._log_entry(entry), entry) for entry in entries]
-        for question_id, entry in ids:
-            record = entry["record"]
-            if record.get("status") == "open":  # it belongs on the review list, as it would have
-                self.review.join(question_id, str(record["text"]))
-
-    @staticmethod
-    def _reply_address(incoming: IncomingQuestion) -> dict[str, str] | None:
-        if not incoming.asker:
-            return None
-        return {
-            "platform": incoming.platform,
-            "user_id": incoming.asker,
-            "conversation": incoming.conversation,
-        }
 
     def feedback(self, question_id: int, *, helpful: bool) -> None:
         """Helpful / Not helpful. Not helpful puts the question on the review list."""
