@@ -84,9 +84,10 @@ def _text(data: bytes) -> str:
 def question_target(data: bytes) -> None:
     from botbuilder.schema import Activity, ChannelAccount, Entity
 
-    from adapters import slack, slack_blocks, teams
-    from bot.core import normalize_question
+    from adapters import slack, slack_blocks
+    from adapters.teams import turns
     from bot.models import QuestionError
+    from bot.text import normalize_question
 
     text = _text(data)
     bot = {"id": "28:policybot", "name": "PolicyBot"}
@@ -101,7 +102,7 @@ def question_target(data: bytes) -> None:
         ],
     )
     slack_blocks.escape(text)
-    for raw in (text, slack.question_text(text, BOT_USER), teams.question_text(activity)):
+    for raw in (text, slack.question_text(text, BOT_USER), turns.question_text(activity)):
         try:
             question = normalize_question(raw, MAX_QUESTION_CHARS)
         except QuestionError as error:
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
 
         if args.target == "question":
             import adapters.slack
-            import adapters.teams  # noqa: F401
+            import adapters.teams.turns  # noqa: F401
     target, _, max_len = TARGETS[args.target]
     work = args.dir / args.target
     corpus = work / "corpus"
