@@ -76,7 +76,7 @@ class Context:
 #: Platforms whose adapter can send from a command run outside the app (cron, a terminal): the
 #: adapter module, and the setting that says the platform is configured here.
 OUTBOUND: dict[str, tuple[str, Callable[[Settings], bool]]] = {
-    "slack": ("adapters.slack", lambda s: bool(s.slack_bot_token)),
+    "slack": ("adapters.slack.app", lambda s: bool(s.slack_bot_token)),
     "teams": (
         "adapters.teams",
         lambda s: bool(s.microsoft_app_id or s.digest_teams_conversation),
@@ -213,7 +213,7 @@ def slack(ctx: Context) -> None:
     settings = ctx.settings
     if not (settings.slack_app_token and settings.slack_bot_token):
         fail("policybot slack needs SLACK_APP_TOKEN (xapp-...) and SLACK_BOT_TOKEN (xoxb-...)", 2)
-    adapter = importlib.import_module("adapters.slack")
+    adapter = importlib.import_module("adapters.slack.app")
     adapter.run_socket_mode(ctx.bot())
 
 

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from adapters import slack_blocks as render
 from adapters import teams
 from adapters.replies import APOLOGY
+from adapters.slack import blocks as render
 from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.answerers import BrokenAnswerer, GatedAnswerer

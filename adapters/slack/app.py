@@ -34,9 +34,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import replies
-from adapters import slack_blocks as render
 from adapters.downloads import DownloadError, TooLarge, download
 from adapters.replies import Reply, reply_in_time
+from adapters.slack import blocks as render
 from bot import access
 from bot.config import ConfigError, Settings
 from bot.core import CHECK, Delivery, PolicyBot
