@@ -15,48 +15,46 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest, AsyncRespond
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import replies
 from adapters.downloads import DownloadError, TooLarge, download
 from adapters.replies import Reply, reply_in_time
 from adapters.slack import blocks as render
+from adapters.slack.messages import (
+    PLATFORM,
+    THINKING,
+    ChannelReply,
+    EphemeralReply,
+    Message,
+    answer_message,
+    text_message,
+)
+from adapters.slack.outbound import SlackLateReplier, make_client, register_outbound, shared_session
 from bot import access
 from bot.config import ConfigError, Settings
 from bot.core import CHECK, Delivery, PolicyBot
-from bot.models import Actor, Answer, IncomingQuestion, PolicyError, QuestionError
-from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
+from bot.models import Actor, IncomingQuestion, PolicyError, QuestionError
 from bot.policies import ACTIVATE, DISCARD, NotAuthorized, too_large
 from bot.redaction import Redactor, redact_logs
 from bot.review.queue import ReviewError, may_review
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "slack"
 #: The message shortcut's callback id (see slack-manifest.yml).
 CHECK_SHORTCUT = "policybot_check_post"
 COMMAND = "/policy"
 #: The message subtype of a file sent in a DM: an admin uploading a policy.
 FILE_SHARE = "file_share"
-#: Further attempts at a Slack Web API call after a 429 (Retry-After honoured), a 500/503 or a
-#: dropped connection.
-SLACK_RETRIES = 2
 NOT_POLICY_TEAM = (
     "Sorry, only members of the policy team can answer or dismiss questions on the review "
     "list. Nothing was changed."
@@ -85,62 +83,6 @@ RECEIVED = "policybot_received_id"
 
 #: The bolt app on the server's web app, when Slack is configured.
 SLACK_APP = web.AppKey("slack", AsyncApp)
-
-Message = tuple[str, list[dict[str, Any]]]  # fallback text, blocks
-
-
-@dataclass
-class ChannelReply:
-    """A message in a channel, DM or thread, replaced with chat.update."""
-
-    client: AsyncWebClient
-    channel: str
-    thread_ts: str | None = None
-    ts: str | None = None
-
-    async def post(self, message: Message) -> None:
-        text, blocks = message
-        kwargs: dict[str, Any] = {"thread_ts": self.thread_ts} if self.thread_ts else {}
-        response = await self.client.chat_postMessage(
-            channel=self.channel, text=text, blocks=blocks, **kwargs
-        )
-        self.ts = response.get("ts")
-        self.channel = response.get("channel") or self.channel
-
-    async def replace(self, message: Message) -> None:
-        if self.ts is None:
-            await self.post(message)
-            return
-        text, blocks = message
-        await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
-
-
-@dataclass
-class EphemeralReply:
-    """A message only the user sees, through the request's response_url."""
-
-    respond: AsyncRespond
-
-    async def post(self, message: Message) -> None:
-        text, blocks = message
-        await self.respond(
-            text=text, blocks=blocks, response_type="ephemeral", replace_original=False
-        )
-
-    async def replace(self, message: Message) -> None:
-        text, blocks = message
-        await self.respond(text=text, blocks=blocks, replace_original=True)
-
-
-def text_message(text: str) -> Message:
-    return text, [render.plain(text)]
-
-
-THINKING: Message = (render.THINKING_TEXT, [render.context(render.THINKING_TEXT)])
-
-
-def answer_message(answer: Answer, *, shareable: bool = False) -> Message:
-    return render.answer_text(answer), render.answer_blocks(answer, shareable=shareable)
 
 
 def question_text(text: str, bot_user_id: str | None) -> str:
@@ -229,96 +171,6 @@ def delivery_key(request: AsyncBoltRequest, body: dict[str, Any]) -> str:
     return "payload:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
-def late_message(reply: LateReply) -> Message:
-    """A LateReply as Slack's message: the answer, the check or why neither, with the
-    apology first when it is late."""
-    message: Message
-    if reply.answer is not None:
-        message = answer_message(reply.answer)
-    elif reply.check is not None:
-        message = reply.check.lead, render.check_blocks(reply.check)
-    else:
-        message = text_message(reply.refusal or replies.APOLOGY)
-    if not reply.late:
-        return message
-    text, blocks = message
-    return f"{render.LATE_TEXT}: {text}", render.late_blocks(reply.question, blocks)
-
-
-class SlackLateReplier:
-    """Answers, on start, what a stopped process acknowledged: in the mention's thread or the
-    DM it was asked in, and by DM for `/policy` and the shortcut (their response_url is not
-    kept: it is a credential for the conversation)."""
-
-    def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
-
-    async def send(self, reply: LateReply) -> None:
-        channel, _, thread_ts = reply.address.conversation.partition("/")
-        with refusal_as_delivery_error():
-            if not channel:
-                opened = await self.client.conversations_open(users=reply.address.user_id)
-                channel = opened["channel"]["id"]
-            await ChannelReply(self.client, channel, thread_ts or None).post(late_message(reply))
-
-
-@contextlib.contextmanager
-def refusal_as_delivery_error() -> Iterator[None]:
-    """Slack refusing an outbound message, as the core's DeliveryError (kept for a retry)."""
-    try:
-        yield
-    except SlackApiError as error:
-        reason = error.response.get("error")
-        raise DeliveryError(f"Slack did not take the message: {reason}") from error
-
-
-class SlackNotifier:
-    """Messages someone who asked: in their thread or DM, or a DM opened for the purpose."""
-
-    def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
-
-    async def send(self, address: ReplyAddress, text: str) -> None:
-        channel, _, thread_ts = address.conversation.partition("/")
-        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-        with refusal_as_delivery_error():
-            if not channel:
-                opened = await self.client.conversations_open(users=address.user_id)
-                channel = opened["channel"]["id"]
-            await self.client.chat_postMessage(
-                channel=channel, text=render.cut(text, 39_000), **extra
-            )
-
-
-class SlackChannelPoster:
-    """Posts to one channel (the digest channel, POLICYBOT_DIGEST_SLACK_CHANNEL)."""
-
-    def __init__(self, client: AsyncWebClient, channel: str) -> None:
-        self.client = client
-        self.channel = channel
-
-    async def post(self, text: str) -> None:
-        with refusal_as_delivery_error():
-            await self.client.chat_postMessage(channel=self.channel, text=render.cut(text, 39_000))
-
-
-class SlackReviewPoster:
-    """Posts questions that reach the review list to the policy team's channel
-    (POLICYBOT_SLACK_REVIEW_CHANNEL), with *Answer* / *Dismiss* for their group."""
-
-    def __init__(self, client: AsyncWebClient, channel: str) -> None:
-        self.client = client
-        self.channel = channel
-
-    async def post(self, notice: ReviewNotice) -> None:
-        blocks = render.review_blocks(
-            notice.question, notice.question_id, notice.reason, notice.asker, notice.group_id
-        )
-        text = f"Question for the policy team: {render.escaped_cut(notice.question, 2000)}"
-        with refusal_as_delivery_error():
-            await self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
-
-
 def who_clicked(user: dict[str, Any]) -> Actor:
     """The user of an interaction payload, with the name Slack gave."""
     return Actor(PLATFORM, user["id"], user.get("username") or user.get("name", ""))
@@ -373,56 +225,6 @@ async def fetch_file(file: dict[str, Any], settings: Settings) -> tuple[str, byt
             "files:read scope (reinstall it from slack-manifest.yml)."
         )
     return name, data
-
-
-def register_outbound(bot: PolicyBot, client: AsyncWebClient | None = None) -> AsyncWebClient:
-    """Register the Slack notifier with the core, and the digest and review posters when their
-    channels are configured; also for commands that send without running the app (`digest`,
-    `questions answer`)."""
-    settings = bot.settings
-    if not settings.slack_bot_token:
-        raise ConfigError("SLACK_BOT_TOKEN is not set")
-    client = client or make_client(settings)
-    bot.notifiers[PLATFORM] = SlackNotifier(client)
-    if settings.digest_slack_channel:
-        bot.channel_posters[PLATFORM] = SlackChannelPoster(client, settings.digest_slack_channel)
-    if settings.slack_review_channel:
-        bot.review_posters[PLATFORM] = SlackReviewPoster(client, settings.slack_review_channel)
-    return client
-
-
-def make_client(settings: Settings) -> AsyncWebClient:
-    base_url = (
-        settings.slack_api_url
-        if settings.slack_api_url.endswith("/")
-        else settings.slack_api_url + "/"
-    )
-    return AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=base_url,
-        # Slack answers 429 with Retry-After when rate limited, and 500/503 in a bad moment:
-        # wait as told (or back off) and try again, a bounded number of times.
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=SLACK_RETRIES),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RETRIES),
-            AsyncServerErrorRetryHandler(max_retry_count=SLACK_RETRIES),
-        ],
-    )
-
-
-@contextlib.asynccontextmanager
-async def shared_session(client: AsyncWebClient) -> AsyncIterator[None]:
-    """One HTTP session for every Web API call `client` (and bolt's per-request copies of it)
-    makes while the app runs, so calls reuse pooled connections; without it slack_sdk opens and
-    closes a session, and a connection, per call. Closed on the way out."""
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
-    client.session = session
-    try:
-        yield
-    finally:
-        # A call still under way after this makes a session of its own, as without one.
-        client.session = None
-        await session.close()
 
 
 def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> AsyncApp:
@@ -908,9 +710,7 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
     web_app.cleanup_ctx.append(session_while_serving)
 
     def refused(request: web.Request, reason: str) -> None:
-        access.refused(
-            "Slack request", platform=PLATFORM, who=request.remote or "", reason=reason
-        )
+        access.refused("Slack request", platform=PLATFORM, who=request.remote or "", reason=reason)
 
     async def slack_events(request: web.Request) -> web.Response:
         # The signature is checked here, on the raw bytes, before anything parses them: bolt
