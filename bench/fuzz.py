@@ -85,7 +85,7 @@ def question_target(data: bytes) -> None:
     from botbuilder.schema import Activity, ChannelAccount, Entity
 
     from adapters import teams
-    from adapters.slack import app as slack
+    from adapters.slack import asking as slack
     from adapters.slack import blocks as slack_blocks
     from bot.core import normalize_question
     from bot.models import QuestionError
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         import bot.reading.ingest  # noqa: F401
 
         if args.target == "question":
-            import adapters.slack.app
+            import adapters.slack.asking
             import adapters.teams  # noqa: F401
     target, _, max_len = TARGETS[args.target]
     work = args.dir / args.target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.slack.app import CHECK_SHORTCUT, COMMAND
+from adapters.slack.asking import CHECK_SHORTCUT, COMMAND
 
 MANIFEST = (Path(__file__).resolve().parent.parent / "slack-manifest.yml").read_text()
 
