@@ -17,12 +17,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from adapters import replies
@@ -62,7 +62,7 @@ def delivery_key(request: AsyncBoltRequest, body: dict[str, Any]) -> str:
 async def once_per_delivery(
     req: AsyncBoltRequest,
     body: dict[str, Any],
-    context: Any,
+    context: AsyncBoltContext,
     next: Callable[[], Awaitable[None]],
 ) -> Any:
     # After bolt's signature check, before any acknowledgement. Slack retries an event it
@@ -98,7 +98,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     bot.late_repliers[PLATFORM] = SlackLateReplier(app.client)
     listening = Listening(bot, thinking_delay)
 
-    async def with_listening(context: Any, next: Callable[[], Awaitable[None]]) -> Any:
+    async def with_listening(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> Any:
         context[LISTENING] = listening
         return await next()
 
@@ -218,6 +218,15 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
     return slack
 
 
+class SocketModeConnection(Protocol):
+    """What serve_socket_mode uses of bolt's AsyncSocketModeHandler, whose methods bolt leaves
+    unannotated: typed here so the calls are checked."""
+
+    async def start_async(self) -> None: ...
+
+    async def close_async(self) -> None: ...
+
+
 async def serve_socket_mode(bot: PolicyBot, **options: Any) -> None:
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
@@ -225,7 +234,7 @@ async def serve_socket_mode(bot: PolicyBot, **options: Any) -> None:
         raise ConfigError("SLACK_APP_TOKEN (an app-level token, xapp-…) is not set")
     app = build_slack_app(bot, **options)
     async with shared_session(app.client):
-        handler = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
+        handler: SocketModeConnection = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
         # What a stopped process acknowledged and did not answer, beside new questions.
         left_over = asyncio.create_task(bot.answer_left_over())
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.replies import Reply, reply_in_time
@@ -145,7 +145,9 @@ async def help_in(reply: Reply[Message]) -> None:
     await reply.post((render.HELP_TEXT, render.help_blocks()))
 
 
-async def on_mention(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+async def on_mention(
+    event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     if event.get("bot_id") or event.get("subtype"):
         return
     thread_ts = event.get("thread_ts") or event["ts"]
@@ -157,7 +159,9 @@ async def on_mention(event: dict[str, Any], client: AsyncWebClient, context: Any
     await answer(listening_in(context), incoming, reply, context.get(RECEIVED))
 
 
-async def on_message(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+async def on_message(
+    event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     if event.get("channel_type") != "im" or event.get("bot_id"):
         return
     subtype = event.get("subtype")
@@ -185,11 +189,11 @@ async def on_message(event: dict[str, Any], client: AsyncWebClient, context: Any
 
 
 async def on_command(
-    ack: Any,
+    ack: AsyncAck,
     command: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient,
-    context: Any,
+    context: AsyncBoltContext,
 ) -> None:
     incoming = command_question(command)
     if incoming is None:
@@ -205,7 +209,9 @@ async def on_command(
     )
 
 
-async def on_check(ack: Any, shortcut: dict[str, Any], respond: AsyncRespond, context: Any) -> None:
+async def on_check(
+    ack: AsyncAck, shortcut: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     bot = listening_in(context).bot
     await ack()
     text = (shortcut.get("message") or {}).get("text") or ""
@@ -224,12 +230,12 @@ async def on_check(ack: Any, shortcut: dict[str, Any], respond: AsyncRespond, co
 
 
 async def on_feedback(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient,
-    context: Any,
+    context: AsyncBoltContext,
 ) -> None:
     bot = listening_in(context).bot
     await ack()
@@ -247,11 +253,11 @@ async def on_feedback(
 
 
 async def on_share(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
-    context: Any,
+    context: AsyncBoltContext,
 ) -> None:
     bot = listening_in(context).bot
     await ack()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -53,7 +54,7 @@ async def publish_home(
     await client.views_publish(user_id=user, view=view)
 
 
-async def on_home(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+async def on_home(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
     if event.get("tab", "home") != "home":
         return
     await publish_home(listening_in(context).bot, client, event["user"])

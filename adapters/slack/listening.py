@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncRespond
+from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.messages import PLATFORM
@@ -32,7 +32,7 @@ class Listening:
     thinking_delay: float
 
 
-def listening_in(context: Any) -> Listening:
+def listening_in(context: AsyncBoltContext) -> Listening:
     """The `Listening` app.py put in this request's bolt context."""
     found: Listening = context[LISTENING]
     return found

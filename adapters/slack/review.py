@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -37,12 +37,12 @@ async def confirm_to(client: AsyncWebClient, user: str, channel: str, text: str)
 
 
 async def on_answer_clicked(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient,
-    context: Any,
+    context: AsyncBoltContext,
 ) -> None:
     bot = listening_in(context).bot
     await ack()
@@ -71,11 +71,11 @@ async def on_answer_clicked(
 
 
 async def on_answer_submitted(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
     view: dict[str, Any],
     client: AsyncWebClient,
-    context: Any,
+    context: AsyncBoltContext,
 ) -> None:
     bot = listening_in(context).bot
     user = body["user"]
@@ -114,12 +114,12 @@ async def on_answer_submitted(
 
 
 async def on_dismiss_clicked(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient,
-    context: Any,
+    context: AsyncBoltContext,
 ) -> None:
     bot = listening_in(context).bot
     await ack()

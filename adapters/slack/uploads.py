@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from slack_bolt.async_app import AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -124,7 +124,9 @@ async def file_info(client: AsyncWebClient, file_id: str) -> dict[str, Any]:
     return file
 
 
-async def on_file_shared(event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+async def on_file_shared(
+    event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     # Only for apps subscribed to file_shared: a file sent in a DM with the bot.
     channel = str(event.get("channel_id") or "")
     user = str(event.get("user_id") or "")
@@ -136,12 +138,12 @@ async def on_file_shared(event: dict[str, Any], client: AsyncWebClient, context:
 
 
 async def on_version_action(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient,
-    context: Any,
+    context: AsyncBoltContext,
 ) -> None:
     bot = listening_in(context).bot
     await ack()
