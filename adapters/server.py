@@ -14,7 +14,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from adapters import admin_http, teams
+from adapters import admin_http
+from adapters.teams import app as teams_app
 from bot.core import PolicyBot
 from bot.redaction import Redactor, redact_logs
 
@@ -170,7 +171,7 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     if settings.teams_configured:
         # No MicrosoftAppId and no explicit local-testing switch: no /api/messages at all,
         # so nobody can speak for a Teams user on a deployment that has no Teams.
-        teams.add_routes(app, bot, listen_host=host)
+        teams_app.add_routes(app, bot, listen_host=host)
     admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
 
     async def close_bot(_: web.Application) -> None:

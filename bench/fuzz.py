@@ -84,9 +84,9 @@ def _text(data: bytes) -> str:
 def question_target(data: bytes) -> None:
     from botbuilder.schema import Activity, ChannelAccount, Entity
 
-    from adapters import teams
     from adapters.slack import asking as slack
     from adapters.slack import blocks as slack_blocks
+    from adapters.teams import turns
     from bot.core import normalize_question
     from bot.models import QuestionError
 
@@ -103,7 +103,7 @@ def question_target(data: bytes) -> None:
         ],
     )
     slack_blocks.escape(text)
-    for raw in (text, slack.question_text(text, BOT_USER), teams.question_text(activity)):
+    for raw in (text, slack.question_text(text, BOT_USER), turns.question_text(activity)):
         try:
             question = normalize_question(raw, MAX_QUESTION_CHARS)
         except QuestionError as error:
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
 
         if args.target == "question":
             import adapters.slack.asking
-            import adapters.teams  # noqa: F401
+            import adapters.teams.turns  # noqa: F401
     target, _, max_len = TARGETS[args.target]
     work = args.dir / args.target
     corpus = work / "corpus"

@@ -23,7 +23,7 @@ from bot.answering.extractive import covered, select_citations
 from bot.config import DEFAULT_MIN_CONFIDENCE, platform_id
 from bot.models import Actor, Clause, ParsedPolicy, PolicyError
 from bot.reading.ingest import READERS, read_file, read_policy
-from bot.reading.readers import ReadLimits
+from bot.reading.shared import ReadLimits
 from bot.reading.upload_worker import WorkerLimits, read_isolated
 from bot.retrieval.active import ActivePolicy
 from bot.retrieval.lexical import LexicalRetriever, Retriever

@@ -15,7 +15,8 @@ from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion, PolicyError
 from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized, compare_clauses
 from bot.reading.ingest import READERS
-from bot.reading.readers import ReadLimits, read_pdf
+from bot.reading.pdf import read_pdf
+from bot.reading.shared import ReadLimits
 from bot.store.database import Storage
 from tests.documents import docx_bytes, make_pdf
 

@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 from botframework.connector.auth import MicrosoftAppCredentials
 
-from adapters import teams_auth
 from adapters.server import build_app
+from adapters.teams import auth as teams_auth
 from bot.core import PolicyBot
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.bot_framework_keys import (

@@ -22,7 +22,7 @@ import pytest
 
 from bench import bombs
 from bot.config import Settings
-from bot.reading.readers import ReadLimits
+from bot.reading.shared import ReadLimits
 from tests.fakes.slack_harness import SlackHarness, slack_server
 from tests.reliability import percentiles, record
 

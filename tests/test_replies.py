@@ -8,9 +8,10 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from adapters import teams
 from adapters.replies import APOLOGY
 from adapters.slack import blocks as render
+from adapters.teams import app as teams_app
+from adapters.teams import turns
 from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.answerers import BrokenAnswerer, GatedAnswerer
@@ -54,7 +55,7 @@ async def test_slack_answer_is_posted_when_the_placeholder_could_not_be(
 
 def teams_server(bot: PolicyBot, placeholder_after: float) -> web.Application:
     app = web.Application()
-    teams.add_routes(app, bot, listen_host=LOOPBACK, placeholder_after=placeholder_after)
+    teams_app.add_routes(app, bot, listen_host=LOOPBACK, placeholder_after=placeholder_after)
     return app
 
 
@@ -74,7 +75,7 @@ async def test_teams_failure_after_the_placeholder_replaces_it_with_the_apology(
     async with serving(teams_server(bot, 0.0)) as base:
         request = asyncio.ensure_future(post(base, message(ROADMAP, stub.url)))
         (placeholder,) = await stub.received(1)
-        assert placeholder.text == teams.THINKING
+        assert placeholder.text == turns.THINKING
         gated.release()
         await request
         _, apology = await stub.received(2)

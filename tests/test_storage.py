@@ -147,3 +147,20 @@ def test_processes_racing_on_one_database_take_each_delivery_exactly_once(
     with ThreadPoolExecutor(workers) as pool:
         taken = [key for result in pool.map(lambda _: take_all(), range(workers)) for key in result]
     assert sorted(taken) == keys  # every key taken, none twice
+
+
+def test_no_part_of_storage_shadows_another() -> None:
+    """Storage is its parts' mixins on one connection: a name defined in two of them would
+    silently hide one (the first in the method resolution order wins)."""
+    parts = [base for base in Storage.__mro__ if base.__module__.startswith("bot.store.")]
+    assert len(parts) == 6  # Storage, its five parts, Connected
+    owners: dict[str, str] = {}
+    clashes = []
+    for part in parts:
+        for name in vars(part):
+            if name.startswith("__") and name.endswith("__"):
+                continue
+            if name in owners:
+                clashes.append(f"{name}: {owners[name]} and {part.__name__}")
+            owners[name] = part.__name__
+    assert clashes == []

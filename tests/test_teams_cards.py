@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters import teams_cards
+from adapters.teams import cards as teams_cards
 from bot.core import REACTIONS, PolicyBot
 from bot.models import Answer, Citation, IncomingQuestion
 from bot.notify import ReviewNotice

@@ -7,7 +7,7 @@ import json
 
 from botbuilder.schema import Activity, ChannelAccount, Entity
 
-from adapters import teams
+from adapters.teams import asking, handler, review, turns
 from bot.core import PolicyBot
 from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.recording_adapter import RecordingTestAdapter, account, conversation
@@ -17,7 +17,7 @@ ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
 
 def adapter_for(bot: PolicyBot, **options: float) -> RecordingTestAdapter:
-    return RecordingTestAdapter(teams.TeamsBot(bot, **options).on_turn)
+    return RecordingTestAdapter(handler.TeamsBot(bot, **options).on_turn)
 
 
 def mention(data: dict[str, str]) -> Entity:
@@ -55,8 +55,8 @@ async def test_help_and_a_bare_mention_explain_the_bot(bot: PolicyBot) -> None:
         conversation=conversation(GROUP_CHAT),
     )
     await adapter.receive_activity(bare_mention)
-    assert "@mention" in teams.HELP and "review" in teams.HELP
-    assert [reply.text for reply in adapter.activity_buffer] == [teams.HELP] * 3
+    assert "@mention" in asking.HELP and "review" in asking.HELP
+    assert [reply.text for reply in adapter.activity_buffer] == [asking.HELP] * 3
     assert bot.storage.questions(status=None) == []
 
 
@@ -101,7 +101,7 @@ async def test_someone_outside_the_policy_team_is_refused_review(bot: PolicyBot)
     adapter = adapter_for(bot)
     await adapter.receive_activity("review")
     (reply,) = adapter.activity_buffer
-    assert reply.text == teams.NOT_POLICY_TEAM
+    assert reply.text == review.NOT_POLICY_TEAM
 
 
 async def test_welcome_is_for_people_not_for_the_bot_joining_as_a_member(bot: PolicyBot) -> None:
@@ -120,7 +120,7 @@ async def test_welcome_is_for_people_not_for_the_bot_joining_as_a_member(bot: Po
             conversation=conversation(GROUP_CHAT),
         )
     )
-    assert [a.text for a in adapter.activity_buffer] == [teams.WELCOME, teams.WELCOME]
+    assert [a.text for a in adapter.activity_buffer] == [asking.WELCOME, asking.WELCOME]
 
 
 async def test_slow_answer_gets_a_placeholder_that_the_card_replaces(bot: PolicyBot) -> None:
@@ -129,7 +129,7 @@ async def test_slow_answer_gets_a_placeholder_that_the_card_replaces(bot: Policy
     adapter = adapter_for(bot, placeholder_after=0.01)
     turn = asyncio.ensure_future(adapter.receive_activity("may I share our roadmap on LinkedIn?"))
     (placeholder,) = await adapter.replies(1)
-    assert placeholder.text == teams.THINKING and adapter.updated_activities == []
+    assert placeholder.text == turns.THINKING and adapter.updated_activities == []
     slow.release()
     await turn
     (update,) = adapter.updated_activities
@@ -140,4 +140,4 @@ async def test_slow_answer_gets_a_placeholder_that_the_card_replaces(bot: Policy
 
 def test_question_text_without_any_mention_is_the_text() -> None:
     activity = Activity(type="message", text="  may I\n post   this? ", recipient=account(BOT))
-    assert teams.question_text(activity) == "may I post this?"
+    assert turns.question_text(activity) == "may I post this?"

@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from adapters import teams
 from adapters.server import build_app
+from adapters.teams import app as teams_app
+from adapters.teams import turns
 from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
@@ -206,11 +207,11 @@ async def test_slow_answer_sends_a_placeholder_then_replaces_it(
     slow = GatedAnswerer()
     bot.answerer = slow
     app = web.Application()
-    teams.add_routes(app, bot, listen_host=LOOPBACK, placeholder_after=0.01)
+    teams_app.add_routes(app, bot, listen_host=LOOPBACK, placeholder_after=0.01)
     async with serving(app) as base:
         request = asyncio.ensure_future(post(base, message(ROADMAP, stub.url)))
         (placeholder,) = await stub.received(1)
-        assert placeholder.method == "POST" and placeholder.text == teams.THINKING
+        assert placeholder.method == "POST" and placeholder.text == turns.THINKING
         slow.release()
         status, _ = await request
         calls = await stub.received(2)
@@ -228,7 +229,7 @@ async def test_fast_answer_sends_no_placeholder(
     await post(server, message("help", stub.url))
     calls = await stub.received(2)
     assert [c.method for c in calls] == ["POST", "POST"]
-    assert calls[0].card is not None and teams.THINKING not in calls[0].text
+    assert calls[0].card is not None and turns.THINKING not in calls[0].text
 
 
 async def test_bad_questions_get_the_core_message(server: str, stub: ConnectorStub) -> None:

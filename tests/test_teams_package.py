@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adapters import teams_package
+from adapters.teams import package as teams_package
 from bot.cli import main
 from bot.config import ConfigError, Settings
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters import teams
+from adapters import replies
 from adapters.server import build_app
 from bot.config import Settings
 from bot.core import PolicyBot
@@ -173,7 +173,7 @@ async def test_a_refused_review_post_does_not_cost_the_asker_the_answer(
     in_chat = stub.in_conversation(PERSONAL["id"])
     assert "does not cover this" in card_text(in_chat[0].card or {})
     assert "review list" in in_chat[-1].text
-    assert all(call.text != teams.APOLOGY for call in in_chat)  # no "something went wrong"
+    assert all(call.text != replies.APOLOGY for call in in_chat)  # no "something went wrong"
     assert len(in_chat) == 3
     assert len(review_posts(stub)) == 2  # each tried once, refused
     failures = [r for r in caplog.records if "teams review channel" in r.getMessage()]
@@ -321,5 +321,5 @@ async def test_an_empty_answer_changes_nothing_and_an_uneditable_card_still_gets
     assert ANSWER in delivered.text and delivered.conversation_id == PERSONAL["id"]
     assert refused_edit.method == "PUT"
     assert confirmation.method == "POST" and "1 sent, 0 pending" in confirmation.text
-    assert all(call.text != teams.APOLOGY for call in stub.calls)
+    assert all(call.text != replies.APOLOGY for call in stub.calls)
     assert bot.review.group(question["group_id"]).status == "answered"

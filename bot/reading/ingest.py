@@ -8,8 +8,11 @@ from pathlib import Path
 
 from bot.models import Block, ParsedPolicy, PolicyError
 from bot.reading.clauses import build_clauses
+from bot.reading.docx import read_docx
+from bot.reading.html import read_html
 from bot.reading.markdown import parse_markdown, parse_plain_text, split_front_matter
-from bot.reading.readers import BLOCKS, ReadLimits, over_ceiling, read_docx, read_html, read_pdf
+from bot.reading.pdf import read_pdf
+from bot.reading.shared import BLOCKS, ReadLimits, over_ceiling
 
 #: Reads a file's bytes, within the limits, into (front matter fields, blocks).
 Reader = Callable[[bytes, ReadLimits], tuple[dict[str, str | list[str]], list[Block]]]

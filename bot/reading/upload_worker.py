@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.models import Clause, ParsedPolicy, PolicyError
-from bot.reading.readers import ReadLimits
+from bot.reading.shared import ReadLimits
 
 DEFAULT_READ_SECONDS = 60.0
 DEFAULT_READ_MEMORY_MB = 1024

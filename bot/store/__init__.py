@@ -1,2 +1,3 @@
-"""Storage: all SQL (schema, policies, the question log, groups, deliveries), and what is kept
-beside the database (questions it refused, which processes are alive)."""
+"""Storage: all SQL (schema, policies, the question log, groups, deliveries; `Storage` in
+`database.py`), and what is kept beside the database (questions it refused, which processes
+are alive)."""

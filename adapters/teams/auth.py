@@ -309,7 +309,9 @@ class TokenValidator:
         return claims
 
 
-class CheckedBotFrameworkAuthentication(BotFrameworkAuthentication):
+# botframework-connector ships no type information, so its base class is Any to mypy; every
+# abstract method is implemented below with its signature.
+class CheckedBotFrameworkAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
     """botbuilder's authentication with the incoming token checked by `TokenValidator`
     instead of botbuilder's blocking check; everything outgoing (connector credentials from
     MicrosoftAppId and MicrosoftAppPassword, proactive messages) is botbuilder's, unchanged.

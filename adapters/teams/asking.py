@@ -1,0 +1,96 @@
+"""Asking: a question in a personal chat or an @mention, the answer card's buttons (Helpful,
+Not helpful, Ask the policy team), `help`, and the welcome when the bot is installed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.schema import Activity, ChannelAccount
+
+from adapters.teams import cards as teams_cards
+from adapters.teams.turns import PLATFORM, HandlerContext, card_activity, is_personal, parse_id
+from bot.models import Answer, IncomingQuestion
+
+HELP = (
+    "Ask me whether something is OK under our social media and electronic-communication "
+    "policy, for example: *may I post photos from the team offsite on Instagram?* "
+    "I answer by quoting the policy's own clauses with their section numbers.\n\n"
+    "In a channel or group chat, @mention me with your question. Under each answer, "
+    "**Helpful** / **Not helpful** tell the policy team how I did, and **Ask the policy team** "
+    "sends your question to them. What the policy does not cover goes to them as well.\n\n"
+    "Commands: `help` (this message); `review` (the open question groups, for the policy "
+    "team). Policy admins can attach a policy file in a personal chat with me to upload a new "
+    "version."
+)
+WELCOME = "Hi, I'm the policy bot. " + HELP
+STALE_BUTTON = "That button no longer matches a question I know. Please ask your question again."
+CONFIRMATIONS = {
+    teams_cards.HELPFUL: "Thanks, noted.",
+    teams_cards.NOT_HELPFUL: (
+        "Sorry it didn't help. I've put your question on the policy team's review list."
+    ),
+    teams_cards.ASK_POLICY_TEAM: ("Sent to the policy team. They will follow up with you here."),
+}
+
+
+def conversation_reference_json(activity: Activity) -> str:
+    """What the core stores to reply later (proactively) in the same conversation."""
+    reference = TurnContext.get_conversation_reference(activity)
+    return json.dumps(reference.serialize(), sort_keys=True)
+
+
+def answer_activity(answer: Answer) -> Activity:
+    return card_activity(teams_cards.answer_card(answer), teams_cards.answer_summary(answer))
+
+
+async def on_help(turn_context: TurnContext) -> None:
+    await turn_context.send_activity(MessageFactory.text(HELP))
+
+
+async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str) -> None:
+    activity = turn_context.activity
+    sender = activity.from_property or ChannelAccount()
+    incoming = IncomingQuestion(
+        text=text,
+        platform=PLATFORM,
+        asker=sender.id or "",
+        conversation=conversation_reference_json(activity),
+        asker_name=sender.name or "",
+    )
+
+    answer = await ctx.reply_when_ready(turn_context, ctx.policy_bot.ask(incoming), answer_activity)
+    if answer is not None:
+        await ctx.policy_bot.refer_unanswered(answer, incoming)
+
+
+async def on_answer_action(
+    ctx: HandlerContext, turn_context: TurnContext, value: dict[str, Any]
+) -> None:
+    """Helpful / Not helpful / Ask the policy team under an answer; the value carries its
+    question id."""
+    action = value.get(teams_cards.SUBMIT_KEY)
+    question_id = parse_id(value.get("question_id"))
+    if action not in teams_cards.ACTIONS or question_id is None:
+        await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
+        return
+    try:
+        referral = ctx.policy_bot.react(question_id, str(action))  # named as in REACTIONS
+    except KeyError:
+        await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
+        return
+    await turn_context.send_activity(MessageFactory.text(CONFIRMATIONS[str(action)]))
+    sender = turn_context.activity.from_property or ChannelAccount()
+    await ctx.policy_bot.announce(PLATFORM, referral, asker=sender.id or "")
+
+
+async def on_members_added(members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
+    # One welcome per install: when the bot joins a conversation, or a person starts a
+    # personal chat with it. New teammates joining a team are not greeted in the channel.
+    activity = turn_context.activity
+    recipient_id = activity.recipient.id if activity.recipient else None
+    bot_added = any(member.id == recipient_id for member in members_added)
+    people_added = any(member.id != recipient_id for member in members_added)
+    if bot_added or (people_added and is_personal(activity)):
+        await turn_context.send_activity(MessageFactory.text(WELCOME))

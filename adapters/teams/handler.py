@@ -1,0 +1,73 @@
+"""The Teams turn handler: which job a turn is for, and nothing else. Each job is in its own
+module (asking, uploads, review) as functions handed the turn and a `HandlerContext`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.schema import ChannelAccount
+
+from adapters import replies
+from adapters.downloads import DOWNLOAD_TIMEOUT
+from adapters.teams import asking, review, uploads
+from adapters.teams import cards as teams_cards
+from adapters.teams.turns import HandlerContext, addressed_to_bot, is_personal, question_text
+from bot.core import PolicyBot
+
+
+# botbuilder ships no type information, so its base class is Any to mypy; the methods
+# overridden here keep botbuilder's signatures.
+class TeamsBot(ActivityHandler):  # type: ignore[misc]
+    """Translates Teams turns into PolicyBot calls; one per app, built in `add_routes`."""
+
+    def __init__(
+        self,
+        policy_bot: PolicyBot,
+        *,
+        placeholder_after: float | None = None,
+        download_timeout: float = DOWNLOAD_TIMEOUT,
+    ):
+        self.ctx = HandlerContext(
+            policy_bot,
+            placeholder_after=(
+                replies.THINKING_DELAY if placeholder_after is None else placeholder_after
+            ),
+            download_timeout=download_timeout,
+        )
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if isinstance(activity.value, dict) and teams_cards.SUBMIT_KEY in activity.value:
+            await self.on_card_action(turn_context, activity.value)
+            return
+        if not addressed_to_bot(activity):
+            return  # channel chatter the bot was not asked about
+        # Teams hands bots files in personal chats only; elsewhere the text is the question.
+        files = uploads.attached_files(activity) if is_personal(activity) else []
+        if files:
+            await uploads.on_upload(self.ctx, turn_context, files)
+            return
+        text = question_text(activity)
+        command = text.lower().lstrip("/")
+        if command in ("", "help", "?"):
+            await asking.on_help(turn_context)
+        elif command == "review":
+            await review.on_review(self.ctx, turn_context)
+        else:
+            await asking.on_question(self.ctx, turn_context, text)
+
+    async def on_card_action(self, turn_context: TurnContext, value: dict[str, Any]) -> None:
+        action = value.get(teams_cards.SUBMIT_KEY)
+        if action in teams_cards.VERSION_ACTIONS:
+            await uploads.on_version_action(self.ctx, turn_context, str(action), value)
+            return
+        if action in teams_cards.GROUP_ACTIONS:
+            await review.on_group_action(self.ctx, turn_context, str(action), value)
+            return
+        await asking.on_answer_action(self.ctx, turn_context, value)
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        await asking.on_members_added(members_added, turn_context)

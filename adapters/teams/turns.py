@@ -1,0 +1,131 @@
+"""What every Teams job shares: reading a turn's activity, replying in its conversation (with
+"Thinking…" for slow work), and `HandlerContext`, the core and timings a job is handed."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.schema import Activity, ChannelAccount
+
+from adapters.replies import reply_in_time
+from bot.core import PolicyBot
+from bot.models import Actor
+
+PLATFORM = "teams"
+
+THINKING = "Thinking…"
+
+_AT_TAG = re.compile(r"</?at>", re.IGNORECASE)
+
+T = TypeVar("T")
+
+
+# -- reading activities ------------------------------------------------------------------------
+def is_personal(activity: Activity) -> bool:
+    conversation = activity.conversation
+    kind = getattr(conversation, "conversation_type", None) if conversation else None
+    return kind in (None, "", "personal")
+
+
+def mentions_recipient(activity: Activity) -> list[dict[str, Any]]:
+    """The mention entities that name this bot."""
+    recipient_id = activity.recipient.id if activity.recipient else None
+    found = []
+    for entity in activity.entities or []:
+        if (entity.type or "").lower() != "mention":
+            continue
+        properties = entity.additional_properties or {}
+        mentioned = properties.get("mentioned") or {}
+        if recipient_id and mentioned.get("id") == recipient_id:
+            found.append(properties)
+    return found
+
+
+def addressed_to_bot(activity: Activity) -> bool:
+    """Personal chat always; channels and group chats only when the bot is @mentioned."""
+    return is_personal(activity) or bool(mentions_recipient(activity))
+
+
+def question_text(activity: Activity) -> str:
+    """The message without the bot's @mention; other people's mentions keep their names."""
+    text = activity.text or ""
+    for mention in mentions_recipient(activity):
+        mention_text = mention.get("text") or ""
+        if mention_text:
+            text = text.replace(mention_text, " ")
+    return " ".join(html.unescape(_AT_TAG.sub("", text)).split())
+
+
+def actor(sender: ChannelAccount) -> Actor:
+    """An admin or reviewer: known to the core by their AAD object id, recorded with the name."""
+    return Actor(PLATFORM, sender.aad_object_id or "", sender.name or "")
+
+
+def parse_id(raw: object) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if raw > 0 else None
+    if isinstance(raw, str) and raw.isdigit():
+        return int(raw)
+    return None
+
+
+# -- replying ----------------------------------------------------------------------------------
+def card_activity(content: dict[str, Any], summary: str) -> Activity:
+    reply = MessageFactory.attachment(CardFactory.adaptive_card(content))
+    reply.summary = summary
+    return reply
+
+
+def text_activity(text: str) -> Activity:
+    return MessageFactory.text(text)
+
+
+@dataclass
+class TurnReply:
+    """A reply in the turn's conversation; replacing it edits the message (update_activity)."""
+
+    turn_context: TurnContext
+    sent_id: str | None = None
+
+    async def post(self, activity: Activity) -> None:
+        sent = await self.turn_context.send_activity(activity)
+        self.sent_id = sent.id if sent is not None else None
+
+    async def replace(self, activity: Activity) -> None:
+        if not self.sent_id:
+            await self.post(activity)
+            return
+        activity.id = self.sent_id
+        await self.turn_context.update_activity(activity)
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What the turn handler's jobs are handed besides the turn: the core, how long an answer
+    may take before "Thinking…" is shown, and how long a file download may take."""
+
+    policy_bot: PolicyBot
+    placeholder_after: float
+    download_timeout: float
+
+    async def reply_when_ready(
+        self,
+        turn_context: TurnContext,
+        work: Awaitable[T],
+        render: Callable[[T], Activity],
+    ) -> T | None:
+        return await reply_in_time(
+            work,
+            TurnReply(turn_context),
+            render=render,
+            text=text_activity,
+            thinking=text_activity(THINKING),
+            delay=self.placeholder_after,
+        )

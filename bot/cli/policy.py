@@ -1,0 +1,163 @@
+"""`policybot policy ...`: load, compare, activate, roll back, discard and inspect policy
+documents and their versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from bot.cli.context import EXIT_POLICY, Context, console, fail, guarded
+from bot.cli.root import main
+
+
+@main.group()
+def policy() -> None:
+    """Load and inspect policy documents."""
+
+
+@policy.command("load")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", help="Document name (default: the file's stem).")
+@click.option("--by", "uploaded_by", default="cli", show_default=True, help="Who uploads it.")
+@click.option("--stage", is_flag=True, help="Only stage the new version; activate it later.")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+@click.pass_obj
+@guarded
+def policy_load(
+    ctx: Context, file: Path, name: str | None, uploaded_by: str, stage: bool, as_json: bool
+) -> None:
+    """Load FILE (Markdown, text, HTML, DOCX or PDF) as a new version of its document, show
+    what changed against the active version, and make it active (unless --stage)."""
+    bot = ctx.bot(with_policy=False)
+    result = bot.policies.load_file(file, uploaded_by=uploaded_by, name=name, activate=not stage)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        click.echo(result.as_text())
+
+
+@policy.command("diff")
+@click.argument("version", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="The changes as one JSON object.")
+@click.pass_obj
+@guarded
+def policy_diff(ctx: Context, version: int | None, as_json: bool) -> None:
+    """What VERSION (default: the newest staged one) changes against the active version."""
+    changes = ctx.bot(with_policy=False).policies.diff(version)
+    if as_json:
+        click.echo(json.dumps(changes.as_json(), ensure_ascii=False))
+    else:
+        click.echo(changes.as_text())
+
+
+@policy.command("activate")
+@click.argument("version", type=int)
+@click.option("--by", default="cli", show_default=True, help="Who activates it.")
+@click.pass_obj
+@guarded
+def policy_activate(ctx: Context, version: int, by: str) -> None:
+    """Make VERSION its document's active version (any earlier version too)."""
+    click.echo(ctx.bot(with_policy=False).policies.activate(version, by=by).as_text())
+
+
+@policy.command("rollback")
+@click.argument("document", required=False)
+@click.option("--by", default="cli", show_default=True, help="Who rolls back.")
+@click.pass_obj
+@guarded
+def policy_rollback(ctx: Context, document: str | None, by: str) -> None:
+    """Make the previously active version of DOCUMENT active again."""
+    click.echo(ctx.bot(with_policy=False).policies.rollback(document, by=by).as_text())
+
+
+@policy.command("discard")
+@click.argument("version", type=int)
+@click.pass_obj
+@guarded
+def policy_discard(ctx: Context, version: int) -> None:
+    """Delete a staged VERSION that was never active."""
+    discarded = ctx.bot(with_policy=False).policies.discard(version)
+    click.echo(f"Discarded {discarded.display} ({discarded.source_name}).")
+
+
+@policy.command("history")
+@click.argument("document", required=False)
+@click.pass_obj
+@guarded
+def policy_history(ctx: Context, document: str | None) -> None:
+    """Versions (who uploaded what, when, with which content hash) and activations."""
+    from rich.table import Table
+
+    policies = ctx.bot(with_policy=False).policies
+    events = policies.history(document)
+    versions = policies.storage.versions(document)
+    table = Table("document", "version", "status", "label", "clauses", "uploaded", "by")
+    for column in ("source", "sha256"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            v.document,
+            str(v.id),
+            v.status,
+            v.label,
+            str(v.clause_count),
+            v.uploaded_at,
+            v.uploaded_by,
+            v.source_name,
+            v.content_hash[:12],
+        )
+    out = console()
+    out.print(table)
+    log = Table("document", "when", "what", "version", "by")
+    for event in events:
+        log.add_row(
+            event["document"],
+            event["activated_at"],
+            "rolled back to" if event["kind"] == "rollback" else "activated",
+            str(event["version_id"]),
+            event["activated_by"],
+        )
+    out.print(log)
+
+
+@policy.command("list")
+@click.pass_obj
+@guarded
+def policy_list(ctx: Context) -> None:
+    """List documents and their versions."""
+    from rich.table import Table
+
+    versions = ctx.bot().storage.versions()
+    table = Table("document", "version", "label", "status", "clauses", "uploaded", "by", "source")
+    for v in versions:
+        table.add_row(
+            v.document,
+            str(v.id),
+            v.label,
+            v.status,
+            str(v.clause_count),
+            v.uploaded_at,
+            v.uploaded_by,
+            v.source_name,
+        )
+    console().print(table)
+
+
+@policy.command("show")
+@click.argument("document", required=False)
+@click.pass_obj
+@guarded
+def policy_show(ctx: Context, document: str | None) -> None:
+    """Print the active version's clauses, with their section references."""
+    bot = ctx.bot()
+    active = [v for v in bot.storage.active_versions() if document in (None, v.document)]
+    if not active:
+        fail(f"no active policy named {document!r}", EXIT_POLICY)
+    for version in active:
+        click.echo(f"# {version.title} — {version.display}, owners: {', '.join(version.owners)}")
+        for stored in bot.storage.clauses([version.id]):
+            clause = stored.clause
+            owner = f" [{clause.owner}]" if clause.owner else ""
+            click.echo(f"\n{clause.reference}{owner}\n  {clause.text}")

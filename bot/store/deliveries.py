@@ -1,0 +1,158 @@
+"""What platforms delivered: handled deliveries (a platform's event ids, so every process on
+the database drops its retries) and received questions (kept from the acknowledgement until
+the reply went out, so a stopped process's questions are answered on the next start)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.store.connection import Connected
+
+#: How long a handled delivery (an event id) is remembered. Slack retries an event three
+#: times within about five minutes; an hour leaves room for a slow retry and a restart.
+DELIVERY_RETENTION = timedelta(hours=1)
+#: How often each process deletes deliveries older than that: one indexed DELETE per
+#: interval, not one per event.
+DELIVERY_PRUNE_INTERVAL = timedelta(minutes=10)
+#: A received question not yet replied to (see `receive`).
+RECEIVED, LOGGED, REPLIED = "received", "logged", "replied"
+
+
+@dataclass(frozen=True)
+class ReceivedQuestion:
+    """A question a platform delivered and was told we received, until its reply went out."""
+
+    id: int
+    platform: str
+    kind: str
+    user_id: str
+    conversation: str
+    text: str
+    received_at: datetime
+    state: str
+    question_id: int | None
+    taken_by: str
+
+
+class DeliveryStore(Connected):
+    """Handled deliveries and received questions."""
+
+    #: When this process last deleted expired handled deliveries; None: not yet.
+    _deliveries_pruned_at: datetime | None = None
+
+    def first_delivery(self, platform: str, key: str, *, now: datetime | None = None) -> bool:
+        """Record that `platform` delivered `key`: True the first time any process on this
+        database records it, False for a repeat within DELIVERY_RETENTION. StorageError
+        when the database refuses the write."""
+        return self.receive(platform, key, None, now=now) != -1
+
+    def receive(
+        self,
+        platform: str,
+        key: str,
+        question: dict[str, str] | None,
+        *,
+        taken_by: str = "",
+        now: datetime | None = None,
+    ) -> int | None:
+        """Record that `platform` delivered `key` and, the first time, the question it carries
+        (`question`: kind, user_id, conversation, text), in one transaction. Returns the
+        received question's id (None when there is no question), or -1 for a repeat of a
+        delivery already taken within DELIVERY_RETENTION. StorageError when the database
+        refuses the write."""
+        now = now or datetime.now(UTC)
+        pruned_at = self._deliveries_pruned_at
+        prune = pruned_at is None or now - pruned_at >= DELIVERY_PRUNE_INTERVAL
+        received_id: int | None = None
+        with self._writing("The record of handled events"), self.db.atomic():
+            inserted = self.db.execute(
+                "INSERT OR IGNORE INTO handled_deliveries (platform, key, first_seen) "
+                "VALUES (?, ?, ?)",
+                [platform, key, now.isoformat(timespec="seconds")],
+            ).rowcount
+            if inserted == 1 and question is not None:
+                received_id = self.db.execute(
+                    "INSERT INTO received_questions (platform, kind, user_id, conversation, "
+                    "text, received_at, state, taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        platform,
+                        question.get("kind", ""),
+                        question.get("user_id", ""),
+                        question.get("conversation", ""),
+                        question.get("text", ""),
+                        now.isoformat(timespec="milliseconds"),
+                        RECEIVED,
+                        taken_by,
+                    ],
+                ).lastrowid
+            if prune:
+                self.prune_deliveries(now - DELIVERY_RETENTION)
+        if prune:
+            self._deliveries_pruned_at = now
+        if inserted != 1:
+            return -1
+        return received_id
+
+    def mark_replied(self, received_id: int, *, now: datetime | None = None) -> None:
+        """The reply to a received question went out: what it said and where to reply are
+        no longer needed (a check of a draft post is never logged, so its text goes here)."""
+        now = now or datetime.now(UTC)
+        with self._writing("The record of received questions"), self.db.atomic():
+            self.db.execute(
+                "UPDATE received_questions SET state = ?, replied_at = ?, text = '', "
+                "user_id = '', conversation = '' WHERE id = ?",
+                [REPLIED, now.isoformat(timespec="milliseconds"), received_id],
+            )
+
+    def unreplied(self, platform: str | None = None) -> list[ReceivedQuestion]:
+        """Received questions whose reply has not gone out, oldest first."""
+        where, params = "state != ?", [REPLIED]
+        if platform is not None:
+            where += " AND platform = ?"
+            params.append(platform)
+        rows = self.db.execute(
+            "SELECT id, platform, kind, user_id, conversation, text, received_at, state, "
+            f"question_id, taken_by FROM received_questions WHERE {where} ORDER BY id",
+            params,
+        ).fetchall()
+        return [
+            ReceivedQuestion(
+                id=int(r[0]),
+                platform=r[1] or "",
+                kind=r[2] or "",
+                user_id=r[3] or "",
+                conversation=r[4] or "",
+                text=r[5] or "",
+                received_at=datetime.fromisoformat(r[6]),
+                state=r[7],
+                question_id=r[8],
+                taken_by=r[9] or "",
+            )
+            for r in rows
+        ]
+
+    def take_received(self, received_id: int, taker: str, from_taker: str) -> bool:
+        """Move a received question from one process (one no longer running) to `taker`;
+        False when another process took it first or its reply has gone out."""
+        with self._writing("The record of received questions"), self.db.atomic():
+            cursor = self.db.execute(
+                "UPDATE received_questions SET taken_by = ? "
+                "WHERE id = ? AND taken_by = ? AND state != ?",
+                [taker, received_id, from_taker, REPLIED],
+            )
+        return cursor.rowcount == 1
+
+    def prune_deliveries(self, before: datetime) -> int:
+        """Forget handled deliveries first seen before `before`, and received questions
+        replied to before it; how many deliveries were forgotten."""
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "DELETE FROM handled_deliveries WHERE first_seen < ?",
+                [before.isoformat(timespec="seconds")],
+            )
+            self.db.execute(
+                "DELETE FROM received_questions WHERE state = ? AND replied_at < ?",
+                [REPLIED, before.isoformat(timespec="milliseconds")],
+            )
+        return int(cursor.rowcount)

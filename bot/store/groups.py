@@ -1,0 +1,141 @@
+"""Review groups: similar open questions gathered, their term profile, their reviewed answer,
+and delivering that answer to each member's asker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from bot.store.connection import Connected, utcnow
+from bot.store.questions import question_rows
+
+
+class GroupStore(Connected):
+    """Question groups and the delivery of their answers."""
+
+    def create_group(self, row: dict[str, Any]) -> int:
+        with self.db.atomic():
+            table = self._table("question_groups")
+            table.insert({"created_at": utcnow(), "answer": "", "answered_at": "", **row})
+        assert table.last_pk is not None
+        return int(table.last_pk)
+
+    def update_group(self, group_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.db.atomic():
+            cursor = self.db.execute(
+                f"UPDATE question_groups SET {assignments} WHERE id = ?",
+                [*fields.values(), group_id],
+            )
+        if cursor.rowcount == 0:
+            raise KeyError(group_id)
+
+    _GROUP_SELECT = """
+        SELECT g.*, count(q.id) AS count, coalesce(min(q.asked_at), g.created_at) AS first_seen,
+               coalesce(max(q.asked_at), g.created_at) AS last_seen,
+               coalesce(group_concat(DISTINCT q.review_reason), '') AS reasons
+        FROM question_groups g LEFT JOIN questions q ON q.group_id = g.id"""
+
+    def _groups(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self.db.execute(
+            f"{self._GROUP_SELECT} WHERE {where} GROUP BY g.id ORDER BY g.id", list(params)
+        )
+        columns = [d[0] for d in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            row = dict(zip(columns, values, strict=True))
+            row["signature"] = json.loads(row["signature"] or "{}")
+            out.append(row)
+        return out
+
+    def group(self, group_id: int) -> dict[str, Any]:
+        rows = self._groups("g.id = ?", [group_id])
+        if not rows:
+            raise KeyError(group_id)
+        return rows[0]
+
+    def groups(self, status: str | None = None) -> list[dict[str, Any]]:
+        if status is None:
+            return self._groups("1 = 1", [])
+        return self._groups("g.status = ?", [status])
+
+    def group_profiles(self, status: str) -> list[tuple[int, str, str, str]]:
+        """(id, signature, document, section) of the groups of a status: what matching a new
+        question needs, without counting every group's members on each question asked. The
+        signature is the stored JSON text, so the caller decodes only the groups it needs."""
+        rows = self.db.execute(
+            "SELECT id, signature, document, section FROM question_groups "
+            "WHERE status = ? ORDER BY id",
+            [status],
+        ).fetchall()
+        return [(int(r[0]), r[1] or "{}", r[2] or "", r[3] or "") for r in rows]
+
+    def member_closest_clauses(self, group_id: int) -> list[int]:
+        """The clause each member question was closest to, in the order they were asked."""
+        rows = self.db.execute(
+            "SELECT closest_clause_id FROM questions WHERE group_id = ? "
+            "AND closest_clause_id IS NOT NULL ORDER BY id",
+            [group_id],
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def group_members(self, group_id: int) -> list[dict[str, Any]]:
+        rows = question_rows(self.db, "group_id = ?", [group_id], limit=1_000_000)
+        return sorted(rows, key=lambda row: row["id"])
+
+    def close_group_questions(self, group_id: int, status: str) -> list[int]:
+        """Move the group's open questions to `status`; returns their ids."""
+        rows = self.db.execute(
+            "SELECT id FROM questions WHERE group_id = ? AND status = 'open' ORDER BY id",
+            [group_id],
+        ).fetchall()
+        ids = [int(r[0]) for r in rows]
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE questions SET status = ? WHERE group_id = ? AND status = 'open'",
+                [status, group_id],
+            )
+        return ids
+
+    # -- delivering answers to askers -----------------------------------------------------------
+    def pending_deliveries(self, group_id: int | None = None) -> list[dict[str, Any]]:
+        """Askers of resolved questions whose reply address is still kept: not yet reached."""
+        where = "q.status = 'resolved' AND g.status = 'answered'"
+        params: list[Any] = []
+        if group_id is not None:
+            where += " AND g.id = ?"
+            params.append(group_id)
+        cursor = self.db.execute(
+            f"""SELECT q.id AS question_id, q.text, g.id AS group_id, g.answer, g.answered_at,
+                       r.platform, r.user_id, r.conversation, coalesce(r.attempts, 0) AS attempts
+                FROM reply_addresses r JOIN questions q ON q.id = r.question_id
+                JOIN question_groups g ON g.id = q.group_id
+                WHERE {where} ORDER BY q.id""",
+            params,
+        )
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+    def delete_reply_address(self, question_id: int) -> None:
+        with self.db.atomic():
+            self.db.execute("DELETE FROM reply_addresses WHERE question_id = ?", [question_id])
+
+    def delete_reply_addresses_of_group(self, group_id: int) -> int:
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "DELETE FROM reply_addresses WHERE question_id IN "
+                "(SELECT id FROM questions WHERE group_id = ?)",
+                [group_id],
+            )
+        return int(cursor.rowcount)
+
+    def record_delivery_failure(self, question_id: int, error: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE reply_addresses SET attempts = coalesce(attempts, 0) + 1, "
+                "last_error = ? WHERE question_id = ?",
+                [error[:500], question_id],
+            )

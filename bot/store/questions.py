@@ -1,0 +1,258 @@
+"""The question log: each question with its confidence, citations and policy version, the
+asker as a keyed pseudonym; reply addresses and asker names kept apart, and retention."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlite_utils
+
+from bot.store.connection import Connected, utcnow
+from bot.store.deliveries import LOGGED, RECEIVED
+
+
+def question_rows(
+    db: sqlite_utils.Database, where: str, params: Sequence[Any], limit: int
+) -> list[dict[str, Any]]:
+    """Rows of the question log, newest first, their JSON columns decoded."""
+    cursor = db.execute(
+        f"SELECT * FROM questions WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+    )
+    columns = [d[0] for d in cursor.description]
+    out = []
+    for values in cursor.fetchall():
+        row = dict(zip(columns, values, strict=True))
+        for key in ("version_ids", "citations", "notes", "now_answered_citations"):
+            row[key] = json.loads(row[key]) if row.get(key) else []
+        row["answered"] = bool(row["answered"])
+        out.append(row)
+    return out
+
+
+class QuestionLog(Connected):
+    """The question log, reply addresses, asker names and their retention."""
+
+    _pseudonym_key: bytes | None = None
+
+    def pseudonym(self, platform: str, user_id: str) -> str:
+        """A stable, non-reversible name for an asker, so the log shows no identities."""
+        if not user_id:
+            return ""
+        if self._pseudonym_key is None:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
+            if row is None:
+                key = secrets.token_hex(32)
+                # atomic, not commit(): the caller may be inside a transaction of its own.
+                with self._writing("The asker pseudonym key"), self.db.atomic():
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_key', ?)",
+                        [key],
+                    )
+                row = self.db.execute(
+                    "SELECT value FROM meta WHERE key = 'pseudonym_key'"
+                ).fetchone()
+            self._pseudonym_key = bytes.fromhex(row[0])
+        digest = hmac.new(self._pseudonym_key, f"{platform}:{user_id}".encode(), "sha256")
+        return f"asker-{digest.hexdigest()[:10]}"
+
+    def log_question(
+        self,
+        record: dict[str, Any],
+        reply_to: dict[str, str] | None = None,
+        asker_name: str = "",
+        received_id: int | None = None,
+    ) -> int:
+        """Log a question; with `received_id`, its received question is marked logged in the
+        same transaction, so it is never logged a second time after a restart."""
+        row = dict(record)
+        for key in ("version_ids", "citations", "notes"):
+            if key in row and not isinstance(row[key], str):
+                row[key] = json.dumps(row[key])
+        row.setdefault("asked_at", utcnow())
+        with self._writing("The question log"), self.db.atomic():
+            table = self._table("questions")
+            table.insert(row)
+            assert table.last_pk is not None
+            question_id = int(table.last_pk)
+            if reply_to and reply_to.get("user_id"):
+                self._table("reply_addresses").insert(
+                    {"question_id": question_id, "created_at": utcnow(), **reply_to}
+                )
+            if asker_name:
+                self._table("asker_names").insert(
+                    {"question_id": question_id, "name": asker_name, "created_at": utcnow()}
+                )
+            if received_id is not None:
+                self.db.execute(
+                    "UPDATE received_questions SET state = ?, question_id = ? "
+                    "WHERE id = ? AND state = ?",
+                    [LOGGED, question_id, received_id, RECEIVED],
+                )
+        return question_id
+
+    def update_question(self, question_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        for key in ("notes", "citations", "version_ids"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.db.atomic():
+            cursor = self.db.execute(
+                f"UPDATE questions SET {assignments} WHERE id = ?", [*fields.values(), question_id]
+            )
+        if cursor.rowcount == 0:
+            raise KeyError(question_id)
+
+    def question(self, question_id: int) -> dict[str, Any]:
+        rows = self._questions("id = ?", [question_id], limit=1)
+        if not rows:
+            raise KeyError(question_id)
+        return rows[0]
+
+    def questions(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        if status is None:
+            return self._questions("1 = 1", [], limit)
+        return self._questions("status = ?", [status], limit)
+
+    def _questions(self, where: str, params: Sequence[Any], limit: int) -> list[dict[str, Any]]:
+        return question_rows(self.db, where, params, limit)
+
+    def open_unanswered_questions(self) -> list[tuple[int, str]]:
+        """(id, text) of questions on the review list that the policy did not answer."""
+        rows = self.db.execute(
+            "SELECT id, text FROM questions WHERE status = 'open' AND answered = 0 ORDER BY id"
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def mark_now_answered(
+        self,
+        question_id: int,
+        version_id: int | None,
+        confidence: float = 0.0,
+        citations: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Flag (or, with version_id None, unflag) an open question the active policy answers."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE questions SET now_answered_version = ?, now_answered_at = ?, "
+                "now_answered_confidence = ?, now_answered_citations = ? WHERE id = ?",
+                [
+                    version_id,
+                    utcnow() if version_id is not None else None,
+                    round(confidence, 4) if version_id is not None else None,
+                    json.dumps(list(citations)) if version_id is not None else None,
+                    question_id,
+                ],
+            )
+
+    def reply_address(self, question_id: int) -> dict[str, str] | None:
+        row = self.db.execute(
+            "SELECT platform, user_id, conversation FROM reply_addresses WHERE question_id = ?",
+            [question_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return {"platform": row[0], "user_id": row[1], "conversation": row[2]}
+
+    def asker_names(self, question_ids: Iterable[int]) -> dict[int, str]:
+        ids = list(question_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT question_id, name FROM asker_names WHERE question_id IN ({marks})", ids
+        ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
+
+    def questions_between(
+        self,
+        *,
+        status: str | None = None,
+        since: str = "",
+        until: str = "",
+    ) -> list[dict[str, Any]]:
+        """Questions asked in [since, until) (ISO times; "" = open end), oldest first.
+
+        Each row also carries `owner`, `closest_section` and `closest_title`: the closest
+        clause's section and team, through which the policy team's queues are split.
+        """
+        where = ["1 = 1"]
+        params: list[Any] = []
+        if status is not None:
+            where.append("q.status = ?")
+            params.append(status)
+        if since:
+            where.append("q.asked_at >= ?")
+            params.append(since)
+        if until:
+            where.append("q.asked_at < ?")
+            params.append(until)
+        cursor = self.db.execute(
+            f"""SELECT q.*, coalesce(g.owner, c.owner, '') AS owner,
+                       coalesce(g.section, c.section, '') AS closest_section,
+                       coalesce(g.section_title, c.section_title, '') AS closest_title,
+                       coalesce(g.status, '') AS group_status,
+                       coalesce(g.answer, '') AS reviewed_answer,
+                       coalesce(g.answered_at, '') AS reviewed_at
+                FROM questions q
+                LEFT JOIN question_groups g ON g.id = q.group_id
+                LEFT JOIN clauses c ON c.id = q.closest_clause_id
+                WHERE {" AND ".join(where)} ORDER BY q.asked_at, q.id""",
+            params,
+        )
+        columns = [d[0] for d in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            row = dict(zip(columns, values, strict=True))
+            for key in ("version_ids", "citations", "notes"):
+                row[key] = json.loads(row[key]) if row.get(key) else []
+            row["answered"] = bool(row["answered"])
+            out.append(row)
+        return out
+
+    # -- retention ------------------------------------------------------------------------------
+    def expire_contacts(self, before: str) -> int:
+        """Delete reply addresses and asker names kept since before `before` (ISO time)."""
+        with self.db.atomic():
+            addresses = self.db.execute(
+                "DELETE FROM reply_addresses WHERE created_at < ?", [before]
+            ).rowcount
+            self.db.execute("DELETE FROM asker_names WHERE created_at < ?", [before])
+        return int(addresses)
+
+    def purge_questions(self, before: str, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete questions asked before `before`, with everything kept about their askers.
+
+        Groups left without questions go too, except answered ones: their reviewed answer and
+        term profile keep teaching the bot.
+        """
+        old = "SELECT id FROM questions WHERE asked_at < ?"
+        counts = {
+            "questions": int(
+                self.db.execute(f"SELECT count(*) FROM ({old})", [before]).fetchone()[0]
+            ),
+            "reply_addresses": int(
+                self.db.execute(
+                    f"SELECT count(*) FROM reply_addresses WHERE question_id IN ({old})", [before]
+                ).fetchone()[0]
+            ),
+        }
+        empty_groups = """SELECT g.id FROM question_groups g WHERE g.status != 'answered'
+            AND NOT EXISTS (SELECT 1 FROM questions q WHERE q.group_id = g.id
+                            AND q.asked_at >= ?)"""
+        counts["groups"] = int(
+            self.db.execute(f"SELECT count(*) FROM ({empty_groups})", [before]).fetchone()[0]
+        )
+        if dry_run:
+            return counts
+        with self.db.atomic():
+            self.db.execute(f"DELETE FROM reply_addresses WHERE question_id IN ({old})", [before])
+            self.db.execute(f"DELETE FROM asker_names WHERE question_id IN ({old})", [before])
+            self.db.execute(f"DELETE FROM question_groups WHERE id IN ({empty_groups})", [before])
+            self.db.execute("DELETE FROM questions WHERE asked_at < ?", [before])
+        return counts

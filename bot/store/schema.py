@@ -1,0 +1,218 @@
+"""The schema, as `sqlite_utils` migrations applied in order on open (recorded in
+`_sqlite_migrations`; their count is the schema version). A migration, once released, is
+never edited: a change is a new one."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.db import Table
+
+migrations = sqlite_utils.Migrations("policybot")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("documents").create(
+        {"id": int, "name": str, "title": str, "created_at": str}, pk="id", not_null={"name"}
+    )
+    db.table("documents").create_index(["name"], unique=True)
+    db.table("versions").create(
+        {
+            "id": int,
+            "document_id": int,
+            "label": str,
+            "title": str,
+            "owners": str,
+            "source_name": str,
+            "content_hash": str,
+            "uploaded_by": str,
+            "uploaded_at": str,
+            "status": str,  # staged | active | retired
+            "activated_at": str,
+            "clause_count": int,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id")],
+    )
+    db.table("versions").create_index(["document_id", "status"])
+    db.table("clauses").create(
+        {
+            "id": int,
+            "version_id": int,
+            "ordinal": int,
+            "section": str,
+            "section_title": str,
+            "heading_path": str,  # JSON list
+            "headings": str,  # the heading path as text, searched alongside the clause
+            "owner": str,
+            "text": str,
+            "line_start": int,
+            "line_end": int,
+        },
+        pk="id",
+        foreign_keys=[("version_id", "versions", "id")],
+    )
+    db.table("clauses").create_index(["version_id", "ordinal"])
+    db.table("clauses").enable_fts(
+        ["text", "section_title", "headings"], tokenize="porter unicode61", create_triggers=True
+    )
+    db.execute("CREATE VIRTUAL TABLE clauses_fts_vocab USING fts5vocab(clauses_fts, 'row')")
+    db.table("questions").create(
+        {
+            "id": int,
+            "asked_at": str,
+            "platform": str,
+            "asker": str,  # a pseudonym; the platform id to reply to is kept in reply_addresses
+            "text": str,
+            "answered": int,
+            "confidence": float,
+            "version_ids": str,  # JSON list
+            "policy_version": str,
+            "citations": str,  # JSON list of {clause_id, document, section}
+            "answer_text": str,
+            "answer_source": str,
+            "status": str,  # answered | open | resolved | dismissed
+            "feedback": str,
+            "review_reason": str,
+            "notes": str,  # JSON list
+        },
+        pk="id",
+    )
+    db.table("questions").create_index(["status"])
+    db.table("questions").create_index(["asked_at"])
+    db.table("reply_addresses").create(
+        {
+            "question_id": int,
+            "platform": str,
+            "user_id": str,
+            "conversation": str,
+            "created_at": str,
+        },
+        pk="question_id",
+    )
+
+
+@migrations()
+def m002_llm_answers(db: sqlite_utils.Database) -> None:
+    """The verdict of a grounded answer and what each LLM call cost (tokens, latency)."""
+    questions = db.table("questions")
+    questions.add_column("answer_verdict", str)  # "" for extractive answers
+    questions.add_column("llm_model", str)
+    questions.add_column("llm_prompt_tokens", int)
+    questions.add_column("llm_completion_tokens", int)
+    questions.add_column("llm_latency_ms", int)
+    questions.add_column("llm_attempts", int)
+
+
+@migrations()
+def m003_review_groups(db: sqlite_utils.Database) -> None:
+    """The policy team's review loop: groups of similar open questions and their answers."""
+    db.table("question_groups").create(
+        {
+            "id": int,
+            "created_at": str,
+            "status": str,  # open | answered | dismissed
+            "label": str,  # the first question, shown as the group's sample
+            "signature": str,  # JSON: the members' combined term profile (see bot.review)
+            "clause_id": int,  # the clause most members are closest to
+            "document": str,
+            "section": str,
+            "section_title": str,
+            "owner": str,  # the owning team of that section: whose queue the group is in
+            "answer": str,  # the reviewed answer the bot gives to similar questions
+            "answered_at": str,
+            "answered_by": str,
+            "closed_at": str,
+        },
+        pk="id",
+    )
+    db.table("question_groups").create_index(["status"])
+    questions = db.table("questions")
+    assert isinstance(questions, Table)
+    questions.add_column("group_id", int)
+    questions.add_column("closest_clause_id", int)
+    questions.create_index(["group_id"])
+    replies = db.table("reply_addresses")
+    assert isinstance(replies, Table)
+    replies.add_column("attempts", int)
+    replies.add_column("last_error", str)
+    # Names are shown to the policy team only with POLICYBOT_SHOW_ASKERS=1, so they live apart
+    # from the log and expire with the reply addresses.
+    db.table("asker_names").create(
+        {"question_id": int, "name": str, "created_at": str}, pk="question_id"
+    )
+
+
+@migrations()
+def m004_activation_log_and_rechecks(db: sqlite_utils.Database) -> None:
+    """Who activated which version when (rollback replays it), and open questions that a
+    newly activated version now answers, flagged for the policy team."""
+    db.table("activations").create(
+        {
+            "id": int,
+            "document_id": int,
+            "version_id": int,
+            "kind": str,  # activate | rollback
+            "activated_by": str,
+            "activated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id"), ("version_id", "versions", "id")],
+    )
+    db.table("activations").create_index(["document_id", "id"])
+    # Versions activated before this log existed, oldest activation first.
+    db.execute(
+        """INSERT INTO activations (document_id, version_id, kind, activated_by, activated_at)
+        SELECT document_id, id, 'activate', '', activated_at FROM versions
+        WHERE activated_at != '' AND status IN ('active', 'retired')
+        ORDER BY status = 'active', activated_at, id"""
+    )
+    questions = db.table("questions")
+    questions.add_column("now_answered_version", int)  # the version holding the best clause
+    questions.add_column("now_answered_at", str)
+    questions.add_column("now_answered_confidence", float)
+    questions.add_column("now_answered_citations", str)  # JSON list of {clause_id, ...}
+
+
+@migrations()
+def m005_drop_fts_vocabulary_view(db: sqlite_utils.Database) -> None:
+    """Word counts now come from each version's clauses in memory (`LexicalRetriever`); the
+    FTS5 vocabulary view counted every stored version, retired ones included, and is unused."""
+    db.execute("DROP TABLE IF EXISTS clauses_fts_vocab")
+
+
+@migrations()
+def m006_handled_deliveries(db: sqlite_utils.Database) -> None:
+    """What a platform delivered (an event id, a file id) and some process took, so that a
+    retry of it is dropped by every process on the database, before or after a restart. The
+    primary key makes taking one a single atomic insert: the first process to insert wins."""
+    db.table("handled_deliveries").create(
+        {"platform": str, "key": str, "first_seen": str}, pk=("platform", "key")
+    )
+    db.table("handled_deliveries").create_index(["first_seen"])
+
+
+@migrations()
+def m007_received_questions(db: sqlite_utils.Database) -> None:
+    """Questions a platform was told we received (acknowledged), kept from before the
+    acknowledgement until the reply went out, so that a process killed in between leaves
+    them to be answered on the next start. `taken_by` is the process answering one (see
+    bot.store.liveness); the question and where to reply are cleared once the reply went out."""
+    db.table("received_questions").create(
+        {
+            "id": int,
+            "platform": str,
+            "kind": str,  # the platform's kind of question: a DM, a mention, a command, a check
+            "user_id": str,  # the asker's platform id, to reply to
+            "conversation": str,  # where to reply: a channel, channel/thread, or "" (by DM)
+            "text": str,
+            "received_at": str,
+            "state": str,  # received | logged (in the question log) | replied
+            "question_id": int,  # its row in the question log, once logged
+            "taken_by": str,  # the process answering it
+            "replied_at": str,
+        },
+        pk="id",
+    )
+    db.table("received_questions").create_index(["state"])
