@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot import access
+from bot import access, messages
 from bot.core import PolicyBot
 from bot.models import PolicyError
 from bot.policies import NotAuthorized, NotFound, UploadResult, version_json
@@ -24,16 +24,9 @@ from bot.store.database import StorageError
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-DISABLED = (
-    "Policy administration over HTTP is disabled. Set POLICYBOT_ADMIN_TOKEN to a long random "
-    "secret and send it as 'Authorization: Bearer <token>'."
-)
+DISABLED = messages.HTTP_ADMIN_DISABLED
 TRUTHY = {"1", "true", "yes", "on"}
-MALFORMED_FORM = (
-    "The upload is not a well-formed multipart/form-data body: a boundary, a part's headers "
-    "(a file name with a control character such as NUL is refused there) or a field's encoding "
-    "is broken. Rename the file if need be and send it as `curl -F file=@policy.docx` does."
-)
+MALFORMED_FORM = messages.HTTP_MALFORMED_FORM
 #: Digits a version id in a path may have: SQLite's integers end at 2**63 - 1 (19 digits).
 MAX_VERSION_DIGITS = 18
 
@@ -79,7 +72,7 @@ class AdminApi:
                 )
                 return _error(
                     401,
-                    "A valid admin token is required: 'Authorization: Bearer <token>'.",
+                    messages.HTTP_TOKEN_REQUIRED,
                     **{"WWW-Authenticate": 'Bearer realm="policybot admin"'},
                 )
             try:
@@ -106,7 +99,7 @@ class AdminApi:
         fields), or the raw file as the body with `?filename=`."""
         limit = self.bot.settings.max_upload_bytes
         if request.content_length is not None and request.content_length > limit + 64 * 1024:
-            return _error(413, f"The upload is larger than the {limit / 2**20:g} MB limit.")
+            return _error(413, messages.http_over_limit("The upload", limit))
         form: dict[str, str] = {}
         if request.content_type.startswith("multipart/"):
             try:
@@ -115,16 +108,14 @@ class AdminApi:
                 # aiohttp's errors here quote the raw bytes: the message says what to send.
                 return _error(400, MALFORMED_FORM)
             if not filename:
-                return _error(400, "Send the policy file in a form field named 'file'.")
+                return _error(400, messages.HTTP_NO_FILE_FIELD)
         else:
             filename = request.query.get("filename", "")
             if not filename:
-                return _error(
-                    400, "Give the file name with ?filename=policy.docx (it tells the format)."
-                )
+                return _error(400, messages.HTTP_NO_FILENAME)
             data = await request.read()
         if len(data) > limit:
-            return _error(413, f"{filename} is larger than the {limit / 2**20:g} MB limit.")
+            return _error(413, messages.http_over_limit(filename, limit))
         activate = (form.get("activate") or request.query.get("activate", "")).lower() in TRUTHY
         result = await self.bot.policies.upload_in_background(
             filename,

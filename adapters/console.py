@@ -7,38 +7,32 @@ import shutil
 import sys
 from typing import TextIO
 
-from bot.core import PolicyBot
-from bot.models import Answer, IncomingQuestion, QuestionError
+from bot import messages
+from bot.core import ASK_POLICY_TEAM, HELPFUL, NOT_HELPFUL, PolicyBot
+from bot.models import Actor, Answer, IncomingQuestion, QuestionError
 
-HELP = """Ask a question about the policy, for example:
-  may I post photos from the team offsite on Instagram?
-Commands: !helpful, !unhelpful (the last answer), !human (send the last question to the
-policy team), !policy (which policy is active), !help, !quit (or Ctrl-D)."""
+PLATFORM = "console"
+HELP = messages.CONSOLE_HELP
 
-#: The console's feedback commands, as the core's reactions, and what the asker is told.
-REACTIONS = {"!helpful": "helpful", "!unhelpful": "not_helpful", "!human": "ask_policy_team"}
-CONFIRMATIONS = {
-    "!helpful": "Thanks, noted.",
-    "!unhelpful": "Thanks, noted.",
-    "!human": "Sent to the policy team; they will follow up.",
-}
+#: The console's feedback commands, as the core's reactions.
+COMMANDS = {"!helpful": HELPFUL, "!unhelpful": NOT_HELPFUL, "!human": ASK_POLICY_TEAM}
 
 
 def render(answer: Answer, width: int) -> str:
-    footer = (
-        "\n\nWas this helpful? Type !helpful or !unhelpful; !human sends it to the policy team."
-        if answer.answered
-        else ""
-    )
+    footer = "\n\n" + messages.CONSOLE_FOOTER if answer.answered else ""
     return answer.plain_text(width=width) + footer
 
 
 async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "console") -> None:
     width = min(shutil.get_terminal_size((100, 24)).columns, 110)
-    active = bot.storage.active_versions()
+    active = bot.active_versions()
     names = "; ".join(f"{v.title} ({v.label or v.uploaded_at[:10]})" for v in active)
     print(f"policybot: answering from {names}.\n{HELP}\n", file=stdout)
     last: Answer | None = None
+
+    async def tell(note: str) -> None:
+        print(f"bot> {note}", file=stdout)
+
     while True:
         print("you> ", end="", file=stdout, flush=True)
         line = stdin.readline()
@@ -55,18 +49,19 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
             print(HELP, file=stdout)
             continue
         if command == "!policy":
-            for v in bot.storage.active_versions():
+            for v in bot.active_versions():
                 print(f"  {v.title}: {v.display}, {v.clause_count} clauses", file=stdout)
             continue
-        if command in REACTIONS:
+        if command in COMMANDS:
             if last is None or last.question_id is None:
-                print("bot> Ask a question first.", file=stdout)
+                print(f"bot> {messages.ASK_FIRST}", file=stdout)
             else:
-                bot.react(last.question_id, REACTIONS[command])
-                print(f"bot> {CONFIRMATIONS[command]}", file=stdout)
+                await bot.react_to_answer(
+                    Actor(PLATFORM, asker), last.question_id, COMMANDS[command], tell
+                )
             continue
         try:
-            last = await bot.ask(IncomingQuestion(text=text, platform="console", asker=asker))
+            last = await bot.ask(IncomingQuestion(text=text, platform=PLATFORM, asker=asker))
         except QuestionError as error:
             print(f"bot> {error}", file=stdout)
             continue

@@ -1,6 +1,12 @@
-"""The one entry point every platform calls: a question in, a cited and logged answer out.
+"""The one entry point every platform calls: a question in, a cited and logged answer out,
+and the use cases around it (an answer's buttons, uploads, resolving review groups).
 
 receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adapter) render.
+
+Over 400 lines because it is one class, `PolicyBot`, the adapters' only way in: its methods
+share the turn lock, the delivery lock and the parts built once. What can stand alone lives
+beside it: the question log (bot.question_log), a question's text (bot.text), what the use
+cases return (bot.use_cases), the texts (bot.messages), who may (bot.access).
 """
 
 from __future__ import annotations
@@ -9,17 +15,25 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from bot import access, messages
 from bot.answering.checking import PostCheck, check_text
 from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer, citation, covered
 from bot.answering.grounded import GroundedAnswerer
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
-from bot.models import Actor, Answer, IncomingQuestion, QuestionError, Retrieval, ScoredClause
+from bot.models import (
+    Actor,
+    Answer,
+    IncomingQuestion,
+    PolicyError,
+    QuestionError,
+    Retrieval,
+    ScoredClause,
+)
 from bot.notify import (
     ChannelPoster,
     LateReplier,
@@ -31,23 +45,42 @@ from bot.notify import (
     ReviewPoster,
 )
 from bot.policies import PolicyLibrary
+from bot.question_log import QuestionLog
 from bot.reading.upload_worker import WorkerLimits
 from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
 from bot.retrieval.semantic import build_retriever
-from bot.review.queue import DeliveryReport, Group, Profile, ReviewQueue, reviewed_lead
-from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo, utcnow
+from bot.review.queue import (
+    DeliveryReport,
+    Group,
+    ReviewError,
+    ReviewQueue,
+    TermProfile,
+    reviewed_lead,
+)
+from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo
 from bot.store.liveness import ProcessMark
-from bot.store.unlogged import Entry, UnloggedQuestions
+from bot.store.unlogged import UnloggedQuestions
+from bot.text import clean_text, normalize_question, storable
+from bot.use_cases import (
+    Fetch,
+    Fetched,
+    Resolution,
+    ReviewList,
+    Settled,
+    TeamGroup,
+    Tell,
+    UploadReply,
+)
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
-#: What an asker can say about an answer (the buttons under it, on every platform).
-REACTIONS = ("helpful", "not_helpful", "ask_policy_team")
+#: What an asker can say about an answer (the buttons under it, on every platform): the one
+#: definition; platforms map their buttons' ids onto these.
+HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM = "helpful", "not_helpful", "ask_policy_team"
+REACTIONS = (HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM)
 #: An answer sent this long after its question was received says it is late: longer than
 #: Slack gives an acknowledgement, and than the "Thinking…" placeholder takes to show.
 LATE_AFTER = timedelta(seconds=3)
@@ -62,50 +95,6 @@ class Delivery:
 
     first: bool
     received_id: int | None = None
-
-
-def encodable(text: str) -> str:
-    """`text` with every lone surrogate as U+FFFD, and a surrogate pair as the character it
-    encodes. Slack's and Teams' JSON may carry "\\ud800", which Python decodes to a str that
-    SQLite and UTF-8 files refuse; nothing else a str can hold is refused by either."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def clean_text(text: str) -> str:
-    """Control characters out, white space folded, lone surrogates replaced: a question as it
-    is answered and logged."""
-    return " ".join(_CONTROL.sub(" ", encodable(text or "")).split())
-
-
-def storable(incoming: IncomingQuestion) -> IncomingQuestion:
-    """The question with every field the log and the spool keep made encodable."""
-    fields = (incoming.text, incoming.asker, incoming.conversation, incoming.asker_name)
-    if not any(_SURROGATE.search(value) for value in fields):
-        return incoming
-    return replace(
-        incoming,
-        text=encodable(incoming.text),
-        asker=encodable(incoming.asker),
-        conversation=encodable(incoming.conversation),
-        asker_name=encodable(incoming.asker_name),
-    )
-
-
-def normalize_question(text: str, max_chars: int) -> str:
-    """`clean_text`, refusing empty or oversized questions."""
-    cleaned = clean_text(text)
-    if not cleaned:
-        raise QuestionError(
-            "Please type a question, for example: may I post photos from the offsite?"
-        )
-    if len(cleaned) > max_chars:
-        raise QuestionError(
-            f"That question is {len(cleaned):,} characters long; please keep it under "
-            f"{max_chars:,} and ask about one thing at a time."
-        )
-    return cleaned
 
 
 @dataclass
@@ -139,12 +128,38 @@ class PolicyBot:
     #: the event loop between questions: a burst of questions must not hold up the server's
     #: other requests, such as acknowledging the next Slack events (retried after 3 s).
     _turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
-    #: What is logged with a question (a failure's message, an LLM's reason) may quote a
-    #: secret; the question log and the exports read from it must not.
-    _redactor: Redactor = field(init=False, repr=False)
+    #: Uploads, diffs, activation and rollback; activation re-checks open questions with this
+    #: bot's own retriever and threshold. Built once, from the settings the bot was made with.
+    policies: PolicyLibrary = field(init=False, repr=False)
+    #: The policy team's review list, grouping with this bot's retrieval and word rarity.
+    review: ReviewQueue = field(init=False, repr=False)
+    #: Writes every question to the log (or keeps it until the log takes writes).
+    question_log: QuestionLog = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._redactor = Redactor.of(self.settings)
+        self.policies = PolicyLibrary(
+            self.storage,
+            self.settings.max_upload_bytes,
+            retriever=self.retriever,
+            min_confidence=self.settings.min_confidence,
+            max_citations=self.settings.max_citations,
+            admins=self.settings.admins,
+            reading=WorkerLimits(
+                self.settings.upload_read_seconds, self.settings.upload_read_memory_mb * 2**20
+            ),
+        )
+        self.review = ReviewQueue(
+            self.storage, self.retrieve, lexical_of(self.retriever, self.storage)
+        )
+        # What is logged with a question (a failure's message, an LLM's reason) may quote a
+        # secret; the question log and the exports read from it must not.
+        self.question_log = QuestionLog(
+            self.storage,
+            self.review,
+            self.unlogged,
+            Redactor.of(self.settings),
+            self.settings.max_question_chars,
+        )
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
@@ -175,22 +190,6 @@ class PolicyBot:
         if close is not None:
             await close()
 
-    @property
-    def policies(self) -> PolicyLibrary:
-        """Uploads, diffs, activation and rollback; activation re-checks open questions with
-        this bot's own retriever and threshold."""
-        return PolicyLibrary(
-            self.storage,
-            self.settings.max_upload_bytes,
-            retriever=self.retriever,
-            min_confidence=self.settings.min_confidence,
-            max_citations=self.settings.max_citations,
-            admins=self.settings.admins,
-            reading=WorkerLimits(
-                self.settings.upload_read_seconds, self.settings.upload_read_memory_mb * 2**20
-            ),
-        )
-
     def is_admin(self, actor: Actor) -> bool:
         """May this Slack user / Teams AAD object id upload and activate policies, on the
         platform they act from?"""
@@ -202,15 +201,23 @@ class PolicyBot:
             self.policies.load_bundled(self.settings.policies_dir)
         return self.storage.active_versions()
 
+    def active_versions(self) -> list[VersionInfo]:
+        """The active version of each document, for saying what the bot answers from."""
+        return self.storage.active_versions()
+
     def active_policy(self) -> ActivePolicy:
         """One read of the active set: a question is answered from whole versions, never a mix."""
         return ActivePolicy.read(self.storage, self.retriever)
 
-    def first_delivery(self, platform: str, key: str) -> bool:
-        """Whether `platform` delivers `key` (an event id) for the first time to any process on
-        this database; False for a retry of one already taken, which the adapter drops. Kept
-        in the database, so it holds across restarts and between several server processes."""
+    def claim_delivery(self, platform: str, key: str) -> bool:
+        """Record that `platform` delivered `key` (an event or file id) and say whether this
+        is its first delivery to any process on this database: False for a retry of one
+        already claimed, which the adapter drops. Kept in the database, so it holds across
+        restarts and between several server processes (the insert also prunes old keys)."""
         return self.receive(platform, key).first
+
+    #: The old name (it read like a question, but records); removed once adapters switch.
+    first_delivery = claim_delivery
 
     def receive(
         self,
@@ -221,7 +228,7 @@ class PolicyBot:
         *,
         now: datetime | None = None,
     ) -> Delivery:
-        """Take a delivery before acknowledging it: `first_delivery`, and in the same
+        """Take a delivery before acknowledging it: `claim_delivery`, and in the same
         transaction the question it carries, if any, kept until its reply goes out (`ask`
         with `received`, then `replied`); a process stopped in between leaves it to
         `answer_left_over` on the next start. `kind` is the platform's kind of question
@@ -269,7 +276,7 @@ class PolicyBot:
         beats never). Returns how many were answered; failures are left for the next start."""
         if self.unlogged.has_pending():  # kept questions mark their received ones as logged
             try:
-                self.unlogged.replay(self._log_kept)
+                self.unlogged.replay(self.question_log.log_kept)
             except StorageError as error:
                 log.warning("kept questions could not be logged yet: %s", error)
         me = self.mark.hold()
@@ -345,10 +352,6 @@ class PolicyBot:
     def retrieve(self, question: str) -> Retrieval:
         return self.active_policy().retrieve(question)
 
-    @property
-    def review(self) -> ReviewQueue:
-        return ReviewQueue(self.storage, self.retrieve, lexical_of(self.retriever, self.storage))
-
     async def ask(self, incoming: IncomingQuestion, *, received: int | None = None) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input.
         `received`: the question's id from `receive`, marked logged with its log row."""
@@ -358,13 +361,13 @@ class PolicyBot:
         try:
             question = normalize_question(incoming.text, self.settings.max_question_chars)
         except QuestionError as error:
-            self._log_refused(incoming, str(error), received)
+            self.question_log.refused(incoming, str(error), received)
             raise
         try:
             async with self._taking_turns():
                 active = self.active_policy()
                 retrieval = active.retrieve(question)
-                profile = Profile.of(question)
+                profile = TermProfile.of(question)
                 # A question the policy team has already answered gets their answer, whatever
                 # retrieval would say: they answered it because the policy alone did not.
                 reviewed = self.review.best_group(profile, retrieval, status="answered")
@@ -379,7 +382,7 @@ class PolicyBot:
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
             # on the review list and in the platform's review channel.
-            question_id = self._log_failed(incoming, question, error, received)
+            question_id = self.question_log.failed(incoming, question, error, received)
             try:
                 await self.announce(
                     incoming.platform,
@@ -391,7 +394,9 @@ class PolicyBot:
                 log.exception("could not announce a question that failed")
             raise
         async with self._taking_turns():
-            answer = self._log(incoming, question, retrieval, draft, active, reviewed, received)
+            answer = self.question_log.answered(
+                incoming, question, retrieval, draft, active, reviewed, received
+            )
             if not draft.answered and answer.question_id is not None:
                 # Just logged, so in no group: `join`, with what this turn already worked out.
                 self.review.join(answer.question_id, question, retrieval, profile)
@@ -406,160 +411,6 @@ class PolicyBot:
             yield
             # Still holding the turn: whoever wants it now queues, and the loop polls I/O.
             await asyncio.sleep(0)
-
-    def _log(
-        self,
-        incoming: IncomingQuestion,
-        question: str,
-        retrieval: Retrieval,
-        draft: Draft,
-        active: ActivePolicy,
-        reviewed: Group | None = None,
-        received: int | None = None,
-    ) -> Answer:
-        policy_version = active.policy_version(draft.citations)
-        question_id = self._record(
-            incoming,
-            {
-                "platform": incoming.platform,
-                "text": question,
-                "answered": int(draft.answered),
-                "confidence": round(retrieval.confidence, 4),
-                "version_ids": list(retrieval.version_ids),
-                "policy_version": policy_version,
-                "citations": [c.as_logged() for c in draft.citations],
-                "answer_text": draft.lead,
-                "answer_source": draft.source,
-                "status": "answered" if draft.answered else "open",
-                "feedback": "",
-                "review_reason": "" if draft.answered else "not_covered",
-                "notes": list(draft.notes),
-                "answer_verdict": draft.verdict,
-                "llm_model": draft.llm.model if draft.llm else None,
-                "llm_prompt_tokens": draft.llm.prompt_tokens if draft.llm else None,
-                "llm_completion_tokens": draft.llm.completion_tokens if draft.llm else None,
-                "llm_latency_ms": draft.llm.latency_ms if draft.llm else None,
-                "llm_attempts": draft.llm.attempts if draft.llm else None,
-                "closest_clause_id": retrieval.ranked[0].stored.id if retrieval.ranked else None,
-                "group_id": reviewed.id if reviewed else None,
-            },
-            received,
-        )
-        return Answer(
-            question=question,
-            answered=draft.answered,
-            lead=draft.lead,
-            citations=draft.citations,
-            confidence=retrieval.confidence,
-            question_id=question_id,
-            policy_version=policy_version,
-            source=draft.source,
-            notes=draft.notes,
-            verdict=draft.verdict,
-        )
-
-    def _log_refused(
-        self, incoming: IncomingQuestion, reason: str, received: int | None = None
-    ) -> None:
-        text = clean_text(incoming.text)
-        if not text:
-            return  # nothing was asked
-        self._record(
-            incoming,
-            {
-                "platform": incoming.platform,
-                "text": text[: self.settings.max_question_chars],
-                "answered": 0,
-                "confidence": 0.0,
-                "status": "refused",
-                "review_reason": "",
-                "answer_text": reason,
-                "answer_source": "refused",
-            },
-            received,
-        )
-
-    def _log_failed(
-        self,
-        incoming: IncomingQuestion,
-        question: str,
-        error: Exception,
-        received: int | None = None,
-    ) -> int | None:
-        try:
-            question_id = self._record(
-                incoming,
-                {
-                    "platform": incoming.platform,
-                    "text": question,
-                    "answered": 0,
-                    "confidence": 0.0,
-                    "status": "open",
-                    "review_reason": "failed",
-                    # Scrubbed before the cut, which could leave half a secret otherwise.
-                    "notes": [
-                        self._redactor.scrub(f"failed: {type(error).__name__}: {error}")[:500]
-                    ],
-                    "answer_source": "failed",
-                },
-                received,
-            )
-            if question_id is not None:
-                # Into a group, as every open question is, so the review list shows it. Not
-                # routed by retrieval: retrieval may be what failed.
-                self.review.join(question_id, question, Retrieval(question, (), 0.0, ()))
-            return question_id
-        except Exception:  # the original failure is the one to report
-            log.exception("could not log a question that failed")
-            return None
-
-    def _record(
-        self, incoming: IncomingQuestion, record: dict[str, object], received: int | None = None
-    ) -> int | None:
-        """Log a question; its id, or None when the database refused the write (the question
-        is then kept by `unlogged` and logged later, and the asker still gets the answer)."""
-        entry: Entry = {
-            "record": {"asked_at": utcnow(), **self._redactor.scrub_row(record)},
-            "asker": incoming.asker,
-            "reply_to": self._reply_address(incoming),
-            "asker_name": incoming.asker_name,
-            "received": received,
-        }
-        try:
-            if self.unlogged.has_pending():
-                self.unlogged.replay(self._log_kept)
-            return self._log_entry(entry)
-        except StorageError as error:
-            self.unlogged.keep(entry, error)
-            return None
-
-    def _log_entry(self, entry: Entry) -> int:
-        record = dict(entry["record"])
-        record["asker"] = self.storage.pseudonym(record["platform"], entry["asker"])
-        return self.storage.log_question(
-            record,
-            reply_to=entry["reply_to"],
-            asker_name=entry["asker_name"],
-            received_id=entry.get("received"),
-        )
-
-    def _log_kept(self, entries: list[Entry]) -> None:
-        with self.storage.transaction():
-            ids = [(self._log_entry(entry), entry) for entry in entries]
-        for question_id, entry in ids:
-            record = entry["record"]
-            if record.get("status") == "open":  # it belongs on the review list, as it would have
-                self.review.join(question_id, str(record["text"]))
-
-    @staticmethod
-    def _reply_address(incoming: IncomingQuestion) -> dict[str, str] | None:
-        if not incoming.asker:
-            return None
-        return {
-            "platform": incoming.platform,
-            "user_id": incoming.asker,
-            "conversation": incoming.conversation,
-        }
 
     def feedback(self, question_id: int, *, helpful: bool) -> None:
         """Helpful / Not helpful. Not helpful puts the question on the review list."""
@@ -582,11 +433,11 @@ class PolicyBot:
         KeyError when there is no such question."""
         if reaction not in REACTIONS:
             raise ValueError(f"unknown reaction {reaction!r}")
-        if reaction == "ask_policy_team":
+        if reaction == ASK_POLICY_TEAM:
             self.escalate(question_id)
         else:
-            self.feedback(question_id, helpful=reaction == "helpful")
-        return None if reaction == "helpful" else Referral(question_id, reaction)
+            self.feedback(question_id, helpful=reaction == HELPFUL)
+        return None if reaction == HELPFUL else Referral(question_id, reaction)
 
     async def refer_unanswered(self, answer: Answer, incoming: IncomingQuestion) -> None:
         """After the asker has the answer: a question the policy does not cover is announced
@@ -652,6 +503,147 @@ class PolicyBot:
             group_id=group_id if isinstance(group_id, int) else None,
             asker_name=asker_name if show else "",
         )
+
+    # -- the use cases: every platform's way in, the same on each --------------------------------
+    async def after_reply(
+        self, incoming: IncomingQuestion, answer: Answer | None, received: int | None = None
+    ) -> None:
+        """Once the asker has their reply (`answer`: None when it was a refusal or the
+        apology): the received question is no longer left to answer, and one the policy does
+        not cover is announced in the review channel of the platform it was asked on."""
+        self.replied(received)
+        if answer is not None:
+            await self.refer_unanswered(answer, incoming)
+
+    async def react_to_answer(
+        self, actor: Actor, question_id: int | None, reaction: str, tell: Tell
+    ) -> bool:
+        """An answer's button pressed (one of REACTIONS; `question_id` None when the button's
+        value was garbled): the reaction recorded, the presser told so (`tell`), then the
+        platform's review channel told when the question went on the review list. False, and
+        the presser told, when the question is gone."""
+        try:
+            if question_id is None:
+                raise KeyError(question_id)
+            referral = self.react(question_id, reaction)
+        except KeyError:
+            await tell(messages.STALE_QUESTION)
+            return False
+        await tell(messages.REACTION_NOTES[reaction])
+        await self.announce(actor.platform, referral, asker=actor.user_id)
+        return True
+
+    async def receive_upload(self, actor: Actor, name: str, fetch: Fetch) -> UploadReply:
+        """A policy file handed to the bot (`name`; `fetch` its bytes): admins only, checked
+        before anything is fetched; read in the upload worker and stored off the event loop,
+        staged, never activated here. The change summary, or the refusal to show."""
+        try:
+            self.policies.authorize(actor, action="policy upload")
+        except PolicyError as refusal:
+            return UploadReply(None, str(refusal))
+        try:
+            fetched = await fetch()
+            if isinstance(fetched, Fetched):
+                name, data = fetched.name, fetched.data
+            else:
+                data = fetched
+            result = await self.policies.upload_in_background(
+                name, data, uploaded_by=actor.recorded_as
+            )
+        except PolicyError as error:
+            return UploadReply(None, messages.upload_refused(str(error)))
+        return UploadReply(result)
+
+    def settle_upload(self, actor: Actor, version_id: int | None, action: str) -> Settled:
+        """Activate / Discard (ACTIVATE, DISCARD) under an upload's change summary; admins
+        only, checked again at the press (a message can be forwarded)."""
+        try:
+            settlement = self.policies.settle(version_id, action, actor)
+        except PolicyError as error:  # not an admin, a stale button, not discardable
+            return Settled(None, str(error))
+        return Settled(settlement.version, settlement.outcome)
+
+    async def may_review(
+        self, actor: Actor, *, action: str = "", in_team_group: TeamGroup | None = None
+    ) -> bool:
+        """bot.access.may_review with this bot's settings."""
+        return await access.may_review(
+            actor, self.settings, action=action, in_team_group=in_team_group
+        )
+
+    async def review_list(
+        self,
+        actor: Actor,
+        *,
+        private: bool = True,
+        action: str = "review",
+        in_team_group: TeamGroup | None = None,
+    ) -> ReviewList:
+        """The open groups for the policy team, busiest first; refused to anyone else (to the
+        security log with `action`; "" for a look that is no attempt, such as opening a home
+        tab) and anywhere not `private` (others would read the askers' questions)."""
+        if not await self.may_review(actor, action=action, in_team_group=in_team_group):
+            return ReviewList(None, messages.NOT_POLICY_TEAM)
+        if not private:
+            return ReviewList(None, messages.REVIEW_IN_PRIVATE)
+        return ReviewList(tuple(self.review.queue(status="open")))
+
+    async def group_to_answer(
+        self,
+        actor: Actor,
+        group_id: int | None,
+        *,
+        action: str = "review answer",
+        in_team_group: TeamGroup | None = None,
+    ) -> Resolution:
+        """The group a reviewer is about to answer (to show it in a form), or why not;
+        nothing changes either way."""
+        if not await self.may_review(actor, action=action, in_team_group=in_team_group):
+            return Resolution(messages.NOT_POLICY_TEAM_ACTION)
+        if group_id is None:
+            return Resolution(messages.STALE_GROUP)
+        try:
+            return Resolution("", self.review.group(group_id))
+        except ReviewError as error:
+            return Resolution(str(error))
+
+    async def resolve_group(
+        self,
+        actor: Actor,
+        group_id: int | None,
+        answer: str | None,
+        *,
+        action: str = "",
+        in_team_group: TeamGroup | None = None,
+        recorded: Callable[[], Awaitable[None]] | None = None,
+    ) -> Resolution:
+        """A reviewer answers a group (`answer`) or dismisses it (None), in one order on every
+        platform: may they review (refusals to the security log as `action`, by default
+        "review answer" / "review dismiss"), does the group exist, the answer or dismissal
+        stored, then `recorded` (a platform that must close a form quickly does it there),
+        then the answer sent to everyone who asked, on the platform they asked on."""
+        verb = "dismiss" if answer is None else "answer"
+        if not await self.may_review(
+            actor, action=action or f"review {verb}", in_team_group=in_team_group
+        ):
+            return Resolution(messages.NOT_POLICY_TEAM_ACTION)
+        if group_id is None:
+            return Resolution(messages.STALE_GROUP)
+        by = actor.recorded_as
+        try:
+            if answer is None:
+                group = self.review.dismiss(group_id, by)
+            else:
+                group = self.review.answer(group_id, answer, by)
+        except ReviewError as error:  # no such group, an empty or oversized answer
+            return Resolution(str(error))
+        if recorded is not None:
+            await recorded()
+        if answer is None:
+            return Resolution(messages.group_dismissed(group.id, group.count), group)
+        report = await self.deliver_answers(group_id)
+        text = messages.group_answered(group.id, group.count, report.describe(), report.pending)
+        return Resolution(text, group, report)
 
     async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
         """A reviewer answers a group: the answer is stored as a reviewed answer and sent to

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import hmac
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -18,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import access
+from bot import access, messages
 from bot.answering.extractive import covered, select_citations
-from bot.config import DEFAULT_MIN_CONFIDENCE, platform_id
+from bot.config import DEFAULT_MIN_CONFIDENCE
 from bot.models import Actor, Clause, ParsedPolicy, PolicyError
 from bot.reading.ingest import READERS, read_file, read_policy
 from bot.reading.shared import ReadLimits
@@ -30,15 +29,16 @@ from bot.retrieval.lexical import LexicalRetriever, Retriever
 from bot.retrieval.vocabulary import words
 from bot.store.database import Storage, VersionInfo, content_hash
 
-ADMIN_ONLY = (
-    "Sorry, only policy admins can upload or change the policy. If you think you should be "
-    "one, ask whoever runs policybot to add you to POLICYBOT_ADMINS."
-)
+#: Re-exported for the adapters and tests that import them from here (next round: from
+#: bot.messages and bot.access).
+ADMIN_ONLY = messages.ADMIN_ONLY
+NotAuthorized = access.NotAuthorized
+is_admin = access.is_admin
 
 #: What an admin can do with an uploaded version from the message showing its changes.
 ACTIVATE = "activate"
 DISCARD = "discard"
-STALE_VERSION = "That button no longer matches a policy version; upload the file again."
+STALE_VERSION = messages.STALE_VERSION
 
 #: Two clauses in the same section are one clause changed when their words overlap this much
 #: (Dice coefficient over words); clauses that moved to another section need more.
@@ -50,9 +50,7 @@ MOVED_SIMILARITY = 0.6
 PAIR_BUDGET = 2_000_000
 
 
-def too_large(name: str, limit_bytes: int) -> str:
-    """What an uploader is told when a file is over the size limit, wherever it was refused."""
-    return f"{name} is larger than the {limit_bytes / 2**20:g} MB upload limit."
+too_large = messages.too_large
 
 
 #: The longest file name an upload may have, in UTF-8 bytes (what common file systems allow).
@@ -73,7 +71,7 @@ def upload_filename(given: str) -> str:
     refused rather than cut, so what is stored is what the uploader sent."""
     name = given.strip()
     if not name:
-        raise PolicyError("The upload has no file name; the name tells its format.")
+        raise PolicyError(messages.NO_FILENAME)
     shown = shown_filename(name)
     if any(unicodedata.category(c) in {"Cc", "Cs"} or c in BIDI_CONTROLS for c in name):
         raise PolicyError(
@@ -89,13 +87,6 @@ def upload_filename(given: str) -> str:
             f"{shown}: the file name is longer than {MAX_FILENAME_BYTES} bytes; rename the file."
         )
     return name
-
-
-class NotAuthorized(PolicyError):
-    """Someone who is not a policy admin tried to change the policy."""
-
-    def __init__(self, message: str = ADMIN_ONLY) -> None:
-        super().__init__(message)
 
 
 class NotFound(PolicyError):
@@ -384,18 +375,6 @@ def version_json(version: VersionInfo) -> dict[str, Any]:
     }
 
 
-def is_admin(admins: Sequence[str], actor: Actor) -> bool:
-    """Whether `actor` is in POLICYBOT_ADMINS on its own platform (`slack:U123`,
-    `teams:<AAD object id>`, any case): a Slack id never makes a Teams sender an admin, nor
-    the reverse."""
-    if not actor.platform.strip() or not actor.user_id.strip():
-        return False
-    wanted = platform_id(actor.platform, actor.user_id).lower().encode()
-    # Every entry is compared, in constant time, so timing says nothing about the list.
-    matches = [hmac.compare_digest(wanted, entry.strip().lower().encode()) for entry in admins]
-    return any(matches)
-
-
 # -- the library -------------------------------------------------------------------------------
 class PolicyLibrary:
     def __init__(
@@ -422,19 +401,11 @@ class PolicyLibrary:
 
     # -- who may --------------------------------------------------------------------------------
     def is_admin(self, actor: Actor) -> bool:
-        return is_admin(self.admins, actor)
+        return access.is_admin(self.admins, actor)
 
     def authorize(self, actor: Actor, *, action: str = "policy change") -> None:
-        """Raise NotAuthorized (with a polite message) unless `actor` is a policy admin on the
-        platform they act from; a refusal goes to the security log."""
-        if not self.is_admin(actor):
-            access.refused(
-                action,
-                platform=actor.platform,
-                who=actor.user_id,
-                reason=f"not in POLICYBOT_ADMINS for {actor.platform}",
-            )
-            raise NotAuthorized()
+        """bot.access.authorize against this library's admins."""
+        access.authorize(self.admins, actor, action=action)
 
     # -- upload ---------------------------------------------------------------------------------
     def upload(
@@ -664,10 +635,8 @@ class PolicyLibrary:
             return Settlement(activation.version, activation.as_text())
         if action == DISCARD:
             discarded = self.discard(version_id)
-            return Settlement(
-                discarded, f"Discarded {discarded.display}; the active policy is unchanged."
-            )
-        raise PolicyError(f"{action!r} is not something a policy version can be.")
+            return Settlement(discarded, messages.discarded(discarded.display))
+        raise PolicyError(messages.not_a_version_action(action))
 
     def recheck_open_questions(self) -> tuple[int, list[int]]:
         """Run the open unanswered questions against the active policy as `ask` would; flag

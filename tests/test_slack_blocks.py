@@ -83,7 +83,7 @@ def group(n: int, label: str = "", owner: str = "Human Resources") -> Group:
         count=n + 1,
         first_seen="2024-01-01T10:00:00",
         last_seen="2024-01-02T10:00:00",
-        label=label or f"question {n}?",
+        sample=label or f"question {n}?",
         document="policy",
         section="4.2",
         section_title="Personal use",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import messages
 from bot.answering.extractive import citation, covered
 from bot.models import Citation, QuestionError
 from bot.reading.clauses import split_sentences
@@ -63,11 +64,9 @@ class PostCheck:
 def normalize_text(text: str, max_chars: int = MAX_CHECK_CHARS) -> str:
     cleaned = " ".join((text or "").split())
     if not cleaned:
-        raise QuestionError("There is no text to check: the message is empty.")
+        raise QuestionError(messages.EMPTY_DRAFT)
     if len(cleaned) > max_chars:
-        raise QuestionError(
-            f"That text is {len(cleaned):,} characters long; I can check up to {max_chars:,}."
-        )
+        raise QuestionError(messages.draft_too_long(len(cleaned), max_chars))
     return cleaned
 
 

@@ -117,7 +117,7 @@ def print_groups(groups: list[Group], as_json: bool) -> None:
             g.reference,
             g.status,
             ", ".join(g.reasons),
-            g.label,
+            g.sample,
         )
     console().print(table)
 

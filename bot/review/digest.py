@@ -79,7 +79,7 @@ class Digest:
             for g in self.top_groups:
                 where = f"{g.owner}, {g.reference}" if g.owner else UNROUTED
                 lines.append(
-                    f"  #{g.id}: {g.count} asked, last {g.last_seen[:10]} [{where}] “{g.label}”"
+                    f"  #{g.id}: {g.count} asked, last {g.last_seen[:10]} [{where}] “{g.sample}”"
                 )
         else:
             lines.append("  none: the review list is empty")

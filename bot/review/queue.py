@@ -18,15 +18,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from bot import access
-from bot.config import Settings
-from bot.models import Actor, Retrieval, StoredClause
+from bot import access, messages
+from bot.models import Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
 from bot.retrieval.lexical import LexicalRetriever, stem, term_groups
 from bot.retrieval.vocabulary import GENERIC_QUESTION_WORDS, TOPIC_SYNONYMS
@@ -69,8 +68,9 @@ def _synonyms() -> dict[str, frozenset[str]]:
 
 # -- term profiles ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Profile:
-    """The words of one question, or of every question in a group, with what each can match.
+class TermProfile:
+    """The words of one question, or of every question in a group, with what each can match
+    (stored as a group's `signature` column; one concept, this one name in the code).
 
     `terms` maps a content word's stem to (how many members use it, the stems that count as
     matching it with their weights); `reach` maps a stem to the sum over members of the best
@@ -82,7 +82,7 @@ class Profile:
     reach: dict[str, float]
 
     @classmethod
-    def of(cls, text: str) -> Profile:
+    def of(cls, text: str) -> TermProfile:
         terms: dict[str, tuple[int, dict[str, float]]] = {}
         for group in term_groups(text):
             key = stem(group.word)
@@ -99,7 +99,7 @@ class Profile:
                 reach[m] = max(reach.get(m, 0.0), w)
         return cls(1 if terms else 0, terms, reach)
 
-    def merged(self, other: Profile) -> Profile:
+    def merged(self, other: TermProfile) -> TermProfile:
         terms = dict(self.terms)
         for key, (count, members) in other.terms.items():
             if key in terms:
@@ -111,7 +111,7 @@ class Profile:
         reach = dict(self.reach)
         for m, w in other.reach.items():
             reach[m] = reach.get(m, 0.0) + w
-        return Profile(self.size + other.size, terms, reach)
+        return TermProfile(self.size + other.size, terms, reach)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -124,7 +124,7 @@ class Profile:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Profile:
+    def from_json(cls, data: Mapping[str, Any]) -> TermProfile:
         terms = {
             k: (int(v[0]), {m: float(w) for m, w in v[1].items()})
             for k, v in data.get("terms", {}).items()
@@ -133,7 +133,11 @@ class Profile:
         return cls(int(data.get("size", 0)), terms, reach)
 
 
-def _covered(a: Profile, b: Profile, idf: Mapping[str, float]) -> float:
+#: The old name, for the tests and adapters that import it (removed next round).
+Profile = TermProfile
+
+
+def _covered(a: TermProfile, b: TermProfile, idf: Mapping[str, float]) -> float:
     """How much of A's words (weighted by rarity and by how many of A use them) B matches."""
     if not a.size or not b.size:
         return 0.0
@@ -148,7 +152,7 @@ def _covered(a: Profile, b: Profile, idf: Mapping[str, float]) -> float:
     return gained / total if total else 0.0
 
 
-def word_similarity(a: Profile, b: Profile, idf: Mapping[str, float]) -> float:
+def word_similarity(a: TermProfile, b: TermProfile, idf: Mapping[str, float]) -> float:
     """Symmetric: the mean of how much of A B covers and how much of B A covers."""
     return (_covered(a, b, idf) + _covered(b, a, idf)) / 2
 
@@ -163,7 +167,8 @@ class Group:
     count: int
     first_seen: str
     last_seen: str
-    label: str
+    #: The question that started the group, shown as its sample.
+    sample: str
     document: str
     section: str
     section_title: str
@@ -175,7 +180,12 @@ class Group:
     closed_at: str
     #: Why its questions are on the list: not_covered, not_helpful, ask_policy_team.
     reasons: tuple[str, ...]
-    profile: Profile = field(repr=False, compare=False)
+    profile: TermProfile = field(repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The old name of `sample`, for the adapters that still use it (removed next round)."""
+        return self.sample
 
     @property
     def reference(self) -> str:
@@ -189,7 +199,7 @@ class Group:
             count=int(row["count"] or 0),
             first_seen=row["first_seen"] or "",
             last_seen=row["last_seen"] or "",
-            label=row["label"] or "",
+            sample=row["label"] or "",
             document=row["document"] or "",
             section=row["section"] or "",
             section_title=row["section_title"] or "",
@@ -200,7 +210,7 @@ class Group:
             created_at=row["created_at"] or "",
             closed_at=row["closed_at"] or "",
             reasons=tuple(sorted({r for r in (row.get("reasons") or "").split(",") if r})),
-            profile=Profile.from_json(row["signature"] or {}),
+            profile=TermProfile.from_json(row["signature"] or {}),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -214,7 +224,7 @@ class Group:
             "section": self.section,
             "section_title": self.section_title,
             "document": self.document,
-            "sample": self.label,
+            "sample": self.sample,
             "reasons": list(self.reasons),
             "answer": self.answer,
             "answered_at": self.answered_at,
@@ -255,17 +265,11 @@ class DeliveryReport:
 
 
 def delivery_text(question: str, answer: str, answered_at: str) -> str:
-    return (
-        f"You asked: “{question}”\n"
-        f"The policy team has answered it (reviewed answer, {answered_at[:10]}):\n\n{answer}"
-    )
+    return messages.reviewed_answer_to_asker(question, answer, answered_at)
 
 
 def reviewed_lead(group: Group) -> str:
-    return (
-        f"The policy team has answered this (reviewed answer, {group.answered_at[:10]}):\n\n"
-        f"{group.answer}"
-    )
+    return messages.reviewed_lead(group.answer, group.answered_at)
 
 
 class ReviewQueue:
@@ -283,7 +287,7 @@ class ReviewQueue:
         self.lexical = lexical
 
     # -- similarity ------------------------------------------------------------------------
-    def _idf(self, versions: Sequence[int], *profiles: Profile) -> dict[str, float]:
+    def _idf(self, versions: Sequence[int], *profiles: TermProfile) -> dict[str, float]:
         """Rarity of each word in the policy versions a question was answered from, as
         retrieval measures it: a word the policy never uses weighs most, unless the vocabulary
         maps it to policy words ("email" -> e-mail), when it is as rare as the rarest of those."""
@@ -305,9 +309,9 @@ class ReviewQueue:
 
     @staticmethod
     def _score(
-        question: Profile,
+        question: TermProfile,
         closest: StoredClause | None,
-        profile: Profile,
+        profile: TermProfile,
         document: str,
         section: str,
         idf: Mapping[str, float],
@@ -322,14 +326,14 @@ class ReviewQueue:
         )
         return (1 - SECTION_SHARE) * words + SECTION_SHARE * float(same_section)
 
-    def best_group(self, profile: Profile, retrieval: Retrieval, status: str) -> Group | None:
+    def best_group(self, profile: TermProfile, retrieval: Retrieval, status: str) -> Group | None:
         """The group of `status` this question would join, if any (ties: the oldest)."""
         best = self._best(profile, retrieval, status)
         return self.group(best[0]) if best else None
 
     def _best(
-        self, profile: Profile, retrieval: Retrieval, status: str
-    ) -> tuple[int, Profile] | None:
+        self, profile: TermProfile, retrieval: Retrieval, status: str
+    ) -> tuple[int, TermProfile] | None:
         """The id and term profile of the group `best_group` finds."""
         if not profile.size:
             return None
@@ -338,16 +342,16 @@ class ReviewQueue:
         # most SECTION_SHARE, below JOIN_THRESHOLD.
         wanted = [f'"{stem}"' for stem in profile.reach]
         candidates = [
-            (group_id, Profile.from_json(json.loads(signature)), document, section)
-            for group_id, signature, document, section in self.storage.group_profiles(status)
-            if any(quoted in signature for quoted in wanted)
+            (group_id, TermProfile.from_json(json.loads(profile_json)), document, section)
+            for group_id, profile_json, document, section in self.storage.group_profiles(status)
+            if any(quoted in profile_json for quoted in wanted)
         ]
         if not candidates:
             return None
         sure = retrieval.ranked and retrieval.confidence >= SECTION_MIN_CONFIDENCE
         closest = retrieval.ranked[0].stored if sure else None
         idf = self._idf(retrieval.version_ids, profile, *(c[1] for c in candidates))
-        best: tuple[float, int, Profile] | None = None
+        best: tuple[float, int, TermProfile] | None = None
         for group_id, group_profile, document, section in candidates:
             score = self._score(profile, closest, group_profile, document, section, idf)
             if score >= JOIN_THRESHOLD and (best is None or score > best[0]):
@@ -372,7 +376,7 @@ class ReviewQueue:
         try:
             return Group.from_row(self.storage.group(group_id))
         except KeyError:
-            raise ReviewError(f"There is no question group {group_id}.") from None
+            raise ReviewError(messages.no_such_group(group_id)) from None
 
     def members(self, group_id: int) -> list[dict[str, Any]]:
         return self.storage.group_members(group_id)
@@ -391,12 +395,12 @@ class ReviewQueue:
         question_id: int,
         text: str,
         retrieval: Retrieval | None = None,
-        profile: Profile | None = None,
+        profile: TermProfile | None = None,
     ) -> int:
         """Put a question that is in no open group into the open group it matches best, or a
         new group; `retrieval` and `profile` when the caller has them (a question just asked)."""
         retrieval = retrieval if retrieval is not None else self.retrieve(text)
-        profile = profile if profile is not None else Profile.of(text)
+        profile = profile if profile is not None else TermProfile.of(text)
         closest = retrieval.ranked[0].stored if retrieval.ranked else None
         with self.storage.transaction():
             group = self._best(profile, retrieval, status="open")
@@ -453,12 +457,9 @@ class ReviewQueue:
         """Store a reviewed answer for the group; its open questions become resolved."""
         answer = "\n".join(line.rstrip() for line in (text or "").strip().splitlines())
         if not answer:
-            raise ReviewError("The answer is empty; write what askers should be told.")
+            raise ReviewError(messages.EMPTY_ANSWER)
         if len(answer) > MAX_ANSWER_CHARS:
-            raise ReviewError(
-                f"The answer is {len(answer):,} characters long; keep it under "
-                f"{MAX_ANSWER_CHARS:,} and link to longer guidance."
-            )
+            raise ReviewError(messages.answer_too_long(len(answer), MAX_ANSWER_CHARS))
         self.group(group_id)
         now = utcnow()
         with self.storage.transaction():
@@ -530,31 +531,11 @@ def parse_age(text: str) -> timedelta:
     try:
         value = float(number)
     except ValueError:
-        raise ReviewError(
-            f"Cannot read the age {text!r}; write it like 180d, 26w or 12h."
-        ) from None
+        raise ReviewError(messages.unreadable_age(text)) from None
     if value <= 0 or math.isinf(value) or math.isnan(value):
-        raise ReviewError(f"The age must be more than zero, got {text!r}.")
+        raise ReviewError(messages.age_not_positive(text))
     return timedelta(days=value * units[unit])
 
 
-async def may_review(
-    actor: Actor,
-    settings: Settings,
-    *,
-    action: str = "",
-    in_team_group: Callable[[], Awaitable[bool]] | None = None,
-) -> bool:
-    """Whether `actor` may see and resolve the review list, on any platform: listed in the
-    policy team of the platform they act from (POLICYBOT_<PLATFORM>_POLICY_TEAM; an id listed
-    for another platform counts for nothing here) or a member of the platform's policy-team
-    group (`in_team_group`, Slack's user group: asked only for someone not listed). With
-    `action`, a refusal goes to the security log."""
-    member = bool(actor.user_id) and actor.user_id in settings.policy_team(actor.platform)
-    if not member and in_team_group is not None:
-        member = await in_team_group()
-    if action and not member:
-        access.refused(
-            action, platform=actor.platform, who=actor.user_id, reason="not in the policy team"
-        )
-    return member
+#: Now in bot.access; kept here for the adapters that import it from here (next round: none).
+may_review = access.may_review

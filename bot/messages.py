@@ -1,0 +1,181 @@
+"""Every user-facing text of the core, once, in platform-neutral words.
+
+Platforms render these (Block Kit, an Adaptive Card, a terminal line) but do not word them:
+the same event reads the same on Slack, Teams, the console and over HTTP. Texts that quote a
+value are functions; the rest are constants. Markup is limited to `backticks` for a command,
+which every platform shows as code or leaves readable.
+"""
+
+from __future__ import annotations
+
+# -- asking -------------------------------------------------------------------------------------
+EMPTY_QUESTION = "Please type a question, for example: may I post photos from the offsite?"
+
+
+def question_too_long(length: int, max_chars: int) -> str:
+    return (
+        f"That question is {length:,} characters long; please keep it under "
+        f"{max_chars:,} and ask about one thing at a time."
+    )
+
+
+#: Whatever failed while answering (not the question's own problem): the one apology.
+APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
+#: The placeholder shown while a slow answer is worked out.
+THINKING = "Thinking… I'm looking this up in the policy."
+#: How an answer sent late (after a restart) begins.
+LATE = "Sorry for the delay"
+
+# -- checking a draft post ----------------------------------------------------------------------
+EMPTY_DRAFT = "There is no text to check: the message is empty."
+
+
+def draft_too_long(length: int, max_chars: int) -> str:
+    return f"That text is {length:,} characters long; I can check up to {max_chars:,}."
+
+
+# -- an answer's buttons ------------------------------------------------------------------------
+#: What the asker is told after each reaction (bot.core.REACTIONS), on every platform.
+REACTION_NOTES = {
+    "helpful": "Thanks for the feedback!",
+    "not_helpful": "Thanks. I've put your question on the policy team's review list.",
+    "ask_policy_team": "Sent to the policy team. They'll follow up with you.",
+}
+#: A button under an answer whose question is no longer in the log (purged), or garbled.
+STALE_QUESTION = "I couldn't find that question any more. Please ask it again."
+#: The console's reactions before any question.
+ASK_FIRST = "Ask a question first."
+
+# -- policy uploads -----------------------------------------------------------------------------
+ADMIN_ONLY = (
+    "Sorry, only policy admins can upload or change the policy. If you think you should be "
+    "one, ask whoever runs policybot to add you to POLICYBOT_ADMINS."
+)
+#: Said after every refused upload: the uploader's worry is what happened to the policy.
+NOTHING_CHANGED = "Nothing was changed; the active policy is as it was."
+STALE_VERSION = "That button no longer matches a policy version; upload the file again."
+NO_FILENAME = "The upload has no file name; the name tells its format."
+
+
+def too_large(name: str, limit_bytes: int) -> str:
+    """What an uploader is told when a file is over the size limit, wherever it was refused."""
+    return f"{name} is larger than the {limit_bytes / 2**20:g} MB upload limit."
+
+
+def could_not_download(name: str, reason: str) -> str:
+    return f"I could not download {name}: {reason}."
+
+
+def upload_refused(reason: str) -> str:
+    """A refused upload as the uploader reads it: why, then that nothing changed."""
+    reason = reason.strip()
+    if reason.endswith(NOTHING_CHANGED):
+        return reason
+    return f"{reason} {NOTHING_CHANGED}"
+
+
+def discarded(display: str) -> str:
+    return f"Discarded {display}; the active policy is unchanged."
+
+
+def not_a_version_action(action: str) -> str:
+    return f"{action!r} is not something a policy version can be."
+
+
+# -- the review list ----------------------------------------------------------------------------
+#: Someone not on the policy team asked for the review list.
+NOT_POLICY_TEAM = (
+    "Sorry, the review list is for the policy team. If you think you should have it, ask "
+    "whoever runs policybot to add you to the policy team."
+)
+#: Someone not on the policy team pressed Answer or Dismiss.
+NOT_POLICY_TEAM_ACTION = (
+    "Sorry, only members of the policy team can answer or dismiss questions on the review "
+    "list. Nothing was changed."
+)
+#: The review list asked for where others would see it.
+REVIEW_IN_PRIVATE = "The review list is for the policy team's eyes only; ask me in a private chat."
+#: An Answer / Dismiss button (or form) that no longer names a group.
+STALE_GROUP = "That button no longer points at a question group; open the review list again."
+EMPTY_ANSWER = "The answer is empty; write what askers should be told."
+#: Delivery not finished when a group was answered: the bot keeps trying.
+RETRIED = "Pending answers are retried while the bot runs."
+
+
+def no_such_group(group_id: int) -> str:
+    return f"There is no question group {group_id}."
+
+
+def answer_too_long(length: int, max_chars: int) -> str:
+    return (
+        f"The answer is {length:,} characters long; keep it under "
+        f"{max_chars:,} and link to longer guidance."
+    )
+
+
+def group_answered(group_id: int, count: int, delivery: str, pending: int) -> str:
+    """The reviewer's confirmation; `delivery` is DeliveryReport.describe()."""
+    text = (
+        f"Group #{group_id} answered ({count} asked); similar questions now get this answer. "
+        f"Askers: {delivery}."
+    )
+    return f"{text} {RETRIED}" if pending else text
+
+
+def group_dismissed(group_id: int, count: int) -> str:
+    return f"Group #{group_id} dismissed ({count} asked); nobody is notified."
+
+
+def reviewed_answer_to_asker(question: str, answer: str, answered_at: str) -> str:
+    """A reviewed answer as sent to someone who asked in the group."""
+    return (
+        f"You asked: “{question}”\n"
+        f"The policy team has answered it (reviewed answer, {answered_at[:10]}):\n\n{answer}"
+    )
+
+
+def reviewed_lead(answer: str, answered_at: str) -> str:
+    """The lead of an answer given from a group the policy team answered."""
+    return f"The policy team has answered this (reviewed answer, {answered_at[:10]}):\n\n{answer}"
+
+
+def unreadable_age(text: str) -> str:
+    return f"Cannot read the age {text!r}; write it like 180d, 26w or 12h."
+
+
+def age_not_positive(text: str) -> str:
+    return f"The age must be more than zero, got {text!r}."
+
+
+# -- the console (`policybot chat`) ---------------------------------------------------------------
+CONSOLE_HELP = """Ask a question about the policy, for example:
+  may I post photos from the team offsite on Instagram?
+Commands: !helpful, !unhelpful (the last answer), !human (send the last question to the
+policy team), !policy (which policy is active), !help, !quit (or Ctrl-D)."""
+CONSOLE_FOOTER = (
+    "Was this helpful? Type !helpful or !unhelpful; !human sends it to the policy team."
+)
+#: The console's own, shorter confirmations (a terminal is not a chat with buttons).
+CONSOLE_NOTES = {
+    "helpful": "Thanks, noted.",
+    "not_helpful": "Thanks, noted.",
+    "ask_policy_team": "Sent to the policy team; they will follow up.",
+}
+
+# -- policy administration over HTTP (/admin/policies) -------------------------------------------
+HTTP_ADMIN_DISABLED = (
+    "Policy administration over HTTP is disabled. Set POLICYBOT_ADMIN_TOKEN to a long random "
+    "secret and send it as 'Authorization: Bearer <token>'."
+)
+HTTP_TOKEN_REQUIRED = "A valid admin token is required: 'Authorization: Bearer <token>'."
+HTTP_MALFORMED_FORM = (
+    "The upload is not a well-formed multipart/form-data body: a boundary, a part's headers "
+    "(a file name with a control character such as NUL is refused there) or a field's encoding "
+    "is broken. Rename the file if need be and send it as `curl -F file=@policy.docx` does."
+)
+HTTP_NO_FILE_FIELD = "Send the policy file in a form field named 'file'."
+HTTP_NO_FILENAME = "Give the file name with ?filename=policy.docx (it tells the format)."
+
+
+def http_over_limit(what: str, limit_bytes: int) -> str:
+    return f"{what} is larger than the {limit_bytes / 2**20:g} MB limit."

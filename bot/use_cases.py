@@ -1,0 +1,76 @@
+"""What the core's use cases (`PolicyBot`'s adapter-facing methods) hand back to a platform.
+
+Each is a plain value an adapter renders: the text to show, and what it needs to redraw its
+message (a version's id, a group). No use case returns an exception for the user's mistakes:
+a refusal is a text like any other, worded once in bot.messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.policies import UploadResult
+from bot.review.queue import DeliveryReport, Group
+from bot.store.database import VersionInfo
+
+#: How a use case says something to the person acting, when it must say it before doing
+#: more (an answer's confirmation before the review channel is told, say).
+Tell = Callable[[str], Awaitable[None]]
+#: Whether the actor belongs to the platform's policy-team group (Slack's user group); asked
+#: only for someone not listed in POLICYBOT_<PLATFORM>_POLICY_TEAM.
+TeamGroup = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A file's bytes, with its name when the platform learns the name only while fetching
+    (a Slack `file_shared` event carries only the file's id)."""
+
+    name: str
+    data: bytes
+
+
+#: Fetches an upload's bytes: called only once the uploader is known to be an admin. Raises
+#: PolicyError with the uploader's message when the platform cannot hand the file over.
+Fetch = Callable[[], Awaitable["bytes | Fetched"]]
+
+
+@dataclass(frozen=True)
+class UploadReply:
+    """What an uploader is shown: the stored version's change summary, or why there is none."""
+
+    result: UploadResult | None
+    refusal: str = ""
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Activate / Discard pressed under an upload: the version (None when refused) and the
+    sentence to show."""
+
+    version: VersionInfo | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A group answered or dismissed, or why not (`group` None: refused, stale, a bad
+    answer; nothing changed). `text` is what the reviewer is told either way."""
+
+    text: str
+    group: Group | None = None
+    #: For an answer: what became of sending it to the askers.
+    report: DeliveryReport | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.group is not None
+
+
+@dataclass(frozen=True)
+class ReviewList:
+    """The open groups, busiest first, for someone on the policy team; else why not."""
+
+    groups: tuple[Group, ...] | None
+    refusal: str = ""
