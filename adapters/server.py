@@ -165,7 +165,7 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     settings = bot.settings
     if settings.slack_signing_secret and settings.slack_bot_token:
-        from adapters import slack
+        from adapters.slack import app as slack
 
         slack.add_routes(app, bot)
     if settings.teams_configured:

@@ -84,7 +84,8 @@ def _text(data: bytes) -> str:
 def question_target(data: bytes) -> None:
     from botbuilder.schema import Activity, ChannelAccount, Entity
 
-    from adapters import slack, slack_blocks
+    from adapters.slack import asking as slack
+    from adapters.slack import blocks as slack_blocks
     from adapters.teams import turns
     from bot.models import QuestionError
     from bot.text import normalize_question
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         import bot.reading.ingest  # noqa: F401
 
         if args.target == "question":
-            import adapters.slack
+            import adapters.slack.asking
             import adapters.teams.turns  # noqa: F401
     target, _, max_len = TARGETS[args.target]
     work = args.dir / args.target

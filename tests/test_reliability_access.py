@@ -24,9 +24,9 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
-from adapters import slack_blocks as render
 from adapters.replies import APOLOGY
 from adapters.server import build_app
+from adapters.slack import blocks as render
 from bot.answering.extractive import Draft
 from bot.answering.grounded import SUMMARY_PREFIX
 from bot.cli import main as cli_main

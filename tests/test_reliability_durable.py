@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters import slack_blocks as render
+from adapters.slack import blocks as render
 from bench import slack_load
 from bot.config import Settings
 from bot.core import CHECK, LATE_AFTER, PolicyBot

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.slack import SLACK_MAX_BODY
+from adapters.slack.app import SLACK_MAX_BODY
 from bot.config import Settings
 from bot.models import PolicyError
 from tests.fakes.slack_harness import SECRET, SlackHarness, slack_server

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from adapters import slack_blocks as render
 from adapters.replies import APOLOGY
+from adapters.slack import blocks as render
 from adapters.teams import app as teams_app
 from adapters.teams import turns
 from bot.config import Settings

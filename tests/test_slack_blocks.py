@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from adapters import slack_blocks as render
+from adapters.slack import blocks as render
 from bot.answering.checking import Finding, PostCheck
 from bot.models import Answer, Citation
 from bot.review.queue import Group, Profile

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from adapters import slack_blocks as render
-from adapters.slack import SLACK_APP
+from adapters.slack import blocks as render
+from adapters.slack.app import SLACK_APP
 from bot.config import Settings
 from bot.models import IncomingQuestion
 from tests.fakes.answerers import GatedAnswerer

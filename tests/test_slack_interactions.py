@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters import slack_blocks as render
+from adapters.slack import blocks as render
 from bot.config import Settings
 from bot.models import IncomingQuestion
 from bot.notify import ReplyAddress

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters import slack
+from adapters.slack.asking import CHECK_SHORTCUT, COMMAND
 
 MANIFEST = (Path(__file__).resolve().parent.parent / "slack-manifest.yml").read_text()
 
 
 def test_manifest_declares_the_command_shortcut_events_and_scopes() -> None:
-    assert f"command: {slack.COMMAND}" in MANIFEST
-    assert f"callback_id: {slack.CHECK_SHORTCUT}" in MANIFEST
+    assert f"command: {COMMAND}" in MANIFEST
+    assert f"callback_id: {CHECK_SHORTCUT}" in MANIFEST
     for event in ("app_mention", "message.im", "app_home_opened"):
         assert f"- {event}" in MANIFEST
     for scope in (

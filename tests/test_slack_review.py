@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters import slack_blocks as render
+from adapters.slack import blocks as render
 from tests.fakes.slack_harness import SlackHarness, all_text
 
 TEAM_MEMBER = "UTEAM"

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from adapters.slack import serve_socket_mode
+from adapters.slack.app import serve_socket_mode
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from adapters import slack_blocks as render
-from adapters.slack import file_url_allowed
+from adapters.slack import blocks as render
+from adapters.slack.uploads import file_url_allowed
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage

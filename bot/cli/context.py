@@ -62,7 +62,7 @@ class Context:
 #: Platforms whose adapter can send from a command run outside the app (cron, a terminal): the
 #: adapter module, and the setting that says the platform is configured here.
 OUTBOUND: dict[str, tuple[str, Callable[[Settings], bool]]] = {
-    "slack": ("adapters.slack", lambda s: bool(s.slack_bot_token)),
+    "slack": ("adapters.slack.outbound", lambda s: bool(s.slack_bot_token)),
     "teams": (
         "adapters.teams.app",
         lambda s: bool(s.microsoft_app_id or s.digest_teams_conversation),

@@ -86,5 +86,5 @@ def slack(ctx: Context) -> None:
     settings = ctx.settings
     if not (settings.slack_app_token and settings.slack_bot_token):
         fail("policybot slack needs SLACK_APP_TOKEN (xapp-...) and SLACK_BOT_TOKEN (xoxb-...)", 2)
-    adapter = importlib.import_module("adapters.slack")
+    adapter = importlib.import_module("adapters.slack.app")
     adapter.run_socket_mode(ctx.bot())

@@ -54,7 +54,7 @@ class SlackHarness:
     api: FakeSlackApi
     bot: PolicyBot
     http: httpx.AsyncClient
-    #: The server's aiohttp application (the bolt app is `web_app[adapters.slack.SLACK_APP]`).
+    #: The server's aiohttp application (the bolt app is `web_app[adapters.slack.app.SLACK_APP]`).
     web_app: web.Application
     _ids: Iterator[int] = dataclasses.field(default_factory=lambda: itertools.count(1))
     #: The last request sent, exactly (body and headers), for `replay`.

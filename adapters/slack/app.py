@@ -1,0 +1,255 @@
+"""Slack: the bolt AsyncApp, its middleware and the one place every listener is registered;
+`/slack/events` on the shared aiohttp server (`add_routes`) and Socket Mode
+(`run_socket_mode`, `policybot slack`).
+
+The listeners live by job in `asking`, `uploads`, `review` and `home`. Every listener
+acknowledges first and answers after, so Slack gets its reply well inside 3 seconds whatever
+answering takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from adapters import replies
+from adapters.slack import asking, home, review, uploads
+from adapters.slack import blocks as render
+from adapters.slack.asking import question_in
+from adapters.slack.listening import LISTENING, RECEIVED, Listening, listening_in
+from adapters.slack.messages import PLATFORM
+from adapters.slack.outbound import SlackLateReplier, make_client, register_outbound, shared_session
+from bot import access
+from bot.config import ConfigError
+from bot.core import Delivery, PolicyBot
+from bot.redaction import Redactor, redact_logs
+
+log = logging.getLogger(__name__)
+
+#: The bolt app on the server's web app, when Slack is configured.
+SLACK_APP = web.AppKey("slack", AsyncApp)
+
+
+def delivery_key(request: AsyncBoltRequest, body: dict[str, Any]) -> str:
+    """What a repeat of this delivery has in common with it: an event's id (Slack's retries
+    keep it); otherwise the signature, unique to a signed body at its timestamp, so a replay
+    of the same signed request within the 5 minutes bolt accepts it is known (a digest:
+    nothing derived from the signing secret is stored); in Socket Mode, which is unsigned,
+    the payload itself (each carries its own trigger_id or action_ts)."""
+    event_id = body.get("event_id")
+    if body.get("type") == "event_callback" and event_id:
+        return f"event:{event_id}"
+    signature = (request.headers.get("x-slack-signature") or [""])[0]
+    if signature:
+        return "signed:" + hashlib.sha256(signature.encode()).hexdigest()
+    payload = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    return "payload:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+async def once_per_delivery(
+    req: AsyncBoltRequest,
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    next: Callable[[], Awaitable[None]],
+) -> Any:
+    # After bolt's signature check, before any acknowledgement. Slack retries an event it
+    # thinks went unanswered (X-Slack-Retry-Num), perhaps to another process or after a
+    # restart, and anyone holding a signed request can replay it within bolt's 5 minutes:
+    # the first delivery is being handled. The question it carries is kept in the same
+    # write, so one acknowledged is answered even if this process dies before answering.
+    bot = listening_in(context).bot
+    key = delivery_key(req, body)
+    asked = question_in(body, context.bot_user_id)
+    kind, question = asked if asked else ("", None)
+    delivery: Delivery = bot.receive(PLATFORM, key, question, kind)
+    if not delivery.first:
+        log.info("dropping a repeated delivery (%s)", key.partition(":")[0])
+        return BoltResponse(status=200, body="")
+    context[RECEIVED] = delivery.received_id
+    return await next()
+
+
+def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> AsyncApp:
+    """The bolt app with every listener; registers the Slack notifier on `bot`."""
+    settings = bot.settings
+    if thinking_delay is None:
+        thinking_delay = replies.THINKING_DELAY
+    if not settings.slack_bot_token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    app = AsyncApp(
+        client=make_client(settings),
+        signing_secret=settings.slack_signing_secret,
+        name="policybot",
+    )
+    register_outbound(bot, app.client)
+    bot.late_repliers[PLATFORM] = SlackLateReplier(app.client)
+    listening = Listening(bot, thinking_delay)
+
+    async def with_listening(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> Any:
+        context[LISTENING] = listening
+        return await next()
+
+    app.middleware(with_listening)
+    app.middleware(once_per_delivery)
+
+    app.event("app_mention")(asking.on_mention)
+    app.event("message")(asking.on_message)
+    app.command(asking.COMMAND)(asking.on_command)
+    app.shortcut(asking.CHECK_SHORTCUT)(asking.on_check)
+    for action_id in asking.REACTIONS:
+        app.action(action_id)(asking.on_feedback)
+    app.action(render.ACTION_SHARE)(asking.on_share)
+
+    app.event("file_shared")(uploads.on_file_shared)
+    for action_id in uploads.VERSION_ACTIONS:
+        app.action(action_id)(uploads.on_version_action)
+
+    app.action(render.ACTION_ANSWER_GROUP)(review.on_answer_clicked)
+    app.view(render.ANSWER_VIEW)(review.on_answer_submitted)
+    app.action(render.ACTION_DISMISS_GROUP)(review.on_dismiss_clicked)
+
+    app.event("app_home_opened")(home.on_home)
+    return app
+
+
+#: The largest body `/slack/events` reads. Slack's payloads are a few kilobytes (a modal's
+#: state some tens); the server's larger limit is for policy uploads, not for Slack.
+SLACK_MAX_BODY = 1024 * 1024
+#: How old a signed request may be (Slack's rule, as bolt applies it): older is a replay.
+SLACK_MAX_AGE = 5 * 60
+NOT_SLACK_PAYLOAD = "the body is not a Slack payload (a JSON object or a form)"
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is past `limit` bytes (read no further)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def signed_by_slack(secret: str, body: bytes, timestamp: str, signature: str) -> bool:
+    """Slack's request signature (v0, HMAC-SHA256 over the raw bytes), checked before the body
+    is parsed; a timestamp that is not a number, or older than SLACK_MAX_AGE, fails."""
+    if not (timestamp.isascii() and timestamp.isdigit() and signature.isascii()):
+        return False
+    if abs(time.time() - int(timestamp)) > SLACK_MAX_AGE:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def is_ssl_check(body: bytes) -> bool:
+    """Slack's `ssl_check=1` form, which bolt answers 200 before any signature check: it
+    reaches no listener and says nothing."""
+    if len(body) > 1024 or not body.isascii():
+        return False
+    return parse_qs(body.decode()).get("ssl_check") == ["1"]
+
+
+def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> AsyncApp:
+    """`POST /slack/events`: the Events API, interactivity and the slash command, signed; the
+    Web API client's session lives as long as the server (`SLACK_APP` on the web app)."""
+    secret = bot.settings.slack_signing_secret
+    if not secret:
+        raise ConfigError("SLACK_SIGNING_SECRET is not set")
+    slack = build_slack_app(bot, **options)
+    web_app[SLACK_APP] = slack
+
+    async def session_while_serving(_: web.Application) -> AsyncIterator[None]:
+        async with shared_session(slack.client):
+            yield
+
+    web_app.cleanup_ctx.append(session_while_serving)
+
+    def refused(request: web.Request, reason: str) -> None:
+        access.refused("Slack request", platform=PLATFORM, who=request.remote or "", reason=reason)
+
+    async def slack_events(request: web.Request) -> web.Response:
+        # The signature is checked here, on the raw bytes, before anything parses them: bolt
+        # parses the body first (a malformed one raised) and logs a refused one whole.
+        body = await read_bounded(request, SLACK_MAX_BODY)
+        if body is None:
+            refused(request, f"body over {SLACK_MAX_BODY} bytes")
+            return web.json_response({"error": "request body too large"}, status=413)
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not signed_by_slack(secret, body, timestamp, signature):
+            if is_ssl_check(body):  # Slack's check of the URL's certificate: 200, as bolt does
+                return web.Response(status=200)
+            # forged, replayed or stale
+            refused(request, "bad or expired X-Slack-Signature")
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"),
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+            )
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            # Not UTF-8, not JSON, or JSON that is not an object (bolt reads fields of it):
+            # signed, so Slack's (or the secret's holder's) mistake, not an attack to log.
+            log.warning("a signed Slack request was not a Slack payload (%d bytes)", len(body))
+            return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
+        response = await slack.async_dispatch(bolt_request)
+        return await to_aiohttp_response(response)
+
+    web_app.router.add_post("/slack/events", slack_events)
+    return slack
+
+
+class SocketModeConnection(Protocol):
+    """What serve_socket_mode uses of bolt's AsyncSocketModeHandler, whose methods bolt leaves
+    unannotated: typed here so the calls are checked."""
+
+    async def start_async(self) -> None: ...
+
+    async def close_async(self) -> None: ...
+
+
+async def serve_socket_mode(bot: PolicyBot, **options: Any) -> None:
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+    if not bot.settings.slack_app_token:
+        raise ConfigError("SLACK_APP_TOKEN (an app-level token, xapp-…) is not set")
+    app = build_slack_app(bot, **options)
+    async with shared_session(app.client):
+        handler: SocketModeConnection = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
+        # What a stopped process acknowledged and did not answer, beside new questions.
+        left_over = asyncio.create_task(bot.answer_left_over())
+        try:
+            await handler.start_async()
+        finally:
+            left_over.cancel()
+            # Stops the client's own reconnecting loops, which would outlive a cancelled task.
+            await handler.close_async()
+
+
+def run_socket_mode(bot: PolicyBot) -> None:
+    """`policybot slack`: connect to Slack over Socket Mode; no public URL needed."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    redact_logs(Redactor.of(bot.settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_socket_mode(bot))

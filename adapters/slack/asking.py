@@ -1,0 +1,278 @@
+"""Slack listeners that take a question: a DM, a mention, `/policy`, the message shortcut
+(check a draft post), and the answer's buttons (feedback, escalation, sharing)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.replies import Reply, reply_in_time
+from adapters.slack import blocks as render
+from adapters.slack.listening import RECEIVED, Listening, clicked_id, listening_in, tell
+from adapters.slack.messages import (
+    PLATFORM,
+    THINKING,
+    ChannelReply,
+    EphemeralReply,
+    Message,
+    answer_message,
+    text_message,
+)
+from adapters.slack.uploads import on_files
+from bot.core import CHECK
+from bot.models import IncomingQuestion, QuestionError
+
+#: The message shortcut's callback id (see slack-manifest.yml).
+CHECK_SHORTCUT = "policybot_check_post"
+COMMAND = "/policy"
+#: The message subtype of a file sent in a DM: an admin uploading a policy.
+FILE_SHARE = "file_share"
+
+#: An answer's buttons: the core's reaction, and what the asker is told.
+REACTIONS = {
+    render.ACTION_HELPFUL: ("helpful", "Thanks for the feedback! 👍"),
+    render.ACTION_NOT_HELPFUL: (
+        "not_helpful",
+        "Thanks. I've put your question on the policy team's review list.",
+    ),
+    render.ACTION_ESCALATE: (
+        "ask_policy_team",
+        "Sent to the policy team. They'll follow up with you.",
+    ),
+}
+
+#: Kinds of question (as `PolicyBot.receive` keeps them until answered), besides CHECK: the
+#: message shortcut's draft post.
+DM, MENTION, SLASH = "dm", "mention", "command"
+
+
+def question_text(text: str, bot_user_id: str | None) -> str:
+    """The question without the mention of the bot itself."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    return " ".join(text.split())
+
+
+def mention_question(event: dict[str, Any], bot_user_id: str | None) -> IncomingQuestion | None:
+    """The question of an app_mention event; None for a bot's or an edit, or for `help`."""
+    if event.get("bot_id") or event.get("subtype"):
+        return None
+    text = question_text(event.get("text", ""), bot_user_id)
+    if not text or text.lower() == "help":
+        return None
+    thread_ts = event.get("thread_ts") or event["ts"]
+    return IncomingQuestion(
+        text=text,
+        platform=PLATFORM,
+        asker=event.get("user", ""),
+        conversation=f"{event['channel']}/{thread_ts}",
+    )
+
+
+def dm_question(event: dict[str, Any], bot_user_id: str | None) -> IncomingQuestion | None:
+    """The question of a message someone sent the bot directly; None for anything else (files,
+    edits, bots, the bot itself) and for `help`."""
+    if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+        return None
+    user = event.get("user")
+    if not user or user == bot_user_id:
+        return None
+    text = question_text(event.get("text", ""), bot_user_id)
+    if text.lower() in {"help", "?"}:
+        return None
+    return IncomingQuestion(text=text, platform=PLATFORM, asker=user, conversation=event["channel"])
+
+
+def command_question(command: dict[str, Any]) -> IncomingQuestion | None:
+    """The question of `/policy …`; None for `/policy` alone or `/policy help`. The answer is
+    private, so conversation stays empty: a later follow-up goes by DM."""
+    text = " ".join((command.get("text") or "").split())
+    if text.lower() in {"", "help"}:
+        return None
+    return IncomingQuestion(text=text, platform=PLATFORM, asker=str(command.get("user_id") or ""))
+
+
+def question_in(
+    body: dict[str, Any], bot_user_id: str | None
+) -> tuple[str, IncomingQuestion] | None:
+    """(its kind, the question) a delivery carries, as its listener will answer it; None when
+    it carries none (a button, a file, `help`…)."""
+    if body.get("type") == "event_callback":
+        event = body.get("event") or {}
+        if event.get("type") == "app_mention":
+            asked = mention_question(event, bot_user_id)
+            return (MENTION, asked) if asked else None
+        if event.get("type") == "message":
+            asked = dm_question(event, bot_user_id)
+            return (DM, asked) if asked else None
+        return None
+    if body.get("command") == COMMAND:
+        asked = command_question(body)
+        return (SLASH, asked) if asked else None
+    if body.get("type") == "message_action" and body.get("callback_id") == CHECK_SHORTCUT:
+        draft = str((body.get("message") or {}).get("text") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        return CHECK, IncomingQuestion(text=draft, platform=PLATFORM, asker=user)
+    return None
+
+
+async def answer(
+    listening: Listening,
+    incoming: IncomingQuestion,
+    reply: Reply[Message],
+    received: int | None,
+    *,
+    shareable: bool = False,
+) -> None:
+    bot = listening.bot
+    result = await reply_in_time(
+        bot.ask(incoming, received=received),
+        reply,
+        render=lambda a: answer_message(a, shareable=shareable),
+        text=text_message,
+        thinking=THINKING,
+        delay=listening.thinking_delay,
+    )
+    bot.replied(received)
+    if result is not None:
+        await bot.refer_unanswered(result, incoming)
+
+
+async def help_in(reply: Reply[Message]) -> None:
+    await reply.post((render.HELP_TEXT, render.help_blocks()))
+
+
+async def on_mention(
+    event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
+    if event.get("bot_id") or event.get("subtype"):
+        return
+    thread_ts = event.get("thread_ts") or event["ts"]
+    reply = ChannelReply(client, event["channel"], thread_ts)
+    incoming = mention_question(event, context.bot_user_id)
+    if incoming is None:
+        await help_in(reply)
+        return
+    await answer(listening_in(context), incoming, reply, context.get(RECEIVED))
+
+
+async def on_message(
+    event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
+    if event.get("channel_type") != "im" or event.get("bot_id"):
+        return
+    subtype = event.get("subtype")
+    if subtype == FILE_SHARE and event.get("user") != context.bot_user_id:
+        await on_files(
+            listening_in(context).bot,
+            client,
+            event["channel"],
+            event.get("user", ""),
+            event.get("files"),
+        )
+        return
+    # Only new messages people send the bot directly: no edits, deletions, joins, bots.
+    if subtype:
+        return
+    user = event.get("user")
+    if not user or user == context.bot_user_id:
+        return
+    reply = ChannelReply(client, event["channel"])
+    incoming = dm_question(event, context.bot_user_id)
+    if incoming is None:
+        await help_in(reply)
+        return
+    await answer(listening_in(context), incoming, reply, context.get(RECEIVED))
+
+
+async def on_command(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    incoming = command_question(command)
+    if incoming is None:
+        await ack(text=render.HELP_TEXT, blocks=render.help_blocks())
+        return
+    await ack()
+    await answer(
+        listening_in(context),
+        incoming,
+        EphemeralReply(respond),
+        context.get(RECEIVED),
+        shareable=True,
+    )
+
+
+async def on_check(
+    ack: AsyncAck, shortcut: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    bot = listening_in(context).bot
+    await ack()
+    text = (shortcut.get("message") or {}).get("text") or ""
+    try:
+        check = bot.check_post(text)
+    except QuestionError as error:
+        await respond(text=str(error), response_type="ephemeral", replace_original=False)
+    else:
+        await respond(
+            text=check.lead,
+            blocks=render.check_blocks(check),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+    bot.replied(context.get(RECEIVED))
+
+
+async def on_feedback(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    bot = listening_in(context).bot
+    await ack()
+    qid = clicked_id(action)
+    reaction, note = REACTIONS[action["action_id"]]
+    try:
+        if qid is None:
+            raise KeyError(action.get("value"))
+        notice = bot.react(qid, reaction)
+    except KeyError:
+        await tell(body, respond, client, "I couldn't find that question any more.")
+        return
+    await tell(body, respond, client, note)
+    await bot.announce(PLATFORM, notice, asker=body["user"]["id"])
+
+
+async def on_share(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    bot = listening_in(context).bot
+    await ack()
+    qid = clicked_id(action)
+    try:
+        if qid is None:
+            raise KeyError(action.get("value"))
+        shared = bot.logged_answer(qid)
+    except KeyError:
+        await respond(text="I couldn't find that answer any more.", replace_original=False)
+        return
+    await respond(
+        text=render.answer_text(shared),
+        blocks=render.shared_answer_blocks(shared, body["user"]["id"]),
+        response_type="in_channel",
+        replace_original=False,
+    )
+    await respond(delete_original=True)

@@ -1,0 +1,65 @@
+"""What every Slack listener is given besides bolt's arguments, and what several of them read
+from an interaction payload.
+
+`app.py` puts one `Listening` in bolt's context for each request (the context is how bolt hands
+data to listeners); a listener takes it out with `listening_in(context)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.messages import PLATFORM
+from bot.core import PolicyBot
+from bot.models import Actor
+
+#: Where, in bolt's context, listeners find their `Listening`.
+LISTENING = "policybot_listening"
+#: Where a listener finds the id of the question its delivery carries (see
+#: `app.once_per_delivery`).
+RECEIVED = "policybot_received_id"
+
+
+@dataclass(frozen=True)
+class Listening:
+    """The core the listeners call, and how long an answer may take before "Thinking…"."""
+
+    bot: PolicyBot
+    thinking_delay: float
+
+
+def listening_in(context: AsyncBoltContext) -> Listening:
+    """The `Listening` app.py put in this request's bolt context."""
+    found: Listening = context[LISTENING]
+    return found
+
+
+def who_clicked(user: dict[str, Any]) -> Actor:
+    """The user of an interaction payload, with the name Slack gave."""
+    return Actor(PLATFORM, user["id"], user.get("username") or user.get("name", ""))
+
+
+def clicked_id(action: dict[str, Any]) -> int | None:
+    try:
+        return int(action.get("value", ""))
+    except ValueError:
+        return None
+
+
+async def tell(
+    body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, text: str
+) -> None:
+    """A private note to whoever clicked, under the message they clicked on (a click in
+    App Home has no message: the note goes to their DM with the bot)."""
+    if body.get("response_url"):
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+        return
+    channel = (body.get("channel") or {}).get("id")
+    if channel:
+        await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text)
+    else:
+        await client.chat_postMessage(channel=body["user"]["id"], text=text)

@@ -1,0 +1,170 @@
+"""What the bot sends to Slack outside a listener: the Web API client and its shared session,
+the `Notifier` (askers), the digest `ChannelPoster`, the review-channel `ReviewPoster` and the
+`LateReplier` (questions a stopped process acknowledged), registered on the core by
+`register_outbound` (also by the CLI's `digest` and `questions answer`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters import replies
+from adapters.slack import blocks as render
+from adapters.slack.messages import PLATFORM, ChannelReply, Message, answer_message, text_message
+from bot.config import ConfigError, Settings
+from bot.core import PolicyBot
+from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
+
+#: Further attempts at a Slack Web API call after a 429 (Retry-After honoured), a 500/503 or a
+#: dropped connection.
+SLACK_RETRIES = 2
+
+
+def late_message(reply: LateReply) -> Message:
+    """A LateReply as Slack's message: the answer, the check or why neither, with the
+    apology first when it is late."""
+    message: Message
+    if reply.answer is not None:
+        message = answer_message(reply.answer)
+    elif reply.check is not None:
+        message = reply.check.lead, render.check_blocks(reply.check)
+    else:
+        message = text_message(reply.refusal or replies.APOLOGY)
+    if not reply.late:
+        return message
+    text, blocks = message
+    return f"{render.LATE_TEXT}: {text}", render.late_blocks(reply.question, blocks)
+
+
+class SlackLateReplier:
+    """Answers, on start, what a stopped process acknowledged: in the mention's thread or the
+    DM it was asked in, and by DM for `/policy` and the shortcut (their response_url is not
+    kept: it is a credential for the conversation)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(self, reply: LateReply) -> None:
+        channel, _, thread_ts = reply.address.conversation.partition("/")
+        with refusal_as_delivery_error():
+            if not channel:
+                opened = await self.client.conversations_open(users=reply.address.user_id)
+                channel = opened["channel"]["id"]
+            await ChannelReply(self.client, channel, thread_ts or None).post(late_message(reply))
+
+
+@contextlib.contextmanager
+def refusal_as_delivery_error() -> Iterator[None]:
+    """Slack refusing an outbound message, as the core's DeliveryError (kept for a retry)."""
+    try:
+        yield
+    except SlackApiError as error:
+        reason = error.response.get("error")
+        raise DeliveryError(f"Slack did not take the message: {reason}") from error
+
+
+class SlackNotifier:
+    """Messages someone who asked: in their thread or DM, or a DM opened for the purpose."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def send(self, address: ReplyAddress, text: str) -> None:
+        channel, _, thread_ts = address.conversation.partition("/")
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        with refusal_as_delivery_error():
+            if not channel:
+                opened = await self.client.conversations_open(users=address.user_id)
+                channel = opened["channel"]["id"]
+            await self.client.chat_postMessage(
+                channel=channel, text=render.cut(text, 39_000), **extra
+            )
+
+
+class SlackChannelPoster:
+    """Posts to one channel (the digest channel, POLICYBOT_DIGEST_SLACK_CHANNEL)."""
+
+    def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+
+    async def post(self, text: str) -> None:
+        with refusal_as_delivery_error():
+            await self.client.chat_postMessage(channel=self.channel, text=render.cut(text, 39_000))
+
+
+class SlackReviewPoster:
+    """Posts questions that reach the review list to the policy team's channel
+    (POLICYBOT_SLACK_REVIEW_CHANNEL), with *Answer* / *Dismiss* for their group."""
+
+    def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+
+    async def post(self, notice: ReviewNotice) -> None:
+        blocks = render.review_blocks(
+            notice.question, notice.question_id, notice.reason, notice.asker, notice.group_id
+        )
+        text = f"Question for the policy team: {render.escaped_cut(notice.question, 2000)}"
+        with refusal_as_delivery_error():
+            await self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+
+
+def register_outbound(bot: PolicyBot, client: AsyncWebClient | None = None) -> AsyncWebClient:
+    """Register the Slack notifier with the core, and the digest and review posters when their
+    channels are configured; also for commands that send without running the app (`digest`,
+    `questions answer`)."""
+    settings = bot.settings
+    if not settings.slack_bot_token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set")
+    client = client or make_client(settings)
+    bot.notifiers[PLATFORM] = SlackNotifier(client)
+    if settings.digest_slack_channel:
+        bot.channel_posters[PLATFORM] = SlackChannelPoster(client, settings.digest_slack_channel)
+    if settings.slack_review_channel:
+        bot.review_posters[PLATFORM] = SlackReviewPoster(client, settings.slack_review_channel)
+    return client
+
+
+def make_client(settings: Settings) -> AsyncWebClient:
+    base_url = (
+        settings.slack_api_url
+        if settings.slack_api_url.endswith("/")
+        else settings.slack_api_url + "/"
+    )
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=base_url,
+        # Slack answers 429 with Retry-After when rate limited, and 500/503 in a bad moment:
+        # wait as told (or back off) and try again, a bounded number of times.
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=SLACK_RETRIES),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RETRIES),
+            AsyncServerErrorRetryHandler(max_retry_count=SLACK_RETRIES),
+        ],
+    )
+
+
+@contextlib.asynccontextmanager
+async def shared_session(client: AsyncWebClient) -> AsyncIterator[None]:
+    """One HTTP session for every Web API call `client` (and bolt's per-request copies of it)
+    makes while the app runs, so calls reuse pooled connections; without it slack_sdk opens and
+    closes a session, and a connection, per call. Closed on the way out."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
+    client.session = session
+    try:
+        yield
+    finally:
+        # A call still under way after this makes a session of its own, as without one.
+        client.session = None
+        await session.close()
