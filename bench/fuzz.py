@@ -87,8 +87,8 @@ def question_target(data: bytes) -> None:
     from adapters.slack import asking as slack
     from adapters.slack import blocks as slack_blocks
     from adapters.teams import turns
-    from bot.core import normalize_question
     from bot.models import QuestionError
+    from bot.text import normalize_question
 
     text = _text(data)
     bot = {"id": "28:policybot", "name": "PolicyBot"}

@@ -8,7 +8,7 @@ used for it), then applied unchanged to the held-out sets.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,7 +132,7 @@ def paired_difference(
         theirs = _f1(peer, covered, idx)
         point = _f1(ours, covered, None) - _f1(peer, covered, None)
     else:
-        values = {
+        values: Callable[[Outcome], float] = {
             "recall_at_1": lambda o: float(o.rank == 1),
             "mrr": lambda o: 1 / o.rank if o.rank else 0.0,
         }[metric]

@@ -154,7 +154,7 @@ def policyqa_set(path: Path = POLICYQA_DEV) -> EvalSet | None:
     with tempfile.TemporaryDirectory(prefix="policyqa-") as folder:
         for document in data:
             lines = [f"# {document['title']} privacy policy", ""]
-            questions = []
+            questions: list[LabeledQuestion] = []
             for paragraph in document["paragraphs"]:
                 line = len(lines) + 1
                 lines.extend([" ".join(paragraph["context"].split()), ""])

@@ -33,12 +33,11 @@ from bench.slack_load import (
     Server,
     event_body,
     free_port,
-    policybot_command,
     recorder,
     server_env,
     sign,
 )
-from bench.speed import percentile
+from bench.speed import percentile, policybot_command
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- UPLOADS:START -->", "<!-- UPLOADS:END -->"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from click.testing import CliRunner, Result
@@ -101,8 +101,16 @@ def cli_env() -> dict[str, str]:
     return {"POLICYBOT_DB": ""}
 
 
+class RunCli(Protocol):
+    """What the `run` fixture gives a test."""
+
+    def __call__(
+        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> Result: ...
+
+
 @pytest.fixture
-def run(tmp_path: Path, cli_env: dict[str, str]) -> Any:
+def run(tmp_path: Path, cli_env: dict[str, str]) -> RunCli:
     """`run("ask", "--json", "...")`: the policybot command on a database of its own; `env`
     adds to `cli_env` for one call."""
     db = str(tmp_path / "cli.db")

@@ -7,6 +7,7 @@ import io
 import docx
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
+from docx.text.paragraph import Paragraph
 
 from bench.pdf import make_pdf
 
@@ -41,8 +42,9 @@ def add_heading_numbering(document: docx.document.Document) -> str:
     return "90"
 
 
-def number_paragraph(paragraph: object, num_id: str, level: int) -> None:
-    ppr = paragraph._p.get_or_add_pPr()  # type: ignore[attr-defined]
+def number_paragraph(paragraph: Paragraph, num_id: str, level: int) -> None:
+    # python-docx has no public API for list numbering: the paragraph's XML is the way in.
+    ppr = paragraph._p.get_or_add_pPr()
     ppr.append(
         parse_xml(
             f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/>'

@@ -8,6 +8,7 @@ from dataclasses import replace
 import aiohttp
 import docx
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.server import build_app
@@ -17,6 +18,9 @@ from bot.models import IncomingQuestion
 from bot.store.database import Storage
 from tests.documents import docx_bytes, make_pdf
 from tests.test_policies import LIVESTREAM, V1, V2
+
+#: A test client of the server app (aiohttp's TestClient is generic in both).
+AdminClient = TestClient[web.Request, web.Application]
 
 TOKEN = "s3cret-admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,15 +40,15 @@ def make_bot(settings: Settings) -> Callable[[str], PolicyBot]:
 
 
 @pytest.fixture
-async def client(make_bot: Callable[[str], PolicyBot]) -> AsyncIterator[TestClient]:
+async def client(make_bot: Callable[[str], PolicyBot]) -> AsyncIterator[AdminClient]:
     async with TestClient(TestServer(build_app(make_bot(TOKEN)), host="127.0.0.1")) as c:
         yield c
 
 
-def bot_of(client: TestClient) -> PolicyBot:
+def bot_of(client: AdminClient) -> PolicyBot:
     from adapters.server import BOT_KEY
 
-    return client.app[BOT_KEY]  # type: ignore[index]
+    return client.app[BOT_KEY]
 
 
 async def test_disabled_without_a_token(make_bot: Callable[[str], PolicyBot]) -> None:
@@ -56,7 +60,7 @@ async def test_disabled_without_a_token(make_bot: Callable[[str], PolicyBot]) ->
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer"])
 async def test_wrong_or_missing_token_is_refused_and_changes_nothing(
-    client: TestClient, header: str | None
+    client: AdminClient, header: str | None
 ) -> None:
     before = bot_of(client).storage.versions()
     headers = {"Authorization": header} if header else {}
@@ -68,7 +72,7 @@ async def test_wrong_or_missing_token_is_refused_and_changes_nothing(
     assert bot_of(client).storage.versions() == before
 
 
-async def test_multipart_upload_stages_then_activate_and_rollback(client: TestClient) -> None:
+async def test_multipart_upload_stages_then_activate_and_rollback(client: AdminClient) -> None:
     form = aiohttp.FormData()
     form.add_field("file", V2.encode(), filename="acme.md", content_type="text/markdown")
     form.add_field("by", "jane@acme.example")
@@ -102,7 +106,7 @@ async def test_multipart_upload_stages_then_activate_and_rollback(client: TestCl
     assert not (await bot_of(client).ask(IncomingQuestion(LIVESTREAM))).answered
 
 
-async def test_raw_body_docx_upload_with_activate(client: TestClient) -> None:
+async def test_raw_body_docx_upload_with_activate(client: AdminClient) -> None:
     document = docx.Document()
     document.add_heading("Acme Device Policy", 0)
     document.add_heading("7. Lost phones", 1)
@@ -122,7 +126,7 @@ async def test_raw_body_docx_upload_with_activate(client: TestClient) -> None:
     assert active == {"acme", "devices"}
 
 
-async def test_staged_version_can_be_discarded_but_not_an_active_one(client: TestClient) -> None:
+async def test_staged_version_can_be_discarded_but_not_an_active_one(client: AdminClient) -> None:
     staged = await client.post("/admin/policies?filename=acme.md", data=V2.encode(), headers=AUTH)
     version_id = (await staged.json())["version"]["id"]
     gone = await client.delete(f"/admin/policies/{version_id}", headers=AUTH)
@@ -147,7 +151,7 @@ async def test_staged_version_can_be_discarded_but_not_an_active_one(client: Tes
     ids=["corrupt-pdf", "scanned-pdf", "empty", "unsupported", "no-filename", "too-large"],
 )
 async def test_bad_uploads_get_clear_errors_and_change_nothing(
-    client: TestClient, query: str, data: bytes, status: int, message: str
+    client: AdminClient, query: str, data: bytes, status: int, message: str
 ) -> None:
     before = bot_of(client).storage.versions()
     response = await client.post(f"/admin/policies{query}", data=data, headers=AUTH)
@@ -157,7 +161,7 @@ async def test_bad_uploads_get_clear_errors_and_change_nothing(
     assert (await bot_of(client).ask(IncomingQuestion("can I mention a product launch?"))).answered
 
 
-async def test_multipart_without_a_file_field(client: TestClient) -> None:
+async def test_multipart_without_a_file_field(client: AdminClient) -> None:
     form = aiohttp.FormData(default_to_multipart=True)
     form.add_field("name", "acme")
     response = await client.post("/admin/policies", data=form, headers=AUTH)

@@ -6,10 +6,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bot.cli import main
-from tests.conftest import BUNDLED_POLICY
+from tests.conftest import BUNDLED_POLICY, RunCli
 
 
-def test_ask_json_from_stdin_loads_bundled_policy_and_logs_both(run) -> None:  # type: ignore[no-untyped-def]
+def test_ask_json_from_stdin_loads_bundled_policy_and_logs_both(run: RunCli) -> None:
     result = run(
         "ask",
         "--json",
@@ -31,19 +31,19 @@ def test_ask_json_from_stdin_loads_bundled_policy_and_logs_both(run) -> None:  #
     ]
 
 
-def test_ask_text_output_quotes_clauses(run) -> None:  # type: ignore[no-untyped-def]
+def test_ask_text_output_quotes_clauses(run: RunCli) -> None:
     result = run("ask", "can I post pictures from the team offsite on instagram?")
     assert result.exit_code == 0
     assert "[9." in result.output and "“" in result.output
 
 
-def test_empty_question_exits_1_with_message(run) -> None:  # type: ignore[no-untyped-def]
+def test_empty_question_exits_1_with_message(run: RunCli) -> None:
     result = run("ask", "   ")
     assert result.exit_code == 1
     assert "type a question" in result.output
 
 
-def test_missing_policy_file_exits_3(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_policy_file_exits_3(run: RunCli, tmp_path: Path) -> None:
     result = run("policy", "load", str(tmp_path / "nope.md"))
     assert result.exit_code == 3
     assert "No such file" in result.output
@@ -57,7 +57,7 @@ def test_unreadable_database_exits_4(tmp_path: Path) -> None:
     assert "Cannot use the database" in result.output
 
 
-def test_policy_load_into_empty_database_loads_only_that_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_policy_load_into_empty_database_loads_only_that_file(run: RunCli, tmp_path: Path) -> None:
     own = tmp_path / "acme-policy.md"
     own.write_text(
         "# Acme\n\n## 1. Devices\n\nAcme staff must lock their laptops whenever they leave "
@@ -72,7 +72,7 @@ def test_policy_load_into_empty_database_loads_only_that_file(run, tmp_path: Pat
     assert "acme-policy" in listing.output
 
 
-def test_eval_reports_metrics(run) -> None:  # type: ignore[no-untyped-def]
+def test_eval_reports_metrics(run: RunCli) -> None:
     path = Path(__file__).parent.parent / "eval" / "bundled-policy.jsonl"
     result = run("eval", "--json", "--policy", str(BUNDLED_POLICY), str(path))
     assert result.exit_code == 0, result.output

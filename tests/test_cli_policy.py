@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import docx
 
+from tests.conftest import RunCli
 from tests.documents import add_heading_numbering, docx_bytes, make_pdf, number_paragraph
 from tests.test_policies import LAUNCHES, LIVESTREAM, V1, V2
 
 
-def ask_json(run, question: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+def ask_json(run: RunCli, question: str) -> dict[str, Any]:
     result = run("ask", "--json", question)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    answer: dict[str, Any] = json.loads(result.output)
+    return answer
 
 
-def test_load_docx_with_numbered_headings_cites_those_numbers(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_load_docx_with_numbered_headings_cites_those_numbers(run: RunCli, tmp_path: Path) -> None:
     document = docx.Document()
     num_id = add_heading_numbering(document)
     document.add_paragraph("Acme Social Media Policy", style="Title")
@@ -49,7 +52,7 @@ def test_load_docx_with_numbered_headings_cites_those_numbers(run, tmp_path: Pat
 
 
 def test_diff_shows_a_changed_clause_and_rollback_restores_earlier_answers(
-    run,  # type: ignore[no-untyped-def]
+    run: RunCli,
     tmp_path: Path,
 ) -> None:
     v1, v2 = tmp_path / "v1" / "acme.md", tmp_path / "v2" / "acme.md"
@@ -90,7 +93,7 @@ def test_diff_shows_a_changed_clause_and_rollback_restores_earlier_answers(
 
 
 def test_corrupt_pdf_is_refused_while_ask_answers_from_the_active_version(
-    run,  # type: ignore[no-untyped-def]
+    run: RunCli,
     tmp_path: Path,
 ) -> None:
     policy = tmp_path / "acme.md"
@@ -109,7 +112,7 @@ def test_corrupt_pdf_is_refused_while_ask_answers_from_the_active_version(
     assert listing.count("acme.md") == 1 and "acme.pdf" not in listing
 
 
-def test_discard_and_usage_errors(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_discard_and_usage_errors(run: RunCli, tmp_path: Path) -> None:
     policy = tmp_path / "acme.md"
     policy.write_text(V1)
     run("policy", "load", str(policy))

@@ -44,7 +44,7 @@ async def test_a_question_the_bot_fails_on_is_still_logged_for_the_policy_team(
     bot: PolicyBot,
 ) -> None:
     bot.answerer = BrokenAnswerer()
-    channel = RecordingPoster()
+    channel = RecordingPoster[ReviewNotice]()
     bot.review_posters["slack"] = channel
     with pytest.raises(RuntimeError, match="the answerer broke"):
         await bot.ask(
@@ -92,7 +92,7 @@ async def test_feedback_and_escalation_put_questions_on_the_review_list(bot: Pol
 
 
 async def test_reactions_decide_what_reaches_the_review_channel(bot: PolicyBot) -> None:
-    channel = RecordingPoster()
+    channel = RecordingPoster[ReviewNotice]()
     bot.review_posters["slack"] = channel
     answer = await bot.ask(IncomingQuestion(ROADMAP, platform="slack", asker="U1"))
     assert answer.question_id is not None
@@ -114,7 +114,7 @@ async def test_reactions_decide_what_reaches_the_review_channel(bot: PolicyBot) 
 
 
 async def test_an_uncovered_question_is_announced_with_its_group(bot: PolicyBot) -> None:
-    channel = RecordingPoster()
+    channel = RecordingPoster[ReviewNotice]()
     bot.review_posters["slack"] = channel
     bot.settings = replace(bot.settings, show_askers=True)
     incoming = IncomingQuestion("what time does the cafeteria open?", platform="slack", asker="U7")

@@ -73,7 +73,7 @@ def test_digest_of_an_empty_week_says_so(bot: PolicyBot) -> None:
 
 
 async def test_digest_is_posted_to_every_registered_channel() -> None:
-    slack, teams = RecordingPoster(), RecordingPoster(fail=True)
+    slack, teams = RecordingPoster[str](), RecordingPoster[str](fail=True)
     results = await post_digest("the digest", {"slack": slack, "teams": teams})
     assert slack.posts == ["the digest"]
     assert results["slack"] == "posted" and "channel_not_found" in results["teams"]

@@ -6,6 +6,7 @@ hold; the semantic hybrid gets its own floors when the `semantic` extra is insta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,7 @@ def test_sweep_settings_reach_the_ranking_and_are_restored() -> None:
     assert bot.retrieval.lexical.BM25_SHARE == 0.4
 
 
-def _outcomes(ranks: list[int | None], flagged: list[bool] | None = None) -> list[Outcome]:
+def _outcomes(ranks: Sequence[int | None], flagged: list[bool] | None = None) -> list[Outcome]:
     flags = flagged or [False] * len(ranks)
     return [
         Outcome(covered=True, rank=r, flagged=f, cited_chars=(100,))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.core import normalize_question
 from bot.models import PolicyError, QuestionError
 from bot.reading.clauses import MAX_CHARS
 from bot.reading.ingest import read_policy
+from bot.text import normalize_question
 
 _markdown_line = st.one_of(
     st.text(max_size=200),

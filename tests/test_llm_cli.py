@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
+from tests.conftest import RunCli
 from tests.fakes.openai_stub import HANG, OpenAIStub, answer
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
@@ -28,14 +29,14 @@ def cli_env(llm_stub: OpenAIStub) -> dict[str, str]:
     }
 
 
-def logged(run: Any) -> dict[str, Any]:
+def logged(run: RunCli) -> dict[str, Any]:
     listed = run("questions", "list", "--status", "all", "--json")
     (row,) = (json.loads(line) for line in listed.stdout.splitlines())
     return dict(row)
 
 
 def test_ask_json_returns_the_stubs_answer_with_citations_resolved(
-    run: Any, llm_stub: OpenAIStub
+    run: RunCli, llm_stub: OpenAIStub
 ) -> None:
     llm_stub.script(
         lambda request: answer(
@@ -60,7 +61,7 @@ def test_ask_json_returns_the_stubs_answer_with_citations_resolved(
 
 
 def test_an_invented_citation_gives_the_extractive_answer_and_the_log_says_why(
-    run: Any, llm_stub: OpenAIStub, caplog: pytest.LogCaptureFixture
+    run: RunCli, llm_stub: OpenAIStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     llm_stub.script(answer("allowed", "Yes, post it.", ["C1", "C77"]))
     result = run("ask", "--json", ROADMAP)
@@ -75,7 +76,7 @@ def test_an_invented_citation_gives_the_extractive_answer_and_the_log_says_why(
 
 
 def test_a_hanging_llm_gives_the_extractive_answer_and_the_log_says_why(
-    run: Any, llm_stub: OpenAIStub
+    run: RunCli, llm_stub: OpenAIStub
 ) -> None:
     llm_stub.script(HANG)
     result = run("ask", "--json", ROADMAP, env={"POLICYBOT_LLM_TIMEOUT": "0.2"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import TypedDict, Unpack
 
 import httpx
 import pytest
@@ -15,17 +17,25 @@ from tests.fakes.openai_stub import HANG, OpenAIStub, Reply, completion, error
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
 
 
-def config(stub: OpenAIStub, **overrides: object) -> LLMConfig:
-    values: dict[str, object] = {
-        "base_url": stub.url,
-        "model": "stub-model",
-        "api_key": "sk-test-key",
-        "timeout": 5.0,  # generous: only the hanging-server tests wait for a timeout
-        "retries": 2,
-        "backoff": 0.01,
-    }
-    values.update(overrides)
-    return LLMConfig(**values)  # type: ignore[arg-type]
+class ConfigChanges(TypedDict, total=False):
+    """What a test changes in `config`'s LLMConfig."""
+
+    api_key: str
+    timeout: float
+    retries: int
+    max_retry_after: float
+
+
+def config(stub: OpenAIStub, **overrides: Unpack[ConfigChanges]) -> LLMConfig:
+    defaults = LLMConfig(
+        base_url=stub.url,
+        model="stub-model",
+        api_key="sk-test-key",
+        timeout=5.0,  # generous: only the hanging-server tests wait for a timeout
+        retries=2,
+        backoff=0.01,
+    )
+    return replace(defaults, **overrides)
 
 
 @pytest.fixture

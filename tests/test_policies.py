@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.models import Actor, IncomingQuestion, PolicyError
+from bot.models import Actor, Block, Clause, IncomingQuestion, PolicyError
 from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized, compare_clauses
 from bot.reading.ingest import READERS
 from bot.reading.pdf import read_pdf
@@ -121,7 +121,9 @@ async def test_a_server_upload_is_read_in_a_child_process_and_stored_like_any_ot
     read_here: list[str] = []
     markdown = READERS[".md"]
 
-    def recording_reader(data: bytes, limits: ReadLimits) -> Any:
+    def recording_reader(
+        data: bytes, limits: ReadLimits
+    ) -> tuple[dict[str, str | list[str]], list[Block]]:
         read_here.append(threading.current_thread().name)
         return markdown(data, limits)
 
@@ -153,7 +155,7 @@ def test_clause_matching_pairs_moved_and_reworded_clauses() -> None:
     assert compare_clauses(old, old) == ([], [], [], 4)
 
 
-def bot_clauses(text: str) -> list:  # type: ignore[type-arg]
+def bot_clauses(text: str) -> list[Clause]:
     from bot.reading.ingest import read_policy
 
     return list(read_policy("acme.md", text.encode()).clauses)
@@ -165,7 +167,8 @@ async def test_activation_rechecks_open_questions_and_rollback_restores_answers(
     [v1] = bot.storage.active_versions()
     assert await ask(bot, LAUNCHES) == (True, ["2.2"])
     assert await ask(bot, LIVESTREAM) == (False, [])
-    [open_question] = bot.open_questions()
+    rows: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
+    [open_question] = rows
     staged = bot.policies.upload("acme.md", V2.encode(), uploaded_by="U0ADMIN").version
 
     activation = bot.policies.activate(staged.id, by="U0ADMIN")
@@ -202,7 +205,8 @@ def test_rollback_walks_back_through_activations_and_any_version_can_be_reactiva
     assert again.version.id == v3.version.id and again.previous and again.previous.id == v1.id
     assert not bot.policies.activate(v3.version.id).changed
     # The diff of the active version shows what its activation changed.
-    assert bot.policies.diff(v3.version.id).base.id == v1.id  # type: ignore[union-attr]
+    base = bot.policies.diff(v3.version.id).base
+    assert base is not None and base.id == v1.id
 
 
 def test_discard_removes_only_staged_versions(bot: PolicyBot) -> None:

@@ -131,7 +131,8 @@ def test_docx_lists_tables_and_numbered_body_clauses() -> None:
     clauses = read_policy("p.docx", docx_bytes(document)).clauses
     numbered = [c for c in clauses if c.text.startswith("1.1 Managers")]
     assert numbered and numbered[0].section == "1.1"
-    assert all(c.section == "3" for c in clauses if "LinkedIn" in c.text)
+    on_linkedin = [c for c in clauses if "LinkedIn" in c.text]
+    assert on_linkedin and all(c.section == "3" for c in on_linkedin)
 
 
 def test_docx_without_heading_styles_uses_bold_lines() -> None:

@@ -117,8 +117,8 @@ def names_in_from_env_source() -> set[str]:
     """The string literals `from_env` passes next to `env` (`env.get("X")`, `_int(env, "X",
     ...)`): catches a variable read only when another one is set, which an empty environment
     never reaches."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(Settings.from_env.__func__)))
-    names = set()
+    tree = ast.parse(textwrap.dedent(inspect.getsource(Settings.from_env)))
+    names: set[str] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue

@@ -66,7 +66,7 @@ def capture(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # everything any library logs, to look for secrets too
 
 
-async def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> int:
+async def post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> int:
     async with (
         aiohttp.ClientSession() as session,
         session.post(url, json=body, headers=headers) as response,

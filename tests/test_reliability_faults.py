@@ -13,8 +13,9 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import aiohttp
 import pytest
@@ -53,7 +54,15 @@ def large_policy() -> str:
     return "\n".join(parts)
 
 
-def snapshot(db: Path) -> dict[str, object]:
+class Snapshot(TypedDict):
+    active: list[tuple[str, int, int]]  # (document, version id, clause count)
+    half_versions: list[int]
+    fts_in_step: bool
+    orphan_clauses: int
+    integrity: str
+
+
+def snapshot(db: Path) -> Snapshot:
     """What must survive a crash: the active versions, whole versions only (each with all
     its clauses, searchable), a sound database file."""
     storage = Storage.open(db)
@@ -134,7 +143,7 @@ def test_sigkill_during_a_policy_upload_leaves_the_previous_version_whole(
     final = snapshot(db)
     assert final["integrity"] == "ok" and final["orphan_clauses"] == 0
     assert final["half_versions"] == [] and final["fts_in_step"]
-    ((name, _, clause_count),) = final["active"]  # type: ignore[misc]
+    ((name, _, clause_count),) = final["active"]
     assert name == document and clause_count >= 2 * SECTIONS
     record(
         "Faults: SIGKILL during `policybot policy load`",
@@ -194,11 +203,11 @@ ASKED = [
 
 @pytest.mark.parametrize("fault", [fill_disk, make_read_only], ids=["disk-full", "read-only"])
 async def test_a_database_that_refuses_writes_still_answers_and_loses_no_question(
-    file_bot: PolicyBot, fault: object, caplog: pytest.LogCaptureFixture
+    file_bot: PolicyBot, fault: Callable[[Storage], None], caplog: pytest.LogCaptureFixture
 ) -> None:
     bot = file_bot
     caplog.set_level(logging.ERROR, logger="bot.store.unlogged")
-    fault(bot.storage)  # type: ignore[operator]
+    fault(bot.storage)
     async with (
         connector_stub() as stub,
         serving(build_app(bot, host=LOOPBACK)) as base,

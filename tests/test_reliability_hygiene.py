@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters.slack.app import SLACK_MAX_BODY
@@ -61,7 +62,7 @@ def signed(body: bytes, *, secret: str = SECRET) -> dict[str, str]:
     return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
 
 
-def error_of(response: Any) -> str:
+def error_of(response: httpx.Response) -> str:
     """The error message of a JSON answer; a plain-text one (aiohttp's 500 page) as it is."""
     if response.headers.get("content-type", "").startswith("application/json"):
         return str(response.json().get("error", ""))

@@ -192,9 +192,9 @@ async def test_unauthenticated_teams_refuses_to_start_off_loopback_and_serves_on
     assert "all interfaces" in started[0] and "192.0.2.10" in started[1]
     # The same check wherever the app is built for a host.
     bot = bot_with(teams_unauthenticated=True)
-    for host in ("0.0.0.0", "::", "", "example.com", "127.0.0.1.nip.io"):
+    for not_loopback in ("0.0.0.0", "::", "", "example.com", "127.0.0.1.nip.io"):
         with pytest.raises(ConfigError, match="only allowed on loopback"):
-            build_app(bot, host=host)
+            build_app(bot, host=not_loopback)
     with pytest.raises(ConfigError, match="only allowed on loopback"):
         build_app(bot)  # a host not given is not taken to be loopback
 
@@ -421,8 +421,10 @@ async def test_service_url_tricks_are_refused_before_any_reply(
             refused[name] = (await post(base, message(ROADMAP, service_url)))[0]
             latencies.append((time.perf_counter() - started) * 1000)
         not_a_string = [5, None, ["http://127.0.0.1/"], {"host": "127.0.0.1"}]
-        for service_url in not_a_string:
-            refused[repr(service_url)] = (await post(base, message(ROADMAP, service_url)))[0]  # type: ignore[arg-type]
+        for wrong_type in not_a_string:
+            # A serviceUrl that is not a string is the point: what a forged activity may carry.
+            wrong = message(ROADMAP, wrong_type)  # type: ignore[arg-type]
+            refused[repr(wrong_type)] = (await post(base, wrong))[0]
         assert {name: status for name, status in refused.items() if status != 403} == {}
         assert ours.calls == [] and attackers.calls == []
         assert bot.storage.questions(status=None) == []

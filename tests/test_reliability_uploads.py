@@ -23,6 +23,7 @@ import pytest
 from bench import bombs
 from bot.config import Settings
 from bot.reading.shared import ReadLimits
+from tests.conftest import RunCli
 from tests.fakes.slack_harness import SlackHarness, slack_server
 from tests.reliability import percentiles, record
 
@@ -128,7 +129,7 @@ async def test_each_bomb_is_refused_through_the_server_and_the_active_policy_sta
 
 @pytest.mark.parametrize("bomb", BOMBS, ids=[b.kind for b in BOMBS])
 def test_each_bomb_is_refused_by_policy_load_and_the_active_policy_stays(
-    run: Any, tmp_path: Path, bomb: Bomb
+    run: RunCli, tmp_path: Path, bomb: Bomb
 ) -> None:
     env = {"POLICYBOT_MAX_UPLOAD_BYTES": str(LIMIT)}
     before = run("policy", "list", env=env)

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -281,7 +282,8 @@ async def test_notifier_replies_later_through_the_stored_conversation_reference(
 ) -> None:
     await post(server, message("what time does the cafeteria open?", stub.url))
     await stub.received(1)
-    (question,) = bot.open_questions()
+    rows: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
+    (question,) = rows
     stored = bot.storage.reply_address(question["id"])
     assert stored is not None and stored["platform"] == "teams"
     reference = json.loads(stored["conversation"])

@@ -41,7 +41,7 @@ def decode_png(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
     assert (depth, color_type) == (8, 6)
     raw = zlib.decompress(idat)
     stride = 1 + 4 * width
-    pixels = []
+    pixels: list[tuple[int, ...]] = []
     for y in range(height):
         row = raw[y * stride : (y + 1) * stride]
         assert row[0] == 0

@@ -141,7 +141,8 @@ async def test_the_asker_is_named_only_with_show_askers(
     assert "Asked by Alice Example" in not_helpful
     assert "Asked by 29:nameless" in nameless
     # Rebuilt from the log (to settle a card), the notice names the asker the same way.
-    first = min(q["id"] for q in bot.open_questions())
+    logged: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
+    first = min(q["id"] for q in logged)
     rebuilt = bot.review_notice(first)
     assert (rebuilt.asker_name, rebuilt.asker) == ("Alice Example", "29:alice")
 
@@ -229,7 +230,8 @@ async def test_answer_on_the_channel_card_reaches_the_asker_and_settles_the_card
     team_server: tuple[PolicyBot, str, Call], stub: ConnectorStub
 ) -> None:
     bot, base, notice = team_server
-    (question,) = bot.open_questions()
+    rows: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
+    (question,) = rows
     before = len(stub.calls)
     await post(base, pressed(notice, "Answer", stub.url, answer=ANSWER))
     delivered, settled, confirmation = (await stub.received(before + 3))[before:]
@@ -282,7 +284,8 @@ async def test_someone_outside_the_policy_team_is_refused_and_logged(
         "refused review answer_group: platform=teams who=aad-bob reason=not in the policy team",
         "refused review dismiss_group: platform=teams who=aad-bob reason=not in the policy team",
     ]
-    (question,) = bot.open_questions()
+    rows: list[dict[str, Any]] = bot.open_questions()
+    (question,) = rows
     assert bot.review.group(question["group_id"]).status == "open"
 
 
@@ -290,7 +293,8 @@ async def test_dismiss_on_the_channel_card_tells_nobody_and_settles_the_card(
     team_server: tuple[PolicyBot, str, Call], stub: ConnectorStub
 ) -> None:
     bot, base, notice = team_server
-    (question,) = bot.open_questions()
+    rows: list[dict[str, Any]] = bot.open_questions()
+    (question,) = rows
     before = len(stub.calls)
     await post(base, pressed(notice, "Dismiss", stub.url))
     settled, confirmation = (await stub.received(before + 2))[before:]
@@ -308,7 +312,8 @@ async def test_an_empty_answer_changes_nothing_and_an_uneditable_card_still_gets
     team_server: tuple[PolicyBot, str, Call], stub: ConnectorStub
 ) -> None:
     bot, base, notice = team_server
-    (question,) = bot.open_questions()
+    rows: list[dict[str, Any]] = bot.open_questions()
+    (question,) = rows
     before = len(stub.calls)
     await post(base, pressed(notice, "Answer", stub.url, answer="   "))
     (empty,) = (await stub.received(before + 1))[before:]

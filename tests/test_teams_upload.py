@@ -72,7 +72,9 @@ def state(bot: PolicyBot) -> tuple[list[int], list[tuple[int, str]]]:
     )
 
 
-def version_submit(action: str, version_id: Any, url: str, sender: dict[str, str] = PAT) -> Any:
+def version_submit(
+    action: str, version_id: object, url: str, sender: dict[str, str] = PAT
+) -> dict[str, Any]:
     value = {"policybot": action, "version_id": version_id}
     return submit(value, url, sender=sender, conversation=PAT_PERSONAL)
 

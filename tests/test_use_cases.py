@@ -63,8 +63,8 @@ def test_claim_delivery_records_the_first_and_refuses_a_retry(bot: PolicyBot) ->
 async def test_a_reaction_is_told_first_then_announced(team_bot: PolicyBot) -> None:
     said = Said()
 
-    class Channel(RecordingPoster):
-        async def post(self, item: Any) -> None:
+    class Channel(RecordingPoster[ReviewNotice]):
+        async def post(self, item: ReviewNotice) -> None:
             said.events.append(("announced", item))
 
     team_bot.review_posters["slack"] = Channel()
@@ -201,7 +201,7 @@ async def test_the_review_list_is_for_the_policy_team_in_private(
 
 
 async def test_after_the_reply_an_uncovered_question_is_announced(team_bot: PolicyBot) -> None:
-    channel = RecordingPoster()
+    channel = RecordingPoster[ReviewNotice]()
     team_bot.review_posters["slack"] = channel
     incoming = IncomingQuestion(UNCOVERED, platform="slack", asker="U7")
     received = team_bot.receive("slack", "event:Ev1", incoming, "dm").received_id

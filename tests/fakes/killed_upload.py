@@ -28,10 +28,13 @@ def main() -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = real_connect(*args, **kwargs)
+        # sqlite3.connect is overloaded; passed through Any arguments it returns Any.
+        connection: sqlite3.Connection = real_connect(*args, **kwargs)
         connection.set_trace_callback(trace)
         return connection
 
+    # Replacing a module function with a wrapper of another signature (its overloads
+    # collapsed to *args, **kwargs) is what this fake is for.
     sqlite3.connect = connect  # type: ignore[assignment]
     from bot.cli import main as policybot
 

@@ -5,7 +5,7 @@ does for a user who left or a channel the app was removed from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
 from bot.notify import DeliveryError, ReplyAddress
 
@@ -21,12 +21,16 @@ class RecordingNotifier:
         self.sent.append((address, text))
 
 
-@dataclass
-class RecordingPoster:
-    fail: bool = False
-    posts: list[Any] = field(default_factory=list)  # digest texts or review notices
+#: What a channel is sent: a digest's text (ChannelPoster) or a ReviewNotice (ReviewPoster).
+Posted = TypeVar("Posted")
 
-    async def post(self, item: Any) -> None:
+
+@dataclass
+class RecordingPoster(Generic[Posted]):
+    fail: bool = False
+    posts: list[Posted] = field(default_factory=list)
+
+    async def post(self, item: Posted) -> None:
         if self.fail:
             raise DeliveryError("channel_not_found")
         self.posts.append(item)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botbuilder.core import TurnContext
@@ -22,12 +23,13 @@ def conversation(data: dict[str, Any]) -> ConversationAccount:
     )
 
 
-class RecordingTestAdapter(TestAdapter):
+# botbuilder ships no type information (no py.typed), so mypy sees TestAdapter as Any.
+class RecordingTestAdapter(TestAdapter):  # type: ignore[misc]
     """Replies land in `activity_buffer`, edits in `updated_activities`, as in TestAdapter."""
 
     __test__ = False
 
-    def __init__(self, logic: Any) -> None:
+    def __init__(self, logic: Callable[[TurnContext], Awaitable[None]]) -> None:
         super().__init__(
             logic,
             Activity(
@@ -53,4 +55,5 @@ class RecordingTestAdapter(TestAdapter):
             while len(self.activity_buffer) < count:
                 self._sent.clear()
                 await self._sent.wait()
-        return self.activity_buffer
+        sent: list[Activity] = self.activity_buffer  # untyped in botbuilder
+        return sent

@@ -10,15 +10,16 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlencode
 
 import httpx
 from aiohttp import web
 
 from adapters.server import RUNNER_OPTIONS, build_app
+from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage
 from tests.fakes.loopback import LOOPBACK
@@ -40,6 +41,14 @@ def signature(secret: str, timestamp: str, body: str) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
+class Signing(TypedDict, total=False):
+    """What a test may change in how `SlackHarness.post` signs a request."""
+
+    secret: str
+    age: float
+    headers: dict[str, str]
+
+
 @dataclasses.dataclass
 class SlackHarness:
     api: FakeSlackApi
@@ -47,7 +56,7 @@ class SlackHarness:
     http: httpx.AsyncClient
     #: The server's aiohttp application (the bolt app is `web_app[adapters.slack.app.SLACK_APP]`).
     web_app: web.Application
-    _ids: Any = dataclasses.field(default_factory=lambda: itertools.count(1))
+    _ids: Iterator[int] = dataclasses.field(default_factory=lambda: itertools.count(1))
     #: The last request sent, exactly (body and headers), for `replay`.
     last_sent: tuple[str, dict[str, str]] = ("", {})
 
@@ -77,7 +86,12 @@ class SlackHarness:
         return await self.http.post("/slack/events", content=body, headers=headers)
 
     async def event(
-        self, event: dict[str, Any], *, event_id: str = "", retry: int = 0, **kwargs: Any
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str = "",
+        retry: int = 0,
+        **signing: Unpack[Signing],
     ) -> httpx.Response:
         body = json.dumps(
             {
@@ -91,14 +105,13 @@ class SlackHarness:
                 "event": event,
             }
         )
-        headers = kwargs.pop("headers", {})
         if retry:
-            headers = {
-                **headers,
+            signing["headers"] = {
+                **signing.get("headers", {}),
                 "X-Slack-Retry-Num": str(retry),
                 "X-Slack-Retry-Reason": "http_timeout",
             }
-        return await self.post(body, "application/json", headers=headers, **kwargs)
+        return await self.post(body, "application/json", **signing)
 
     def _ts(self) -> str:
         return f"1700000100.{next(self._ids):06d}"
@@ -159,9 +172,11 @@ class SlackHarness:
         }
         return await self.post(urlencode(form), "application/x-www-form-urlencoded")
 
-    async def interaction(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
+    async def interaction(
+        self, payload: dict[str, Any], **signing: Unpack[Signing]
+    ) -> httpx.Response:
         body = urlencode({"payload": json.dumps(payload)})
-        return await self.post(body, "application/x-www-form-urlencoded", **kwargs)
+        return await self.post(body, "application/x-www-form-urlencoded", **signing)
 
     async def click(
         self,
@@ -226,7 +241,11 @@ class SlackHarness:
 
 @asynccontextmanager
 async def slack_server(
-    settings: Any, *, api: FakeSlackApi | None = None, on_disk: bool = False, **slack_settings: Any
+    settings: Settings,
+    *,
+    api: FakeSlackApi | None = None,
+    on_disk: bool = False,
+    **slack_settings: Any,
 ) -> AsyncIterator[SlackHarness]:
     """The real server app with Slack configured against a fake Slack API, on loopback.
 

@@ -114,6 +114,7 @@ def file_message(
     contentUrl instead (the Bot Framework Emulator, Web Chat)."""
     activity = _base("message", service_url, conversation, sender)
     activity["text"] = ""
+    attachment: dict[str, Any]
     if inline_type:
         attachment = {"contentType": inline_type, "contentUrl": url, "name": name}
     else:
