@@ -8,12 +8,12 @@ import docx
 import pytest
 from pypdf import PdfReader, PdfWriter
 
+from bench.pdf import Line
 from bot.models import PolicyError
 from bot.reading.docx import _format_number, read_docx
 from bot.reading.html import read_html
 from bot.reading.ingest import read_policy
 from bot.reading.pdf import read_pdf
-from bench.pdf import Line
 from tests.documents import add_heading_numbering, docx_bytes, make_pdf, number_paragraph
 
 SCOPE = "This policy applies to every employee who posts about Acme on any social network."
