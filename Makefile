@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench bench-pdfheadings clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 # A few minutes: every labeled set (incl. PolicyQA) with peers, then latency and CLI timings.
 bench: $(BIN)/.bench-installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench all --out docs/benchmarks.md
+
+# LibreOffice (Debian's libreoffice-writer-nogui) exports the Word test policies to PDF.
+bench-pdfheadings: $(BIN)/.installed
+	command -v soffice >/dev/null || (apt-get update && apt-get install -y --no-install-recommends libreoffice-writer-nogui)
+	$(BIN)/python -m bench pdfheadings --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

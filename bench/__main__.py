@@ -8,6 +8,7 @@
     python -m bench fit                # refit the not-covered confidence models (tuning sets)
     python -m bench sweep              # ranking knobs on the tuning sets, at equal citation size
     python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
+    python -m bench pdfheadings        # Word documents' section titles that survive export to PDF
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs
 
 Needs the `bench` extra (and `semantic` for the dense rows): pip install -e '.[bench,semantic]'.
@@ -290,7 +291,12 @@ def speed_markdown(embedder: Any | None) -> str:
 
 
 def document(
-    quality: str, speed_md: str, uploads_md: str, groundedness_md: str, seconds: float
+    quality: str,
+    speed_md: str,
+    uploads_md: str,
+    groundedness_md: str,
+    pdfheadings_md: str,
+    seconds: float,
 ) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
@@ -355,6 +361,8 @@ Reproduce: `python -m bench speed`.
 Reproduce: `python -m bench uploads` (rewrites only this section with `--out`).
 
 {uploads_md}
+
+{pdfheadings_md}
 """
 
 
@@ -362,7 +370,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "what",
-        choices=["quality", "speed", "slack", "uploads", "all", "fit", "sweep", "groundedness"],
+        choices=[
+            "quality",
+            "speed",
+            "slack",
+            "uploads",
+            "all",
+            "fit",
+            "sweep",
+            "groundedness",
+            "pdfheadings",
+        ],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
@@ -376,6 +394,11 @@ def main(argv: list[str] | None = None) -> None:
         from bench import uploads
 
         uploads.main(rest + (["--out", str(args.out)] if args.out else []))
+        return
+    if args.what == "pdfheadings":  # writes only its own section of --out
+        from bench import pdfheadings
+
+        pdfheadings.main(["--out", str(args.out)] if args.out else [])
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -407,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.what in ("speed", "all"):
         speed_md = speed_markdown(embedder)
         print(speed_md, flush=True)
-    groundedness_md = ""
+    groundedness_md = pdfheadings_md = ""
     if args.what == "all":
         import asyncio
 
@@ -417,10 +440,21 @@ def main(argv: list[str] | None = None) -> None:
         print(uploads_md, flush=True)
         groundedness_md = groundedness.block(groundedness.markdown(groundedness.run_all()))
         print(groundedness_md, flush=True)
+        from bench import pdfheadings
+
+        pdfheadings_md = pdfheadings.block(pdfheadings.markdown(pdfheadings.run_all()))
+        print(pdfheadings_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
-            document(quality, speed_md, uploads_md, groundedness_md, time.perf_counter() - start),
+            document(
+                quality,
+                speed_md,
+                uploads_md,
+                groundedness_md,
+                pdfheadings_md,
+                time.perf_counter() - start,
+            ),
             encoding="utf-8",
         )
         print(f"wrote {args.out}", file=sys.stderr)

@@ -8,6 +8,7 @@ import docx
 import pytest
 from pypdf import PdfReader, PdfWriter
 
+from bench.pdf import Line
 from bot.models import PolicyError
 from bot.reading.docx import _format_number, read_docx
 from bot.reading.html import read_html
@@ -247,3 +248,74 @@ def test_pdf_bad_input_is_refused_with_a_clear_message(data: bytes, message: str
 def test_docx_letter_numbering_counts_as_word_does(number: int, label: str) -> None:
     assert _format_number(number, "lowerLetter") == label
     assert _format_number(number, "upperLetter") == label.upper()
+
+
+# -- PDF typesetting: sizes, weight and spacing ------------------------------------------------
+BODY_GAP = 8.0  # the space Word leaves after a paragraph
+STYLED_PAGES = [
+    [
+        Line("Acme Inc. - Internal", size=9),
+        Line("Acme Social Media Policy", size=20, bold=True, space_before=BODY_GAP),
+        Line("Scope", size=14, bold=True, space_before=BODY_GAP),
+        Line("This policy applies to every employee who posts about Acme on any social network"),
+        Line("and to contractors."),
+        Line("Customer data", bold=True, space_before=BODY_GAP),
+        Line("Employees must not share non-public information about customers, shipments,"),
+        Line("prices or contracts."),
+        Line("Page 1 of 2", size=9, space_before=BODY_GAP),
+    ],
+    [
+        Line("Acme Inc. - Internal", size=9),
+        Line("Devices", size=14, bold=True, space_before=BODY_GAP),
+        Line("Before connecting to company systems, all users must ensure that:"),
+        Line("• their laptop runs the current operating system release and has disk encryption"),
+        Line("turned on before it is used", indent=18),
+        Line("• the screen locks after five minutes away from the keyboard"),
+        Line(
+            "Lost devices are reported to the service desk within one working day of the loss.",
+            space_before=BODY_GAP,
+        ),
+        Line("Page 2 of 2", size=9, space_before=BODY_GAP),
+    ],
+]
+
+
+def test_pdf_larger_or_bold_lines_are_headings_ranked_by_size() -> None:
+    _, blocks = read_pdf(make_pdf(STYLED_PAGES))
+    headings = [(b.level, b.text) for b in blocks if b.kind == "heading"]
+    # 20 pt the title, 14 pt bold the sections, bold at body size the lowest level.
+    assert headings == [
+        (1, "Acme Social Media Policy"),
+        (2, "Scope"),
+        (3, "Customer data"),
+        (2, "Devices"),
+    ]
+
+
+def test_pdf_body_text_is_not_glued_to_a_heading_and_ends_at_paragraph_spacing() -> None:
+    parsed = read_policy("acme.pdf", make_pdf(STYLED_PAGES))
+    assert parsed.title == "Acme Social Media Policy"
+    by_title = {c.section_title: c.text for c in parsed.clauses}
+    # The unnumbered "Scope" is a section of its own, not the first words of its text.
+    assert by_title["Scope"] == (
+        "This policy applies to every employee who posts about Acme on any social network "
+        "and to contractors."
+    )
+    assert by_title["Customer data"].startswith("Employees must not share")
+    assert parsed.clauses[-1].text.startswith("Lost devices")
+    assert "Internal" not in " ".join(c.text for c in parsed.clauses)
+    assert "Page" not in " ".join(c.text for c in parsed.clauses)
+
+
+def test_pdf_bullet_wrapped_onto_two_lines_stays_one_item_with_its_lead_in() -> None:
+    _, blocks = read_pdf(make_pdf(STYLED_PAGES))
+    items = [b.text for b in blocks if b.kind == "item"]
+    assert items == [
+        "their laptop runs the current operating system release and has disk encryption "
+        "turned on before it is used",
+        "the screen locks after five minutes away from the keyboard",
+    ]
+    clauses = read_policy("acme.pdf", make_pdf(STYLED_PAGES)).clauses
+    lead_in = "Before connecting to company systems, all users must ensure that:"
+    quoted = [c.text for c in clauses if "laptop" in c.text or "screen locks" in c.text]
+    assert quoted and all(text.startswith(lead_in) for text in quoted)
