@@ -27,10 +27,10 @@ import pytest
 from aiohttp import web
 
 from adapters.server import build_app
+from bot import messages
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
-from bot.policies import ADMIN_ONLY
 from tests.conftest import ROOT
 from tests.fakes.bot_connector import ConnectorStub, connector_stub
 from tests.fakes.file_server import file_server
@@ -305,8 +305,12 @@ async def test_a_slack_id_in_a_teams_activity_authorizes_nothing(
         for activity in attempts:
             assert (await post(base, activity))[0] in (200, 201)
         replies = await stub.received(len(attempts))
-        assert replies[0].text == ADMIN_ONLY and "only policy admins" in replies[1].text
-        assert all("for the policy team" in r.text for r in replies[2:])
+        assert replies[0].text == messages.ADMIN_ONLY and "only policy admins" in replies[1].text
+        assert [r.text for r in replies[2:]] == [
+            messages.NOT_POLICY_TEAM,
+            messages.NOT_POLICY_TEAM_ACTION,
+            messages.NOT_POLICY_TEAM_ACTION,
+        ]
         assert files.downloads == []
         assert [v.id for v in bot.storage.active_versions()] == active_before
         assert bot.review.group(group.id).status == "open"

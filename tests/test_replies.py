@@ -11,7 +11,7 @@ from aiohttp import web
 from adapters.replies import APOLOGY
 from adapters.slack import blocks as render
 from adapters.teams import app as teams_app
-from adapters.teams import turns
+from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.answerers import BrokenAnswerer, GatedAnswerer
@@ -75,7 +75,7 @@ async def test_teams_failure_after_the_placeholder_replaces_it_with_the_apology(
     async with serving(teams_server(bot, 0.0)) as base:
         request = asyncio.ensure_future(post(base, message(ROADMAP, stub.url)))
         (placeholder,) = await stub.received(1)
-        assert placeholder.text == turns.THINKING
+        assert placeholder.text == messages.THINKING
         gated.release()
         await request
         _, apology = await stub.received(2)

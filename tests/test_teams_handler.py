@@ -7,7 +7,8 @@ import json
 
 from botbuilder.schema import Activity, ChannelAccount, Entity
 
-from adapters.teams import asking, handler, review, turns
+from adapters.teams import asking, handler, turns
+from bot import messages
 from bot.core import PolicyBot
 from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.recording_adapter import RecordingTestAdapter, account, conversation
@@ -101,7 +102,7 @@ async def test_someone_outside_the_policy_team_is_refused_review(bot: PolicyBot)
     adapter = adapter_for(bot)
     await adapter.receive_activity("review")
     (reply,) = adapter.activity_buffer
-    assert reply.text == review.NOT_POLICY_TEAM
+    assert reply.text == messages.NOT_POLICY_TEAM
 
 
 async def test_welcome_is_for_people_not_for_the_bot_joining_as_a_member(bot: PolicyBot) -> None:
@@ -129,7 +130,7 @@ async def test_slow_answer_gets_a_placeholder_that_the_card_replaces(bot: Policy
     adapter = adapter_for(bot, placeholder_after=0.01)
     turn = asyncio.ensure_future(adapter.receive_activity("may I share our roadmap on LinkedIn?"))
     (placeholder,) = await adapter.replies(1)
-    assert placeholder.text == turns.THINKING and adapter.updated_activities == []
+    assert placeholder.text == messages.THINKING and adapter.updated_activities == []
     slow.release()
     await turn
     (update,) = adapter.updated_activities

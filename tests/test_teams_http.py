@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from adapters.server import build_app
 from adapters.teams import app as teams_app
-from adapters.teams import turns
+from bot import messages
 from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
@@ -144,7 +144,7 @@ async def test_card_actions_record_feedback_and_escalation(
         card_submit("ask_policy_team", second["Ask the policy team"]["question_id"], stub.url),
     )
     calls = await stub.received(4)
-    assert calls[2].text == "Thanks, noted."
+    assert calls[2].text == messages.REACTION_NOTES["helpful"]
     assert "policy team" in calls[3].text
     assert bot.storage.question(first["Helpful"]["question_id"])["feedback"] == "helpful"
     assert [(q["id"], q["review_reason"]) for q in bot.open_questions()] == [
@@ -159,7 +159,7 @@ async def test_stale_or_forged_card_actions_get_a_message_and_change_nothing(
     await post(server, card_submit("delete_everything", 1, stub.url))
     await post(server, card_submit("not_helpful", "1; DROP TABLE questions", stub.url))
     calls = await stub.received(3)
-    assert all("no longer matches" in call.text for call in calls)
+    assert all(call.text == messages.STALE_QUESTION for call in calls)
     assert bot.storage.questions(status=None) == []
 
 
@@ -190,8 +190,8 @@ async def test_review_lists_open_question_groups_for_the_policy_team_only(
         )
         await post(base, message("review", stub.url, sender=PAT))
         calls = await stub.received(4)
-    assert "for the policy team" in calls[1].text and calls[1].card is None
-    assert "personal chat" in calls[2].text and calls[2].card is None
+    assert calls[1].text == messages.NOT_POLICY_TEAM and calls[1].card is None
+    assert calls[2].text == messages.REVIEW_IN_PRIVATE and calls[2].card is None
     review = calls[3].card
     assert review is not None
     assert calls[3].text.startswith("1 open question group")
@@ -212,7 +212,7 @@ async def test_slow_answer_sends_a_placeholder_then_replaces_it(
     async with serving(app) as base:
         request = asyncio.ensure_future(post(base, message(ROADMAP, stub.url)))
         (placeholder,) = await stub.received(1)
-        assert placeholder.method == "POST" and placeholder.text == turns.THINKING
+        assert placeholder.method == "POST" and placeholder.text == messages.THINKING
         slow.release()
         status, _ = await request
         calls = await stub.received(2)
@@ -230,7 +230,7 @@ async def test_fast_answer_sends_no_placeholder(
     await post(server, message("help", stub.url))
     calls = await stub.received(2)
     assert [c.method for c in calls] == ["POST", "POST"]
-    assert calls[0].card is not None and turns.THINKING not in calls[0].text
+    assert calls[0].card is not None and messages.THINKING not in calls[0].text
 
 
 async def test_bad_questions_get_the_core_message(server: str, stub: ConnectorStub) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adapters.server import build_app
+from bot import messages
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.review.digest import build_digest, post_digest
@@ -127,9 +128,9 @@ async def test_review_actions_are_for_the_policy_team_and_need_an_answer(
             base, as_pat({"policybot": "answer_group", "group_id": 999, "answer": ANSWER}, stub.url)
         )
         calls = (await stub.received(sent_before + 4))[sent_before:]
-        assert "for the policy team" in calls[0].text
+        assert calls[0].text == messages.NOT_POLICY_TEAM_ACTION
         assert "answer is empty" in calls[1].text
-        assert "no longer matches" in calls[2].text
+        assert calls[2].text == messages.STALE_GROUP
         assert "no question group 999" in calls[3].text
         assert [g.id for g in team_bot.review.groups("open")] == [group.id]
 

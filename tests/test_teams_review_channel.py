@@ -14,6 +14,7 @@ import pytest
 
 from adapters import replies
 from adapters.server import build_app
+from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.bot_connector import Call, ConnectorStub
@@ -108,7 +109,7 @@ async def test_not_helpful_and_ask_the_policy_team_are_posted_but_helpful_is_not
     _, base = review_server
     buttons = await answered(base, stub)
     await post(base, card_submit("helpful", buttons["Helpful"]["question_id"], stub.url))
-    assert stub.calls[-1].text == "Thanks, noted."
+    assert stub.calls[-1].text == messages.REACTION_NOTES["helpful"]
     assert review_posts(stub) == []
 
     await post(base, card_submit("not_helpful", buttons["Not helpful"]["question_id"], stub.url))
@@ -277,7 +278,7 @@ async def test_someone_outside_the_policy_team_is_refused_and_logged(
     refusals = (await stub.received(before + 2))[before:]
     for refusal in refusals:  # in the card's thread; the card itself is left alone
         assert refusal.method == "POST" and refusal.conversation_id == thread(notice)
-        assert "is for the policy team; nothing was changed" in refusal.text
+        assert refusal.text == messages.NOT_POLICY_TEAM_ACTION
     assert len(stub.calls) == before + 2  # nothing went to Alice, no card was edited
     logged = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
     assert logged == [

@@ -4,6 +4,7 @@ act on it. Replies are recorded by the Bot Framework connector stub."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from adapters.server import build_app
 from bot.config import Settings
 from bot.core import PolicyBot
-from bot.policies import ADMIN_ONLY
+from bot.messages import ADMIN_ONLY
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import FileServer, file_server
 from tests.fakes.loopback import LOOPBACK, serving
@@ -33,6 +34,7 @@ DRONE_CLAUSE = (
     "Brightwater sites without written approval from Security."
 )
 LIMIT = 64 * 1024
+POLICY_TEXT = b"# Policy\n\n## 1 Posting\n\nEmployees may post about public events.\n"
 
 
 @pytest.fixture
@@ -126,6 +128,37 @@ async def test_non_admins_are_refused_before_anything_is_downloaded(
     await post(server, version_submit("discard_version", staged.id, stub.url, sender=ALICE))
     calls = await stub.received(3)
     assert [c.text for c in calls] == [ADMIN_ONLY] * 3
+    assert files.downloads == []
+    assert state(admin_bot) == before
+
+
+async def test_a_non_admin_sending_several_files_is_refused_once(
+    admin_bot: PolicyBot,
+    server: str,
+    stub: ConnectorStub,
+    files: FileServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One attempt, one refusal: three files in one message get one message and one
+    security-log line, not three of each, and none is downloaded."""
+    before = state(admin_bot)
+    names = ["a.md", "b.md", "c.md"]
+    activity = file_message(names[0], files.add(names[0], POLICY_TEXT), stub.url, sender=ALICE)
+    for name in names[1:]:
+        other = file_message(name, files.add(name, POLICY_TEXT), stub.url, sender=ALICE)
+        activity["attachments"] += other["attachments"]
+    with caplog.at_level(logging.WARNING, logger="policybot.security"):
+        await post(server, activity)
+        # A question after it: its answer is the next reply, so no further refusal came.
+        await post(server, message(ROADMAP, stub.url, sender=ALICE))
+        calls = await stub.received(2)
+    assert calls[0].text == ADMIN_ONLY
+    assert calls[1].card is not None and "3.3" in card_text(calls[1].card)
+    logged = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
+    assert logged == [
+        "refused policy upload: platform=teams who=aad-alice "
+        "reason=not in POLICYBOT_ADMINS for teams"
+    ]
     assert files.downloads == []
     assert state(admin_bot) == before
 

@@ -22,13 +22,12 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 
-from adapters.replies import APOLOGY
 from adapters.teams import auth as teams_auth
 from adapters.teams.handler import TeamsBot
 from adapters.teams.loopback import arrived_on_loopback, is_loopback, is_loopback_host
 from adapters.teams.outbound import TeamsChannelPoster, TeamsNotifier, TeamsReviewPoster
 from adapters.teams.turns import PLATFORM
-from bot import access
+from bot import access, messages
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 
@@ -59,7 +58,7 @@ def bot_framework_config(settings: Settings) -> BotFrameworkConfig:
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
     log.error("Teams turn failed", exc_info=error)
     try:
-        await turn_context.send_activity(APOLOGY)
+        await turn_context.send_activity(messages.APOLOGY)
     except Exception:  # the connector itself may be what failed; the log has the cause
         log.exception("could not tell the Teams user about the failure")
 

@@ -10,8 +10,16 @@ from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.schema import Activity, ChannelAccount
 
 from adapters.teams import cards as teams_cards
-from adapters.teams.turns import PLATFORM, HandlerContext, card_activity, is_personal, parse_id
-from bot.models import Answer, IncomingQuestion
+from adapters.teams.turns import (
+    PLATFORM,
+    HandlerContext,
+    card_activity,
+    is_personal,
+    parse_id,
+    text_activity,
+)
+from bot import messages
+from bot.models import Actor, Answer, IncomingQuestion
 
 HELP = (
     "Ask me whether something is OK under our social media and electronic-communication "
@@ -25,14 +33,6 @@ HELP = (
     "version."
 )
 WELCOME = "Hi, I'm the policy bot. " + HELP
-STALE_BUTTON = "That button no longer matches a question I know. Please ask your question again."
-CONFIRMATIONS = {
-    teams_cards.HELPFUL: "Thanks, noted.",
-    teams_cards.NOT_HELPFUL: (
-        "Sorry it didn't help. I've put your question on the policy team's review list."
-    ),
-    teams_cards.ASK_POLICY_TEAM: ("Sent to the policy team. They will follow up with you here."),
-}
 
 
 def conversation_reference_json(activity: Activity) -> str:
@@ -61,8 +61,7 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
     )
 
     answer = await ctx.reply_when_ready(turn_context, ctx.policy_bot.ask(incoming), answer_activity)
-    if answer is not None:
-        await ctx.policy_bot.refer_unanswered(answer, incoming)
+    await ctx.policy_bot.after_reply(incoming, answer)
 
 
 async def on_answer_action(
@@ -71,18 +70,24 @@ async def on_answer_action(
     """Helpful / Not helpful / Ask the policy team under an answer; the value carries its
     question id."""
     action = value.get(teams_cards.SUBMIT_KEY)
-    question_id = parse_id(value.get("question_id"))
-    if action not in teams_cards.ACTIONS or question_id is None:
-        await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
+    if action not in teams_cards.ACTIONS:
+        await turn_context.send_activity(text_activity(messages.STALE_QUESTION))
         return
-    try:
-        referral = ctx.policy_bot.react(question_id, str(action))  # named as in REACTIONS
-    except KeyError:
-        await turn_context.send_activity(MessageFactory.text(STALE_BUTTON))
-        return
-    await turn_context.send_activity(MessageFactory.text(CONFIRMATIONS[str(action)]))
+
+    async def tell(text: str) -> None:
+        await turn_context.send_activity(text_activity(text))
+
     sender = turn_context.activity.from_property or ChannelAccount()
-    await ctx.policy_bot.announce(PLATFORM, referral, asker=sender.id or "")
+    # The card's action ids are the core's REACTIONS.
+    await ctx.policy_bot.react_to_answer(
+        asker(sender), parse_id(value.get("question_id")), str(action), tell
+    )
+
+
+def asker(sender: ChannelAccount) -> Actor:
+    """The person pressing an answer's button, by the Teams id their question was asked
+    under (`IncomingQuestion.asker`), which the review channel names them by."""
+    return Actor(PLATFORM, sender.id or "", sender.name or "")
 
 
 async def on_members_added(members_added: list[ChannelAccount], turn_context: TurnContext) -> None:

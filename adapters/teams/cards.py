@@ -11,8 +11,7 @@ from typing import Any
 
 from bot.models import Answer, Citation
 from bot.notify import ReviewNotice
-from bot.policies import ChangeSummary, UploadResult
-from bot.review.queue import MAX_ANSWER_CHARS, Group
+from bot.use_cases import MAX_ANSWER_CHARS, ChangeSummary, Group, UploadResult
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -223,7 +222,7 @@ def group_card(group: Group) -> dict[str, Any]:
     if closest and group.document:
         closest = f"{group.document}, {closest}"
     body: list[dict[str, Any]] = [
-        heading(f"{group.count} question{plural}: “{shorten(group.label, SAMPLE_CHARS)}”"),
+        heading(f"{group.count} question{plural}: “{shorten(group.sample, SAMPLE_CHARS)}”"),
         {
             "type": "FactSet",
             "facts": [

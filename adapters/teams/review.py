@@ -19,42 +19,20 @@ from adapters.teams.turns import (
     parse_id,
     text_activity,
 )
-from bot.review.queue import Group, ReviewError, may_review
+from bot.use_cases import Group
 
 log = logging.getLogger(__name__)
-
-NOT_POLICY_TEAM = (
-    "Sorry, `review` is for the policy team. If you think you should have it, ask your "
-    "administrator to add you to POLICYBOT_TEAMS_POLICY_TEAM."
-)
-NOT_POLICY_TEAM_ACTION = (
-    "Sorry, answering and dismissing questions is for the policy team; nothing was changed. "
-    "If you think you should be able to, ask your administrator to add you to "
-    "POLICYBOT_TEAMS_POLICY_TEAM."
-)
-REVIEW_IN_PERSONAL_CHAT = (
-    "The review list is for the policy team's eyes only; ask me `review` in a personal chat."
-)
-STALE_GROUP = "That card no longer matches a question group. Send `review` for the current list."
-
-
-async def is_policy_team(ctx: HandlerContext, sender: ChannelAccount, action: str) -> bool:
-    """Whether the sender may review; a refusal goes to the security log."""
-    return await may_review(actor(sender), ctx.policy_bot.settings, action=action)
 
 
 async def on_review(ctx: HandlerContext, turn_context: TurnContext) -> None:
     activity = turn_context.activity
     sender = activity.from_property or ChannelAccount()
-    if not await is_policy_team(ctx, sender, "review"):
-        await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM))
+    listed = await ctx.policy_bot.review_list(actor(sender), private=is_personal(activity))
+    if listed.groups is None:
+        await turn_context.send_activity(text_activity(listed.refusal))
         return
-    if not is_personal(activity):
-        await turn_context.send_activity(MessageFactory.text(REVIEW_IN_PERSONAL_CHAT))
-        return
-    groups = ctx.policy_bot.review.queue(status="open")
-    shown = groups[: teams_cards.REVIEW_LIMIT]
-    heading = teams_cards.review_heading(len(groups), len(shown))
+    shown = listed.groups[: teams_cards.REVIEW_LIMIT]
+    heading = teams_cards.review_heading(len(listed.groups), len(shown))
     if not shown:
         await turn_context.send_activity(text_activity(heading))
         return
@@ -68,37 +46,19 @@ async def on_group_action(
     """Answer / Dismiss on a group's card (from `review`, or a review-channel post); the
     answer goes to every asker at once. In a channel, the reply is threaded under the card."""
     sender = turn_context.activity.from_property or ChannelAccount()
-    if not await is_policy_team(ctx, sender, f"review {action}"):
-        await turn_context.send_activity(MessageFactory.text(NOT_POLICY_TEAM_ACTION))
-        return
-    reviewer = actor(sender).recorded_as
-    group_id = parse_id(value.get("group_id"))
-    if group_id is None:
-        await turn_context.send_activity(text_activity(STALE_GROUP))
-        return
-    try:
-        if action == teams_cards.ANSWER_GROUP:
-            answer = value.get(teams_cards.ANSWER_INPUT)
-            report = await ctx.policy_bot.answer_group(
-                group_id, answer if isinstance(answer, str) else "", by=reviewer
-            )
-            group = ctx.policy_bot.review.group(group_id)
-            reply = (
-                f"Group #{group.id} answered ({group.count} asked); similar questions now "
-                f"get this answer. Askers: {report.describe()}."
-            )
-            if report.pending:
-                reply += " Pending answers are retried while the bot runs."
-        else:
-            group = ctx.policy_bot.dismiss_group(group_id, by=reviewer)
-            reply = f"Group #{group.id} dismissed ({group.count} asked); nobody is notified."
-    except ReviewError as error:  # an empty answer, no such group
-        await turn_context.send_activity(text_activity(str(error)))
-        return
+    answer: str | None = None
+    if action == teams_cards.ANSWER_GROUP:
+        typed = value.get(teams_cards.ANSWER_INPUT)
+        # Not text (a tampered submit) reads as empty: refused as an empty answer, never
+        # taken for a dismissal.
+        answer = typed if isinstance(typed, str) else ""
+    resolution = await ctx.policy_bot.resolve_group(
+        actor(sender), parse_id(value.get("group_id")), answer, action=f"review {action}"
+    )
     notice_question = parse_id(value.get(teams_cards.NOTICE_QUESTION))
-    if notice_question is not None:
-        await settle_notice(ctx, turn_context, notice_question, group)
-    await turn_context.send_activity(text_activity(reply))
+    if resolution.group is not None and notice_question is not None:
+        await settle_notice(ctx, turn_context, notice_question, resolution.group)
+    await turn_context.send_activity(text_activity(resolution.text))
 
 
 async def settle_notice(

@@ -13,12 +13,11 @@ from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity, ChannelAccount
 
 from adapters.replies import reply_in_time
+from bot import messages
 from bot.core import PolicyBot
 from bot.models import Actor
 
 PLATFORM = "teams"
-
-THINKING = "Thinking…"
 
 _AT_TAG = re.compile(r"</?at>", re.IGNORECASE)
 
@@ -126,6 +125,6 @@ class HandlerContext:
             TurnReply(turn_context),
             render=render,
             text=text_activity,
-            thinking=text_activity(THINKING),
+            thinking=text_activity(messages.THINKING),
             delay=self.placeholder_after,
         )

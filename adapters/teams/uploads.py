@@ -1,5 +1,6 @@
-"""Policy admins' files (POLICYBOT_ADMINS): a file attached in a personal chat is downloaded,
-handed to the core's upload and shown as the change it would make, with Activate / Discard."""
+"""Policy admins' files (POLICYBOT_ADMINS): a file attached in a personal chat is handed to
+the core's upload (which downloads it once the uploader is known to be an admin) and shown
+as the change it would make, with Activate / Discard."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from adapters.downloads import DownloadError, TooLarge, download
 from adapters.teams import cards as teams_cards
 from adapters.teams.loopback import is_loopback
 from adapters.teams.turns import HandlerContext, actor, card_activity, parse_id, text_activity
+from bot import messages
 from bot.models import PolicyError
-from bot.policies import ACTIVATE, DISCARD, too_large
+from bot.use_cases import ACTIVATE, DISCARD, Fetch, UploadReply
 
 #: How Teams hands a bot a file attached in a personal chat (`content.downloadUrl`).
 FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
@@ -59,38 +61,44 @@ def attached_files(activity: Activity) -> list[AttachedFile]:
 async def on_upload(
     ctx: HandlerContext, turn_context: TurnContext, files: list[AttachedFile]
 ) -> None:
-    """An admin's attached policy file: authorized before anything is downloaded."""
+    """Each attached file handed to the core's upload, which authorizes before the download.
+
+    Someone who is no admin is refused once, whatever the number of files: one message and
+    one security-log line for one attempt, rather than the same refusal per file."""
     uploader = actor(turn_context.activity.from_property or ChannelAccount())
-    try:
-        ctx.policy_bot.policies.authorize(uploader, action="policy upload")
-    except PolicyError as refusal:
-        await turn_context.send_activity(text_activity(str(refusal)))
-        return
+    if not ctx.policy_bot.is_admin(uploader):
+        files = files[:1]
     for file in files:
-        upload = read_upload(ctx, file, uploaded_by=uploader.recorded_as)
-        await ctx.reply_when_ready(turn_context, upload, lambda reply: reply)
+        upload = ctx.policy_bot.receive_upload(uploader, file.name, fetcher(ctx, file))
+        await ctx.reply_when_ready(turn_context, upload, upload_activity)
 
 
-async def read_upload(ctx: HandlerContext, file: AttachedFile, *, uploaded_by: str) -> Activity:
-    """Download, hand to the core's upload, and render what the new version would change."""
-    limit = ctx.policy_bot.settings.max_upload_bytes
-    name = file.name or "the file"
-    unchanged = "Nothing was changed; the active policy is as it was."
-    if not (file.url.startswith("https://") or is_loopback(file.url)):
-        return text_activity(f"I could not download {name}: Teams gave no HTTPS link to it.")
-    try:
-        data = await download(file.url, limit, timeout=ctx.download_timeout)
-    except TooLarge:
-        return text_activity(f"{too_large(name, limit)} {unchanged}")
-    except DownloadError as error:
-        return text_activity(f"I could not download {name}: {error}. {unchanged}")
-    try:
-        result = await ctx.policy_bot.policies.upload_in_background(
-            file.name, data, uploaded_by=uploaded_by
-        )
-    except PolicyError as error:
-        return text_activity(f"{error} {unchanged}")
-    return card_activity(teams_cards.upload_card(result), teams_cards.upload_summary(result))
+def fetcher(ctx: HandlerContext, file: AttachedFile) -> Fetch:
+    """How to fetch an attached file's bytes: over HTTPS only (or loopback, for local
+    testing), within the size limit and the download timeout."""
+
+    async def fetch() -> bytes:
+        name = file.name or "the file"
+        if not (file.url.startswith("https://") or is_loopback(file.url)):
+            raise PolicyError(messages.could_not_download(name, "Teams gave no HTTPS link to it"))
+        limit = ctx.policy_bot.settings.max_upload_bytes
+        try:
+            return await download(file.url, limit, timeout=ctx.download_timeout)
+        except TooLarge:
+            raise PolicyError(messages.too_large(name, limit)) from None
+        except DownloadError as error:
+            raise PolicyError(messages.could_not_download(name, str(error))) from None
+
+    return fetch
+
+
+def upload_activity(reply: UploadReply) -> Activity:
+    """The stored version's change summary with Activate / Discard, or the refusal."""
+    if reply.result is None:
+        return text_activity(reply.refusal)
+    return card_activity(
+        teams_cards.upload_card(reply.result), teams_cards.upload_summary(reply.result)
+    )
 
 
 async def on_version_action(
@@ -98,10 +106,7 @@ async def on_version_action(
 ) -> None:
     """Activate / Discard on an upload's card."""
     sender = turn_context.activity.from_property or ChannelAccount()
-    try:
-        reply = ctx.policy_bot.policies.settle(
-            parse_id(value.get("version_id")), VERSION_ACTIONS[action], actor(sender)
-        ).outcome
-    except PolicyError as error:  # not an admin, no such version, not discardable
-        reply = str(error)
-    await turn_context.send_activity(text_activity(reply))
+    settled = ctx.policy_bot.settle_upload(
+        actor(sender), parse_id(value.get("version_id")), VERSION_ACTIONS[action]
+    )
+    await turn_context.send_activity(text_activity(settled.text))
