@@ -3,6 +3,10 @@
 Each is a plain value an adapter renders: the text to show, and what it needs to redraw its
 message (a version's id, a group). No use case returns an exception for the user's mistakes:
 a refusal is a text like any other, worded once in bot.messages.
+
+It also names what an adapter needs to render those values and to call the use cases
+(`UploadResult` and its `ChangeSummary`, `Group`, `MAX_ANSWER_CHARS`, ACTIVATE / DISCARD),
+so an adapter imports them from here and never from bot.policies or bot.review.
 """
 
 from __future__ import annotations
@@ -10,9 +14,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.policies import UploadResult
-from bot.review.queue import DeliveryReport, Group
+from bot.policies import ACTIVATE, DISCARD, ChangeSummary, UploadResult
+from bot.review.queue import MAX_ANSWER_CHARS, DeliveryReport, Group
 from bot.store.database import VersionInfo
+
+__all__ = [
+    "ACTIVATE",
+    "DISCARD",
+    "MAX_ANSWER_CHARS",
+    "ChangeSummary",
+    "DeliveryReport",
+    "Fetch",
+    "Fetched",
+    "Group",
+    "Resolution",
+    "ReviewList",
+    "Settled",
+    "TeamGroup",
+    "Tell",
+    "UploadReply",
+    "UploadResult",
+    "VersionInfo",
+]
 
 #: How a use case says something to the person acting, when it must say it before doing
 #: more (an answer's confirmation before the review channel is told, say).
