@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.slack import blocks as render
+from bot import messages
 from tests.fakes.slack_harness import SlackHarness, all_text
 
 TEAM_MEMBER = "UTEAM"
@@ -133,7 +134,7 @@ async def test_dismiss_closes_the_group_and_tells_nobody_else(slack: SlackHarnes
         render.ACTION_DISMISS_GROUP, str(group_id), user=TEAM_MEMBER, channel="CREVIEW"
     )
     (note,) = await slack.api.wait_for("chat.postEphemeral")
-    assert note["user"] == TEAM_MEMBER and "dismissed (3 questions)" in note["text"]
+    assert note["user"] == TEAM_MEMBER and messages.group_dismissed(group_id, 3) in note["text"]
     assert slack.bot.review.group(group_id).status == "dismissed"
     (home,) = await slack.api.wait_for("views.publish")
     assert home["user_id"] == TEAM_MEMBER and "Nothing open" in all_text(home["view"]["blocks"])

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from adapters.slack import blocks as render
+from adapters.slack.messages import file_unreadable
 from adapters.slack.uploads import file_url_allowed
+from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage
@@ -210,7 +212,8 @@ async def test_a_file_slack_will_not_describe_is_refused_with_its_reason(
 ) -> None:
     await slack.share_files([{"id": "FGONE", "file_access": "check_file_info"}], user=ADMIN)
     (reply,) = await slack.api.wait_for("chat.postMessage")
-    assert "couldn't read that file from Slack: file_not_found" in reply["text"]
+    expected = messages.could_not_download("that file", file_unreadable("file_not_found"))
+    assert expected in reply["text"]
     assert slack.api.downloads == []
 
 
