@@ -3,6 +3,7 @@ summary, Activate / Discard, and every way an upload can go wrong leaving the po
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -116,6 +117,23 @@ async def test_a_non_admin_is_refused_and_nothing_is_downloaded(slack: SlackHarn
     await slack.share_files([slack.api.add_file("policy.md", new_version())], user="U555")
     (reply,) = await slack.api.wait_for("chat.postMessage")
     assert reply["channel"] == "D555" and "only policy admins" in reply["text"]
+    assert slack.api.downloads == []
+    assert len(slack.bot.storage.versions()) == versions
+
+
+async def test_a_non_admin_sending_several_files_is_refused_once(
+    slack: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="policybot.security")
+    versions = len(slack.bot.storage.versions())
+    files = [slack.api.add_file(f"policy-{n}.md", new_version()) for n in range(3)]
+    await slack.share_files(files, user="U555")
+    await slack.dm("help", user="U555")  # a later message: answered once the files were
+    posts = await slack.api.wait_for("chat.postMessage", 2)
+    refusals = [p for p in posts if messages.ADMIN_ONLY in p["text"]]
+    assert len(refusals) == 1 and len(posts) == 2
+    security = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
+    assert len(security) == 1 and "refused policy upload" in security[0]
     assert slack.api.downloads == []
     assert len(slack.bot.storage.versions()) == versions
 
