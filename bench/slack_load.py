@@ -55,7 +55,7 @@ SLACK_ACK_LIMIT = 3.0
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
 TEAM = "TBENCH"
-#: The placeholder a slow answer shows first (adapters/slack/blocks.THINKING_TEXT); the answer
+#: The placeholder a slow answer shows first (bot.messages.THINKING); the answer
 #: replaces it, and only the answer counts.
 THINKING_PREFIX = "Thinking…"
 #: Seconds to wait, after a step's last event, for its answers (and at the end for all).

@@ -25,6 +25,7 @@ import pytest
 
 from adapters.slack import blocks as render
 from bench import slack_load
+from bot import messages
 from bot.config import Settings
 from bot.core import CHECK, LATE_AFTER, PolicyBot
 from bot.models import IncomingQuestion
@@ -188,8 +189,8 @@ async def test_every_kind_of_question_a_stopped_process_acknowledged_is_answered
         assert sorted(by_channel) == ["C100", "D1", "D3", "D4", "D5"]  # /policy, check: by DM
         assert by_channel["C100"]["thread_ts"] == "1700000009.1"
         for post in posts:
-            assert post["text"].startswith(f"{render.LATE_TEXT}: ")
-            assert render.LATE_TEXT in str(post["blocks"][0])
+            assert post["text"].startswith(f"{messages.LATE}: ")
+            assert messages.LATE in str(post["blocks"][0])
         assert "roadmap" in by_channel["D1"]["text"].lower()
         assert DRAFT in str(by_channel["D4"]["blocks"][0])
         # Logged once each: the one logged before the stop is not logged again, the draft never.
@@ -398,9 +399,9 @@ async def test_sigkill_in_a_burst_of_dms_loses_no_acknowledged_question(
     late = {key for key, got in after.items() if key not in before}
     recovered = {c for _, c in left}
     for key in recovered - set(before):
-        assert after[key][-1].startswith(f"{render.LATE_TEXT}: "), key
+        assert after[key][-1].startswith(f"{messages.LATE}: "), key
     for key in late - recovered:  # retries the restarted process answered as new
-        assert not after[key][-1].startswith(render.LATE_TEXT), key
+        assert not after[key][-1].startswith(messages.LATE), key
     with contextlib.closing(sqlite3.connect(db)) as conn:
         logged = Counter(r[0] for r in conn.execute("SELECT text FROM questions"))
     assert len(logged) == BURST and set(logged.values()) == {1}

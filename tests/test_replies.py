@@ -9,7 +9,6 @@ import pytest
 from aiohttp import web
 
 from adapters.replies import APOLOGY
-from adapters.slack import blocks as render
 from adapters.teams import app as teams_app
 from bot import messages
 from bot.config import Settings
@@ -47,7 +46,7 @@ async def test_slack_answer_is_posted_when_the_placeholder_could_not_be(
         slack.api.failures["chat.postMessage"].append((400, {}))
         await slack.dm(ROADMAP)
         placeholder, answer = await slack.api.wait_for("chat.postMessage", 2)
-        assert placeholder["text"] == render.THINKING_TEXT
+        assert placeholder["text"] == messages.THINKING
         assert answer["channel"] == "D123" and "3.3" in str(answer["blocks"])
         assert slack.api["chat.update"] == []
         assert [q["text"] for q in slack.bot.storage.questions(status=None)] == [ROADMAP]

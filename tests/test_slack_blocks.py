@@ -7,7 +7,7 @@ import json
 from adapters.slack import blocks as render
 from bot.answering.checking import Finding, PostCheck
 from bot.models import Answer, Citation
-from bot.review.queue import Group, Profile
+from bot.review.queue import Group, TermProfile
 
 
 def citation(n: int, text: str) -> Citation:
@@ -94,7 +94,7 @@ def group(n: int, label: str = "", owner: str = "Human Resources") -> Group:
         created_at="2024-01-01T10:00:00",
         closed_at="",
         reasons=("not_covered",),
-        profile=Profile(0, {}, {}),
+        profile=TermProfile(0, {}, {}),
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from adapters.slack import blocks as render
 from adapters.slack.app import SLACK_APP
+from bot import messages
 from bot.config import Settings
 from bot.models import IncomingQuestion
 from tests.fakes.answerers import GatedAnswerer
@@ -216,7 +217,7 @@ async def test_slow_answer_shows_thinking_then_replaces_it(
         fresh.bot.answerer = slow
         await fresh.event(mention(ROADMAP))
         (placeholder,) = await fresh.api.wait_for("chat.postMessage")
-        assert placeholder["text"] == render.THINKING_TEXT and not slow.finished
+        assert placeholder["text"] == messages.THINKING and not slow.finished
         assert placeholder["thread_ts"] == "1700000001.000100"
         slow.release()
         (update,) = await fresh.api.wait_for("chat.update")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from adapters.slack import blocks as render
+from bot import messages
 from bot.config import Settings
 from bot.models import IncomingQuestion
 from bot.notify import ReplyAddress
@@ -75,7 +76,7 @@ async def test_helpful_is_recorded_and_confirmed(slack: SlackHarness) -> None:
     url = slack.api.response_url("thanks")
     await slack.click(render.ACTION_HELPFUL, str(answer.question_id), response_url=url)
     (note,) = await slack.api.wait_for("response_url:thanks")
-    assert note["response_type"] == "ephemeral" and "Thanks" in note["text"]
+    assert note["response_type"] == "ephemeral" and messages.REACTION_NOTES["helpful"] in note["text"]
     assert slack.bot.storage.question(answer.question_id or 0)["feedback"] == "helpful"
     assert slack.api["chat.postMessage"] == []  # nothing for the policy team
 
@@ -104,7 +105,7 @@ async def test_a_click_on_an_unknown_question_says_so(slack: SlackHarness) -> No
     url = slack.api.response_url("unknown")
     await slack.click(render.ACTION_ESCALATE, "999999", response_url=url)
     (note,) = await slack.api.wait_for("response_url:unknown")
-    assert "couldn't find" in note["text"]
+    assert messages.STALE_QUESTION in note["text"]
     assert slack.bot.open_questions() == []
 
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from adapters.slack import blocks as render
-from tests.fakes.slack_harness import SlackHarness, all_text
+from bot import messages
+from bot.config import Settings
+from tests.fakes.slack_harness import SlackHarness, all_text, slack_server
 
 TEAM_MEMBER = "UTEAM"
 DOG = [
@@ -133,11 +135,30 @@ async def test_dismiss_closes_the_group_and_tells_nobody_else(slack: SlackHarnes
         render.ACTION_DISMISS_GROUP, str(group_id), user=TEAM_MEMBER, channel="CREVIEW"
     )
     (note,) = await slack.api.wait_for("chat.postEphemeral")
-    assert note["user"] == TEAM_MEMBER and "dismissed (3 questions)" in note["text"]
+    assert note["user"] == TEAM_MEMBER and messages.group_dismissed(group_id, 3) in note["text"]
     assert slack.bot.review.group(group_id).status == "dismissed"
     (home,) = await slack.api.wait_for("views.publish")
     assert home["user_id"] == TEAM_MEMBER and "Nothing open" in all_text(home["view"]["blocks"])
     assert len(slack.api["chat.postMessage"]) == 6  # no asker was messaged
+
+
+async def test_a_dismiss_by_user_group_asks_slack_about_the_group_once(
+    settings: Settings,
+) -> None:
+    # The dismissal checks the reviewer, then App Home is redrawn for them: one look-up of
+    # the user group serves both.
+    async with slack_server(
+        settings, slack_review_channel="CREVIEW", slack_policy_team_group="S0TEAM"
+    ) as slack:
+        slack.api.group_members = ["UGROUP"]
+        group_id, _ = await ask_about_dogs(slack)
+        await slack.click(
+            render.ACTION_DISMISS_GROUP, str(group_id), user="UGROUP", channel="CREVIEW"
+        )
+        (home,) = await slack.api.wait_for("views.publish")
+        assert home["user_id"] == "UGROUP" and "Nothing open" in all_text(home["view"]["blocks"])
+        assert slack.bot.review.group(group_id).status == "dismissed"
+        assert len(slack.api["usergroups.users.list"]) == 1
 
 
 async def test_people_outside_the_policy_team_are_refused_and_nothing_changes(

@@ -3,12 +3,15 @@ summary, Activate / Discard, and every way an upload can go wrong leaving the po
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
 from adapters.slack import blocks as render
+from adapters.slack.messages import file_unreadable
 from adapters.slack.uploads import file_url_allowed
+from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage
@@ -118,6 +121,23 @@ async def test_a_non_admin_is_refused_and_nothing_is_downloaded(slack: SlackHarn
     assert len(slack.bot.storage.versions()) == versions
 
 
+async def test_a_non_admin_sending_several_files_is_refused_once(
+    slack: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="policybot.security")
+    versions = len(slack.bot.storage.versions())
+    files = [slack.api.add_file(f"policy-{n}.md", new_version()) for n in range(3)]
+    await slack.share_files(files, user="U555")
+    await slack.dm("help", user="U555")  # a later message: answered once the files were
+    posts = await slack.api.wait_for("chat.postMessage", 2)
+    refusals = [p for p in posts if messages.ADMIN_ONLY in p["text"]]
+    assert len(refusals) == 1 and len(posts) == 2
+    security = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
+    assert len(security) == 1 and "refused policy upload" in security[0]
+    assert slack.api.downloads == []
+    assert len(slack.bot.storage.versions()) == versions
+
+
 async def test_a_non_admin_cannot_activate_or_discard(slack: SlackHarness) -> None:
     before = active_ids(slack.bot)
     await slack.share_files([slack.api.add_file(BUNDLED_POLICY.name, new_version())], user=ADMIN)
@@ -210,7 +230,8 @@ async def test_a_file_slack_will_not_describe_is_refused_with_its_reason(
 ) -> None:
     await slack.share_files([{"id": "FGONE", "file_access": "check_file_info"}], user=ADMIN)
     (reply,) = await slack.api.wait_for("chat.postMessage")
-    assert "couldn't read that file from Slack: file_not_found" in reply["text"]
+    expected = messages.could_not_download("that file", file_unreadable("file_not_found"))
+    assert expected in reply["text"]
     assert slack.api.downloads == []
 
 

@@ -109,7 +109,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     app.event("message")(asking.on_message)
     app.command(asking.COMMAND)(asking.on_command)
     app.shortcut(asking.CHECK_SHORTCUT)(asking.on_check)
-    for action_id in asking.REACTIONS:
+    for action_id in asking.BUTTON_REACTIONS:
         app.action(action_id)(asking.on_feedback)
     app.action(render.ACTION_SHARE)(asking.on_share)
 

@@ -14,6 +14,7 @@ from adapters.slack import blocks as render
 from adapters.slack.listening import RECEIVED, Listening, clicked_id, listening_in, tell
 from adapters.slack.messages import (
     PLATFORM,
+    SHARED_ANSWER_GONE,
     THINKING,
     ChannelReply,
     EphemeralReply,
@@ -22,8 +23,8 @@ from adapters.slack.messages import (
     text_message,
 )
 from adapters.slack.uploads import on_files
-from bot.core import CHECK
-from bot.models import IncomingQuestion, QuestionError
+from bot.core import ASK_POLICY_TEAM, CHECK, HELPFUL, NOT_HELPFUL
+from bot.models import Actor, IncomingQuestion, QuestionError
 
 #: The message shortcut's callback id (see slack-manifest.yml).
 CHECK_SHORTCUT = "policybot_check_post"
@@ -31,17 +32,11 @@ COMMAND = "/policy"
 #: The message subtype of a file sent in a DM: an admin uploading a policy.
 FILE_SHARE = "file_share"
 
-#: An answer's buttons: the core's reaction, and what the asker is told.
-REACTIONS = {
-    render.ACTION_HELPFUL: ("helpful", "Thanks for the feedback! 👍"),
-    render.ACTION_NOT_HELPFUL: (
-        "not_helpful",
-        "Thanks. I've put your question on the policy team's review list.",
-    ),
-    render.ACTION_ESCALATE: (
-        "ask_policy_team",
-        "Sent to the policy team. They'll follow up with you.",
-    ),
+#: An answer's buttons, as the core's reactions (what the asker is told is the core's too).
+BUTTON_REACTIONS = {
+    render.ACTION_HELPFUL: HELPFUL,
+    render.ACTION_NOT_HELPFUL: NOT_HELPFUL,
+    render.ACTION_ESCALATE: ASK_POLICY_TEAM,
 }
 
 #: Kinds of question (as `PolicyBot.receive` keeps them until answered), besides CHECK: the
@@ -136,9 +131,7 @@ async def answer(
         thinking=THINKING,
         delay=listening.thinking_delay,
     )
-    bot.replied(received)
-    if result is not None:
-        await bot.refer_unanswered(result, incoming)
+    await bot.after_reply(incoming, result, received)
 
 
 async def help_in(reply: Reply[Message]) -> None:
@@ -239,17 +232,12 @@ async def on_feedback(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
-    qid = clicked_id(action)
-    reaction, note = REACTIONS[action["action_id"]]
-    try:
-        if qid is None:
-            raise KeyError(action.get("value"))
-        notice = bot.react(qid, reaction)
-    except KeyError:
-        await tell(body, respond, client, "I couldn't find that question any more.")
-        return
-    await tell(body, respond, client, note)
-    await bot.announce(PLATFORM, notice, asker=body["user"]["id"])
+    await bot.react_to_answer(
+        Actor(PLATFORM, body["user"]["id"]),
+        clicked_id(action),
+        BUTTON_REACTIONS[action["action_id"]],
+        lambda text: tell(body, respond, client, text),
+    )
 
 
 async def on_share(
@@ -267,7 +255,7 @@ async def on_share(
             raise KeyError(action.get("value"))
         shared = bot.logged_answer(qid)
     except KeyError:
-        await respond(text="I couldn't find that answer any more.", replace_original=False)
+        await respond(text=SHARED_ANSWER_GONE, replace_original=False)
         return
     await respond(
         text=render.answer_text(shared),

@@ -16,12 +16,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from bot import messages
 from bot.answering.checking import PostCheck
 from bot.models import Answer, Citation
-from bot.policies import UploadResult
 from bot.reading.clauses import split_sentences
-from bot.review.queue import MAX_ANSWER_CHARS, Group
-from bot.store.database import VersionInfo
+from bot.use_cases import MAX_ANSWER_CHARS, Group, UploadResult, VersionInfo
 
 Block = dict[str, Any]
 
@@ -53,10 +52,6 @@ ANSWER_BLOCK = "policybot_answer"
 ANSWER_INPUT = "answer"
 #: Clause changes listed in an upload summary at most; the CLI's `policy diff` lists them all.
 MAX_LISTED_CHANGES = 20
-
-THINKING_TEXT = "Thinking… I'm looking this up in the policy."
-#: How an answer sent late (after a restart) begins.
-LATE_TEXT = "Sorry for the delay"
 
 HELP_TEXT = (
     "*Ask me whether you may post something*, and I answer from the company's social media "
@@ -238,7 +233,8 @@ def check_blocks(check: PostCheck) -> list[Block]:
 def late_blocks(question: str, blocks: list[Block]) -> list[Block]:
     """A reply sent late, led by the apology and the question it answers (the asker may have
     written since)."""
-    asked = f"{LATE_TEXT}: you asked “{escaped_cut(question, 1500)}”" if question else LATE_TEXT
+    late = messages.LATE
+    asked = f"{late}: you asked “{escaped_cut(question, 1500)}”" if question else late
     return [context(asked), *blocks[: MAX_MESSAGE_BLOCKS - 1]]
 
 
@@ -303,7 +299,7 @@ def group_summary(group: Group) -> str:
     seen = f"first {group.first_seen[:10]}, last {group.last_seen[:10]}"
     if reasons:
         seen += f" · {escape(reasons)}"
-    return f"{head}\n{quote(escaped_cut(group.label, 1000))}\n_{seen}_"
+    return f"{head}\n{quote(escaped_cut(group.sample, 1000))}\n_{seen}_"
 
 
 def group_blocks(group: Group) -> list[Block]:

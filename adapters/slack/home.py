@@ -1,6 +1,7 @@
 """App Home: the active policy versions, and for the policy team the open question groups;
-and who is on the policy team (POLICYBOT_SLACK_POLICY_TEAM, or the members of
-POLICYBOT_SLACK_POLICY_TEAM_GROUP)."""
+and how Slack answers whether someone is in the policy team's user group
+(POLICYBOT_SLACK_POLICY_TEAM_GROUP), which the core asks for anyone not listed in
+POLICYBOT_SLACK_POLICY_TEAM."""
 
 from __future__ import annotations
 
@@ -17,40 +18,53 @@ from adapters.slack.messages import PLATFORM
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor
-from bot.review.queue import may_review
+from bot.use_cases import TeamGroup
 
 log = logging.getLogger(__name__)
 
 
-async def in_policy_team(
-    settings: Settings, client: AsyncWebClient, user: str, action: str = ""
-) -> bool:
-    """Whether `user` may review; with `action`, a refusal goes to the security log."""
+class UserGroupMembership:
+    """Whether one user is in the policy team's user group, asked of Slack at most once per
+    listener: a review action and the App Home redrawn after it share the answer."""
 
-    async def in_user_group() -> bool:
+    def __init__(self, settings: Settings, client: AsyncWebClient, user: str) -> None:
+        self.usergroup = settings.slack_policy_team_group
+        self.client = client
+        self.user = user
+        self.member: bool | None = None
+
+    async def __call__(self) -> bool:
+        if self.member is None:
+            self.member = await self._look_up()
+        return self.member
+
+    async def _look_up(self) -> bool:
         try:
-            members = await client.usergroups_users_list(usergroup=settings.slack_policy_team_group)
+            members = await self.client.usergroups_users_list(usergroup=self.usergroup)
         except SlackApiError:
             log.exception("could not read the policy team's user group")
             return False
-        return user in (members.get("users") or [])
+        return self.user in (members.get("users") or [])
 
-    return await may_review(
-        Actor(PLATFORM, user),
-        settings,
-        action=action,
-        in_team_group=in_user_group if settings.slack_policy_team_group else None,
-    )
+
+def team_group(settings: Settings, client: AsyncWebClient, user: str) -> TeamGroup | None:
+    """How the core learns whether `user` is in the policy team's user group; None when no
+    group is configured."""
+    if not settings.slack_policy_team_group:
+        return None
+    return UserGroupMembership(settings, client, user)
 
 
 async def publish_home(
-    bot: PolicyBot, client: AsyncWebClient, user: str, member: bool | None = None
+    bot: PolicyBot, client: AsyncWebClient, user: str, in_team_group: TeamGroup | None = None
 ) -> None:
-    # Callers that have just checked membership pass it, saving a user-group look-up.
-    if member is None:
-        member = await in_policy_team(bot.settings, client, user)
-    groups = bot.review.queue(status="open") if member else None
-    view = render.home_view(bot.storage.active_versions(), groups)
+    # Callers that have just asked about the user group pass its answer on (see
+    # UserGroupMembership), saving a second look-up.
+    if in_team_group is None:
+        in_team_group = team_group(bot.settings, client, user)
+    # Opening a tab is no attempt at anything: a refusal here is not for the security log.
+    listed = await bot.review_list(Actor(PLATFORM, user), action="", in_team_group=in_team_group)
+    view = render.home_view(bot.active_versions(), listed.groups)
     await client.views_publish(user_id=user, view=view)
 
 

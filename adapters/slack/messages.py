@@ -1,4 +1,5 @@
-"""What listeners and the outbound senders share: a Slack message and where it goes."""
+"""What listeners and the outbound senders share: a Slack message and where it goes, and the
+few texts only Slack has (every other user-facing text is the core's, in bot.messages)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,32 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as render
+from bot import messages
 from bot.models import Answer
 
 PLATFORM = "slack"
+
+#: Share in channel pressed under an answer no longer in the log.
+SHARED_ANSWER_GONE = "I couldn't find that answer any more."
+#: Why a file shared with the bot cannot be downloaded (after "I could not download …: ").
+LINKED_NOT_SENT = "send the file itself, not a link to it"
+NOT_HOSTED_BY_SLACK = "it is not hosted by Slack"
+#: Without the files:read scope Slack answers a download with its sign-in page.
+SIGN_IN_PAGE = (
+    "Slack sent its sign-in page instead: the app needs the files:read scope (reinstall it "
+    "from slack-manifest.yml)"
+)
+
+
+def form_not_opened(reason: str) -> str:
+    """Slack would not open the Answer form (`reason`: its error code)."""
+    return f"Slack did not open the form ({reason}); try again."
+
+
+def file_unreadable(reason: str) -> str:
+    """Why a file could not be downloaded when files.info refused (`reason`: its error code)."""
+    return f"Slack would not describe it ({reason})"
+
 
 Message = tuple[str, list[dict[str, Any]]]  # fallback text, blocks
 
@@ -63,7 +87,7 @@ def text_message(text: str) -> Message:
     return text, [render.plain(text)]
 
 
-THINKING: Message = (render.THINKING_TEXT, [render.context(render.THINKING_TEXT)])
+THINKING: Message = (messages.THINKING, [render.context(messages.THINKING)])
 
 
 def answer_message(answer: Answer, *, shareable: bool = False) -> Message:

@@ -18,9 +18,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import replies
 from adapters.slack import blocks as render
 from adapters.slack.messages import PLATFORM, ChannelReply, Message, answer_message, text_message
+from bot import messages
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
@@ -39,11 +39,11 @@ def late_message(reply: LateReply) -> Message:
     elif reply.check is not None:
         message = reply.check.lead, render.check_blocks(reply.check)
     else:
-        message = text_message(reply.refusal or replies.APOLOGY)
+        message = text_message(reply.refusal or messages.APOLOGY)
     if not reply.late:
         return message
     text, blocks = message
-    return f"{render.LATE_TEXT}: {text}", render.late_blocks(reply.question, blocks)
+    return f"{messages.LATE}: {text}", render.late_blocks(reply.question, blocks)
 
 
 class SlackLateReplier:

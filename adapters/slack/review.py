@@ -13,16 +13,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as render
-from adapters.slack.home import in_policy_team, publish_home
+from adapters.slack.home import publish_home, team_group
 from adapters.slack.listening import clicked_id, listening_in, tell, who_clicked
-from bot.review.queue import ReviewError
+from adapters.slack.messages import form_not_opened
 
 log = logging.getLogger(__name__)
-
-NOT_POLICY_TEAM = (
-    "Sorry, only members of the policy team can answer or dismiss questions on the review "
-    "list. Nothing was changed."
-)
 
 
 async def confirm_to(client: AsyncWebClient, user: str, channel: str, text: str) -> None:
@@ -46,28 +41,34 @@ async def on_answer_clicked(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
-    user = body["user"]["id"]
-    if not await in_policy_team(bot.settings, client, user, "review answer"):
-        await tell(body, respond, client, NOT_POLICY_TEAM)
-        return
-    group_id = clicked_id(action)
-    try:
-        if group_id is None:
-            raise ReviewError("That button no longer points at a question group.")
-        group = bot.review.group(group_id)
-    except ReviewError as error:
-        await tell(body, respond, client, str(error))
+    user = body["user"]
+    chosen = await bot.group_to_answer(
+        who_clicked(user),
+        clicked_id(action),
+        in_team_group=team_group(bot.settings, client, user["id"]),
+    )
+    if chosen.group is None:
+        await tell(body, respond, client, chosen.text)
         return
     channel = (body.get("channel") or {}).get("id") or ""
-    metadata = json.dumps({"group": group.id, "channel": channel})
+    metadata = json.dumps({"group": chosen.group.id, "channel": channel})
     # trigger_id is valid for 3 seconds: open the modal before anything slow.
     try:
         await client.views_open(
-            trigger_id=body["trigger_id"], view=render.answer_modal(group, metadata)
+            trigger_id=body["trigger_id"], view=render.answer_modal(chosen.group, metadata)
         )
     except SlackApiError as error:
-        reason = error.response.get("error")
-        await tell(body, respond, client, f"Slack did not open the form ({reason}); try again.")
+        await tell(body, respond, client, form_not_opened(str(error.response.get("error"))))
+
+
+def form_group(view: dict[str, Any]) -> tuple[int | None, str]:
+    """The group an answer form is for and the channel it was opened from; None for a form
+    whose metadata is not ours (forged, or from an older version of the form)."""
+    try:
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        return int(metadata["group"]), str(metadata.get("channel") or "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, ""
 
 
 async def on_answer_submitted(
@@ -79,38 +80,31 @@ async def on_answer_submitted(
 ) -> None:
     bot = listening_in(context).bot
     user = body["user"]
-    if not await in_policy_team(bot.settings, client, user["id"], "review answer submit"):
-        await ack(response_action="errors", errors={render.ANSWER_BLOCK: NOT_POLICY_TEAM})
-        return
-    try:
-        metadata = json.loads(view.get("private_metadata") or "{}")
-        group_id = int(metadata["group"])
-    except (ValueError, KeyError, TypeError):
-        await ack(
-            response_action="errors",
-            errors={render.ANSWER_BLOCK: "This form is out of date; open it again."},
-        )
-        return
+    group_id, channel = form_group(view)
     values = (view.get("state") or {}).get("values") or {}
     text = str(
         ((values.get(render.ANSWER_BLOCK) or {}).get(render.ANSWER_INPUT) or {}).get("value") or ""
     )
-    reviewer = who_clicked(user).recorded_as
-    try:
-        # Stored before the modal closes, so a mistake is shown in the modal itself.
-        bot.review.answer(group_id, text, reviewer)
-    except ReviewError as error:
-        await ack(response_action="errors", errors={render.ANSWER_BLOCK: str(error)})
-        return
-    await ack()
-    # Everyone who asked in the group is sent the answer, on the platform they asked on.
-    report = await bot.deliver_answers(group_id)
-    note = (
-        f"Group #{group_id} answered; the bot now gives your answer to similar questions. "
-        f"Askers: {report.describe()}."
+    membership = team_group(bot.settings, client, user["id"])
+
+    async def close_form() -> None:
+        await ack()
+
+    # The modal closes once the answer is stored, before it is sent to the askers (Slack
+    # waits 3 seconds for it); a refusal or a mistake is shown in the modal itself.
+    resolution = await bot.resolve_group(
+        who_clicked(user),
+        group_id,
+        text,
+        action="review answer submit",
+        in_team_group=membership,
+        recorded=close_form,
     )
-    await confirm_to(client, user["id"], str(metadata.get("channel") or ""), note)
-    await publish_home(bot, client, user["id"], member=True)
+    if not resolution.done:
+        await ack(response_action="errors", errors={render.ANSWER_BLOCK: resolution.text})
+        return
+    await confirm_to(client, user["id"], channel, resolution.text)
+    await publish_home(bot, client, user["id"], membership)
 
 
 async def on_dismiss_clicked(
@@ -124,18 +118,13 @@ async def on_dismiss_clicked(
     bot = listening_in(context).bot
     await ack()
     user = body["user"]
-    if not await in_policy_team(bot.settings, client, user["id"], "review dismiss"):
-        await tell(body, respond, client, NOT_POLICY_TEAM)
+    membership = team_group(bot.settings, client, user["id"])
+    resolution = await bot.resolve_group(
+        who_clicked(user), clicked_id(action), None, in_team_group=membership
+    )
+    if not resolution.done:
+        await tell(body, respond, client, resolution.text)
         return
-    group_id = clicked_id(action)
-    try:
-        if group_id is None:
-            raise ReviewError("That button no longer points at a question group.")
-        group = bot.dismiss_group(group_id, by=who_clicked(user).recorded_as)
-    except ReviewError as error:
-        await tell(body, respond, client, str(error))
-        return
-    note = f"Group #{group.id} dismissed ({group.count} questions); nobody is notified."
     channel = (body.get("channel") or {}).get("id") or ""
-    await confirm_to(client, user["id"], channel, note)
-    await publish_home(bot, client, user["id"], member=True)
+    await confirm_to(client, user["id"], channel, resolution.text)
+    await publish_home(bot, client, user["id"], membership)

@@ -1,6 +1,7 @@
-"""Slack listeners for admins' policy files: a file sent in a DM with the bot (downloaded with
-the bot token from Slack's own hosts only, then `PolicyLibrary.upload`) and the upload message's
-*Activate* / *Discard*."""
+"""Slack listeners for admins' policy files: a file sent in a DM with the bot (handed to the
+core's `receive_upload`, which downloads it, with the bot token from Slack's own hosts only,
+once the uploader is known to be an admin) and the upload message's *Activate* / *Discard*
+(`settle_upload`)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.downloads import DownloadError, TooLarge, download
 from adapters.slack import blocks as render
 from adapters.slack.listening import clicked_id, listening_in, tell, who_clicked
-from adapters.slack.messages import PLATFORM, ChannelReply, Message, text_message
+from adapters.slack.messages import (
+    LINKED_NOT_SENT,
+    NOT_HOSTED_BY_SLACK,
+    PLATFORM,
+    SIGN_IN_PAGE,
+    ChannelReply,
+    Message,
+    file_unreadable,
+    text_message,
+)
+from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, PolicyError
-from bot.policies import ACTIVATE, DISCARD, NotAuthorized, too_large
+from bot.use_cases import ACTIVATE, DISCARD, Fetched, UploadReply
 
 #: The upload message's buttons, as the core's actions on a policy version.
 VERSION_ACTIONS = {render.ACTION_ACTIVATE: ACTIVATE, render.ACTION_DISCARD: DISCARD}
@@ -45,17 +56,15 @@ async def fetch_file(file: dict[str, Any], settings: Settings) -> tuple[str, byt
     PolicyError (with a message for the uploader) when it cannot be had."""
     name = str(file.get("name") or file.get("title") or "")
     limit = settings.max_upload_bytes
-    too_big = too_large(name or "The file", limit)
+    too_big = messages.too_large(name or "The file", limit)
     size = file.get("size")
     if isinstance(size, int) and size > limit:
         raise PolicyError(too_big)  # Slack told us the size: no need to download it
     url = str(file.get("url_private_download") or file.get("url_private") or "")
     if not url or file.get("mode") in {"external", "tombstone"}:
-        raise PolicyError(
-            f"I can't download {name or 'that file'}: send the file itself, not a link to it."
-        )
+        raise PolicyError(messages.could_not_download(name or "that file", LINKED_NOT_SENT))
     if not file_url_allowed(url, settings.slack_api_url):
-        raise PolicyError(f"I can't download {name or 'that file'}: it is not hosted by Slack.")
+        raise PolicyError(messages.could_not_download(name or "that file", NOT_HOSTED_BY_SLACK))
     try:
         data = await download(
             url, limit, headers={"Authorization": f"Bearer {settings.slack_bot_token}"}
@@ -63,15 +72,9 @@ async def fetch_file(file: dict[str, Any], settings: Settings) -> tuple[str, byt
     except TooLarge:
         raise PolicyError(too_big) from None
     except DownloadError as error:
-        raise PolicyError(
-            f"I couldn't download {name or 'the file'} from Slack: {error}."
-        ) from None
+        raise PolicyError(messages.could_not_download(name or "the file", str(error))) from None
     if looks_like_html(data) and str(file.get("filetype") or "").lower() != "html":
-        # Without the files:read scope Slack answers with its sign-in page, not the file.
-        raise PolicyError(
-            f"Slack sent a sign-in page instead of {name or 'the file'}: the app needs the "
-            "files:read scope (reinstall it from slack-manifest.yml)."
-        )
+        raise PolicyError(messages.could_not_download(name or "the file", SIGN_IN_PAGE))
     return name, data
 
 
@@ -85,31 +88,31 @@ async def on_files(
     # A file sent in a DM may arrive twice, as a file_share message and a file_shared
     # event (two event ids), perhaps at two processes: it is taken once, by its file id.
     fresh = [
-        f for f in files or [] if not f.get("id") or bot.first_delivery(PLATFORM, f"file:{f['id']}")
+        f for f in files or [] if not f.get("id") or bot.claim_delivery(PLATFORM, f"file:{f['id']}")
     ]
-    if not fresh:
-        return
-    reply = ChannelReply(client, channel)
-    try:
-        # Before anything is downloaded.
-        bot.policies.authorize(Actor(PLATFORM, user), action="policy upload")
-    except NotAuthorized as refusal:
-        await reply.post(text_message(str(refusal)))
-        return
+    uploader = Actor(PLATFORM, user)
     for file in fresh:
-        message: Message
-        try:
+        fetched = False
+
+        async def fetch(file: dict[str, Any] = file) -> Fetched:
+            nonlocal fetched
+            fetched = True
             if not file.get("url_private_download") and file.get("id"):
                 file = await file_info(client, file["id"])
-            name, data = await fetch_file(file, bot.settings)
-            result = await bot.policies.upload_in_background(
-                name, data, uploaded_by=Actor(PLATFORM, user).recorded_as
-            )
-        except PolicyError as error:
-            message = text_message(str(error))
-        else:
-            message = (render.upload_text(result), render.upload_blocks(result))
-        await ChannelReply(client, channel).post(message)
+            return Fetched(*await fetch_file(file, bot.settings))
+
+        reply = await bot.receive_upload(uploader, str(file.get("name") or ""), fetch)
+        await ChannelReply(client, channel).post(upload_message(reply))
+        if not fetched:
+            # Refused before fetching: the uploader is no admin, and the other files would
+            # only repeat the refusal (and its line in the security log).
+            return
+
+
+def upload_message(reply: UploadReply) -> Message:
+    if reply.result is None:
+        return text_message(reply.refusal)
+    return render.upload_text(reply.result), render.upload_blocks(reply.result)
 
 
 async def file_info(client: AsyncWebClient, file_id: str) -> dict[str, Any]:
@@ -118,8 +121,10 @@ async def file_info(client: AsyncWebClient, file_id: str) -> dict[str, Any]:
     try:
         info = await client.files_info(file=file_id)
     except SlackApiError as error:
-        reason = error.response.get("error")
-        raise PolicyError(f"I couldn't read that file from Slack: {reason}.") from None
+        reason = str(error.response.get("error"))
+        raise PolicyError(
+            messages.could_not_download("that file", file_unreadable(reason))
+        ) from None
     file: dict[str, Any] = info.get("file") or {}
     return file
 
@@ -148,16 +153,15 @@ async def on_version_action(
     bot = listening_in(context).bot
     await ack()
     user = body["user"]
-    try:
-        settled = bot.policies.settle(
-            clicked_id(action), VERSION_ACTIONS[action["action_id"]], who_clicked(user)
-        )
-    except PolicyError as error:
-        await tell(body, respond, client, str(error))
+    settled = bot.settle_upload(
+        who_clicked(user), clicked_id(action), VERSION_ACTIONS[action["action_id"]]
+    )
+    if settled.version is None:  # not an admin, a stale button, no longer discardable
+        await tell(body, respond, client, settled.text)
         return
     original = (body.get("message") or {}).get("blocks") or []
-    blocks = render.settled_upload_blocks(original, settled.version.id, settled.outcome, user["id"])
+    blocks = render.settled_upload_blocks(original, settled.version.id, settled.text, user["id"])
     if body.get("response_url"):
-        await respond(text=settled.outcome, blocks=blocks, replace_original=True)
+        await respond(text=settled.text, blocks=blocks, replace_original=True)
     else:
-        await tell(body, respond, client, settled.outcome)
+        await tell(body, respond, client, settled.text)
