@@ -216,9 +216,6 @@ class PolicyBot:
         restarts and between several server processes (the insert also prunes old keys)."""
         return self.receive(platform, key).first
 
-    #: The old name (it read like a question, but records); removed once adapters switch.
-    first_delivery = claim_delivery
-
     def receive(
         self,
         platform: str,

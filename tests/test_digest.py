@@ -34,7 +34,7 @@ async def test_weekly_digest_counts_groups_owners_and_cited_sections(bot: Policy
         "what time does the cafeteria close",
     ]:
         await asked(bot, text)
-    cafeteria = next(g for g in bot.review.groups("open") if "cafeteria" in g.label)
+    cafeteria = next(g for g in bot.review.groups("open") if "cafeteria" in g.sample)
     await bot.answer_group(cafeteria.id, "The cafeteria closes at 15:00.")
     reviewed = await bot.ask(IncomingQuestion("when does the canteen shut?"))
     assert reviewed.source == "reviewed"
@@ -52,7 +52,7 @@ async def test_weekly_digest_counts_groups_owners_and_cited_sections(bot: Policy
     assert digest.answered_rate == pytest.approx(4 / 8)
     assert digest.open_groups == 1 and digest.groups_answered == 1
     (dog,) = digest.top_groups
-    assert dog.count == 3 and "dog" in dog.label
+    assert dog.count == 3 and "dog" in dog.sample
     assert digest.new_groups_by_owner == {dog.owner: 1}
     assert digest.cited[0].section == "3.3" and digest.cited[0].count == 2
     assert digest.cited[0].owner == "Legal"

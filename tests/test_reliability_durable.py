@@ -196,7 +196,7 @@ async def test_every_kind_of_question_a_stopped_process_acknowledged_is_answered
         # Logged once each: the one logged before the stop is not logged again, the draft never.
         assert logged_texts(restarted) == {ROADMAP: 1, TWEET: 1, PHOTOS: 2}
         # A retry of any of them reaching the new process is dropped.
-        assert not restarted.bot.first_delivery("slack", "event:EvDM")
+        assert not restarted.bot.claim_delivery("slack", "event:EvDM")
         assert unreplied(Path(settings.db_path)) == []
     record(
         "Slack: acknowledged questions answered after a restart",

@@ -4,14 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.access import may_review
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion
 from bot.review.queue import (
     JOIN_THRESHOLD,
-    Profile,
     ReviewError,
-    may_review,
+    TermProfile,
     owner_matches,
     parse_age,
     word_similarity,
@@ -103,16 +103,16 @@ async def test_questions_sharing_a_word_but_not_a_topic_are_not_grouped(bot: Pol
 
 
 def test_similarity_is_symmetric_and_weighs_rare_words(bot: PolicyBot) -> None:
-    a = Profile.of("can I expense LinkedIn Premium?")
-    b = Profile.of("will the company reimburse my LinkedIn Premium subscription")
-    c = Profile.of("can I expense my phone bill")
+    a = TermProfile.of("can I expense LinkedIn Premium?")
+    b = TermProfile.of("will the company reimburse my LinkedIn Premium subscription")
+    c = TermProfile.of("can I expense my phone bill")
     idf = bot.review._idf(bot.active_policy().version_ids, a, b, c)
     assert word_similarity(a, b, idf) == pytest.approx(word_similarity(b, a, idf))
     assert word_similarity(a, b, idf) > 0.6
     assert word_similarity(a, c, idf) < JOIN_THRESHOLD
     # A group's profile is the sum of its members: merging is order-independent.
     assert a.merged(b).as_json() == b.merged(a).as_json()
-    assert Profile.from_json(a.merged(b).as_json()) == a.merged(b)
+    assert TermProfile.from_json(a.merged(b).as_json()) == a.merged(b)
 
 
 async def test_group_counts_first_and_last_seen_and_sample(bot: PolicyBot) -> None:
@@ -121,7 +121,7 @@ async def test_group_counts_first_and_last_seen_and_sample(bot: PolicyBot) -> No
     bot.storage.update_question(ids[1], asked_at="2025-01-05T12:00:00+00:00")
     bot.storage.update_question(ids[2], asked_at="2025-01-09T17:30:00+00:00")
     (group,) = bot.review.queue()
-    assert group.count == 3 and group.label == PARAPHRASES["dog"][0]
+    assert group.count == 3 and group.sample == PARAPHRASES["dog"][0]
     assert group.first_seen == "2025-01-02T09:00:00+00:00"
     assert group.last_seen == "2025-01-09T17:30:00+00:00"
 
@@ -336,7 +336,7 @@ async def test_the_log_keeps_pseudonyms_and_names_apart(bot: PolicyBot) -> None:
 async def test_purge_deletes_old_questions_but_keeps_reviewed_answers(bot: PolicyBot) -> None:
     old_ids = [await ask(bot, t, user=f"U{n}") for n, t in enumerate(PARAPHRASES["dog"][:2])]
     await ask(bot, "what time does the cafeteria close", user="U7")
-    (dog_group,) = [g for g in bot.review.groups("open") if "dog" in g.label]
+    (dog_group,) = [g for g in bot.review.groups("open") if "dog" in g.sample]
     await bot.answer_group(dog_group.id, "Only assistance dogs.")
     stale = (datetime.now(UTC) - timedelta(days=200)).isoformat(timespec="seconds")
     for qid in old_ids:
@@ -387,7 +387,7 @@ def test_retention_and_digest_settings_come_from_the_environment() -> None:
 def test_rarity_is_counted_in_the_active_versions_only(reworded_bot: PolicyBot) -> None:
     """A word only a retired version used weighs as much as one the policy never used."""
     review = reworded_bot.review
-    phone, zebra = Profile.of("phone"), Profile.of("zebra")
+    phone, zebra = TermProfile.of("phone"), TermProfile.of("zebra")
     idf = review._idf(reworded_bot.active_policy().version_ids, phone, zebra)
     assert idf["phone"] == idf["zebra"]
     reworded_bot.policies.rollback("devices")

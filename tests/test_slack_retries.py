@@ -29,7 +29,7 @@ def fill_disk_to_the_last_page(storage: Storage) -> None:
     fill_disk(storage)
     for n in itertools.count():
         try:
-            storage.first_delivery("filler", f"key-{n}")
+            storage.claim_delivery("filler", f"key-{n}")
         except StorageError:
             return
 

@@ -90,37 +90,37 @@ def test_question_log_keeps_pseudonyms_apart_from_reply_addresses() -> None:
 def test_a_delivery_is_first_once_and_forgotten_after_the_retention_window() -> None:
     storage = Storage.memory()
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    assert storage.first_delivery("slack", "event:Ev1", now=start)
-    assert not storage.first_delivery("slack", "event:Ev1", now=start + timedelta(minutes=5))
+    assert storage.claim_delivery("slack", "event:Ev1", now=start)
+    assert not storage.claim_delivery("slack", "event:Ev1", now=start + timedelta(minutes=5))
     # The same key from another platform is another delivery.
-    assert storage.first_delivery("teams", "event:Ev1", now=start + timedelta(minutes=5))
+    assert storage.claim_delivery("teams", "event:Ev1", now=start + timedelta(minutes=5))
     later = start + DELIVERY_RETENTION - timedelta(minutes=1)
-    assert not storage.first_delivery("slack", "event:Ev1", now=later)
-    assert storage.first_delivery("slack", "event:Ev2", now=later)
+    assert not storage.claim_delivery("slack", "event:Ev1", now=later)
+    assert storage.claim_delivery("slack", "event:Ev2", now=later)
 
     # Past the window, the next insert prunes: Ev1 and the Teams key go, Ev2 stays.
     after = start + DELIVERY_RETENTION + DELIVERY_PRUNE_INTERVAL
-    assert storage.first_delivery("slack", "event:Ev3", now=after)
+    assert storage.claim_delivery("slack", "event:Ev3", now=after)
     keys = [r[0] for r in storage.db.execute("SELECT key FROM handled_deliveries ORDER BY key")]
     assert keys == ["event:Ev2", "event:Ev3"]
-    assert storage.first_delivery("slack", "event:Ev1", now=after)  # forgotten, so new again
+    assert storage.claim_delivery("slack", "event:Ev1", now=after)  # forgotten, so new again
 
 
 def test_pruning_runs_once_per_interval_not_on_every_insert() -> None:
     storage = Storage.memory()
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    storage.first_delivery("slack", "old", now=start)  # the process's first insert prunes
+    storage.claim_delivery("slack", "old", now=start)  # the process's first insert prunes
     just_after = start + DELIVERY_RETENTION + timedelta(minutes=1)
-    storage.first_delivery("slack", "a", now=just_after)  # prunes: the last prune is long ago
-    assert not storage.first_delivery("slack", "a", now=just_after)
+    storage.claim_delivery("slack", "a", now=just_after)  # prunes: the last prune is long ago
+    assert not storage.claim_delivery("slack", "a", now=just_after)
     storage.db.execute(
         "INSERT INTO handled_deliveries VALUES ('slack', 'stale', ?)",
         [(start - timedelta(days=1)).isoformat(timespec="seconds")],
     )
     # Within the interval no insert deletes anything; the first one after it does.
-    storage.first_delivery("slack", "b", now=just_after + DELIVERY_PRUNE_INTERVAL / 2)
+    storage.claim_delivery("slack", "b", now=just_after + DELIVERY_PRUNE_INTERVAL / 2)
     assert storage.db.execute("SELECT count(*) FROM handled_deliveries").fetchone()[0] == 3
-    storage.first_delivery("slack", "c", now=just_after + DELIVERY_PRUNE_INTERVAL)
+    storage.claim_delivery("slack", "c", now=just_after + DELIVERY_PRUNE_INTERVAL)
     keys = {r[0] for r in storage.db.execute("SELECT key FROM handled_deliveries")}
     assert keys == {"a", "b", "c"}
     assert storage.prune_deliveries(just_after + DELIVERY_RETENTION * 2) == 3
@@ -140,7 +140,7 @@ def test_processes_racing_on_one_database_take_each_delivery_exactly_once(
         storage = Storage.open(path)
         try:
             ready.wait()
-            return [key for key in keys if storage.first_delivery("slack", key)]
+            return [key for key in keys if storage.claim_delivery("slack", key)]
         finally:
             storage.close()
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from bot import access, messages
+from bot import messages
 from bot.models import Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
 from bot.retrieval.lexical import LexicalRetriever, stem, term_groups
@@ -133,10 +133,6 @@ class TermProfile:
         return cls(int(data.get("size", 0)), terms, reach)
 
 
-#: The old name, for the tests and adapters that import it (removed next round).
-Profile = TermProfile
-
-
 def _covered(a: TermProfile, b: TermProfile, idf: Mapping[str, float]) -> float:
     """How much of A's words (weighted by rarity and by how many of A use them) B matches."""
     if not a.size or not b.size:
@@ -181,11 +177,6 @@ class Group:
     #: Why its questions are on the list: not_covered, not_helpful, ask_policy_team.
     reasons: tuple[str, ...]
     profile: TermProfile = field(repr=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        """The old name of `sample`, for the adapters that still use it (removed next round)."""
-        return self.sample
 
     @property
     def reference(self) -> str:
@@ -536,6 +527,3 @@ def parse_age(text: str) -> timedelta:
         raise ReviewError(messages.age_not_positive(text))
     return timedelta(days=value * units[unit])
 
-
-#: Now in bot.access; kept here for the adapters that import it from here (next round: none).
-may_review = access.may_review

@@ -41,7 +41,7 @@ class DeliveryStore(Connected):
     #: When this process last deleted expired handled deliveries; None: not yet.
     _deliveries_pruned_at: datetime | None = None
 
-    def first_delivery(self, platform: str, key: str, *, now: datetime | None = None) -> bool:
+    def claim_delivery(self, platform: str, key: str, *, now: datetime | None = None) -> bool:
         """Record that `platform` delivered `key`: True the first time any process on this
         database records it, False for a repeat within DELIVERY_RETENTION. StorageError
         when the database refuses the write."""
