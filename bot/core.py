@@ -51,14 +51,9 @@ from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
 from bot.retrieval.semantic import build_retriever
-from bot.review.queue import (
-    DeliveryReport,
-    Group,
-    ReviewError,
-    ReviewQueue,
-    TermProfile,
-    reviewed_lead,
-)
+from bot.review.grouping import TermProfile
+from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
+from bot.review.queue import ReviewQueue
 from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo
 from bot.store.liveness import ProcessMark
 from bot.store.unlogged import UnloggedQuestions

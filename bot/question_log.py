@@ -12,7 +12,8 @@ from bot.answering.extractive import Draft
 from bot.models import Answer, IncomingQuestion, Retrieval
 from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy
-from bot.review.queue import Group, ReviewQueue
+from bot.review.groups import Group
+from bot.review.queue import ReviewQueue
 from bot.store.database import Storage, StorageError, utcnow
 from bot.store.unlogged import Entry, UnloggedQuestions
 from bot.text import clean_text

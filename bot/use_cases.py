@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.policies import ACTIVATE, DISCARD, ChangeSummary, UploadResult
-from bot.review.queue import MAX_ANSWER_CHARS, DeliveryReport, Group
+from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
 from bot.store.database import VersionInfo
 
 __all__ = [

@@ -8,14 +8,9 @@ from bot.access import may_review
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion
-from bot.review.queue import (
-    JOIN_THRESHOLD,
-    ReviewError,
-    TermProfile,
-    owner_matches,
-    parse_age,
-    word_similarity,
-)
+from bot.review.grouping import JOIN_THRESHOLD, TermProfile, word_similarity
+from bot.review.groups import ReviewError, owner_matches
+from bot.review.queue import parse_age
 from tests.fakes.outbound import RecordingNotifier
 
 # Realistic paraphrase sets: each is one topic the policy does not answer, worded differently.

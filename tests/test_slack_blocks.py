@@ -7,7 +7,8 @@ import json
 from adapters.slack import blocks as render
 from bot.answering.checking import Finding, PostCheck
 from bot.models import Answer, Citation
-from bot.review.queue import Group, TermProfile
+from bot.review.grouping import TermProfile
+from bot.review.groups import Group
 
 
 def citation(n: int, text: str) -> Citation:

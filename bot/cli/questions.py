@@ -19,7 +19,8 @@ from bot.core import PolicyBot
 from bot.redaction import Redactor
 from bot.review.export import STATUSES as EXPORT_STATUSES
 from bot.review.export import export_rows, to_csv, to_json
-from bot.review.queue import Group, ReviewError, owner_matches, parse_age
+from bot.review.groups import Group, ReviewError, owner_matches
+from bot.review.queue import parse_age
 
 
 @main.group()

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.notify import ChannelPoster
-from bot.review.queue import Group, ReviewQueue
+from bot.review.groups import Group
+from bot.review.queue import ReviewQueue
 from bot.store.database import Storage
 
 #: How many groups and sections the digest lists at most.

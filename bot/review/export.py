@@ -9,7 +9,7 @@ import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.review.queue import ReviewError, owner_matches
+from bot.review.groups import ReviewError, owner_matches
 from bot.store.database import Storage
 
 FIELDS = (

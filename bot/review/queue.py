@@ -19,248 +19,31 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from bot import messages
 from bot.models import Retrieval, StoredClause
 from bot.notify import Notifier, ReplyAddress
-from bot.retrieval.lexical import LexicalRetriever, stem, term_groups
-from bot.retrieval.vocabulary import GENERIC_QUESTION_WORDS, TOPIC_SYNONYMS
+from bot.retrieval.lexical import LexicalRetriever
+from bot.review.grouping import (
+    GENERIC_WEIGHT,
+    JOIN_THRESHOLD,
+    SECTION_MIN_CONFIDENCE,
+    SECTION_SHARE,
+    TermProfile,
+    generic_stems,
+    word_similarity,
+)
+from bot.review.groups import (
+    MAX_ANSWER_CHARS,
+    DeliveryReport,
+    Group,
+    ReviewError,
+    delivery_text,
+    owner_matches,
+)
 from bot.store.database import Storage, utcnow
-
-#: A question joins a group at this similarity or above (0..1); tuned on paraphrase sets in
-#: tests/test_review.py, including near misses that share a word but not a topic.
-JOIN_THRESHOLD = 0.45
-#: How much sitting closest to the same policy section counts, against the words (0..1).
-SECTION_SHARE = 0.15
-#: Below this retrieval confidence the closest section is a guess and is not counted.
-SECTION_MIN_CONFIDENCE = 0.3
-#: How much a generic word ("days", "office") counts against a word of the same rarity.
-GENERIC_WEIGHT = 0.25
-#: How much an everyday synonym ("reimburse" for "expense") counts against the word itself.
-SYNONYM_WEIGHT = 0.9
-#: The longest reviewed answer accepted, in characters.
-MAX_ANSWER_CHARS = 4000
-
-
-class ReviewError(ValueError):
-    """A review action that cannot be done; the message is meant for the reviewer."""
-
-
-@lru_cache(maxsize=1)
-def _generic() -> frozenset[str]:
-    return frozenset(stem(word) for word in GENERIC_QUESTION_WORDS)
-
-
-@lru_cache(maxsize=1)
-def _synonyms() -> dict[str, frozenset[str]]:
-    """Stem -> the stems of its everyday synonyms."""
-    out: dict[str, set[str]] = {}
-    for synonyms in TOPIC_SYNONYMS:
-        stems = {stem(word) for word in synonyms}
-        for s in stems:
-            out.setdefault(s, set()).update(stems - {s})
-    return {s: frozenset(others) for s, others in out.items()}
-
-
-# -- term profiles ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TermProfile:
-    """The words of one question, or of every question in a group, with what each can match
-    (stored as a group's `signature` column; one concept, this one name in the code).
-
-    `terms` maps a content word's stem to (how many members use it, the stems that count as
-    matching it with their weights); `reach` maps a stem to the sum over members of the best
-    weight with which that member matches it.
-    """
-
-    size: int
-    terms: dict[str, tuple[int, dict[str, float]]]
-    reach: dict[str, float]
-
-    @classmethod
-    def of(cls, text: str) -> TermProfile:
-        terms: dict[str, tuple[int, dict[str, float]]] = {}
-        for group in term_groups(text):
-            key = stem(group.word)
-            members = dict(group.members)
-            for synonym in sorted(_synonyms().get(key, ())):
-                members[synonym] = max(members.get(synonym, 0.0), SYNONYM_WEIGHT)
-            if key in terms:  # two words with one stem ("post", "posting")
-                _, known = terms[key]
-                members = {m: max(w, known.get(m, 0.0)) for m, w in {**known, **members}.items()}
-            terms[key] = (1, members)
-        reach: dict[str, float] = {}
-        for _, members in terms.values():
-            for m, w in members.items():
-                reach[m] = max(reach.get(m, 0.0), w)
-        return cls(1 if terms else 0, terms, reach)
-
-    def merged(self, other: TermProfile) -> TermProfile:
-        terms = dict(self.terms)
-        for key, (count, members) in other.terms.items():
-            if key in terms:
-                known_count, known = terms[key]
-                union = {m: max(w, known.get(m, 0.0)) for m, w in {**known, **members}.items()}
-                terms[key] = (known_count + count, union)
-            else:
-                terms[key] = (count, dict(members))
-        reach = dict(self.reach)
-        for m, w in other.reach.items():
-            reach[m] = reach.get(m, 0.0) + w
-        return TermProfile(self.size + other.size, terms, reach)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "terms": {
-                k: [c, {m: round(w, 3) for m, w in ms.items()}]
-                for k, (c, ms) in sorted(self.terms.items())
-            },
-            "reach": {m: round(w, 3) for m, w in sorted(self.reach.items())},
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TermProfile:
-        terms = {
-            k: (int(v[0]), {m: float(w) for m, w in v[1].items()})
-            for k, v in data.get("terms", {}).items()
-        }
-        reach = {m: float(w) for m, w in data.get("reach", {}).items()}
-        return cls(int(data.get("size", 0)), terms, reach)
-
-
-def _covered(a: TermProfile, b: TermProfile, idf: Mapping[str, float]) -> float:
-    """How much of A's words (weighted by rarity and by how many of A use them) B matches."""
-    if not a.size or not b.size:
-        return 0.0
-    gained = total = 0.0
-    for key, (count, members) in a.terms.items():
-        weight = idf.get(key, 1.0) * count / a.size
-        total += weight
-        best = max(
-            (w * min(b.reach.get(m, 0.0) / b.size, 1.0) for m, w in members.items()), default=0.0
-        )
-        gained += weight * best
-    return gained / total if total else 0.0
-
-
-def word_similarity(a: TermProfile, b: TermProfile, idf: Mapping[str, float]) -> float:
-    """Symmetric: the mean of how much of A B covers and how much of B A covers."""
-    return (_covered(a, b, idf) + _covered(b, a, idf)) / 2
-
-
-# -- groups ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Group:
-    """A group of similar questions on the review list, as the policy team sees it."""
-
-    id: int
-    status: str
-    count: int
-    first_seen: str
-    last_seen: str
-    #: The question that started the group, shown as its sample.
-    sample: str
-    document: str
-    section: str
-    section_title: str
-    owner: str
-    answer: str
-    answered_at: str
-    answered_by: str
-    created_at: str
-    closed_at: str
-    #: Why its questions are on the list: not_covered, not_helpful, ask_policy_team.
-    reasons: tuple[str, ...]
-    profile: TermProfile = field(repr=False, compare=False)
-
-    @property
-    def reference(self) -> str:
-        return " ".join(part for part in (self.section, self.section_title) if part)
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Group:
-        return cls(
-            id=int(row["id"]),
-            status=row["status"],
-            count=int(row["count"] or 0),
-            first_seen=row["first_seen"] or "",
-            last_seen=row["last_seen"] or "",
-            sample=row["label"] or "",
-            document=row["document"] or "",
-            section=row["section"] or "",
-            section_title=row["section_title"] or "",
-            owner=row["owner"] or "",
-            answer=row["answer"] or "",
-            answered_at=row["answered_at"] or "",
-            answered_by=row["answered_by"] or "",
-            created_at=row["created_at"] or "",
-            closed_at=row["closed_at"] or "",
-            reasons=tuple(sorted({r for r in (row.get("reasons") or "").split(",") if r})),
-            profile=TermProfile.from_json(row["signature"] or {}),
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "count": self.count,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "owner": self.owner,
-            "section": self.section,
-            "section_title": self.section_title,
-            "document": self.document,
-            "sample": self.sample,
-            "reasons": list(self.reasons),
-            "answer": self.answer,
-            "answered_at": self.answered_at,
-            "answered_by": self.answered_by,
-        }
-
-
-def owner_matches(wanted: str, owner: str) -> bool:
-    """`--owner` accepts the team's name or its initials ("HR" for Human Resources);
-    "unrouted" is the queue of groups no section is close to."""
-    wanted = wanted.strip().lower()
-    if wanted in {"unrouted", "none", "-"}:
-        return not owner
-    initials = "".join(word[0] for word in owner.lower().split() if word)
-    return wanted in {owner.lower(), initials}
-
-
-@dataclass(frozen=True)
-class DeliveryReport:
-    """What became of sending a reviewed answer to the people who asked."""
-
-    sent: int = 0
-    failed: int = 0
-    #: platform -> askers waiting because no notifier for that platform is registered here.
-    waiting: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def pending(self) -> int:
-        return self.failed + sum(self.waiting.values())
-
-    def describe(self) -> str:
-        text = f"{self.sent} sent, {self.pending} pending"
-        reasons = [f"{n} failed, kept for retry" for n in [self.failed] if n]
-        reasons += [
-            f"{n} on {platform}: no notifier here" for platform, n in sorted(self.waiting.items())
-        ]
-        return text + (f" ({'; '.join(reasons)})" if reasons else "")
-
-
-def delivery_text(question: str, answer: str, answered_at: str) -> str:
-    return messages.reviewed_answer_to_asker(question, answer, answered_at)
-
-
-def reviewed_lead(group: Group) -> str:
-    return messages.reviewed_lead(group.answer, group.answered_at)
 
 
 class ReviewQueue:
@@ -294,7 +77,7 @@ class ReviewQueue:
         for key, stems in members.items():
             known = [counts[m] for m in stems if counts.get(m)]
             df = counts.get(key, 0) or (min(known) if known else 0)
-            weight = GENERIC_WEIGHT if key in _generic() else 1.0
+            weight = GENERIC_WEIGHT if key in generic_stems() else 1.0
             out[key] = weight * math.log(1 + (total - df + 0.5) / (df + 0.5))
         return out
 
@@ -526,4 +309,3 @@ def parse_age(text: str) -> timedelta:
     if value <= 0 or math.isinf(value) or math.isnan(value):
         raise ReviewError(messages.age_not_positive(text))
     return timedelta(days=value * units[unit])
-
