@@ -154,6 +154,15 @@ MALFORMED = {
     "a form's payload truncated": (b"payload=%7B%22type", "application/x-www-form-urlencoded"),
     "a form's payload an array": (b"payload=%5B1%2C2%5D", "application/x-www-form-urlencoded"),
     "fields of the wrong type": (b'{"team": 5, "user": 7}', "application/json"),
+    "an event that is not an object": (
+        b'{"type": "event_callback", "event": "x"}',
+        "application/json",
+    ),
+    "an event without a type": (b'{"type": "event_callback", "event": {}}', "application/json"),
+    "actions that are not a list": (
+        b"payload=%7B%22type%22%3A%22block_actions%22%2C%22actions%22%3A7%7D",
+        "application/x-www-form-urlencoded",
+    ),
 }
 
 

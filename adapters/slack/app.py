@@ -132,6 +132,35 @@ SLACK_MAX_BODY = 1024 * 1024
 SLACK_MAX_AGE = 5 * 60
 NOT_SLACK_PAYLOAD = "the body is not a Slack payload (a JSON object or a form)"
 
+#: The fields bolt reads into before any listener runs, and the JSON types Slack sends them as:
+#: a signed body with one of them of another type made bolt's middleware fail with a 500.
+SLACK_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "type": (str,),
+    "event": (dict,),
+    "actions": (list,),
+    "view": (dict,),
+    "container": (dict,),
+    "message": (dict,),
+    "channel": (dict, str),
+    "user": (dict, str),
+    "team": (dict, str, type(None)),
+    "enterprise": (dict, str, type(None)),
+}
+
+
+def has_slack_shape(payload: dict[str, Any]) -> bool:
+    """Whether the fields bolt reads before dispatching have the types Slack sends."""
+    for name, types in SLACK_FIELD_TYPES.items():
+        if name in payload and not isinstance(payload[name], types):
+            return False
+    event = payload.get("event")
+    if payload.get("type") == "event_callback" and not (
+        isinstance(event, dict) and isinstance(event.get("type"), str)
+    ):
+        return False
+    actions = payload.get("actions", [])
+    return all(isinstance(action, dict) for action in actions)
+
 
 async def read_bounded(request: web.Request, limit: int) -> bytes | None:
     """The request's body, or None once it is past `limit` bytes (read no further)."""
@@ -210,6 +239,9 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
             # Not UTF-8, not JSON, or JSON that is not an object (bolt reads fields of it):
             # signed, so Slack's (or the secret's holder's) mistake, not an attack to log.
             log.warning("a signed Slack request was not a Slack payload (%d bytes)", len(body))
+            return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
+        if not has_slack_shape(bolt_request.body):
+            log.warning("a signed Slack request had fields of the wrong shape (%d bytes)", len(body))
             return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
         response = await slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
