@@ -241,7 +241,7 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
             log.warning("a signed Slack request was not a Slack payload (%d bytes)", len(body))
             return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
         if not has_slack_shape(bolt_request.body):
-            log.warning("a signed Slack request had fields of the wrong shape (%d bytes)", len(body))
+            log.warning("a signed Slack request had fields of the wrong type (%d bytes)", len(body))
             return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
         response = await slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
