@@ -63,6 +63,7 @@ def counted(count: int, noun: str) -> str:
     """ "1 question", "3 questions": a count with its noun in the right number."""
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
+
 # -- policy uploads -----------------------------------------------------------------------------
 ADMIN_ONLY = (
     "Sorry, only policy admins can upload or change the policy. If you think you should be "

@@ -91,4 +91,3 @@ async def test_a_reviewed_answer_reaches_a_console_asker_when_their_chat_opens(
     once_more = io.StringIO()
     await chat(bot, io.StringIO("!quit\n"), once_more, asker="alex")
     assert "cafeteria opens at 8" not in once_more.getvalue()
-
