@@ -169,6 +169,7 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
 
         slack.add_routes(app, bot)
     if settings.teams_configured:
+        settings.check_teams_secret()
         # No MicrosoftAppId and no explicit local-testing switch: no /api/messages at all,
         # so nobody can speak for a Teams user on a deployment that has no Teams.
         teams_app.add_routes(app, bot, listen_host=host)

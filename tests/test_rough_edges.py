@@ -4,11 +4,19 @@ report, numeric settings, console deliveries, the Teams secret, CLI wording, ove
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
+
+import pytest
 
 from adapters.console import chat
-from bot import messages
+from adapters.server import build_app
+from bot import config, messages
+from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion
+from bot.store.database import Storage
+from tests.conftest import RunCli
 
 COVERED = "can I post pictures from the team offsite on instagram?"
 NOT_COVERED = "what time does the cafeteria open?"
@@ -91,3 +99,57 @@ async def test_a_reviewed_answer_reaches_a_console_asker_when_their_chat_opens(
     once_more = io.StringIO()
     await chat(bot, io.StringIO("!quit\n"), once_more, asker="alex")
     assert "cafeteria opens at 8" not in once_more.getvalue()
+
+
+def numeric_variables() -> list[tuple[str, str]]:
+    """Every variable `Settings.from_env` reads as a number, and how (`_int` or `_float`)."""
+    source = Path(config.__file__).read_text(encoding="utf-8")
+    return re.findall(r'_(int|float)\(env, "([A-Z_]+)"', source)
+
+
+def test_every_numeric_setting_is_checked_at_start_up_with_its_range() -> None:
+    variables = numeric_variables()
+    assert len(variables) >= 11 and ("int", "POLICYBOT_MAX_UPLOAD_BYTES") in variables
+    for kind, variable in variables:
+        too_large = "99999999999" if kind == "int" else "1e12"
+        refused = ["-5", too_large] + (["nan", "inf"] if kind == "float" else [])
+        for value in refused:
+            with pytest.raises(ConfigError, match=rf"{variable} must be .* at most") as raised:
+                Settings.from_env({variable: value})
+            assert "got" in str(raised.value)
+    with pytest.raises(ConfigError, match=r"at least 1,024 and at most .* bytes, got -5"):
+        Settings.from_env({"POLICYBOT_MAX_UPLOAD_BYTES": "-5"})
+    assert Settings.from_env({"POLICYBOT_MAX_UPLOAD_BYTES": "2048"}).max_upload_bytes == 2048
+
+
+APP_ID = "00000000-0000-4000-8000-000000000001"
+
+
+def test_a_missing_teams_password_stops_only_what_talks_to_teams(
+    run: RunCli, tmp_path: Path
+) -> None:
+    without_password = {"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": ""}
+    asked = run("ask", "--json", COVERED, env=without_password)
+    assert asked.exit_code == 0, asked.output
+    package = tmp_path / "teams.zip"
+    packaged = run(
+        "teams-package",
+        "--out",
+        str(package),
+        "--website",
+        "https://example.com/",
+        env=without_password,
+    )
+    assert packaged.exit_code == 0, packaged.output
+    assert package.exists()
+    # Where the bot would speak to Teams, it says what is missing.
+    digest = run("digest", env={**without_password, "POLICYBOT_DIGEST_TEAMS_CONVERSATION": "19:x"})
+    assert digest.exit_code == 0
+    assert "teams: not connected: MicrosoftAppId is set, so MicrosoftAppPassword" in digest.output
+    bot = PolicyBot.create(
+        Settings(db_path=str(tmp_path / "serve.db"), microsoft_app_id=APP_ID),
+        storage=Storage.memory(),
+    )
+    with pytest.raises(ConfigError, match="MicrosoftAppPassword is needed"):
+        build_app(bot, host="127.0.0.1")
+    bot.storage.close()
