@@ -59,9 +59,10 @@ ALREADY_NOTED = {
 }
 
 
-def counted(count: int, noun: str) -> str:
-    """ "1 question", "3 questions": a count with its noun in the right number."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """ "1 question", "3 questions": a count with its noun in the right number (`plural` when
+    it is not the noun and an s)."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {plural or noun + 's'}"
 
 
 # -- policy uploads -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ report, numeric settings, console deliveries, the Teams secret, CLI wording, ove
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -153,3 +154,41 @@ def test_a_missing_teams_password_stops_only_what_talks_to_teams(
     with pytest.raises(ConfigError, match="MicrosoftAppPassword is needed"):
         build_app(bot, host="127.0.0.1")
     bot.storage.close()
+
+
+def test_questions_list_says_when_it_stops_at_the_limit(run: RunCli) -> None:
+    questions = "".join(f"may I post photo number {n} from the offsite?\n" for n in range(4))
+    assert run("ask", "--json", "-", stdin=questions).exit_code == 0
+    cut = run("questions", "list", "--json", "--limit", "3")
+    lines = [line for line in cut.stdout.splitlines() if line.strip()]
+    assert len(lines) == 3 and all(json.loads(line)["id"] for line in lines)
+    assert "showing the first 3 questions" in cut.stderr and "--limit" in cut.stderr
+    whole = run("questions", "list", "--json", "--limit", "4")
+    assert len(whole.stdout.splitlines()) == 4 and whole.stderr == ""
+
+
+def test_an_unknown_owner_is_named_with_the_teams_there_are(run: RunCli) -> None:
+    assert run("ask", NOT_COVERED).exit_code == 0
+    unknown = run("questions", "list", "--owner", "Finance")
+    assert unknown.exit_code == 2
+    assert "no team called 'Finance'" in unknown.stderr and "unrouted" in unknown.stderr
+    assert run("questions", "list", "--owner", "unrouted").exit_code == 0
+    assert run("questions", "list", "--owner", "HR").exit_code == 0  # initials still work
+    assert "Human Resources" in unknown.stderr
+
+
+def test_dismissing_one_question_says_one_question(run: RunCli) -> None:
+    assert run("ask", NOT_COVERED).exit_code == 0
+    (group,) = (
+        json.loads(line)
+        for line in run("questions", "list", "--groups", "--json").stdout.splitlines()
+    )
+    dismissed = run("questions", "dismiss", str(group["id"]))
+    assert "(1 question)" in dismissed.stdout and "questions)" not in dismissed.stdout
+
+
+def test_digest_without_channels_says_per_platform_it_was_not_posted(run: RunCli) -> None:
+    result = run("digest")
+    assert result.exit_code == 0, result.output
+    assert "slack: not posted; POLICYBOT_DIGEST_SLACK_CHANNEL is not set." in result.stderr
+    assert "teams: not posted; POLICYBOT_DIGEST_TEAMS_CONVERSATION is not set." in result.stderr
