@@ -180,6 +180,13 @@ def unknown_command(text: str) -> str:
     return f"I don't know the command {text.split()[0]}."
 
 
+def listening_on(host: str, port: int) -> str:
+    """`policybot serve`'s line once its port is bound."""
+    shown = f"[{host}]" if ":" in host else host
+    everywhere = " (all interfaces)" if host in {"0.0.0.0", "::", ""} else ""
+    return f"policybot: listening on http://{shown}:{port}{everywhere}"
+
+
 #: The console's own, shorter confirmations (a terminal is not a chat with buttons).
 CONSOLE_NOTES = {
     "helpful": "Thanks, noted.",

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import select
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -192,3 +198,45 @@ def test_digest_without_channels_says_per_platform_it_was_not_posted(run: RunCli
     assert result.exit_code == 0, result.output
     assert "slack: not posted; POLICYBOT_DIGEST_SLACK_CHANNEL is not set." in result.stderr
     assert "teams: not posted; POLICYBOT_DIGEST_TEAMS_CONVERSATION is not set." in result.stderr
+
+
+def test_serve_says_where_it_listens_once_the_port_is_bound(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("POLICYBOT_", "Microsoft", "SLACK_", "OPENAI_"))
+    }
+    env.update(POLICYBOT_DB=str(tmp_path / "serve.db"), POLICYBOT_RETRIEVER="lexical")
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        # A start-up limit, not a timing: a build that never says it is listening fails here.
+        readable, _, _ = select.select([process.stdout], [], [], 60)
+        assert readable, "serve printed nothing within 60 s"
+        line = process.stdout.readline()
+        assert line.strip() == f"policybot: listening on http://127.0.0.1:{port}"
+        # Said once bound: the port answers now.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert messages.listening_on("0.0.0.0", 8080).endswith(":8080 (all interfaces)")
+    assert "http://[::1]:8080" in messages.listening_on("::1", 8080)
