@@ -24,6 +24,7 @@ from bot.core import PolicyBot
 from bot.models import Actor, IncomingQuestion
 from bot.store.database import Storage
 from tests.conftest import RunCli
+from tests.reliability import record
 
 COVERED = "can I post pictures from the team offsite on instagram?"
 NOT_COVERED = "what time does the cafeteria open?"
@@ -240,3 +241,56 @@ def test_serve_says_where_it_listens_once_the_port_is_bound(tmp_path: Path) -> N
             process.stdout.close()
     assert messages.listening_on("0.0.0.0", 8080).endswith(":8080 (all interfaces)")
     assert "http://[::1]:8080" in messages.listening_on("::1", 8080)
+
+
+#: Runs `policybot ARGS` and, on the way out, writes the process's peak resident memory (kB)
+#: to stderr: VmHWM starts afresh at exec, unlike the rusage figures a fork inherits.
+PEAK_REPORTING = """
+import atexit, runpy, sys
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print("peak-kB", line.split()[1], file=sys.stderr)
+atexit.register(peak)
+sys.argv = ["policybot", *sys.argv[1:]]
+runpy.run_module("bot.cli", run_name="__main__")
+"""
+
+
+def peak_memory_of_policy_load(file: Path, tmp_path: Path, limit: int) -> tuple[int, str]:
+    """`policybot policy load FILE` in a process of its own: its peak resident memory in kB,
+    and what it said."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("POLICYBOT_")}
+    env.update(POLICYBOT_DB=str(tmp_path / "load.db"), POLICYBOT_MAX_UPLOAD_BYTES=str(limit))
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_REPORTING, "policy", "load", str(file)],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr
+    (peak,) = re.findall(r"peak-kB (\d+)", result.stderr)
+    return int(peak), result.stderr
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    limit = 2**20
+    just_over, huge = tmp_path / "just-over.md", tmp_path / "huge.md"
+    for file, size in ((just_over, limit + 1), (huge, 80 * 2**20)):
+        with file.open("wb") as out:
+            out.truncate(size)  # sparse: the disk holds nothing, reading it would fill memory
+    small_peak, _ = peak_memory_of_policy_load(just_over, tmp_path, limit)
+    huge_peak, said = peak_memory_of_policy_load(huge, tmp_path, limit)
+    assert "huge.md is larger than the 1 MB upload limit" in said
+    # Reading the 80 MB would add at least that much; refusing by its size adds nothing.
+    assert huge_peak - small_peak < 40 * 1024, (small_peak, huge_peak)
+    record(
+        "Bad input: policy load refuses a file over the limit before reading it",
+        "pytest tests/test_rough_edges.py -k over_the_limit",
+        file_mb=80,
+        limit_mb=1,
+        peak_kb_just_over_limit=small_peak,
+        peak_kb_80_mb_file=huge_peak,
+    )
