@@ -10,12 +10,24 @@ from typing import TextIO
 from bot import messages
 from bot.core import ASK_POLICY_TEAM, HELPFUL, NOT_HELPFUL, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, QuestionError
+from bot.notify import ReplyAddress
 
 PLATFORM = "console"
 HELP = messages.CONSOLE_HELP
 
 #: The console's feedback commands, as the core's reactions.
 COMMANDS = {"!helpful": HELPFUL, "!unhelpful": NOT_HELPFUL, "!human": ASK_POLICY_TEAM}
+
+
+class ConsoleNotifier:
+    """Reviewed answers for the asker at this terminal, shown when their chat opens: the
+    console has no way to reach anyone later."""
+
+    def __init__(self, stdout: TextIO) -> None:
+        self.stdout = stdout
+
+    async def send(self, address: ReplyAddress, text: str) -> None:
+        print(f"bot> {text}\n", file=self.stdout)
 
 
 def render(answer: Answer, width: int) -> str:
@@ -28,6 +40,7 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
     active = bot.active_versions()
     names = "; ".join(f"{v.title} ({v.label or v.uploaded_at[:10]})" for v in active)
     print(f"policybot: answering from {names}.\n{HELP}\n", file=stdout)
+    await bot.deliver_answers_to(Actor(PLATFORM, asker), ConsoleNotifier(stdout))
     last: Answer | None = None
 
     async def tell(note: str) -> None:
@@ -59,6 +72,9 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
                 await bot.react_to_answer(
                     Actor(PLATFORM, asker), last.question_id, COMMANDS[command], tell
                 )
+            continue
+        if command.startswith("!"):  # a mistyped command is not a question for the team
+            print(f"bot> {messages.unknown_command(text)}\n{HELP}", file=stdout)
             continue
         try:
             last = await bot.ask(IncomingQuestion(text=text, platform=PLATFORM, asker=asker))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -169,6 +169,7 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
 
         slack.add_routes(app, bot)
     if settings.teams_configured:
+        settings.check_teams_secret()
         # No MicrosoftAppId and no explicit local-testing switch: no /api/messages at all,
         # so nobody can speak for a Teams user on a deployment that has no Teams.
         teams_app.add_routes(app, bot, listen_host=host)
@@ -185,10 +186,13 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     return app
 
 
-def run(bot: PolicyBot, host: str, port: int) -> None:
+def run(bot: PolicyBot, host: str, port: int, *, ready: Callable[[], None] | None = None) -> None:
+    """Serve until stopped; `ready` is called once the port is bound (the "listening on" line
+    people and scripts wait for)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     redact_logs(Redactor.of(bot.settings))
     app = build_app(bot, host=host)  # before listening: a refused setting never binds the port
-    web.run_app(app, host=host, port=port, print=None, **RUNNER_OPTIONS)
+    announce = (lambda _aiohttp_banner: ready()) if ready is not None else None
+    web.run_app(app, host=host, port=port, print=announce, **RUNNER_OPTIONS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -34,6 +35,56 @@ SECRET_FIELDS = (
 
 class ConfigError(ValueError):
     """A setting has a value the bot cannot use."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take: from `low` (itself allowed unless `above`) to
+    `high`; `unit` words the message."""
+
+    low: float
+    high: float
+    above: bool = False
+    unit: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        low = f"above {_shown(self.low)}" if self.above else f"at least {_shown(self.low)}"
+        return f"{low} and at most {_shown(self.high)}{unit}"
+
+
+def _shown(number: float) -> str:
+    """1,073,741,824 rather than 1.07374e+09: limits are read by people."""
+    return f"{number:,.0f}" if number == int(number) else f"{number:g}"
+
+
+#: Every numeric setting (its field) with its variable and range, checked at start-up: a value
+#: out of range would otherwise surface much later, and oddly ("larger than the -4.8e-06 MB
+#: limit").
+NUMERIC_SETTINGS: dict[str, tuple[str, Range]] = {
+    "min_confidence": ("POLICYBOT_MIN_CONFIDENCE", Range(0, 1)),
+    "max_citations": ("POLICYBOT_MAX_CITATIONS", Range(1, 20)),
+    "max_question_chars": ("POLICYBOT_MAX_QUESTION_CHARS", Range(10, 100_000, unit="characters")),
+    "llm_timeout": ("POLICYBOT_LLM_TIMEOUT", Range(0, 300, above=True, unit="seconds")),
+    "llm_retries": ("POLICYBOT_LLM_RETRIES", Range(0, 10)),
+    "llm_budget": ("POLICYBOT_LLM_BUDGET", Range(0, 600, above=True, unit="seconds")),
+    "max_upload_bytes": ("POLICYBOT_MAX_UPLOAD_BYTES", Range(1024, 2**30, unit="bytes")),
+    "upload_read_seconds": (
+        "POLICYBOT_UPLOAD_READ_SECONDS",
+        Range(0, 3600, above=True, unit="seconds"),
+    ),
+    "upload_read_memory_mb": ("POLICYBOT_UPLOAD_READ_MEMORY_MB", Range(64, 65536, unit="MB")),
+    "retention_days": ("POLICYBOT_RETENTION_DAYS", Range(1, 3650, unit="days")),
+    "delivery_interval": (
+        "POLICYBOT_DELIVERY_INTERVAL",
+        Range(0, 86400, unit="seconds (0 turns it off)"),
+    ),
+}
 
 
 _N = TypeVar("_N", int, float)
@@ -236,16 +287,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ConfigError("POLICYBOT_MIN_CONFIDENCE must be between 0 and 1")
-        if self.max_citations < 1:
-            raise ConfigError("POLICYBOT_MAX_CITATIONS must be at least 1")
+        for name, (variable, allowed) in NUMERIC_SETTINGS.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"{variable} must be {allowed.describe()}, got {value}")
         if self.retriever not in RETRIEVERS:
             raise ConfigError(f"POLICYBOT_RETRIEVER must be one of {', '.join(RETRIEVERS)}")
-        if self.retention_days < 1:
-            raise ConfigError("POLICYBOT_RETENTION_DAYS must be at least 1")
-        if self.max_question_chars < 10:
-            raise ConfigError("POLICYBOT_MAX_QUESTION_CHARS must be at least 10")
         if self.llm_model.strip() and not self.openai_base_url.strip():
             raise ConfigError(
                 "POLICYBOT_LLM_MODEL is set but OPENAI_BASE_URL is not; "
@@ -255,16 +302,6 @@ class Settings:
             ("http://", "https://")
         ):
             raise ConfigError("OPENAI_BASE_URL must start with http:// or https://")
-        if self.llm_timeout <= 0 or self.llm_budget <= 0:
-            raise ConfigError("POLICYBOT_LLM_TIMEOUT and POLICYBOT_LLM_BUDGET must be above 0")
-        if not 0 <= self.llm_retries <= 10:
-            raise ConfigError("POLICYBOT_LLM_RETRIES must be between 0 and 10")
-        if self.delivery_interval < 0:
-            raise ConfigError("POLICYBOT_DELIVERY_INTERVAL must be 0 (off) or more seconds")
-        if not 0 < self.upload_read_seconds <= 3600:
-            raise ConfigError("POLICYBOT_UPLOAD_READ_SECONDS must be above 0 and at most 3600")
-        if self.upload_read_memory_mb < 64:
-            raise ConfigError("POLICYBOT_UPLOAD_READ_MEMORY_MB must be at least 64")
         if not self.teams_service_url.startswith(("http://", "https://")):
             raise ConfigError("POLICYBOT_TEAMS_SERVICE_URL must start with https://")
         if not https_or_loopback_http(self.teams_openid_metadata_url):
@@ -302,17 +339,23 @@ class Settings:
                 "MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
                 f"got {self.microsoft_app_type!r}"
             )
-        needs_password = app_type == "singletenant" or (
-            app_type == "multitenant" and self.microsoft_app_id
-        )
         if app_type != "multitenant" and not self.microsoft_app_id:
             raise ConfigError(f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppId")
-        if needs_password and not self.microsoft_app_password:
-            raise ConfigError("MicrosoftAppId is set, so MicrosoftAppPassword is needed too")
         if app_type != "multitenant" and not self.microsoft_app_tenant_id:
             raise ConfigError(
                 f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppTenantId"
             )
+
+    def check_teams_secret(self) -> None:
+        """ConfigError when the bot would speak to Teams without its secret: checked where Teams
+        is served or sent to (`serve`, `digest`, `questions answer`), not at start-up, so a
+        missing MicrosoftAppPassword stops only those, never `ask` or `teams-package`."""
+        app_type = self.microsoft_app_type.lower()
+        needs_password = app_type == "singletenant" or (
+            app_type == "multitenant" and self.microsoft_app_id
+        )
+        if needs_password and not self.microsoft_app_password:
+            raise ConfigError("MicrosoftAppId is set, so MicrosoftAppPassword is needed too")
 
     def admin_ids(self, platform: str) -> tuple[str, ...]:
         """The POLICYBOT_ADMINS ids that count on `platform` (and on no other)."""

@@ -419,12 +419,29 @@ class PolicyBot:
         self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
         self.review.place(question_id)
 
+    def reaction_refusal(self, question_id: int, reaction: str) -> str | None:
+        """Why `reaction` is not taken on this question, or None when it is: a rating of a "not
+        covered" reply (there was no answer to rate, and the question is on the review list
+        already), or the reaction already recorded (pressed again, it would thank again and
+        post to the review channel again). KeyError when there is no such question."""
+        row = self.storage.question(question_id)
+        if reaction in (HELPFUL, NOT_HELPFUL) and not row["answered"]:
+            return messages.NOTHING_TO_RATE
+        if reaction in (HELPFUL, NOT_HELPFUL) and row["feedback"] == reaction:
+            return messages.ALREADY_NOTED[reaction]
+        escalated = row["status"] == "open" and row["review_reason"] == ASK_POLICY_TEAM
+        if reaction == ASK_POLICY_TEAM and escalated:
+            return messages.ALREADY_NOTED[reaction]
+        return None
+
     def react(self, question_id: int, reaction: str) -> Referral | None:
         """An asker's reaction (one of REACTIONS) to an answer, from any platform: the
         referral for `announce` when the question goes on the review list, else None.
         KeyError when there is no such question."""
         if reaction not in REACTIONS:
             raise ValueError(f"unknown reaction {reaction!r}")
+        if self.reaction_refusal(question_id, reaction) is not None:
+            return None  # nothing recorded, so nothing to announce again
         if reaction == ASK_POLICY_TEAM:
             self.escalate(question_id)
         else:
@@ -513,10 +530,15 @@ class PolicyBot:
         """An answer's button pressed (one of REACTIONS; `question_id` None when the button's
         value was garbled): the reaction recorded, the presser told so (`tell`), then the
         platform's review channel told when the question went on the review list. False, and
-        the presser told, when the question is gone."""
+        the presser told, when the question is gone or the reaction not taken (a rating of a
+        "not covered" reply, the same reaction again: `reaction_refusal`)."""
         try:
             if question_id is None:
                 raise KeyError(question_id)
+            refusal = self.reaction_refusal(question_id, reaction)
+            if refusal is not None:
+                await tell(refusal)
+                return False
             referral = self.react(question_id, reaction)
         except KeyError:
             await tell(messages.STALE_QUESTION)
@@ -652,6 +674,16 @@ class PolicyBot:
         async with self._delivering:
             self.review.expire(self.settings.retention_days)
             return await self.review.deliver(self.notifiers, group_id)
+
+    async def deliver_answers_to(self, actor: Actor, notifier: Notifier) -> DeliveryReport:
+        """Reviewed answers waiting for one asker, sent through `notifier`: for a platform
+        that can only reach its askers while they are there (the console, when its chat
+        opens), not from `deliver_answers`."""
+        async with self._delivering:
+            self.review.expire(self.settings.retention_days)
+            return await self.review.deliver(
+                {actor.platform: notifier}, asker=(actor.platform, actor.user_id)
+            )
 
     def open_questions(self, limit: int = 1000) -> list[dict[str, object]]:
         return list(self.storage.questions(status="open", limit=limit))

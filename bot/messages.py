@@ -45,6 +45,25 @@ REACTION_NOTES = {
 STALE_QUESTION = "I couldn't find that question any more. Please ask it again."
 #: The console's reactions before any question.
 ASK_FIRST = "Ask a question first."
+#: A rating pressed under "the policy does not cover this": there was no answer to rate, and
+#: the question is on the review list already.
+NOTHING_TO_RATE = (
+    "There was no answer to rate: the policy doesn't cover that question, so it is already on "
+    "the policy team's review list."
+)
+#: The same reaction again on the same answer: noted once, not put on the list twice.
+ALREADY_NOTED = {
+    "helpful": "You already said this answer was helpful; it's noted.",
+    "not_helpful": "You already said this answer wasn't helpful; it's on the review list.",
+    "ask_policy_team": "That question is already with the policy team.",
+}
+
+
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """ "1 question", "3 questions": a count with its noun in the right number (`plural` when
+    it is not the noun and an s)."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {plural or noun + 's'}"
+
 
 # -- policy uploads -----------------------------------------------------------------------------
 ADMIN_ONLY = (
@@ -155,6 +174,19 @@ policy team), !policy (which policy is active), !help, !quit (or Ctrl-D)."""
 CONSOLE_FOOTER = (
     "Was this helpful? Type !helpful or !unhelpful; !human sends it to the policy team."
 )
+
+
+def unknown_command(text: str) -> str:
+    return f"I don't know the command {text.split()[0]}."
+
+
+def listening_on(host: str, port: int) -> str:
+    """`policybot serve`'s line once its port is bound."""
+    shown = f"[{host}]" if ":" in host else host
+    everywhere = " (all interfaces)" if host in {"0.0.0.0", "::", ""} else ""
+    return f"policybot: listening on http://{shown}:{port}{everywhere}"
+
+
 #: The console's own, shorter confirmations (a terminal is not a chat with buttons).
 CONSOLE_NOTES = {
     "helpful": "Thanks, noted.",

@@ -213,7 +213,7 @@ def test_export_to_a_file(db: str, tmp_path: Path) -> None:
     Platforms(db).ask([("what time does the cafeteria close", ("slack", "U1", "Dana"))])
     out = tmp_path / "log.csv"
     result = cli(db, "questions", "export", "-o", str(out))
-    assert result.exit_code == 0 and "1 questions written" in result.output
+    assert result.exit_code == 0 and "1 question written" in result.output
     assert "cafeteria" in out.read_text()
 
 
@@ -231,11 +231,11 @@ def test_purge_older_than(db: str) -> None:
     bot.storage.close()
 
     dry = cli(db, "questions", "purge", "--older-than", "180d", "--dry-run")
-    assert dry.exit_code == 0 and "Would delete 1 questions" in dry.output
+    assert dry.exit_code == 0 and "Would delete 1 question asked" in dry.output
     declined = cli(db, "questions", "purge", "--older-than", "180d", stdin="n\n")
     assert declined.exit_code == 1
     done = cli(db, "questions", "purge", "--older-than", "180d", "--yes")
-    assert done.exit_code == 0 and "Deleted 1 questions" in done.output
+    assert done.exit_code == 0 and "Deleted 1 question asked" in done.output
     left = cli(db, "questions", "list", "--status", "all", "--json").output.splitlines()
     assert [json.loads(x)["id"] for x in left] == [ids[1]]
     bad = cli(db, "questions", "purge", "--older-than", "soon", "--yes")

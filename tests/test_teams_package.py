@@ -120,7 +120,6 @@ def test_long_descriptions_are_shortened_at_a_word() -> None:
     ("env", "message"),
     [
         ({"MicrosoftAppType": "Personal"}, "MicrosoftAppType must be"),
-        ({"MicrosoftAppId": APP_ID}, "MicrosoftAppPassword is needed"),
         (
             {
                 "MicrosoftAppType": "SingleTenant",

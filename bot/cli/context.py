@@ -86,6 +86,8 @@ def connect_platforms(bot: PolicyBot) -> None:
             )
             continue
         try:
+            if platform == "teams":
+                bot.settings.check_teams_secret()
             register(bot)
         except ConfigError as error:
             click.echo(f"{platform}: not connected: {error}", err=True)

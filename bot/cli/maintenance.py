@@ -37,7 +37,9 @@ def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
         "teams": ("POLICYBOT_DIGEST_TEAMS_CONVERSATION", settings.digest_teams_conversation),
     }
     for platform, (variable, value) in configured.items():
-        if value and platform not in results:
+        if not value and platform not in results:
+            click.echo(f"{platform}: not posted; {variable} is not set.", err=True)
+        elif value and platform not in results:
             why = " (SLACK_BOT_TOKEN is not set)" if platform == "slack" else ""
             click.echo(
                 f"{variable} is set, but no {platform} poster is available here{why}; "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from bot import messages
 from bot.cli.context import Context, fail, guarded
 from bot.cli.root import main
 from bot.config import ConfigError
@@ -43,8 +44,12 @@ def chat(ctx: Context) -> None:
 def serve(ctx: Context, host: str, port: int) -> None:
     """Run the HTTP server for Slack and Teams (and /healthz)."""
     server = importlib.import_module("adapters.server")
+
+    def listening() -> None:
+        click.echo(messages.listening_on(host, port))
+
     try:
-        server.run(ctx.bot(), host, port)
+        server.run(ctx.bot(), host, port, ready=listening)
     except ConfigError as error:  # e.g. unauthenticated Teams on a non-loopback host
         fail(str(error), 2)
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from bot import messages
 from bot.cli.context import EXIT_POLICY, Context, console, fail, guarded
 from bot.cli.root import main
+from bot.models import PolicyError
 
 
 @main.group()
@@ -31,11 +33,26 @@ def policy_load(
     """Load FILE (Markdown, text, HTML, DOCX or PDF) as a new version of its document, show
     what changed against the active version, and make it active (unless --stage)."""
     bot = ctx.bot(with_policy=False)
+    refuse_before_reading(file, bot.settings.max_upload_bytes)
     result = bot.policies.load_file(file, uploaded_by=uploaded_by, name=name, activate=not stage)
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
         click.echo(result.as_text())
+
+
+def refuse_before_reading(file: Path, limit_bytes: int) -> None:
+    """A file over the upload limit refused by its size on disk, before a byte of it is read
+    into memory (the upload check comes only after reading it whole). Anything stat cannot
+    say is left to reading, which words those errors."""
+    try:
+        size = file.stat().st_size
+    except OSError:
+        return
+    if file.is_file() and size > limit_bytes:
+        raise PolicyError(
+            f"{messages.too_large(file.name, limit_bytes)} {messages.NOTHING_CHANGED}"
+        )
 
 
 @policy.command("diff")

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from bot import messages
 from bot.cli.context import Context, connect_platforms, console, fail, guarded
 from bot.cli.root import main
 from bot.core import PolicyBot
@@ -62,6 +63,8 @@ def questions_list(
     """The review list: open questions grouped by topic, busiest first, with the team that
     owns the closest policy section. --questions lists each logged question, newest first."""
     bot = ctx.bot(with_policy=False)
+    if owner is not None:
+        check_owner(bot, owner)
     if status is None:
         # People at a terminal want the review list; scripts reading JSON want the whole log.
         status = "all" if as_json and not as_groups else "open"
@@ -74,17 +77,46 @@ def questions_list(
             fail(f"groups are {', '.join(GROUP_VIEW_STATUSES)}; use --questions for {status}", 2)
         groups = bot.review.queue(status=None if status == "all" else status, owner=owner)
         print_groups(groups[:limit], as_json)
+        say_if_cut(len(groups), limit, "group")
         return
     wanted = None if status == "all" else status
-    rows = bot.storage.questions(status=wanted, limit=limit)
-    if owner is not None:
-        routed = {
-            r["id"]
-            for r in bot.storage.questions_between(status=wanted)
-            if owner_matches(owner, r["owner"] or "")
-        }
+    if owner is None:
+        # One more than shown, to know whether the list was cut.
+        rows = bot.storage.questions(status=wanted, limit=limit + 1)
+        found = len(rows)
+    else:
+        logged = bot.storage.questions_between(status=wanted)
+        routed = {r["id"] for r in logged if owner_matches(owner, r["owner"] or "")}
+        found = len(routed)
+        # Newest first, as without --owner: every question of that status, then the team's.
+        rows = bot.storage.questions(status=wanted, limit=max(len(logged), 1))
         rows = [r for r in rows if r["id"] in routed]
-    print_questions(bot, rows, as_json)
+    print_questions(bot, rows[:limit], as_json)
+    say_if_cut(found, limit, "question")
+
+
+def say_if_cut(found: int, limit: int, noun: str) -> None:
+    """On stderr, so a script reading the lines still reads only rows: that the list stops at
+    --limit, and how to see the rest."""
+    if found > limit:
+        more = "more" if noun == "question" and found == limit + 1 else f"{found:,} in all"
+        click.echo(
+            f"policybot: showing the first {messages.counted(limit, noun)} ({more}); "
+            "raise --limit to see the rest"
+            + (", or use `policybot questions export`." if noun == "question" else "."),
+            err=True,
+        )
+
+
+def check_owner(bot: PolicyBot, owner: str) -> None:
+    """An --owner that names no team the policy or the review list knows is a mistake (a typo,
+    a team by another name), not an empty queue: say so, with the teams there are."""
+    teams = {team for version in bot.storage.versions() for team in version.owners}
+    teams |= {g.owner for g in bot.review.groups(status=None) if g.owner}
+    if owner_matches(owner, "") or any(owner_matches(owner, team) for team in teams):
+        return
+    known = ", ".join(sorted(teams)) or "none yet"
+    fail(f"no team called {owner!r}; the teams are: {known} (or unrouted)", 2)
 
 
 def print_groups(groups: list[Group], as_json: bool) -> None:
@@ -240,7 +272,10 @@ def questions_answer(ctx: Context, group_id: int, answer: str, reviewer: str) ->
 def questions_dismiss(ctx: Context, group_id: int, reviewer: str) -> None:
     """Close GROUP_ID without an answer (or withdraw its reviewed answer)."""
     group = ctx.bot(with_policy=False).dismiss_group(group_id, reviewer)
-    click.echo(f"Group {group.id} dismissed ({group.count} questions); nobody is notified.")
+    click.echo(
+        f"Group {group.id} dismissed ({messages.counted(group.count, 'question')}); "
+        "nobody is notified."
+    )
 
 
 @questions.command("export")
@@ -287,7 +322,7 @@ def questions_export(
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         fail(f"cannot write {output}: {error.strerror}", 2)
-    click.echo(f"{len(rows)} questions written to {output}.", err=True)
+    click.echo(f"{messages.counted(len(rows), 'question')} written to {output}.", err=True)
 
 
 @questions.command("purge")
@@ -305,8 +340,9 @@ def questions_purge(ctx: Context, older_than: str, dry_run: bool, yes: bool) -> 
     cutoff = (datetime.now(UTC) - age).isoformat(timespec="seconds")
     counts = bot.storage.purge_questions(cutoff, dry_run=True)
     summary = (
-        f"{counts['questions']} questions asked before {cutoff}, "
-        f"{counts['reply_addresses']} reply addresses, {counts['groups']} emptied groups"
+        f"{messages.counted(counts['questions'], 'question')} asked before {cutoff}, "
+        f"{messages.counted(counts['reply_addresses'], 'reply address', 'reply addresses')}, "
+        f"{messages.counted(counts['groups'], 'emptied group')}"
     )
     if dry_run:
         click.echo(f"Would delete {summary}.")

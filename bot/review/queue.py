@@ -261,13 +261,20 @@ class ReviewQueue:
         return self.group(group_id)
 
     async def deliver(
-        self, notifiers: Mapping[str, Notifier], group_id: int | None = None
+        self,
+        notifiers: Mapping[str, Notifier],
+        group_id: int | None = None,
+        *,
+        asker: tuple[str, str] | None = None,
     ) -> DeliveryReport:
-        """Send reviewed answers to askers not yet reached; a delivered address is deleted, an
-        undeliverable one is kept for the next attempt (until the retention period ends)."""
+        """Send reviewed answers to askers not yet reached (only to `asker`, a platform and
+        user id, when given); a delivered address is deleted, an undeliverable one is kept for
+        the next attempt (until the retention period ends)."""
         sent = failed = 0
         waiting: Counter[str] = Counter()
         for pending in self.storage.pending_deliveries(group_id):
+            if asker is not None and (pending["platform"], pending["user_id"]) != asker:
+                continue
             notifier = notifiers.get(pending["platform"])
             if notifier is None:
                 waiting[pending["platform"]] += 1
