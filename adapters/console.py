@@ -12,7 +12,8 @@ from bot.core import ASK_POLICY_TEAM, HELPFUL, NOT_HELPFUL, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion, QuestionError
 
 PLATFORM = "console"
-HELP = messages.CONSOLE_HELP
+#: The help without the active policy at hand; `chat` shows one with its own example.
+HELP = messages.console_help("may I post about my work on social media?")
 
 #: The console's feedback commands, as the core's reactions.
 COMMANDS = {"!helpful": HELPFUL, "!unhelpful": NOT_HELPFUL, "!human": ASK_POLICY_TEAM}
@@ -27,7 +28,8 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
     width = min(shutil.get_terminal_size((100, 24)).columns, 110)
     active = bot.active_versions()
     names = "; ".join(f"{v.title} ({v.label or v.uploaded_at[:10]})" for v in active)
-    print(f"policybot: answering from {names}.\n{HELP}\n", file=stdout)
+    help_text = messages.console_help(bot.example_question())
+    print(f"policybot: answering from {names}.\n{help_text}\n", file=stdout)
     last: Answer | None = None
 
     async def tell(note: str) -> None:
@@ -46,7 +48,7 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
         if command in {"!quit", "!exit", "quit", "exit"}:
             return
         if command == "!help":
-            print(HELP, file=stdout)
+            print(help_text, file=stdout)
             continue
         if command == "!policy":
             for v in bot.active_versions():
