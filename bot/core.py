@@ -221,11 +221,14 @@ class PolicyBot:
         """A question to offer as an example (a chat's banner, an empty question's hint),
         about a section of the active policy, so it fits the organization's own policy."""
         for version in self.storage.active_versions():
-            for stored in self.storage.clauses([version.id]):
-                title = stored.clause.section_title
-                # The first sub-section: the document's own title is no topic.
-                if title and len(stored.clause.heading_path) > 1:
-                    return messages.example_question(title)
+            titles = [
+                stored.clause.section_title
+                for stored in self.storage.clauses([version.id])
+                if stored.clause.section_title not in ("", version.title)
+            ]
+            if titles:
+                # From the middle: a policy's first sections are its purpose and scope.
+                return messages.example_question(titles[len(titles) // 2])
         return messages.example_question("")
 
     def active_policy(self) -> ActivePolicy:

@@ -516,10 +516,15 @@ class PolicyLibrary:
         activation = self.activate(stored.version.id, by=uploaded_by, keep_example=keep_example)
         return self._activated(stored, activation)
 
-    @staticmethod
-    def _activated(stored: UploadResult, activation: Activation) -> UploadResult:
-        """An upload's result once activated: its summary names the version as it now is."""
-        changes = dataclasses.replace(stored.changes, target=activation.version)
+    def _activated(self, stored: UploadResult, activation: Activation) -> UploadResult:
+        """An upload's result once activated: its summary names both versions as they now
+        are (the upload active, the one it replaced no longer)."""
+        base = stored.changes.base
+        changes = dataclasses.replace(
+            stored.changes,
+            target=activation.version,
+            base=self.version(base.id) if base is not None else None,
+        )
         return UploadResult(activation.version, stored.created, changes, activation)
 
     def _store_on_own_connection(
