@@ -256,3 +256,36 @@ def test_staged_upload_says_it_will_replace_the_example(settings: Settings) -> N
     staged = bot.policies.upload("acme.md", V1.encode())
     assert "retires the bundled example" in staged.example_note
     assert staged.example_note in staged.as_text()
+
+
+def test_migration_numbers_existing_versions_per_document_and_marks_the_bundled(
+    tmp_path: Path,
+) -> None:
+    """A database from before per-document numbers: its versions get them, in upload order,
+    and the bundled load's versions the example's mark."""
+    import sqlite_utils
+
+    from bot.store.schema import migrations
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    migrations.apply(old, stop_before="m008_document_numbers_and_bundled")
+    old["documents"].insert_all(
+        [{"id": 1, "name": "example", "title": "E"}, {"id": 2, "name": "acme", "title": "A"}]
+    )
+    rows = [(1, 1, "bundled"), (2, 2, "cli"), (3, 1, "cli"), (4, 2, "cli")]
+    old["versions"].insert_all(
+        {"id": i, "document_id": d, "uploaded_by": by, "status": "staged"} for i, d, by in rows
+    )
+    old.close()
+    storage = Storage.open(path)
+    try:
+        numbered = {v.id: (v.document, v.number, v.bundled) for v in storage.versions()}
+        assert numbered == {
+            1: ("example", 1, True),
+            2: ("acme", 1, False),
+            3: ("example", 2, False),
+            4: ("acme", 2, False),
+        }
+    finally:
+        storage.close()
