@@ -270,11 +270,11 @@ def test_migration_numbers_existing_versions_per_document_and_marks_the_bundled(
     path = tmp_path / "old.db"
     old = sqlite_utils.Database(path)
     migrations.apply(old, stop_before="m008_document_numbers_and_bundled")
-    old["documents"].insert_all(
+    old.table("documents").insert_all(
         [{"id": 1, "name": "example", "title": "E"}, {"id": 2, "name": "acme", "title": "A"}]
     )
     rows = [(1, 1, "bundled"), (2, 2, "cli"), (3, 1, "cli"), (4, 2, "cli")]
-    old["versions"].insert_all(
+    old.table("versions").insert_all(
         {"id": i, "document_id": d, "uploaded_by": by, "status": "staged"} for i, d, by in rows
     )
     old.close()
