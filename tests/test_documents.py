@@ -289,3 +289,26 @@ def test_migration_numbers_existing_versions_per_document_and_marks_the_bundled(
         }
     finally:
         storage.close()
+
+
+async def test_chat_upload_activated_by_button_replaces_example_and_retire_button(
+    settings: Settings,
+) -> None:
+    """The Slack and Teams path: `receive_upload`, then Activate (`settle_upload`), retires
+    the example; RETIRE under the same message takes the document out again."""
+    from bot.policies import ACTIVATE, RETIRE
+
+    admin = Actor("slack", "U0ADMIN")
+    bot = PolicyBot.create(replace(settings, admins=("slack:U0ADMIN",)), storage=Storage.memory())
+    bot.ensure_policy()
+
+    async def fetch() -> bytes:
+        return V1.encode()
+
+    reply = await bot.receive_upload(admin, "acme.md", fetch)
+    assert reply.result is not None and "retires the bundled example" in reply.result.example_note
+    settled = bot.settle_upload(admin, reply.result.version.id, ACTIVATE)
+    assert "is now active" in settled.text and "bundled example policy" in settled.text
+    assert [v.document for v in bot.storage.active_versions()] == ["acme"]
+    retired = bot.settle_upload(admin, reply.result.version.id, RETIRE)
+    assert "Retired acme v1" in retired.text and bot.storage.active_versions() == []
