@@ -1,4 +1,5 @@
-"""Policy administration over HTTP: upload, list, diff, activate, discard and roll back.
+"""Policy administration over HTTP: upload, list, diff, activate, discard, roll back and
+retire.
 
 Every route needs `Authorization: Bearer $POLICYBOT_ADMIN_TOKEN`; with no token set the
 routes answer 404 saying how to enable them. The handlers only translate HTTP to the core's
@@ -53,6 +54,7 @@ class AdminApi:
         app.router.add_get(r"/admin/policies/{version:\d+}/diff", guard(self.diff))
         app.router.add_post(r"/admin/policies/{version:\d+}/activate", guard(self.activate))
         app.router.add_delete(r"/admin/policies/{version:\d+}", guard(self.discard))
+        app.router.add_post("/admin/policies/{document}/retire", guard(self.retire))
 
     # -- authorization and errors, for every route ------------------------------------------------
     def _guarded(self, handler: Handler) -> Handler:
@@ -89,6 +91,11 @@ class AdminApi:
         return wrapper
 
     @staticmethod
+    def _keep_example(request: web.Request, form: dict[str, str] | None = None) -> bool:
+        given = (form or {}).get("keep_example") or request.query.get("keep_example", "")
+        return given.lower() in TRUTHY
+
+    @staticmethod
     def _by(request: web.Request, form: dict[str, str] | None = None) -> str:
         by = (form or {}).get("by") or request.query.get("by") or "http-admin"
         return by.strip()[:200]
@@ -123,6 +130,7 @@ class AdminApi:
             uploaded_by=self._by(request, form),
             name=form.get("name") or request.query.get("name") or None,
             activate=activate,
+            keep_example=self._keep_example(request, form),
         )
         # A long document's summary and JSON (every clause it adds) are built off the loop.
         body = await asyncio.to_thread(_upload_json, result)
@@ -184,8 +192,18 @@ class AdminApi:
         return web.json_response({**changes.as_json(), "summary": changes.as_text()})
 
     async def activate(self, request: web.Request) -> web.Response:
-        activation = self.bot.policies.activate(self._version(request), by=self._by(request))
+        activation = self.bot.policies.activate(
+            self._version(request),
+            by=self._by(request),
+            keep_example=self._keep_example(request),
+        )
         return web.json_response({**activation.as_json(), "summary": activation.as_text()})
+
+    async def retire(self, request: web.Request) -> web.Response:
+        retirement = self.bot.policies.retire(
+            request.match_info["document"], by=self._by(request)
+        )
+        return web.json_response({**retirement.as_json(), "summary": retirement.as_text()})
 
     async def discard(self, request: web.Request) -> web.Response:
         version = self.bot.policies.discard(self._version(request))

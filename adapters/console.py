@@ -13,7 +13,8 @@ from bot.models import Actor, Answer, IncomingQuestion, QuestionError
 from bot.notify import ReplyAddress
 
 PLATFORM = "console"
-HELP = messages.CONSOLE_HELP
+#: The help without the active policy at hand; `chat` shows one with its own example.
+HELP = messages.console_help("may I post about my work on social media?")
 
 #: The console's feedback commands, as the core's reactions.
 COMMANDS = {"!helpful": HELPFUL, "!unhelpful": NOT_HELPFUL, "!human": ASK_POLICY_TEAM}
@@ -39,7 +40,8 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
     width = min(shutil.get_terminal_size((100, 24)).columns, 110)
     active = bot.active_versions()
     names = "; ".join(f"{v.title} ({v.label or v.uploaded_at[:10]})" for v in active)
-    print(f"policybot: answering from {names}.\n{HELP}\n", file=stdout)
+    help_text = messages.console_help(bot.example_question())
+    print(f"policybot: answering from {names}.\n{help_text}\n", file=stdout)
     await bot.deliver_answers_to(Actor(PLATFORM, asker), ConsoleNotifier(stdout))
     last: Answer | None = None
 
@@ -59,7 +61,7 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
         if command in {"!quit", "!exit", "quit", "exit"}:
             return
         if command == "!help":
-            print(HELP, file=stdout)
+            print(help_text, file=stdout)
             continue
         if command == "!policy":
             for v in bot.active_versions():

@@ -15,13 +15,20 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot import access, messages
 from bot.answering.checking import PostCheck, check_text
-from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer, citation, covered
+from bot.answering.extractive import (
+    NOT_COVERED,
+    Answerer,
+    Draft,
+    ExtractiveAnswerer,
+    citation,
+    covered,
+)
 from bot.answering.grounded import GroundedAnswerer
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
@@ -81,6 +88,11 @@ REACTIONS = (HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM)
 LATE_AFTER = timedelta(seconds=3)
 #: The kind of a received question that is a draft post to check (`check_post`), not logged.
 CHECK = "check"
+
+
+def policy_teams(versions: Iterable[VersionInfo]) -> list[str]:
+    """The owning teams the active documents name (their "owners" lines), in order, once."""
+    return list(dict.fromkeys(owner for v in versions for owner in v.owners if owner.strip()))
 
 
 @dataclass(frozen=True)
@@ -199,6 +211,20 @@ class PolicyBot:
     def active_versions(self) -> list[VersionInfo]:
         """The active version of each document, for saying what the bot answers from."""
         return self.storage.active_versions()
+
+    def example_question(self) -> str:
+        """A question to offer as an example (a chat's banner, an empty question's hint),
+        about a section of the active policy, so it fits the organization's own policy."""
+        for version in self.storage.active_versions():
+            titles = [
+                stored.clause.section_title
+                for stored in self.storage.clauses([version.id])
+                if stored.clause.section_title not in ("", version.title)
+            ]
+            if titles:
+                # From the middle: a policy's first sections are its purpose and scope.
+                return messages.example_question(titles[len(titles) // 2])
+        return messages.example_question("")
 
     def active_policy(self) -> ActivePolicy:
         """One read of the active set: a question is answered from whole versions, never a mix."""
@@ -370,6 +396,11 @@ class PolicyBot:
             else:
                 draft = await self.answerer.answer(
                     retrieval, covered=covered(retrieval, self.settings.min_confidence)
+                )
+            if not draft.answered and draft.lead == NOT_COVERED:
+                # Who reviews it is the active policy's owners, not a fixed list of teams.
+                draft = dataclasses.replace(
+                    draft, lead=messages.not_covered(policy_teams(active.versions))
                 )
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
@@ -567,6 +598,18 @@ class PolicyBot:
         except PolicyError as error:
             return UploadReply(None, messages.upload_refused(str(error)))
         return UploadReply(result)
+
+    def retire_document(self, actor: Actor, document: str) -> Settled:
+        """Take a document out of answering (`policy retire`; a platform's Retire button or
+        command): admins only, recorded in the document's history, undone by activating one
+        of its versions. The retired version (None when refused or nothing was active) and
+        the sentence to show."""
+        try:
+            self.policies.authorize(actor, action="policy retire")
+            retirement = self.policies.retire(document.strip(), by=actor.recorded_as)
+        except PolicyError as error:  # not an admin, no such document
+            return Settled(None, str(error))
+        return Settled(retirement.version, retirement.as_text())
 
     def settle_upload(self, actor: Actor, version_id: int | None, action: str) -> Settled:
         """Activate / Discard (ACTIVATE, DISCARD) under an upload's change summary; admins

@@ -9,7 +9,8 @@ which every platform shows as code or leaves readable.
 from __future__ import annotations
 
 # -- asking -------------------------------------------------------------------------------------
-EMPTY_QUESTION = "Please type a question, for example: may I post photos from the offsite?"
+#: No example here: it is said before any policy is read, and must fit every organization's.
+EMPTY_QUESTION = "Please type a question about the policy."
 
 
 def question_too_long(length: int, max_chars: int) -> str:
@@ -97,8 +98,74 @@ def discarded(display: str) -> str:
     return f"Discarded {display}; the active policy is unchanged."
 
 
+def example_retired(versions: list[tuple[str, int]]) -> str:
+    """The first real policy activated: the bundled example it replaced, and how to undo."""
+    names = ", ".join(display for display, _ in versions)
+    again = " or ".join(f"`policybot policy activate {version_id}`" for _, version_id in versions)
+    return (
+        f"The bundled example policy ({names}) is retired: answers now come from your policy "
+        f"alone. To answer from both, {again}."
+    )
+
+
+def example_will_be_retired(displays: list[str]) -> str:
+    return (
+        f"Activating it retires the bundled example policy ({', '.join(displays)}), so answers "
+        "come from this policy alone."
+    )
+
+
+def document_retired(display: str, version_id: int) -> str:
+    return (
+        f"Retired {display}: its document no longer answers questions. To bring it back, "
+        f"`policybot policy activate {version_id}` (or any of its versions)."
+    )
+
+
+def already_retired(document: str) -> str:
+    return f"{document} has no active version; nothing changed."
+
+
+def rollback_retired(document: str) -> str:
+    return (
+        f"{document} is retired (no version is active), so there is nothing to roll back; "
+        "activate one of its versions to bring it back (`policybot policy history` lists them)."
+    )
+
+
+def duplicate_document(filename: str, display: str, status: str, document: str) -> str:
+    """The same bytes uploaded under another name: which document it copies."""
+    return (
+        f"{filename} has the same content as {display} ({status}), of the document "
+        f"{document}; it was not stored as a second document, which would quote every clause "
+        f"twice. To load it as a version of {document}, give that name "
+        f"(`policybot policy load FILE --name {document}`, or the `name` field over HTTP)."
+    )
+
+
 def not_a_version_action(action: str) -> str:
     return f"{action!r} is not something a policy version can be."
+
+
+def not_covered(teams: list[str]) -> str:
+    """The reply when the policy does not cover a question; `teams`: the owners the active
+    policy names (none: "the policy team")."""
+    if not teams:
+        who = "the policy team"
+    elif len(teams) == 1:
+        who = f"the policy team ({teams[0]})"
+    else:
+        who = f"the policy team ({', '.join(teams[:-1])} and {teams[-1]})"
+    return (
+        "The policy does not cover this, so I can't answer it from the policy. "
+        f"I've logged your question for {who}, who review what the policy leaves open."
+    )
+
+
+def example_question(section_title: str) -> str:
+    """A question to show as an example, about a section of the active policy."""
+    topic = section_title.strip().rstrip(":").strip() or "posting on social media"
+    return f"what does the policy say about {topic[:1].lower() + topic[1:]}?"
 
 
 # -- the review list ----------------------------------------------------------------------------
@@ -167,8 +234,14 @@ def age_not_positive(text: str) -> str:
 
 
 # -- the console (`policybot chat`) ---------------------------------------------------------------
+def console_help(example: str) -> str:
+    """The console's help; `example` a question about the active policy
+    (`PolicyBot.example_question`)."""
+    return CONSOLE_HELP.replace("{example}", example)
+
+
 CONSOLE_HELP = """Ask a question about the policy, for example:
-  may I post photos from the team offsite on Instagram?
+  {example}
 Commands: !helpful, !unhelpful (the last answer), !human (send the last question to the
 policy team), !policy (which policy is active), !help, !quit (or Ctrl-D)."""
 CONSOLE_FOOTER = (

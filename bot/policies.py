@@ -9,6 +9,7 @@ policy answers are flagged for the policy team. Rollback replays the activation 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import unicodedata
 from collections import Counter, defaultdict
@@ -38,6 +39,8 @@ is_admin = access.is_admin
 #: What an admin can do with an uploaded version from the message showing its changes.
 ACTIVATE = "activate"
 DISCARD = "discard"
+#: Takes the version's document out of answering (a "Retire" button beside those two).
+RETIRE = "retire"
 STALE_VERSION = messages.STALE_VERSION
 
 #: Two clauses in the same section are one clause changed when their words overlap this much
@@ -135,11 +138,12 @@ class ChangeSummary:
         return bool(self.added or self.removed or self.changed)
 
     def headline(self) -> str:
-        against = (
-            f"against {self.base.display} ({self.base.status})"
-            if self.base
-            else "(the first version of this document)"
-        )
+        if self.base:
+            against = f"against {self.base.display} ({self.base.status})"
+        elif self.target.number > 1:
+            against = "(no version of this document is active)"
+        else:
+            against = "(the first version of this document)"
         counts = (
             f"{len(self.added)} added, {len(self.removed)} removed, "
             f"{len(self.changed)} changed, {self.unchanged} unchanged"
@@ -280,6 +284,8 @@ class Activation:
     #: Open unanswered questions run again, and those the active policy now answers.
     rechecked: int = 0
     now_answered: tuple[int, ...] = ()
+    #: The bundled example's versions this activation retired (the first real policy).
+    retired_examples: tuple[VersionInfo, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -290,6 +296,10 @@ class Activation:
             return f"{self.version.display} was already active; nothing changed."
         before = f" (was {self.previous.display})" if self.previous else ""
         text = f"{self.version.display} is now active{before}."
+        if self.retired_examples:
+            text += " " + messages.example_retired(
+                [(v.display, v.id) for v in self.retired_examples]
+            )
         if self.rechecked:
             text += (
                 f" Re-checked {self.rechecked} open unanswered question(s): "
@@ -306,6 +316,7 @@ class Activation:
             "changed": self.changed,
             "rechecked": self.rechecked,
             "now_answered": list(self.now_answered),
+            "retired_examples": [v.id for v in self.retired_examples],
         }
 
 
@@ -323,6 +334,16 @@ class UploadResult:
     created: bool  # False when the same content was already stored as a version
     changes: ChangeSummary
     activation: Activation | None = field(default=None)
+    #: Staged: the bundled example's versions that activating it will retire.
+    replaces_examples: tuple[VersionInfo, ...] = ()
+
+    @property
+    def example_note(self) -> str:
+        """For a staged upload that will replace the bundled example: the sentence saying so
+        (every platform shows it with the change summary); "" otherwise."""
+        if self.activation is not None or not self.replaces_examples:
+            return ""
+        return messages.example_will_be_retired([v.display for v in self.replaces_examples])
 
     def as_text(self, limit: int | None = None) -> str:
         source = self.version.source_name or "the upload"
@@ -340,6 +361,8 @@ class UploadResult:
                 f"Staged, not active yet: `policybot policy activate {self.version.id}` "
                 f"or `policybot policy discard {self.version.id}`."
             )
+            if self.example_note:
+                parts.append(self.example_note)
         return "\n".join(parts)
 
     def as_json(self) -> dict[str, Any]:
@@ -348,6 +371,26 @@ class UploadResult:
             "created": self.created,
             "changes": self.changes.as_json(),
             "activation": self.activation.as_json() if self.activation else None,
+            "replaces_examples": [v.id for v in self.replaces_examples],
+        }
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """A document taken out of answering: the version that was active (None: none was)."""
+
+    document: str
+    version: VersionInfo | None
+
+    def as_text(self) -> str:
+        if self.version is None:
+            return messages.already_retired(self.document)
+        return messages.document_retired(self.version.display, self.version.id)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "document": self.document,
+            "retired": version_json(self.version) if self.version else None,
         }
 
 
@@ -363,6 +406,8 @@ def version_json(version: VersionInfo) -> dict[str, Any]:
     return {
         "id": version.id,
         "document": version.document,
+        "number": version.number,
+        "bundled": version.bundled,
         "title": version.title,
         "label": version.label,
         "status": version.status,
@@ -417,13 +462,23 @@ class PolicyLibrary:
         name: str | None = None,
         activate: bool = False,
         trusted: bool = False,
+        keep_example: bool = False,
+        bundled: bool = False,
     ) -> UploadResult:
-        """Read and store a new staged version and say what it changes; optionally activate it.
+        """Read and store a new staged version and say what it changes; optionally activate it
+        (the first real policy retiring the bundled example, unless `keep_example`).
 
         Bad input raises PolicyError with a message for the uploader and changes nothing.
         """
         parsed = self.read_upload(filename, data, name=name, trusted=trusted)
-        return self.store_upload(parsed, data, uploaded_by=uploaded_by, activate=activate)
+        return self.store_upload(
+            parsed,
+            data,
+            uploaded_by=uploaded_by,
+            activate=activate,
+            keep_example=keep_example,
+            bundled=bundled,
+        )
 
     async def upload_in_background(
         self,
@@ -433,6 +488,7 @@ class PolicyLibrary:
         uploaded_by: str = "",
         name: str | None = None,
         activate: bool = False,
+        keep_example: bool = False,
     ) -> UploadResult:
         """`upload` for a server: nothing slow runs on the event loop, so questions, health
         checks and platforms' acknowledgements are answered meanwhile. The file is read in a
@@ -443,23 +499,43 @@ class PolicyLibrary:
         parsed = await asyncio.to_thread(self.read_upload, filename, data, name=name)
         if self.storage.path is None:
             # An in-memory database (tests, `chat`) is one connection, owned by this thread.
-            stored = self.store_upload(parsed, data, uploaded_by=uploaded_by)
+            stored = self.store_upload(
+                parsed, data, uploaded_by=uploaded_by, keep_example=keep_example
+            )
         else:
             stored = await asyncio.to_thread(
-                self._store_on_own_connection, self.storage.path, parsed, data, uploaded_by
+                self._store_on_own_connection,
+                self.storage.path,
+                parsed,
+                data,
+                uploaded_by,
+                keep_example,
             )
         if not activate:
             return stored
-        activation = self.activate(stored.version.id, by=uploaded_by)
-        return UploadResult(activation.version, stored.created, stored.changes, activation)
+        activation = self.activate(stored.version.id, by=uploaded_by, keep_example=keep_example)
+        return self._activated(stored, activation)
+
+    def _activated(self, stored: UploadResult, activation: Activation) -> UploadResult:
+        """An upload's result once activated: its summary names both versions as they now
+        are (the upload active, the one it replaced no longer)."""
+        base = stored.changes.base
+        changes = dataclasses.replace(
+            stored.changes,
+            target=activation.version,
+            base=self.version(base.id) if base is not None else None,
+        )
+        return UploadResult(activation.version, stored.created, changes, activation)
 
     def _store_on_own_connection(
-        self, path: Path, upload: ParsedUpload, data: bytes, uploaded_by: str
+        self, path: Path, upload: ParsedUpload, data: bytes, uploaded_by: str, keep_example: bool
     ) -> UploadResult:
         storage = Storage.open(path)
         try:
             library = PolicyLibrary(storage, self.max_upload_bytes, reading=self.reading)
-            return library.store_upload(upload, data, uploaded_by=uploaded_by)
+            return library.store_upload(
+                upload, data, uploaded_by=uploaded_by, keep_example=keep_example
+            )
         finally:
             storage.close()
 
@@ -488,7 +564,14 @@ class PolicyLibrary:
         return ParsedUpload(filename, policy)
 
     def store_upload(
-        self, upload: ParsedUpload, data: bytes, *, uploaded_by: str = "", activate: bool = False
+        self,
+        upload: ParsedUpload,
+        data: bytes,
+        *,
+        uploaded_by: str = "",
+        activate: bool = False,
+        keep_example: bool = False,
+        bundled: bool = False,
     ) -> UploadResult:
         parsed = upload.policy
         digest = content_hash(data)
@@ -496,17 +579,36 @@ class PolicyLibrary:
         if existing is not None:
             version, created = existing, False
         else:
+            # The same bytes under another file name would be a second live copy of a
+            # document, every clause quoted twice: refused, naming the document it copies.
+            elsewhere = self.storage.versions_with_content(digest)
+            if elsewhere:
+                copied = elsewhere[-1]
+                raise PolicyError(
+                    messages.duplicate_document(
+                        upload.filename, copied.display, copied.status, copied.document
+                    )
+                )
             version_id = self.storage.add_version(
-                parsed, source_name=upload.filename, digest=digest, uploaded_by=uploaded_by
+                parsed,
+                source_name=upload.filename,
+                digest=digest,
+                uploaded_by=uploaded_by,
+                bundled=bundled,
             )
             version, created = self.storage.version(version_id), True
         # What activating it would change: against the active version, whichever that is.
         changes = self.compare(version, self.active_version(version.document))
-        activation = None
-        if activate:
-            activation = self.activate(version.id, by=uploaded_by)
-            version = activation.version
-        return UploadResult(version, created, changes, activation)
+        stored = UploadResult(
+            version,
+            created,
+            changes,
+            replaces_examples=tuple(self._examples_replaced_by(version, keep_example)),
+        )
+        if not activate:
+            return stored
+        activation = self.activate(version.id, by=uploaded_by, keep_example=keep_example)
+        return self._activated(stored, activation)
 
     def load_file(
         self,
@@ -515,9 +617,15 @@ class PolicyLibrary:
         uploaded_by: str = "",
         name: str | None = None,
         activate: bool = True,
+        keep_example: bool = False,
     ) -> UploadResult:
         return self.upload(
-            path.name, read_file(path), uploaded_by=uploaded_by, name=name, activate=activate
+            path.name,
+            read_file(path),
+            uploaded_by=uploaded_by,
+            name=name,
+            activate=activate,
+            keep_example=keep_example,
         )
 
     def load_bundled(self, folder: Path) -> list[VersionInfo]:
@@ -532,7 +640,13 @@ class PolicyLibrary:
         # Shipped with the bot, so read in this process: no child to start for every test bot.
         return [
             self.upload(
-                path.name, read_file(path), uploaded_by="bundled", activate=True, trusted=True
+                path.name,
+                read_file(path),
+                uploaded_by="bundled",
+                activate=True,
+                trusted=True,
+                keep_example=True,
+                bundled=True,
             ).version
             for path in files
         ]
@@ -592,19 +706,54 @@ class PolicyLibrary:
         return out
 
     # -- changing -------------------------------------------------------------------------------
-    def activate(self, version_id: int, *, by: str = "", kind: str = "activate") -> Activation:
-        """Make a version active (one transaction), then re-check the open questions."""
+    def activate(
+        self,
+        version_id: int,
+        *,
+        by: str = "",
+        kind: str = "activate",
+        keep_example: bool = False,
+    ) -> Activation:
+        """Make a version active (one transaction), then re-check the open questions. The
+        first real policy activated where only the bundled example answers retires the
+        example in that same transaction, unless `keep_example`."""
         target = self.version(version_id)
         previous = self.active_version(target.document)
         if previous is not None and previous.id == version_id:
             return Activation(target, previous)
-        version = self.storage.activate_version(version_id, by=by, kind=kind)
+        examples = self._examples_replaced_by(target, keep_example)
+        version = self.storage.activate_version(
+            version_id, by=by, kind=kind, retiring=[v.document for v in examples]
+        )
+        retired = tuple(self.version(v.id) for v in examples)
         rechecked, now_answered = self.recheck_open_questions()
-        return Activation(version, previous, rechecked, tuple(now_answered))
+        return Activation(version, previous, rechecked, tuple(now_answered), retired)
+
+    def _examples_replaced_by(self, target: VersionInfo, keep_example: bool) -> list[VersionInfo]:
+        """The bundled example's active versions that activating `target` retires: all of
+        them, when nothing else is active and `target` is a real policy's version. Keyed on
+        the mark `load_bundled` records, never on a title or an uploader's name."""
+        if keep_example or target.bundled:
+            return []
+        active = self.storage.active_versions()
+        if not active or not all(v.bundled for v in active):
+            return []
+        return [v for v in active if v.document != target.document]
+
+    def retire(self, document: str, *, by: str = "") -> Retirement:
+        """Take a document out of answering; recorded in its history, undone by activating
+        any of its versions."""
+        name = self._document_name(document)
+        retired = self.storage.retire_document(name, by=by)
+        if retired is not None:
+            self.recheck_open_questions()
+        return Retirement(name, retired)
 
     def rollback(self, document: str | None = None, *, by: str = "") -> Activation:
         """Back to the version that was active before the current one."""
         name = self._document_name(document)
+        if self.active_version(name) is None:
+            raise PolicyError(messages.rollback_retired(name))
         stack = self._activation_stack(name)
         if len(stack) < 2:
             raise PolicyError(f"{name} has no earlier active version to roll back to.")
@@ -636,6 +785,9 @@ class PolicyLibrary:
         if action == DISCARD:
             discarded = self.discard(version_id)
             return Settlement(discarded, messages.discarded(discarded.display))
+        if action == RETIRE:
+            retirement = self.retire(self.version(version_id).document, by=actor.recorded_as)
+            return Settlement(retirement.version or self.version(version_id), retirement.as_text())
         raise PolicyError(messages.not_a_version_action(action))
 
     def recheck_open_questions(self) -> tuple[int, list[int]]:
@@ -674,6 +826,8 @@ class PolicyLibrary:
         stack: list[int] = []
         for event in self.storage.activations(document):
             version_id = int(event["version_id"])
+            if event["kind"] == "retire":
+                continue  # out of answering; activating a version later pushes it as usual
             if event["kind"] == "rollback" and stack:
                 stack.pop()
             if not stack or stack[-1] != version_id:

@@ -37,6 +37,11 @@ class Answerer(Protocol):
     async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft: ...
 
 
+def _named(title: str) -> str:
+    """A heading as a sentence names it: "Before you post:" loses its colon."""
+    return title.strip().rstrip(":").rstrip()
+
+
 def covered(retrieval: Retrieval, min_confidence: float) -> bool:
     """Whether the policy covers what was asked: a clause found, and confidence enough."""
     return bool(retrieval.ranked) and retrieval.confidence >= min_confidence
@@ -79,11 +84,14 @@ class ExtractiveAnswerer:
             return Draft(answered=False, lead=NOT_COVERED, citations=())
         citations = select_citations(retrieval, self.max_citations)
         first = citations[0]
-        where = f"section {first.reference}" if first.section else f"“{first.reference}”"
+        named = _named(first.reference)
+        where = f"section {named}" if first.section else f"“{named}”"
         lead = f"The policy addresses this in {where}. Here is what it says:"
         others = ", ".join(
             dict.fromkeys(
-                c.section or c.title for c in citations[1:] if c.reference != first.reference
+                c.section or _named(c.title)
+                for c in citations[1:]
+                if c.reference != first.reference
             )
         )
         if others:

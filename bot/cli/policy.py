@@ -24,17 +24,32 @@ def policy() -> None:
 @click.option("--name", help="Document name (default: the file's stem).")
 @click.option("--by", "uploaded_by", default="cli", show_default=True, help="Who uploads it.")
 @click.option("--stage", is_flag=True, help="Only stage the new version; activate it later.")
+@click.option(
+    "--keep-example",
+    is_flag=True,
+    help="Keep the bundled example policy answering beside this one (by default the first "
+    "real policy retires it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 @click.pass_obj
 @guarded
 def policy_load(
-    ctx: Context, file: Path, name: str | None, uploaded_by: str, stage: bool, as_json: bool
+    ctx: Context,
+    file: Path,
+    name: str | None,
+    uploaded_by: str,
+    stage: bool,
+    keep_example: bool,
+    as_json: bool,
 ) -> None:
     """Load FILE (Markdown, text, HTML, DOCX or PDF) as a new version of its document, show
-    what changed against the active version, and make it active (unless --stage)."""
+    what changed against the active version, and make it active (unless --stage). The first
+    real policy loaded where only the bundled example answers retires the example."""
     bot = ctx.bot(with_policy=False)
     refuse_before_reading(file, bot.settings.max_upload_bytes)
-    result = bot.policies.load_file(file, uploaded_by=uploaded_by, name=name, activate=not stage)
+    result = bot.policies.load_file(
+        file, uploaded_by=uploaded_by, name=name, activate=not stage, keep_example=keep_example
+    )
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
@@ -72,11 +87,29 @@ def policy_diff(ctx: Context, version: int | None, as_json: bool) -> None:
 @policy.command("activate")
 @click.argument("version", type=int)
 @click.option("--by", default="cli", show_default=True, help="Who activates it.")
+@click.option(
+    "--keep-example",
+    is_flag=True,
+    help="Keep the bundled example policy answering beside this one.",
+)
 @click.pass_obj
 @guarded
-def policy_activate(ctx: Context, version: int, by: str) -> None:
-    """Make VERSION its document's active version (any earlier version too)."""
-    click.echo(ctx.bot(with_policy=False).policies.activate(version, by=by).as_text())
+def policy_activate(ctx: Context, version: int, by: str, keep_example: bool) -> None:
+    """Make VERSION (its id, as `policy list` shows) its document's active version (any
+    earlier version too, or one of a retired document)."""
+    policies = ctx.bot(with_policy=False).policies
+    click.echo(policies.activate(version, by=by, keep_example=keep_example).as_text())
+
+
+@policy.command("retire")
+@click.argument("document")
+@click.option("--by", default="cli", show_default=True, help="Who retires it.")
+@click.pass_obj
+@guarded
+def policy_retire(ctx: Context, document: str, by: str) -> None:
+    """Take DOCUMENT out of answering (recorded in its history); activating any of its
+    versions brings it back."""
+    click.echo(ctx.bot(with_policy=False).policies.retire(document, by=by).as_text())
 
 
 @policy.command("rollback")
@@ -110,13 +143,14 @@ def policy_history(ctx: Context, document: str | None) -> None:
     policies = ctx.bot(with_policy=False).policies
     events = policies.history(document)
     versions = policies.storage.versions(document)
-    table = Table("document", "version", "status", "label", "clauses", "uploaded", "by")
+    table = Table("document", "id", "version", "status", "label", "clauses", "uploaded", "by")
     for column in ("source", "sha256"):
         table.add_column(column)
     for v in versions:
         table.add_row(
             v.document,
             str(v.id),
+            f"v{v.number}",
             v.status,
             v.label,
             str(v.clause_count),
@@ -127,12 +161,13 @@ def policy_history(ctx: Context, document: str | None) -> None:
         )
     out = console()
     out.print(table)
-    log = Table("document", "when", "what", "version", "by")
+    log = Table("document", "when", "what", "id", "by")
+    done = {"rollback": "rolled back to", "retire": "retired"}
     for event in events:
         log.add_row(
             event["document"],
             event["activated_at"],
-            "rolled back to" if event["kind"] == "rollback" else "activated",
+            done.get(str(event["kind"]), "activated"),
             str(event["version_id"]),
             event["activated_by"],
         )
@@ -147,11 +182,14 @@ def policy_list(ctx: Context) -> None:
     from rich.table import Table
 
     versions = ctx.bot().storage.versions()
-    table = Table("document", "version", "label", "status", "clauses", "uploaded", "by", "source")
+    table = Table(
+        "document", "id", "version", "label", "status", "clauses", "uploaded", "by", "source"
+    )
     for v in versions:
         table.add_row(
             v.document,
             str(v.id),
+            f"v{v.number}",
             v.label,
             v.status,
             str(v.clause_count),
@@ -173,7 +211,8 @@ def policy_show(ctx: Context, document: str | None) -> None:
     if not active:
         fail(f"no active policy named {document!r}", EXIT_POLICY)
     for version in active:
-        click.echo(f"# {version.title} — {version.display}, owners: {', '.join(version.owners)}")
+        owners = f", owners: {', '.join(version.owners)}" if version.owners else ""
+        click.echo(f"# {version.title} — {version.display}{owners}")
         for stored in bot.storage.clauses([version.id]):
             clause = stored.clause
             owner = f" [{clause.owner}]" if clause.owner else ""

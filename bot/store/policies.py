@@ -29,11 +29,15 @@ class VersionInfo:
     status: str
     activated_at: str
     clause_count: int
+    #: The version's number within its document (1, 2, …); `id` is global, for commands.
+    number: int = 0
+    #: Loaded from the bundled example policy (`PolicyLibrary.load_bundled`), not uploaded.
+    bundled: bool = False
 
     @property
     def display(self) -> str:
         label = self.label or self.uploaded_at[:10]
-        return f"{self.document} v{self.id} ({label})"
+        return f"{self.document} v{self.number or self.id} ({label})"
 
 
 def content_hash(data: bytes) -> str:
@@ -57,12 +61,26 @@ class PolicyStore(Connected):
         rows = self._versions("d.name = ? AND v.content_hash = ?", [document, digest])
         return rows[0] if rows else None
 
+    def versions_with_content(self, digest: str) -> list[VersionInfo]:
+        """Every version, of any document, stored from exactly these bytes."""
+        return self._versions("v.content_hash = ?", [digest])
+
     def add_version(
-        self, policy: ParsedPolicy, *, source_name: str, digest: str, uploaded_by: str
+        self,
+        policy: ParsedPolicy,
+        *,
+        source_name: str,
+        digest: str,
+        uploaded_by: str,
+        bundled: bool = False,
     ) -> int:
         """Store a new, not yet active version with its clauses, all or nothing."""
         with self.db.atomic():
             document_id = self._document_id(policy.name, policy.title)
+            number = self.db.execute(
+                "SELECT coalesce(max(number), 0) + 1 FROM versions WHERE document_id = ?",
+                [document_id],
+            ).fetchone()[0]
             versions = self._table("versions")
             versions.insert(
                 {
@@ -77,6 +95,8 @@ class PolicyStore(Connected):
                     "status": "staged",
                     "activated_at": "",
                     "clause_count": len(policy.clauses),
+                    "number": int(number),
+                    "bundled": int(bundled),
                 }
             )
             assert versions.last_pk is not None
@@ -103,9 +123,15 @@ class PolicyStore(Connected):
         }
 
     def activate_version(
-        self, version_id: int, *, by: str = "", kind: str = "activate"
+        self,
+        version_id: int,
+        *,
+        by: str = "",
+        kind: str = "activate",
+        retiring: Sequence[str] = (),
     ) -> VersionInfo:
-        """Make a version its document's active one; the switch is one transaction."""
+        """Make a version its document's active one, and take the documents named in
+        `retiring` out of answering; the switch is one transaction."""
         now = utcnow()
         with self.db.atomic():
             row = self.db.execute(
@@ -113,6 +139,8 @@ class PolicyStore(Connected):
             ).fetchone()
             if row is None:
                 raise KeyError(version_id)
+            for document in retiring:
+                self._retire(document, by, now)
             self.db.execute(
                 "UPDATE versions SET status = 'retired' "
                 "WHERE document_id = ? AND status = 'active'",
@@ -128,6 +156,29 @@ class PolicyStore(Connected):
                 [row[0], version_id, kind, by, now],
             )
         return self.version(version_id)
+
+    def retire_document(self, document: str, *, by: str = "") -> VersionInfo | None:
+        """Take a document out of answering: its active version retired, recorded in
+        `activations` as kind 'retire'. The version that was active, or None if none was."""
+        with self.db.atomic():
+            retired = self._retire(document, by, utcnow())
+        return None if retired is None else self.version(retired)
+
+    def _retire(self, document: str, by: str, now: str) -> int | None:
+        row = self.db.execute(
+            "SELECT v.id, v.document_id FROM versions v JOIN documents d ON d.id = v.document_id "
+            "WHERE d.name = ? AND v.status = 'active'",
+            [document],
+        ).fetchone()
+        if row is None:
+            return None
+        self.db.execute("UPDATE versions SET status = 'retired' WHERE id = ?", [row[0]])
+        self.db.execute(
+            "INSERT INTO activations (document_id, version_id, kind, activated_by, "
+            "activated_at) VALUES (?, ?, 'retire', ?, ?)",
+            [row[1], row[0], by, now],
+        )
+        return int(row[0])
 
     def activations(self, document: str) -> list[dict[str, Any]]:
         """A document's activations and rollbacks, oldest first."""
@@ -183,7 +234,7 @@ class PolicyStore(Connected):
         sql = f"""
             SELECT v.id, d.name, d.title, v.label, v.title, v.owners, v.source_name,
                    v.content_hash, v.uploaded_by, v.uploaded_at, v.status, v.activated_at,
-                   v.clause_count
+                   v.clause_count, v.number, v.bundled
             FROM versions v JOIN documents d ON d.id = v.document_id
             WHERE {where} ORDER BY d.name, v.id"""
         return [
@@ -201,6 +252,8 @@ class PolicyStore(Connected):
                 status=r[10],
                 activated_at=r[11] or "",
                 clause_count=r[12] or 0,
+                number=r[13] or 0,
+                bundled=bool(r[14]),
             )
             for r in self.db.execute(sql, list(params)).fetchall()
         ]

@@ -216,3 +216,23 @@ def m007_received_questions(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     db.table("received_questions").create_index(["state"])
+
+
+@migrations()
+def m008_document_numbers_and_bundled(db: sqlite_utils.Database) -> None:
+    """Versions numbered per document ("handbook v3"), not by the global id; the bundled
+    example's versions marked when loaded (the first real policy replaces it, keyed on that
+    mark, not on a title or uploader name); `activations.kind` also records 'retire'."""
+    versions = db.table("versions")
+    assert isinstance(versions, Table)
+    versions.add_column("number", int)
+    versions.add_column("bundled", int)
+    db.execute(
+        """UPDATE versions SET number = (
+            SELECT count(*) FROM versions earlier
+            WHERE earlier.document_id = versions.document_id AND earlier.id <= versions.id)"""
+    )
+    # Before this mark existed, only the bundled load recorded its uploader as "bundled".
+    db.execute(
+        "UPDATE versions SET bundled = CASE WHEN uploaded_by = 'bundled' THEN 1 ELSE 0 END"
+    )
