@@ -13,8 +13,6 @@ from bot.models import Actor, Answer, IncomingQuestion, QuestionError
 from bot.notify import ReplyAddress
 
 PLATFORM = "console"
-#: The help without the active policy at hand; `chat` shows one with its own example.
-HELP = messages.console_help("may I post about my work on social media?")
 
 #: The console's feedback commands, as the core's reactions.
 COMMANDS = {"!helpful": HELPFUL, "!unhelpful": NOT_HELPFUL, "!human": ASK_POLICY_TEAM}
@@ -76,7 +74,7 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
                 )
             continue
         if command.startswith("!"):  # a mistyped command is not a question for the team
-            print(f"bot> {messages.unknown_command(text)}\n{HELP}", file=stdout)
+            print(f"bot> {messages.unknown_command(text)}\n{help_text}", file=stdout)
             continue
         try:
             last = await bot.ask(IncomingQuestion(text=text, platform=PLATFORM, asker=asker))
