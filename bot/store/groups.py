@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.store.connection import Connected, utcnow
 from bot.store.questions import question_rows
+from bot.store.rows import QuestionRow
 
 
 class GroupStore(Connected):
@@ -82,9 +83,9 @@ class GroupStore(Connected):
         ).fetchall()
         return [int(r[0]) for r in rows]
 
-    def group_members(self, group_id: int) -> list[dict[str, Any]]:
+    def group_members(self, group_id: int) -> list[QuestionRow]:
         rows = question_rows(self.db, "group_id = ?", [group_id], limit=1_000_000)
-        return sorted(rows, key=lambda row: row["id"])
+        return sorted(rows, key=lambda row: row.id)
 
     def close_group_questions(self, group_id: int, status: str) -> list[int]:
         """Move the group's open questions to `status`; returns their ids."""
