@@ -80,9 +80,9 @@ def questions_list(
     rows = bot.storage.questions(status=wanted, limit=limit)
     if owner is not None:
         routed = {
-            r["id"]
+            r.id
             for r in bot.storage.questions_between(status=wanted)
-            if owner_matches(owner, r["owner"] or "")
+            if owner_matches(owner, r.owner or "")
         }
         rows = [r for r in rows if r.id in routed]
     print_questions(bot, rows, as_json)

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from bot.store.connection import Connected, utcnow
 from bot.store.deliveries import LOGGED, RECEIVED
-from bot.store.rows import QuestionRow
+from bot.store.rows import QuestionRow, RoutedQuestion
 
 
 def question_rows(
@@ -169,11 +169,11 @@ class QuestionLog(Connected):
         status: str | None = None,
         since: str = "",
         until: str = "",
-    ) -> list[dict[str, Any]]:
+    ) -> list[RoutedQuestion]:
         """Questions asked in [since, until) (ISO times; "" = open end), oldest first.
 
-        Each row also carries `owner`, `closest_section` and `closest_title`: the closest
-        clause's section and team, through which the policy team's queues are split.
+        Each carries its routing (`owner`, `closest_section`, `closest_title`: its group's or
+        closest clause's section and team, through which the policy team's queues are split).
         """
         where = ["1 = 1"]
         params: list[Any] = []
@@ -200,14 +200,7 @@ class QuestionLog(Connected):
             params,
         )
         columns = [d[0] for d in cursor.description]
-        out = []
-        for values in cursor.fetchall():
-            row = dict(zip(columns, values, strict=True))
-            for key in ("version_ids", "citations", "notes"):
-                row[key] = json.loads(row[key]) if row.get(key) else []
-            row["answered"] = bool(row["answered"])
-            out.append(row)
-        return out
+        return [RoutedQuestion.from_sql(columns, values) for values in cursor.fetchall()]
 
     # -- retention ------------------------------------------------------------------------------
     def expire_contacts(self, before: str) -> int:
