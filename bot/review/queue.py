@@ -267,25 +267,23 @@ class ReviewQueue:
         sent = failed = 0
         waiting: Counter[str] = Counter()
         for pending in self.storage.pending_deliveries(group_id):
-            notifier = notifiers.get(pending["platform"])
+            notifier = notifiers.get(pending.platform)
             if notifier is None:
-                waiting[pending["platform"]] += 1
+                waiting[pending.platform] += 1
                 continue
-            address = ReplyAddress(
-                pending["platform"], pending["user_id"], pending["conversation"] or ""
-            )
-            text = delivery_text(pending["text"], pending["answer"], pending["answered_at"])
+            address = ReplyAddress(pending.platform, pending.user_id, pending.conversation or "")
+            text = delivery_text(pending.text, pending.answer, pending.answered_at)
             try:
                 await notifier.send(address, text)
             # Any failure (DeliveryError, a network error) keeps that address for a retry;
             # one asker's failure must not stop the others from being reached.
             except Exception as error:
                 self.storage.record_delivery_failure(
-                    pending["question_id"], f"{type(error).__name__}: {error}"
+                    pending.question_id, f"{type(error).__name__}: {error}"
                 )
                 failed += 1
                 continue
-            self.storage.delete_reply_address(pending["question_id"])
+            self.storage.delete_reply_address(pending.question_id)
             sent += 1
         return DeliveryReport(sent=sent, failed=failed, waiting=dict(waiting))
 

@@ -22,7 +22,7 @@ from bot.store.deliveries import (
 from bot.store.groups import GroupStore
 from bot.store.policies import PolicyStore, VersionInfo, content_hash
 from bot.store.questions import QuestionLog
-from bot.store.rows import QuestionRow, RoutedQuestion
+from bot.store.rows import PendingDelivery, QuestionRow, RoutedQuestion
 from bot.store.schema import migrations
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "DELIVERY_RETENTION",
     "LOGGED",
     "REPLIED",
+    "PendingDelivery",
     "QuestionRow",
     "ReceivedQuestion",
     "RoutedQuestion",

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.store.connection import Connected, utcnow
 from bot.store.questions import question_rows
-from bot.store.rows import QuestionRow
+from bot.store.rows import PendingDelivery, QuestionRow
 
 
 class GroupStore(Connected):
@@ -102,7 +102,7 @@ class GroupStore(Connected):
         return ids
 
     # -- delivering answers to askers -----------------------------------------------------------
-    def pending_deliveries(self, group_id: int | None = None) -> list[dict[str, Any]]:
+    def pending_deliveries(self, group_id: int | None = None) -> list[PendingDelivery]:
         """Askers of resolved questions whose reply address is still kept: not yet reached."""
         where = "q.status = 'resolved' AND g.status = 'answered'"
         params: list[Any] = []
@@ -118,7 +118,10 @@ class GroupStore(Connected):
             params,
         )
         columns = [d[0] for d in cursor.description]
-        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+        return [
+            PendingDelivery(**dict(zip(columns, values, strict=True)))
+            for values in cursor.fetchall()
+        ]
 
     def delete_reply_address(self, question_id: int) -> None:
         with self.db.atomic():

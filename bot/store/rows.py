@@ -75,3 +75,18 @@ class RoutedQuestion(QuestionRow):
     group_status: str
     reviewed_answer: str
     reviewed_at: str
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A resolved question's asker not yet sent its group's reviewed answer, and where to."""
+
+    question_id: int
+    text: str
+    group_id: int
+    answer: str
+    answered_at: str
+    platform: str
+    user_id: str
+    conversation: str | None
+    attempts: int
