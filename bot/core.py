@@ -61,7 +61,14 @@ from bot.retrieval.semantic import build_retriever
 from bot.review.grouping import TermProfile
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
-from bot.store.database import LOGGED, ReceivedQuestion, Storage, StorageError, VersionInfo
+from bot.store.database import (
+    LOGGED,
+    QuestionRow,
+    ReceivedQuestion,
+    Storage,
+    StorageError,
+    VersionInfo,
+)
 from bot.store.liveness import ProcessMark
 from bot.store.unlogged import UnloggedQuestions
 from bot.text import clean_text, normalize_question, storable
@@ -456,11 +463,11 @@ class PolicyBot:
         already), or the reaction already recorded (pressed again, it would thank again and
         post to the review channel again). KeyError when there is no such question."""
         row = self.storage.question(question_id)
-        if reaction in (HELPFUL, NOT_HELPFUL) and not row["answered"]:
+        if reaction in (HELPFUL, NOT_HELPFUL) and not row.answered:
             return messages.NOTHING_TO_RATE
-        if reaction in (HELPFUL, NOT_HELPFUL) and row["feedback"] == reaction:
+        if reaction in (HELPFUL, NOT_HELPFUL) and row.feedback == reaction:
             return messages.ALREADY_NOTED[reaction]
-        escalated = row["status"] == "open" and row["review_reason"] == ASK_POLICY_TEAM
+        escalated = row.status == "open" and row.review_reason == ASK_POLICY_TEAM
         if reaction == ASK_POLICY_TEAM and escalated:
             return messages.ALREADY_NOTED[reaction]
         return None
@@ -498,7 +505,7 @@ class PolicyBot:
         poster = self.review_posters.get(platform)
         if referral is None or poster is None:
             return
-        row: dict[str, object] = {}
+        row: QuestionRow | None = None
         if referral.question_id is not None:
             with contextlib.suppress(KeyError):
                 row = self.storage.question(referral.question_id)
@@ -518,29 +525,26 @@ class PolicyBot:
         row = self.storage.question(question_id)
         address = self.storage.reply_address(question_id) if self.settings.show_askers else None
         asker = address["user_id"] if address else ""  # deleted once the answer was delivered
-        return self._review_notice(
-            question_id, row, str(row.get("review_reason") or ""), "", asker, ""
-        )
+        return self._review_notice(question_id, row, row.review_reason or "", "", asker, "")
 
     def _review_notice(
         self,
         question_id: int | None,
-        row: dict[str, object],
+        row: QuestionRow | None,
         reason: str,
         question: str,
         asker: str,
         asker_name: str,
     ) -> ReviewNotice:
-        group_id = row.get("group_id")
         show = self.settings.show_askers
         if show and not asker_name and question_id is not None:
             asker_name = self.storage.asker_names([question_id]).get(question_id, "")
         return ReviewNotice(
-            question=question or str(row.get("text") or ""),
+            question=question or (row.text if row else ""),
             question_id=question_id,
             reason=reason,
             asker=asker if show else "",
-            group_id=group_id if isinstance(group_id, int) else None,
+            group_id=row.group_id if row else None,
             asker_name=asker_name if show else "",
         )
 
@@ -728,7 +732,7 @@ class PolicyBot:
                 {actor.platform: notifier}, asker=(actor.platform, actor.user_id)
             )
 
-    def open_questions(self, limit: int = 1000) -> list[dict[str, object]]:
+    def open_questions(self, limit: int = 1000) -> list[QuestionRow]:
         return list(self.storage.questions(status="open", limit=limit))
 
     def check_post(self, text: str) -> PostCheck:
@@ -752,16 +756,16 @@ class PolicyBot:
         KeyError when there is no such question.
         """
         row = self.storage.question(question_id)
-        ids = [int(c["clause_id"]) for c in row["citations"]]
+        ids = [int(c["clause_id"]) for c in row.citations]
         stored = self.storage.clauses_by_id(ids)
         citations = tuple(citation(ScoredClause(stored[i], 0.0)) for i in ids if i in stored)
         return Answer(
-            question=row["text"],
-            answered=bool(row["answered"]),
-            lead=row["answer_text"] or "",
+            question=row.text,
+            answered=row.answered,
+            lead=row.answer_text or "",
             citations=citations,
-            confidence=float(row["confidence"] or 0.0),
+            confidence=float(row.confidence or 0.0),
             question_id=question_id,
-            policy_version=row["policy_version"] or "",
-            source=row["answer_source"] or "extractive",
+            policy_version=row.policy_version or "",
+            source=row.answer_source or "extractive",
         )

@@ -17,4 +17,4 @@ async def test_console_chat_answers_and_takes_feedback(bot: PolicyBot) -> None:
     assert "answering from Brightwater" in out
     assert "[9." in out
     assert "does not cover this" in out
-    assert {q["review_reason"] for q in bot.open_questions()} == {"not_helpful", "not_covered"}
+    assert {q.review_reason for q in bot.open_questions()} == {"not_helpful", "not_covered"}

@@ -29,15 +29,15 @@ async def test_answer_cites_the_right_section_and_is_logged(bot: PolicyBot) -> N
         ].clause.text
     )
     row = bot.storage.question(answer.question_id or 0)
-    assert row["status"] == "answered" and row["citations"][0]["section"] == "3.3"
-    assert row["policy_version"] == answer.policy_version != ""
+    assert row.status == "answered" and row.citations[0]["section"] == "3.3"
+    assert row.policy_version == answer.policy_version != ""
 
 
 async def test_uncovered_question_is_logged_open(bot: PolicyBot) -> None:
     answer = await bot.ask(IncomingQuestion("what time does the cafeteria open?"))
     assert not answer.answered and not answer.citations
     assert "policy team" in answer.lead
-    assert [q["id"] for q in bot.open_questions()] == [answer.question_id]
+    assert [q.id for q in bot.open_questions()] == [answer.question_id]
 
 
 async def test_a_question_the_bot_fails_on_is_still_logged_for_the_policy_team(
@@ -53,14 +53,14 @@ async def test_a_question_the_bot_fails_on_is_still_logged_for_the_policy_team(
     (notice,) = channel.posts
     assert (notice.reason, notice.question) == ("failed", "can I post photos from the warehouse?")
     (row,) = bot.open_questions()
-    assert row["text"] == "can I post photos from the warehouse?"
-    assert (row["status"], row["review_reason"], row["answer_source"]) == (
+    assert row.text == "can I post photos from the warehouse?"
+    assert (row.status, row.review_reason, row.answer_source) == (
         "open",
         "failed",
         "failed",
     )
-    assert row["notes"] == ["failed: RuntimeError: the answerer broke"]
-    assert notice.question_id == row["id"]
+    assert row.notes == ["failed: RuntimeError: the answerer broke"]
+    assert notice.question_id == row.id
 
 
 async def test_a_failed_question_is_on_the_review_list_as_a_group(bot: PolicyBot) -> None:
@@ -69,7 +69,7 @@ async def test_a_failed_question_is_on_the_review_list_as_a_group(bot: PolicyBot
         await bot.ask(IncomingQuestion("can I post photos from the warehouse?"))
     (group,) = bot.review.queue(status="open")
     (row,) = bot.open_questions()
-    assert row["group_id"] == group.id and group.count == 1
+    assert row.group_id == group.id and group.count == 1
 
 
 async def test_bad_questions_are_refused_with_a_message_and_logged(bot: PolicyBot) -> None:
@@ -78,7 +78,7 @@ async def test_bad_questions_are_refused_with_a_message_and_logged(bot: PolicyBo
     with pytest.raises(QuestionError, match="characters long"):
         await bot.ask(IncomingQuestion("may I post " * 1000))
     refused = bot.storage.questions(status="refused")
-    assert len(refused) == 1 and len(refused[0]["text"]) <= bot.settings.max_question_chars
+    assert len(refused) == 1 and len(refused[0].text) <= bot.settings.max_question_chars
 
 
 async def test_feedback_and_escalation_put_questions_on_the_review_list(bot: PolicyBot) -> None:
@@ -87,7 +87,7 @@ async def test_feedback_and_escalation_put_questions_on_the_review_list(bot: Pol
     assert first.question_id and second.question_id
     bot.feedback(first.question_id, helpful=False)
     bot.escalate(second.question_id)
-    reasons = {q["id"]: q["review_reason"] for q in bot.open_questions()}
+    reasons = {q.id: q.review_reason for q in bot.open_questions()}
     assert reasons == {first.question_id: "not_helpful", second.question_id: "ask_policy_team"}
 
 
@@ -98,7 +98,7 @@ async def test_reactions_decide_what_reaches_the_review_channel(bot: PolicyBot) 
     assert answer.question_id is not None
     await bot.refer_unanswered(answer, IncomingQuestion(ROADMAP, platform="slack"))
     assert bot.react(answer.question_id, "helpful") is None
-    assert bot.storage.question(answer.question_id)["feedback"] == "helpful"
+    assert bot.storage.question(answer.question_id).feedback == "helpful"
     for reaction in ("not_helpful", "ask_policy_team"):
         await bot.announce("slack", bot.react(answer.question_id, reaction), asker="U1")
         await bot.announce("teams", bot.react(answer.question_id, reaction))  # no channel there
@@ -127,7 +127,7 @@ async def test_an_uncovered_question_is_announced_with_its_group(bot: PolicyBot)
     )
     channel.fail = True  # a refusal is logged; the question stays on the list
     await bot.refer_unanswered(answer, incoming)
-    assert [q["id"] for q in bot.open_questions()] == [answer.question_id]
+    assert [q.id for q in bot.open_questions()] == [answer.question_id]
 
 
 async def test_a_burst_of_questions_lets_other_work_run_between_them(bot: PolicyBot) -> None:

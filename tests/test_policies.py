@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import docx
 import pytest
@@ -167,26 +166,26 @@ async def test_activation_rechecks_open_questions_and_rollback_restores_answers(
     [v1] = bot.storage.active_versions()
     assert await ask(bot, LAUNCHES) == (True, ["2.2"])
     assert await ask(bot, LIVESTREAM) == (False, [])
-    rows: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
+    rows = bot.open_questions()
     [open_question] = rows
     staged = bot.policies.upload("acme.md", V2.encode(), uploaded_by="U0ADMIN").version
 
     activation = bot.policies.activate(staged.id, by="U0ADMIN")
     assert activation.changed and activation.previous and activation.previous.id == v1.id
-    assert activation.rechecked == 1 and activation.now_answered == (open_question["id"],)
-    row = bot.storage.question(int(open_question["id"]))
-    assert row["status"] == "open"  # still the policy team's to resolve, now flagged
-    assert row["now_answered_version"] == staged.id
+    assert activation.rechecked == 1 and activation.now_answered == (open_question.id,)
+    row = bot.storage.question(int(open_question.id))
+    assert row.status == "open"  # still the policy team's to resolve, now flagged
+    assert row.now_answered_version == staged.id
     answer = await bot.ask(IncomingQuestion(LIVESTREAM))
     assert answer.answered and [c.section for c in answer.citations] == ["4"]
     # Flagged with the clauses the answer cites, as `ask` logs them: one retrieval, one choice.
-    assert row["now_answered_citations"] == [c.as_logged() for c in answer.citations]
+    assert row.now_answered_citations == [c.as_logged() for c in answer.citations]
 
     back = bot.policies.rollback("acme", by="U0ADMIN")
     assert back.version.id == v1.id and back.version.status == "active"
     assert bot.storage.version(staged.id).status == "retired"
     assert await ask(bot, LIVESTREAM) == (False, [])
-    assert bot.storage.question(int(open_question["id"]))["now_answered_version"] is None
+    assert bot.storage.question(int(open_question.id)).now_answered_version is None
     kinds = [(e["version_id"], e["kind"]) for e in bot.policies.history("acme")]
     assert kinds == [(v1.id, "activate"), (staged.id, "activate"), (v1.id, "rollback")]
 
@@ -358,6 +357,6 @@ async def test_a_recheck_flags_a_question_with_the_clauses_its_answer_cites(
     rechecked, [question_id] = bot.policies.recheck_open_questions()
     answer = await bot.ask(IncomingQuestion(question))
     assert rechecked == 1 and answer.answered and answer.citations
-    flagged = bot.storage.question(question_id)["now_answered_citations"]
+    flagged = bot.storage.question(question_id).now_answered_citations
     assert flagged == [c.as_logged() for c in answer.citations]
     bot.storage.close()

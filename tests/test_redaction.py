@@ -167,7 +167,7 @@ def test_rows_logged_before_scrubbing_are_scrubbed_in_lists_and_exports(
     bot = PolicyBot.create(Settings(db_path=db, retriever="lexical"), storage=storage)
     bot.ensure_policy()
     asyncio.run(bot.ask(IncomingQuestion(f"may I post our admin token {token} on LinkedIn?")))
-    assert token in json.dumps(storage.questions(status=None))
+    assert token in json.dumps([q.as_json() for q in storage.questions(status=None)])
     storage.close()
     env = {"POLICYBOT_DB": "", "POLICYBOT_ADMIN_TOKEN": token}
     outputs = [

@@ -225,7 +225,7 @@ async def test_slack_refusals_are_logged(
     assert any("policy upload" in line and "U555" in line for line in lines)
     assert sum("not in the policy team" in line for line in lines) == 2
     assert slack.api.downloads == [] and slack.bot.review.group(group.id).status == "open"
-    assert slack.bot.storage.questions(status=None)[0]["text"] != ROADMAP
+    assert slack.bot.storage.questions(status=None)[0].text != ROADMAP
     record(
         "Access: Slack (forged, stale, unsigned; non-admin upload; review by non-members)",
         "pytest tests/test_reliability_access.py -k slack",
@@ -391,7 +391,7 @@ def searched_places(
         "logs": "\n".join(
             f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records
         ),
-        "storage rows": json.dumps(rows, ensure_ascii=False),
+        "storage rows": json.dumps([row.as_json() for row in rows], ensure_ascii=False),
         "questions list --json": cli("questions", "list", "--json"),
         "questions export CSV": cli("questions", "export", "--format", "csv"),
         "questions export JSON": cli("questions", "export", "--format", "json"),

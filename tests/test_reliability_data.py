@@ -180,8 +180,8 @@ async def test_bad_questions_through_every_platform_get_a_clear_message(
         assert all("characters long" in reply for reply in replies)
         assert cli.exit_code == 1
         # A refused question is still logged (cut to the limit), so nothing is lost.
-        assert [q["status"] for q in teams_logged] == ["refused"]
-        assert {q["status"] for q in slack_logged} == {"refused"}
+        assert [q.status for q in teams_logged] == ["refused"]
+        assert {q.status for q in slack_logged} == {"refused"}
     else:
         assert teams_logged == [] and slack_logged == []
     record(
@@ -237,7 +237,7 @@ async def test_a_lone_surrogate_is_answered_logged_and_spooled(settings: Setting
         ) as response:
             assert response.status in (200, 201)
         await stub.received(3)
-    teams_texts = [q["text"] for q in bot.storage.questions(status=None)]
+    teams_texts = [q.text for q in bot.storage.questions(status=None)]
     assert sorted(teams_texts) == sorted([SURROGATE_LOGGED] * 2 + ["may I tweet about revenue?"])
     assert not spool.exists()
     logged += 2
@@ -248,7 +248,7 @@ async def test_a_lone_surrogate_is_answered_logged_and_spooled(settings: Setting
         (post,) = await slack.api.wait_for("chat.postMessage")
         assert APOLOGY not in post["text"] and "9.2" in json.dumps(post)
         answered += 1
-        slack_texts = [q["text"] for q in slack.bot.storage.questions(status=None)]
+        slack_texts = [q.text for q in slack.bot.storage.questions(status=None)]
         assert slack_texts == [SURROGATE_LOGGED]
         logged += 1
 

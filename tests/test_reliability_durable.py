@@ -79,7 +79,7 @@ async def replayed(slack: SlackHarness) -> None:
 
 
 def logged_texts(slack: SlackHarness) -> Counter[str]:
-    return Counter(str(q["text"]) for q in slack.bot.storage.questions(status=None))
+    return Counter(str(q.text) for q in slack.bot.storage.questions(status=None))
 
 
 async def test_a_replayed_slash_command_is_answered_and_logged_once(slack: SlackHarness) -> None:
@@ -98,7 +98,7 @@ async def test_a_replayed_not_helpful_click_reaches_the_review_channel_once(
     await slack.api.wait_for("chat.postMessage")
     (question,) = slack.bot.storage.questions(status=None)
     note = slack.api.response_url("click")
-    await slack.click(render.ACTION_NOT_HELPFUL, str(question["id"]), response_url=note)
+    await slack.click(render.ACTION_NOT_HELPFUL, str(question.id), response_url=note)
     await replayed(slack)
     to_review = [p for p in slack.api["chat.postMessage"] if p["channel"] == "CREVIEW"]
     assert len(to_review) == 1 and len(slack.api["response_url:click"]) == 1

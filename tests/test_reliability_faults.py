@@ -238,13 +238,13 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
             assert response.status in (200, 201)
         async with session.get(base + "/healthz") as response:
             assert (await response.json())["unlogged_questions"] == 0
-    texts = [q["text"] for q in bot.storage.questions(status=None)]
+    texts = [q.text for q in bot.storage.questions(status=None)]
     assert sorted(texts) == sorted(
         [f"{t} #{n}" for n, t in enumerate(ASKED)] + ["may I tweet about our revenue?"]
     )
     assert not spool.exists()
     # Kept questions the policy did not cover went onto the review list once logged.
-    open_texts = {q["text"] for q in bot.open_questions()}
+    open_texts = {q.text for q in bot.open_questions()}
     assert {f"{t} #{n}" for n, t in enumerate(ASKED) if "cafeteria" in t} <= open_texts
     record(
         f"Faults: {'disk full' if fault is fill_disk else 'read-only database'} while serving",

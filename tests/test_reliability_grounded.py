@@ -48,7 +48,7 @@ async def test_injected_summaries_never_reach_a_slack_asker(
             assert APOLOGY not in shown
             summary_shown = SUMMARY_PREFIX in shown
             last = slack.bot.storage.questions(status=None, limit=1)[0]
-            if any("HTTP 409" in note for note in last["notes"]):
+            if any("HTTP 409" in note for note in last.notes):
                 # Retrieval did not give the model the clause the case cites (the stub refuses
                 # with 409): not a test of the check, as the bench counts it too.
                 invalid += 1
@@ -60,7 +60,7 @@ async def test_injected_summaries_never_reach_a_slack_asker(
                 replaced_faithful += not summary_shown
         logged = slack.bot.storage.questions(status=None, limit=1000)
     assert len(logged) == len(cases) and llm_stub.unused == 0
-    notes = [note for row in logged for note in row["notes"] if UNSUPPORTED in note]
+    notes = [note for row in logged for note in row.notes if UNSUPPORTED in note]
     # Every unsupported summary the asker did not see is on record with its reason.
     assert len(notes) == caught + replaced_faithful
     refused = [r for r in caplog.records if UNSUPPORTED in r.getMessage()]

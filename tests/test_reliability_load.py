@@ -154,7 +154,7 @@ async def test_many_teams_askers_at_once_each_get_one_answer_and_are_all_logged(
         rows = logged.questions(status=None, limit=10 * total)
     finally:
         logged.close()
-    texts = Counter(row["text"] for row in rows)
+    texts = Counter(row.text for row in rows)
     assert texts == Counter(numbered(a, t) for a in range(ASKERS) for t in range(QUESTIONS_EACH))
     assert writer.errors == [] and writer.done == 6
     assert locked_errors(caplog) == []

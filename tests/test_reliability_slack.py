@@ -53,7 +53,7 @@ async def test_many_slack_askers_at_once_each_get_one_answer_and_are_all_logged(
         per_channel[post["channel"]] = per_channel.get(post["channel"], 0) + 1
     assert per_channel == {f"D{a:04d}": QUESTIONS_EACH for a in range(ASKERS)}
     rows = slack.bot.storage.questions(status=None, limit=10 * total)
-    assert len(rows) == total and len({r["text"] for r in rows}) == total
+    assert len(rows) == total and len({r.text for r in rows}) == total
     assert not [r for r in caplog.records if "locked" in r.getMessage().lower()]
     record(
         "Load: Slack `/slack/events`",
@@ -132,7 +132,7 @@ async def test_slack_markup_in_a_question_never_pings_or_links_when_echoed(
         "<https://evil",
     ):
         assert not any(dangerous in t for t in texts), dangerous
-    logged = slack.bot.storage.questions(status=None)[0]["text"]
+    logged = slack.bot.storage.questions(status=None)[0].text
     assert "<!channel>" in logged  # the log keeps what was asked, for the policy team
     record(
         "Bad input: Slack markup (`<!channel>`, mentions, links) in questions",

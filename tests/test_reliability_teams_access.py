@@ -114,7 +114,7 @@ async def test_a_slack_only_deployment_has_no_teams_route_to_impersonate_an_admi
         assert stub.calls == [] and files.downloads == []
         assert [v.id for v in bot.storage.active_versions()] == active_before
         assert bot.review.group(group.id).status == "open"
-        assert [q["text"] for q in bot.storage.questions(status=None)] == [UNCOVERED]
+        assert [q.text for q in bot.storage.questions(status=None)] == [UNCOVERED]
         assert "teams" not in bot.notifiers
     record(
         "Access: Teams route on a Slack-only deployment (impersonating Slack admins)",

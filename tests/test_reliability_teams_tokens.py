@@ -108,7 +108,7 @@ async def test_a_valid_token_gets_the_activity_answered_and_the_reply_to_the_con
     # The reply went out with the bot's own token, from MicrosoftAppId + MicrosoftAppPassword.
     assert reply.authorization == f"Bearer {OUTGOING_TOKEN}"
     assert set(outgoing_logins) == {(APP_ID, APP_PASSWORD)}
-    assert [q["text"] for q in secured.storage.questions(status=None)] == [ROADMAP]
+    assert [q.text for q in secured.storage.questions(status=None)] == [ROADMAP]
     assert security_lines(caplog) == []
 
 

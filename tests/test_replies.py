@@ -49,7 +49,7 @@ async def test_slack_answer_is_posted_when_the_placeholder_could_not_be(
         assert placeholder["text"] == messages.THINKING
         assert answer["channel"] == "D123" and "3.3" in str(answer["blocks"])
         assert slack.api["chat.update"] == []
-        assert [q["text"] for q in slack.bot.storage.questions(status=None)] == [ROADMAP]
+        assert [q.text for q in slack.bot.storage.questions(status=None)] == [ROADMAP]
 
 
 def teams_server(bot: PolicyBot, placeholder_after: float) -> web.Application:
@@ -95,4 +95,4 @@ async def test_teams_answer_is_sent_anew_when_the_placeholder_cannot_be_edited(
         calls = await stub.received(3)
     assert [c.method for c in calls] == ["POST", "PUT", "POST"]
     assert calls[2].card is not None and "3.3" in card_text(calls[2].card)
-    assert [q["text"] for q in bot.storage.questions(status=None)] == [ROADMAP]
+    assert [q.text for q in bot.storage.questions(status=None)] == [ROADMAP]

@@ -62,7 +62,7 @@ async def ask(bot: PolicyBot, text: str, user: str = "", platform: str = "slack"
 
 
 def members_by_group(bot: PolicyBot) -> list[set[str]]:
-    return [{m["text"] for m in bot.review.members(g.id)} for g in bot.review.groups("open")]
+    return [{m.text for m in bot.review.members(g.id)} for g in bot.review.groups("open")]
 
 
 async def test_paraphrases_group_by_topic_and_near_misses_stay_apart(bot: PolicyBot) -> None:
@@ -177,7 +177,7 @@ async def test_resolve_sends_every_asker_the_answer_and_forgets_their_address(
         assert address.platform in {"slack", "teams"}
     for qid in (q1, q2, q3):
         assert bot.storage.reply_address(qid) is None
-        assert bot.storage.question(qid)["status"] == "resolved"
+        assert bot.storage.question(qid).status == "resolved"
     assert bot.review.group(group.id).status == "answered"
     # Delivered once: a retry sends nothing again.
     again = await bot.deliver_answers()
@@ -242,8 +242,8 @@ async def test_a_later_similar_question_gets_the_reviewed_answer(bot: PolicyBot)
     assert reviewed in later.lead and "reviewed answer" in later.lead
     assert datetime.now(UTC).date().isoformat() in later.lead
     row = bot.storage.question(later.question_id or 0)
-    assert row["answer_source"] == "reviewed" and row["group_id"] == group.id
-    assert row["status"] == "answered"
+    assert row.answer_source == "reviewed" and row.group_id == group.id
+    assert row.status == "answered"
     assert bot.review.groups("open") == []
 
     # A different uncovered question still gets "not covered", and the policy still answers
@@ -271,7 +271,7 @@ async def test_dismiss_closes_the_group_and_deletes_reply_addresses(bot: PolicyB
     (group,) = bot.review.groups("open")
     dismissed = bot.dismiss_group(group.id, by="hr-lead")
     assert dismissed.status == "dismissed" and dismissed.answered_by == "hr-lead"
-    assert bot.storage.question(q)["status"] == "dismissed"
+    assert bot.storage.question(q).status == "dismissed"
     assert bot.storage.reply_address(q) is None
     # A new question on the topic starts a fresh open group rather than joining the closed one.
     await ask(bot, "when does the canteen shut?", user="U2")
@@ -300,7 +300,7 @@ async def test_review_actions_refuse_bad_input_and_lose_nothing(bot: PolicyBot) 
     with pytest.raises(ReviewError, match="no question group 999"):
         bot.dismiss_group(999)
     assert bot.review.group(group.id).status == "open"
-    assert bot.storage.reply_address(bot.review.members(group.id)[0]["id"]) is not None
+    assert bot.storage.reply_address(bot.review.members(group.id)[0].id) is not None
 
 
 async def test_the_log_keeps_pseudonyms_and_names_apart(bot: PolicyBot) -> None:
@@ -314,7 +314,7 @@ async def test_the_log_keeps_pseudonyms_and_names_apart(bot: PolicyBot) -> None:
     )
     qid = answer.question_id or 0
     row = bot.storage.question(qid)
-    assert row["asker"].startswith("asker-") and "U123" not in str(row)
+    assert row.asker.startswith("asker-") and "U123" not in str(row)
     assert "Dana" not in str(row)
     assert bot.storage.asker_names([qid]) == {qid: "Dana Smith"}
     assert bot.storage.reply_address(qid) == {
@@ -343,7 +343,7 @@ async def test_purge_deletes_old_questions_but_keeps_reviewed_answers(bot: Polic
     assert bot.storage.purge_questions(cutoff, dry_run=True)["questions"] == 3
     counts = bot.storage.purge_questions(cutoff)
     assert counts["questions"] == 3
-    remaining = {q["text"] for q in bot.storage.questions()}
+    remaining = {q.text for q in bot.storage.questions()}
     assert remaining == {"what time does the cafeteria close"}
     # The answered group keeps teaching the bot with no questions left in it.
     assert bot.review.group(dog_group.id).count == 0

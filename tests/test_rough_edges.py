@@ -67,7 +67,7 @@ async def test_a_not_covered_reply_takes_no_rating_and_a_rating_counts_once(
     for rating in ("helpful", "not_helpful"):
         assert not await bot.react_to_answer(asker, uncovered.question_id, rating, tell)
     assert told == [messages.NOTHING_TO_RATE] * 2 and channel.notices == []
-    assert bot.storage.question(uncovered.question_id)["feedback"] == before["feedback"]
+    assert bot.storage.question(uncovered.question_id).feedback == before.feedback
 
     told.clear()
     answer = await bot.ask(IncomingQuestion(COVERED, platform="console"))
@@ -93,8 +93,8 @@ async def test_a_reviewed_answer_reaches_a_console_asker_when_their_chat_opens(
     first = io.StringIO()
     await chat(bot, io.StringIO(NOT_COVERED + "\n!quit\n"), first, asker="alex")
     (row,) = bot.storage.questions()
-    assert row["status"] == "open"
-    report = await bot.answer_group(row["group_id"], "The cafeteria opens at 8.", "policy team")
+    assert row.status == "open"
+    report = await bot.answer_group(row.group_id or 0, "The cafeteria opens at 8.", "policy team")
     assert report.waiting == {"console": 1}  # nobody at the terminal to tell yet
 
     someone_else = io.StringIO()

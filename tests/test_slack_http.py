@@ -46,7 +46,7 @@ def dm(text: str, ts: str = "1700000002.000100", **extra: Any) -> dict[str, Any]
 def cited_clause_texts(harness: SlackHarness) -> list[str]:
     """The full texts of the clauses the last logged question cites."""
     rows = harness.bot.storage.questions(status=None)
-    ids = [c["clause_id"] for c in rows[0]["citations"]]
+    ids = [c["clause_id"] for c in rows[0].citations]
     stored = harness.bot.storage.clauses_by_id(ids)
     return [stored[i].clause.text for i in ids]
 
@@ -70,8 +70,8 @@ async def test_signed_mention_is_acknowledged_then_answered_in_its_thread(
         render.ACTION_ESCALATE,
     }
     row = slack.bot.storage.questions(status=None)[0]
-    assert row["platform"] == "slack" and row["text"] == ROADMAP
-    assert slack.bot.storage.reply_address(row["id"]) == {
+    assert row.platform == "slack" and row.text == ROADMAP
+    assert slack.bot.storage.reply_address(row.id) == {
         "platform": "slack",
         "user_id": "U123",
         "conversation": "C100/1700000001.000100",
@@ -171,7 +171,7 @@ async def test_bots_edits_and_other_subtypes_are_ignored(
     await slack.event(dm(ROADMAP, ts="1700000099.000001"))  # a real question after it
     posts = await slack.api.wait_for("chat.postMessage")
     assert len(posts) == 1 and posts[0]["channel"] == "D123"
-    assert [q["text"] for q in slack.bot.storage.questions(status=None)] == [ROADMAP]
+    assert [q.text for q in slack.bot.storage.questions(status=None)] == [ROADMAP]
 
 
 async def test_direct_message_is_answered_in_the_dm(slack: SlackHarness) -> None:

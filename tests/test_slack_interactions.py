@@ -36,9 +36,9 @@ async def test_policy_command_acks_then_answers_privately_with_a_share_button(
     assert "3.3" in all_text(reply["blocks"])
     assert render.ACTION_SHARE in button_ids(reply["blocks"])
     row = slack.bot.storage.questions(status=None)[0]
-    assert row["text"] == ROADMAP
+    assert row.text == ROADMAP
     # Private question: a later follow-up goes by DM, not into the channel.
-    stored = slack.bot.storage.reply_address(row["id"])
+    stored = slack.bot.storage.reply_address(row.id)
     assert stored is not None and stored["conversation"] == ""
 
 
@@ -76,8 +76,10 @@ async def test_helpful_is_recorded_and_confirmed(slack: SlackHarness) -> None:
     url = slack.api.response_url("thanks")
     await slack.click(render.ACTION_HELPFUL, str(answer.question_id), response_url=url)
     (note,) = await slack.api.wait_for("response_url:thanks")
-    assert note["response_type"] == "ephemeral" and messages.REACTION_NOTES["helpful"] in note["text"]
-    assert slack.bot.storage.question(answer.question_id or 0)["feedback"] == "helpful"
+    assert (
+        note["response_type"] == "ephemeral" and messages.REACTION_NOTES["helpful"] in note["text"]
+    )
+    assert slack.bot.storage.question(answer.question_id or 0).feedback == "helpful"
     assert slack.api["chat.postMessage"] == []  # nothing for the policy team
 
 
@@ -96,7 +98,7 @@ async def test_not_helpful_and_ask_the_team_go_on_the_review_list(
     assert "policy team" in note["text"]
     (review,) = await slack.api.wait_for("chat.postMessage")
     assert review["channel"] == "CREVIEW" and "roadmap" in all_text(review["blocks"])
-    assert [(q["id"], q["review_reason"]) for q in slack.bot.open_questions()] == [
+    assert [(q.id, q.review_reason) for q in slack.bot.open_questions()] == [
         (answer.question_id, reason)
     ]
 

@@ -79,7 +79,7 @@ def test_question_log_keeps_pseudonyms_apart_from_reply_addresses() -> None:
         reply_to={"platform": "slack", "user_id": "U123", "conversation": "D1"},
     )
     row = storage.question(qid)
-    assert row["asker"] == asker and row["citations"] == [] and row["answered"] is False
+    assert row.asker == asker and row.citations == [] and row.answered is False
     assert storage.reply_address(qid) == {
         "platform": "slack",
         "user_id": "U123",

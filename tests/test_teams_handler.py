@@ -36,9 +36,9 @@ async def test_personal_question_gets_a_card_and_is_logged_with_a_reply_address(
     (attachment,) = reply.attachments
     assert attachment.content_type == ADAPTIVE_CARD
     (logged,) = bot.storage.questions(status=None)
-    assert reply.summary == logged["answer_text"]
-    assert logged["platform"] == "teams"
-    address = bot.storage.reply_address(logged["id"])
+    assert reply.summary == logged.answer_text
+    assert logged.platform == "teams"
+    address = bot.storage.reply_address(logged.id)
     assert address is not None and address["user_id"] == ALICE["id"]
     reference = json.loads(address["conversation"])
     assert reference["conversation"]["id"] == adapter.template.conversation.id
@@ -72,7 +72,7 @@ async def test_mention_in_a_group_chat_is_stripped_and_other_names_kept(bot: Pol
     await adapter.receive_activity(activity)
     assert len(adapter.activity_buffer) == 1
     (logged,) = bot.storage.questions(status=None)
-    assert logged["text"] == "may I post a photo of Pat Policy at the offsite party?"
+    assert logged.text == "may I post a photo of Pat Policy at the offsite party?"
 
 
 async def test_group_chat_message_mentioning_someone_else_is_ignored(bot: PolicyBot) -> None:
@@ -95,7 +95,7 @@ async def test_not_helpful_submit_confirms_and_opens_the_question(bot: PolicyBot
     not_helpful = next(a["data"] for a in card["actions"] if a["title"] == "Not helpful")
     await adapter.receive_activity(Activity(type="message", value=not_helpful))
     assert "review list" in adapter.activity_buffer[1].text
-    assert [q["review_reason"] for q in bot.open_questions()] == ["not_helpful"]
+    assert [q.review_reason for q in bot.open_questions()] == ["not_helpful"]
 
 
 async def test_someone_outside_the_policy_team_is_refused_review(bot: PolicyBot) -> None:

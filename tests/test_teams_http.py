@@ -7,7 +7,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -65,19 +64,17 @@ async def test_done_when_card_quotes_clauses_and_not_helpful_reaches_the_review_
             card = reply.card
             assert card is not None and card["type"] == "AdaptiveCard"
             row = bot.storage.questions(status=None)[0]
-            cited = bot.storage.clauses_by_id([c["clause_id"] for c in row["citations"]])
+            cited = bot.storage.clauses_by_id([c["clause_id"] for c in row.citations])
             text = card_text(card)
-            assert row["citations"][0]["section"] == "3.3"
+            assert row.citations[0]["section"] == "3.3"
             for stored in cited.values():
                 assert f"“{stored.clause.text}”" in text
                 assert stored.clause.reference in text
             actions = submit_data(card)
             assert list(actions) == ["Helpful", "Not helpful", "Ask the policy team"]
-            assert actions["Not helpful"] == {"policybot": "not_helpful", "question_id": row["id"]}
+            assert actions["Not helpful"] == {"policybot": "not_helpful", "question_id": row.id}
 
-            status, _ = await post(
-                base, card_submit("not_helpful", row["id"], stub.url, sender=ALICE)
-            )
+            status, _ = await post(base, card_submit("not_helpful", row.id, stub.url, sender=ALICE))
             calls = await stub.received(2)
             assert "review list" in calls[1].text
     finally:
@@ -87,7 +84,7 @@ async def test_done_when_card_quotes_clauses_and_not_helpful_reaches_the_review_
     assert result.exit_code == 0, result.output
     listed = [json.loads(line) for line in result.output.splitlines()]
     assert [(q["id"], q["review_reason"], q["platform"]) for q in listed] == [
-        (row["id"], "not_helpful", "teams")
+        (row.id, "not_helpful", "teams")
     ]
     table = CliRunner().invoke(main, ["--db", str(db), "questions", "list"])
     assert "not_helpful" in table.output and "unreleased roadmap" in table.output
@@ -101,7 +98,7 @@ async def test_unanswered_question_says_so_and_offers_no_feedback_buttons(
     assert reply.card is not None
     assert "does not cover this" in card_text(reply.card)
     assert "actions" not in reply.card
-    assert [q["review_reason"] for q in bot.open_questions()] == ["not_covered"]
+    assert [q.review_reason for q in bot.open_questions()] == ["not_covered"]
 
 
 async def test_channel_mention_is_stripped_and_the_reply_goes_to_the_thread(
@@ -114,8 +111,8 @@ async def test_channel_mention_is_stripped_and_the_reply_goes_to_the_thread(
     assert reply.activity_id == activity["id"]  # a reply in the thread, not a new post
     assert reply.card is not None and "3.3" in card_text(reply.card)
     (logged,) = bot.storage.questions(status=None)
-    assert logged["text"] == ROADMAP
-    assert "PolicyBot" not in logged["text"] and "<at>" not in logged["text"]
+    assert logged.text == ROADMAP
+    assert "PolicyBot" not in logged.text and "<at>" not in logged.text
 
 
 async def test_channel_and_group_messages_without_a_mention_are_ignored(
@@ -146,8 +143,8 @@ async def test_card_actions_record_feedback_and_escalation(
     calls = await stub.received(4)
     assert calls[2].text == messages.REACTION_NOTES["helpful"]
     assert "policy team" in calls[3].text
-    assert bot.storage.question(first["Helpful"]["question_id"])["feedback"] == "helpful"
-    assert [(q["id"], q["review_reason"]) for q in bot.open_questions()] == [
+    assert bot.storage.question(first["Helpful"]["question_id"]).feedback == "helpful"
+    assert [(q.id, q.review_reason) for q in bot.open_questions()] == [
         (second["Helpful"]["question_id"], "ask_policy_team")
     ]
 
@@ -282,9 +279,9 @@ async def test_notifier_replies_later_through_the_stored_conversation_reference(
 ) -> None:
     await post(server, message("what time does the cafeteria open?", stub.url))
     await stub.received(1)
-    rows: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
+    rows = bot.open_questions()
     (question,) = rows
-    stored = bot.storage.reply_address(question["id"])
+    stored = bot.storage.reply_address(question.id)
     assert stored is not None and stored["platform"] == "teams"
     reference = json.loads(stored["conversation"])
     assert reference["serviceUrl"] == stub.url

@@ -86,8 +86,8 @@ async def test_an_uncovered_question_is_posted_to_the_review_conversation(
     assert card is not None and card["type"] == "AdaptiveCard"
     assert f"“{UNCOVERED}”" in card_text(card)
     assert facts(card)["Why"] == "not covered by the policy"
-    assert facts(card)["Question"] == f"#{question['id']}"
-    assert facts(card)["Group"] == f"#{question['group_id']}"
+    assert facts(card)["Question"] == f"#{question.id}"
+    assert facts(card)["Group"] == f"#{question.group_id}"
     # POLICYBOT_SHOW_ASKERS is off: the asker is nowhere on the card.
     assert "29:alice" not in str(card) and "Alice" not in str(card)
     assert notice.body.get("summary", "").startswith("Question for the policy team")
@@ -97,8 +97,8 @@ async def test_an_uncovered_question_is_posted_to_the_review_conversation(
     buttons = submit_data(card)
     assert set(buttons) == {"Answer", "Dismiss"}
     for action in ("Answer", "Dismiss"):
-        assert buttons[action]["group_id"] == question["group_id"]
-        assert buttons[action]["question_id"] == question["id"]
+        assert buttons[action]["group_id"] == question.group_id
+        assert buttons[action]["question_id"] == question.id
     assert buttons["Answer"]["policybot"] == "answer_group"
     assert buttons["Dismiss"]["policybot"] == "dismiss_group"
 
@@ -142,8 +142,8 @@ async def test_the_asker_is_named_only_with_show_askers(
     assert "Asked by Alice Example" in not_helpful
     assert "Asked by 29:nameless" in nameless
     # Rebuilt from the log (to settle a card), the notice names the asker the same way.
-    logged: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
-    first = min(q["id"] for q in logged)
+    logged = bot.open_questions()
+    first = min(q.id for q in logged)
     rebuilt = bot.review_notice(first)
     assert (rebuilt.asker_name, rebuilt.asker) == ("Alice Example", "29:alice")
 
@@ -180,7 +180,7 @@ async def test_a_refused_review_post_does_not_cost_the_asker_the_answer(
     assert len(review_posts(stub)) == 2  # each tried once, refused
     failures = [r for r in caplog.records if "teams review channel" in r.getMessage()]
     assert len(failures) == 2
-    assert {q["review_reason"] for q in bot.open_questions()} == {"not_covered", "not_helpful"}
+    assert {q.review_reason for q in bot.open_questions()} == {"not_covered", "not_helpful"}
 
 
 def test_the_review_conversation_setting_is_read_from_the_environment() -> None:
@@ -231,7 +231,7 @@ async def test_answer_on_the_channel_card_reaches_the_asker_and_settles_the_card
     team_server: tuple[PolicyBot, str, Call], stub: ConnectorStub
 ) -> None:
     bot, base, notice = team_server
-    rows: list[dict[str, Any]] = bot.open_questions()  # typed dict[str, object] in bot.core
+    rows = bot.open_questions()
     (question,) = rows
     before = len(stub.calls)
     await post(base, pressed(notice, "Answer", stub.url, answer=ANSWER))
@@ -249,16 +249,16 @@ async def test_answer_on_the_channel_card_reaches_the_asker_and_settles_the_card
     text = card_text(card)
     assert f"“{UNCOVERED}”" in text
     assert facts(card) == facts(notice.card or {})  # why, question and group, as posted
-    assert f"Answered by Pat Policy (teams:aad-pat) (group #{question['group_id']}" in text
+    assert f"Answered by Pat Policy (teams:aad-pat) (group #{question.group_id}" in text
     assert ANSWER in text
     assert "actions" not in card and "Input.Text" not in str(card)
 
     # The reviewers read the outcome in the card's thread.
     assert confirmation.method == "POST" and confirmation.conversation_id == thread(notice)
-    assert f"Group #{question['group_id']} answered" in confirmation.text
+    assert f"Group #{question.group_id} answered" in confirmation.text
     assert "1 sent, 0 pending" in confirmation.text
 
-    group = bot.review.group(question["group_id"])
+    group = bot.review.group(question.group_id or 0)
     assert group.status == "answered" and group.answer == ANSWER
     assert group.answered_by == "Pat Policy (teams:aad-pat)"
     assert bot.open_questions() == []
@@ -285,16 +285,16 @@ async def test_someone_outside_the_policy_team_is_refused_and_logged(
         "refused review answer_group: platform=teams who=aad-bob reason=not in the policy team",
         "refused review dismiss_group: platform=teams who=aad-bob reason=not in the policy team",
     ]
-    rows: list[dict[str, Any]] = bot.open_questions()
+    rows = bot.open_questions()
     (question,) = rows
-    assert bot.review.group(question["group_id"]).status == "open"
+    assert bot.review.group(question.group_id or 0).status == "open"
 
 
 async def test_dismiss_on_the_channel_card_tells_nobody_and_settles_the_card(
     team_server: tuple[PolicyBot, str, Call], stub: ConnectorStub
 ) -> None:
     bot, base, notice = team_server
-    rows: list[dict[str, Any]] = bot.open_questions()
+    rows = bot.open_questions()
     (question,) = rows
     before = len(stub.calls)
     await post(base, pressed(notice, "Dismiss", stub.url))
@@ -303,23 +303,23 @@ async def test_dismiss_on_the_channel_card_tells_nobody_and_settles_the_card(
     assert "Dismissed by Pat Policy (teams:aad-pat)" in card_text(settled.card or {})
     assert "actions" not in (settled.card or {})
     assert confirmation.conversation_id == thread(notice)
-    assert f"Group #{question['group_id']} dismissed" in confirmation.text
+    assert f"Group #{question.group_id} dismissed" in confirmation.text
     assert len(stub.in_conversation(PERSONAL["id"])) == 1  # Alice heard only her answer
     assert len(stub.calls) == before + 2
-    assert bot.review.group(question["group_id"]).status == "dismissed"
+    assert bot.review.group(question.group_id or 0).status == "dismissed"
 
 
 async def test_an_empty_answer_changes_nothing_and_an_uneditable_card_still_gets_the_reply(
     team_server: tuple[PolicyBot, str, Call], stub: ConnectorStub
 ) -> None:
     bot, base, notice = team_server
-    rows: list[dict[str, Any]] = bot.open_questions()
+    rows = bot.open_questions()
     (question,) = rows
     before = len(stub.calls)
     await post(base, pressed(notice, "Answer", stub.url, answer="   "))
     (empty,) = (await stub.received(before + 1))[before:]
     assert empty.conversation_id == thread(notice) and "answer is empty" in empty.text
-    assert bot.review.group(question["group_id"]).status == "open"
+    assert bot.review.group(question.group_id or 0).status == "open"
 
     stub.refuse_updates = True  # a client that cannot edit messages
     await post(base, pressed(notice, "Answer", stub.url, answer=ANSWER))
@@ -328,4 +328,4 @@ async def test_an_empty_answer_changes_nothing_and_an_uneditable_card_still_gets
     assert refused_edit.method == "PUT"
     assert confirmation.method == "POST" and "1 sent, 0 pending" in confirmation.text
     assert all(call.text != replies.APOLOGY for call in stub.calls)
-    assert bot.review.group(question["group_id"]).status == "answered"
+    assert bot.review.group(question.group_id or 0).status == "answered"

@@ -78,7 +78,7 @@ async def test_a_reaction_is_told_first_then_announced(team_bot: PolicyBot) -> N
     assert ok and [kind for kind, _ in said.events] == ["told", "announced"]
     notice = said.events[1][1]
     assert isinstance(notice, ReviewNotice) and notice.reason == "not_helpful"
-    assert team_bot.storage.question(answer.question_id)["status"] == "open"
+    assert team_bot.storage.question(answer.question_id).status == "open"
 
     said.events.clear()
     assert not await team_bot.react_to_answer(SOMEONE, 999_999, "helpful", said.tell)
@@ -221,7 +221,7 @@ async def test_the_console_reacts_through_the_use_case(bot: PolicyBot) -> None:
     assert f"bot> {messages.ASK_FIRST}" in out
     assert f"bot> {messages.REACTION_NOTES['ask_policy_team']}" in out
     (question,) = bot.open_questions()
-    assert question["review_reason"] == "ask_policy_team"
+    assert question.review_reason == "ask_policy_team"
 
 
 def test_policybot_chat_words_reactions_as_every_platform_does(run: Any) -> None:

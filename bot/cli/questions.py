@@ -22,6 +22,7 @@ from bot.review.export import STATUSES as EXPORT_STATUSES
 from bot.review.export import export_rows, to_csv, to_json
 from bot.review.groups import Group, ReviewError, owner_matches
 from bot.review.queue import parse_age
+from bot.store.database import QuestionRow
 
 
 @main.group()
@@ -86,11 +87,11 @@ def questions_list(
         found = len(rows)
     else:
         logged = bot.storage.questions_between(status=wanted)
-        routed = {r["id"] for r in logged if owner_matches(owner, r["owner"] or "")}
+        routed = {r.id for r in logged if owner_matches(owner, r.owner or "")}
         found = len(routed)
         # Newest first, as without --owner: every question of that status, then the team's.
         rows = bot.storage.questions(status=wanted, limit=max(len(logged), 1))
-        rows = [r for r in rows if r["id"] in routed]
+        rows = [r for r in rows if r.id in routed]
     print_questions(bot, rows[:limit], as_json)
     say_if_cut(found, limit, "question")
 
@@ -155,10 +156,10 @@ def print_groups(groups: list[Group], as_json: bool) -> None:
     console().print(table)
 
 
-def print_questions(bot: PolicyBot, rows: list[dict[str, Any]], as_json: bool) -> None:
+def print_questions(bot: PolicyBot, logged: list[QuestionRow], as_json: bool) -> None:
     # Rows logged before secrets were scrubbed on the way in may still hold one.
     redactor = Redactor.of(bot.settings)
-    rows = [redactor.scrub_row(row) for row in rows]
+    rows = [redactor.scrub_row(row.as_json()) for row in logged]
     names = bot.storage.asker_names(r["id"] for r in rows) if bot.settings.show_askers else {}
     if as_json:
         for row in rows:
@@ -221,7 +222,8 @@ def questions_show(ctx: Context, group_id: int, as_json: bool) -> None:
     bot = ctx.bot(with_policy=False)
     group = bot.review.group(group_id)
     redactor = Redactor.of(bot.settings)
-    members = [redactor.scrub_row(row) for row in bot.review.members(group_id)]
+    logged = bot.review.members(group_id)
+    members = [redactor.scrub_row(row.as_json()) for row in logged]
     if as_json:
         click.echo(json.dumps({**group.as_json(), "questions": members}, ensure_ascii=False))
         return
@@ -233,7 +235,7 @@ def questions_show(ctx: Context, group_id: int, as_json: bool) -> None:
     if group.answer:
         click.echo(f"Reviewed answer ({group.answered_at[:10]}, {group.answered_by or '-'}):")
         click.echo(f"  {group.answer}")
-    print_questions(bot, members, as_json=False)
+    print_questions(bot, logged, as_json=False)
 
 
 @questions.command("answer")

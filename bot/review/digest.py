@@ -130,14 +130,14 @@ def build_digest(
     start = since.isoformat(timespec="seconds")
     end = (until + timedelta(seconds=1)).isoformat(timespec="seconds")
     rows = storage.questions_between(since=start, until=end)
-    refused = [r for r in rows if r["status"] == "refused"]
-    asked = [r for r in rows if r["status"] != "refused"]
-    reviewed = [r for r in asked if r["answer_source"] == "reviewed"]
-    from_policy = [r for r in asked if r["answered"] and r["answer_source"] != "reviewed"]
+    refused = [r for r in rows if r.status == "refused"]
+    asked = [r for r in rows if r.status != "refused"]
+    reviewed = [r for r in asked if r.answer_source == "reviewed"]
+    from_policy = [r for r in asked if r.answered and r.answer_source != "reviewed"]
     # Answered but then marked Not helpful or escalated: counted as sent, not as answered.
-    to_review = [r for r in asked if r["review_reason"]]
-    from_policy = [r for r in from_policy if not r["review_reason"]]
-    reviewed = [r for r in reviewed if not r["review_reason"]]
+    to_review = [r for r in asked if r.review_reason]
+    from_policy = [r for r in from_policy if not r.review_reason]
+    reviewed = [r for r in reviewed if not r.review_reason]
 
     groups = review.groups(status=None)
     open_groups = [g for g in groups if g.status == "open"]
@@ -147,7 +147,7 @@ def build_digest(
     cited: Counter[tuple[str, str]] = Counter()
     clause_of: dict[tuple[str, str], int] = {}
     for row in asked:
-        for c in {(c["document"], c["section"]): c for c in row["citations"]}.values():
+        for c in {(c["document"], c["section"]): c for c in row.citations}.values():
             key = (c["document"], c["section"])
             cited[key] += 1
             clause_of.setdefault(key, c["clause_id"])

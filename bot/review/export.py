@@ -70,16 +70,15 @@ def export_rows(
         until=parse_when(until, end=True),
     )
     if owner is not None:
-        rows = [r for r in rows if owner_matches(owner, r["owner"] or "")]
-    names = storage.asker_names(r["id"] for r in rows) if show_askers else {}
+        rows = [r for r in rows if owner_matches(owner, r.owner or "")]
+    names = storage.asker_names(r.id for r in rows) if show_askers else {}
     out = []
     for row in rows:
-        record = {name: row.get(name) for name in FIELDS}
-        record["asker"] = names.get(row["id"]) or row["asker"] or ""
+        record = {name: getattr(row, name, None) for name in FIELDS}
+        record["asker"] = names.get(row.id) or row.asker or ""
         record["cited_sections"] = "; ".join(
-            dict.fromkeys(c["section"] for c in row["citations"] if c.get("section"))
+            dict.fromkeys(c["section"] for c in row.citations if c.get("section"))
         )
-        record["group_id"] = row["group_id"]
         out.append(record)
     return out
 

@@ -20,7 +20,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bot import messages
 from bot.models import Retrieval, StoredClause
@@ -43,7 +42,7 @@ from bot.review.groups import (
     delivery_text,
     owner_matches,
 )
-from bot.store.database import Storage, utcnow
+from bot.store.database import QuestionRow, Storage, utcnow
 
 
 class ReviewQueue:
@@ -152,17 +151,17 @@ class ReviewQueue:
         except KeyError:
             raise ReviewError(messages.no_such_group(group_id)) from None
 
-    def members(self, group_id: int) -> list[dict[str, Any]]:
+    def members(self, group_id: int) -> list[QuestionRow]:
         return self.storage.group_members(group_id)
 
     def place(self, question_id: int) -> int:
         """Put a logged question on the list (Not helpful, escalated): into the open group it
         matches best, or a new group. One already in an open group stays there."""
         row = self.storage.question(question_id)
-        current = row.get("group_id")
+        current = row.group_id
         if current and self.storage.group(current)["status"] == "open":
-            return int(current)  # already on the list (escalated twice, say)
-        return self.join(question_id, row["text"])
+            return current  # already on the list (escalated twice, say)
+        return self.join(question_id, row.text)
 
     def join(
         self,
@@ -273,27 +272,25 @@ class ReviewQueue:
         sent = failed = 0
         waiting: Counter[str] = Counter()
         for pending in self.storage.pending_deliveries(group_id):
-            if asker is not None and (pending["platform"], pending["user_id"]) != asker:
+            if asker is not None and (pending.platform, pending.user_id) != asker:
                 continue
-            notifier = notifiers.get(pending["platform"])
+            notifier = notifiers.get(pending.platform)
             if notifier is None:
-                waiting[pending["platform"]] += 1
+                waiting[pending.platform] += 1
                 continue
-            address = ReplyAddress(
-                pending["platform"], pending["user_id"], pending["conversation"] or ""
-            )
-            text = delivery_text(pending["text"], pending["answer"], pending["answered_at"])
+            address = ReplyAddress(pending.platform, pending.user_id, pending.conversation or "")
+            text = delivery_text(pending.text, pending.answer, pending.answered_at)
             try:
                 await notifier.send(address, text)
             # Any failure (DeliveryError, a network error) keeps that address for a retry;
             # one asker's failure must not stop the others from being reached.
             except Exception as error:
                 self.storage.record_delivery_failure(
-                    pending["question_id"], f"{type(error).__name__}: {error}"
+                    pending.question_id, f"{type(error).__name__}: {error}"
                 )
                 failed += 1
                 continue
-            self.storage.delete_reply_address(pending["question_id"])
+            self.storage.delete_reply_address(pending.question_id)
             sent += 1
         return DeliveryReport(sent=sent, failed=failed, waiting=dict(waiting))
 

@@ -22,6 +22,7 @@ from bot.store.deliveries import (
 from bot.store.groups import GroupStore
 from bot.store.policies import PolicyStore, VersionInfo, content_hash
 from bot.store.questions import QuestionLog
+from bot.store.rows import PendingDelivery, QuestionRow, RoutedQuestion
 from bot.store.schema import migrations
 
 __all__ = [
@@ -29,7 +30,10 @@ __all__ = [
     "DELIVERY_RETENTION",
     "LOGGED",
     "REPLIED",
+    "PendingDelivery",
+    "QuestionRow",
     "ReceivedQuestion",
+    "RoutedQuestion",
     "Storage",
     "StorageError",
     "VersionInfo",

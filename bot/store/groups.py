@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.store.connection import Connected, utcnow
 from bot.store.questions import question_rows
+from bot.store.rows import PendingDelivery, QuestionRow
 
 
 class GroupStore(Connected):
@@ -82,9 +83,9 @@ class GroupStore(Connected):
         ).fetchall()
         return [int(r[0]) for r in rows]
 
-    def group_members(self, group_id: int) -> list[dict[str, Any]]:
+    def group_members(self, group_id: int) -> list[QuestionRow]:
         rows = question_rows(self.db, "group_id = ?", [group_id], limit=1_000_000)
-        return sorted(rows, key=lambda row: row["id"])
+        return sorted(rows, key=lambda row: row.id)
 
     def close_group_questions(self, group_id: int, status: str) -> list[int]:
         """Move the group's open questions to `status`; returns their ids."""
@@ -101,7 +102,7 @@ class GroupStore(Connected):
         return ids
 
     # -- delivering answers to askers -----------------------------------------------------------
-    def pending_deliveries(self, group_id: int | None = None) -> list[dict[str, Any]]:
+    def pending_deliveries(self, group_id: int | None = None) -> list[PendingDelivery]:
         """Askers of resolved questions whose reply address is still kept: not yet reached."""
         where = "q.status = 'resolved' AND g.status = 'answered'"
         params: list[Any] = []
@@ -117,7 +118,10 @@ class GroupStore(Connected):
             params,
         )
         columns = [d[0] for d in cursor.description]
-        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+        return [
+            PendingDelivery(**dict(zip(columns, values, strict=True)))
+            for values in cursor.fetchall()
+        ]
 
     def delete_reply_address(self, question_id: int) -> None:
         with self.db.atomic():

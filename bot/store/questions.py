@@ -13,24 +13,18 @@ import sqlite_utils
 
 from bot.store.connection import Connected, utcnow
 from bot.store.deliveries import LOGGED, RECEIVED
+from bot.store.rows import QuestionRow, RoutedQuestion
 
 
 def question_rows(
     db: sqlite_utils.Database, where: str, params: Sequence[Any], limit: int
-) -> list[dict[str, Any]]:
-    """Rows of the question log, newest first, their JSON columns decoded."""
+) -> list[QuestionRow]:
+    """Rows of the question log, newest first."""
     cursor = db.execute(
         f"SELECT * FROM questions WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit]
     )
     columns = [d[0] for d in cursor.description]
-    out = []
-    for values in cursor.fetchall():
-        row = dict(zip(columns, values, strict=True))
-        for key in ("version_ids", "citations", "notes", "now_answered_citations"):
-            row[key] = json.loads(row[key]) if row.get(key) else []
-        row["answered"] = bool(row["answered"])
-        out.append(row)
-    return out
+    return [QuestionRow.from_sql(columns, values) for values in cursor.fetchall()]
 
 
 class QuestionLog(Connected):
@@ -108,18 +102,18 @@ class QuestionLog(Connected):
         if cursor.rowcount == 0:
             raise KeyError(question_id)
 
-    def question(self, question_id: int) -> dict[str, Any]:
+    def question(self, question_id: int) -> QuestionRow:
         rows = self._questions("id = ?", [question_id], limit=1)
         if not rows:
             raise KeyError(question_id)
         return rows[0]
 
-    def questions(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def questions(self, status: str | None = None, limit: int = 1000) -> list[QuestionRow]:
         if status is None:
             return self._questions("1 = 1", [], limit)
         return self._questions("status = ?", [status], limit)
 
-    def _questions(self, where: str, params: Sequence[Any], limit: int) -> list[dict[str, Any]]:
+    def _questions(self, where: str, params: Sequence[Any], limit: int) -> list[QuestionRow]:
         return question_rows(self.db, where, params, limit)
 
     def open_unanswered_questions(self) -> list[tuple[int, str]]:
@@ -175,11 +169,11 @@ class QuestionLog(Connected):
         status: str | None = None,
         since: str = "",
         until: str = "",
-    ) -> list[dict[str, Any]]:
+    ) -> list[RoutedQuestion]:
         """Questions asked in [since, until) (ISO times; "" = open end), oldest first.
 
-        Each row also carries `owner`, `closest_section` and `closest_title`: the closest
-        clause's section and team, through which the policy team's queues are split.
+        Each carries its routing (`owner`, `closest_section`, `closest_title`: its group's or
+        closest clause's section and team, through which the policy team's queues are split).
         """
         where = ["1 = 1"]
         params: list[Any] = []
@@ -206,14 +200,7 @@ class QuestionLog(Connected):
             params,
         )
         columns = [d[0] for d in cursor.description]
-        out = []
-        for values in cursor.fetchall():
-            row = dict(zip(columns, values, strict=True))
-            for key in ("version_ids", "citations", "notes"):
-                row[key] = json.loads(row[key]) if row.get(key) else []
-            row["answered"] = bool(row["answered"])
-            out.append(row)
-        return out
+        return [RoutedQuestion.from_sql(columns, values) for values in cursor.fetchall()]
 
     # -- retention ------------------------------------------------------------------------------
     def expire_contacts(self, before: str) -> int:
