@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.policies import ACTIVATE, DISCARD, ChangeSummary, UploadResult
+from bot.changes import ChangeSummary
+from bot.policies import ACTIVATE, DISCARD, UploadResult
 from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
 from bot.store.database import VersionInfo
 

@@ -9,10 +9,11 @@ from dataclasses import replace
 import docx
 import pytest
 
+from bot.changes import compare_clauses
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, Block, Clause, IncomingQuestion, PolicyError
-from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized, compare_clauses
+from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized
 from bot.reading.ingest import READERS
 from bot.reading.pdf import read_pdf
 from bot.reading.shared import ReadLimits
