@@ -4,6 +4,10 @@ upload -> a staged version (or the one already stored with the same content) and
 changes against the active version -> activate (or discard). Activation is one transaction;
 afterwards the open questions the policy did not answer are run again, and those the new
 policy answers are flagged for the policy team. Rollback replays the activation log.
+
+Over 400 lines because `PolicyLibrary` is the one path every upload takes, and its results
+(`UploadResult`, `Activation`, `Retirement`) are what each surface renders; what stands alone
+lives beside it: reading files (bot.reading), comparing versions (bot.changes), SQL (bot.store).
 """
 
 from __future__ import annotations
