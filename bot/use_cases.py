@@ -5,8 +5,8 @@ message (a version's id, a group). No use case returns an exception for the user
 a refusal is a text like any other, worded once in bot.messages.
 
 It also names what an adapter needs to render those values and to call the use cases
-(`UploadResult` and its `ChangeSummary`, `Group`, `MAX_ANSWER_CHARS`, ACTIVATE / DISCARD),
-so an adapter imports them from here and never from bot.policies or bot.review.
+(`UploadResult` and its `ChangeSummary`, `Group`, `MAX_ANSWER_CHARS`, ACTIVATE / DISCARD /
+RETIRE), so an adapter imports them from here and never from bot.policies or bot.review.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.changes import ChangeSummary
-from bot.policies import ACTIVATE, DISCARD, UploadResult
+from bot.policies import ACTIVATE, DISCARD, RETIRE, UploadResult
 from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
 from bot.store.database import VersionInfo
 
@@ -23,6 +23,7 @@ __all__ = [
     "ACTIVATE",
     "DISCARD",
     "MAX_ANSWER_CHARS",
+    "RETIRE",
     "ChangeSummary",
     "DeliveryReport",
     "Fetch",
@@ -70,7 +71,7 @@ class UploadReply:
 
 @dataclass(frozen=True)
 class Settled:
-    """Activate / Discard pressed under an upload: the version (None when refused) and the
+    """Activate / Discard / Retire pressed under an upload: the version (None when refused) and the
     sentence to show."""
 
     version: VersionInfo | None

@@ -1,5 +1,5 @@
 """Admins upload policy versions by sending the file to the bot in a Slack DM: the change
-summary, Activate / Discard, and every way an upload can go wrong leaving the policy as it was."""
+summary, Activate / Discard / Retire, and every way an upload can go wrong leaving the policy as it was."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bot.core import PolicyBot
 from bot.store.database import Storage
 from tests.conftest import BUNDLED_POLICY
 from tests.fakes.slack_harness import SlackHarness, all_text
+from tests.test_policies import V1 as ACME_V1
 
 ADMIN = "UADMIN"
 DRONES = """
@@ -30,6 +31,9 @@ Employees must not fly drones over Brightwater depots, warehouses or yards, and 
 drone footage of any Brightwater site without written approval from Legal and Security.
 """
 DRONE_QUESTION = "can I post drone footage of the depot?"
+#: Answered by the bundled example's section on offsites.
+OFFSITE_QUESTION = "can I post pictures from the team offsite on instagram?"
+ACME_POLICY = ACME_V1.encode()
 
 
 @pytest.fixture
@@ -74,7 +78,7 @@ async def test_admin_uploads_sees_the_changes_activates_and_the_bot_answers_from
     assert len(summary["blocks"]) <= render.MAX_MESSAGE_BLOCKS
     assert all(len(b["text"]["text"]) <= 3000 for b in summary["blocks"] if "text" in b)
     actions = buttons(summary["blocks"])
-    assert set(actions) == {render.ACTION_ACTIVATE, render.ACTION_DISCARD}
+    assert set(actions) == {render.ACTION_ACTIVATE, render.ACTION_DISCARD, render.ACTION_RETIRE}
     staged = slack.bot.storage.version(int(actions[render.ACTION_ACTIVATE]["value"]))
     assert staged.status == "staged" and "slack:UADMIN" in staged.uploaded_by
     assert active_ids(slack.bot) == before  # nothing changes before Activate
@@ -241,7 +245,8 @@ async def test_the_same_content_again_makes_no_new_version(slack: SlackHarness) 
     )
     (reply,) = await slack.api.wait_for("chat.postMessage")
     assert "already stored" in reply["text"] and "0 changed" in reply["text"]
-    assert not buttons(reply["blocks"])  # it is the active version: nothing to do
+    # It is the active version: nothing to activate or discard, only the document to retire.
+    assert set(buttons(reply["blocks"])) == {render.ACTION_RETIRE}
 
 
 def test_the_bot_token_goes_only_to_slack_or_the_configured_api_host() -> None:
@@ -266,5 +271,66 @@ def test_a_long_change_summary_is_cut_to_slack_limits(settings: Settings) -> Non
     assert len(blocks) <= render.MAX_MESSAGE_BLOCKS
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
     assert f"policybot policy diff {result.version.id}" in all_text(blocks)
-    assert set(buttons(blocks)) == {render.ACTION_ACTIVATE, render.ACTION_DISCARD}
+    assert set(buttons(blocks)) == {
+        render.ACTION_ACTIVATE,
+        render.ACTION_DISCARD,
+        render.ACTION_RETIRE,
+    }
     bot.storage.close()
+
+
+async def ask_in_dm(slack: SlackHarness, question: str, posts_before: int) -> dict[str, Any]:
+    await slack.dm(question, user="U777")
+    posts = await slack.api.wait_for("chat.postMessage", posts_before + 1)
+    answer: dict[str, Any] = posts[-1]
+    assert answer["channel"] == "D777"
+    return answer
+
+
+async def test_an_admins_retire_takes_the_document_out_of_answering(slack: SlackHarness) -> None:
+    answered = await ask_in_dm(slack, OFFSITE_QUESTION, 0)
+    assert "Offsites, parties" in all_text(answered["blocks"])  # from the bundled policy
+    await slack.share_files([slack.api.add_file(BUNDLED_POLICY.name, new_version())], user=ADMIN)
+    (_, summary) = await slack.api.wait_for("chat.postMessage", 2)
+    actions = buttons(summary["blocks"])
+    assert set(actions) == {render.ACTION_ACTIVATE, render.ACTION_DISCARD, render.ACTION_RETIRE}
+    assert actions[render.ACTION_RETIRE]["confirm"]["confirm"]["text"] == "Retire"
+
+    url = slack.api.response_url("retire")
+    message = {"blocks": summary["blocks"]}
+    version_id = actions[render.ACTION_RETIRE]["value"]
+    await slack.click(
+        render.ACTION_RETIRE, version_id, user=ADMIN, response_url=url, message=message
+    )
+    (retired,) = await slack.api.wait_for("response_url:retire")
+    assert retired["replace_original"] is True and "Retired" in retired["text"]
+    assert not buttons(retired["blocks"])
+    assert active_ids(slack.bot) == []
+
+    unanswered = await ask_in_dm(slack, OFFSITE_QUESTION, 2)
+    assert "Offsites, parties" not in all_text(unanswered["blocks"])
+    assert not unanswered["text"].startswith(answered["text"][:40])
+
+
+async def test_a_non_admins_retire_is_refused_and_logged(
+    slack: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="policybot.security")
+    before = active_ids(slack.bot)
+    await slack.share_files([slack.api.add_file(BUNDLED_POLICY.name, new_version())], user=ADMIN)
+    (summary,) = await slack.api.wait_for("chat.postMessage")
+    version_id = buttons(summary["blocks"])[render.ACTION_RETIRE]["value"]
+    url = slack.api.response_url("retire")
+    await slack.click(render.ACTION_RETIRE, version_id, user="U555", response_url=url)
+    (note,) = await slack.api.wait_for("response_url:retire")
+    assert "only policy admins" in note["text"] and note["replace_original"] is False
+    security = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
+    assert any("refused policy retire" in line and "U555" in line for line in security), security
+    assert active_ids(slack.bot) == before
+
+
+async def test_the_upload_message_says_the_example_will_be_retired(slack: SlackHarness) -> None:
+    await slack.share_files([slack.api.add_file("acme.md", ACME_POLICY)], user=ADMIN)
+    (summary,) = await slack.api.wait_for("chat.postMessage")
+    assert "retires the bundled example" in summary["text"]
+    assert "retires the bundled example" in all_text(summary["blocks"])

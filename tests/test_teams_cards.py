@@ -8,6 +8,7 @@ from adapters.teams import cards as teams_cards
 from bot.core import REACTIONS, PolicyBot
 from bot.models import Answer, Citation, IncomingQuestion
 from bot.notify import ReviewNotice
+from tests.fakes.teams_harness import submit_data
 
 
 def runs(node: Any) -> list[dict[str, Any]]:
@@ -156,14 +157,17 @@ def test_upload_card_lists_changes_and_offers_activate_and_discard(bot: PolicyBo
     assert "Added: 20.5 Drones" in texts
     assert any(t.startswith("Was: “") and "Marketing announces" in t for t in texts)
     assert any(t.startswith("Now: “") and "Legal announces" in t for t in texts)
-    assert [(a["title"], a["data"]) for a in card["actions"]] == [
-        ("Activate", {"policybot": "activate_version", "version_id": result.version.id}),
-        ("Discard", {"policybot": "discard_version", "version_id": result.version.id}),
-    ]
-    # The same file again once it is active: nothing to activate or discard.
-    bot.policies.activate(result.version.id)
+    version_id = result.version.id
+    assert submit_data(card) == {
+        "Activate": {"policybot": "activate_version", "version_id": version_id},
+        "Discard": {"policybot": "discard_version", "version_id": version_id},
+        "Retire": {"policybot": "retire_document", "version_id": version_id},
+    }
+    assert card["actions"][2]["type"] == "Action.ShowCard"  # Retire is confirmed first
+    # The same file again once it is active: nothing to activate or discard, only Retire.
+    bot.policies.activate(version_id)
     again = bot.policies.upload(policy.name, edited.encode())
-    assert not again.created and "actions" not in teams_cards.upload_card(again)
+    assert not again.created and list(submit_data(teams_cards.upload_card(again))) == ["Retire"]
 
 
 def test_upload_card_cuts_long_change_lists(bot: PolicyBot) -> None:

@@ -57,7 +57,10 @@ async def test_help_and_a_bare_mention_explain_the_bot(bot: PolicyBot) -> None:
     )
     await adapter.receive_activity(bare_mention)
     assert "@mention" in asking.HELP and "review" in asking.HELP
-    assert [reply.text for reply in adapter.activity_buffer] == [asking.HELP] * 3
+    assert [reply.text for reply in adapter.activity_buffer] == [asking.help_text(bot)] * 3
+    # The example is about the active policy's own sections, not a hard-coded offsite.
+    assert bot.example_question() in adapter.activity_buffer[0].text
+    assert "offsite" not in adapter.activity_buffer[0].text
     assert bot.storage.questions(status=None) == []
 
 
@@ -121,7 +124,8 @@ async def test_welcome_is_for_people_not_for_the_bot_joining_as_a_member(bot: Po
             conversation=conversation(GROUP_CHAT),
         )
     )
-    assert [a.text for a in adapter.activity_buffer] == [asking.WELCOME, asking.WELCOME]
+    welcome = asking.help_text(bot, asking.WELCOME)
+    assert [a.text for a in adapter.activity_buffer] == [welcome, welcome]
 
 
 async def test_slow_answer_gets_a_placeholder_that_the_card_replaces(bot: PolicyBot) -> None:

@@ -20,6 +20,7 @@ from tests.fakes.file_server import FileServer, file_server
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import ALICE, PAT, PAT_PERSONAL, file_message, message, submit
 from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
+from tests.test_policies import V1 as ACME_V1
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ async def test_admin_upload_shows_changes_and_activate_makes_answers_use_it(
     assert "Added: 20.5 Drones" in text and DRONE_CLAUSE in text
     assert "Was: “" in text and "Marketing announces" in text and "Legal announces" in text
     actions = submit_data(card)
-    assert list(actions) == ["Activate", "Discard"]
+    assert list(actions) == ["Activate", "Discard", "Retire"]
     staged = admin_bot.storage.version(actions["Activate"]["version_id"])
     assert staged.status == "staged" and staged.uploaded_by == "Pat Policy (teams:aad-pat)"
     assert state(admin_bot)[0] == before  # uploading alone changes nothing
@@ -226,3 +227,52 @@ async def test_inline_attachment_upload_then_discard(
     assert calls[1].text.startswith("Discarded") and "unchanged" in calls[1].text
     assert "no policy version" in calls[2].text  # the card is stale now
     assert state(admin_bot) == before
+
+
+async def test_an_admins_retire_takes_the_document_out_of_answering(
+    admin_bot: PolicyBot, server: str, stub: ConnectorStub, files: FileServer
+) -> None:
+    await post(server, message(ROADMAP, stub.url, sender=ALICE))
+    (answered,) = await stub.received(1)
+    (active,) = admin_bot.storage.active_versions()
+    assert "3.3" in card_text(answered.card or {})  # answered from the bundled policy
+    name = bundled(admin_bot).name
+    url = files.add(name, edited_policy(admin_bot))
+    await post(server, file_message(name, url, stub.url, sender=PAT, conversation=PAT_PERSONAL))
+    _, upload_reply = await stub.received(2)
+    retire = submit_data(upload_reply.card or {})["Retire"]
+    await post(server, version_submit(retire["policybot"], retire["version_id"], stub.url))
+    calls = await stub.received(3)
+    assert f"Retired {active.display}" in calls[2].text, calls[2].text
+    assert admin_bot.storage.active_versions() == []
+
+    await post(server, message(ROADMAP, stub.url, sender=ALICE))
+    calls = await stub.received(4)
+    assert "3.3" not in card_text(calls[3].card or {}) + calls[3].text
+
+
+async def test_a_non_admins_retire_is_refused_and_logged(
+    admin_bot: PolicyBot, server: str, stub: ConnectorStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="policybot.security")
+    name = bundled(admin_bot).name
+    staged = admin_bot.policies.upload(name, edited_policy(admin_bot)).version
+    before = state(admin_bot)
+    await post(server, version_submit("retire_document", staged.id, stub.url, sender=ALICE))
+    (refused,) = await stub.received(1)
+    assert refused.text == ADMIN_ONLY
+    security = [r.getMessage() for r in caplog.records if r.name == "policybot.security"]
+    assert any("refused policy retire" in line for line in security), security
+    assert state(admin_bot) == before
+
+
+async def test_the_upload_card_says_the_example_will_be_retired(
+    admin_bot: PolicyBot, server: str, stub: ConnectorStub, files: FileServer
+) -> None:
+    url = files.add("acme.md", ACME_V1.encode())
+    await post(
+        server, file_message("acme.md", url, stub.url, sender=PAT, conversation=PAT_PERSONAL)
+    )
+    (upload_reply,) = await stub.received(1)
+    assert "retires the bundled example" in card_text(upload_reply.card or {})
+    assert "retires the bundled example" in upload_reply.body["summary"]

@@ -43,6 +43,7 @@ ACTION_SHARE = "policybot_share"
 # An admin's staged upload (value: the version id).
 ACTION_ACTIVATE = "policybot_activate"
 ACTION_DISCARD = "policybot_discard"
+ACTION_RETIRE = "policybot_retire"
 # A question group on the review list (value: the group id).
 ACTION_ANSWER_GROUP = "policybot_answer_group"
 ACTION_DISMISS_GROUP = "policybot_dismiss_group"
@@ -358,7 +359,8 @@ def upload_head(result: UploadResult) -> str:
 
 
 def upload_text(result: UploadResult) -> str:
-    return cut(f"{upload_head(result)} {result.changes.headline()}", MAX_FALLBACK_TEXT)
+    parts = [upload_head(result), result.changes.headline(), result.example_note]
+    return cut(" ".join(p for p in parts if p), MAX_FALLBACK_TEXT)
 
 
 def _change_blocks(result: UploadResult) -> list[Block]:
@@ -395,6 +397,8 @@ def upload_blocks(result: UploadResult) -> list[Block]:
     """What an upload changes against the active version, and what the admin can do next."""
     version = result.version
     blocks: list[Block] = [plain(upload_head(result)), plain(result.changes.headline())]
+    if result.example_note:
+        blocks.append(context(escape(result.example_note)))
     if not result.changes.has_changes:
         blocks.append(context("No clause is added, removed or changed."))
     blocks.extend(_change_blocks(result))
@@ -417,12 +421,28 @@ def upload_blocks(result: UploadResult) -> list[Block]:
         )
     if version.status == "staged":
         elements.append(button("Discard", ACTION_DISCARD, value, style="danger"))
+    if version.status == "active" or result.changes.base is not None:
+        # The document has an active version: it can be taken out of answering from here.
+        elements.append(
+            button(
+                "Retire",
+                ACTION_RETIRE,
+                value,
+                style="danger",
+                confirm=confirmation(
+                    f"Retire {version.document}?",
+                    f"Questions are no longer answered from {escape(version.document)} "
+                    "until an admin activates one of its versions again.",
+                    "Retire",
+                ),
+            )
+        )
+    if version.status == "active":
+        blocks.append(context(f"{escape(version.display)} is the active version already."))
     if elements:
         blocks.append(
             {"type": "actions", "block_id": upload_block_id(version.id), "elements": elements}
         )
-    else:
-        blocks.append(context(f"{escape(version.display)} is the active version already."))
     return blocks[:MAX_MESSAGE_BLOCKS]
 
 
@@ -433,7 +453,7 @@ def upload_block_id(version_id: int) -> str:
 def settled_upload_blocks(
     original: Sequence[Block], version_id: int, outcome: str, user_id: str
 ) -> list[Block]:
-    """The upload summary once Activate or Discard was chosen: the buttons give way to what
+    """The upload summary once Activate, Discard or Retire was chosen: the buttons give way to what
     happened and who did it."""
     kept = [b for b in original if b.get("block_id") != upload_block_id(version_id)]
     note = [plain(outcome), context(f"By <@{escape(user_id)}>")]

@@ -1,7 +1,7 @@
 """Slack listeners for admins' policy files: a file sent in a DM with the bot (handed to the
 core's `receive_upload`, which downloads it, with the bot token from Slack's own hosts only,
-once the uploader is known to be an admin) and the upload message's *Activate* / *Discard*
-(`settle_upload`)."""
+once the uploader is known to be an admin) and the upload message's *Activate* / *Discard* /
+*Retire* (`settle_upload`)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,14 @@ from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, PolicyError
-from bot.use_cases import ACTIVATE, DISCARD, Fetched, UploadReply
+from bot.use_cases import ACTIVATE, DISCARD, RETIRE, Fetched, UploadReply
 
 #: The upload message's buttons, as the core's actions on a policy version.
-VERSION_ACTIONS = {render.ACTION_ACTIVATE: ACTIVATE, render.ACTION_DISCARD: DISCARD}
+VERSION_ACTIONS = {
+    render.ACTION_ACTIVATE: ACTIVATE,
+    render.ACTION_DISCARD: DISCARD,
+    render.ACTION_RETIRE: RETIRE,
+}
 
 
 def file_url_allowed(url: str, api_url: str) -> bool:
@@ -153,14 +157,15 @@ async def on_version_action(
     bot = listening_in(context).bot
     await ack()
     user = body["user"]
-    settled = bot.settle_upload(
-        who_clicked(user), clicked_id(action), VERSION_ACTIONS[action["action_id"]]
-    )
-    if settled.version is None:  # not an admin, a stale button, no longer discardable
+    version_id = clicked_id(action)
+    settled = bot.settle_upload(who_clicked(user), version_id, VERSION_ACTIONS[action["action_id"]])
+    if settled.version is None or version_id is None:  # not an admin, a stale button, ...
         await tell(body, respond, client, settled.text)
         return
     original = (body.get("message") or {}).get("blocks") or []
-    blocks = render.settled_upload_blocks(original, settled.version.id, settled.text, user["id"])
+    # The clicked message's buttons go, by the version they were under: Retire settles the
+    # document's active version, which may be another one.
+    blocks = render.settled_upload_blocks(original, version_id, settled.text, user["id"])
     if body.get("response_url"):
         await respond(text=settled.text, blocks=blocks, replace_original=True)
     else:

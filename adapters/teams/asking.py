@@ -19,11 +19,12 @@ from adapters.teams.turns import (
     text_activity,
 )
 from bot import messages
+from bot.core import PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion
 
 HELP = (
     "Ask me whether something is OK under our social media and electronic-communication "
-    "policy, for example: *may I post photos from the team offsite on Instagram?* "
+    "policy, for example: *{example}* "
     "I answer by quoting the policy's own clauses with their section numbers.\n\n"
     "In a channel or group chat, @mention me with your question. Under each answer, "
     "**Helpful** / **Not helpful** tell the policy team how I did, and **Ask the policy team** "
@@ -33,6 +34,12 @@ HELP = (
     "version."
 )
 WELCOME = "Hi, I'm the policy bot. " + HELP
+
+
+def help_text(bot: PolicyBot, template: str = HELP) -> str:
+    """The help (or welcome), its example about a section of the active policy rather than
+    the bundled example's offsites, which another organization's policy may not have."""
+    return template.format(example=bot.example_question())
 
 
 def conversation_reference_json(activity: Activity) -> str:
@@ -45,8 +52,8 @@ def answer_activity(answer: Answer) -> Activity:
     return card_activity(teams_cards.answer_card(answer), teams_cards.answer_summary(answer))
 
 
-async def on_help(turn_context: TurnContext) -> None:
-    await turn_context.send_activity(MessageFactory.text(HELP))
+async def on_help(ctx: HandlerContext, turn_context: TurnContext) -> None:
+    await turn_context.send_activity(MessageFactory.text(help_text(ctx.policy_bot)))
 
 
 async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str) -> None:
@@ -90,7 +97,9 @@ def asker(sender: ChannelAccount) -> Actor:
     return Actor(PLATFORM, sender.id or "", sender.name or "")
 
 
-async def on_members_added(members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
+async def on_members_added(
+    ctx: HandlerContext, members_added: list[ChannelAccount], turn_context: TurnContext
+) -> None:
     # One welcome per install: when the bot joins a conversation, or a person starts a
     # personal chat with it. New teammates joining a team are not greeted in the channel.
     activity = turn_context.activity
@@ -98,4 +107,4 @@ async def on_members_added(members_added: list[ChannelAccount], turn_context: Tu
     bot_added = any(member.id == recipient_id for member in members_added)
     people_added = any(member.id != recipient_id for member in members_added)
     if bot_added or (people_added and is_personal(activity)):
-        await turn_context.send_activity(MessageFactory.text(WELCOME))
+        await turn_context.send_activity(MessageFactory.text(help_text(ctx.policy_bot, WELCOME)))

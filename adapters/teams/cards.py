@@ -28,7 +28,8 @@ SUBMIT_KEY = "policybot"
 #: Policy admins' actions on an upload's card; the value carries `version_id`.
 ACTIVATE_VERSION = "activate_version"
 DISCARD_VERSION = "discard_version"
-VERSION_ACTIONS = (ACTIVATE_VERSION, DISCARD_VERSION)
+RETIRE_DOCUMENT = "retire_document"
+VERSION_ACTIONS = (ACTIVATE_VERSION, DISCARD_VERSION, RETIRE_DOCUMENT)
 #: The policy team's actions on a question group's card; the value carries `group_id`.
 ANSWER_GROUP = "answer_group"
 DISMISS_GROUP = "dismiss_group"
@@ -174,7 +175,8 @@ def _change_blocks(changes: ChangeSummary) -> list[dict[str, Any]]:
 
 
 def upload_card(result: UploadResult) -> dict[str, Any]:
-    """What an upload would change against the active version, with Activate / Discard."""
+    """What an upload would change against the active version, with Activate / Discard /
+    Retire."""
     version = result.version
     source = version.source_name or "the upload"
     if result.created:
@@ -192,19 +194,41 @@ def upload_card(result: UploadResult) -> dict[str, Any]:
         {"type": "FactSet", "facts": facts},
         literal(result.changes.headline()),
     ]
+    if result.example_note:
+        body.append(literal(result.example_note, isSubtle=True))
     body.extend(_change_blocks(result.changes))
     actions = []
     if version.status != "active":
         actions.append(action_submit("Activate", ACTIVATE_VERSION, version_id=version.id))
     if version.status == "staged":
         actions.append(action_submit("Discard", DISCARD_VERSION, version_id=version.id))
-    if not actions:
-        body.append(literal("This version is already active; nothing to do.", isSubtle=True))
+    if version.status == "active":
+        body.append(literal("This version is already active.", isSubtle=True))
+    if version.status == "active" or result.changes.base is not None:
+        # The document has an active version: it can be taken out of answering from here.
+        actions.append(retire_action(version.document, version.id))
     return card(body, actions)
 
 
+def retire_action(document: str, version_id: int) -> dict[str, Any]:
+    """Retire, behind a confirmation: Adaptive Cards in Teams have no confirm dialog, so the
+    button opens one (Action.ShowCard) whose own submit does it."""
+    confirm = card(
+        [
+            literal(
+                f"Questions are no longer answered from {document} until an admin activates "
+                "one of its versions again."
+            )
+        ],
+        [action_submit(f"Retire {document}", RETIRE_DOCUMENT, version_id=version_id)],
+    )
+    del confirm["$schema"], confirm["msteams"]
+    return {"type": "Action.ShowCard", "title": "Retire", "card": confirm}
+
+
 def upload_summary(result: UploadResult) -> str:
-    return result.changes.headline()
+    parts = [result.changes.headline(), result.example_note]
+    return " ".join(p for p in parts if p)
 
 
 # -- the review list ---------------------------------------------------------------------------

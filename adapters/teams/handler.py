@@ -51,7 +51,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         text = question_text(activity)
         command = text.lower().lstrip("/")
         if command in ("", "help", "?"):
-            await asking.on_help(turn_context)
+            await asking.on_help(self.ctx, turn_context)
         elif command == "review":
             await review.on_review(self.ctx, turn_context)
         else:
@@ -70,4 +70,4 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
     ) -> None:
-        await asking.on_members_added(members_added, turn_context)
+        await asking.on_members_added(self.ctx, members_added, turn_context)

@@ -1,6 +1,6 @@
 """Policy admins' files (POLICYBOT_ADMINS): a file attached in a personal chat is handed to
 the core's upload (which downloads it once the uploader is known to be an admin) and shown
-as the change it would make, with Activate / Discard."""
+as the change it would make, with Activate / Discard / Retire."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from adapters.teams.loopback import is_loopback
 from adapters.teams.turns import HandlerContext, actor, card_activity, parse_id, text_activity
 from bot import messages
 from bot.models import PolicyError
-from bot.use_cases import ACTIVATE, DISCARD, Fetch, UploadReply
+from bot.use_cases import ACTIVATE, DISCARD, RETIRE, Fetch, UploadReply
 
 #: How Teams hands a bot a file attached in a personal chat (`content.downloadUrl`).
 FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
@@ -28,6 +28,7 @@ _NOT_FILES = ("text/html", "application/vnd.microsoft.card.", "image/")
 VERSION_ACTIONS = {
     teams_cards.ACTIVATE_VERSION: ACTIVATE,
     teams_cards.DISCARD_VERSION: DISCARD,
+    teams_cards.RETIRE_DOCUMENT: RETIRE,
 }
 
 
@@ -104,7 +105,7 @@ def upload_activity(reply: UploadReply) -> Activity:
 async def on_version_action(
     ctx: HandlerContext, turn_context: TurnContext, action: str, value: dict[str, Any]
 ) -> None:
-    """Activate / Discard on an upload's card."""
+    """Activate / Discard / Retire on an upload's card."""
     sender = turn_context.activity.from_property or ChannelAccount()
     settled = ctx.policy_bot.settle_upload(
         actor(sender), parse_id(value.get("version_id")), VERSION_ACTIONS[action]

@@ -37,7 +37,16 @@ async def post(
 
 
 def submit_data(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {action["title"]: action["data"] for action in card.get("actions", [])}
+    """Each button's title and submit data; a button that opens a card (a confirmation)
+    stands for the submit inside it."""
+    found: dict[str, dict[str, Any]] = {}
+    for action in card.get("actions", []):
+        if action["type"] == "Action.ShowCard":
+            (inner,) = submit_data(action["card"]).values()
+            found[action["title"]] = inner
+        else:
+            found[action["title"]] = action["data"]
+    return found
 
 
 def card_text(card: dict[str, Any]) -> str:
