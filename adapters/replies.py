@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
+from bot import messages
 from bot.models import QuestionError
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 #: Seconds an answer may take before the placeholder is shown (read when an app is built).
 THINKING_DELAY = 1.0
 #: What the asker is told when answering failed for a reason that is not theirs.
-APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
+APOLOGY = messages.APOLOGY  # the one wording, for every platform
 
 T = TypeVar("T")
 M = TypeVar("M")
