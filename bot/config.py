@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 BUNDLED_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 DEFAULT_MIN_CONFIDENCE = 0.4
+#: From this confidence up to POLICYBOT_MIN_CONFIDENCE the closest clauses are shown as a
+#: possibly-not-it answer and the question is reviewed (bot.answering.outcome).
+DEFAULT_UNCERTAIN_CONFIDENCE = 0.25
 #: Where the Bot Framework publishes the OpenID metadata naming its token-signing keys.
 BOT_FRAMEWORK_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 RETRIEVERS = ("auto", "lexical", "semantic")
@@ -68,6 +71,7 @@ def _shown(number: float) -> str:
 #: limit").
 NUMERIC_SETTINGS: dict[str, tuple[str, Range]] = {
     "min_confidence": ("POLICYBOT_MIN_CONFIDENCE", Range(0, 1)),
+    "uncertain_confidence": ("POLICYBOT_UNCERTAIN_CONFIDENCE", Range(0, 1)),
     "max_citations": ("POLICYBOT_MAX_CITATIONS", Range(1, 20)),
     "max_question_chars": ("POLICYBOT_MAX_QUESTION_CHARS", Range(10, 100_000, unit="characters")),
     "llm_timeout": ("POLICYBOT_LLM_TIMEOUT", Range(0, 300, above=True, unit="seconds")),
@@ -157,6 +161,9 @@ class Settings:
     policies_dir: Path = BUNDLED_POLICIES_DIR
     #: Below this retrieval confidence a question counts as not answered by the policy.
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    #: From this confidence up to min_confidence an answer is "uncertain": the closest clauses,
+    #: said to be possibly not what was asked, and the question goes to the policy team.
+    uncertain_confidence: float = DEFAULT_UNCERTAIN_CONFIDENCE
     #: How many clauses an answer cites at most.
     max_citations: int = 3
     #: Which retriever answers: "auto" (semantic hybrid when the `semantic` extra is installed,
@@ -241,6 +248,9 @@ class Settings:
                 env.get("POLICYBOT_POLICIES_DIR", "").strip() or BUNDLED_POLICIES_DIR
             ),
             min_confidence=_float(env, "POLICYBOT_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE),
+            uncertain_confidence=_float(
+                env, "POLICYBOT_UNCERTAIN_CONFIDENCE", DEFAULT_UNCERTAIN_CONFIDENCE
+            ),
             max_citations=_int(env, "POLICYBOT_MAX_CITATIONS", 3),
             max_question_chars=_int(env, "POLICYBOT_MAX_QUESTION_CHARS", 2000),
             retriever=env.get("POLICYBOT_RETRIEVER", "").strip().lower() or "auto",
