@@ -13,7 +13,7 @@ import pytest
 
 from bot.answering.grounded import SUMMARY_PREFIX, UNSUPPORTED, GroundedAnswerer
 from bot.answering.outcome import Outcome
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.models import Answer, IncomingQuestion
 from bot.store.database import QuestionRow, Storage
@@ -201,3 +201,20 @@ async def test_when_the_llm_reply_cannot_be_used_retrieval_alone_decides(
         assert not result.answered and row.status == "open"
         assert [q.id for q in bot.open_questions()] == [result.question_id]
     assert len(llm_stub.requests) == 2
+
+
+def test_the_floor_is_read_and_checked_at_start_up() -> None:
+    assert Settings.from_env({}).llm_floor == 0.05
+    assert Settings.from_env({"POLICYBOT_LLM_FLOOR": " 0.1 "}).llm_floor == 0.1
+    with pytest.raises(ConfigError, match="POLICYBOT_LLM_FLOOR must be at least 0 and at most 1"):
+        Settings.from_env({"POLICYBOT_LLM_FLOOR": "1.5"})
+    with pytest.raises(ConfigError, match="POLICYBOT_LLM_FLOOR must be a number, got 'low'"):
+        Settings.from_env({"POLICYBOT_LLM_FLOOR": "low"})
+
+
+async def test_a_floor_above_min_confidence_counts_as_min_confidence(
+    judging_bot: MakeBot,
+) -> None:
+    """A question confident enough to be answered on retrieval alone always reaches the LLM."""
+    assert judge(judging_bot(llm_floor=0.9, min_confidence=0.4)).floor == 0.4
+    assert judge(judging_bot(llm_floor=0.1, min_confidence=0.4)).floor == 0.1
