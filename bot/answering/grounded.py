@@ -35,9 +35,10 @@ VERDICTS = ("allowed", "not_allowed", "depends", "not_covered")
 #: model now judges coverage and the clause that answers often ranks below the top three when
 #: the question's words are not the policy's: on the tuning sets a right clause is in the top 8
 #: for 3 to 9 points more of the answerable questions than in the top 5, and in the top 12 for at
-#: most 2.5 points more again. Clauses are at most 600 characters, so 8 of them stay near 1,000
-#: tokens with the instructions: within the smallest context windows local servers default to
-#: (2,048) and quick to read within POLICYBOT_LLM_TIMEOUT. Retrieval returns at least this many
+#: most 2.5 points more again. Clauses are at most 600 characters, so the prompt stays under
+#: about 7,000 characters (some 1,800 tokens) with the instructions, and eight clauses of the
+#: labeled sets' policies ran to 3,500 at most: within a 4,096-token context with room for the
+#: reply, and quick to read within POLICYBOT_LLM_TIMEOUT. Retrieval returns at least this many
 #: (bot.retrieval.active.RETRIEVAL_LIMIT).
 LLM_CLAUSES = 8
 #: Longest summary shown; the prompt asks for one to three sentences.
