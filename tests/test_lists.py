@@ -108,10 +108,7 @@ def test_last_sub_item_is_not_glued_to_the_next_item_nor_the_last_item_to_a_para
 
 
 def test_a_new_list_after_a_paragraph_does_not_inherit_the_old_lists_lead_ins() -> None:
-    text = (
-        f"## 2. Devices\n\n{LEAD_IN}\n\n- {PASSCODE}\n  - {DIGITS}\n\n{AFTER}\n\n"
-        f"- {MEDIA}\n"
-    )
+    text = f"## 2. Devices\n\n{LEAD_IN}\n\n- {PASSCODE}\n  - {DIGITS}\n\n{AFTER}\n\n- {MEDIA}\n"
     clauses = read_policy("devices.md", text.encode()).clauses
     assert clause_with(clauses, MEDIA).text == MEDIA
 
@@ -140,9 +137,7 @@ def test_no_word_of_a_shortened_lead_in_or_a_parent_item_is_lost() -> None:
         "site, in any language, during and outside working hours, for as long as employed."
     )
     parent = "Photos taken at company events are welcome on personal accounts"
-    text = (
-        f"## 2. Devices\n\n{scope} {LEAD_IN}\n\n- {UPDATES}\n- {parent}\n  - {DIGITS}\n"
-    )
+    text = f"## 2. Devices\n\n{scope} {LEAD_IN}\n\n- {UPDATES}\n- {parent}\n  - {DIGITS}\n"
     clauses = read_policy("devices.md", text.encode()).clauses
     everything = " ".join(c.text for c in clauses)
     assert scope in everything
