@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage
 from tests.conftest import RunCli
+from tests.reliability import record
 from tests.test_policies import V1, V2
 
 AdminClient = TestClient[web.Request, web.Application]
@@ -144,3 +145,52 @@ async def test_http_unknown_version_is_404_naming_the_versions(client: AdminClie
     assert (await response.json())["error"] == "acme has no version v9; it has acme v1, acme v2."
     document = await client.delete("/admin/policies/acme", headers=AUTH)
     assert document.status == 404 and "name one of its versions" in (await document.json())["error"]
+
+
+#: What an admin (or a script) might put where a version goes in a path.
+ODD_REFERENCES = [
+    "9" * 40,
+    "acme@" + "9" * 40,
+    "acme%20v",
+    "acme@",
+    "@2",
+    "%00",
+    "acme%00@2",
+    "..",
+    "acme@-1",
+    "acme@2.5",
+    "x" * 4000 + "@1",
+    "%E2%80%AEacme@2",
+    "acme%40%40%402",
+]
+
+
+async def test_http_odd_version_references_are_404_and_change_nothing(
+    client: AdminClient,
+) -> None:
+    bot: PolicyBot = client.app[BOT_KEY]
+    before = bot.storage.versions()
+    statuses: dict[int, int] = {}
+    for reference in ODD_REFERENCES:
+        for method, path in (
+            ("GET", f"/admin/policies/{reference}/diff"),
+            ("POST", f"/admin/policies/{reference}/activate"),
+            ("DELETE", f"/admin/policies/{reference}"),
+        ):
+            response = await client.request(method, path, headers=AUTH)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+            assert response.status in {400, 404}, (path[:80], await response.text())
+            if response.content_type == "application/json":
+                error = (await response.json())["error"]
+                assert "\x00" not in error and "\u202e" not in error and len(error) < 400
+    assert bot.storage.versions() == before
+    record(
+        "Admin API: odd version references in the path (ids past SQLite's range, empty, "
+        "NUL, bidi controls, 4,000-character names)",
+        "pytest tests/test_version_refs.py -k odd",
+        requests=sum(statuses.values()),
+        refused_404=statuses.get(404, 0),
+        refused_400=statuses.get(400, 0),
+        server_errors=0,
+        versions_changed=0,
+    )
