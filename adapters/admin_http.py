@@ -28,8 +28,6 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 DISABLED = messages.HTTP_ADMIN_DISABLED
 TRUTHY = {"1", "true", "yes", "on"}
 MALFORMED_FORM = messages.HTTP_MALFORMED_FORM
-#: Digits a version id in a path may have: SQLite's integers end at 2**63 - 1 (19 digits).
-MAX_VERSION_DIGITS = 18
 
 
 def _upload_json(result: UploadResult) -> str:
@@ -51,9 +49,10 @@ class AdminApi:
         app.router.add_post("/admin/policies", guard(self.upload))
         app.router.add_get("/admin/policies", guard(self.list_versions))
         app.router.add_post("/admin/policies/rollback", guard(self.rollback))
-        app.router.add_get(r"/admin/policies/{version:\d+}/diff", guard(self.diff))
-        app.router.add_post(r"/admin/policies/{version:\d+}/activate", guard(self.activate))
-        app.router.add_delete(r"/admin/policies/{version:\d+}", guard(self.discard))
+        # {version}: an id, or DOCUMENT@N (or "DOCUMENT vN", URL-encoded) as texts show it.
+        app.router.add_get("/admin/policies/{version}/diff", guard(self.diff))
+        app.router.add_post("/admin/policies/{version}/activate", guard(self.activate))
+        app.router.add_delete("/admin/policies/{version}", guard(self.discard))
         app.router.add_post("/admin/policies/{document}/retire", guard(self.retire))
 
     # -- authorization and errors, for every route ------------------------------------------------
@@ -180,12 +179,9 @@ class AdminApi:
                 entry["active"] = v.id
         return web.json_response({"documents": list(documents.values())})
 
-    @staticmethod
-    def _version(request: web.Request) -> int:
-        digits = request.match_info["version"].lstrip("0") or "0"
-        if len(digits) > MAX_VERSION_DIGITS:  # no such id, and too long for SQLite to look up
-            raise NotFound(f"There is no policy version {digits[:MAX_VERSION_DIGITS]}….")
-        return int(digits)
+    def _version(self, request: web.Request) -> int:
+        """The version a path names, by `PolicyLibrary.find_version` (NotFound: 404)."""
+        return self.bot.policies.find_version(request.match_info["version"]).id
 
     async def diff(self, request: web.Request) -> web.Response:
         changes = self.bot.policies.diff(self._version(request))

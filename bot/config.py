@@ -41,6 +41,11 @@ SECRET_FIELDS = (
 )
 
 
+#: POLICYBOT_POLICY_TEAMS: how many names, and how long each, one sentence of a reply holds.
+MAX_POLICY_TEAMS = 12
+MAX_TEAM_NAME_CHARS = 60
+
+
 class ConfigError(ValueError):
     """A setting has a value the bot cannot use."""
 
@@ -241,6 +246,9 @@ class Settings:
 
     # The policy team's view of the log
     show_askers: bool = False
+    #: The teams the not-covered reply says review open questions ("HR, IT, Legal"); empty:
+    #: the owners the active policy names.
+    policy_teams: tuple[str, ...] = ()
     #: Days a reply address or asker name is kept when the answer cannot be delivered.
     retention_days: int = 90
     digest_slack_channel: str = ""
@@ -299,6 +307,7 @@ class Settings:
             upload_read_seconds=_float(env, "POLICYBOT_UPLOAD_READ_SECONDS", 60.0),
             upload_read_memory_mb=_int(env, "POLICYBOT_UPLOAD_READ_MEMORY_MB", 1024),
             show_askers=env.get("POLICYBOT_SHOW_ASKERS", "").strip() in {"1", "true", "yes"},
+            policy_teams=_list(env, "POLICYBOT_POLICY_TEAMS"),
             retention_days=_int(env, "POLICYBOT_RETENTION_DAYS", 90),
             digest_slack_channel=env.get("POLICYBOT_DIGEST_SLACK_CHANNEL", "").strip(),
             digest_teams_conversation=env.get("POLICYBOT_DIGEST_TEAMS_CONVERSATION", "").strip(),
@@ -332,6 +341,7 @@ class Settings:
             )
         self._validate_microsoft_app()
         self._validate_admins()
+        self._validate_policy_teams()
         if self.teams_unauthenticated and self.microsoft_app_id:
             raise ConfigError(
                 "POLICYBOT_TEAMS_UNAUTHENTICATED is for local testing without MicrosoftAppId; "
@@ -351,6 +361,27 @@ class Settings:
                 "teams:<Entra ID object id>, comma-separated, e.g. "
                 "POLICYBOT_ADMINS=slack:U0123ABCD,teams:0f8fad5b-d9cb-469f-a165-70867728950e"
             )
+
+    def _validate_policy_teams(self) -> None:
+        """Team names are quoted to every asker a question goes unanswered for: plain names,
+        nothing a chat platform reads as markup (Slack's <!channel> pings a whole channel)."""
+        if len(self.policy_teams) > MAX_POLICY_TEAMS:
+            raise ConfigError(
+                f"POLICYBOT_POLICY_TEAMS names {len(self.policy_teams)} teams; at most "
+                f"{MAX_POLICY_TEAMS}, comma-separated, e.g. POLICYBOT_POLICY_TEAMS=HR, IT, Legal"
+            )
+        for name in self.policy_teams:
+            if (
+                len(name) > MAX_TEAM_NAME_CHARS
+                or not any(c.isalnum() for c in name)
+                or any(not c.isprintable() or c in "<>`*_~|" for c in name)
+            ):
+                raise ConfigError(
+                    f"POLICYBOT_POLICY_TEAMS entry {name[:MAX_TEAM_NAME_CHARS]!r} is not a team "
+                    f"name: at most {MAX_TEAM_NAME_CHARS} characters, without < > ` * _ ~ | "
+                    "or control characters, comma-separated, e.g. "
+                    "POLICYBOT_POLICY_TEAMS=HR, IT, Legal"
+                )
 
     def _validate_microsoft_app(self) -> None:
         """The Bot Framework's own checks fail late and vaguely; say which setting is missing."""

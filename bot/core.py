@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -97,8 +97,11 @@ LATE_AFTER = timedelta(seconds=3)
 CHECK = "check"
 
 
-def policy_teams(versions: Iterable[VersionInfo]) -> list[str]:
-    """The owning teams the active documents name (their "owners" lines), in order, once."""
+def policy_teams(versions: Iterable[VersionInfo], configured: Sequence[str] = ()) -> list[str]:
+    """The teams that review: POLICYBOT_POLICY_TEAMS when set, else the owning teams the
+    active documents name (their "owners" lines), in order, once."""
+    if configured:
+        return list(dict.fromkeys(configured))
     return list(dict.fromkeys(owner for v in versions for owner in v.owners if owner.strip()))
 
 
@@ -410,7 +413,10 @@ class PolicyBot:
             if not draft.answered and draft.lead == NOT_COVERED:
                 # Who reviews it is the active policy's owners, not a fixed list of teams.
                 draft = dataclasses.replace(
-                    draft, lead=messages.not_covered(policy_teams(active.versions))
+                    draft,
+                    lead=messages.not_covered(
+                        policy_teams(active.versions, self.settings.policy_teams)
+                    ),
                 )
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,27 @@ def upload_filename(given: str) -> str:
 
 class NotFound(PolicyError):
     """No such policy version or document."""
+
+
+#: A version as an admin types it: "gitlab-policy v3" (as every text shows it) or
+#: "gitlab-policy@3"; a number alone is the version's id, as before.
+_VERSION_REFERENCE = re.compile(r"^(?P<document>\S.*?)(?:\s*@\s*|\s+v)(?P<number>\d{1,9})$", re.I)
+#: Digits an id may have: SQLite's integers end at 2**63 - 1 (19 digits, not all of them).
+MAX_ID_DIGITS = 18
+#: How an admin may name a version, for the messages that ask for one.
+VERSION_FORMS = "DOCUMENT vN (as `policy list` shows it), DOCUMENT@N, or the version's id"
+
+
+def names_a_version(typed: str) -> bool:
+    """Whether text an admin typed is in a version's form (an id, DOCUMENT vN, DOCUMENT@N)
+    rather than a document's name."""
+    typed = " ".join(typed.split())
+    return typed.isdigit() or _VERSION_REFERENCE.match(typed) is not None
+
+
+def version_reference(version: VersionInfo) -> str:
+    """The form of a version an admin can type into any command: "gitlab-policy@3"."""
+    return f"{version.document}@{version.number or version.id}"
 
 
 # -- what changed ------------------------------------------------------------------------------
@@ -173,8 +195,9 @@ class UploadResult:
             parts.append(self.activation.as_text())
         elif self.version.status == "staged":
             parts.append(
-                f"Staged, not active yet: `policybot policy activate {self.version.id}` "
-                f"or `policybot policy discard {self.version.id}`."
+                f"Staged, not active yet: `policybot policy activate "
+                f"{version_reference(self.version)}` or `policybot policy discard "
+                f"{version_reference(self.version)}`."
             )
             if self.example_note:
                 parts.append(self.example_note)
@@ -473,6 +496,49 @@ class PolicyLibrary:
         except KeyError:
             raise NotFound(f"There is no policy version {version_id}.") from None
 
+    def find_version(self, reference: int | str) -> VersionInfo:
+        """The version an admin names: "gitlab-policy v3", "gitlab-policy@3", or its id (a
+        number alone). NotFound saying what exists when nothing matches."""
+        if isinstance(reference, int):
+            return self.version(reference)
+        typed = " ".join(reference.split())
+        if typed.isdigit():
+            digits = typed.lstrip("0") or "0"
+            if len(digits) > MAX_ID_DIGITS:  # no such id, and too long for SQLite to look up
+                raise NotFound(f"There is no policy version {digits[:MAX_ID_DIGITS]}….")
+            return self.version(int(digits))
+        match = _VERSION_REFERENCE.match(typed)
+        if match is None:
+            shown = shown_filename(typed)
+            if self.storage.versions(typed):
+                raise NotFound(
+                    f"{shown} is a document; name one of its versions: "
+                    f"{self._numbers_of(typed)}."
+                )
+            raise NotFound(f"{shown!r} names no policy version; give {VERSION_FORMS}.")
+        document = self._document_as_stored(match.group("document").strip())
+        number = int(match.group("number"))
+        versions = self.storage.versions(document)
+        if not versions:
+            raise NotFound(f"There is no policy document named {shown_filename(document)!r}.")
+        found = next((v for v in versions if v.number == number), None)
+        if found is None:
+            raise NotFound(
+                f"{document} has no version v{number}; it has {self._numbers_of(document)}."
+            )
+        return found
+
+    def _document_as_stored(self, typed: str) -> str:
+        """A document's name as stored, from one typed in other capitals ("Acme v2")."""
+        if self.storage.versions(typed):
+            return typed
+        names = {v.document for v in self.storage.versions()}
+        alike = [name for name in names if name.casefold() == typed.casefold()]
+        return alike[0] if len(alike) == 1 else typed
+
+    def _numbers_of(self, document: str) -> str:
+        return ", ".join(f"{document} v{v.number}" for v in self.storage.versions(document))
+
     def active_version(self, document: str) -> VersionInfo | None:
         return next((v for v in self.storage.active_versions() if v.document == document), None)
 
@@ -482,12 +548,13 @@ class PolicyLibrary:
             raise PolicyError("No version is staged; name the version to compare.")
         return max(staged, key=lambda v: v.id)
 
-    def diff(self, version_id: int | None = None) -> ChangeSummary:
-        """A version against its document's active one (the newest staged version by default).
+    def diff(self, version: int | str | None = None) -> ChangeSummary:
+        """A version (see `find_version`) against its document's active one (the newest
+        staged version by default).
 
         For the active version itself: against the version that was active before it.
         """
-        target = self.latest_staged() if version_id is None else self.version(version_id)
+        target = self.latest_staged() if version is None else self.find_version(version)
         base = self.active_version(target.document)
         if base is not None and base.id == target.id:
             earlier = self._activation_stack(target.document)[:-1]
@@ -523,7 +590,7 @@ class PolicyLibrary:
     # -- changing -------------------------------------------------------------------------------
     def activate(
         self,
-        version_id: int,
+        version: int | str,
         *,
         by: str = "",
         kind: str = "activate",
@@ -531,18 +598,19 @@ class PolicyLibrary:
     ) -> Activation:
         """Make a version active (one transaction), then re-check the open questions. The
         first real policy activated where only the bundled example answers retires the
-        example in that same transaction, unless `keep_example`."""
-        target = self.version(version_id)
+        example in that same transaction, unless `keep_example`. `version` as
+        `find_version` takes it."""
+        target = self.find_version(version)
         previous = self.active_version(target.document)
-        if previous is not None and previous.id == version_id:
+        if previous is not None and previous.id == target.id:
             return Activation(target, previous)
         examples = self._examples_replaced_by(target, keep_example)
-        version = self.storage.activate_version(
-            version_id, by=by, kind=kind, retiring=[v.document for v in examples]
+        activated = self.storage.activate_version(
+            target.id, by=by, kind=kind, retiring=[v.document for v in examples]
         )
         retired = tuple(self.version(v.id) for v in examples)
         rechecked, now_answered = self.recheck_open_questions()
-        return Activation(version, previous, rechecked, tuple(now_answered), retired)
+        return Activation(activated, previous, rechecked, tuple(now_answered), retired)
 
     def _examples_replaced_by(self, target: VersionInfo, keep_example: bool) -> list[VersionInfo]:
         """The bundled example's active versions that activating `target` retires: all of
@@ -574,11 +642,12 @@ class PolicyLibrary:
             raise PolicyError(f"{name} has no earlier active version to roll back to.")
         return self.activate(stack[-2], by=by, kind="rollback")
 
-    def discard(self, version_id: int) -> VersionInfo:
-        """Delete a staged version that was never active; nothing else changes."""
-        version = self.version(version_id)
+    def discard(self, reference: int | str) -> VersionInfo:
+        """Delete a staged version (see `find_version`) that was never active; nothing else
+        changes."""
+        version = self.find_version(reference)
         try:
-            self.storage.delete_staged_version(version_id)
+            self.storage.delete_staged_version(version.id)
         except ValueError:
             raise PolicyError(
                 f"{version.display} is {version.status}; only a staged version that was never "

@@ -12,6 +12,7 @@ from bot import messages
 from bot.cli.context import EXIT_POLICY, Context, console, fail, guarded
 from bot.cli.root import main
 from bot.models import PolicyError
+from bot.policies import names_a_version
 
 
 @main.group()
@@ -70,14 +71,20 @@ def refuse_before_reading(file: Path, limit_bytes: int) -> None:
         )
 
 
+def typed_version(words: tuple[str, ...]) -> str:
+    """A version as typed, quoted or not: `gitlab-policy v3` arrives as two arguments."""
+    return " ".join(words)
+
+
 @policy.command("diff")
-@click.argument("version", type=int, required=False)
+@click.argument("version", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="The changes as one JSON object.")
 @click.pass_obj
 @guarded
-def policy_diff(ctx: Context, version: int | None, as_json: bool) -> None:
-    """What VERSION (default: the newest staged one) changes against the active version."""
-    changes = ctx.bot(with_policy=False).policies.diff(version)
+def policy_diff(ctx: Context, version: tuple[str, ...], as_json: bool) -> None:
+    """What VERSION (DOCUMENT vN, DOCUMENT@N or its id; default: the newest staged one)
+    changes against the active version."""
+    changes = ctx.bot(with_policy=False).policies.diff(typed_version(version) or None)
     if as_json:
         click.echo(json.dumps(changes.as_json(), ensure_ascii=False))
     else:
@@ -85,7 +92,7 @@ def policy_diff(ctx: Context, version: int | None, as_json: bool) -> None:
 
 
 @policy.command("activate")
-@click.argument("version", type=int)
+@click.argument("version", nargs=-1, required=True)
 @click.option("--by", default="cli", show_default=True, help="Who activates it.")
 @click.option(
     "--keep-example",
@@ -94,11 +101,14 @@ def policy_diff(ctx: Context, version: int | None, as_json: bool) -> None:
 )
 @click.pass_obj
 @guarded
-def policy_activate(ctx: Context, version: int, by: str, keep_example: bool) -> None:
-    """Make VERSION (its id, as `policy list` shows) its document's active version (any
-    earlier version too, or one of a retired document)."""
+def policy_activate(
+    ctx: Context, version: tuple[str, ...], by: str, keep_example: bool
+) -> None:
+    """Make VERSION (DOCUMENT vN as `policy list` shows it, DOCUMENT@N, or its id) its
+    document's active version (any earlier version too, or one of a retired document)."""
     policies = ctx.bot(with_policy=False).policies
-    click.echo(policies.activate(version, by=by, keep_example=keep_example).as_text())
+    activation = policies.activate(typed_version(version), by=by, keep_example=keep_example)
+    click.echo(activation.as_text())
 
 
 @policy.command("retire")
@@ -123,12 +133,12 @@ def policy_rollback(ctx: Context, document: str | None, by: str) -> None:
 
 
 @policy.command("discard")
-@click.argument("version", type=int)
+@click.argument("version", nargs=-1, required=True)
 @click.pass_obj
 @guarded
-def policy_discard(ctx: Context, version: int) -> None:
-    """Delete a staged VERSION that was never active."""
-    discarded = ctx.bot(with_policy=False).policies.discard(version)
+def policy_discard(ctx: Context, version: tuple[str, ...]) -> None:
+    """Delete a staged VERSION (DOCUMENT vN, DOCUMENT@N or its id) that was never active."""
+    discarded = ctx.bot(with_policy=False).policies.discard(typed_version(version))
     click.echo(f"Discarded {discarded.display} ({discarded.source_name}).")
 
 
@@ -161,13 +171,15 @@ def policy_history(ctx: Context, document: str | None) -> None:
         )
     out = console()
     out.print(table)
-    log = Table("document", "when", "what", "id", "by")
+    log = Table("document", "when", "what", "version", "id", "by")
     done = {"rollback": "rolled back to", "retire": "retired"}
+    numbers = {v.id: f"v{v.number}" for v in versions}
     for event in events:
         log.add_row(
             event["document"],
             event["activated_at"],
             done.get(str(event["kind"]), "activated"),
+            numbers.get(int(event["version_id"]), ""),
             str(event["version_id"]),
             event["activated_by"],
         )
@@ -183,13 +195,20 @@ def policy_list(ctx: Context) -> None:
 
     versions = ctx.bot().storage.versions()
     table = Table(
-        "document", "id", "version", "label", "status", "clauses", "uploaded", "by", "source"
+        "version",
+        "id",
+        "label",
+        "status",
+        "clauses",
+        "uploaded",
+        "by",
+        "source",
+        caption="Commands take a version as DOCUMENT vN, DOCUMENT@N or its id.",
     )
     for v in versions:
         table.add_row(
-            v.document,
+            f"{v.document} v{v.number}",
             str(v.id),
-            f"v{v.number}",
             v.label,
             v.status,
             str(v.clause_count),
@@ -201,18 +220,31 @@ def policy_list(ctx: Context) -> None:
 
 
 @policy.command("show")
-@click.argument("document", required=False)
+@click.argument("document", nargs=-1)
 @click.pass_obj
 @guarded
-def policy_show(ctx: Context, document: str | None) -> None:
-    """Print the active version's clauses, with their section references."""
+def policy_show(ctx: Context, document: tuple[str, ...]) -> None:
+    """Print the active version's clauses, with their section references: of DOCUMENT, or of
+    every active document; DOCUMENT vN (or DOCUMENT@N, or an id) prints that version's."""
     bot = ctx.bot()
-    active = [v for v in bot.storage.active_versions() if document in (None, v.document)]
+    typed = typed_version(document) or None
+    active = [v for v in bot.storage.active_versions() if typed in (None, v.document)]
+    if typed is not None and not active:
+        if bot.storage.versions(typed) or not names_a_version(typed):
+            if not bot.storage.versions(typed):
+                fail(f"no policy document named {typed!r}", EXIT_POLICY)
+            fail(
+                f"{typed} has no active version (it is retired); name one of its versions, "
+                f"e.g. `policy show {typed} v1`",
+                EXIT_POLICY,
+            )
+        active = [bot.policies.find_version(typed)]
     if not active:
-        fail(f"no active policy named {document!r}", EXIT_POLICY)
+        fail("no policy is active", EXIT_POLICY)
     for version in active:
         owners = f", owners: {', '.join(version.owners)}" if version.owners else ""
-        click.echo(f"# {version.title} — {version.display}{owners}")
+        status = "" if version.status == "active" else f", {version.status}"
+        click.echo(f"# {version.title} — {version.display}{status}{owners}")
         for stored in bot.storage.clauses([version.id]):
             clause = stored.clause
             owner = f" [{clause.owner}]" if clause.owner else ""

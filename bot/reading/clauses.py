@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bot.models import Block, Clause
@@ -13,6 +13,9 @@ from bot.models import Block, Clause
 MIN_CHARS = 80
 TARGET_CHARS = 320
 MAX_CHARS = 600
+#: The most characters of lead-ins (the list's own, then each parent item's) quoted before an
+#: item: past it, outer lead-ins are cut to their first words, so the nearest one stays whole.
+LEAD_IN_CHARS = 200
 
 _NUMBERED = re.compile(
     r"^(?:section\s+|article\s+|§\s*)?((?:\d+|[A-Z]|[IVXLC]+)(?:\.\d+)*)(?:\.|\))?\s+(\S.*)$",
@@ -49,6 +52,56 @@ class _Pending:
     from_table: bool = False
     line_start: int = 0
     line_end: int = 0
+    #: List items only: the lead-ins each item is quoted with, outermost first.
+    lead_ins: tuple[str, ...] = ()
+    #: Which clauses may merge when too short: only those of one group (one table, or the
+    #: items of one list under the same lead-ins; every paragraph is in group None).
+    group: Hashable = None
+
+
+@dataclass(frozen=True)
+class _OpenItem:
+    """A list item that may turn out to introduce a nested list."""
+
+    level: int
+    text: str
+
+
+def _last_sentence(text: str) -> str:
+    sentences = split_sentences(text)
+    return sentences[-1] if sentences else text
+
+
+def _first_words(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, max(limit - 1, 1))
+    return text[: cut if cut > 0 else max(limit - 1, 1)].rstrip(" ,;:") + "…"
+
+
+def lead_in_prefix(lead_ins: Sequence[str], limit: int = LEAD_IN_CHARS) -> str:
+    """The lead-ins an item is quoted with, within `limit` characters: whole when they fit;
+    else each one's last sentence (the one that introduces what follows); else the nearest
+    one whole and the outer ones cut to their first words."""
+    kept = [text.strip() for text in lead_ins if text.strip()]
+    for candidate in (kept, [_last_sentence(text) for text in kept]):
+        if len(" ".join(candidate)) <= limit:
+            return " ".join(candidate)
+    kept = [_last_sentence(text) for text in kept]
+    inner = _first_words(kept[-1], limit)
+    room = limit - len(inner) - 1
+    outer: list[str] = []
+    for text in kept[:-1]:
+        share = room // (len(kept) - 1) - 1
+        if share >= 20:
+            outer.append(_first_words(text, share))
+    return " ".join([*outer, inner])
+
+
+def _quoted_whole(lead_in: str) -> bool:
+    """Whether a lead-in is quoted as it stands before the items it introduces: when not, it
+    is a clause of its own too, so none of its words are lost."""
+    return lead_in_prefix([lead_in]) == lead_in.strip()
 
 
 def split_heading(text: str) -> tuple[str, str]:
@@ -102,15 +155,21 @@ def _cut_long(sentence: str, limit: int = MAX_CHARS) -> list[str]:
     return out
 
 
-def pack(units: Sequence[str], target: int = TARGET_CHARS, limit: int = MAX_CHARS) -> list[str]:
-    """Group consecutive sentences or short items into clauses of about `target` characters."""
+def pack(
+    units: Sequence[str],
+    target: int = TARGET_CHARS,
+    limit: int = MAX_CHARS,
+    shortest: int = MIN_CHARS,
+) -> list[str]:
+    """Group consecutive sentences or short items into clauses of about `target` characters;
+    a piece under `shortest` always joins its neighbour when it fits."""
     pieces = [p for unit in units for p in _cut_long(unit.strip(), limit) if p]
     groups: list[str] = []
     current = ""
     for piece in pieces:
         if not current:
             current = piece
-        elif len(current) < MIN_CHARS or len(current) + 1 + len(piece) <= target:
+        elif len(current) < shortest or len(current) + 1 + len(piece) <= target:
             if len(current) + 1 + len(piece) > limit:
                 groups.append(current)
                 current = piece
@@ -120,7 +179,7 @@ def pack(units: Sequence[str], target: int = TARGET_CHARS, limit: int = MAX_CHAR
             groups.append(current)
             current = piece
     if current:
-        if groups and len(current) < MIN_CHARS and len(groups[-1]) + 1 + len(current) <= limit:
+        if groups and len(current) < shortest and len(groups[-1]) + 1 + len(current) <= limit:
             groups[-1] = f"{groups[-1]} {current}"
         else:
             groups.append(current)
@@ -137,11 +196,18 @@ class ClauseBuilder:
         self._pending = _Pending()
         self._lead_in = ""
         self._lead_in_lines = (0, 0)
-        #: Ordinals of clauses made of table rows: they merge only with each other.
-        self._table_clauses: set[int] = set()
+        #: The list being read: its lead-in, the items that may introduce a nested list (the
+        #: newest last), and a number telling this list from the next.
+        self._list_lead_in = ""
+        self._open_items: list[_OpenItem] = []
+        self._lists = 0
+        self._lists_first_group = False
+        #: Each clause's merge group by ordinal (see `_Pending.group`).
+        self._clause_groups: dict[int, Hashable] = {}
 
     # -- headings -----------------------------------------------------------------------------
     def heading(self, block: Block) -> None:
+        self._end_list()
         self.flush()
         number, title = split_heading(block.text)
         if not self.title and block.level == 1 and not number:
@@ -161,6 +227,7 @@ class ClauseBuilder:
         if owner and len(block.text) < 120:
             self.owner(owner.group(1).strip().rstrip("."))
             return
+        self._end_list()
         self._flush_lead_in()
         if block.text.endswith(":") and len(block.text) <= 240:
             # "Never share the following:" introduces a list; it is quoted with each item.
@@ -183,19 +250,68 @@ class ClauseBuilder:
             self.flush()
 
     def item(self, block: Block) -> None:
-        if self._lead_in and not self._pending.parts:
-            self._pending.line_start = self._lead_in_lines[0]
-        if self._pending.parts and (not self._pending.from_list or self._pending.from_table):
+        """A list item is quoted with its lead-ins: the sentence introducing the list, then
+        each parent item when it is nested. An item that a deeper one follows introduces
+        that sub-list: it is quoted with each of its sub-items, not on its own."""
+        if not self._open_items:
+            self._start_list()
+        parent = self._open_items[-1] if self._open_items else None
+        if parent is not None and block.level > parent.level:
+            self._take_back(parent)
+        while self._open_items[-1:] and self._open_items[-1].level >= block.level:
+            self._open_items.pop()
+        lead_ins = (self._list_lead_in, *(i.text for i in self._open_items))
+        lead_ins = tuple(text for text in lead_ins if text)
+        group = ("list", self._lists, lead_ins)
+        if self._pending.parts and self._pending.group != group:
             self.flush()
+        if self._list_lead_in and not self._pending.parts and self._lists_first_group:
+            self._pending.line_start = self._lead_in_lines[0]
+        self._lists_first_group = False
         self._pending.from_list = True
+        self._pending.lead_ins = lead_ins
+        self._pending.group = group
         self._add_text(block)
+        self._open_items.append(_OpenItem(block.level, block.text))
+
+    def _start_list(self) -> None:
+        if self._pending.parts:
+            self.flush()
+        self._lists += 1
+        lead_in, self._lead_in = self._lead_in, ""
+        if lead_in and not _quoted_whole(lead_in):
+            self._add_text(Block("paragraph", lead_in, 0, *self._lead_in_lines))
+            self.flush()
+        self._list_lead_in = lead_in
+        self._lists_first_group = bool(lead_in)
+
+    def _take_back(self, parent: _OpenItem) -> None:
+        """The newest item turned out to introduce a sub-list: when it only introduces it
+        ("..., in particular:"), out of the pending text, since each sub-item quotes it; the
+        siblings before it are emitted under their own lead-ins."""
+        pending = self._pending
+        introduces = parent.text.rstrip().endswith(":") and _quoted_whole(parent.text)
+        if pending.parts and pending.parts[-1] == parent.text and introduces:
+            pending.parts.pop()
+            if pending.parts:
+                self.flush()
+            else:
+                self._pending = _Pending(line_start=pending.line_start)
+
+    def _end_list(self) -> None:
+        if self._open_items or self._list_lead_in:
+            self.flush()
+        self._open_items = []
+        self._list_lead_in = ""
 
     def row(self, block: Block) -> None:
         """Table rows group with each other, never with a list or its lead-in."""
         if not self._pending.from_table:
+            self._end_list()
             self.flush()
             self._lead_in = ""
         self._pending.from_list = self._pending.from_table = True
+        self._pending.group = "table"
         self._add_text(block)
 
     def _add_text(self, block: Block) -> None:
@@ -224,23 +340,29 @@ class ClauseBuilder:
                 pending.line_start, pending.line_end = self._lead_in_lines
             else:
                 return
-        prefix = f"{lead_in} " if lead_in else ""
+        prefix_text = lead_in_prefix(pending.lead_ins)
+        prefix = f"{prefix_text} " if prefix_text else ""
         # The lead-in is quoted with each piece, so the pieces leave room for it.
         limit = MAX_CHARS - len(prefix)
         units: list[str] = []
         for part in pending.parts:
             units.extend(split_sentences(part) if len(part) > limit else [part])
-        # List items are rules of their own: merged only when too short to quote alone.
-        target = MIN_CHARS if pending.from_list else TARGET_CHARS - len(prefix)
-        for text in pack(units, target=max(min(target, limit), MIN_CHARS // 2), limit=limit):
+        # List items are rules of their own: merged only when too short to quote alone, and
+        # an item quoted with its lead-ins is as long as they make it.
+        if pending.lead_ins:
+            shortest = target = MIN_CHARS - len(prefix)
+        else:
+            shortest = MIN_CHARS
+            target = MIN_CHARS if pending.from_list else TARGET_CHARS - len(prefix)
+            target = max(min(target, limit), MIN_CHARS // 2)
+        for text in pack(units, target=target, limit=limit, shortest=shortest):
             self._emit(
-                prefix + text if prefix and not text.startswith(lead_in) else text,
+                prefix + text if prefix and not text.startswith(prefix_text) else text,
                 pending.line_start,
                 pending.line_end,
                 section_override,
             )
-            if pending.from_table:
-                self._table_clauses.add(len(self.clauses))
+            self._clause_groups[len(self.clauses)] = pending.group
 
     def _emit(self, text: str, line_start: int, line_end: int, section_override: str) -> None:
         number = section_override or next(
@@ -262,21 +384,24 @@ class ClauseBuilder:
         )
 
     def finish(self) -> list[Clause]:
+        self._end_list()
         self.flush()
-        return self._merge_orphans(self.clauses, self._table_clauses)
+        return self._merge_orphans(self.clauses, self._clause_groups)
 
     @staticmethod
     def _merge_orphans(
-        clauses: list[Clause], table_clauses: set[int] | None = None
+        clauses: list[Clause], groups: dict[int, Hashable] | None = None
     ) -> list[Clause]:
-        """A clause under the minimum joins its neighbour in the same section when it fits."""
-        table_clauses = table_clauses or set()
+        """A clause under the minimum joins its neighbour in the same section and group (see
+        `_Pending.group`: a list's last item never joins the paragraph after the list) when
+        it fits."""
+        groups = groups or {}
         merged: list[Clause] = []
         for clause in clauses:
             previous = merged[-1] if merged else None
             if (
                 previous is not None
-                and (previous.ordinal in table_clauses) == (clause.ordinal in table_clauses)
+                and groups.get(previous.ordinal) == groups.get(clause.ordinal)
                 and (len(clause.text) < MIN_CHARS or len(previous.text) < MIN_CHARS)
                 and previous.heading_path == clause.heading_path
                 and previous.section == clause.section

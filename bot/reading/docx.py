@@ -163,6 +163,19 @@ def _paragraph_numbering(paragraph: Any) -> tuple[str, int] | None:
     return num_id, level
 
 
+_LIST_STYLE = re.compile(r"^list(?: bullet| number| continue| paragraph)? ([2-9])$")
+
+
+def _list_style_depth(paragraph: Any) -> int:
+    """Word's "List Bullet 2" (and "List Number 3", ...) nest by style, numbered at level 0
+    of a list of their own: the style's number is the depth."""
+    for style in _style_chain(paragraph):
+        match = _LIST_STYLE.match((style.name or "").strip().lower())
+        if match:
+            return int(match.group(1)) - 1
+    return 0
+
+
 def _heading_level(paragraph: Any) -> int:
     """1 for the Title style, N for Heading N (or outline level N-1); 0 for body text."""
     for style in _style_chain(paragraph):
@@ -360,7 +373,8 @@ def _docx_blocks(document: Any) -> tuple[Fields, list[Block]]:
             # "4.2.1" numbering on body text is a numbered clause, cited by that number.
             blocks.append(text_block("paragraph", f"{label.rstrip('.')} {text}", 0, index))
         elif numbered:
-            blocks.append(text_block("item", text, numbered[1], index))
+            depth = numbered[1] or _list_style_depth(part)
+            blocks.append(text_block("item", text, depth, index))
         else:
             blocks.append(text_block("paragraph", text, 0, index))
     fields: Fields = {}
