@@ -101,7 +101,7 @@ class ChangeSummary:
         if len(shown) < len(entries):
             lines.append(
                 f"… and {len(entries) - len(shown)} more "
-                f"(policybot policy diff {self.target.id} lists them all)."
+                f"(policybot policy diff {self.target.reference} lists them all)."
             )
         return "\n".join(lines)
 

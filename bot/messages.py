@@ -98,10 +98,10 @@ def discarded(display: str) -> str:
     return f"Discarded {display}; the active policy is unchanged."
 
 
-def example_retired(versions: list[tuple[str, int]]) -> str:
+def example_retired(versions: list[tuple[str, str]]) -> str:
     """The first real policy activated: the bundled example it replaced, and how to undo."""
     names = ", ".join(display for display, _ in versions)
-    again = " or ".join(f"`policybot policy activate {version_id}`" for _, version_id in versions)
+    again = " or ".join(f"`policybot policy activate {reference}`" for _, reference in versions)
     return (
         f"The bundled example policy ({names}) is retired: answers now come from your policy "
         f"alone. To answer from both, {again}."
@@ -115,10 +115,10 @@ def example_will_be_retired(displays: list[str]) -> str:
     )
 
 
-def document_retired(display: str, version_id: int) -> str:
+def document_retired(display: str, reference: str) -> str:
     return (
         f"Retired {display}: its document no longer answers questions. To bring it back, "
-        f"`policybot policy activate {version_id}` (or any of its versions)."
+        f"`policybot policy activate {reference}` (or any of its versions)."
     )
 
 

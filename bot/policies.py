@@ -135,7 +135,7 @@ class Activation:
         text = f"{self.version.display} is now active{before}."
         if self.retired_examples:
             text += " " + messages.example_retired(
-                [(v.display, v.id) for v in self.retired_examples]
+                [(v.display, v.reference) for v in self.retired_examples]
             )
         if self.rechecked:
             text += (
@@ -223,7 +223,7 @@ class Retirement:
     def as_text(self) -> str:
         if self.version is None:
             return messages.already_retired(self.document)
-        return messages.document_retired(self.version.display, self.version.id)
+        return messages.document_retired(self.version.display, self.version.reference)
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -143,7 +143,7 @@ async def test_a_server_upload_is_read_in_a_child_process_and_stored_like_any_ot
 def test_change_summary_limit_says_how_many_were_left_out(bot: PolicyBot) -> None:
     result = bot.policies.upload("acme.md", V2.encode())
     text = result.changes.as_text(limit=1)
-    assert "… and 2 more" in text and f"policy diff {result.version.id}" in text
+    assert "… and 2 more" in text and f"policy diff {result.version.reference}" in text
 
 
 def test_clause_matching_pairs_moved_and_reworded_clauses() -> None:

@@ -270,7 +270,7 @@ def test_a_long_change_summary_is_cut_to_slack_limits(settings: Settings) -> Non
     blocks = render.upload_blocks(result)
     assert len(blocks) <= render.MAX_MESSAGE_BLOCKS
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
-    assert f"policybot policy diff {result.version.id}" in all_text(blocks)
+    assert f"policybot policy diff {result.version.reference}" in all_text(blocks)
     assert set(buttons(blocks)) == {
         render.ACTION_ACTIVATE,
         render.ACTION_DISCARD,

@@ -386,7 +386,7 @@ def _change_blocks(result: UploadResult) -> list[Block]:
         left = len(entries) - MAX_LISTED_CHANGES + 1
         entries[MAX_LISTED_CHANGES - 1 :] = [
             context(
-                f"…and {left} more changes: `policybot policy diff {result.version.id}` "
+                f"…and {left} more changes: `policybot policy diff {result.version.reference}` "
                 "lists them all."
             )
         ]

@@ -167,7 +167,7 @@ def _change_blocks(changes: ChangeSummary) -> list[dict[str, Any]]:
         blocks.append(
             literal(
                 f"…and {len(entries) - CHANGES_LIMIT} more changes; "
-                f"`policybot policy diff {changes.target.id}` lists them all.",
+                f"`policybot policy diff {changes.target.reference}` lists them all.",
                 isSubtle=True,
             )
         )

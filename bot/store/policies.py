@@ -39,6 +39,11 @@ class VersionInfo:
         label = self.label or self.uploaded_at[:10]
         return f"{self.document} v{self.number or self.id} ({label})"
 
+    @property
+    def reference(self) -> str:
+        """How an admin types this version in a command: "acme@3" (the global id still works)."""
+        return f"{self.document}@{self.number}" if self.number else str(self.id)
+
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
