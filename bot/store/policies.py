@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.models import Clause, ParsedPolicy, StoredClause
+from bot.retrieval.terms import indexed
 from bot.store.connection import Connected, utcnow
 
 
@@ -114,17 +115,22 @@ class PolicyStore(Connected):
 
     @staticmethod
     def _clause_row(version_id: int, clause: Clause) -> dict[str, Any]:
+        headings = " > ".join(clause.heading_path)
         return {
             "version_id": version_id,
             "ordinal": clause.ordinal,
             "section": clause.section,
             "section_title": clause.section_title,
             "heading_path": json.dumps(list(clause.heading_path)),
-            "headings": " > ".join(clause.heading_path),
+            "headings": headings,
             "owner": clause.owner,
             "text": clause.text,
             "line_start": clause.line_start,
             "line_end": clause.line_end,
+            # What the FTS5 index holds (m009): the same stems a question is searched with.
+            "text_terms": indexed(clause.text),
+            "section_title_terms": indexed(clause.section_title),
+            "headings_terms": indexed(headings),
         }
 
     def activate_version(
@@ -317,7 +323,10 @@ class PolicyStore(Connected):
         limit: int,
         weights: tuple[float, float, float] = (1.0, 0.5, 0.3),
     ) -> list[tuple[int, float]]:
-        """FTS5 BM25 over the given versions: (clause id, score), best first, score >= 0."""
+        """FTS5 BM25 over the given versions: (clause id, score), best first, score >= 0.
+
+        `match` is an FTS5 query over stems as `bot.retrieval.terms` makes them (the index
+        holds those, not the raw text)."""
         if not match or not version_ids:
             return []
         marks = ",".join("?" * len(version_ids))
