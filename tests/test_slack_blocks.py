@@ -6,6 +6,7 @@ import json
 
 from adapters.slack import blocks as render
 from bot.answering.checking import Finding, PostCheck
+from bot.answering.outcome import Outcome
 from bot.models import Answer, Citation
 from bot.review.grouping import TermProfile
 from bot.review.groups import Group
@@ -16,7 +17,9 @@ def citation(n: int, text: str) -> Citation:
 
 
 def answer(citations: list[Citation], lead: str = "The policy addresses this.") -> Answer:
-    return Answer("q?", True, lead, tuple(citations), 0.9, question_id=7, policy_version="p v1")
+    return Answer(
+        "q?", Outcome.ANSWERED, lead, tuple(citations), 0.9, question_id=7, policy_version="p v1"
+    )
 
 
 def test_escape_neutralises_mentions_links_and_broadcasts() -> None:
@@ -65,7 +68,9 @@ def test_huge_answers_respect_slack_limits() -> None:
 
 
 def test_unanswered_has_no_feedback_buttons_but_says_where_it_went() -> None:
-    unanswered = Answer("q?", False, "The policy does not cover this.", (), 0.1, question_id=3)
+    unanswered = Answer(
+        "q?", Outcome.NOT_COVERED, "The policy does not cover this.", (), 0.1, question_id=3
+    )
     blocks = render.answer_blocks(unanswered)
     assert [b["type"] for b in blocks] == ["section", "context"]
     assert "review list" in json.dumps(blocks)

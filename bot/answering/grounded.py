@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from bot.answering.extractive import NOT_COVERED, Draft, ExtractiveAnswerer, citation
 from bot.answering.groundedness import unsupported
 from bot.answering.llm import ChatClient, LLMError, LLMUsage
+from bot.answering.outcome import Outcome
 from bot.models import Retrieval, ScoredClause
 
 log = logging.getLogger(__name__)
@@ -160,31 +161,36 @@ class GroundedAnswerer:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
-        if not covered:
+    async def answer(self, retrieval: Retrieval, *, outcome: Outcome) -> Draft:
+        if outcome is Outcome.NOT_COVERED:
             # Retrieval found nothing close enough: no clause to ground an answer in.
-            return self.fallback.compose(retrieval, covered=False)
+            return self.fallback.compose(retrieval, outcome=outcome)
         given = clause_labels(retrieval)
         messages = build_messages(retrieval.question, given)
         try:
             completion = await self.client.complete(messages, budget=self.budget)
         except LLMError as error:
-            return self._fall_back(retrieval, error.reason, error.usage)
+            return self._fall_back(retrieval, outcome, error.reason, error.usage)
         except Exception as error:  # any failure of the LLM path must still answer
             log.exception("unexpected error from the LLM client")
-            return self._fall_back(retrieval, f"unexpected error: {error!r}", None)
+            return self._fall_back(retrieval, outcome, f"unexpected error: {error!r}", None)
         try:
-            return self.check(parse_reply(completion.content), given, completion.usage)
+            return self.check(parse_reply(completion.content), given, completion.usage, outcome)
         except ReplyError as error:
-            return self._fall_back(retrieval, str(error), completion.usage)
+            return self._fall_back(retrieval, outcome, str(error), completion.usage)
 
     def check(
-        self, reply: Reply, given: Mapping[str, ScoredClause], usage: LLMUsage | None
+        self,
+        reply: Reply,
+        given: Mapping[str, ScoredClause],
+        usage: LLMUsage | None,
+        outcome: Outcome = Outcome.ANSWERED,
     ) -> Draft:
-        """The reply as a Draft if it rests on clauses it was given; ReplyError if not."""
+        """The reply as a Draft if it rests on clauses it was given; ReplyError if not. A
+        summary of clauses retrieval was unsure of stays `outcome` (uncertain)."""
         if reply.verdict == "not_covered":
             return Draft(
-                answered=False,
+                outcome=Outcome.NOT_COVERED,
                 lead=NOT_COVERED,
                 citations=(),
                 source="llm",
@@ -207,7 +213,7 @@ class GroundedAnswerer:
         if why:
             raise ReplyError(f"{UNSUPPORTED}: {why}")
         return Draft(
-            answered=True,
+            outcome=outcome,
             lead=f"{SUMMARY_PREFIX} {reply.answer}",
             citations=tuple(citation(given[label]) for label in reply.clause_ids),
             source="llm",
@@ -215,10 +221,12 @@ class GroundedAnswerer:
             llm=usage,
         )
 
-    def _fall_back(self, retrieval: Retrieval, reason: str, usage: LLMUsage | None) -> Draft:
+    def _fall_back(
+        self, retrieval: Retrieval, outcome: Outcome, reason: str, usage: LLMUsage | None
+    ) -> Draft:
         # The client scrubs what it reports; an unexpected error or the model's own words
         # quoted in a ReplyError have not been through it.
         reason = self.client.redactor.scrub(reason)
         log.warning("LLM answer not used, answering extractively: %s", reason)
-        draft = self.fallback.compose(retrieval, covered=True)
+        draft = self.fallback.compose(retrieval, outcome=outcome)
         return replace(draft, notes=(*draft.notes, f"llm fallback: {reason}"), llm=usage)

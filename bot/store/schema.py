@@ -233,6 +233,18 @@ def m008_document_numbers_and_bundled(db: sqlite_utils.Database) -> None:
             WHERE earlier.document_id = versions.document_id AND earlier.id <= versions.id)"""
     )
     # Before this mark existed, only the bundled load recorded its uploader as "bundled".
+    db.execute("UPDATE versions SET bundled = CASE WHEN uploaded_by = 'bundled' THEN 1 ELSE 0 END")
+
+
+@migrations()
+def m011_question_outcomes(db: sqlite_utils.Database) -> None:
+    """Each question's outcome: answered, uncertain (the closest clauses shown as possibly not
+    what was asked, and the question sent to the policy team) or not_covered. Before this,
+    a question was answered or it was not: every other row was a not-covered one."""
+    questions = db.table("questions")
+    assert isinstance(questions, Table)
+    questions.add_column("outcome", str)
     db.execute(
-        "UPDATE versions SET bundled = CASE WHEN uploaded_by = 'bundled' THEN 1 ELSE 0 END"
+        "UPDATE questions SET outcome = CASE WHEN answered = 1 THEN 'answered' "
+        "ELSE 'not_covered' END"
     )
