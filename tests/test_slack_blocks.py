@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from adapters.slack import blocks as render
+from bot import messages
 from bot.answering.checking import Finding, PostCheck
 from bot.answering.outcome import Outcome
 from bot.models import Answer, Citation
@@ -134,3 +136,21 @@ def test_answer_modal_carries_the_group_and_a_bounded_multiline_input() -> None:
     element = field["element"]
     assert element["multiline"] and element["action_id"] == render.ANSWER_INPUT
     assert element["max_length"] == 4000 and "initial_value" not in element
+
+
+def test_an_uncertain_answer_is_marked_above_its_clauses_and_in_its_text() -> None:
+    unsure = answer([citation(1, "Keep plans private.")], lead="I'm not sure the policy answers.")
+    unsure = dataclasses.replace(unsure, outcome=Outcome.UNCERTAIN)
+    blocks = render.answer_blocks(unsure)
+    assert blocks[0]["type"] == "context" and messages.UNCERTAIN_MARK in json.dumps(blocks[0])
+    assert "Keep plans private." in json.dumps(blocks)
+    (actions,) = [b for b in blocks if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == [
+        render.ACTION_HELPFUL,
+        render.ACTION_NOT_HELPFUL,
+    ]
+    assert render.answer_text(unsure).startswith(messages.UNCERTAIN_MARK)
+    confident = render.answer_blocks(answer([citation(1, "Keep plans private.")]))
+    assert messages.UNCERTAIN_MARK not in json.dumps(confident)
+    why = render.review_blocks("may I?", 3, "uncertain")[0]["text"]["text"]
+    assert "not sure" in why

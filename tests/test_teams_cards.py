@@ -290,3 +290,9 @@ async def test_a_settled_review_notice_card_says_how_and_has_nothing_to_press(
     dismissed = bot.dismiss_group(notice.group_id, by="Pat")
     texts = [run["text"] for run in runs(teams_cards.review_notice_card(notice, dismissed)["body"])]
     assert f"Dismissed by Pat (group #{dismissed.id}); nobody is told" in texts
+
+
+def test_review_notice_card_says_when_the_bot_was_unsure_of_its_answer() -> None:
+    notice = ReviewNotice(question="may I post a teaser?", question_id=3, reason="uncertain")
+    why = notice_facts(teams_cards.review_notice_card(notice))["Why"]
+    assert why != "uncertain" and "unsure" in why
