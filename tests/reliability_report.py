@@ -34,6 +34,7 @@ MEASURED = [
     "tests/test_reliability_durable.py",
     "tests/test_reliability_grounded.py",
     "tests/test_reliability_uploads.py",
+    "tests/test_reliability_outcomes.py",
     "tests/test_rough_edges.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
