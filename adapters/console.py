@@ -30,7 +30,11 @@ class ConsoleNotifier:
 
 
 def render(answer: Answer, width: int) -> str:
-    footer = "\n\n" + messages.CONSOLE_FOOTER if answer.answered else ""
+    footer = ""
+    if answer.answered:
+        footer = "\n\n" + messages.CONSOLE_FOOTER
+    elif answer.uncertain:
+        footer = "\n\n" + messages.CONSOLE_FOOTER_UNCERTAIN
     return answer.plain_text(width=width) + footer
 
 

@@ -22,15 +22,15 @@ from datetime import UTC, datetime, timedelta
 from bot import access, messages
 from bot.answering.checking import PostCheck, check_text
 from bot.answering.extractive import (
-    NOT_COVERED,
     Answerer,
     Draft,
     ExtractiveAnswerer,
     citation,
-    covered,
+    for_teams,
 )
 from bot.answering.grounded import GroundedAnswerer
 from bot.answering.llm import ChatClient, LLMConfig
+from bot.answering.outcome import Outcome, outcome_of
 from bot.config import Settings
 from bot.models import (
     Actor,
@@ -159,6 +159,7 @@ class PolicyBot:
             self.settings.max_upload_bytes,
             retriever=self.retriever,
             min_confidence=self.settings.min_confidence,
+            uncertain_confidence=self.settings.uncertain_confidence,
             max_citations=self.settings.max_citations,
             admins=self.settings.admins,
             reading=WorkerLimits(
@@ -404,20 +405,18 @@ class PolicyBot:
                 reviewed = self.review.best_group(profile, retrieval, status="answered")
             if reviewed is not None:
                 draft = Draft(
-                    answered=True, lead=reviewed_lead(reviewed), citations=(), source="reviewed"
+                    outcome=Outcome.ANSWERED,
+                    lead=reviewed_lead(reviewed),
+                    citations=(),
+                    source="reviewed",
                 )
             else:
-                draft = await self.answerer.answer(
-                    retrieval, covered=covered(retrieval, self.settings.min_confidence)
+                outcome = outcome_of(
+                    retrieval, self.settings.min_confidence, self.settings.uncertain_confidence
                 )
-            if not draft.answered and draft.lead == NOT_COVERED:
+                draft = await self.answerer.answer(retrieval, outcome=outcome)
                 # Who reviews it is the active policy's owners, not a fixed list of teams.
-                draft = dataclasses.replace(
-                    draft,
-                    lead=messages.not_covered(
-                        policy_teams(active.versions, self.settings.policy_teams)
-                    ),
-                )
+                draft = for_teams(draft, policy_teams(active.versions, self.settings.policy_teams))
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
             # on the review list and in the platform's review channel.
@@ -436,7 +435,7 @@ class PolicyBot:
             answer = self.question_log.answered(
                 incoming, question, retrieval, draft, active, reviewed, received
             )
-            if not draft.answered and answer.question_id is not None:
+            if draft.outcome.reviewed and answer.question_id is not None:
                 # Just logged, so in no group: `join`, with what this turn already worked out.
                 self.review.join(answer.question_id, question, retrieval, profile)
         return answer
@@ -469,10 +468,11 @@ class PolicyBot:
     def reaction_refusal(self, question_id: int, reaction: str) -> str | None:
         """Why `reaction` is not taken on this question, or None when it is: a rating of a "not
         covered" reply (there was no answer to rate, and the question is on the review list
-        already), or the reaction already recorded (pressed again, it would thank again and
-        post to the review channel again). KeyError when there is no such question."""
+        already; an uncertain answer's closest clauses can be rated), or the reaction already
+        recorded (pressed again, it would thank again and post to the review channel again).
+        KeyError when there is no such question."""
         row = self.storage.question(question_id)
-        if reaction in (HELPFUL, NOT_HELPFUL) and not row.answered:
+        if reaction in (HELPFUL, NOT_HELPFUL) and not Outcome(row.outcome).cites:
             return messages.NOTHING_TO_RATE
         if reaction in (HELPFUL, NOT_HELPFUL) and row.feedback == reaction:
             return messages.ALREADY_NOTED[reaction]
@@ -496,10 +496,11 @@ class PolicyBot:
         return None if reaction == HELPFUL else Referral(question_id, reaction)
 
     async def refer_unanswered(self, answer: Answer, incoming: IncomingQuestion) -> None:
-        """After the asker has the answer: a question the policy does not cover is announced
-        in the review channel of the platform it was asked on."""
-        if not answer.answered:
-            referral = Referral(answer.question_id, "not_covered", answer.question)
+        """After the asker has the answer: a question the policy does not cover, or covers
+        only uncertainly, is announced in the review channel of the platform it was asked on
+        (the reason: its outcome)."""
+        if answer.outcome.reviewed:
+            referral = Referral(answer.question_id, answer.outcome.value, answer.question)
             await self.announce(
                 incoming.platform, referral, asker=incoming.asker, asker_name=incoming.asker_name
             )
@@ -770,7 +771,7 @@ class PolicyBot:
         citations = tuple(citation(ScoredClause(stored[i], 0.0)) for i in ids if i in stored)
         return Answer(
             question=row.text,
-            answered=row.answered,
+            outcome=Outcome(row.outcome),
             lead=row.answer_text or "",
             citations=citations,
             confidence=float(row.confidence or 0.0),

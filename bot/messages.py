@@ -47,7 +47,8 @@ STALE_QUESTION = "I couldn't find that question any more. Please ask it again."
 #: The console's reactions before any question.
 ASK_FIRST = "Ask a question first."
 #: A rating pressed under "the policy does not cover this": there was no answer to rate, and
-#: the question is on the review list already.
+#: the question is on the review list already. (An uncertain answer can be rated: its closest
+#: clauses may be the right ones.)
 NOTHING_TO_RATE = (
     "There was no answer to rate: the policy doesn't cover that question, so it is already on "
     "the policy team's review list."
@@ -147,18 +148,47 @@ def not_a_version_action(action: str) -> str:
     return f"{action!r} is not something a policy version can be."
 
 
+def policy_team(teams: list[str]) -> str:
+    """ "the policy team (HR, PR and Legal)": who reviews a question, by the owners the active
+    policy names (none: "the policy team")."""
+    if not teams:
+        return "the policy team"
+    if len(teams) == 1:
+        return f"the policy team ({teams[0]})"
+    return f"the policy team ({', '.join(teams[:-1])} and {teams[-1]})"
+
+
+def answered(where: str, others: str) -> str:
+    """The lead of a confident extractive answer: `where` names the first clause's section
+    ("section 4.2 Confidential information"), `others` the other sections cited ("" if none)."""
+    also = f" (see also {others})" if others else ""
+    return f"The policy addresses this in {where}{also}. Here is what it says:"
+
+
+def uncertain(where: str, others: str, teams: list[str]) -> str:
+    """The lead of an uncertain answer: the closest clauses, said plainly to be possibly not
+    what was asked, and that the question is with the policy team already."""
+    also = f" (see also {others})" if others else ""
+    return (
+        f"I'm not sure the policy answers this. The closest it comes is {where}{also}, quoted "
+        f"below; it may not be what you asked. I've passed your question to "
+        f"{policy_team(teams)}, who review what the policy leaves open."
+    )
+
+
+#: How an uncertain answer is marked where it is shown beside a confident one (a Slack context
+#: line, a Teams card's heading, a notification's first words), and what the mark means.
+UNCERTAIN_MARK = "Possibly not what you asked"
+UNCERTAIN_NOTE = "These are the policy's closest clauses; your question is with the policy team."
+
+
 def not_covered(teams: list[str]) -> str:
     """The reply when the policy does not cover a question; `teams`: the owners the active
     policy names (none: "the policy team")."""
-    if not teams:
-        who = "the policy team"
-    elif len(teams) == 1:
-        who = f"the policy team ({teams[0]})"
-    else:
-        who = f"the policy team ({', '.join(teams[:-1])} and {teams[-1]})"
     return (
         "The policy does not cover this, so I can't answer it from the policy. "
-        f"I've logged your question for {who}, who review what the policy leaves open."
+        f"I've logged your question for {policy_team(teams)}, who review what the policy "
+        "leaves open."
     )
 
 
@@ -246,6 +276,11 @@ Commands: !helpful, !unhelpful (the last answer), !human (send the last question
 policy team), !policy (which policy is active), !help, !quit (or Ctrl-D)."""
 CONSOLE_FOOTER = (
     "Was this helpful? Type !helpful or !unhelpful; !human sends it to the policy team."
+)
+#: Under an uncertain answer: the question is with the policy team already, but whether the
+#: closest clauses were the right ones is still worth knowing.
+CONSOLE_FOOTER_UNCERTAIN = (
+    "The policy team has your question. Were these the right clauses? Type !helpful or !unhelpful."
 )
 
 

@@ -6,6 +6,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.answering.outcome import Outcome
+
 
 @dataclass(frozen=True)
 class Block:
@@ -147,7 +149,9 @@ class Answer:
     """What the core returns for a question; adapters render it for their platform."""
 
     question: str
-    answered: bool
+    #: Answered (the clauses answer it), uncertain (the closest clauses, possibly not what was
+    #: asked; the question is with the policy team) or not covered: the one source of truth.
+    outcome: Outcome
     lead: str
     citations: tuple[Citation, ...]
     confidence: float
@@ -157,6 +161,15 @@ class Answer:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: allowed, not_allowed, depends or not_covered for an LLM answer; "" for extractive ones.
     verdict: str = ""
+
+    @property
+    def answered(self) -> bool:
+        """Whether the policy answers the question with confidence (or the policy team did)."""
+        return self.outcome is Outcome.ANSWERED
+
+    @property
+    def uncertain(self) -> bool:
+        return self.outcome is Outcome.UNCERTAIN
 
     @property
     def text(self) -> str:
@@ -199,6 +212,7 @@ class Answer:
     def as_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "outcome": self.outcome.value,
             "answered": self.answered,
             "confidence": round(self.confidence, 4),
             "text": self.lead,

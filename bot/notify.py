@@ -43,7 +43,7 @@ class Referral:
     adapter to pass on to `PolicyBot.announce`)."""
 
     question_id: int | None  # None when the log could not take it yet (see bot.store.unlogged)
-    reason: str  # "not_covered", "not_helpful", "ask_policy_team" or "failed"
+    reason: str  # "not_covered", "uncertain", "not_helpful", "ask_policy_team" or "failed"
     question: str = ""  # the text, when the caller has it; else read when announced
 
 
@@ -53,7 +53,7 @@ class ReviewNotice:
 
     question: str
     question_id: int | None  # None when the log could not take it yet (see bot.store.unlogged)
-    reason: str  # "not_covered", "not_helpful", "ask_policy_team" or "failed"
+    reason: str  # "not_covered", "uncertain", "not_helpful", "ask_policy_team" or "failed"
     asker: str = ""  # the asker's platform user id, only with POLICYBOT_SHOW_ASKERS
     group_id: int | None = None  # the question group it joined, for Answer / Dismiss
     #: The asker's display name where the platform gave one, only with POLICYBOT_SHOW_ASKERS;

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from bot import access, messages
-from bot.answering.extractive import covered, select_citations
+from bot.answering.extractive import select_citations
+from bot.answering.outcome import Outcome, outcome_of
 from bot.changes import ChangeSummary, compare_clauses
-from bot.config import DEFAULT_MIN_CONFIDENCE
+from bot.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE
 from bot.models import Actor, ParsedPolicy, PolicyError
 from bot.reading.ingest import READERS, read_file, read_policy
 from bot.reading.shared import ReadLimits
@@ -45,7 +46,6 @@ DISCARD = "discard"
 #: Takes the version's document out of answering (a "Retire" button beside those two).
 RETIRE = "retire"
 STALE_VERSION = messages.STALE_VERSION
-
 
 
 too_large = messages.too_large
@@ -267,6 +267,7 @@ class PolicyLibrary:
         *,
         retriever: Retriever | None = None,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        uncertain_confidence: float = DEFAULT_UNCERTAIN_CONFIDENCE,
         max_citations: int = 3,
         admins: Sequence[str] = (),
         reading: WorkerLimits | None = None,
@@ -278,6 +279,7 @@ class PolicyLibrary:
         self.reading = reading
         self.retriever = retriever or LexicalRetriever(storage)
         self.min_confidence = min_confidence
+        self.uncertain_confidence = uncertain_confidence
         #: A re-checked question keeps the clauses its answer would cite, as `ask` logs them.
         self.max_citations = max_citations
         self.admins = tuple(admins)
@@ -675,14 +677,18 @@ class PolicyLibrary:
         raise PolicyError(messages.not_a_version_action(action))
 
     def recheck_open_questions(self) -> tuple[int, list[int]]:
-        """Run the open unanswered questions against the active policy as `ask` would; flag
-        those it now answers (and unflag those it no longer does, after a rollback)."""
+        """Run the open unanswered questions (not covered or uncertain) against the active
+        policy as `ask` would; flag those it now answers with confidence (and unflag those it
+        no longer does, after a rollback). An uncertain outcome is no news for the policy
+        team: the question was sent to them because its closest clauses might not answer it,
+        and closest clauses that might not answer it are what they would see again."""
         active = ActivePolicy.read(self.storage, self.retriever)
         open_questions = self.storage.open_unanswered_questions()
         now_answered = []
         for question_id, text in open_questions:
             retrieval = active.retrieve(text)
-            if covered(retrieval, self.min_confidence):
+            outcome = outcome_of(retrieval, self.min_confidence, self.uncertain_confidence)
+            if outcome is Outcome.ANSWERED:
                 best = retrieval.ranked[0].stored
                 citations = [c.as_logged() for c in select_citations(retrieval, self.max_citations)]
                 self.storage.mark_now_answered(

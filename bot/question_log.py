@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.answering.extractive import Draft
+from bot.answering.outcome import Outcome
 from bot.models import Answer, IncomingQuestion, Retrieval
 from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy
@@ -47,15 +48,17 @@ class QuestionLog:
                 "platform": incoming.platform,
                 "text": question,
                 "answered": int(draft.answered),
+                "outcome": draft.outcome.value,
                 "confidence": round(retrieval.confidence, 4),
                 "version_ids": list(retrieval.version_ids),
                 "policy_version": policy_version,
                 "citations": [c.as_logged() for c in draft.citations],
                 "answer_text": draft.lead,
                 "answer_source": draft.source,
-                "status": "answered" if draft.answered else "open",
+                "status": "open" if draft.outcome.reviewed else "answered",
                 "feedback": "",
-                "review_reason": "" if draft.answered else "not_covered",
+                # Uncertain or not covered: on the review list, for that reason.
+                "review_reason": draft.outcome.value if draft.outcome.reviewed else "",
                 "notes": list(draft.notes),
                 "answer_verdict": draft.verdict,
                 "llm_model": draft.llm.model if draft.llm else None,
@@ -70,7 +73,7 @@ class QuestionLog:
         )
         return Answer(
             question=question,
-            answered=draft.answered,
+            outcome=draft.outcome,
             lead=draft.lead,
             citations=draft.citations,
             confidence=retrieval.confidence,
@@ -91,6 +94,7 @@ class QuestionLog:
                 "platform": incoming.platform,
                 "text": text[: self.max_question_chars],
                 "answered": 0,
+                "outcome": Outcome.NOT_COVERED.value,
                 "confidence": 0.0,
                 "status": "refused",
                 "review_reason": "",
@@ -114,6 +118,7 @@ class QuestionLog:
                     "platform": incoming.platform,
                     "text": question,
                     "answered": 0,
+                    "outcome": Outcome.NOT_COVERED.value,
                     "confidence": 0.0,
                     "status": "open",
                     "review_reason": "failed",

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.console import chat
 from adapters.server import build_app
 from bot.answering.extractive import ExtractiveAnswerer
+from bot.answering.outcome import Outcome
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, Clause, IncomingQuestion, Retrieval, ScoredClause, StoredClause
@@ -176,7 +177,9 @@ def test_see_also_drops_a_title_colon() -> None:
         return ScoredClause(StoredClause(1, 1, "acme", clause), score)
 
     ranked = (scored("", "Before you post:", 2.0), scored("", "Photos at events:", 1.9))
-    draft = ExtractiveAnswerer().compose(Retrieval("q", ranked, 0.9, (1,)), covered=True)
+    draft = ExtractiveAnswerer().compose(
+        Retrieval("q", ranked, 0.9, (1,)), outcome=Outcome.ANSWERED
+    )
     assert "“Before you post”" in draft.lead and "(see also Photos at events)" in draft.lead
 
 

@@ -18,10 +18,12 @@ from bot.answering.grounded import (
     parse_reply,
 )
 from bot.answering.llm import ChatClient, LLMConfig
+from bot.answering.outcome import Outcome
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Answer, IncomingQuestion
 from bot.store.database import QuestionRow, Storage
+from tests.bands import uncertain_for
 from tests.fakes.openai_stub import (
     HANG,
     OpenAIStub,
@@ -440,3 +442,31 @@ async def test_faithful_paraphrases_are_shown(
     assert result.source == "llm", row.notes
     assert result.lead == f"{SUMMARY_PREFIX} {summary}" and result.verdict == verdict
     assert row.notes == []
+
+
+async def test_an_uncertain_question_is_summarised_under_the_uncertain_lead(
+    settings: Settings, llm_stub: OpenAIStub
+) -> None:
+    """The LLM is asked about an uncertain question too, but its summary does not make the
+    answer a confident one: no verdict headline, the lead saying it may not be what was asked
+    first, and the question with the policy team."""
+    bot = grounded_bot(uncertain_for(settings), stub_answerer(llm_stub), Storage.memory())
+    bot.ensure_policy()
+    try:
+        llm_stub.script(
+            lambda request: answer(
+                "not_allowed", "No. Unreleased plans are confidential until announced.", ["C1"]
+            )
+        )
+        result, row = await ask(bot, ROADMAP)
+    finally:
+        await bot.aclose()
+        bot.storage.close()
+    assert len(llm_stub.requests) == 1 and result.source == "llm"
+    assert result.outcome is Outcome.UNCERTAIN and result.headline and not result.answered
+    assert result.lead.startswith("I'm not sure the policy answers this.")
+    assert result.lead.endswith(
+        f"{SUMMARY_PREFIX} No. Unreleased plans are confidential until announced."
+    )
+    assert not result.plain_text().startswith(result.headline)
+    assert (row.outcome, row.status, row.review_reason) == ("uncertain", "open", "uncertain")

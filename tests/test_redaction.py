@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from bot.answering.grounded import GroundedAnswerer
 from bot.answering.llm import ChatClient, LLMConfig
+from bot.answering.outcome import Outcome
 from bot.cli import main as cli_main
 from bot.config import SECRET_FIELDS, Settings
 from bot.core import PolicyBot
@@ -149,7 +150,7 @@ async def test_an_unexpected_llm_client_error_is_scrubbed_before_it_is_logged(
         bot.ensure_policy()
         retrieval = bot.retrieve("may I share our unreleased roadmap on LinkedIn?")
         with caplog.at_level(logging.WARNING, logger="bot.answering.grounded"):
-            draft = await answerer.answer(retrieval, covered=True)
+            draft = await answerer.answer(retrieval, outcome=Outcome.ANSWERED)
         bot.storage.close()
     (fallback,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "transport bug sending Bearer [redacted]" in fallback and key not in fallback

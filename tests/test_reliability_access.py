@@ -29,6 +29,7 @@ from adapters.server import build_app
 from adapters.slack import blocks as render
 from bot.answering.extractive import Draft
 from bot.answering.grounded import SUMMARY_PREFIX
+from bot.answering.outcome import Outcome
 from bot.cli import main as cli_main
 from bot.config import SECRET_FIELDS, Settings
 from bot.core import PolicyBot
@@ -506,7 +507,7 @@ class EchoingAnswerer:
     def __init__(self, quoted: str) -> None:
         self.quoted = quoted
 
-    async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
+    async def answer(self, retrieval: Retrieval, *, outcome: Outcome) -> Draft:
         raise RuntimeError(f"upstream refused the request: {self.quoted}")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from adapters.slack import blocks as render
+from bot import messages
 from bot.answering.checking import Finding, PostCheck
+from bot.answering.outcome import Outcome
 from bot.models import Answer, Citation
 from bot.review.grouping import TermProfile
 from bot.review.groups import Group
@@ -16,7 +19,9 @@ def citation(n: int, text: str) -> Citation:
 
 
 def answer(citations: list[Citation], lead: str = "The policy addresses this.") -> Answer:
-    return Answer("q?", True, lead, tuple(citations), 0.9, question_id=7, policy_version="p v1")
+    return Answer(
+        "q?", Outcome.ANSWERED, lead, tuple(citations), 0.9, question_id=7, policy_version="p v1"
+    )
 
 
 def test_escape_neutralises_mentions_links_and_broadcasts() -> None:
@@ -65,7 +70,9 @@ def test_huge_answers_respect_slack_limits() -> None:
 
 
 def test_unanswered_has_no_feedback_buttons_but_says_where_it_went() -> None:
-    unanswered = Answer("q?", False, "The policy does not cover this.", (), 0.1, question_id=3)
+    unanswered = Answer(
+        "q?", Outcome.NOT_COVERED, "The policy does not cover this.", (), 0.1, question_id=3
+    )
     blocks = render.answer_blocks(unanswered)
     assert [b["type"] for b in blocks] == ["section", "context"]
     assert "review list" in json.dumps(blocks)
@@ -129,3 +136,21 @@ def test_answer_modal_carries_the_group_and_a_bounded_multiline_input() -> None:
     element = field["element"]
     assert element["multiline"] and element["action_id"] == render.ANSWER_INPUT
     assert element["max_length"] == 4000 and "initial_value" not in element
+
+
+def test_an_uncertain_answer_is_marked_above_its_clauses_and_in_its_text() -> None:
+    unsure = answer([citation(1, "Keep plans private.")], lead="I'm not sure the policy answers.")
+    unsure = dataclasses.replace(unsure, outcome=Outcome.UNCERTAIN)
+    blocks = render.answer_blocks(unsure)
+    assert blocks[0]["type"] == "context" and messages.UNCERTAIN_MARK in json.dumps(blocks[0])
+    assert "Keep plans private." in json.dumps(blocks)
+    (actions,) = [b for b in blocks if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == [
+        render.ACTION_HELPFUL,
+        render.ACTION_NOT_HELPFUL,
+    ]
+    assert render.answer_text(unsure).startswith(messages.UNCERTAIN_MARK)
+    confident = render.answer_blocks(answer([citation(1, "Keep plans private.")]))
+    assert messages.UNCERTAIN_MARK not in json.dumps(confident)
+    why = render.review_blocks("may I?", 3, "uncertain")[0]["text"]["text"]
+    assert "not sure" in why

@@ -12,6 +12,7 @@ from adapters.slack.app import SLACK_APP
 from bot import messages
 from bot.config import Settings
 from bot.models import IncomingQuestion
+from tests.bands import uncertain_for
 from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.slack_api import BOT_ID, BOT_USER
 from tests.fakes.slack_harness import SlackHarness, all_text, slack_server
@@ -195,6 +196,38 @@ async def test_uncovered_question_says_so_and_goes_to_the_review_channel(
         assert "&lt;!channel&gt;" in review and "<!channel>" not in review
         assert "&lt;https://x.example|bank&gt;" in review
         assert "U123" not in review  # askers stay pseudonymous unless POLICYBOT_SHOW_ASKERS
+
+
+async def test_an_uncertain_answer_is_marked_rated_and_sent_to_the_review_channel(
+    settings: Settings,
+) -> None:
+    async with slack_server(uncertain_for(settings), slack_review_channel="CREVIEW") as slack:
+        await slack.event(dm(ROADMAP))
+        posts = await slack.api.wait_for("chat.postMessage", 2)
+        by_channel = {p["channel"]: p for p in posts}
+        reply = by_channel["D123"]
+        # Possibly not what was asked: said above the clauses, and in the notification text.
+        assert reply["text"].startswith(messages.UNCERTAIN_MARK)
+        mark, lead, *rest = reply["blocks"]
+        assert mark["type"] == "context" and messages.UNCERTAIN_MARK in all_text([mark])
+        assert "not sure the policy answers this" in all_text([lead])
+        texts = cited_clause_texts(slack)
+        assert texts and all(render.escape(t)[:80] in all_text(rest) for t in texts)
+        actions = next(b for b in rest if b["type"] == "actions")
+        # Rated like an answer; no "Ask the policy team": the team has the question already.
+        assert [e["action_id"] for e in actions["elements"]] == [
+            render.ACTION_HELPFUL,
+            render.ACTION_NOT_HELPFUL,
+        ]
+        review = all_text(by_channel["CREVIEW"]["blocks"])
+        assert "not sure the policy answers this question" in review and ROADMAP in review
+        row = slack.bot.storage.questions(status=None)[0]
+        assert (row.outcome, row.status) == ("uncertain", "open")
+        url = slack.api.response_url("thanks")
+        await slack.click(render.ACTION_HELPFUL, str(row.id), channel="D123", response_url=url)
+        (note,) = await slack.api.wait_for("response_url:thanks")
+        assert messages.REACTION_NOTES["helpful"] in note["text"]
+        assert slack.bot.storage.question(row.id).feedback == "helpful"
 
 
 async def test_ack_comes_back_before_a_slow_answer(slack: SlackHarness) -> None:

@@ -21,7 +21,8 @@ GOLDEN = Path(__file__).parent / "golden" / "store_rows"
 
 def fixed_log(path: Path) -> None:
     """A log with every kind of row: answered (extractive, LLM), refused, failed, open in a
-    group, resolved in an answered group, flagged as now answered, with and without names."""
+    group, resolved in an answered group, flagged as now answered, uncertain, with and without
+    names; every row but the uncertain one written without its outcome, as before m011."""
     storage = Storage.open(path)
     grouped = storage.create_group(
         {
@@ -140,6 +141,31 @@ def fixed_log(path: Path) -> None:
             },
             None,
             "Lee Wong",
+        ),
+        (
+            {
+                "asked_at": "2025-03-02T10:00:00+00:00",
+                "platform": "slack",
+                "asker": "asker-0000000004",
+                "text": "may I post a =cmd| joke about TikTok?",
+                "answered": 0,
+                "outcome": "uncertain",
+                "confidence": 0.31,
+                "version_ids": [2],
+                "policy_version": "social-media@v2",
+                "citations": citations[2:],
+                "answer_text": "I'm not sure the policy answers this.",
+                "answer_source": "extractive",
+                "status": "open",
+                "feedback": "",
+                "review_reason": "uncertain",
+                "notes": [],
+                "answer_verdict": "",
+                "group_id": open_group,
+                "closest_clause_id": 11,
+            },
+            {"platform": "slack", "user_id": "U4", "conversation": "D4"},
+            "",
         ),
     ]
     ids = [storage.log_question(record, reply_to, name) for record, reply_to, name in rows]

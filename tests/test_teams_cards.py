@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.teams import cards as teams_cards
+from bot.answering.outcome import Outcome
 from bot.core import REACTIONS, PolicyBot
 from bot.models import Answer, Citation, IncomingQuestion
 from bot.notify import ReviewNotice
@@ -20,10 +21,12 @@ def runs(node: Any) -> list[dict[str, Any]]:
     return []
 
 
-def answer(*citations: Citation, answered: bool = True, question_id: int | None = 7) -> Answer:
+def answer(
+    *citations: Citation, outcome: Outcome = Outcome.ANSWERED, question_id: int | None = 7
+) -> Answer:
     return Answer(
         question="q",
-        answered=answered,
+        outcome=outcome,
         lead="The policy addresses this in section 4.2 Confidential information.",
         citations=citations,
         confidence=0.8,
@@ -79,7 +82,7 @@ def test_answer_card_actions_carry_the_question_id() -> None:
 
 
 def test_unanswered_or_unlogged_answers_have_no_feedback_actions() -> None:
-    assert "actions" not in teams_cards.answer_card(answer(answered=False))
+    assert "actions" not in teams_cards.answer_card(answer(outcome=Outcome.NOT_COVERED))
     assert "actions" not in teams_cards.answer_card(answer(CLAUSE, question_id=None))
 
 
@@ -199,7 +202,7 @@ def test_llm_verdict_is_shown_above_the_summary() -> None:
     base = answer(CLAUSE)
     grounded = Answer(
         question=base.question,
-        answered=True,
+        outcome=Outcome.ANSWERED,
         lead="In short (my summary, not policy text): only after the results are public.",
         citations=base.citations,
         confidence=base.confidence,
@@ -287,3 +290,9 @@ async def test_a_settled_review_notice_card_says_how_and_has_nothing_to_press(
     dismissed = bot.dismiss_group(notice.group_id, by="Pat")
     texts = [run["text"] for run in runs(teams_cards.review_notice_card(notice, dismissed)["body"])]
     assert f"Dismissed by Pat (group #{dismissed.id}); nobody is told" in texts
+
+
+def test_review_notice_card_says_when_the_bot_was_unsure_of_its_answer() -> None:
+    notice = ReviewNotice(question="may I post a teaser?", question_id=3, reason="uncertain")
+    why = notice_facts(teams_cards.review_notice_card(notice))["Why"]
+    assert why != "uncertain" and "unsure" in why

@@ -19,6 +19,7 @@ from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.notify import DeliveryError, ReplyAddress
+from tests.bands import uncertain_for
 from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.loopback import LOOPBACK, serving
@@ -99,6 +100,36 @@ async def test_unanswered_question_says_so_and_offers_no_feedback_buttons(
     assert "does not cover this" in card_text(reply.card)
     assert "actions" not in reply.card
     assert [q.review_reason for q in bot.open_questions()] == ["not_covered"]
+
+
+async def test_an_uncertain_answer_card_is_marked_and_rated_without_escalation(
+    settings: Settings, bot_with: Callable[..., PolicyBot], stub: ConnectorStub
+) -> None:
+    band = uncertain_for(settings)
+    bot = bot_with(
+        min_confidence=band.min_confidence, uncertain_confidence=band.uncertain_confidence
+    )
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
+        await post(base, message(ROADMAP, stub.url))
+        (reply,) = await stub.received(1)
+        assert reply.card is not None
+        text = card_text(reply.card)
+        marked = text.index(messages.UNCERTAIN_MARK)
+        assert marked < text.index(messages.UNCERTAIN_NOTE) < text.index("I'm not sure the policy")
+        # Possibly not what was asked: said beside the card too, for notifications.
+        assert str(reply.body.get("summary", "")).startswith(messages.UNCERTAIN_MARK)
+        row = bot.storage.questions(status=None)[0]
+        cited = bot.storage.clauses_by_id([c["clause_id"] for c in row.citations])
+        assert cited and all(f"“{c.clause.text}”" in text for c in cited.values())
+        actions = submit_data(reply.card)
+        assert list(actions) == ["Helpful", "Not helpful"]
+        await post(base, card_submit("helpful", row.id, stub.url))
+        calls = await stub.received(2)
+        assert calls[1].text == messages.REACTION_NOTES["helpful"]
+    assert bot.storage.question(row.id).feedback == "helpful"
+    assert [(q.id, q.outcome, q.review_reason) for q in bot.open_questions()] == [
+        (row.id, "uncertain", "uncertain")
+    ]
 
 
 async def test_channel_mention_is_stripped_and_the_reply_goes_to_the_thread(

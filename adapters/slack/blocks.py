@@ -170,9 +170,16 @@ def citation_blocks(citations: Sequence[Citation], room: int) -> list[Block]:
     return blocks
 
 
+def uncertain_mark() -> Block:
+    """Above an uncertain answer, so it never reads as a confident one."""
+    return context(f"❔ *{messages.UNCERTAIN_MARK}.* {messages.UNCERTAIN_NOTE}")
+
+
 def answer_blocks(answer: Answer, *, shareable: bool = False) -> list[Block]:
-    """The lead, the quoted clauses, where they come from, and the feedback buttons."""
-    blocks: list[Block] = [plain(answer.lead)]
+    """The lead, the quoted clauses, where they come from, and the feedback buttons; an
+    uncertain answer under a mark saying it may not be what was asked."""
+    blocks: list[Block] = [uncertain_mark()] if answer.uncertain else []
+    blocks.append(plain(answer.lead))
     footer: list[Block] = []
     if answer.policy_version:
         footer.append(context(f"From {escape(answer.policy_version)}"))
@@ -186,9 +193,12 @@ def answer_blocks(answer: Answer, *, shareable: bool = False) -> list[Block]:
 def actions_block(answer: Answer, *, shareable: bool) -> Block:
     value = str(answer.question_id)
     elements = []
-    if answer.answered:
+    if answer.answered or answer.uncertain:
+        # An uncertain answer's closest clauses may be the right ones: worth rating too.
         elements.append(button("👍 Helpful", ACTION_HELPFUL, value))
         elements.append(button("👎 Not helpful", ACTION_NOT_HELPFUL, value))
+    if answer.answered:
+        # An uncertain or uncovered question is with the policy team already.
         elements.append(button("Ask the policy team", ACTION_ESCALATE, value))
     if shareable:
         elements.append(button("Share in channel", ACTION_SHARE, value, style="primary"))
@@ -200,7 +210,10 @@ def actions_block(answer: Answer, *, shareable: bool) -> Block:
 
 def answer_text(answer: Answer) -> str:
     """The message's plain `text`: what notifications and screen readers show."""
-    return cut(answer.plain_text(), MAX_FALLBACK_TEXT)
+    text = answer.plain_text()
+    if answer.uncertain:
+        text = f"{messages.UNCERTAIN_MARK}. {text}"
+    return cut(text, MAX_FALLBACK_TEXT)
 
 
 def shared_answer_blocks(answer: Answer, user_id: str) -> list[Block]:
@@ -253,6 +266,7 @@ def review_blocks(
     """A question for the policy team's channel; with its group, *Answer* / *Dismiss*."""
     why = {
         "not_covered": "The policy does not cover this question",
+        "uncertain": "The bot was not sure the policy answers this question",
         "not_helpful": "An employee found the answer not helpful",
         "ask_policy_team": "An employee asked the policy team",
         "failed": "The bot failed to answer this question",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import messages
 from bot.models import Answer, Citation
 from bot.notify import ReviewNotice
 from bot.use_cases import MAX_ANSWER_CHARS, ChangeSummary, Group, UploadResult
@@ -51,6 +52,7 @@ NOTICE_CHARS = 2000
 
 REVIEW_REASON_LABELS = {
     "not_covered": "not covered by the policy",
+    "uncertain": "possibly not covered: the bot was unsure of its closest clauses",
     "not_helpful": "answer marked not helpful",
     "ask_policy_team": "asker wants the policy team",
     "failed": "the bot failed to answer",
@@ -103,11 +105,15 @@ def citation_block(citation: Citation, *, with_document: bool) -> dict[str, Any]
 
 
 def answer_card(answer: Answer) -> dict[str, Any]:
-    """Lead, each cited clause quoted under its section, and the feedback actions."""
+    """Lead, each cited clause quoted under its section, and the feedback actions; an uncertain
+    answer under a heading saying it may not be what was asked."""
     several_documents = len({c.document for c in answer.citations}) > 1
     body: list[dict[str, Any]] = []
     if answer.headline and answer.answered:
         body.append(heading(answer.headline))
+    if answer.uncertain:
+        body.append(literal(f"❔ {messages.UNCERTAIN_MARK}", weight="Bolder", color="Warning"))
+        body.append(literal(messages.UNCERTAIN_NOTE, isSubtle=True, size="Small"))
     body.append(literal(answer.lead))
     body.extend(citation_block(c, with_document=several_documents) for c in answer.citations)
     if answer.citations and not several_documents:
@@ -116,13 +122,15 @@ def answer_card(answer: Answer) -> dict[str, Any]:
         body.append(literal(f"Policy: {answer.policy_version}", isSubtle=True, size="Small"))
     actions: list[dict[str, Any]] = []
     # An unanswered question is already on the review list; asking for feedback on
-    # "the policy does not cover this" would only add noise.
-    if answer.question_id is not None and answer.answered:
+    # "the policy does not cover this" would only add noise. An uncertain answer's closest
+    # clauses may be the right ones, so it is rated; it is with the policy team already.
+    if answer.question_id is not None and (answer.answered or answer.uncertain):
         actions = [
             submit("Helpful", HELPFUL, answer.question_id),
             submit("Not helpful", NOT_HELPFUL, answer.question_id),
-            submit("Ask the policy team", ASK_POLICY_TEAM, answer.question_id),
         ]
+        if answer.answered:
+            actions.append(submit("Ask the policy team", ASK_POLICY_TEAM, answer.question_id))
     return card(body, actions)
 
 
@@ -130,6 +138,8 @@ def answer_summary(answer: Answer) -> str:
     """The text beside the card: what notifications and screen readers show."""
     if answer.headline and answer.answered:
         return f"{answer.headline} {answer.lead}"
+    if answer.uncertain:
+        return f"{messages.UNCERTAIN_MARK}. {answer.lead}"
     return answer.lead
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import messages
-from bot.answering.extractive import citation, covered
+from bot.answering.extractive import citation
+from bot.answering.outcome import Outcome, outcome_of
 from bot.models import Citation, QuestionError
 from bot.reading.clauses import split_sentences
 from bot.retrieval.active import ActivePolicy
@@ -98,7 +99,9 @@ def check_text(
     best: dict[int, tuple[float, Citation, list[str]]] = {}
     for passage in passages(cleaned, active):
         retrieval = active.retrieve(passage)
-        if not covered(retrieval, threshold):
+        # Only a confident match counts: a passage's uncertain match is mostly chance, and a
+        # check has no policy team to pass a doubt to (nothing of a draft is logged).
+        if outcome_of(retrieval, threshold, threshold) is not Outcome.ANSWERED:
             continue
         top = retrieval.ranked[0]
         score = retrieval.confidence + top.score

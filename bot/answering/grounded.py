@@ -201,10 +201,10 @@ class GroundedAnswerer:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
-        """The draft for this retrieval. `covered` (retrieval's own verdict at
-        POLICYBOT_MIN_CONFIDENCE) is not used: the LLM judges coverage above the floor, and on
-        a failure the thresholds this answerer was built with decide, as they would have."""
+    async def answer(self, retrieval: Retrieval, *, outcome: Outcome) -> Draft:
+        """The draft for this retrieval. `outcome` (retrieval's own, at the thresholds) is not
+        used: the LLM judges coverage above the floor, and on a failure the thresholds this
+        answerer was built with decide, as they would have."""
         return (await self.judge(retrieval)).draft
 
     def retrieval_outcome(self, retrieval: Retrieval) -> Outcome:
@@ -214,9 +214,8 @@ class GroundedAnswerer:
     async def judge(self, retrieval: Retrieval) -> Judged:
         if not retrieval.ranked or retrieval.confidence < self.floor:
             # Nothing near enough to the question for the model to judge: no call.
-            return Judged(
-                Outcome.NOT_COVERED, self.fallback.compose(retrieval, covered=False), asked=False
-            )
+            nothing = self.fallback.compose(retrieval, outcome=Outcome.NOT_COVERED)
+            return Judged(Outcome.NOT_COVERED, nothing, asked=False)
         given = clause_labels(retrieval)
         messages = build_messages(retrieval.question, given)
         try:
@@ -230,16 +229,20 @@ class GroundedAnswerer:
             draft = self.check(parse_reply(completion.content), given, completion.usage)
         except ReplyError as error:
             return self._fall_back(retrieval, str(error), completion.usage)
-        outcome = Outcome.ANSWERED if draft.answered else Outcome.NOT_COVERED
-        return Judged(outcome, draft, asked=True)
+        return Judged(draft.outcome, draft, asked=True)
 
     def check(
-        self, reply: Reply, given: Mapping[str, ScoredClause], usage: LLMUsage | None
+        self,
+        reply: Reply,
+        given: Mapping[str, ScoredClause],
+        usage: LLMUsage | None,
+        outcome: Outcome = Outcome.ANSWERED,
     ) -> Draft:
-        """The reply as a Draft if it rests on clauses it was given; ReplyError if not."""
+        """The reply as a Draft if it rests on clauses it was given; ReplyError if not. A
+        summary of clauses retrieval was unsure of stays `outcome` (uncertain)."""
         if reply.verdict == "not_covered":
             return Draft(
-                answered=False,
+                outcome=Outcome.NOT_COVERED,
                 lead=NOT_COVERED,
                 citations=(),
                 source="llm",
@@ -262,7 +265,7 @@ class GroundedAnswerer:
         if why:
             raise ReplyError(f"{UNSUPPORTED}: {why}")
         return Draft(
-            answered=True,
+            outcome=outcome,
             lead=f"{SUMMARY_PREFIX} {reply.answer}",
             citations=tuple(citation(given[label]) for label in reply.clause_ids),
             source="llm",
@@ -277,6 +280,6 @@ class GroundedAnswerer:
         outcome = self.retrieval_outcome(retrieval)
         log.warning("LLM answer not used, retrieval's confidence decides (%s): %s", outcome, reason)
         # An uncertain question goes to the policy team like a not-covered one (`reviewed`).
-        draft = self.fallback.compose(retrieval, covered=outcome is Outcome.ANSWERED)
+        draft = self.fallback.compose(retrieval, outcome=outcome)
         draft = replace(draft, notes=(*draft.notes, f"llm fallback: {reason}"), llm=usage)
         return Judged(outcome, draft, asked=True, fallback=reason)

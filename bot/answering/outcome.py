@@ -10,8 +10,10 @@ does not cover the question.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from bot.models import Retrieval
+if TYPE_CHECKING:  # bot.models carries an Outcome on every Answer: no import back at run time
+    from bot.models import Retrieval
 
 
 class Outcome(StrEnum):

@@ -22,6 +22,7 @@ FIELDS = (
     "review_reason",
     "feedback",
     "answered",
+    "outcome",
     "answer_source",
     "confidence",
     "policy_version",

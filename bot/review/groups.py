@@ -38,7 +38,7 @@ class Group:
     answered_by: str
     created_at: str
     closed_at: str
-    #: Why its questions are on the list: not_covered, not_helpful, ask_policy_team.
+    #: Why its questions are on the list: not_covered, uncertain, not_helpful, ask_policy_team.
     reasons: tuple[str, ...]
     profile: TermProfile = field(repr=False, compare=False)
 

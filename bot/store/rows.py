@@ -48,6 +48,7 @@ class QuestionRow:
     now_answered_at: str | None
     now_answered_confidence: float | None
     now_answered_citations: list[dict[str, Any]]  # as `citations`
+    outcome: str  # answered | uncertain | not_covered (bot.answering.outcome.Outcome)
 
     @classmethod
     def from_sql(cls, columns: Sequence[str], values: Sequence[Any]) -> Self:
@@ -56,6 +57,10 @@ class QuestionRow:
         for key in JSON_LISTS:
             row[key] = json.loads(row[key]) if row.get(key) else []
         row["answered"] = bool(row["answered"])
+        if not row.get("outcome"):
+            # A writer that leaves it out (none of the bot's own) is read as m011 read the
+            # rows before it: answered, or else not covered.
+            row["outcome"] = "answered" if row["answered"] else "not_covered"
         return cls(**row)
 
     def as_json(self) -> dict[str, Any]:

@@ -293,3 +293,17 @@ def m009_index_our_own_stems(db: sqlite_utils.Database) -> None:
         END"""
     )
     db.execute("INSERT INTO clauses_fts (clauses_fts) VALUES ('rebuild')")
+
+
+@migrations()
+def m011_question_outcomes(db: sqlite_utils.Database) -> None:
+    """Each question's outcome: answered, uncertain (the closest clauses shown as possibly not
+    what was asked, and the question sent to the policy team) or not_covered. Before this,
+    a question was answered or it was not: every other row was a not-covered one."""
+    questions = db.table("questions")
+    assert isinstance(questions, Table)
+    questions.add_column("outcome", str)
+    db.execute(
+        "UPDATE questions SET outcome = CASE WHEN answered = 1 THEN 'answered' "
+        "ELSE 'not_covered' END"
+    )

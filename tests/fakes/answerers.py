@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer
+from bot.answering.outcome import Outcome
 from bot.models import Retrieval
 
 
@@ -21,15 +22,15 @@ class GatedAnswerer:
     def release(self) -> None:
         self._gate.set()
 
-    async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
+    async def answer(self, retrieval: Retrieval, *, outcome: Outcome) -> Draft:
         self.started.set()
         await self._gate.wait()
         self.finished = True
-        return await self.inner.answer(retrieval, covered=covered)
+        return await self.inner.answer(retrieval, outcome=outcome)
 
 
 class BrokenAnswerer:
     """Fails as an answerer with a bug would: not a QuestionError, nothing the asker did."""
 
-    async def answer(self, retrieval: Retrieval, *, covered: bool) -> Draft:
+    async def answer(self, retrieval: Retrieval, *, outcome: Outcome) -> Draft:
         raise RuntimeError("the answerer broke")
