@@ -71,10 +71,6 @@ def test_long_text_is_cut_at_256_word_pieces(
     assert float(longer[0] @ longer[1]) > 0.99999
 
 
-def test_no_text_gives_no_rows(model: MiniLM) -> None:
-    assert model.encode([]).shape == (0, model.dimensions)
-
-
 def test_a_model_folder_without_its_files_says_which_are_missing(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError, match=r"lacks tokenizer\.json, model\.safetensors"):

@@ -182,8 +182,6 @@ class MiniLM:
     def encode(self, texts: Sequence[str]) -> Array:
         """One unit-length row per text, in the order given."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        if not texts:
-            return out
         encodings = self.tokenizer.encode_batch(list(texts))
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
