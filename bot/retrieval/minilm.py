@@ -43,7 +43,7 @@ class ModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class _Layer:
-    """One encoder layer's weights, each matrix transposed once so that `x @ w` applies it."""
+    """One encoder layer's weights, each matrix a transposed view so that `x @ w` applies it."""
 
     query: Array
     query_bias: Array
@@ -114,6 +114,7 @@ class MiniLM:
         except Exception as error:  # json, safetensors and tokenizers each raise their own
             raise ModelError(f"cannot read the embedding model in {folder}: {error}") from None
         self.name = f"all-MiniLM-L6-v2@{fingerprint(folder)}"
+        _one_blas_thread()
         # numpy's matrix products release the GIL, but one model run at a time keeps a burst
         # of questions from multiplying the memory a batch takes.
         self._lock = threading.Lock()
@@ -145,7 +146,7 @@ class MiniLM:
             return weights[name]
 
         def linear(name: str) -> tuple[Array, Array]:
-            return np.ascontiguousarray(get(f"{name}.weight").T), get(f"{name}.bias")
+            return get(f"{name}.weight").T, get(f"{name}.bias")
 
         def norm(name: str) -> tuple[Array, Array]:
             return get(f"{name}.weight"), get(f"{name}.bias")
@@ -231,6 +232,16 @@ class MiniLM:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
         return unit
+
+
+def _one_blas_thread() -> None:
+    """OpenBLAS runs each matrix product on a thread per core, and its threads spin while
+    waiting for each other: on a two-core machine shared with the server's own thread (and
+    other processes), that made embedding a policy four times slower than one thread did, and
+    a question's small products gain nothing from a second thread. Set once, process-wide."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def fingerprint(folder: Path) -> str:
