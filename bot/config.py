@@ -177,7 +177,7 @@ class Settings:
     uncertain_confidence: float = DEFAULT_UNCERTAIN_CONFIDENCE
     #: How many clauses an answer cites at most.
     max_citations: int = 3
-    #: Which retriever answers: "auto" (semantic hybrid when the `semantic` extra is installed,
+    #: Which retriever answers: "auto" (semantic hybrid when the model package is installed,
     #: else lexical), "lexical" or "semantic".
     retriever: str = "auto"
     #: Longest question accepted, in characters; longer ones are refused with a message.

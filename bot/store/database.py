@@ -1,8 +1,8 @@
 """`Storage`: one SQLite database file (WAL mode), migrated on open, and all its SQL.
 
 Each job's SQL lives in its own module (`schema`, `policies`, `questions`, `groups`,
-`deliveries`, over `connection`); `Storage` is all of them on one connection. Callers import
-from here: the names below are the store's public surface.
+`deliveries`, `vectors`, over `connection`); `Storage` is all of them on one connection.
+Callers import from here: the names below are the store's public surface.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from bot.store.policies import PolicyStore, VersionInfo, content_hash
 from bot.store.questions import QuestionLog
 from bot.store.rows import PendingDelivery, QuestionRow, RoutedQuestion
 from bot.store.schema import migrations
+from bot.store.vectors import ClauseVector, VectorStore
 
 __all__ = [
     "DELIVERY_PRUNE_INTERVAL",
     "DELIVERY_RETENTION",
     "LOGGED",
     "REPLIED",
+    "ClauseVector",
     "PendingDelivery",
     "QuestionRow",
     "ReceivedQuestion",
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore):
+class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore):
     """One SQLite database file (WAL mode), migrated on open."""
 
     @classmethod

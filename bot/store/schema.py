@@ -296,6 +296,29 @@ def m009_index_our_own_stems(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m010_clause_vectors(db: sqlite_utils.Database) -> None:
+    """Each clause's sentence embedding, per model, so that a new process reads the vectors
+    instead of computing them again (seconds for a long policy). `passage_digest` is the
+    SHA-256 of the text that was embedded: a vector is used only for that text, whatever
+    happens to the clause ids. A clause deleted (a discarded upload) takes its vectors along,
+    since SQLite may give its id to a later clause."""
+    db.table("clause_vectors").create(
+        {
+            "clause_id": int,
+            "model": str,  # the model's name and fingerprint (bot.retrieval.minilm.fingerprint)
+            "passage_digest": str,
+            "dimensions": int,
+            "vector": bytes,  # little-endian float32, `dimensions` of them
+        },
+        pk=("clause_id", "model"),
+    )
+    db.execute(
+        """CREATE TRIGGER clause_vectors_follow_clauses AFTER DELETE ON clauses
+        BEGIN DELETE FROM clause_vectors WHERE clause_id = OLD.id; END"""
+    )
+
+
+@migrations()
 def m011_question_outcomes(db: sqlite_utils.Database) -> None:
     """Each question's outcome: answered, uncertain (the closest clauses shown as possibly not
     what was asked, and the question sent to the policy team) or not_covered. Before this,

