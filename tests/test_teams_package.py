@@ -82,7 +82,7 @@ def test_cli_writes_an_uploadable_package(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "set MicrosoftAppId"),
+        ({}, "set CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID"),
         ({"MicrosoftAppId": "not-a-guid", "MicrosoftAppPassword": "x"}, "must be a GUID"),
         ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x"}, "--website"),
         ({**ENV, "POLICYBOT_TEAMS_VALID_DOMAINS": "bad domain/with path"}, "not a host name"),
@@ -126,9 +126,12 @@ def test_long_descriptions_are_shortened_at_a_word() -> None:
                 "MicrosoftAppId": APP_ID,
                 "MicrosoftAppPassword": "x",
             },
-            "needs MicrosoftAppTenantId",
+            "needs CONNECTIONS__SERVICE_CONNECTION__SETTINGS__TENANTID",
         ),
-        ({"MicrosoftAppType": "UserAssignedMSI"}, "needs MicrosoftAppId"),
+        (
+            {"MicrosoftAppType": "UserAssignedMSI"},
+            "needs CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID",
+        ),
     ],
 )
 def test_microsoft_app_settings_are_checked_at_start(env: dict[str, str], message: str) -> None:

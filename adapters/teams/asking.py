@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botbuilder.core import MessageFactory, TurnContext
-from botbuilder.schema import Activity, ChannelAccount
+from microsoft_agents.activity import Activity, ChannelAccount
+from microsoft_agents.hosting.core import MessageFactory, TurnContext
 
 from adapters.teams import cards as teams_cards
 from adapters.teams.turns import (
@@ -44,8 +44,12 @@ def help_text(bot: PolicyBot, template: str = HELP) -> str:
 
 def conversation_reference_json(activity: Activity) -> str:
     """What the core stores to reply later (proactively) in the same conversation."""
-    reference = TurnContext.get_conversation_reference(activity)
-    return json.dumps(reference.serialize(), sort_keys=True)
+    reference = activity.get_conversation_reference()
+    # The Bot Framework's JSON, as botbuilder stored it: the id of this request is not kept.
+    stored = reference.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude={"request_id"}
+    )
+    return json.dumps(stored, sort_keys=True)
 
 
 def answer_activity(answer: Answer) -> Activity:

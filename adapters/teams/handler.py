@@ -3,10 +3,10 @@ module (asking, uploads, review) as functions handed the turn and a `HandlerCont
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from botbuilder.core import ActivityHandler, TurnContext
-from botbuilder.schema import ChannelAccount
+from microsoft_agents.activity import ChannelAccount, TurnContextProtocol
+from microsoft_agents.hosting.core import ActivityHandler, TurnContext
 
 from adapters import replies
 from adapters.downloads import DOWNLOAD_TIMEOUT
@@ -16,9 +16,7 @@ from adapters.teams.turns import HandlerContext, addressed_to_bot, is_personal, 
 from bot.core import PolicyBot
 
 
-# botbuilder ships no type information, so its base class is Any to mypy; the methods
-# overridden here keep botbuilder's signatures.
-class TeamsBot(ActivityHandler):  # type: ignore[misc]
+class TeamsBot(ActivityHandler):
     """Translates Teams turns into PolicyBot calls; one per app, built in `add_routes`."""
 
     def __init__(
@@ -36,7 +34,11 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
             download_timeout=download_timeout,
         )
 
-    async def on_message_activity(self, turn_context: TurnContext) -> None:
+    async def on_message_activity(self, turn_context: TurnContextProtocol[Any]) -> None:
+        # The SDK's adapters hand their handlers its TurnContext; the jobs use it as such.
+        await self.on_message(cast(TurnContext, turn_context))
+
+    async def on_message(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         if isinstance(activity.value, dict) and teams_cards.SUBMIT_KEY in activity.value:
             await self.on_card_action(turn_context, activity.value)
@@ -68,6 +70,6 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         await asking.on_answer_action(self.ctx, turn_context, value)
 
     async def on_members_added_activity(
-        self, members_added: list[ChannelAccount], turn_context: TurnContext
+        self, members_added: list[ChannelAccount], turn_context: TurnContextProtocol[Any]
     ) -> None:
-        await asking.on_members_added(self.ctx, members_added, turn_context)
+        await asking.on_members_added(self.ctx, members_added, cast(TurnContext, turn_context))

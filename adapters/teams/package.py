@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings
+from bot.config import TEAMS_CLIENT_ID, Settings
 
 MANIFEST_VERSION = "1.16"
 MANIFEST_SCHEMA = (
@@ -129,11 +129,14 @@ def manifest(
 ) -> dict[str, Any]:
     app_id = settings.microsoft_app_id.strip()
     if not app_id:
-        raise PackageError("set MicrosoftAppId (the Azure Bot's app id) to build the package")
+        raise PackageError(
+            f"set {TEAMS_CLIENT_ID} (the Azure Bot's app id, formerly MicrosoftAppId) to build "
+            "the package"
+        )
     try:
         uuid.UUID(app_id)
     except ValueError:
-        raise PackageError(f"MicrosoftAppId must be a GUID, got {app_id!r}") from None
+        raise PackageError(f"{TEAMS_CLIENT_ID} must be a GUID, got {app_id!r}") from None
     name = settings.teams_app_name.strip()
     if not name or len(name) > 30:
         raise PackageError("POLICYBOT_TEAMS_APP_NAME must be 1 to 30 characters")

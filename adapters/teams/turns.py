@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.schema import Activity, ChannelAccount
+from microsoft_agents.activity import Activity, ChannelAccount
+from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
 
 from adapters.replies import reply_in_time
 from bot import messages
@@ -38,9 +38,10 @@ def mentions_recipient(activity: Activity) -> list[dict[str, Any]]:
     for entity in activity.entities or []:
         if (entity.type or "").lower() != "mention":
             continue
-        properties = entity.additional_properties or {}
-        mentioned = properties.get("mentioned") or {}
-        if recipient_id and mentioned.get("id") == recipient_id:
+        # As sent on the wire: the SDK reads a mention into its own model, other entities not.
+        properties: dict[str, Any] = entity.model_dump(by_alias=True, exclude_none=True)
+        mentioned = properties.get("mentioned")
+        if recipient_id and isinstance(mentioned, dict) and mentioned.get("id") == recipient_id:
             found.append(properties)
     return found
 
@@ -77,13 +78,14 @@ def parse_id(raw: object) -> int | None:
 
 # -- replying ----------------------------------------------------------------------------------
 def card_activity(content: dict[str, Any], summary: str) -> Activity:
-    reply = MessageFactory.attachment(CardFactory.adaptive_card(content))
+    reply: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
     reply.summary = summary
     return reply
 
 
 def text_activity(text: str) -> Activity:
-    return MessageFactory.text(text)
+    reply: Activity = MessageFactory.text(text)
+    return reply
 
 
 @dataclass
