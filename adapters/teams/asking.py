@@ -10,6 +10,7 @@ from microsoft_agents.activity import Activity, ChannelAccount
 from microsoft_agents.hosting.core import MessageFactory, TurnContext
 
 from adapters.teams import cards as teams_cards
+from adapters.teams import citations
 from adapters.teams.turns import (
     PLATFORM,
     HandlerContext,
@@ -53,7 +54,20 @@ def conversation_reference_json(activity: Activity) -> str:
 
 
 def answer_activity(answer: Answer) -> Activity:
-    return card_activity(teams_cards.answer_card(answer), teams_cards.answer_summary(answer))
+    """The answer card; for an answer with citations, the message text is the lead with
+    Teams' numbered references to them and the Message entity holds their hover cards (and,
+    for an answer a model wrote, the AI label)."""
+    summary = teams_cards.answer_summary(answer)
+    # An uncertain answer keeps its lead in the card, below the warning that it may not be
+    # what was asked: Teams shows a message's text above its card, before that warning.
+    cited = bool(answer.citations) and answer.answered
+    reply = card_activity(teams_cards.answer_card(answer, lead_in_text=cited), summary)
+    if cited:
+        reply.text = f"{summary} {citations.markers(answer)}"
+    entity = citations.message_entity(answer, cited=cited)
+    if entity is not None:
+        reply.entities = [entity]
+    return reply
 
 
 async def on_help(ctx: HandlerContext, turn_context: TurnContext) -> None:

@@ -1,0 +1,128 @@
+"""Teams' AI message features over HTTP, as the connector stub receives them: numbered
+citations (the schema.org Message entity) on answers, the "AI generated" label on LLM answers
+only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from adapters.server import build_app
+from adapters.teams import citations
+from bot.answering.grounded import GroundedAnswerer
+from bot.answering.llm import ChatClient, LLMConfig
+from bot.config import Settings
+from bot.core import PolicyBot
+from tests.fakes.bot_connector import Call, ConnectorStub
+from tests.fakes.loopback import LOOPBACK, serving
+from tests.fakes.openai_stub import OpenAIStub, answer
+from tests.fakes.teams_activities import message
+from tests.fakes.teams_harness import card_text, local_teams, post
+
+ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
+LLM_LEAD = "No. Unreleased plans are confidential until announced."
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return local_teams(settings)
+
+
+def llm_answerer(stub: OpenAIStub) -> GroundedAnswerer:
+    config = LLMConfig(base_url=stub.url, model="stub-model", api_key="sk-test", retries=1)
+    return GroundedAnswerer(ChatClient(config), budget=5)
+
+
+@pytest.fixture
+async def llm_bot(
+    bot_with: Callable[..., PolicyBot], llm_stub: OpenAIStub
+) -> AsyncIterator[PolicyBot]:
+    bot = bot_with()
+    bot.answerer = llm_answerer(llm_stub)
+    llm_stub.script(lambda request: answer("not_allowed", LLM_LEAD, ["C1"]))
+    yield bot
+    await bot.aclose()
+
+
+async def ask(bot: PolicyBot, stub: ConnectorStub, text: str = ROADMAP) -> Call:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
+        await post(base, message(text, stub.url))
+        (reply,) = await stub.received(1)
+    return reply
+
+
+def message_entities(call: Call) -> list[dict[str, Any]]:
+    return [e for e in call.body.get("entities") or [] if e.get("type") == citations.MESSAGE_ENTITY]
+
+
+async def test_an_extractive_answer_cites_its_clauses_natively_without_the_ai_label(
+    bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    reply = await ask(bot, stub)
+    (logged,) = bot.storage.questions(status=None)
+    assert logged.answer_source == "extractive" and logged.status == "answered"
+    (entity,) = message_entities(reply)
+    assert entity["@type"] == "Message" and entity["@context"] == "https://schema.org"
+    # Quoted verbatim: no "AI generated" label, said outright (the SDK's default is the label).
+    assert entity["additionalType"] == []
+    claims = entity["citation"]
+    cited = logged.citations
+    assert [c["position"] for c in claims] == list(range(1, len(cited) + 1))
+    assert len(claims) >= 1
+    stored = bot.storage.clauses_by_id([c["clause_id"] for c in cited])
+    for claim, logged_citation in zip(claims, cited, strict=True):
+        clause = stored[logged_citation["clause_id"]].clause
+        appearance = claim["appearance"]
+        assert claim["@type"] == "Claim" and appearance["@type"] == "DigitalDocument"
+        assert appearance["name"].startswith(clause.section)  # the section reference
+        assert len(appearance["name"]) <= citations.MAX_NAME_CHARS
+        assert len(appearance["abstract"]) <= citations.MAX_ABSTRACT_CHARS
+        # The clause's own words, shortened only at the end.
+        shown = appearance["abstract"].removesuffix("…")
+        assert " ".join(clause.text.split()).startswith(shown)
+    # The text carries Teams' markers, one per citation, after the lead.
+    markers = " ".join(f"[{n}]" for n in range(1, len(claims) + 1))
+    assert reply.text.endswith(markers)
+    lead = logged.answer_text or ""
+    assert lead and reply.text.startswith(lead.split(" ")[0])
+    # The card numbers its quotes alike and no longer repeats the lead above them.
+    assert reply.card is not None
+    shown_card = card_text(reply.card)
+    assert "[1] " in shown_card
+    assert lead not in shown_card
+
+
+async def test_an_llm_answer_carries_the_ai_label_and_its_citations(
+    llm_bot: PolicyBot, stub: ConnectorStub, llm_stub: OpenAIStub
+) -> None:
+    reply = await ask(llm_bot, stub)
+    (logged,) = llm_bot.storage.questions(status=None)
+    assert logged.answer_source == "llm"
+    (entity,) = message_entities(reply)
+    assert entity["additionalType"] == [citations.AI_GENERATED]
+    (claim,) = entity["citation"]
+    (request,) = llm_stub.requests
+    assert claim["appearance"]["abstract"].removesuffix("…") in " ".join(
+        request.clauses["C1"].split()
+    )
+    assert LLM_LEAD in reply.text and reply.text.endswith("[1]")
+
+
+async def test_a_not_covered_answer_has_no_citations_and_no_label(
+    bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    reply = await ask(bot, stub, "what is the cafeteria menu on tuesday?")
+    (logged,) = bot.storage.questions(status=None)
+    assert logged.status != "answered"
+    assert message_entities(reply) == []
+    assert "[1]" not in reply.text
+
+
+def test_long_clause_text_and_names_are_cut_within_teams_limits() -> None:
+    text = "Employees must not share " + "confidential roadmap details " * 20
+    short = citations.shorten(text, citations.MAX_ABSTRACT_CHARS)
+    assert len(short) <= citations.MAX_ABSTRACT_CHARS and short.endswith("…")
+    assert not short.removesuffix("…").endswith(" ")
+    assert citations.shorten("short", 160) == "short"
