@@ -4,6 +4,7 @@ only."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from adapters.server import build_app
 from adapters.teams import citations
+from bot import messages
 from bot.answering.grounded import GroundedAnswerer
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
@@ -18,7 +20,7 @@ from bot.core import PolicyBot
 from tests.fakes.bot_connector import Call, ConnectorStub
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.openai_stub import OpenAIStub, answer
-from tests.fakes.teams_activities import message
+from tests.fakes.teams_activities import feedback_submit, message
 from tests.fakes.teams_harness import card_text, local_teams, post
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
@@ -126,3 +128,82 @@ def test_long_clause_text_and_names_are_cut_within_teams_limits() -> None:
     assert len(short) <= citations.MAX_ABSTRACT_CHARS and short.endswith("…")
     assert not short.removesuffix("…").endswith(" ")
     assert citations.shorten("short", 160) == "short"
+
+
+# -- Teams' feedback loop ------------------------------------------------------------------------
+SECRET = "xoxb-feedback-secret-token-0000"
+
+
+@pytest.fixture
+def feedback_bot(bot_with: Callable[..., PolicyBot]) -> PolicyBot:
+    return bot_with(slack_bot_token=SECRET)
+
+
+async def test_an_answer_offers_teams_feedback_and_a_not_covered_reply_does_not(
+    bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
+        await post(base, message(ROADMAP, stub.url))
+        await post(base, message("what is the cafeteria menu on tuesday?", stub.url))
+        answered, not_covered = await stub.received(2)
+    assert answered.body["channelData"]["feedbackLoop"] == {"type": "default"}
+    assert answered.body["channelData"]["feedbackLoopEnabled"] is True
+    assert "feedbackLoop" not in (not_covered.body.get("channelData") or {})
+
+
+async def test_teams_feedback_is_the_cores_rating_with_the_comment_kept(
+    feedback_bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    bot = feedback_bot
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
+        await post(base, message(ROADMAP, stub.url))
+        (answer_message,) = await stub.received(1)
+        comment = f"The clause is about press releases, not LinkedIn. token {SECRET}"
+        status, body = await post(
+            base, feedback_submit("dislike", answer_message.id, stub.url, comment=comment)
+        )
+        assert status == 200 and json.loads(body) == {}
+        (_, told) = await stub.received(2)
+    (row,) = bot.storage.questions(status=None)
+    assert row.feedback == "not_helpful" and row.status == "open"
+    assert row.review_reason == "not_helpful"
+    assert row.feedback_comment is not None
+    assert row.feedback_comment.startswith("The clause is about press releases")
+    assert SECRET not in row.feedback_comment  # scrubbed like the rest of the row
+    assert told.text == messages.REACTION_NOTES["not_helpful"]
+
+
+async def test_teams_feedback_like_is_helpful_and_a_later_comment_is_kept(
+    bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
+        await post(base, message(ROADMAP, stub.url))
+        (answer_message,) = await stub.received(1)
+        status, _ = await post(base, feedback_submit("like", answer_message.id, stub.url))
+        assert status == 200
+        # The same rating again, now with a comment: the comment is not lost.
+        await post(base, feedback_submit("like", answer_message.id, stub.url, comment="Clear."))
+        await stub.received(3)
+    (row,) = bot.storage.questions(status=None)
+    assert row.feedback == "helpful" and row.status == "answered"
+    assert row.feedback_comment == "Clear."
+
+
+async def test_feedback_on_an_unknown_message_or_malformed_is_refused_cleanly(
+    bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    async with serving(build_app(bot, host=LOOPBACK)) as base:
+        await post(base, message(ROADMAP, stub.url))
+        await stub.received(1)
+        status, _ = await post(base, feedback_submit("dislike", "no-such-message", stub.url))
+        assert status == 200
+        (_, told) = await stub.received(2)
+        assert told.text == messages.STALE_QUESTION
+        status, body = await post(
+            base, feedback_submit("dislike", "activity-1", stub.url, action_name="other")
+        )
+        assert status == 400 and "feedback" in body
+        status, _ = await post(base, feedback_submit("meh", "activity-1", stub.url))
+        assert status == 400
+    (row,) = bot.storage.questions(status=None)
+    assert not row.feedback and row.status == "answered"

@@ -14,13 +14,14 @@ from adapters.teams import citations
 from adapters.teams.turns import (
     PLATFORM,
     HandlerContext,
+    TurnReply,
     card_activity,
     is_personal,
     parse_id,
     text_activity,
 )
 from bot import messages
-from bot.core import PolicyBot
+from bot.core import HELPFUL, NOT_HELPFUL, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion
 
 HELP = (
@@ -67,7 +68,15 @@ def answer_activity(answer: Answer) -> Activity:
     entity = citations.message_entity(answer, cited=cited)
     if entity is not None:
         reply.entities = [entity]
+    if rated(answer):
+        # Teams' own thumbs up / down with a comment box, under the message.
+        reply.channel_data = {"feedbackLoop": {"type": "default"}, "feedbackLoopEnabled": True}
     return reply
+
+
+def rated(answer: Answer) -> bool:
+    """Whether the asker may rate the answer: the card's Helpful / Not helpful rule."""
+    return answer.question_id is not None and (answer.answered or answer.uncertain)
 
 
 async def on_help(ctx: HandlerContext, turn_context: TurnContext) -> None:
@@ -85,7 +94,13 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
         asker_name=sender.name or "",
     )
 
-    answer = await ctx.reply_when_ready(turn_context, ctx.policy_bot.ask(incoming), answer_activity)
+    reply = TurnReply(turn_context)
+    answer = await ctx.reply_when_ready(
+        turn_context, ctx.policy_bot.ask(incoming), answer_activity, reply
+    )
+    if answer is not None and answer.question_id is not None and reply.sent_id:
+        conversation_id = activity.conversation.id if activity.conversation else ""
+        ctx.answered_messages.remember(conversation_id, reply.sent_id, answer.question_id)
     await ctx.policy_bot.after_reply(incoming, answer)
 
 
@@ -107,6 +122,52 @@ async def on_answer_action(
     await ctx.policy_bot.react_to_answer(
         asker(sender), parse_id(value.get("question_id")), str(action), tell
     )
+
+
+#: Teams' feedback reactions as the core's.
+FEEDBACK_REACTIONS = {"like": HELPFUL, "dislike": NOT_HELPFUL}
+FEEDBACK_ACTION = "feedback"
+
+
+def feedback_of(value: object) -> tuple[str, str] | None:
+    """The core's reaction and the comment from a `message/submitAction` invoke's value, or
+    None when it is not a feedback submission Teams would send."""
+    if not isinstance(value, dict) or value.get("actionName") != FEEDBACK_ACTION:
+        return None
+    action = value.get("actionValue")
+    if not isinstance(action, dict) or action.get("reaction") not in FEEDBACK_REACTIONS:
+        return None
+    comment = ""
+    form = action.get("feedback")
+    # The form's fields arrive as a JSON string ({"feedbackText": "..."}); anything else is
+    # read as no comment rather than refusing the rating.
+    if isinstance(form, str) and form:
+        try:
+            fields = json.loads(form)
+        except ValueError:
+            fields = None
+        if isinstance(fields, dict) and isinstance(fields.get("feedbackText"), str):
+            comment = fields["feedbackText"]
+    return FEEDBACK_REACTIONS[str(action["reaction"])], comment
+
+
+async def on_feedback(ctx: HandlerContext, turn_context: TurnContext) -> bool:
+    """Teams' feedback buttons under an answer: the rating and its comment to the core, for
+    the question that message answered. False when the invoke is no feedback submission."""
+    activity = turn_context.activity
+    feedback = feedback_of(activity.value)
+    if feedback is None:
+        return False
+    reaction, comment = feedback
+    conversation_id = activity.conversation.id if activity.conversation else ""
+    question_id = ctx.answered_messages.question(conversation_id, activity.reply_to_id or "")
+
+    async def tell(text: str) -> None:
+        await turn_context.send_activity(text_activity(text))
+
+    sender = activity.from_property or ChannelAccount()
+    await ctx.policy_bot.react_to_answer(asker(sender), question_id, reaction, tell, comment)
+    return True
 
 
 def asker(sender: ChannelAccount) -> Actor:

@@ -3,9 +3,10 @@ module (asking, uploads, review) as functions handed the turn and a `HandlerCont
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, cast
 
-from microsoft_agents.activity import ChannelAccount, TurnContextProtocol
+from microsoft_agents.activity import ChannelAccount, InvokeResponse, TurnContextProtocol
 from microsoft_agents.hosting.core import ActivityHandler, TurnContext
 
 from adapters import replies
@@ -14,6 +15,9 @@ from adapters.teams import asking, review, uploads
 from adapters.teams import cards as teams_cards
 from adapters.teams.turns import HandlerContext, addressed_to_bot, is_personal, question_text
 from bot.core import PolicyBot
+
+#: The invoke Teams sends for its feedback buttons' submission.
+SUBMIT_ACTION = "message/submitAction"
 
 
 class TeamsBot(ActivityHandler):
@@ -68,6 +72,19 @@ class TeamsBot(ActivityHandler):
             await review.on_group_action(self.ctx, turn_context, str(action), value)
             return
         await asking.on_answer_action(self.ctx, turn_context, value)
+
+    async def on_invoke_activity(
+        self, turn_context: TurnContextProtocol[Any]
+    ) -> InvokeResponse | None:
+        context = cast(TurnContext, turn_context)
+        if context.activity.name == SUBMIT_ACTION:
+            if await asking.on_feedback(self.ctx, context):
+                return InvokeResponse(status=HTTPStatus.OK, body={})
+            return InvokeResponse(
+                status=HTTPStatus.BAD_REQUEST,
+                body={"error": "only Teams' feedback (actionName feedback) is taken here"},
+            )
+        return await super().on_invoke_activity(turn_context)
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContextProtocol[Any]
