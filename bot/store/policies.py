@@ -52,10 +52,9 @@ class PolicyStore(Connected):
         if row:
             self.db.execute("UPDATE documents SET title = ? WHERE id = ?", [title, row[0]])
             return int(row[0])
-        table = self._table("documents")
-        table.insert({"name": name, "title": title, "created_at": utcnow()})
-        assert table.last_pk is not None
-        return int(table.last_pk)
+        return self.db.insert_id(
+            "documents", {"name": name, "title": title, "created_at": utcnow()}
+        )
 
     def find_version(self, document: str, digest: str) -> VersionInfo | None:
         rows = self._versions("d.name = ? AND v.content_hash = ?", [document, digest])
@@ -81,8 +80,8 @@ class PolicyStore(Connected):
                 "SELECT coalesce(max(number), 0) + 1 FROM versions WHERE document_id = ?",
                 [document_id],
             ).fetchone()[0]
-            versions = self._table("versions")
-            versions.insert(
+            version_id = self.db.insert_id(
+                "versions",
                 {
                     "document_id": document_id,
                     "label": policy.version_label,
@@ -97,13 +96,10 @@ class PolicyStore(Connected):
                     "clause_count": len(policy.clauses),
                     "number": int(number),
                     "bundled": int(bundled),
-                }
+                },
             )
-            assert versions.last_pk is not None
-            version_id = int(versions.last_pk)
-            self._table("clauses").insert_all(
-                (self._clause_row(version_id, clause) for clause in policy.clauses),
-                batch_size=500,
+            self.db.insert_all(
+                "clauses", (self._clause_row(version_id, clause) for clause in policy.clauses)
             )
         return version_id
 

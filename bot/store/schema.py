@@ -233,6 +233,4 @@ def m008_document_numbers_and_bundled(db: sqlite_utils.Database) -> None:
             WHERE earlier.document_id = versions.document_id AND earlier.id <= versions.id)"""
     )
     # Before this mark existed, only the bundled load recorded its uploader as "bundled".
-    db.execute(
-        "UPDATE versions SET bundled = CASE WHEN uploaded_by = 'bundled' THEN 1 ELSE 0 END"
-    )
+    db.execute("UPDATE versions SET bundled = CASE WHEN uploaded_by = 'bundled' THEN 1 ELSE 0 END")
