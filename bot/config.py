@@ -17,6 +17,11 @@ DEFAULT_MIN_CONFIDENCE = 0.4
 #: From this confidence up to POLICYBOT_MIN_CONFIDENCE the closest clauses are shown as a
 #: possibly-not-it answer and the question is reviewed (bot.answering.outcome).
 DEFAULT_UNCERTAIN_CONFIDENCE = 0.25
+#: With an LLM configured, from this confidence up the model is asked and decides coverage
+#: itself (bot.answering.grounded); below it retrieval found nothing worth a call. Low on
+#: purpose: the point is to let the model rescue questions retrieval under-rates, and only
+#: questions with no word in common with the policy score below it.
+DEFAULT_LLM_FLOOR = 0.05
 #: Where the Bot Framework publishes the OpenID metadata naming its token-signing keys.
 BOT_FRAMEWORK_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 RETRIEVERS = ("auto", "lexical", "semantic")
@@ -79,6 +84,7 @@ NUMERIC_SETTINGS: dict[str, tuple[str, Range]] = {
     "llm_timeout": ("POLICYBOT_LLM_TIMEOUT", Range(0, 300, above=True, unit="seconds")),
     "llm_retries": ("POLICYBOT_LLM_RETRIES", Range(0, 10)),
     "llm_budget": ("POLICYBOT_LLM_BUDGET", Range(0, 600, above=True, unit="seconds")),
+    "llm_floor": ("POLICYBOT_LLM_FLOOR", Range(0, 1)),
     "max_upload_bytes": ("POLICYBOT_MAX_UPLOAD_BYTES", Range(1024, 2**30, unit="bytes")),
     "upload_read_seconds": (
         "POLICYBOT_UPLOAD_READ_SECONDS",
@@ -223,6 +229,10 @@ class Settings:
     llm_retries: int = 2
     #: Seconds the LLM may take for one answer, retries and waits included; then extractive.
     llm_budget: float = 20.0
+    #: Retrieval confidence from which the LLM is asked, and judges coverage itself; below it
+    #: the policy does not cover the question, without a call. Above min_confidence it counts
+    #: as min_confidence: a question confident enough to answer is always worth asking.
+    llm_floor: float = DEFAULT_LLM_FLOOR
 
     # Administration
     admin_token: str = ""
@@ -288,6 +298,7 @@ class Settings:
             llm_timeout=_float(env, "POLICYBOT_LLM_TIMEOUT", 8.0),
             llm_retries=_int(env, "POLICYBOT_LLM_RETRIES", 2),
             llm_budget=_float(env, "POLICYBOT_LLM_BUDGET", 20.0),
+            llm_floor=_float(env, "POLICYBOT_LLM_FLOOR", DEFAULT_LLM_FLOOR),
             admin_token=env.get("POLICYBOT_ADMIN_TOKEN", ""),
             admins=_platform_ids(env, "POLICYBOT_ADMINS"),
             max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),

@@ -187,6 +187,9 @@ class PolicyBot:
                 ChatClient(LLMConfig.from_settings(settings)),
                 max_citations=settings.max_citations,
                 budget=settings.llm_budget,
+                min_confidence=settings.min_confidence,
+                uncertain_confidence=settings.uncertain_confidence,
+                floor=settings.llm_floor,
             )
         return cls(
             settings=settings,

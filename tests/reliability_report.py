@@ -33,6 +33,7 @@ MEASURED = [
     "tests/test_reliability_hygiene.py",
     "tests/test_reliability_durable.py",
     "tests/test_reliability_grounded.py",
+    "tests/test_reliability_llm_judge.py",
     "tests/test_reliability_uploads.py",
     "tests/test_rough_edges.py",
 ]
@@ -45,6 +46,9 @@ REFERENCED = {
     "with the reason logged; invented citations refused; prompt injection stays data; a summary "
     "the cited clauses do not support (a permission they do not give, a dropped condition, a "
     "flipped verdict) is replaced by the extractive answer",
+    "tests/test_llm_judge.py": "Faults: with an LLM configured, an HTTP 500, a reply that is "
+    "not JSON or a summary the cited clauses do not support leaves the decision to retrieval's "
+    "confidence (answered, uncertain or not covered), the reason logged; below the floor no call",
     "tests/test_fuzz_reading.py": "Bad input: random Markdown/text and random bytes into the "
     "reader; random questions normalized or refused",
     "tests/test_fuzz_regressions.py": "Bad input: the inputs the atheris harness "

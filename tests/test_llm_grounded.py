@@ -97,7 +97,7 @@ async def test_the_llm_answer_is_shown_with_the_clauses_it_cites(
     assert isinstance(row.llm_latency_ms, int) and row.llm_latency_ms >= 0
 
 
-async def test_the_prompt_holds_only_the_retrieved_clauses_with_ids(
+async def test_the_prompt_holds_the_top_eight_retrieved_clauses_with_ids(
     llm_bot: PolicyBot, llm_stub: OpenAIStub
 ) -> None:
     llm_stub.script(cite_first("not_allowed", "No."))
@@ -111,7 +111,8 @@ async def test_the_prompt_holds_only_the_retrieved_clauses_with_ids(
     data = request.data
     assert data["question"] == ROADMAP
     retrieved = llm_bot.retrieve(ROADMAP)
-    assert [c["id"] for c in data["clauses"]] == [f"C{n}" for n in range(1, 6)]
+    # Eight, not the three an answer cites: the model judges coverage from them.
+    assert [c["id"] for c in data["clauses"]] == [f"C{n}" for n in range(1, 9)]
     assert [c["text"] for c in data["clauses"]] == [s.stored.clause.text for s in retrieved.ranked]
     assert data["clauses"][0]["section"].startswith("3.3")
 
@@ -160,10 +161,10 @@ async def test_not_covered_logs_the_question_for_review(
     assert [q.id for q in llm_bot.open_questions()] == [result.question_id]
 
 
-async def test_a_low_retrieval_score_never_reaches_the_llm(
+async def test_a_question_with_nothing_in_common_with_the_policy_never_reaches_the_llm(
     llm_bot: PolicyBot, llm_stub: OpenAIStub
 ) -> None:
-    result, row = await ask(llm_bot, "what time does the cafeteria open?")
+    result, row = await ask(llm_bot, "how tall is the eiffel tower?")
     assert not result.answered and row.review_reason == "not_covered"
     assert llm_stub.requests == [] and row.llm_model is None
 

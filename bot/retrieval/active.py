@@ -15,8 +15,10 @@ from bot.models import Citation, Retrieval
 from bot.retrieval.lexical import LexicalRetriever, Retriever
 from bot.store.database import Storage, VersionInfo
 
-#: Clauses one retrieval returns: enough for the answerer to choose its citations from.
-RETRIEVAL_LIMIT = 5
+#: Clauses one retrieval returns: as many as an LLM is shown to judge coverage from
+#: (bot.answering.grounded.LLM_CLAUSES); an extractive answer cites the best of them, at most
+#: POLICYBOT_MAX_CITATIONS.
+RETRIEVAL_LIMIT = 8
 
 
 def lexical_of(retriever: Retriever, storage: Storage) -> LexicalRetriever:
