@@ -36,6 +36,7 @@ MEASURED = [
     "tests/test_reliability_llm_judge.py",
     "tests/test_reliability_uploads.py",
     "tests/test_rough_edges.py",
+    "tests/test_tokenizer.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

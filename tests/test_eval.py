@@ -27,7 +27,7 @@ QUESTIONS = Path(__file__).parent.parent / "eval" / "bundled-policy.jsonl"
 #: 0.44/0.60/0.53/0.61, 0.72/0.83/0.78/0.44, 0.48/0.67/0.59/0.55, 0.32/0.40/0.39/0.41.
 EXTERNAL_FLOORS = {
     "gitlab-team-member-social-media-policy": (0.57, 0.69, 0.63, 0.45),
-    "northcoastchurch-social-media-acceptable-use": (0.40, 0.56, 0.49, 0.55),
+    "northcoastchurch-social-media-acceptable-use": (0.37, 0.56, 0.49, 0.55),
     "osc-hatch-act-faq": (0.68, 0.79, 0.74, 0.40),
     "stonybrook-social-media-guidelines": (0.44, 0.62, 0.55, 0.50),
     "ucd-social-media-policy-colleges-schools-units": (0.28, 0.36, 0.35, 0.36),

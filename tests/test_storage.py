@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.reading.ingest import read_policy
+from bot.retrieval.terms import fts_phrase, stem
 from bot.store import schema_pg
 from bot.store.connection import PostgresDatabase
 from bot.store.database import (
@@ -95,7 +96,7 @@ def test_versions_activate_atomically_and_search_sees_only_given_versions(
     storage.activate_version(v2)
     assert [v.id for v in storage.active_versions()] == [v2]
     assert storage.version(v1).status == "retired"
-    hits = storage.search_clauses('"employee"', [v2], 10)
+    hits = storage.search_clauses(fts_phrase(stem("employee")), [v2], 10)  # the index holds stems
     assert hits and all(storage.clauses_by_id([h[0]])[h[0]].version_id == v2 for h in hits)
     assert storage.search_clauses('"employee" AND (', [v2], 10) == []  # bad syntax finds nothing
 

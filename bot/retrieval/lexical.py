@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-import snowballstemmer
-
 from bot.models import Retrieval, ScoredClause, StoredClause
+from bot.retrieval.terms import fts_phrase
+from bot.retrieval.terms import stem as stem
 from bot.retrieval.vocabulary import EXPANSIONS, content_words, without_pleasantries, words
 from bot.store.database import Storage
 
@@ -58,15 +58,9 @@ DECISION_POINT = 0.4
 #: Beyond this many content words a question's length says nothing more about its coverage.
 LENGTH_CAP = 10
 
-_stemmer = snowballstemmer.stemmer("porter")
 #: Chat markup and links (Slack's <!channel>, <https://…|label>, <@U123>; bare URLs): their
 #: words are not the question's, and would make a question look longer and better matched.
 _MARKUP = re.compile(r"<[^<>]*>|\bhttps?://\S+")
-
-
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    return str(_stemmer.stemWord(word))
 
 
 @dataclass(frozen=True)
@@ -249,7 +243,7 @@ class LexicalRetriever:
         if total >= PRUNE_FROM_CLAUSES:
             rare = [t for t in fts_terms if counts[t] <= COMMON_TERM_SHARE * total]
             fts_terms = rare or fts_terms
-        match = " OR ".join(f'"{term}"' for term in fts_terms)
+        match = " OR ".join(fts_phrase(term) for term in fts_terms)
         hits = (
             self.storage.search_clauses(match, versions, candidates, FTS_WEIGHTS)
             if fts_terms

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+# The one tokenizer, the index's too: a word here is a word there.
+from bot.retrieval.terms import words as words
+
 
 @dataclass(frozen=True)
 class Vocabulary:
@@ -143,13 +146,6 @@ CONDITION_WORDS = frozenset(SHIPPED.force["condition"])
 CONSENT_WORDS = frozenset(SHIPPED.force["consent"])
 UNIVERSAL_WORDS = frozenset(SHIPPED.force["universal"])
 REPORTING_WORDS = frozenset(SHIPPED.force["reporting"])
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    """Lower-case word tokens; apostrophes and hyphens split words ("e-mail" -> e, mail)."""
-    return _WORD.findall(text.lower().replace("’", "'").replace("'s ", " ").replace("n't", " not"))
 
 
 def content_words(text: str) -> list[str]:

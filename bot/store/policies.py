@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.models import Clause, ParsedPolicy, StoredClause
-from bot.store.connection import Connected, utcnow
+from bot.retrieval.terms import indexed
+from bot.store import fulltext_pg
+from bot.store.connection import POSTGRESQL, Connected, utcnow
 
 
 @dataclass(frozen=True)
@@ -105,17 +107,22 @@ class PolicyStore(Connected):
 
     @staticmethod
     def _clause_row(version_id: int, clause: Clause) -> dict[str, Any]:
+        headings = " > ".join(clause.heading_path)
         return {
             "version_id": version_id,
             "ordinal": clause.ordinal,
             "section": clause.section,
             "section_title": clause.section_title,
             "heading_path": json.dumps(list(clause.heading_path)),
-            "headings": " > ".join(clause.heading_path),
+            "headings": headings,
             "owner": clause.owner,
             "text": clause.text,
             "line_start": clause.line_start,
             "line_end": clause.line_end,
+            # What the FTS5 index holds (m009): the same stems a question is searched with.
+            "text_terms": indexed(clause.text),
+            "section_title_terms": indexed(clause.section_title),
+            "headings_terms": indexed(headings),
         }
 
     def activate_version(
@@ -308,9 +315,14 @@ class PolicyStore(Connected):
         limit: int,
         weights: tuple[float, float, float] = (1.0, 0.5, 0.3),
     ) -> list[tuple[int, float]]:
-        """FTS5 BM25 over the given versions: (clause id, score), best first, score >= 0."""
+        """FTS5 BM25 over the given versions: (clause id, score), best first, score >= 0.
+
+        `match` is an FTS5 query over stems as `bot.retrieval.terms` makes them (the index
+        holds those, not the raw text)."""
         if not match or not version_ids:
             return []
+        if self.db.engine == POSTGRESQL:
+            return fulltext_pg.search(self.db, match, version_ids, limit, weights)
         marks = ",".join("?" * len(version_ids))
         sql = f"""
             SELECT c.id, -bm25(clauses_fts, ?, ?, ?) AS score

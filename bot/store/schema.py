@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.db import Table
 
+from bot.retrieval.terms import indexed
+
 migrations = sqlite_utils.Migrations("policybot")
 
 
@@ -234,3 +236,60 @@ def m008_document_numbers_and_bundled(db: sqlite_utils.Database) -> None:
     )
     # Before this mark existed, only the bundled load recorded its uploader as "bundled".
     db.execute("UPDATE versions SET bundled = CASE WHEN uploaded_by = 'bundled' THEN 1 ELSE 0 END")
+
+
+@migrations()
+def m009_index_our_own_stems(db: sqlite_utils.Database) -> None:
+    """The FTS5 index over the clauses' stems as `bot.retrieval.terms` makes them, the same
+    tokenizer questions go through. It was FTS5's porter over the raw text while questions
+    sent stems already made in Python, which porter stemmed a second time ("disclose" ->
+    disclos -> disclo), so many words of a policy could not be found through themselves.
+
+    The stems live in their own columns (kept beside the text, so an external-content index
+    can be deleted from and rebuilt); FTS5's `ascii` tokenizer only splits them at spaces."""
+    # The clause's text, section title and heading path as `indexed` stores them, in the
+    # order of `search_clauses`' weights.
+    term_columns = ("text_terms", "section_title_terms", "headings_terms")
+    db.execute("DROP TRIGGER IF EXISTS clauses_ai")
+    db.execute("DROP TRIGGER IF EXISTS clauses_ad")
+    db.execute("DROP TRIGGER IF EXISTS clauses_au")
+    db.execute("DROP TABLE IF EXISTS clauses_fts")
+    clauses = db.table("clauses")
+    assert isinstance(clauses, Table)
+    for column in term_columns:
+        clauses.add_column(column, str)
+    rows = db.execute("SELECT id, text, section_title, headings FROM clauses").fetchall()
+    db.conn.executemany(
+        "UPDATE clauses SET text_terms = ?, section_title_terms = ?, headings_terms = ? "
+        "WHERE id = ?",
+        (
+            (indexed(text or ""), indexed(title or ""), indexed(headings or ""), clause_id)
+            for clause_id, text, title, headings in rows
+        ),
+    )
+    columns = ", ".join(term_columns)
+    old = ", ".join(f"old.{c}" for c in term_columns)
+    new = ", ".join(f"new.{c}" for c in term_columns)
+    db.execute(
+        f"CREATE VIRTUAL TABLE clauses_fts USING fts5({columns}, tokenize='ascii', "
+        "content='clauses', content_rowid='id')"
+    )
+    db.execute(
+        f"""CREATE TRIGGER clauses_ai AFTER INSERT ON clauses BEGIN
+            INSERT INTO clauses_fts (rowid, {columns}) VALUES (new.id, {new});
+        END"""
+    )
+    db.execute(
+        f"""CREATE TRIGGER clauses_ad AFTER DELETE ON clauses BEGIN
+            INSERT INTO clauses_fts (clauses_fts, rowid, {columns})
+            VALUES ('delete', old.id, {old});
+        END"""
+    )
+    db.execute(
+        f"""CREATE TRIGGER clauses_au AFTER UPDATE ON clauses BEGIN
+            INSERT INTO clauses_fts (clauses_fts, rowid, {columns})
+            VALUES ('delete', old.id, {old});
+            INSERT INTO clauses_fts (rowid, {columns}) VALUES (new.id, {new});
+        END"""
+    )
+    db.execute("INSERT INTO clauses_fts (clauses_fts) VALUES ('rebuild')")
