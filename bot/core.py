@@ -181,7 +181,7 @@ class PolicyBot:
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
-        storage = storage or Storage.open(settings.db_path)
+        storage = storage or Storage.open(settings.database)
         answerer: Answerer = ExtractiveAnswerer(settings.max_citations)
         if settings.openai_base_url.strip() and not settings.llm_model.strip():
             # OPENAI_BASE_URL is often set for other tools; only the model opts policybot in.
