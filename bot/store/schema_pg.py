@@ -157,6 +157,24 @@ MIGRATIONS: list[tuple[str, Step]] = [
         ],
     ),
     ("m009_index_our_own_stems", m009_index_our_own_stems),
+    (
+        "m010_clause_vectors",
+        [
+            # A deleted clause takes its vectors along, as SQLite's trigger does.
+            """CREATE TABLE clause_vectors (
+                clause_id BIGINT REFERENCES clauses (id) ON DELETE CASCADE, model TEXT,
+                passage_digest TEXT, dimensions BIGINT, vector BYTEA,
+                PRIMARY KEY (clause_id, model))""",
+        ],
+    ),
+    (
+        "m011_question_outcomes",
+        [
+            "ALTER TABLE questions ADD COLUMN outcome TEXT",
+            """UPDATE questions SET outcome = CASE WHEN answered = 1 THEN 'answered'
+                ELSE 'not_covered' END""",
+        ],
+    ),
 ]
 
 
