@@ -292,19 +292,20 @@ def test_peer_cut_points_fitted_on_scores() -> None:
             (True, 9.0, True),
             (True, 8.0, True),
             (True, 7.0, True),
-            (False, 6.0, False),  # F1 best flagging from here down: 3 of 3, at precision 3/5
+            (False, 6.0, False),  # F1 best flagging from here down: 4 of 4, at precision 4/6
             (False, 5.0, False),
             (True, 4.0, True),  # below the answer cut, but its clause is worth showing
-            (True, 3.5, True),
-            (False, 1.0, False),  # alone below 2.25: J = 1/3 - 0, the best
+            (False, 3.0, False),  # J = 2/4 - 0 below 3.5, the best
+            (True, 2.0, False),  # answerable, yet no right clause found: showing it helps none
+            (False, 1.0, False),
         ]
     )
     cuts = fit_cuts([answers])
     assert cuts.answer_from == pytest.approx(6.5)
-    assert cuts.uncertain_from == pytest.approx(2.25)
+    assert cuts.uncertain_from == pytest.approx(3.5)
     report = answers.report(cuts)
-    assert (report.answered, report.uncertain, report.not_covered) == (3, 4, 1)
-    assert report.useful == 1.0 and report.harmful == 0.0
+    assert (report.answered, report.uncertain, report.not_covered) == (3, 3, 3)
+    assert report.useful == pytest.approx(8 / 9) and report.harmful == 0.0
 
 
 def test_leave_one_out_never_fits_on_the_set_it_measures() -> None:
