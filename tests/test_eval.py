@@ -417,3 +417,19 @@ def test_eval_command_reports_what_askers_get(run: RunCli, tmp_path: Path) -> No
     assert sure["confidence_auc"] == hedged["confidence_auc"]  # the cuts never move it
     text = run("eval", "--policy", str(policy), str(labeled)).output
     assert "wrong when confident" in text and "confidence AUC" in text
+
+
+def test_readme_claims_are_written_between_their_markers_only(tmp_path: Path) -> None:
+    from bench.__main__ import README, README_END, README_START, write_readme_claims
+
+    assert README_START in README.read_text(encoding="utf-8")  # the README's claims are generated
+    page = tmp_path / "README.md"
+    page.write_text(f"before\n{README_START}\nold claim\n{README_END}\nafter\n", encoding="utf-8")
+    write_readme_claims("new figures", page)
+    assert page.read_text(encoding="utf-8") == (
+        f"before\n{README_START}\nnew figures\n{README_END}\nafter\n"
+    )
+    unmarked = tmp_path / "other.md"
+    unmarked.write_text("no markers\n", encoding="utf-8")
+    write_readme_claims("new figures", unmarked)
+    assert unmarked.read_text(encoding="utf-8") == "no markers\n"
