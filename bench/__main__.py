@@ -9,6 +9,7 @@
     python -m bench sweep              # ranking knobs on the tuning sets, at equal citation size
     python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
     python -m bench pdfheadings        # Word documents' section titles that survive export to PDF
+    python -m bench grouping           # review-list grouping on labeled uncovered questions
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs
 
 Needs the `bench` extra (and `semantic` for the dense rows): pip install -e '.[bench,semantic]'.
@@ -297,6 +298,7 @@ def document(
     groundedness_md: str,
     pdfheadings_md: str,
     seconds: float,
+    grouping_md: str = "",
 ) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
@@ -356,6 +358,8 @@ Reproduce: `python -m bench speed`.
 
 {groundedness_md}
 
+{grouping_md}
+
 ## Hostile uploads
 
 Reproduce: `python -m bench uploads` (rewrites only this section with `--out`).
@@ -380,6 +384,7 @@ def main(argv: list[str] | None = None) -> None:
             "sweep",
             "groundedness",
             "pdfheadings",
+            "grouping",
         ],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
@@ -394,6 +399,15 @@ def main(argv: list[str] | None = None) -> None:
         from bench import uploads
 
         uploads.main(rest + (["--out", str(args.out)] if args.out else []))
+        return
+    if args.what == "grouping":  # writes only its own section of --out
+        from bench import grouping
+
+        grouping.main(
+            rest
+            + (["--fast"] if args.fast else [])
+            + (["--out", str(args.out)] if args.out else [])
+        )
         return
     if args.what == "pdfheadings":  # writes only its own section of --out
         from bench import pdfheadings
@@ -430,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.what in ("speed", "all"):
         speed_md = speed_markdown(embedder)
         print(speed_md, flush=True)
-    groundedness_md = pdfheadings_md = ""
+    groundedness_md = pdfheadings_md = grouping_md = ""
     if args.what == "all":
         import asyncio
 
@@ -444,6 +458,10 @@ def main(argv: list[str] | None = None) -> None:
 
         pdfheadings_md = pdfheadings.block(pdfheadings.markdown(pdfheadings.run_all()))
         print(pdfheadings_md, flush=True)
+        from bench import grouping
+
+        grouping_md = grouping.block(grouping.markdown(grouping.run_all(embedder)))
+        print(grouping_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -454,6 +472,7 @@ def main(argv: list[str] | None = None) -> None:
                 groundedness_md,
                 pdfheadings_md,
                 time.perf_counter() - start,
+                grouping_md,
             ),
             encoding="utf-8",
         )

@@ -132,7 +132,7 @@ class ReviewQueue:
             return None
         rows = self.storage.group_profiles(status)
         cosines = self._cosines(retrieval.question, rows)
-        threshold = self.rules.threshold(cosines is not None)
+        threshold = self.rules.threshold(cosines is not None, status)
         share = self.rules.embedding_share
         # Every question asked is matched, so this reads only what matching needs, and decodes
         # only the groups that use a stem the question can match, or whose embeddings alone
