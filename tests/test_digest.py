@@ -36,7 +36,7 @@ async def test_weekly_digest_counts_groups_owners_and_cited_sections(bot: Policy
         await asked(bot, text)
     cafeteria = next(g for g in bot.review.groups("open") if "cafeteria" in g.sample)
     await bot.answer_group(cafeteria.id, "The cafeteria closes at 15:00.")
-    reviewed = await bot.ask(IncomingQuestion("what time does the canteen close?"))
+    reviewed = await bot.ask(IncomingQuestion("what time does the cafeteria close on fridays?"))
     assert reviewed.source == "reviewed"
     with pytest.raises(QuestionError):
         await bot.ask(IncomingQuestion("x" * 5000))

@@ -29,10 +29,6 @@ PARAPHRASES = {
         "how many days a week can I work from home",
         "what's the rule on working remotely, how many days?",
     ],
-    "pto carry over": [
-        "how many vacation days can I carry over to next year",
-        "can unused PTO roll over into next year",
-    ],
     "phone bill": [
         "can I expense my phone bill since I use it for work",
         "does the company pay for my mobile phone bill",
