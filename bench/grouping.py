@@ -298,6 +298,8 @@ def markdown(run: GroupingRun) -> str:
     ]
     for line, change in run.lines:
         out.append(f"| {line} | {change['tuning']:+.3f} | {change['held out']:+.3f} |")
+    if not run.lines:
+        out.append("| (none shipped: `topic_synonyms` in bot/retrieval/vocabulary.toml) | — | — |")
     if run.embedding is None:
         out += ["", "Embeddings: not measured (the semantic extra is not installed)."]
     out += ["", f"Measured in {run.seconds:.0f} s."]
