@@ -10,6 +10,7 @@
     python -m bench sweep              # ranking knobs on the tuning sets, at equal citation size
     python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
     python -m bench pdfheadings        # Word documents' section titles that survive export to PDF
+    python -m bench grouping           # review-list grouping on labeled uncovered questions
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs (and README's claims)
 
 Needs the `bench` extra: pip install -e '.[bench]' (the dense rows use the model `make setup`
@@ -538,6 +539,7 @@ def document(
     groundedness_md: str,
     pdfheadings_md: str,
     seconds: float,
+    grouping_md: str = "",
 ) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
@@ -612,6 +614,8 @@ Reproduce: `python -m bench speed`.
 
 {groundedness_md}
 
+{grouping_md}
+
 ## Hostile uploads
 
 Reproduce: `python -m bench uploads` (rewrites only this section with `--out`).
@@ -637,6 +641,7 @@ def main(argv: list[str] | None = None) -> None:
             "groundedness",
             "pdfheadings",
             "embedding",
+            "grouping",
         ],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
@@ -651,6 +656,15 @@ def main(argv: list[str] | None = None) -> None:
         from bench import uploads
 
         uploads.main(rest + (["--out", str(args.out)] if args.out else []))
+        return
+    if args.what == "grouping":  # writes only its own section of --out
+        from bench import grouping
+
+        grouping.main(
+            rest
+            + (["--fast"] if args.fast else [])
+            + (["--out", str(args.out)] if args.out else [])
+        )
         return
     if args.what == "pdfheadings":  # writes only its own section of --out
         from bench import pdfheadings
@@ -695,7 +709,7 @@ def main(argv: list[str] | None = None) -> None:
         # The model itself, not the cache: a latency is the time to embed a question.
         speed_md = speed_markdown(None if embedder is None else embedder.embedder)
         print(speed_md, flush=True)
-    groundedness_md = pdfheadings_md = ""
+    groundedness_md = pdfheadings_md = grouping_md = ""
     if args.what == "all":
         import asyncio
 
@@ -709,6 +723,10 @@ def main(argv: list[str] | None = None) -> None:
 
         pdfheadings_md = pdfheadings.block(pdfheadings.markdown(pdfheadings.run_all()))
         print(pdfheadings_md, flush=True)
+        from bench import grouping
+
+        grouping_md = grouping.block(grouping.markdown(grouping.run_all(embedder)))
+        print(grouping_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -719,6 +737,7 @@ def main(argv: list[str] | None = None) -> None:
                 groundedness_md,
                 pdfheadings_md,
                 time.perf_counter() - start,
+                grouping_md,
             ),
             encoding="utf-8",
         )
