@@ -11,16 +11,14 @@ from typing import Any
 import pytest
 
 from adapters.server import build_app
-from adapters.teams import citations
+from adapters.teams import citations, turns
 from bot import messages
-from bot.answering.grounded import GroundedAnswerer
-from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
 from bot.core import PolicyBot
 from tests.fakes.bot_connector import Call, ConnectorStub
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.openai_stub import OpenAIStub, answer
-from tests.fakes.teams_activities import feedback_submit, message
+from tests.fakes.teams_activities import CHANNEL, feedback_submit, message
 from tests.fakes.teams_harness import card_text, local_teams, post
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
@@ -32,27 +30,26 @@ def settings(settings: Settings) -> Settings:
     return local_teams(settings)
 
 
-def llm_answerer(stub: OpenAIStub) -> GroundedAnswerer:
-    config = LLMConfig(base_url=stub.url, model="stub-model", api_key="sk-test", retries=1)
-    return GroundedAnswerer(ChatClient(config), budget=5)
-
-
 @pytest.fixture
 async def llm_bot(
     bot_with: Callable[..., PolicyBot], llm_stub: OpenAIStub
 ) -> AsyncIterator[PolicyBot]:
-    bot = bot_with()
-    bot.answerer = llm_answerer(llm_stub)
+    """A bot configured with an LLM (the stub), which answers from the first clause."""
+    bot = bot_with(openai_base_url=llm_stub.url, llm_model="stub-model", openai_api_key="sk-t")
     llm_stub.script(lambda request: answer("not_allowed", LLM_LEAD, ["C1"]))
     yield bot
     await bot.aclose()
 
 
-async def ask(bot: PolicyBot, stub: ConnectorStub, text: str = ROADMAP) -> Call:
+async def ask(
+    bot: PolicyBot, stub: ConnectorStub, text: str = ROADMAP, *, calls: int = 1, **options: Any
+) -> Call:
+    """The last of `calls` activities the bot sends for `text` (a stream sends two)."""
     async with serving(build_app(bot, host=LOOPBACK)) as base:
-        await post(base, message(text, stub.url))
-        (reply,) = await stub.received(1)
-    return reply
+        await post(base, message(text, stub.url, **options))
+        sent = await stub.received(calls)
+    assert len(sent) == calls
+    return sent[-1]
 
 
 def message_entities(call: Call) -> list[dict[str, Any]]:
@@ -99,7 +96,7 @@ async def test_an_extractive_answer_cites_its_clauses_natively_without_the_ai_la
 async def test_an_llm_answer_carries_the_ai_label_and_its_citations(
     llm_bot: PolicyBot, stub: ConnectorStub, llm_stub: OpenAIStub
 ) -> None:
-    reply = await ask(llm_bot, stub)
+    reply = await ask(llm_bot, stub, calls=2)  # streamed in a personal chat
     (logged,) = llm_bot.storage.questions(status=None)
     assert logged.answer_source == "llm"
     (entity,) = message_entities(reply)
@@ -207,3 +204,66 @@ async def test_feedback_on_an_unknown_message_or_malformed_is_refused_cleanly(
         assert status == 400
     (row,) = bot.storage.questions(status=None)
     assert not row.feedback and row.status == "answered"
+
+
+# -- streaming in personal chat ------------------------------------------------------------------
+async def test_an_llm_answer_in_a_personal_chat_is_streamed_then_finalized(
+    llm_bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    async with serving(build_app(llm_bot, host=LOOPBACK)) as base:
+        await post(base, message(ROADMAP, stub.url))
+        informative, final = await stub.received(2)
+        assert informative.body["type"] == "typing"
+        assert informative.text == turns.LOOKING_IN_POLICY
+        assert informative.stream == {
+            "type": "streaminfo",
+            "streamType": "informative",
+            "streamSequence": 1,
+        }
+        assert final.body["type"] == "message"
+        assert final.stream == {
+            "type": "streaminfo",
+            "streamType": "final",
+            "streamId": informative.id,
+        }
+        assert stub.streams == {informative.id: (1, True)}  # the stub's protocol was kept
+        # The final message is the whole answer: card, citations, AI label, feedback loop.
+        assert final.card is not None and final.text.endswith("[1]")
+        (entity,) = message_entities(final)
+        assert entity["additionalType"] == [citations.AI_GENERATED]
+        assert final.body["channelData"]["feedbackLoop"] == {"type": "default"}
+        # Teams' feedback under the streamed message names the stream: it reaches the question.
+        status, _ = await post(base, feedback_submit("dislike", informative.id, stub.url))
+        assert status == 200
+        await stub.received(3)
+    (row,) = llm_bot.storage.questions(status=None)
+    assert row.feedback == "not_helpful"
+
+
+async def test_an_llm_answer_in_a_channel_is_one_message(
+    llm_bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    reply = await ask(llm_bot, stub, conversation=CHANNEL, mention_bot=True)
+    assert reply.stream is None and reply.body["type"] == "message"
+    assert stub.streams == {}
+
+
+async def test_where_teams_refuses_the_stream_the_answer_is_one_plain_message(
+    llm_bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    stub.refuse_streaming = True
+    async with serving(build_app(llm_bot, host=LOOPBACK)) as base:
+        await post(base, message(ROADMAP, stub.url))
+        refused, answered = await stub.received(2)
+    assert refused.stream is not None  # tried, and refused with 403
+    assert answered.stream is None and answered.body["type"] == "message"
+    assert answered.card is not None and LLM_LEAD in answered.text
+    (row,) = llm_bot.storage.questions(status=None)
+    assert row.answer_source == "llm"
+
+
+async def test_without_an_llm_a_personal_chat_answer_is_not_streamed(
+    bot: PolicyBot, stub: ConnectorStub
+) -> None:
+    reply = await ask(bot, stub)
+    assert reply.stream is None and stub.streams == {}

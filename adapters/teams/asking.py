@@ -14,6 +14,7 @@ from adapters.teams import citations
 from adapters.teams.turns import (
     PLATFORM,
     HandlerContext,
+    StreamedReply,
     TurnReply,
     card_activity,
     is_personal,
@@ -94,7 +95,10 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
         asker_name=sender.name or "",
     )
 
-    reply = TurnReply(turn_context)
+    # Teams streams in personal chats only; an answer a model writes is slow enough to show
+    # its progress there.
+    streamed = is_personal(activity) and ctx.policy_bot.settings.llm_configured
+    reply = StreamedReply(turn_context) if streamed else TurnReply(turn_context)
     answer = await ctx.reply_when_ready(
         turn_context, ctx.policy_bot.ask(incoming), answer_activity, reply
     )

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from microsoft_agents.activity import Activity, ChannelAccount
+from microsoft_agents.activity import Activity, ChannelAccount, Entity, StreamInfo
 from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
 
 from adapters.replies import reply_in_time
@@ -89,6 +89,25 @@ def text_activity(text: str) -> Activity:
     return reply
 
 
+#: The informative update that opens a streamed answer (Teams shows it in its progress line).
+LOOKING_IN_POLICY = "Looking in the policy…"
+STREAM_INFO = "streaminfo"
+
+
+def stream_info(kind: str, *, stream_id: str | None = None, sequence: int | None = None) -> Entity:
+    fields: dict[str, Any] = {"type": STREAM_INFO, "stream_type": kind}
+    if stream_id is not None:
+        fields["stream_id"] = stream_id
+    if sequence is not None:
+        fields["stream_sequence"] = sequence
+    return StreamInfo(**fields)
+
+
+def informative_activity(text: str = LOOKING_IN_POLICY) -> Activity:
+    """The first activity of a stream: a typing activity with Teams' informative update."""
+    return Activity(type="typing", text=text, entities=[stream_info("informative", sequence=1)])
+
+
 @dataclass
 class TurnReply:
     """A reply in the turn's conversation; replacing it edits the message (update_activity)."""
@@ -132,6 +151,47 @@ class AnsweredMessages:
         return self._questions.get((conversation_id, message_id))
 
 
+@dataclass
+class StreamedReply(TurnReply):
+    """A reply streamed as Teams streams in a personal chat: posting the informative update
+    starts the stream, and the answer replacing it is the stream's final message. When the
+    stream cannot start or end (Teams refuses it), `replies.reply_in_time` falls back to
+    posting the answer as one plain message, which `post` sends without stream marks."""
+
+    stream_id: str | None = None
+
+    async def post(self, activity: Activity) -> None:
+        if activity.type == "typing" and _stream_of(activity) is not None:
+            sent = await self.turn_context.send_activity(activity)
+            if sent is None or not sent.id:
+                raise RuntimeError("Teams gave the stream no id")
+            self.stream_id = sent.id
+            return
+        await super().post(_without_stream(activity))
+
+    async def replace(self, activity: Activity) -> None:
+        if self.stream_id is None:
+            await self.post(activity)
+            return
+        final = activity.model_copy(deep=True)
+        final.entities = [*(final.entities or []), stream_info("final", stream_id=self.stream_id)]
+        sent = await self.turn_context.send_activity(final)
+        # The stream becomes the message: its id is the one Teams' feedback names.
+        self.sent_id = (sent.id if sent is not None else None) or self.stream_id
+
+
+def _stream_of(activity: Activity) -> Entity | None:
+    return next((e for e in activity.entities or [] if e.type == STREAM_INFO), None)
+
+
+def _without_stream(activity: Activity) -> Activity:
+    if _stream_of(activity) is None:
+        return activity
+    plain = activity.model_copy(deep=True)
+    plain.entities = [e for e in plain.entities or [] if e.type != STREAM_INFO]
+    return plain
+
+
 @dataclass(frozen=True)
 class HandlerContext:
     """What the turn handler's jobs are handed besides the turn: the core, how long an answer
@@ -149,11 +209,16 @@ class HandlerContext:
         render: Callable[[T], Activity],
         reply: TurnReply | None = None,
     ) -> T | None:
+        if isinstance(reply, StreamedReply):
+            # A stream opens at once with its informative update, in place of "Thinking…".
+            thinking, delay = informative_activity(), 0.0
+        else:
+            thinking, delay = text_activity(messages.THINKING), self.placeholder_after
         return await reply_in_time(
             work,
             reply or TurnReply(turn_context),
             render=render,
             text=text_activity,
-            thinking=text_activity(messages.THINKING),
-            delay=self.placeholder_after,
+            thinking=thinking,
+            delay=delay,
         )
