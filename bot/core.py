@@ -245,6 +245,23 @@ class PolicyBot:
                 return messages.example_question(titles[len(titles) // 2])
         return messages.example_question("")
 
+    def example_questions(self, count: int) -> list[tuple[str, str]]:
+        """Up to `count` questions to offer as starters, each with the section title it is
+        about: one per section of the active policy, spread over it, its opening sections
+        (purpose, scope) left out while there are enough others."""
+        titles: list[str] = []
+        for version in self.storage.active_versions():
+            for stored in self.storage.clauses([version.id]):
+                title = stored.clause.section_title.strip()
+                if title and title != version.title and title not in titles:
+                    titles.append(title)
+        body = titles[2:] if len(titles) - 2 >= count else titles
+        if count <= 0 or not body:
+            return []
+        step = max(1, len(body) // count)
+        chosen = body[::step][:count]
+        return [(title, messages.example_question(title)) for title in chosen]
+
     def active_policy(self) -> ActivePolicy:
         """One read of the active set: a question is answered from whole versions, never a mix."""
         return ActivePolicy.read(self.storage, self.retriever)
