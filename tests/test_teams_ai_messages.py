@@ -4,7 +4,9 @@ only."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,9 +22,11 @@ from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.openai_stub import OpenAIStub, answer
 from tests.fakes.teams_activities import CHANNEL, feedback_submit, message
 from tests.fakes.teams_harness import card_text, local_teams, post
+from tests.reliability import percentiles, record
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 LLM_LEAD = "No. Unreleased plans are confidential until announced."
+COMMAND = "pytest tests/test_teams_ai_messages.py"
 
 
 @pytest.fixture
@@ -168,6 +172,13 @@ async def test_teams_feedback_is_the_cores_rating_with_the_comment_kept(
     assert row.feedback_comment.startswith("The clause is about press releases")
     assert SECRET not in row.feedback_comment  # scrubbed like the rest of the row
     assert told.text == messages.REACTION_NOTES["not_helpful"]
+    record(
+        "Teams feedback loop: a comment quoting a configured secret",
+        COMMAND + " -k comment_kept",
+        comments_sent=1,
+        comments_kept=1,
+        secrets_stored=int(SECRET in row.feedback_comment),
+    )
 
 
 async def test_teams_feedback_like_is_helpful_and_a_later_comment_is_kept(
@@ -204,6 +215,15 @@ async def test_feedback_on_an_unknown_message_or_malformed_is_refused_cleanly(
         assert status == 400
     (row,) = bot.storage.questions(status=None)
     assert not row.feedback and row.status == "answered"
+    record(
+        "Teams feedback loop: feedback on an unknown message, a foreign action, a bad reaction",
+        COMMAND + " -k malformed",
+        invokes_sent=3,
+        refused_400=2,
+        told_question_gone=1,
+        ratings_recorded=0,
+        server_errors=0,
+    )
 
 
 # -- streaming in personal chat ------------------------------------------------------------------
@@ -211,8 +231,13 @@ async def test_an_llm_answer_in_a_personal_chat_is_streamed_then_finalized(
     llm_bot: PolicyBot, stub: ConnectorStub
 ) -> None:
     async with serving(build_app(llm_bot, host=LOOPBACK)) as base:
-        await post(base, message(ROADMAP, stub.url))
+        started = time.perf_counter()
+        posting = asyncio.ensure_future(post(base, message(ROADMAP, stub.url)))
+        (informative,) = await stub.received(1)
+        informative_ms = (time.perf_counter() - started) * 1000
         informative, final = await stub.received(2)
+        final_ms = (time.perf_counter() - started) * 1000
+        await posting
         assert informative.body["type"] == "typing"
         assert informative.text == turns.LOOKING_IN_POLICY
         assert informative.stream == {
@@ -238,6 +263,15 @@ async def test_an_llm_answer_in_a_personal_chat_is_streamed_then_finalized(
         await stub.received(3)
     (row,) = llm_bot.storage.questions(status=None)
     assert row.feedback == "not_helpful"
+    record(
+        "Teams streaming in a personal chat (LLM stub): informative update, then the final message",
+        COMMAND + " -k streamed_then_finalized",
+        streams=1,
+        activities=2,
+        protocol_refusals=0,
+        informative_after_ms=round(informative_ms, 1),
+        final_after_ms=round(final_ms, 1),
+    )
 
 
 async def test_an_llm_answer_in_a_channel_is_one_message(
@@ -253,13 +287,23 @@ async def test_where_teams_refuses_the_stream_the_answer_is_one_plain_message(
 ) -> None:
     stub.refuse_streaming = True
     async with serving(build_app(llm_bot, host=LOOPBACK)) as base:
-        await post(base, message(ROADMAP, stub.url))
+        started = time.perf_counter()
+        status, _ = await post(base, message(ROADMAP, stub.url))
         refused, answered = await stub.received(2)
+        elapsed_ms = (time.perf_counter() - started) * 1000
     assert refused.stream is not None  # tried, and refused with 403
     assert answered.stream is None and answered.body["type"] == "message"
     assert answered.card is not None and LLM_LEAD in answered.text
     (row,) = llm_bot.storage.questions(status=None)
     assert row.answer_source == "llm"
+    record(
+        "Teams streaming refused (403, as in a channel): the answer as one message",
+        COMMAND + " -k refuses_the_stream",
+        streams_refused=1,
+        answers_delivered=1,
+        http_status=status,
+        **{f"answer_{k}": v for k, v in percentiles([elapsed_ms]).items() if k == "max_ms"},
+    )
 
 
 async def test_without_an_llm_a_personal_chat_answer_is_not_streamed(
