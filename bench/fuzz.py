@@ -82,7 +82,7 @@ def _text(data: bytes) -> str:
 
 
 def question_target(data: bytes) -> None:
-    from botbuilder.schema import Activity, ChannelAccount, Entity
+    from microsoft_agents.activity import Activity, ChannelAccount, Entity
 
     from adapters.slack import asking as slack
     from adapters.slack import blocks as slack_blocks
@@ -97,7 +97,7 @@ def question_target(data: bytes) -> None:
         text=text,
         recipient=ChannelAccount(**bot),
         entities=[
-            Entity().deserialize(
+            Entity.model_validate(
                 {"type": "mention", "text": "<at>PolicyBot</at>", "mentioned": bot}
             )
         ],

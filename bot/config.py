@@ -25,6 +25,22 @@ DEFAULT_LLM_FLOOR = 0.05
 #: Where the Bot Framework publishes the OpenID metadata naming its token-signing keys.
 BOT_FRAMEWORK_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 RETRIEVERS = ("auto", "lexical", "semantic")
+#: The Microsoft 365 Agents SDK's names for the bot's Azure Bot registration (its env loader
+#: reads `CONNECTIONS__<name>__SETTINGS__<key>`), and the Bot Framework SDK's names they replace.
+AGENTS_SDK_CONNECTION = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
+TEAMS_CLIENT_ID = AGENTS_SDK_CONNECTION + "CLIENTID"
+TEAMS_CLIENT_SECRET = AGENTS_SDK_CONNECTION + "CLIENTSECRET"
+TEAMS_TENANT_ID = AGENTS_SDK_CONNECTION + "TENANTID"
+TEAMS_AUTH_TYPE = AGENTS_SDK_CONNECTION + "AUTHTYPE"
+#: Each old Bot Framework name and what to set instead.
+TEAMS_RENAMED = {
+    "MicrosoftAppId": TEAMS_CLIENT_ID,
+    "MicrosoftAppPassword": TEAMS_CLIENT_SECRET,
+    "MicrosoftAppTenantId": TEAMS_TENANT_ID,
+    "MicrosoftAppType": TEAMS_AUTH_TYPE,
+}
+#: The credential kinds served: an app secret, or a user-assigned managed identity.
+TEAMS_AUTH_TYPES = ("ClientSecret", "UserManagedIdentity")
 #: The chat platforms an admin id can belong to (`POLICYBOT_ADMINS` entries are `platform:id`).
 PLATFORMS = ("slack", "teams")
 #: The URL schemes of DATABASE_URL that select PostgreSQL (libpq's, and Heroku's older one).
@@ -140,6 +156,30 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _renamed(env: Mapping[str, str], name: str, old_name: str) -> str:
+    """A Teams setting under its Agents SDK name, else under the Bot Framework name it had;
+    both given and different is refused, since which one the operator meant is unknown."""
+    value = env.get(name, "")
+    old_value = env.get(old_name, "")
+    if value and old_value and value.strip() != old_value.strip():
+        raise ConfigError(
+            f"{name} and {old_name} are both set, to different values: {old_name} is its old "
+            f"name, so keep {name} only"
+        )
+    return value or old_value
+
+
+def _teams_auth_type(env: Mapping[str, str]) -> str:
+    given = env.get(TEAMS_AUTH_TYPE, "").strip()
+    if given:
+        # The SDK matches these names exactly; accept any case and hand it the exact one.
+        return next((kind for kind in TEAMS_AUTH_TYPES if kind.lower() == given.lower()), given)
+    # A Bot Framework managed identity is the Agents SDK's user-assigned one.
+    if env.get("MicrosoftAppType", "").strip().lower() == "userassignedmsi":
+        return "UserManagedIdentity"
+    return "ClientSecret"
+
+
 def _switch(env: Mapping[str, str], name: str) -> bool:
     """An on/off setting; anything unrecognised is an error, not silently off (or on)."""
     raw = env.get(name, "").strip().lower()
@@ -198,12 +238,17 @@ class Settings:
     #: A Slack user group (id "S…") whose members also count as the policy team.
     slack_policy_team_group: str = ""
 
-    # Microsoft Teams (Bot Framework names)
+    # Microsoft Teams: the Azure Bot registration (the Agents SDK's SERVICE_CONNECTION; the
+    # Bot Framework's MicrosoftApp* names still read, see TEAMS_RENAMED)
     microsoft_app_id: str = ""
     microsoft_app_password: str = ""
     microsoft_app_type: str = "MultiTenant"
     microsoft_app_tenant_id: str = ""
-    #: Serve `/api/messages` without MicrosoftAppId, so with no token check at all: for local
+    #: How the bot proves itself to the connector: TEAMS_AUTH_TYPES.
+    teams_auth_type: str = "ClientSecret"
+    #: The old Bot Framework names found in the environment, for the start-up warning.
+    teams_legacy_settings: tuple[str, ...] = ()
+    #: Serve `/api/messages` without the bot's client id, so with no token check at all: for local
     #: testing only, refused unless the server listens on loopback (adapters.server).
     teams_unauthenticated: bool = False
     #: AAD object ids of the people who may run `review` in Teams.
@@ -285,10 +330,12 @@ class Settings:
             slack_review_channel=env.get("POLICYBOT_SLACK_REVIEW_CHANNEL", ""),
             slack_policy_team=_list(env, "POLICYBOT_SLACK_POLICY_TEAM"),
             slack_policy_team_group=env.get("POLICYBOT_SLACK_POLICY_TEAM_GROUP", "").strip(),
-            microsoft_app_id=env.get("MicrosoftAppId", ""),
-            microsoft_app_password=env.get("MicrosoftAppPassword", ""),
+            microsoft_app_id=_renamed(env, TEAMS_CLIENT_ID, "MicrosoftAppId").strip(),
+            microsoft_app_password=_renamed(env, TEAMS_CLIENT_SECRET, "MicrosoftAppPassword"),
             microsoft_app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
-            microsoft_app_tenant_id=env.get("MicrosoftAppTenantId", ""),
+            microsoft_app_tenant_id=_renamed(env, TEAMS_TENANT_ID, "MicrosoftAppTenantId").strip(),
+            teams_auth_type=_teams_auth_type(env),
+            teams_legacy_settings=tuple(name for name in TEAMS_RENAMED if env.get(name, "")),
             teams_unauthenticated=_switch(env, "POLICYBOT_TEAMS_UNAUTHENTICATED"),
             teams_policy_team=_list(env, "POLICYBOT_TEAMS_POLICY_TEAM"),
             teams_app_name=env.get("POLICYBOT_TEAMS_APP_NAME", "").strip() or "PolicyBot",
@@ -356,8 +403,8 @@ class Settings:
         self._validate_policy_teams()
         if self.teams_unauthenticated and self.microsoft_app_id:
             raise ConfigError(
-                "POLICYBOT_TEAMS_UNAUTHENTICATED is for local testing without MicrosoftAppId; "
-                "with MicrosoftAppId set every Teams request is checked, so unset one of them"
+                f"POLICYBOT_TEAMS_UNAUTHENTICATED is for local testing without {TEAMS_CLIENT_ID}; "
+                "with the bot's client id set every Teams request is checked, so unset one of them"
             )
 
     def _validate_admins(self) -> None:
@@ -396,7 +443,14 @@ class Settings:
                 )
 
     def _validate_microsoft_app(self) -> None:
-        """The Bot Framework's own checks fail late and vaguely; say which setting is missing."""
+        """The SDK's own checks fail late and vaguely; say which setting is missing."""
+        if self.teams_auth_type not in TEAMS_AUTH_TYPES:
+            raise ConfigError(
+                f"{TEAMS_AUTH_TYPE} must be one of {', '.join(TEAMS_AUTH_TYPES)}, "
+                f"got {self.teams_auth_type[:40]!r}"
+            )
+        if self.teams_auth_type == "UserManagedIdentity" and not self.microsoft_app_id:
+            raise ConfigError(f"{TEAMS_AUTH_TYPE}=UserManagedIdentity needs {TEAMS_CLIENT_ID}")
         app_type = self.microsoft_app_type.lower()
         if app_type not in {"multitenant", "singletenant", "userassignedmsi"}:
             raise ConfigError(
@@ -404,22 +458,23 @@ class Settings:
                 f"got {self.microsoft_app_type!r}"
             )
         if app_type != "multitenant" and not self.microsoft_app_id:
-            raise ConfigError(f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppId")
+            raise ConfigError(f"MicrosoftAppType {self.microsoft_app_type} needs {TEAMS_CLIENT_ID}")
         if app_type != "multitenant" and not self.microsoft_app_tenant_id:
-            raise ConfigError(
-                f"MicrosoftAppType {self.microsoft_app_type} needs MicrosoftAppTenantId"
-            )
+            raise ConfigError(f"MicrosoftAppType {self.microsoft_app_type} needs {TEAMS_TENANT_ID}")
 
     def check_teams_secret(self) -> None:
         """ConfigError when the bot would speak to Teams without its secret: checked where Teams
         is served or sent to (`serve`, `digest`, `questions answer`), not at start-up, so a
         missing MicrosoftAppPassword stops only those, never `ask` or `teams-package`."""
         app_type = self.microsoft_app_type.lower()
-        needs_password = app_type == "singletenant" or (
-            app_type == "multitenant" and self.microsoft_app_id
+        needs_password = self.teams_auth_type == "ClientSecret" and (
+            app_type == "singletenant" or bool(self.microsoft_app_id)
         )
         if needs_password and not self.microsoft_app_password:
-            raise ConfigError("MicrosoftAppId is set, so MicrosoftAppPassword is needed too")
+            raise ConfigError(
+                f"{TEAMS_CLIENT_ID} (formerly MicrosoftAppId) is set, so {TEAMS_CLIENT_SECRET} "
+                "(formerly MicrosoftAppPassword) is needed too"
+            )
 
     def admin_ids(self, platform: str) -> tuple[str, ...]:
         """The POLICYBOT_ADMINS ids that count on `platform` (and on no other)."""
@@ -432,8 +487,9 @@ class Settings:
 
     @property
     def teams_configured(self) -> bool:
-        """Teams is served (`/api/messages`) with MicrosoftAppId (every request's token checked)
-        or, for local testing only, with POLICYBOT_TEAMS_UNAUTHENTICATED; otherwise not at all."""
+        """Teams is served (`/api/messages`) with the bot's client id (every request's token
+        checked) or, for local testing only, with POLICYBOT_TEAMS_UNAUTHENTICATED; otherwise
+        not at all."""
         return bool(self.microsoft_app_id) or self.teams_unauthenticated
 
     @property

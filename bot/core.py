@@ -90,6 +90,8 @@ log = logging.getLogger(__name__)
 #: definition; platforms map their buttons' ids onto these.
 HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM = "helpful", "not_helpful", "ask_policy_team"
 REACTIONS = (HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM)
+#: The longest comment kept with a rating (Teams' feedback box takes more).
+MAX_COMMENT_CHARS = 1000
 #: An answer sent this long after its question was received says it is late: longer than
 #: Slack gives an acknowledgement, and than the "Thinking…" placeholder takes to show.
 LATE_AFTER = timedelta(seconds=3)
@@ -242,6 +244,23 @@ class PolicyBot:
                 # From the middle: a policy's first sections are its purpose and scope.
                 return messages.example_question(titles[len(titles) // 2])
         return messages.example_question("")
+
+    def example_questions(self, count: int) -> list[tuple[str, str]]:
+        """Up to `count` questions to offer as starters, each with the section title it is
+        about: one per section of the active policy, spread over it, its opening sections
+        (purpose, scope) left out while there are enough others."""
+        titles: list[str] = []
+        for version in self.storage.active_versions():
+            for stored in self.storage.clauses([version.id]):
+                title = stored.clause.section_title.strip()
+                if title and title != version.title and title not in titles:
+                    titles.append(title)
+        body = titles[2:] if len(titles) - 2 >= count else titles
+        if count <= 0 or not body:
+            return []
+        step = max(1, len(body) // count)
+        chosen = body[::step][:count]
+        return [(title, messages.example_question(title)) for title in chosen]
 
     def active_policy(self) -> ActivePolicy:
         """One read of the active set: a question is answered from whole versions, never a mix."""
@@ -463,6 +482,16 @@ class PolicyBot:
             )
             self.review.place(question_id)
 
+    def keep_comment(self, question_id: int, reaction: str, comment: str) -> None:
+        """A rating's comment, cleaned, shortened and scrubbed of secrets, kept with the
+        question (the latest one, also when the rating itself is the same again)."""
+        kept = self.question_log.redactor.scrub(clean_text(comment))[:MAX_COMMENT_CHARS]
+        if not kept or reaction not in (HELPFUL, NOT_HELPFUL):
+            return
+        if not Outcome(self.storage.question(question_id).outcome).cites:
+            return  # "not covered" replies are not rated (reaction_refusal)
+        self.storage.update_question(question_id, feedback_comment=kept)
+
     def escalate(self, question_id: int) -> None:
         """ "Ask the policy team": the question goes on the review list whatever was answered."""
         self.storage.update_question(question_id, status="open", review_reason="ask_policy_team")
@@ -484,12 +513,14 @@ class PolicyBot:
             return messages.ALREADY_NOTED[reaction]
         return None
 
-    def react(self, question_id: int, reaction: str) -> Referral | None:
-        """An asker's reaction (one of REACTIONS) to an answer, from any platform: the
-        referral for `announce` when the question goes on the review list, else None.
-        KeyError when there is no such question."""
+    def react(self, question_id: int, reaction: str, comment: str = "") -> Referral | None:
+        """An asker's reaction (one of REACTIONS) to an answer, from any platform, with what
+        they wrote beside a rating (`comment`, kept with the question): the referral for
+        `announce` when the question goes on the review list, else None. KeyError when there
+        is no such question."""
         if reaction not in REACTIONS:
             raise ValueError(f"unknown reaction {reaction!r}")
+        self.keep_comment(question_id, reaction, comment)
         if self.reaction_refusal(question_id, reaction) is not None:
             return None  # nothing recorded, so nothing to announce again
         if reaction == ASK_POLICY_TEAM:
@@ -573,7 +604,7 @@ class PolicyBot:
             await self.refer_unanswered(answer, incoming)
 
     async def react_to_answer(
-        self, actor: Actor, question_id: int | None, reaction: str, tell: Tell
+        self, actor: Actor, question_id: int | None, reaction: str, tell: Tell, comment: str = ""
     ) -> bool:
         """An answer's button pressed (one of REACTIONS; `question_id` None when the button's
         value was garbled): the reaction recorded, the presser told so (`tell`), then the
@@ -585,9 +616,10 @@ class PolicyBot:
                 raise KeyError(question_id)
             refusal = self.reaction_refusal(question_id, reaction)
             if refusal is not None:
+                self.keep_comment(question_id, reaction, comment)
                 await tell(refusal)
                 return False
-            referral = self.react(question_id, reaction)
+            referral = self.react(question_id, reaction, comment)
         except KeyError:
             await tell(messages.STALE_QUESTION)
             return False

@@ -164,7 +164,7 @@ def test_core_loads_no_platform_library() -> None:
     code = (
         "import sys, bot.core, bot.cli, bot.retrieval.lexical, bot.store.database;"
         "bad=[m for m in sys.modules if m.split('.')[0] in "
-        "{'slack_bolt','slack_sdk','botbuilder','aiohttp','adapters'}];"
+        "{'slack_bolt','slack_sdk','botbuilder','microsoft_agents','aiohttp','adapters'}];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

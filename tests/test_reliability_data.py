@@ -55,7 +55,7 @@ async def test_the_policy_team_never_sees_who_asked(settings: Settings) -> None:
             async with session.post(
                 base + "/api/messages", json=message(text, stub.url, sender=TEAMS_USER)
             ) as response:
-                assert response.status in (200, 201)
+                assert response.status in (200, 201, 202)
         await stub.received(2)
     bot.storage.close()
     async with slack_server(settings) as slack:
@@ -157,7 +157,7 @@ async def test_bad_questions_through_every_platform_get_a_clear_message(
         aiohttp.ClientSession() as session,
     ):
         async with session.post(base + "/api/messages", json=message(text, stub.url)) as response:
-            assert response.status in (200, 201)
+            assert response.status in (200, 201, 202)
         (reply,) = await stub.received(1)
         replies.append(reply.text)
     teams_logged = bot.storage.questions(status=None)
@@ -213,7 +213,7 @@ async def test_a_lone_surrogate_is_answered_logged_and_spooled(settings: Setting
         async with session.post(
             base + "/api/messages", json=message(SURROGATE_QUESTION, stub.url)
         ) as response:
-            assert response.status in (200, 201)
+            assert response.status in (200, 201, 202)
         (reply,) = await stub.received(1)
         assert reply.card is not None and APOLOGY not in reply.text
         answered += 1
@@ -223,7 +223,7 @@ async def test_a_lone_surrogate_is_answered_logged_and_spooled(settings: Setting
         async with session.post(
             base + "/api/messages", json=message(SURROGATE_QUESTION, stub.url)
         ) as response:
-            assert response.status in (200, 201)
+            assert response.status in (200, 201, 202)
         (_, spooled_reply) = await stub.received(2)
         assert spooled_reply.card is not None and APOLOGY not in spooled_reply.text
         answered += 1
@@ -235,7 +235,7 @@ async def test_a_lone_surrogate_is_answered_logged_and_spooled(settings: Setting
         async with session.post(
             base + "/api/messages", json=message("may I tweet about revenue?", stub.url)
         ) as response:
-            assert response.status in (200, 201)
+            assert response.status in (200, 201, 202)
         await stub.received(3)
     teams_texts = [q.text for q in bot.storage.questions(status=None)]
     assert sorted(teams_texts) == sorted([SURROGATE_LOGGED] * 2 + ["may I tweet about revenue?"])

@@ -217,7 +217,7 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
             async with session.post(
                 base + "/api/messages", json=message(f"{text} #{n}", stub.url)
             ) as response:
-                assert response.status in (200, 201)
+                assert response.status in (200, 201, 202)
         calls = await stub.received(len(ASKED))
         assert all(call.card is not None for call in calls)  # every question answered
         async with session.get(base + "/healthz") as response:
@@ -235,7 +235,7 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
         async with session.post(
             base + "/api/messages", json=message("may I tweet about our revenue?", stub.url)
         ) as response:
-            assert response.status in (200, 201)
+            assert response.status in (200, 201, 202)
         async with session.get(base + "/healthz") as response:
             assert (await response.json())["unlogged_questions"] == 0
     texts = [q.text for q in bot.storage.questions(status=None)]

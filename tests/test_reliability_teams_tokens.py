@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from botframework.connector.auth import MicrosoftAppCredentials
+from microsoft_agents.authentication.msal import MsalAuth
 
 from adapters.server import build_app
 from adapters.teams import auth as teams_auth
@@ -60,11 +60,14 @@ def outgoing_logins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     record which credentials asked."""
     logins: list[tuple[str, str]] = []
 
-    def login(self: MicrosoftAppCredentials, force_refresh: bool = False) -> str:
-        logins.append((self.microsoft_app_id, self.microsoft_app_password))
+    async def login(
+        self: MsalAuth, resource_url: str, scopes: list[str], force_refresh: bool = False
+    ) -> str:
+        settings = self.configuration
+        logins.append((settings.CLIENT_ID or "", settings.CLIENT_SECRET or ""))
         return OUTGOING_TOKEN
 
-    monkeypatch.setattr(MicrosoftAppCredentials, "get_access_token", login)
+    monkeypatch.setattr(MsalAuth, "get_access_token", login)
     return logins
 
 
@@ -102,7 +105,7 @@ async def test_a_valid_token_gets_the_activity_answered_and_the_reply_to_the_con
     token = sign(keys.keys[0], claims(APP_ID, stub.url))
     async with serving(build_app(secured)) as base:
         status, _ = await post(base, message(ROADMAP, stub.url), headers=bearer(token))
-        assert status in (200, 201)
+        assert status in (200, 201, 202)
         (reply,) = await stub.received(1)
     assert reply.card is not None
     # The reply went out with the bot's own token, from MicrosoftAppId + MicrosoftAppPassword.
@@ -224,7 +227,7 @@ async def test_keys_are_cached_and_a_flood_of_unknown_kids_fetches_nothing(
             status, _ = await post(
                 base, message(f"{ROADMAP} ({n})", stub.url), headers=bearer(token)
             )
-            assert status in (200, 201)
+            assert status in (200, 201, 202)
         await stub.received(valid)
         statuses = await asyncio.gather(
             *(
@@ -311,7 +314,7 @@ async def test_unauthenticated_mode_fetches_no_keys_whatever_the_header(
     token = sign(keys.keys[0], claims(APP_ID, stub.url))
     async with serving(build_app(bot, host=LOOPBACK)) as base:
         status, _ = await post(base, message(ROADMAP, stub.url), headers=bearer(token))
-        assert status in (200, 201)
+        assert status in (200, 201, 202)
         await stub.received(1)
     assert keys.metadata_requests == 0
 

@@ -154,12 +154,15 @@ def test_a_missing_teams_password_stops_only_what_talks_to_teams(
     # Where the bot would speak to Teams, it says what is missing.
     digest = run("digest", env={**without_password, "POLICYBOT_DIGEST_TEAMS_CONVERSATION": "19:x"})
     assert digest.exit_code == 0
-    assert "teams: not connected: MicrosoftAppId is set, so MicrosoftAppPassword" in digest.output
+    assert (
+        "teams: not connected: CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID (formerly MicrosoftAppId) is set"
+        in digest.output
+    )
     bot = PolicyBot.create(
         Settings(db_path=str(tmp_path / "serve.db"), microsoft_app_id=APP_ID),
         storage=Storage.memory(),
     )
-    with pytest.raises(ConfigError, match="MicrosoftAppPassword is needed"):
+    with pytest.raises(ConfigError, match=r"formerly MicrosoftAppPassword\) is needed"):
         build_app(bot, host="127.0.0.1")
     bot.storage.close()
 

@@ -1,11 +1,12 @@
-"""The Teams bot's turn logic, driven through botbuilder's TestAdapter (no HTTP)."""
+"""The Teams bot's turn logic, driven through an in-process Agents SDK adapter (no HTTP)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any, cast
 
-from botbuilder.schema import Activity, ChannelAccount, Entity
+from microsoft_agents.activity import Activity, ChannelAccount, Entity
 
 from adapters.teams import asking, handler, turns
 from bot import messages
@@ -22,7 +23,7 @@ def adapter_for(bot: PolicyBot, **options: float) -> RecordingTestAdapter:
 
 
 def mention(data: dict[str, str]) -> Entity:
-    return Entity().deserialize(
+    return Entity.model_validate(
         {"type": "mention", "text": f"<at>{data['name']}</at>", "mentioned": data}
     )
 
@@ -59,8 +60,8 @@ async def test_help_and_a_bare_mention_explain_the_bot(bot: PolicyBot) -> None:
     assert "@mention" in asking.HELP and "review" in asking.HELP
     assert [reply.text for reply in adapter.activity_buffer] == [asking.help_text(bot)] * 3
     # The example is about the active policy's own sections, not a hard-coded offsite.
-    assert bot.example_question() in adapter.activity_buffer[0].text
-    assert "offsite" not in adapter.activity_buffer[0].text
+    assert bot.example_question() in (adapter.activity_buffer[0].text or "")
+    assert "offsite" not in (adapter.activity_buffer[0].text or "")
     assert bot.storage.questions(status=None) == []
 
 
@@ -94,10 +95,10 @@ async def test_group_chat_message_mentioning_someone_else_is_ignored(bot: Policy
 async def test_not_helpful_submit_confirms_and_opens_the_question(bot: PolicyBot) -> None:
     adapter = adapter_for(bot)
     await adapter.receive_activity("can I friend my boss on facebook?")
-    card = adapter.activity_buffer[0].attachments[0].content
+    card = cast(dict[str, Any], adapter.activity_buffer[0].attachments[0].content)
     not_helpful = next(a["data"] for a in card["actions"] if a["title"] == "Not helpful")
     await adapter.receive_activity(Activity(type="message", value=not_helpful))
-    assert "review list" in adapter.activity_buffer[1].text
+    assert "review list" in (adapter.activity_buffer[1].text or "")
     assert [q.review_reason for q in bot.open_questions()] == ["not_helpful"]
 
 
@@ -138,8 +139,8 @@ async def test_slow_answer_gets_a_placeholder_that_the_card_replaces(bot: Policy
     slow.release()
     await turn
     (update,) = adapter.updated_activities
-    assert update.id == "2"  # TestAdapter numbers activities: 1 the question, 2 the placeholder
-    assert update.attachments[0].content["type"] == "AdaptiveCard"
+    assert update.id == "2"  # numbered as they pass: 1 the question, 2 the placeholder
+    assert cast(dict[str, Any], update.attachments[0].content)["type"] == "AdaptiveCard"
     assert len(adapter.activity_buffer) == 1  # replaced, not sent again
 
 

@@ -59,7 +59,7 @@ async def test_done_when_card_quotes_clauses_and_not_helpful_reaches_the_review_
     try:
         async with serving(build_app(bot, host=LOOPBACK)) as base:
             status, _ = await post(base, message(ROADMAP, stub.url))
-            assert status in (200, 201)
+            assert status in (200, 201, 202)
             (reply,) = await stub.received(1)
             assert reply.method == "POST" and reply.conversation_id == PERSONAL["id"]
             card = reply.card
@@ -151,7 +151,7 @@ async def test_channel_and_group_messages_without_a_mention_are_ignored(
 ) -> None:
     for conversation in (CHANNEL, GROUP_CHAT):
         status, _ = await post(server, message(ROADMAP, stub.url, conversation=conversation))
-        assert status in (200, 201)
+        assert status in (200, 201, 202)
     # A personal message afterwards proves the ignored ones were processed and produced nothing.
     await post(server, message("help", stub.url))
     (reply,) = await stub.received(1)
@@ -244,7 +244,7 @@ async def test_slow_answer_sends_a_placeholder_then_replaces_it(
         slow.release()
         status, _ = await request
         calls = await stub.received(2)
-    assert status in (200, 201)
+    assert status in (200, 201, 202)
     assert len(calls) == 2
     update = calls[1]
     assert update.method == "PUT" and update.activity_id == "activity-1"
@@ -301,6 +301,16 @@ async def test_malformed_requests_get_a_clear_error(server: str, stub: Connector
     status, body = await post(server, {"text": "no type"})
     assert status == 400 and "activity" in body
     status, body = await post(server, ["a", "list"])
+    assert status == 400
+    # Fields of the wrong kind, which the SDK's activity model cannot read: 400 naming the
+    # field, never a 500.
+    wrong_kinds = message("hello", stub.url)
+    wrong_kinds["conversation"] = "not an object"
+    status, body = await post(server, wrong_kinds)
+    assert status == 400 and "conversation" in body
+    no_conversation = message("hello", stub.url)
+    del no_conversation["conversation"]
+    status, body = await post(server, no_conversation)
     assert status == 400
     assert stub.calls == []
 

@@ -8,12 +8,14 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from adapters.teams import package as teams_package
 from bot.cli import main
 from bot.config import ConfigError, Settings
+from bot.core import PolicyBot
 
 APP_ID = "11111111-2222-3333-4444-555555555555"
 ENV = {
@@ -54,7 +56,8 @@ def test_cli_writes_an_uploadable_package(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("POLICYBOT_TEAMS_APP_NAME", "Ask Policy")
     out = tmp_path / "teams.zip"
-    result = CliRunner().invoke(main, ["teams-package", "--out", str(out)])
+    db = str(tmp_path / "package.db")  # the prompt starters come from its active policy
+    result = CliRunner().invoke(main, ["--db", db, "teams-package", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Upload" in result.output
     with zipfile.ZipFile(out) as archive:
@@ -82,7 +85,7 @@ def test_cli_writes_an_uploadable_package(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "set MicrosoftAppId"),
+        ({}, "set CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID"),
         ({"MicrosoftAppId": "not-a-guid", "MicrosoftAppPassword": "x"}, "must be a GUID"),
         ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x"}, "--website"),
         ({**ENV, "POLICYBOT_TEAMS_VALID_DOMAINS": "bad domain/with path"}, "not a host name"),
@@ -97,10 +100,11 @@ def test_cli_explains_what_to_set_and_writes_nothing(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     out = tmp_path / "teams.zip"
-    result = CliRunner().invoke(main, ["teams-package", "--out", str(out)])
+    db = tmp_path / "package.db"
+    result = CliRunner().invoke(main, ["--db", str(db), "teams-package", "--out", str(out)])
     assert result.exit_code == 2
     assert message in result.output
-    assert not out.exists()
+    assert not out.exists() and not db.exists()  # nor was a database made for the starters
 
 
 def test_long_descriptions_are_shortened_at_a_word() -> None:
@@ -126,9 +130,12 @@ def test_long_descriptions_are_shortened_at_a_word() -> None:
                 "MicrosoftAppId": APP_ID,
                 "MicrosoftAppPassword": "x",
             },
-            "needs MicrosoftAppTenantId",
+            "needs CONNECTIONS__SERVICE_CONNECTION__SETTINGS__TENANTID",
         ),
-        ({"MicrosoftAppType": "UserAssignedMSI"}, "needs MicrosoftAppId"),
+        (
+            {"MicrosoftAppType": "UserAssignedMSI"},
+            "needs CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID",
+        ),
     ],
 )
 def test_microsoft_app_settings_are_checked_at_start(env: dict[str, str], message: str) -> None:
@@ -151,3 +158,59 @@ def test_microsoft_and_teams_settings_are_read() -> None:
     assert settings.teams_valid_domains == ("a.example.com", "b.example.com")
     assert settings.microsoft_app_tenant_id == "tenant"
     assert Settings.from_env({}).teams_app_name == "PolicyBot"
+
+
+# -- the manifest against Microsoft's published schema -------------------------------------------
+#: Microsoft's Teams app manifest schema, v1.29, from github.com/OfficeDev/microsoft-teams-app-schema
+#: (MicrosoftTeams.schema.json at commit a2a2ebc36df721a55ffbf8542f003fb4343952bd, MIT licence:
+#: tests/schemas/teams/LICENSE); tests cannot fetch it, so it is shipped.
+SCHEMA = Path(__file__).parent / "schemas" / "teams" / "MicrosoftTeams.v1.29.schema.json"
+
+
+def test_the_manifest_is_valid_under_microsofts_published_schema(bot: PolicyBot) -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert schema["properties"]["manifestVersion"]["const"] == teams_package.MANIFEST_VERSION
+    settings = Settings.from_env(ENV)
+    starters = bot.example_questions(teams_package.PROMPT_STARTERS)
+    manifest = teams_package.manifest(settings, starters=starters)
+    errors = sorted(
+        jsonschema.Draft4Validator(schema).iter_errors(manifest), key=lambda e: list(e.path)
+    )
+    assert errors == [], [f"{list(e.path)}: {e.message}" for e in errors]
+    assert manifest["manifestVersion"] == teams_package.MANIFEST_VERSION
+    assert teams_package.MANIFEST_VERSION in manifest["$schema"]
+
+
+def test_prompt_starters_are_questions_about_the_active_policys_sections(bot: PolicyBot) -> None:
+    starters = bot.example_questions(teams_package.PROMPT_STARTERS)
+    assert 1 <= len(starters) <= teams_package.PROMPT_STARTERS
+    titles = {
+        stored.clause.section_title
+        for version in bot.storage.active_versions()
+        for stored in bot.storage.clauses([version.id])
+    }
+    assert all(topic in titles for topic, _ in starters)
+    assert len({topic for topic, _ in starters}) == len(starters)  # one per section
+    manifest = teams_package.manifest(Settings.from_env(ENV), starters=starters)
+    personal, channels = manifest["bots"][0]["commandLists"]
+    prompts = [c for c in personal["commands"] if c.get("type") == "prompt"]
+    assert [p["prompt"] for p in prompts] == [question for _, question in starters]
+    assert all(len(p["title"]) <= teams_package.MAX_STARTER_TITLE for p in prompts)
+    # help and review stay, after the starters; channels keep help only.
+    assert [c["title"] for c in personal["commands"][len(prompts) :]] == ["help", "review"]
+    assert [c["title"] for c in channels["commands"]] == ["help"]
+
+
+def test_the_cli_package_carries_the_prompt_starters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "teams.zip"
+    db = tmp_path / "package.db"
+    result = CliRunner().invoke(main, ["--db", str(db), "teams-package", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    personal = manifest["bots"][0]["commandLists"][0]["commands"]
+    assert any(c.get("type") == "prompt" for c in personal)

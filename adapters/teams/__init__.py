@@ -3,5 +3,5 @@
 jobs `asking`, `uploads` and `review`, `turns` (what the jobs share), `cards` (Adaptive Cards),
 `outbound` (notifier and channel posters), `loopback` and `package` (the Teams app package).
 
-Nothing is imported here, so `policybot teams-package` needs no botbuilder import.
+Nothing is imported here, so `policybot teams-package` needs no Agents SDK import.
 """

@@ -1,26 +1,36 @@
-"""Microsoft Teams wiring: Bot Framework activities in at `POST /api/messages`, through a
-botbuilder CloudAdapter (its tokens checked by `auth`) to the `TeamsBot` turn handler.
+"""Microsoft Teams wiring: Bot Framework activities in at `POST /api/messages`, through the
+Microsoft 365 Agents SDK's CloudAdapter (its tokens checked by `auth`) to the `TeamsBot` turn
+handler; replies and proactive messages go out with tokens from the SDK's MSAL connection
+manager (the SERVICE_CONNECTION: the Azure Bot registration's client id and secret).
 
 A message in a personal chat, or one that @mentions the bot in a channel or group chat,
 becomes an IncomingQuestion; the card's buttons come back as message activities whose `value`
 carries the question id. A file attached in a personal chat is a policy upload (admins only);
-`review` lists the open question groups for the policy team with answer boxes. Without
-MicrosoftAppId (POLICYBOT_TEAMS_UNAUTHENTICATED, local testing) requests are taken on loopback
+`review` lists the open question groups for the policy team with answer boxes. Without a
+client id (POLICYBOT_TEAMS_UNAUTHENTICATED, local testing) requests are taken on loopback
 only, and only with a loopback serviceUrl.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from aiohttp import web
-from botbuilder.core import TurnContext
-from botbuilder.integration.aiohttp import (
-    CloudAdapter,
-    ConfigurationBotFrameworkAuthentication,
+from microsoft_agents.activity import Activity
+from microsoft_agents.authentication.msal import MsalConnectionManager
+from microsoft_agents.hosting.aiohttp import CloudAdapter
+from microsoft_agents.hosting.core import (
+    AgentAuthConfiguration,
+    ClaimsIdentity,
+    TurnContext,
 )
+from microsoft_agents.hosting.core.authorization import AuthTypes
+from microsoft_agents.hosting.core.http import HttpResponse
+from pydantic import ValidationError
 
 from adapters.teams import auth as teams_auth
 from adapters.teams.handler import TeamsBot
@@ -28,31 +38,49 @@ from adapters.teams.loopback import arrived_on_loopback, is_loopback, is_loopbac
 from adapters.teams.outbound import TeamsChannelPoster, TeamsNotifier, TeamsReviewPoster
 from adapters.teams.turns import PLATFORM
 from bot import access, messages
-from bot.config import ConfigError, Settings
+from bot.config import TEAMS_CLIENT_ID, TEAMS_RENAMED, ConfigError, Settings
 from bot.core import PolicyBot
 
 log = logging.getLogger(__name__)
 
 ROUTE = "/api/messages"
+#: The tenant a multi-tenant Azure Bot gets its tokens from (the Bot Framework's own).
+MULTI_TENANT_AUTHORITY = "botframework.com"
 
 
-@dataclass(frozen=True)
-class BotFrameworkConfig:
-    """Our settings under the attribute names the Bot Framework's configuration readers expect."""
-
-    APP_ID: str
-    APP_PASSWORD: str
-    APP_TYPE: str
-    APP_TENANTID: str
-
-
-def bot_framework_config(settings: Settings) -> BotFrameworkConfig:
-    return BotFrameworkConfig(
-        APP_ID=settings.microsoft_app_id,
-        APP_PASSWORD=settings.microsoft_app_password,
-        APP_TYPE=settings.microsoft_app_type,
-        APP_TENANTID=settings.microsoft_app_tenant_id,
+def service_connection(settings: Settings) -> AgentAuthConfiguration:
+    """The SDK's SERVICE_CONNECTION from our settings: who the bot is to the connector."""
+    auth_type = (
+        AuthTypes.user_managed_identity
+        if settings.teams_auth_type == "UserManagedIdentity"
+        else AuthTypes.client_secret
     )
+    return AgentAuthConfiguration(
+        auth_type=auth_type,
+        client_id=settings.microsoft_app_id or None,
+        client_secret=settings.microsoft_app_password or None,
+        tenant_id=settings.microsoft_app_tenant_id or MULTI_TENANT_AUTHORITY,
+        connection_name="SERVICE_CONNECTION",
+    )
+
+
+def warn_about_old_names(settings: Settings) -> None:
+    """One start-up line per Bot Framework name still in use, saying what to rename it to."""
+    for old_name in settings.teams_legacy_settings:
+        new_name = TEAMS_RENAMED[old_name]
+        if old_name == "MicrosoftAppType":
+            advice = (
+                f"unset it: the tenant comes from {TEAMS_RENAMED['MicrosoftAppTenantId']} and "
+                f"a managed identity is {new_name}=UserManagedIdentity"
+            )
+        else:
+            advice = f"rename it to {new_name}"
+        log.warning(
+            "%s is the Bot Framework SDK's setting name, still read for now; %s (the Microsoft "
+            "365 Agents SDK's name)",
+            old_name,
+            advice,
+        )
 
 
 async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
@@ -64,17 +92,12 @@ async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
 
 
 def create_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter whose incoming tokens `teams_auth` checks for MicrosoftAppId (none are
-    checked when it is unset); replies get botbuilder's credentials from the app password."""
-    keys = teams_auth.SigningKeys(
-        settings.teams_openid_metadata_url, timeout=teams_auth.FETCH_TIMEOUT
+    """The Agents SDK's CloudAdapter, its outbound tokens from the MSAL connection manager
+    (none are asked for a turn that arrived unauthenticated)."""
+    connections = MsalConnectionManager(
+        connections_configurations={"SERVICE_CONNECTION": service_connection(settings)}
     )
-    auth = teams_auth.CheckedBotFrameworkAuthentication(
-        settings.microsoft_app_id,
-        ConfigurationBotFrameworkAuthentication(bot_framework_config(settings)),
-        keys,
-    )
-    adapter = CloudAdapter(auth)
+    adapter = CloudAdapter(connection_manager=connections)
     adapter.on_turn_error = on_turn_error
     return adapter
 
@@ -114,7 +137,7 @@ def check_unauthenticated_host(settings: Settings, listen_host: str | None) -> N
             "POLICYBOT_TEAMS_UNAUTHENTICATED=1 serves /api/messages with no token check, so it "
             f"is only allowed on loopback, but the server would listen on {where}. For local "
             "testing run `policybot serve --host 127.0.0.1`; for real Teams traffic unset it "
-            "and set MicrosoftAppId."
+            f"and set {TEAMS_CLIENT_ID}."
         )
 
 
@@ -132,10 +155,11 @@ class MessagesRoute:
 
     adapter: CloudAdapter
     teams_bot: TeamsBot
-    authenticated: bool
+    #: Checks each request's token; None in the unauthenticated local-testing mode.
+    validator: teams_auth.TokenValidator | None
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        if not self.authenticated and not arrived_on_loopback(request):
+        if self.validator is None and not arrived_on_loopback(request):
             refuse_unauthenticated(request, "unauthenticated mode reached off loopback")
             return error(403, "unauthenticated mode only takes requests on loopback")
         if request.content_type != "application/json":
@@ -146,21 +170,86 @@ class MessagesRoute:
             return error(400, "the body is not valid JSON")
         if not isinstance(body, dict) or not body.get("type"):
             return error(400, "the body is not a Bot Framework activity (no type)")
-        if not self.authenticated and not is_loopback(body.get("serviceUrl")):
+        if self.validator is None and not is_loopback(body.get("serviceUrl")):
             # Without tokens anyone could make the bot call any URL; keep that to local tests.
             refuse_unauthenticated(request, "serviceUrl not on loopback in unauthenticated mode")
             return error(403, "unauthenticated mode only replies to a serviceUrl on loopback")
+        identity = ClaimsIdentity()  # anonymous: its replies carry no token
+        if self.validator is not None:
+            try:
+                claims = await self.validator.claims(
+                    request.headers.get("Authorization", ""),
+                    channel=str(body.get("channelId") or ""),
+                    service_url=_text_or_none(body.get("serviceUrl")),
+                )
+            except (web.HTTPUnauthorized, jwt.PyJWTError) as refusal:
+                access.refused(
+                    "Teams activity",
+                    platform=PLATFORM,
+                    who=request.remote or "",
+                    reason=teams_auth.refusal_reason(refusal),
+                )
+                return error(401, "a valid Bot Framework token is required")
+            identity = ClaimsIdentity(claims, authentication_type="Bearer")
+        # Checked before the SDK reads it, which would answer a malformed one with a 500.
         try:
-            response = await self.adapter.process(request, self.teams_bot)
-        except (web.HTTPUnauthorized, jwt.PyJWTError) as refusal:
-            access.refused(
-                "Teams activity",
-                platform=PLATFORM,
-                who=request.remote or "",
-                reason=teams_auth.refusal_reason(refusal),
-            )
-            return error(401, "a valid Bot Framework token is required")
-        return response if response is not None else web.Response(status=201)
+            Activity.model_validate(body)
+        except ValidationError as invalid:
+            return error(400, f"the body is not a Bot Framework activity ({describe(invalid)})")
+        checked = CheckedRequest(request, body, identity)
+        return as_aiohttp(await self.adapter.process_request(checked, self.teams_bot))
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """The request as the SDK's HTTP adapter reads it (its `HttpRequestProtocol`), with the
+    identity our token check vouched for in place of its JWT middleware's."""
+
+    request: web.Request
+    body: dict[str, Any]
+    identity: ClaimsIdentity
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers
+
+    async def json(self) -> dict[str, Any]:
+        return self.body
+
+    def get_claims_identity(self) -> ClaimsIdentity:
+        return self.identity
+
+    def get_path_param(self, name: str) -> str:
+        return self.request.match_info[name]
+
+
+def as_aiohttp(response: HttpResponse) -> web.Response:
+    if response.body is not None:
+        return web.json_response(
+            response.body, status=response.status_code, headers=response.headers
+        )
+    return web.Response(
+        status=response.status_code,
+        headers=response.headers,
+        content_type=response.content_type,
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def describe(invalid: ValidationError) -> str:
+    """Where the activity is malformed, in a few words (never the value sent)."""
+    first = invalid.errors()[0] if invalid.errors() else None
+    if first is None:
+        return "unreadable"
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the activity"
+    return f"{where}: {first.get('msg', 'invalid')}"[:200]
 
 
 def add_routes(
@@ -176,18 +265,25 @@ def add_routes(
     settings = bot.settings
     if not settings.teams_configured:
         raise ConfigError(
-            "Teams is not configured: set MicrosoftAppId (or, for local testing only, "
+            f"Teams is not configured: set {TEAMS_CLIENT_ID} (or, for local testing only, "
             "POLICYBOT_TEAMS_UNAUTHENTICATED=1)"
         )
-    authenticated = bool(settings.microsoft_app_id)
     check_unauthenticated_host(settings, listen_host)
+    warn_about_old_names(settings)
+    validator = None
+    if settings.microsoft_app_id:
+        keys = teams_auth.SigningKeys(
+            settings.teams_openid_metadata_url, timeout=teams_auth.FETCH_TIMEOUT
+        )
+        validator = teams_auth.TokenValidator(settings.microsoft_app_id, keys)
     adapter = register_outbound(bot)
     teams_bot = TeamsBot(bot, placeholder_after=placeholder_after)
-    if not authenticated:
+    if validator is None:
         log.warning(
             "POLICYBOT_TEAMS_UNAUTHENTICATED is set: %s accepts UNAUTHENTICATED requests, on "
             "loopback only, and replies only to service URLs on this machine. For local testing "
-            "only; set MicrosoftAppId for Teams.",
+            "only; set %s for Teams.",
             ROUTE,
+            TEAMS_CLIENT_ID,
         )
-    app.router.add_post(ROUTE, MessagesRoute(adapter, teams_bot, authenticated).messages)
+    app.router.add_post(ROUTE, MessagesRoute(adapter, teams_bot, validator).messages)

@@ -6,20 +6,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botbuilder.core import MessageFactory, TurnContext
-from botbuilder.schema import Activity, ChannelAccount
+from microsoft_agents.activity import Activity, ChannelAccount
+from microsoft_agents.hosting.core import MessageFactory, TurnContext
 
 from adapters.teams import cards as teams_cards
+from adapters.teams import citations
 from adapters.teams.turns import (
     PLATFORM,
     HandlerContext,
+    StreamedReply,
+    TurnReply,
     card_activity,
     is_personal,
     parse_id,
     text_activity,
 )
 from bot import messages
-from bot.core import PolicyBot
+from bot.core import HELPFUL, NOT_HELPFUL, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion
 
 HELP = (
@@ -44,12 +47,37 @@ def help_text(bot: PolicyBot, template: str = HELP) -> str:
 
 def conversation_reference_json(activity: Activity) -> str:
     """What the core stores to reply later (proactively) in the same conversation."""
-    reference = TurnContext.get_conversation_reference(activity)
-    return json.dumps(reference.serialize(), sort_keys=True)
+    reference = activity.get_conversation_reference()
+    # The Bot Framework's JSON, as botbuilder stored it: the id of this request is not kept.
+    stored = reference.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude={"request_id"}
+    )
+    return json.dumps(stored, sort_keys=True)
 
 
 def answer_activity(answer: Answer) -> Activity:
-    return card_activity(teams_cards.answer_card(answer), teams_cards.answer_summary(answer))
+    """The answer card; for an answer with citations, the message text is the lead with
+    Teams' numbered references to them and the Message entity holds their hover cards (and,
+    for an answer a model wrote, the AI label)."""
+    summary = teams_cards.answer_summary(answer)
+    # An uncertain answer keeps its lead in the card, below the warning that it may not be
+    # what was asked: Teams shows a message's text above its card, before that warning.
+    cited = bool(answer.citations) and answer.answered
+    reply = card_activity(teams_cards.answer_card(answer, lead_in_text=cited), summary)
+    if cited:
+        reply.text = f"{summary} {citations.markers(answer)}"
+    entity = citations.message_entity(answer, cited=cited)
+    if entity is not None:
+        reply.entities = [entity]
+    if rated(answer):
+        # Teams' own thumbs up / down with a comment box, under the message.
+        reply.channel_data = {"feedbackLoop": {"type": "default"}, "feedbackLoopEnabled": True}
+    return reply
+
+
+def rated(answer: Answer) -> bool:
+    """Whether the asker may rate the answer: the card's Helpful / Not helpful rule."""
+    return answer.question_id is not None and (answer.answered or answer.uncertain)
 
 
 async def on_help(ctx: HandlerContext, turn_context: TurnContext) -> None:
@@ -67,7 +95,16 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
         asker_name=sender.name or "",
     )
 
-    answer = await ctx.reply_when_ready(turn_context, ctx.policy_bot.ask(incoming), answer_activity)
+    # Teams streams in personal chats only; an answer a model writes is slow enough to show
+    # its progress there.
+    streamed = is_personal(activity) and ctx.policy_bot.settings.llm_configured
+    reply = StreamedReply(turn_context) if streamed else TurnReply(turn_context)
+    answer = await ctx.reply_when_ready(
+        turn_context, ctx.policy_bot.ask(incoming), answer_activity, reply
+    )
+    if answer is not None and answer.question_id is not None and reply.sent_id:
+        conversation_id = activity.conversation.id if activity.conversation else ""
+        ctx.answered_messages.remember(conversation_id, reply.sent_id, answer.question_id)
     await ctx.policy_bot.after_reply(incoming, answer)
 
 
@@ -89,6 +126,52 @@ async def on_answer_action(
     await ctx.policy_bot.react_to_answer(
         asker(sender), parse_id(value.get("question_id")), str(action), tell
     )
+
+
+#: Teams' feedback reactions as the core's.
+FEEDBACK_REACTIONS = {"like": HELPFUL, "dislike": NOT_HELPFUL}
+FEEDBACK_ACTION = "feedback"
+
+
+def feedback_of(value: object) -> tuple[str, str] | None:
+    """The core's reaction and the comment from a `message/submitAction` invoke's value, or
+    None when it is not a feedback submission Teams would send."""
+    if not isinstance(value, dict) or value.get("actionName") != FEEDBACK_ACTION:
+        return None
+    action = value.get("actionValue")
+    if not isinstance(action, dict) or action.get("reaction") not in FEEDBACK_REACTIONS:
+        return None
+    comment = ""
+    form = action.get("feedback")
+    # The form's fields arrive as a JSON string ({"feedbackText": "..."}); anything else is
+    # read as no comment rather than refusing the rating.
+    if isinstance(form, str) and form:
+        try:
+            fields = json.loads(form)
+        except ValueError:
+            fields = None
+        if isinstance(fields, dict) and isinstance(fields.get("feedbackText"), str):
+            comment = fields["feedbackText"]
+    return FEEDBACK_REACTIONS[str(action["reaction"])], comment
+
+
+async def on_feedback(ctx: HandlerContext, turn_context: TurnContext) -> bool:
+    """Teams' feedback buttons under an answer: the rating and its comment to the core, for
+    the question that message answered. False when the invoke is no feedback submission."""
+    activity = turn_context.activity
+    feedback = feedback_of(activity.value)
+    if feedback is None:
+        return False
+    reaction, comment = feedback
+    conversation_id = activity.conversation.id if activity.conversation else ""
+    question_id = ctx.answered_messages.question(conversation_id, activity.reply_to_id or "")
+
+    async def tell(text: str) -> None:
+        await turn_context.send_activity(text_activity(text))
+
+    sender = activity.from_property or ChannelAccount()
+    await ctx.policy_bot.react_to_answer(asker(sender), question_id, reaction, tell, comment)
+    return True
 
 
 def asker(sender: ChannelAccount) -> Actor:

@@ -1,9 +1,13 @@
 """Checking the Bot Framework token on each Teams request, without blocking the server.
 
-botbuilder's own check fetches Microsoft's OpenID metadata and signing keys with blocking
-calls and no timeout, on the event loop: one slow metadata host stalls every request, and a
-token it cannot parse escapes as a 500. Here the keys are fetched with httpx, within one
-time limit, cached, and every refusal is a `TokenRefused` (401) naming why.
+The Agents SDK's own check (its `jwt_authorization_middleware` and `JwtTokenValidator`) is not
+used: it takes the JWKS address from a table keyed by the token's own (unverified) issuer, so it
+cannot be pointed at other keys (the tests' keys on loopback, a sovereign cloud's metadata
+through POLICYBOT_TEAMS_OPENID_METADATA_URL); it fetches them with PyJWT's blocking client in a
+thread with no time limit of ours; it checks the issuer only when told to, ignores the keys'
+channel endorsements, and only warns when the serviceUrl claim names another host. Here the keys
+are fetched with httpx, within one time limit, cached, and every refusal is a `TokenRefused`
+(401) naming why; what passes becomes the SDK's `ClaimsIdentity` for the turn.
 
 The rules are the Bot Framework's for a channel's token: RS256, signed by a key of the JWKS
 the OpenID metadata names (chosen by `kid`, endorsed for the activity's channel), issued by
@@ -24,16 +28,6 @@ from typing import Any
 import httpx
 import jwt
 from aiohttp import web
-from botbuilder.schema import Activity, CallerIdConstants
-from botframework.connector.auth import (
-    AuthenticateRequestResult,
-    AuthenticationConstants,
-    BotFrameworkAuthentication,
-    ClaimsIdentity,
-    ConnectorFactory,
-    UserTokenClient,
-)
-from botframework.connector.skills import BotFrameworkClient
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from bot.config import https_or_loopback_http
@@ -41,6 +35,8 @@ from bot.config import https_or_loopback_http
 log = logging.getLogger(__name__)
 
 ISSUER = "https://api.botframework.com"
+#: The claim that names the service the reply (and its token) is sent to.
+SERVICE_URL_CLAIM = "serviceurl"
 ALGORITHM = "RS256"
 #: Seconds a token's times may be off, as the Bot Framework allows.
 CLOCK_SKEW = 300.0
@@ -249,7 +245,9 @@ class TokenValidator:
         self.app_id = app_id
         self.keys = keys
 
-    async def claims(self, auth_header: str, activity: Activity) -> dict[str, Any]:
+    async def claims(
+        self, auth_header: str, *, channel: str, service_url: str | None
+    ) -> dict[str, Any]:
         """The token's claims; TokenRefused naming why it does not pass, KeysUnavailable when
         it cannot be checked now."""
         scheme, _, token = (auth_header or "").strip().partition(" ")
@@ -274,7 +272,6 @@ class TokenValidator:
         signing_key = await self.keys.get(kid)
         if signing_key is None:
             raise TokenRefused("the token's signing key (kid) is not one of the Bot Framework's")
-        channel = activity.channel_id
         if signing_key.endorsements and channel not in signing_key.endorsements:
             raise TokenRefused(f"the signing key is not endorsed for channel {channel!r}")
         try:
@@ -303,59 +300,6 @@ class TokenValidator:
             raise TokenRefused("the token does not verify") from None
         # The reply, with our own token for the Bot Framework, goes to the activity's
         # serviceUrl: the token must vouch for that address.
-        service_url = activity.service_url
-        if service_url and claims.get(AuthenticationConstants.SERVICE_URL_CLAIM) != service_url:
+        if service_url and claims.get(SERVICE_URL_CLAIM) != service_url:
             raise TokenRefused("the token's serviceUrl claim does not match the activity's")
         return claims
-
-
-# botframework-connector ships no type information, so its base class is Any to mypy; every
-# abstract method is implemented below with its signature.
-class CheckedBotFrameworkAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
-    """botbuilder's authentication with the incoming token checked by `TokenValidator`
-    instead of botbuilder's blocking check; everything outgoing (connector credentials from
-    MicrosoftAppId and MicrosoftAppPassword, proactive messages) is botbuilder's, unchanged.
-
-    Without an app id there is no token to check (unauthenticated mode): the request gets
-    botbuilder's anonymous identity, whatever Authorization header it carries."""
-
-    def __init__(self, app_id: str, inner: BotFrameworkAuthentication, keys: SigningKeys) -> None:
-        self.app_id = app_id
-        self.inner = inner
-        self.validator = TokenValidator(app_id, keys)
-
-    async def authenticate_request(
-        self, activity: Activity, auth_header: str
-    ) -> AuthenticateRequestResult:
-        if not self.app_id:
-            return await self.inner.authenticate_request(activity, "")
-        claims = await self.validator.claims(auth_header, activity)
-        identity = ClaimsIdentity(claims, is_authenticated=True, authentication_type="Bearer")
-        result = AuthenticateRequestResult()
-        result.claims_identity = identity
-        result.audience = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
-        result.caller_id = CallerIdConstants.public_azure_channel
-        result.connector_factory = self.inner.create_connector_factory(identity)
-        return result
-
-    async def authenticate_streaming_request(
-        self, auth_header: str, channel_id_header: str
-    ) -> AuthenticateRequestResult:
-        # Web-socket streaming (Direct Line ASE) is not served; refuse rather than fall back
-        # to botbuilder's blocking check.
-        raise TokenRefused("streaming connections are not supported")
-
-    async def authenticate_channel_request(self, auth_header: str) -> ClaimsIdentity:
-        raise TokenRefused("skill requests are not supported")
-
-    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
-        return self.inner.create_connector_factory(claims_identity)
-
-    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
-        return await self.inner.create_user_token_client(claims_identity)
-
-    def create_bot_framework_client(self) -> BotFrameworkClient:
-        return self.inner.create_bot_framework_client()
-
-    def get_originating_audience(self) -> str:
-        return str(self.inner.get_originating_audience())

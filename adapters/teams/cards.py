@@ -94,28 +94,40 @@ def document_name(citation: Citation) -> str:
     return citation.document_title or citation.document
 
 
-def citation_block(citation: Citation, *, with_document: bool) -> dict[str, Any]:
+def citation_block(
+    citation: Citation, *, with_document: bool, position: int | None = None
+) -> dict[str, Any]:
     reference = citation.reference or document_name(citation)
     if with_document and citation.reference:
         reference = f"{document_name(citation)}, {reference}"
+    if position is not None:
+        reference = f"[{position}] {reference}"  # the number the message text cites it by
     items = [heading(reference), literal(f"“{citation.text}”", italic=True)]
     if citation.owner:
         items.append(literal(f"Owner: {citation.owner}", isSubtle=True, size="Small"))
     return {"type": "Container", "separator": True, "spacing": "Medium", "items": items}
 
 
-def answer_card(answer: Answer) -> dict[str, Any]:
+def answer_card(answer: Answer, *, lead_in_text: bool = False) -> dict[str, Any]:
     """Lead, each cited clause quoted under its section, and the feedback actions; an uncertain
-    answer under a heading saying it may not be what was asked."""
+    answer under a heading saying it may not be what was asked. With `lead_in_text` the
+    message's text carries the verdict and lead with numbered citations, so the card does not
+    repeat them and numbers its quotes instead."""
     several_documents = len({c.document for c in answer.citations}) > 1
     body: list[dict[str, Any]] = []
-    if answer.headline and answer.answered:
+    if answer.headline and answer.answered and not lead_in_text:
         body.append(heading(answer.headline))
     if answer.uncertain:
         body.append(literal(f"❔ {messages.UNCERTAIN_MARK}", weight="Bolder", color="Warning"))
         body.append(literal(messages.UNCERTAIN_NOTE, isSubtle=True, size="Small"))
-    body.append(literal(answer.lead))
-    body.extend(citation_block(c, with_document=several_documents) for c in answer.citations)
+    if not lead_in_text:
+        body.append(literal(answer.lead))
+    body.extend(
+        citation_block(
+            c, with_document=several_documents, position=position if lead_in_text else None
+        )
+        for position, c in enumerate(answer.citations, start=1)
+    )
     if answer.citations and not several_documents:
         body.append(literal(f"— {document_name(answer.citations[0])}", isSubtle=True))
     if answer.policy_version:

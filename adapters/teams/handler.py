@@ -3,10 +3,11 @@ module (asking, uploads, review) as functions handed the turn and a `HandlerCont
 
 from __future__ import annotations
 
-from typing import Any
+from http import HTTPStatus
+from typing import Any, cast
 
-from botbuilder.core import ActivityHandler, TurnContext
-from botbuilder.schema import ChannelAccount
+from microsoft_agents.activity import ChannelAccount, InvokeResponse, TurnContextProtocol
+from microsoft_agents.hosting.core import ActivityHandler, TurnContext
 
 from adapters import replies
 from adapters.downloads import DOWNLOAD_TIMEOUT
@@ -15,10 +16,11 @@ from adapters.teams import cards as teams_cards
 from adapters.teams.turns import HandlerContext, addressed_to_bot, is_personal, question_text
 from bot.core import PolicyBot
 
+#: The invoke Teams sends for its feedback buttons' submission.
+SUBMIT_ACTION = "message/submitAction"
 
-# botbuilder ships no type information, so its base class is Any to mypy; the methods
-# overridden here keep botbuilder's signatures.
-class TeamsBot(ActivityHandler):  # type: ignore[misc]
+
+class TeamsBot(ActivityHandler):
     """Translates Teams turns into PolicyBot calls; one per app, built in `add_routes`."""
 
     def __init__(
@@ -36,7 +38,11 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
             download_timeout=download_timeout,
         )
 
-    async def on_message_activity(self, turn_context: TurnContext) -> None:
+    async def on_message_activity(self, turn_context: TurnContextProtocol[Any]) -> None:
+        # The SDK's adapters hand their handlers its TurnContext; the jobs use it as such.
+        await self.on_message(cast(TurnContext, turn_context))
+
+    async def on_message(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         if isinstance(activity.value, dict) and teams_cards.SUBMIT_KEY in activity.value:
             await self.on_card_action(turn_context, activity.value)
@@ -67,7 +73,20 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
             return
         await asking.on_answer_action(self.ctx, turn_context, value)
 
+    async def on_invoke_activity(
+        self, turn_context: TurnContextProtocol[Any]
+    ) -> InvokeResponse | None:
+        context = cast(TurnContext, turn_context)
+        if context.activity.name == SUBMIT_ACTION:
+            if await asking.on_feedback(self.ctx, context):
+                return InvokeResponse(status=HTTPStatus.OK, body={})
+            return InvokeResponse(
+                status=HTTPStatus.BAD_REQUEST,
+                body={"error": "only Teams' feedback (actionName feedback) is taken here"},
+            )
+        return await super().on_invoke_activity(turn_context)
+
     async def on_members_added_activity(
-        self, members_added: list[ChannelAccount], turn_context: TurnContext
+        self, members_added: list[ChannelAccount], turn_context: TurnContextProtocol[Any]
     ) -> None:
-        await asking.on_members_added(self.ctx, members_added, turn_context)
+        await asking.on_members_added(self.ctx, members_added, cast(TurnContext, turn_context))

@@ -1,19 +1,26 @@
 """Teams messages nobody's turn asked for: the `Notifier` that replies to an asker later via
 the conversation reference stored with the question, and the digest and review channels'
-posters, all sent proactively through botbuilder's `continue_conversation`."""
+posters, all sent proactively through the Agents SDK's `continue_conversation`."""
 
 from __future__ import annotations
 
 import json
 
-from botbuilder.core import MessageFactory, TurnContext
-from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import (
+from microsoft_agents.activity import (
     Activity,
     ChannelAccount,
+    ChannelId,
     ConversationAccount,
     ConversationReference,
 )
+from microsoft_agents.hosting.aiohttp import CloudAdapter
+from microsoft_agents.hosting.core import (
+    AuthenticationConstants,
+    ClaimsIdentity,
+    MessageFactory,
+    TurnContext,
+)
+from pydantic import ValidationError
 
 from adapters.teams import cards as teams_cards
 from adapters.teams.turns import card_activity
@@ -29,9 +36,18 @@ class TeamsNotifier:
 
     async def send(self, address: ReplyAddress, text: str) -> None:
         try:
-            reference = ConversationReference().deserialize(json.loads(address.conversation))
-        except (ValueError, TypeError) as error:
+            stored = json.loads(address.conversation)
+        except ValueError as error:
             raise DeliveryError(f"no usable Teams conversation reference: {error}") from None
+        if not isinstance(stored, dict) or not stored.get("serviceUrl"):
+            raise DeliveryError("the Teams conversation reference has no service URL")
+        # The Bot Framework's JSON (as botbuilder stored it too), which the SDK's model reads.
+        try:
+            reference = ConversationReference.model_validate(stored)
+        except ValidationError as error:
+            problem = error.errors()[0].get("loc", ()) if error.errors() else ()
+            where = ".".join(str(part) for part in problem) or "its fields"
+            raise DeliveryError(f"no usable Teams conversation reference ({where})") from None
         if not reference.service_url or not reference.conversation:
             raise DeliveryError("the Teams conversation reference has no service URL")
         await send_proactive(self.adapter, reference, MessageFactory.text(text), self.app_id)
@@ -41,12 +57,12 @@ def channel_reference(conversation_id: str, service_url: str, app_id: str) -> Co
     """A configured channel, for a proactive post: nobody wrote to the bot there, so no
     reference was stored, and the service URL is the configured one."""
     return ConversationReference(
-        channel_id="msteams",
+        channel_id=ChannelId("msteams"),
         service_url=service_url,
         conversation=ConversationAccount(
             id=conversation_id, is_group=True, conversation_type="channel"
         ),
-        bot=ChannelAccount(id=app_id),
+        agent=ChannelAccount(id=app_id or "policybot"),
     )
 
 
@@ -103,8 +119,15 @@ async def send_proactive(
         except Exception as error:  # the connector raises many unrelated types
             failures.append(error)
 
+    continuation = reference.get_continuation_activity()
     try:
-        await adapter.continue_conversation(reference, deliver, app_id)
+        if app_id:
+            await adapter.continue_conversation(app_id, continuation, deliver)
+        else:
+            # Unauthenticated local testing: no token to ask for, as for the turns.
+            await adapter.continue_conversation_with_claims(
+                ClaimsIdentity(), continuation, deliver, AuthenticationConstants.AGENTS_SDK_SCOPE
+            )
     except Exception as error:  # e.g. no credentials could be had for the service URL
         failures.append(error)
     if failures:

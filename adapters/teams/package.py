@@ -13,13 +13,19 @@ import struct
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings
+from bot.config import TEAMS_CLIENT_ID, Settings
 
-MANIFEST_VERSION = "1.16"
+#: The Teams app manifest's schema version: the latest Microsoft has released (its schema is
+#: shipped under tests/schemas/teams/ and the manifest is validated against it there).
+MANIFEST_VERSION = "1.29"
+#: Prompt starters in the personal chat (beside `help` and `review`; a list holds 12 at most).
+PROMPT_STARTERS = 6
+#: Teams shows a command's title in one short line.
+MAX_STARTER_TITLE = 32
 MANIFEST_SCHEMA = (
     "https://developer.microsoft.com/en-us/json-schemas/teams/"
     f"v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
@@ -126,14 +132,20 @@ def manifest(
     developer: str = "",
     website: str = "",
     version: str = "1.0.0",
+    starters: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
+    """The app manifest; `starters` are (topic, question) pairs, shown in the personal chat
+    as prompt starters that ask the question when chosen."""
     app_id = settings.microsoft_app_id.strip()
     if not app_id:
-        raise PackageError("set MicrosoftAppId (the Azure Bot's app id) to build the package")
+        raise PackageError(
+            f"set {TEAMS_CLIENT_ID} (the Azure Bot's app id, formerly MicrosoftAppId) to build "
+            "the package"
+        )
     try:
         uuid.UUID(app_id)
     except ValueError:
-        raise PackageError(f"MicrosoftAppId must be a GUID, got {app_id!r}") from None
+        raise PackageError(f"{TEAMS_CLIENT_ID} must be a GUID, got {app_id!r}") from None
     name = settings.teams_app_name.strip()
     if not name or len(name) > 30:
         raise PackageError("POLICYBOT_TEAMS_APP_NAME must be 1 to 30 characters")
@@ -147,9 +159,18 @@ def manifest(
             "(the host that serves /api/messages); Teams needs https links"
         )
     description = " ".join(settings.teams_app_description.split())
-    commands = [
+    commands: list[dict[str, str]] = [
         {"title": "help", "description": "What I can do and how to ask"},
         {"title": "review", "description": "Open questions (policy team only)"},
+    ]
+    prompts = [
+        {
+            "title": _short(topic, MAX_STARTER_TITLE),
+            "description": question[:4000],
+            "type": "prompt",
+            "prompt": question[:4000],
+        }
+        for topic, question in starters[:PROMPT_STARTERS]
     ]
     return {
         "$schema": MANIFEST_SCHEMA,
@@ -173,7 +194,7 @@ def manifest(
                 "isNotificationOnly": False,
                 "supportsFiles": True,  # admins attach policy files in personal chat
                 "commandLists": [
-                    {"scopes": ["personal"], "commands": commands},
+                    {"scopes": ["personal"], "commands": [*prompts, *commands]},
                     {"scopes": ["team", "groupChat"], "commands": commands[:1]},
                 ],
             }
@@ -183,7 +204,7 @@ def manifest(
     }
 
 
-def package_bytes(settings: Settings, **options: str) -> bytes:
+def package_bytes(settings: Settings, **options: Any) -> bytes:
     data = manifest(settings, **options)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -193,7 +214,7 @@ def package_bytes(settings: Settings, **options: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_package(settings: Settings, path: Path, **options: str) -> Path:
+def write_package(settings: Settings, path: Path, **options: Any) -> Path:
     """Build everything first, so a settings problem never leaves a half-written zip."""
     data = package_bytes(settings, **options)
     path.write_bytes(data)

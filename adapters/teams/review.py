@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.schema import ChannelAccount
+from microsoft_agents.activity import ChannelAccount
+from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
 
 from adapters.teams import cards as teams_cards
 from adapters.teams.turns import (

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import html
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.schema import Activity, ChannelAccount
+from microsoft_agents.activity import Activity, ChannelAccount, Entity, StreamInfo
+from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnContext
 
 from adapters.replies import reply_in_time
 from bot import messages
@@ -38,9 +39,10 @@ def mentions_recipient(activity: Activity) -> list[dict[str, Any]]:
     for entity in activity.entities or []:
         if (entity.type or "").lower() != "mention":
             continue
-        properties = entity.additional_properties or {}
-        mentioned = properties.get("mentioned") or {}
-        if recipient_id and mentioned.get("id") == recipient_id:
+        # As sent on the wire: the SDK reads a mention into its own model, other entities not.
+        properties: dict[str, Any] = entity.model_dump(by_alias=True, exclude_none=True)
+        mentioned = properties.get("mentioned")
+        if recipient_id and isinstance(mentioned, dict) and mentioned.get("id") == recipient_id:
             found.append(properties)
     return found
 
@@ -77,13 +79,33 @@ def parse_id(raw: object) -> int | None:
 
 # -- replying ----------------------------------------------------------------------------------
 def card_activity(content: dict[str, Any], summary: str) -> Activity:
-    reply = MessageFactory.attachment(CardFactory.adaptive_card(content))
+    reply: Activity = MessageFactory.attachment(CardFactory.adaptive_card(content))
     reply.summary = summary
     return reply
 
 
 def text_activity(text: str) -> Activity:
-    return MessageFactory.text(text)
+    reply: Activity = MessageFactory.text(text)
+    return reply
+
+
+#: The informative update that opens a streamed answer (Teams shows it in its progress line).
+LOOKING_IN_POLICY = "Looking in the policy…"
+STREAM_INFO = "streaminfo"
+
+
+def stream_info(kind: str, *, stream_id: str | None = None, sequence: int | None = None) -> Entity:
+    fields: dict[str, Any] = {"type": STREAM_INFO, "stream_type": kind}
+    if stream_id is not None:
+        fields["stream_id"] = stream_id
+    if sequence is not None:
+        fields["stream_sequence"] = sequence
+    return StreamInfo(**fields)
+
+
+def informative_activity(text: str = LOOKING_IN_POLICY) -> Activity:
+    """The first activity of a stream: a typing activity with Teams' informative update."""
+    return Activity(type="typing", text=text, entities=[stream_info("informative", sequence=1)])
 
 
 @dataclass
@@ -105,6 +127,71 @@ class TurnReply:
         await self.turn_context.update_activity(activity)
 
 
+#: How many answered messages the feedback buttons can still be traced from to their question.
+ANSWERED_MESSAGES_KEPT = 10_000
+
+
+class AnsweredMessages:
+    """Which question each answer message in a conversation shows, by the message's id:
+    Teams' feedback buttons name only the message they are under. Kept in this process, the
+    latest ANSWERED_MESSAGES_KEPT; feedback on an older one is told the question is gone."""
+
+    def __init__(self, kept: int = ANSWERED_MESSAGES_KEPT) -> None:
+        self.kept = kept
+        self._questions: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def remember(self, conversation_id: str, message_id: str, question_id: int) -> None:
+        key = (conversation_id, message_id)
+        self._questions[key] = question_id
+        self._questions.move_to_end(key)
+        while len(self._questions) > self.kept:
+            self._questions.popitem(last=False)
+
+    def question(self, conversation_id: str, message_id: str) -> int | None:
+        return self._questions.get((conversation_id, message_id))
+
+
+@dataclass
+class StreamedReply(TurnReply):
+    """A reply streamed as Teams streams in a personal chat: posting the informative update
+    starts the stream, and the answer replacing it is the stream's final message. When the
+    stream cannot start or end (Teams refuses it), `replies.reply_in_time` falls back to
+    posting the answer as one plain message, which `post` sends without stream marks."""
+
+    stream_id: str | None = None
+
+    async def post(self, activity: Activity) -> None:
+        if activity.type == "typing" and _stream_of(activity) is not None:
+            sent = await self.turn_context.send_activity(activity)
+            if sent is None or not sent.id:
+                raise RuntimeError("Teams gave the stream no id")
+            self.stream_id = sent.id
+            return
+        await super().post(_without_stream(activity))
+
+    async def replace(self, activity: Activity) -> None:
+        if self.stream_id is None:
+            await self.post(activity)
+            return
+        final = activity.model_copy(deep=True)
+        final.entities = [*(final.entities or []), stream_info("final", stream_id=self.stream_id)]
+        sent = await self.turn_context.send_activity(final)
+        # The stream becomes the message: its id is the one Teams' feedback names.
+        self.sent_id = (sent.id if sent is not None else None) or self.stream_id
+
+
+def _stream_of(activity: Activity) -> Entity | None:
+    return next((e for e in activity.entities or [] if e.type == STREAM_INFO), None)
+
+
+def _without_stream(activity: Activity) -> Activity:
+    if _stream_of(activity) is None:
+        return activity
+    plain = activity.model_copy(deep=True)
+    plain.entities = [e for e in plain.entities or [] if e.type != STREAM_INFO]
+    return plain
+
+
 @dataclass(frozen=True)
 class HandlerContext:
     """What the turn handler's jobs are handed besides the turn: the core, how long an answer
@@ -113,18 +200,25 @@ class HandlerContext:
     policy_bot: PolicyBot
     placeholder_after: float
     download_timeout: float
+    answered_messages: AnsweredMessages = field(default_factory=AnsweredMessages)
 
     async def reply_when_ready(
         self,
         turn_context: TurnContext,
         work: Awaitable[T],
         render: Callable[[T], Activity],
+        reply: TurnReply | None = None,
     ) -> T | None:
+        if isinstance(reply, StreamedReply):
+            # A stream opens at once with its informative update, in place of "Thinking…".
+            thinking, delay = informative_activity(), 0.0
+        else:
+            thinking, delay = text_activity(messages.THINKING), self.placeholder_after
         return await reply_in_time(
             work,
-            TurnReply(turn_context),
+            reply or TurnReply(turn_context),
             render=render,
             text=text_activity,
-            thinking=text_activity(messages.THINKING),
-            delay=self.placeholder_after,
+            thinking=thinking,
+            delay=delay,
         )

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botbuilder.core import TurnContext
-from botbuilder.schema import Activity, ChannelAccount
+from microsoft_agents.activity import Activity, ChannelAccount
+from microsoft_agents.hosting.core import TurnContext
 
 from adapters.downloads import DownloadError, TooLarge, download
 from adapters.teams import cards as teams_cards

@@ -70,12 +70,18 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.option("--app-version", default="1.0.0", show_default=True, help="The package version.")
 @click.pass_obj
 def teams_package(ctx: Context, out: Path, developer: str, website: str, app_version: str) -> None:
-    """Write the Teams app package (manifest.json and icons) to upload or sideload."""
+    """Write the Teams app package (manifest.json and icons) to upload or sideload; its
+    prompt starters are questions about the active policy's sections."""
     package = importlib.import_module("adapters.teams.package")
+    options = {"developer": developer, "website": website, "version": app_version}
     try:
-        package.write_package(
-            ctx.settings, out, developer=developer, website=website, version=app_version
-        )
+        # The settings checked before the database is opened for the starters.
+        package.manifest(ctx.settings, **options)
+    except package.PackageError as error:
+        fail(str(error), 2)
+    starters = ctx.bot().example_questions(package.PROMPT_STARTERS)
+    try:
+        package.write_package(ctx.settings, out, **options, starters=starters)
     except package.PackageError as error:
         fail(str(error), 2)
     except OSError as error:

@@ -49,6 +49,7 @@ class QuestionRow:
     now_answered_confidence: float | None
     now_answered_citations: list[dict[str, Any]]  # as `citations`
     outcome: str  # answered | uncertain | not_covered (bot.answering.outcome.Outcome)
+    feedback_comment: str | None  # what the asker wrote with a rating (Teams' feedback form)
 
     @classmethod
     def from_sql(cls, columns: Sequence[str], values: Sequence[Any]) -> Self:

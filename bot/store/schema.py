@@ -330,3 +330,12 @@ def m011_question_outcomes(db: sqlite_utils.Database) -> None:
         "UPDATE questions SET outcome = CASE WHEN answered = 1 THEN 'answered' "
         "ELSE 'not_covered' END"
     )
+
+
+@migrations()
+def m012_feedback_comments(db: sqlite_utils.Database) -> None:
+    """What an asker wrote with a rating (Teams' feedback form has a comment box): kept with
+    the question for the policy team, scrubbed of secrets like the rest of the row."""
+    questions = db.table("questions")
+    assert isinstance(questions, Table)
+    questions.add_column("feedback_comment", str)

@@ -175,6 +175,8 @@ MIGRATIONS: list[tuple[str, Step]] = [
                 ELSE 'not_covered' END""",
         ],
     ),
+    # What an asker wrote with a rating, as in SQLite's m012.
+    ("m012_feedback_comments", ["ALTER TABLE questions ADD COLUMN feedback_comment TEXT"]),
 ]
 
 

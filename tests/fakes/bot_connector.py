@@ -2,6 +2,12 @@
 
 It answers the three calls a bot makes while replying: send to a conversation, reply to an
 activity (both POST) and update an activity (PUT), each with a fresh activity id.
+
+It also plays Teams' streaming protocol: an activity carrying a `streaminfo` entity is part of a
+stream. The first (`informative` or `streaming`, a typing activity, sequence 1) starts one and
+its id is the stream's id; later ones name that `streamId` with a rising `streamSequence`; the
+`final` one is a message naming it, whose id is the stream's. Anything else is refused with 400
+as Teams does, and `refuse_streaming` refuses every stream with 403 (as in a channel).
 """
 
 from __future__ import annotations
@@ -35,6 +41,14 @@ class Call:
         return str(self.body.get("text") or "")
 
     @property
+    def stream(self) -> dict[str, Any] | None:
+        """The activity's `streaminfo` entity, when it is part of a stream."""
+        for entity in self.body.get("entities") or []:
+            if isinstance(entity, dict) and entity.get("type") == "streaminfo":
+                return entity
+        return None
+
+    @property
     def card(self) -> dict[str, Any] | None:
         cards = self.cards
         return cards[0] if cards else None
@@ -59,6 +73,10 @@ class ConnectorStub:
         self.refuse_conversations: set[str] = set()
         #: When set, edits (PUT) are refused with 405, as by clients that cannot edit messages.
         self.refuse_updates = False
+        #: When set, every streamed activity is refused with 403 (Teams: no streaming there).
+        self.refuse_streaming = False
+        #: Each stream's id, with the last sequence number taken and whether it has ended.
+        self.streams: dict[str, tuple[int, bool]] = {}
         self._arrived = asyncio.Event()
         self.app = web.Application()
         base = "/v3/conversations/{conversation_id}/activities"
@@ -89,7 +107,46 @@ class ConnectorStub:
             return web.json_response(
                 {"error": {"code": "MethodNotAllowed", "message": "no edits"}}, status=405
             )
+        stream = call.stream
+        if stream is not None:
+            return self._stream(call, stream)
         return web.json_response({"id": call.id})
+
+    def _stream(self, call: Call, stream: dict[str, Any]) -> web.Response:
+        def refuse(status: int, code: str) -> web.Response:
+            return web.json_response({"error": {"code": code, "message": code}}, status=status)
+
+        if self.refuse_streaming:
+            return refuse(403, "ContentStreamNotAllowed")
+        kind = stream.get("streamType")
+        stream_id = stream.get("streamId")
+        if kind == "final":
+            if call.body.get("type") != "message" or stream_id not in self.streams:
+                return refuse(400, "BadArgument")
+            taken, ended = self.streams[stream_id]
+            if ended:
+                return refuse(400, "ContentStreamHasEnded")
+            self.streams[stream_id] = (taken, True)
+            return web.json_response({"id": stream_id})
+        sequence = stream.get("streamSequence")
+        if kind not in ("informative", "streaming") or call.body.get("type") != "typing":
+            return refuse(400, "BadArgument")
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            return refuse(400, "BadArgument")
+        if stream_id is None:
+            if sequence != 1:
+                return refuse(400, "BadArgument")
+            self.streams[call.id] = (1, False)
+            return web.json_response({"id": call.id})
+        if stream_id not in self.streams:
+            return refuse(400, "BadArgument")
+        last, ended = self.streams[stream_id]
+        if ended:
+            return refuse(400, "ContentStreamHasEnded")
+        if sequence <= last:
+            return refuse(400, "ContentStreamSequenceOrderPreConditionFailed")
+        self.streams[stream_id] = (sequence, False)
+        return web.json_response({"id": stream_id})
 
     async def received(self, count: int) -> list[Call]:
         """Wait until `count` calls have arrived (a guard timeout only stops a hung test)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 BOT = {"id": "28:policybot-app-id", "name": "PolicyBot"}
@@ -126,4 +127,26 @@ def file_message(
             "content": {"downloadUrl": url, "uniqueId": f"id-{stem}", "fileType": extension},
         }
     activity["attachments"] = [attachment]
+    return activity
+
+
+def feedback_submit(
+    reaction: str,
+    reply_to_id: str,
+    service_url: str,
+    *,
+    comment: str | None = None,
+    conversation: dict[str, Any] = PERSONAL,
+    sender: dict[str, Any] = ALICE,
+    action_name: str = "feedback",
+) -> dict[str, Any]:
+    """What Teams posts when someone submits its feedback form under the bot's message
+    `reply_to_id`: a `message/submitAction` invoke, the form's fields as a JSON string."""
+    activity = _base("invoke", service_url, conversation, sender)
+    activity["name"] = "message/submitAction"
+    activity["replyToId"] = reply_to_id
+    action: dict[str, Any] = {"reaction": reaction}
+    if comment is not None:
+        action["feedback"] = json.dumps({"feedbackText": comment})
+    activity["value"] = {"actionName": action_name, "actionValue": action}
     return activity
