@@ -224,7 +224,9 @@ async def test_a_refused_connection_falls_back(settings: Settings) -> None:
 
 def stub_answerer_for_url(url: str) -> GroundedAnswerer:
     return GroundedAnswerer(
-        ChatClient(LLMConfig(base_url=url, model="m", timeout=0.2, retries=1, backoff=0.01)),
+        # A refused connection fails at once; the timeout only has to outlast a loaded machine's
+        # scheduling (at 0.2 s it once fired first, and the note said "did not reply").
+        ChatClient(LLMConfig(base_url=url, model="m", timeout=3.0, retries=1, backoff=0.01)),
         budget=5,
     )
 
