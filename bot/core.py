@@ -199,7 +199,7 @@ class PolicyBot:
             settings=settings,
             storage=storage,
             unlogged=UnloggedQuestions.beside(storage.path),
-            mark=ProcessMark.beside(storage.path),
+            mark=ProcessMark.beside(storage.location),
             retriever=build_retriever(storage, settings.retriever),
             answerer=answerer,
         )

@@ -175,6 +175,15 @@ MIGRATIONS: list[tuple[str, Step]] = [
                 ELSE 'not_covered' END""",
         ],
     ),
+    (
+        "m012_delivery_claims",
+        [
+            """ALTER TABLE reply_addresses ADD COLUMN claimed_by TEXT,
+                ADD COLUMN claimed_until TEXT""",
+            """CREATE TABLE digest_posts (week TEXT PRIMARY KEY, claimed_by TEXT,
+                claimed_until TEXT, posted_at TEXT)""",
+        ],
+    ),
 ]
 
 
