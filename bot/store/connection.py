@@ -53,6 +53,12 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def lease_stamp(moment: datetime) -> str:
+    """A claim's lease end as stored: ISO text in UTC to the millisecond, one format for
+    every lease, so that text order is time order on both engines."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def _identifier(name: str) -> str:
     # Table and column names come from the code, never from a user; checked all the same,
     # since they are the one part of a statement that is not a bound parameter.

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.store.connection import Connected, utcnow
+from bot.store.connection import Connected, lease_stamp, utcnow
 from bot.store.questions import question_rows
 from bot.store.rows import PendingDelivery, QuestionRow
 
@@ -16,12 +16,6 @@ from bot.store.rows import PendingDelivery, QuestionRow
 #: the delivery over (see `claim_reply`): far above a platform call's timeout, so a live
 #: sender keeps it, and short enough that an answer a dead process claimed still goes out.
 DELIVERY_LEASE = timedelta(minutes=5)
-
-
-def lease_time(moment: datetime) -> str:
-    """A lease's end as stored: ISO text in UTC to the millisecond, so that text order is
-    time order on both engines."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 class GroupStore(Connected):
@@ -153,7 +147,7 @@ class GroupStore(Connected):
                 "UPDATE reply_addresses SET claimed_by = ?, claimed_until = ? "
                 "WHERE question_id = ? AND (claimed_until IS NULL OR claimed_until = '' "
                 "OR claimed_until <= ?)",
-                [claimant, lease_time(now + lease), question_id, lease_time(now)],
+                [claimant, lease_stamp(now + lease), question_id, lease_stamp(now)],
             )
         return cursor.rowcount == 1
 
