@@ -198,7 +198,7 @@ class PolicyBot:
         return cls(
             settings=settings,
             storage=storage,
-            unlogged=UnloggedQuestions.beside(storage.path),
+            unlogged=UnloggedQuestions.of(storage.location, settings.db_path),
             mark=ProcessMark.beside(storage.location),
             retriever=build_retriever(storage, settings.retriever),
             answerer=answerer,

@@ -9,6 +9,7 @@ Races are between two `Storage` connections in threads, or two real processes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -22,8 +23,10 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from adapters.server import build_app
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
@@ -32,7 +35,11 @@ from bot.store.database import Storage
 from bot.store.groups import DELIVERY_LEASE
 from bot.store.liveness import ProcessMark
 from tests.conftest import ROOT
+from tests.fakes.bot_connector import connector_stub
+from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.slack_api import GUARD, fake_slack_api
+from tests.fakes.teams_activities import message
+from tests.fakes.teams_harness import local_teams
 from tests.reliability import record
 
 PREMIUM = "can I expense LinkedIn Premium?"
@@ -333,3 +340,60 @@ def test_a_mark_follows_the_engine_of_its_database(tmp_path: Path) -> None:
     assert on_file.folder == tmp_path / "bot.db.processes" and on_file.database_url is None
     on_postgres = ProcessMark.beside("postgresql://db.example/policybot")
     assert on_postgres.folder is None and on_postgres.database_url is not None
+
+
+# -- a PostgreSQL that refuses writes ------------------------------------------------------------
+@pytest.mark.parametrize("engine", ["postgresql"])
+async def test_a_read_only_postgresql_still_answers_and_each_replica_keeps_its_questions(
+    database_location: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failover to a read-only standby: every write refused. Before, PostgreSQL's refusal
+    was no StorageError (the question was lost) and the spool had no file on PostgreSQL."""
+    caplog.set_level(logging.ERROR, logger="bot.store.unlogged")
+    local = tmp_path / "replica" / "policybot.db"
+    local.parent.mkdir()
+    settings = local_teams(Settings(db_path=str(local), retriever="lexical"))
+    bot = PolicyBot.create(settings.with_db(database_location))
+    bot.ensure_policy()
+    asked = [f"{text} #{n}" for n, text in enumerate([PREMIUM, TWEET] * 3)]
+    bot.storage.db.execute("SET default_transaction_read_only = on")
+    try:
+        async with (
+            connector_stub() as stub,
+            serving(build_app(bot, host=LOOPBACK)) as base,
+            aiohttp.ClientSession() as session,
+        ):
+            for text in asked:
+                async with session.post(
+                    base + "/api/messages", json=message(text, stub.url)
+                ) as response:
+                    assert response.status in (200, 201)
+            calls = await stub.received(len(asked))
+            assert all(call.card is not None for call in calls)  # every question answered
+            async with session.get(base + "/healthz") as response:
+                kept = (await response.json())["unlogged_questions"]
+            assert kept == len(asked) and bot.storage.questions(status=None) == []
+            assert sum("NOT logged" in r.getMessage() for r in caplog.records) == kept
+            spool = local.with_name("policybot.db.unlogged.jsonl")
+            assert spool.exists()  # on this replica's own disk
+
+            bot.storage.db.execute("SET default_transaction_read_only = off")  # failed back
+            async with session.post(
+                base + "/api/messages", json=message("may I tweet?", stub.url)
+            ) as response:
+                assert response.status in (200, 201)
+            await stub.received(len(asked) + 1)
+        logged = sorted(q.text for q in bot.storage.questions(status=None))
+        assert logged == sorted([*asked, "may I tweet?"]) and not spool.exists()
+    finally:
+        await bot.aclose()
+        bot.storage.close()
+    record(
+        "PostgreSQL: a read-only database while serving",
+        "pytest tests/test_replicas.py -k read_only",
+        requests=len(asked) + 1,
+        answered=len(asked) + 1,
+        writes_refused=kept,
+        kept_then_logged=kept,
+        lost=0,
+    )

@@ -265,7 +265,17 @@ def _write_refusals() -> tuple[type[Exception], ...]:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return (sqlite3.OperationalError,)
-    return (sqlite3.OperationalError, psycopg.OperationalError)
+    from psycopg import errors
+
+    # Besides a lost connection or a full disk (OperationalError): a server that became a
+    # read-only standby (a failover), and a role whose INSERT right was revoked (a hosted
+    # database over its plan's quota).
+    return (
+        sqlite3.OperationalError,
+        psycopg.OperationalError,
+        errors.ReadOnlySqlTransaction,
+        errors.InsufficientPrivilege,
+    )
 
 
 class Connected:
