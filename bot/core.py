@@ -58,7 +58,7 @@ from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
 from bot.retrieval.semantic import build_retriever
-from bot.review.grouping import TermProfile
+from bot.review.grouping import question_vectors_of
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
 from bot.store.database import (
@@ -167,7 +167,10 @@ class PolicyBot:
             ),
         )
         self.review = ReviewQueue(
-            self.storage, self.retrieve, lexical_of(self.retriever, self.storage)
+            self.storage,
+            self.retrieve,
+            lexical_of(self.retriever, self.storage),
+            question_vectors_of(self.retriever),
         )
         # What is logged with a question (a failure's message, an LLM's reason) may quote a
         # secret; the question log and the exports read from it must not.
@@ -399,7 +402,7 @@ class PolicyBot:
             async with self._taking_turns():
                 active = self.active_policy()
                 retrieval = active.retrieve(question)
-                profile = TermProfile.of(question)
+                profile = self.review.profile(question)
                 # A question the policy team has already answered gets their answer, whatever
                 # retrieval would say: they answered it because the policy alone did not.
                 reviewed = self.review.best_group(profile, retrieval, status="answered")
