@@ -203,8 +203,8 @@ class PolicyBot:
         return cls(
             settings=settings,
             storage=storage,
-            unlogged=UnloggedQuestions.beside(storage.path),
-            mark=ProcessMark.beside(storage.path),
+            unlogged=UnloggedQuestions.of(storage.location, settings.db_path),
+            mark=ProcessMark.beside(storage.location),
             retriever=build_retriever(storage, settings.retriever),
             answerer=answerer,
         )

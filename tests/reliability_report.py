@@ -42,6 +42,7 @@ MEASURED = [
     "tests/test_tokenizer.py",
     "tests/test_semantic_fallback.py",
     "tests/test_teams_ai_messages.py",
+    "tests/test_replicas.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

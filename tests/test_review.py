@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from bot.models import Actor, IncomingQuestion
 from bot.review.grouping import JOIN_THRESHOLD, TermProfile, word_similarity
 from bot.review.groups import ReviewError, owner_matches
 from bot.review.queue import parse_age
+from bot.store.database import Storage
 from tests.fakes.outbound import RecordingNotifier
 
 # Realistic paraphrase sets: each is one topic the policy does not answer, worded differently.
@@ -138,9 +140,20 @@ def test_owner_filter_takes_names_initials_and_unrouted() -> None:
     assert owner_matches("unrouted", "") and not owner_matches("unrouted", "Legal")
 
 
+@pytest.fixture
+def engine_bot(settings: Settings, new_storage: Callable[[], Storage]) -> Iterator[PolicyBot]:
+    """A core with the bundled policy on the test's engine (each delivery test runs on both:
+    delivering claims each reply address in the database)."""
+    policy_bot = PolicyBot.create(settings, storage=new_storage())
+    policy_bot.ensure_policy()
+    yield policy_bot
+    policy_bot.mark.release()
+
+
 async def test_resolve_sends_every_asker_the_answer_and_forgets_their_address(
-    bot: PolicyBot,
+    engine_bot: PolicyBot,
 ) -> None:
+    bot = engine_bot
     slack, teams = RecordingNotifier(), RecordingNotifier()
     bot.notifiers.update({"slack": slack, "teams": teams})
     texts = PARAPHRASES["linkedin premium"]
@@ -170,8 +183,9 @@ async def test_resolve_sends_every_asker_the_answer_and_forgets_their_address(
 
 
 async def test_undeliverable_answers_stay_for_retry_and_unknown_platforms_wait(
-    bot: PolicyBot,
+    engine_bot: PolicyBot,
 ) -> None:
+    bot = engine_bot
     slack = RecordingNotifier(refuse={"U-gone"})
     bot.notifiers["slack"] = slack
     texts = PARAPHRASES["linkedin premium"]

@@ -57,7 +57,7 @@ def new_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def stored_policy(path: Path, texts: Sequence[str] = CLAUSES) -> tuple[Storage, int]:
+def stored_policy(path: Path | str, texts: Sequence[str] = CLAUSES) -> tuple[Storage, int]:
     storage = Storage.open(path)
     clauses = tuple(
         Clause(t, "1", "Rules", ("1 Rules",), ordinal=i, line_start=i, line_end=i)
@@ -74,9 +74,10 @@ def stored_policy(path: Path, texts: Sequence[str] = CLAUSES) -> tuple[Storage, 
 
 
 def test_a_later_process_reads_the_vectors_instead_of_embedding(
-    tmp_path: Path, new_process: None
+    database_location: str, new_process: None
 ) -> None:
-    storage, version = stored_policy(tmp_path / "p.db")
+    """On either engine: on PostgreSQL, a replica reads the vectors another one stored."""
+    storage, version = stored_policy(database_location)
     first = CountingEmbedder()
     answer = HybridRetriever(storage, first).retrieve(
         "can I hold my phone while driving", [version]
@@ -86,11 +87,12 @@ def test_a_later_process_reads_the_vectors_instead_of_embedding(
     storage.close()
 
     semantic._passage_vectors.clear()  # another process: nothing in memory
-    storage = Storage.open(tmp_path / "p.db")
+    storage = Storage.open(database_location)
     later = CountingEmbedder()
     again = HybridRetriever(storage, later).retrieve("can I hold my phone while driving", [version])
     assert later.texts == ["can I hold my phone while driving"]  # the question only
     assert again == answer
+    storage.close()
 
 
 def test_stored_vectors_are_the_engines_own(tmp_path: Path, new_process: None) -> None:
@@ -127,8 +129,10 @@ def test_a_vector_stored_for_other_text_is_not_used(tmp_path: Path, new_process:
     assert answer.ranked[0].stored.id == driving.id
 
 
-def test_discarding_an_upload_deletes_its_vectors(tmp_path: Path, new_process: None) -> None:
-    storage, _active = stored_policy(tmp_path / "p.db")
+def test_discarding_an_upload_deletes_its_vectors(
+    database_location: str, new_process: None
+) -> None:
+    storage, _active = stored_policy(database_location)
     staged = storage.add_version(
         ParsedPolicy("conduct", "Conduct", "v2", (), (Clause("Staff may post photos.", "1", "R"),)),
         source_name="conduct.md",
@@ -141,6 +145,7 @@ def test_discarding_an_upload_deletes_its_vectors(tmp_path: Path, new_process: N
     storage.delete_staged_version(staged)
     # SQLite may hand the freed clause id to the next clause: no vector may wait for it.
     assert storage.db.execute("SELECT count(*) FROM clause_vectors").fetchone()[0] == 0
+    storage.close()
 
 
 def test_the_default_retriever_is_the_hybrid_and_stores_vectors_from_the_cli(

@@ -19,7 +19,7 @@ from bot.store.database import Storage
 GOLDEN = Path(__file__).parent / "golden" / "store_rows"
 
 
-def fixed_log(path: Path) -> None:
+def fixed_log(path: Path | str) -> None:
     """A log with every kind of row: answered (extractive, LLM), refused, failed, open in a
     group, resolved in an answered group, flagged as now answered, uncertain, with and without
     names; every row but the uncertain one written without its outcome, as before m011."""
@@ -174,7 +174,7 @@ def fixed_log(path: Path) -> None:
     storage.close()
 
 
-def outputs(path: Path) -> dict[str, str]:
+def outputs(path: Path | str) -> dict[str, str]:
     """Each way out of the log, by the name of its golden file."""
 
     def cli(*args: str, show_askers: bool = False) -> str:
@@ -198,8 +198,9 @@ def outputs(path: Path) -> dict[str, str]:
     }
 
 
-def test_exports_and_listings_are_what_they_were_with_dict_rows(tmp_path: Path) -> None:
-    db = tmp_path / "log.db"
+def test_exports_and_listings_are_what_they_were_with_dict_rows(database_location: str) -> None:
+    """On either engine: PostgreSQL's rows read out byte for byte as SQLite's."""
+    db = database_location
     fixed_log(db)
     for name, text in outputs(db).items():
         assert text == (GOLDEN / name).read_text(encoding="utf-8"), name

@@ -58,6 +58,15 @@ class Context:
                 fail(str(error), EXIT_POLICY)
         return self._bot
 
+    def close(self) -> None:
+        """At the command's end: the database connection closed and this process's mark
+        given up (on PostgreSQL both are sessions the server would otherwise keep until the
+        process exits)."""
+        if self._bot is not None:
+            bot, self._bot = self._bot, None
+            bot.mark.release()
+            bot.storage.close()
+
 
 #: Platforms whose adapter can send from a command run outside the app (cron, a terminal): the
 #: adapter module, and the setting that says the platform is configured here.

@@ -12,7 +12,7 @@ import click
 
 from bot.cli.context import Context, connect_platforms, guarded
 from bot.cli.root import main
-from bot.review.digest import build_digest, post_digest
+from bot.review.digest import build_digest, post_digest_once
 from bot.store.database import Storage
 
 
@@ -23,14 +23,15 @@ from bot.store.database import Storage
 @click.pass_obj
 @guarded
 def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
-    """The week's summary for the policy team, printed and posted to the digest channels."""
+    """The week's summary for the policy team, printed and posted to the digest channels
+    (once per week and channel, however many replicas or cron jobs run it)."""
     bot = ctx.bot(with_policy=False)
     summary = build_digest(bot.storage, bot.review, days=days)
     click.echo(json.dumps(summary.as_json(), ensure_ascii=False) if as_json else summary.text)
     if no_post:
         return
     connect_platforms(bot)
-    results = asyncio.run(post_digest(summary.text, bot.channel_posters))
+    results = asyncio.run(post_digest_once(bot.storage, summary, bot.channel_posters))
     for platform, outcome in results.items():
         click.echo(f"{platform}: {outcome}", err=True)
     settings = bot.settings

@@ -19,3 +19,4 @@ from bot.cli.context import Context
 def main(ctx: click.Context, db_path: str | None) -> None:
     """Answer "may I post this?" from the organization's own policy, citing its clauses."""
     ctx.obj = Context(db_path)
+    ctx.call_on_close(ctx.obj.close)

@@ -4,6 +4,7 @@ channels adapters register (see bot.notify.ChannelPoster)."""
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,12 @@ class Digest:
     groups_dismissed: int
     top_groups: tuple[Group, ...]
     cited: tuple[CitedSection, ...]
+
+    @property
+    def period(self) -> str:
+        """Which digest this is, for posting it once: the ISO week it ends in and its length
+        (a digest of another length, run by hand, is a digest of its own)."""
+        return f"{self.until:%G-W%V}/{(self.until - self.since).days}d"
 
     @property
     def answered_rate(self) -> float:
@@ -196,3 +203,27 @@ async def post_digest(text: str, posters: Mapping[str, ChannelPoster]) -> dict[s
         else:
             results[platform] = "posted"
     return results
+
+
+#: What `post_digest_once` says for a platform another process posted to (or is posting to).
+ALREADY_POSTED = "not posted: already posted for this period by another run"
+
+
+async def post_digest_once(
+    storage: Storage, digest: Digest, posters: Mapping[str, ChannelPoster]
+) -> dict[str, str]:
+    """`post_digest`, each platform's post claimed in the database first: however many
+    replicas or cron jobs run `policybot digest`, each channel gets one digest per period.
+    A post that failed gives up its claim, so the next run posts it."""
+    claimant = secrets.token_hex(8)
+    period = digest.period
+    claimed = {
+        platform: poster
+        for platform, poster in posters.items()
+        if storage.claim_digest(f"{period}/{platform}", claimant)
+    }
+    results = {platform: ALREADY_POSTED for platform in posters if platform not in claimed}
+    for platform, outcome in (await post_digest(digest.text, claimed)).items():
+        storage.digest_posted(f"{period}/{platform}", claimant, posted=outcome == "posted")
+        results[platform] = outcome
+    return dict(sorted(results.items()))

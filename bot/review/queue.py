@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,8 @@ class ReviewQueue:
         #: group id -> (hash of the signature it was summed for, sum of its members' vectors):
         #: a group's signature changes whenever a question joins it, whichever process adds it.
         self._vector_sums: dict[int, tuple[int, Any]] = {}
+        #: Who this queue is when it claims a delivery (see `Storage.claim_reply`).
+        self.claimant = secrets.token_hex(8)
 
     def profile(self, text: str) -> TermProfile:
         """A question's term profile under this list's rules."""
@@ -356,8 +359,9 @@ class ReviewQueue:
         asker: tuple[str, str] | None = None,
     ) -> DeliveryReport:
         """Send reviewed answers to askers not yet reached (only to `asker`, a platform and
-        user id, when given); a delivered address is deleted, an undeliverable one is kept for
-        the next attempt (until the retention period ends)."""
+        user id, when given); each one is claimed in the database first, so that of several
+        processes delivering at once one sends it; a delivered address is deleted, an
+        undeliverable one is kept for the next attempt (until the retention period ends)."""
         sent = failed = 0
         waiting: Counter[str] = Counter()
         for pending in self.storage.pending_deliveries(group_id):
@@ -366,6 +370,10 @@ class ReviewQueue:
             notifier = notifiers.get(pending.platform)
             if notifier is None:
                 waiting[pending.platform] += 1
+                continue
+            # Another process (a replica, `questions answer` beside `serve`) may be sending
+            # this one now: only the claim's holder sends it.
+            if not self.storage.claim_reply(pending.question_id, self.claimant):
                 continue
             address = ReplyAddress(pending.platform, pending.user_id, pending.conversation or "")
             text = delivery_text(pending.text, pending.answer, pending.answered_at)

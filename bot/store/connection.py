@@ -53,6 +53,12 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def lease_stamp(moment: datetime) -> str:
+    """A claim's lease end as stored: ISO text in UTC to the millisecond, one format for
+    every lease, so that text order is time order on both engines."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def _identifier(name: str) -> str:
     # Table and column names come from the code, never from a user; checked all the same,
     # since they are the one part of a statement that is not a bound parameter.
@@ -259,7 +265,17 @@ def _write_refusals() -> tuple[type[Exception], ...]:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return (sqlite3.OperationalError,)
-    return (sqlite3.OperationalError, psycopg.OperationalError)
+    from psycopg import errors
+
+    # Besides a lost connection or a full disk (OperationalError): a server that became a
+    # read-only standby (a failover), and a role whose INSERT right was revoked (a hosted
+    # database over its plan's quota).
+    return (
+        sqlite3.OperationalError,
+        psycopg.OperationalError,
+        errors.ReadOnlySqlTransaction,
+        errors.InsufficientPrivilege,
+    )
 
 
 class Connected:

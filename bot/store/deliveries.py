@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.store.connection import Connected
+from bot.store.connection import Connected, lease_stamp
 
 #: How long a handled delivery (an event id) is remembered. Slack retries an event three
 #: times within about five minutes; an hour leaves room for a slow retry and a restart.
@@ -15,6 +15,9 @@ DELIVERY_RETENTION = timedelta(hours=1)
 #: How often each process deletes deliveries older than that: one indexed DELETE per
 #: interval, not one per event.
 DELIVERY_PRUNE_INTERVAL = timedelta(minutes=10)
+#: How long one process may take to post the digest to one platform before another may take
+#: the post over (see `claim_digest`): far above a platform call's timeout.
+DIGEST_LEASE = timedelta(minutes=10)
 #: A received question not yet replied to (see `receive`).
 RECEIVED, LOGGED, REPLIED = "received", "logged", "replied"
 
@@ -155,3 +158,51 @@ class DeliveryStore(Connected):
                 [REPLIED, before.isoformat(timespec="milliseconds")],
             )
         return int(cursor.rowcount)
+
+    # -- the weekly digest, posted once ---------------------------------------------------
+    def claim_digest(
+        self,
+        period: str,
+        claimant: str,
+        *,
+        lease: timedelta = DIGEST_LEASE,
+        now: datetime | None = None,
+    ) -> bool:
+        """Claim posting the digest of `period` (a week and platform, see
+        bot.review.digest) for `claimant`: True when this call took it; False when it was
+        posted already, or another process holds an unexpired claim. A claim whose lease ran
+        out (its process died while posting) is taken again."""
+        now = now or datetime.now(UTC)
+        until = lease_stamp(now + lease)
+        with self._writing("The record of posted digests"), self.db.atomic():
+            inserted = self.db.execute(
+                "INSERT INTO digest_posts (week, claimed_by, claimed_until, posted_at) "
+                "VALUES (?, ?, ?, '') ON CONFLICT DO NOTHING",
+                [period, claimant, until],
+            ).rowcount
+            if inserted == 1:
+                return True
+            cursor = self.db.execute(
+                "UPDATE digest_posts SET claimed_by = ?, claimed_until = ? "
+                "WHERE week = ? AND posted_at = '' AND claimed_until <= ?",
+                [claimant, until, period, lease_stamp(now)],
+            )
+        return cursor.rowcount == 1
+
+    def digest_posted(
+        self, period: str, claimant: str, *, posted: bool, now: datetime | None = None
+    ) -> None:
+        """The claimant's post of `period` went out (kept, so nobody posts it again) or failed
+        (the claim given up, so the next run posts it)."""
+        now = now or datetime.now(UTC)
+        with self._writing("The record of posted digests"), self.db.atomic():
+            if posted:
+                self.db.execute(
+                    "UPDATE digest_posts SET posted_at = ? WHERE week = ? AND claimed_by = ?",
+                    [lease_stamp(now), period, claimant],
+                )
+            else:
+                self.db.execute(
+                    "DELETE FROM digest_posts WHERE week = ? AND claimed_by = ? AND posted_at = ''",
+                    [period, claimant],
+                )

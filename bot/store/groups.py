@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.store.connection import Connected, utcnow
+from bot.store.connection import Connected, lease_stamp, utcnow
 from bot.store.questions import question_rows
 from bot.store.rows import PendingDelivery, QuestionRow
+
+#: How long a process may take to send one reviewed answer before another process may take
+#: the delivery over (see `claim_reply`): far above a platform call's timeout, so a live
+#: sender keeps it, and short enough that an answer a dead process claimed still goes out.
+DELIVERY_LEASE = timedelta(minutes=5)
 
 
 class GroupStore(Connected):
@@ -123,6 +129,28 @@ class GroupStore(Connected):
             for values in cursor.fetchall()
         ]
 
+    def claim_reply(
+        self,
+        question_id: int,
+        claimant: str,
+        *,
+        lease: timedelta = DELIVERY_LEASE,
+        now: datetime | None = None,
+    ) -> bool:
+        """Claim the delivery of a reviewed answer to one asker for `claimant` (a process) until
+        the lease ends: True when this call took it, False when another claimant holds an
+        unexpired lease or the address is gone (delivered, expired). One conditional UPDATE,
+        so of two processes racing for the row exactly one wins on either engine."""
+        now = now or datetime.now(UTC)
+        with self._writing("The delivery of reviewed answers"), self.db.atomic():
+            cursor = self.db.execute(
+                "UPDATE reply_addresses SET claimed_by = ?, claimed_until = ? "
+                "WHERE question_id = ? AND (claimed_until IS NULL OR claimed_until = '' "
+                "OR claimed_until <= ?)",
+                [claimant, lease_stamp(now + lease), question_id, lease_stamp(now)],
+            )
+        return cursor.rowcount == 1
+
     def delete_reply_address(self, question_id: int) -> None:
         with self.db.atomic():
             self.db.execute("DELETE FROM reply_addresses WHERE question_id = ?", [question_id])
@@ -137,9 +165,10 @@ class GroupStore(Connected):
         return int(cursor.rowcount)
 
     def record_delivery_failure(self, question_id: int, error: str) -> None:
+        """Count a failed attempt and give up the claim, so the next run retries it."""
         with self.db.atomic():
             self.db.execute(
                 "UPDATE reply_addresses SET attempts = coalesce(attempts, 0) + 1, "
-                "last_error = ? WHERE question_id = ?",
+                "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE question_id = ?",
                 [error[:500], question_id],
             )

@@ -339,3 +339,19 @@ def m012_feedback_comments(db: sqlite_utils.Database) -> None:
     questions = db.table("questions")
     assert isinstance(questions, Table)
     questions.add_column("feedback_comment", str)
+
+
+@migrations()
+def m013_delivery_claims(db: sqlite_utils.Database) -> None:
+    """Several processes on one database (replicas, `questions answer` beside `serve`): a
+    reviewed answer's delivery to one asker is claimed on its reply address for a lease
+    (`claimed_by`, `claimed_until`) before it is sent, so no two processes send it; a claim
+    whose lease ran out (its process died mid-send) is taken again. The weekly digest is
+    claimed the same way, one row per week, so it is posted once whatever runs it."""
+    addresses = db.table("reply_addresses")
+    assert isinstance(addresses, Table)
+    addresses.add_column("claimed_by", str)
+    addresses.add_column("claimed_until", str)
+    db.table("digest_posts").create(
+        {"week": str, "claimed_by": str, "claimed_until": str, "posted_at": str}, pk="week"
+    )

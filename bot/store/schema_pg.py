@@ -177,6 +177,15 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ),
     # What an asker wrote with a rating, as in SQLite's m012.
     ("m012_feedback_comments", ["ALTER TABLE questions ADD COLUMN feedback_comment TEXT"]),
+    (
+        "m013_delivery_claims",
+        [
+            """ALTER TABLE reply_addresses ADD COLUMN claimed_by TEXT,
+                ADD COLUMN claimed_until TEXT""",
+            """CREATE TABLE digest_posts (week TEXT PRIMARY KEY, claimed_by TEXT,
+                claimed_until TEXT, posted_at TEXT)""",
+        ],
+    ),
 ]
 
 

@@ -4,6 +4,12 @@ The asker still gets the answer; the question is written to a JSON Lines file be
 database (`<db>.unlogged.jsonl`), or held in memory when even that fails, and each one is
 reported in the log at ERROR. The next question that is logged successfully first puts the
 kept ones into the log, so the policy team loses none of them.
+
+On PostgreSQL the replicas share no disk: each keeps its own file on its own disk, where a
+SQLite database would be (`POLICYBOT_DB`'s path, `./policybot.db` by default, plus
+`.unlogged.jsonl`), and drains it itself. On a platform whose disk does not survive a restart
+the file goes with it, so a question kept there is lost if the replica restarts before the
+database takes writes again (it is still reported at ERROR when kept).
 """
 
 from __future__ import annotations
@@ -27,6 +33,15 @@ Entry = dict[str, Any]
 class UnloggedQuestions:
     path: Path | None  # None: an in-memory database, so memory only
     held: list[Entry] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, location: Path | str | None, local_database: str) -> UnloggedQuestions:
+        """The spool for the database at `location` (a storage's `location`): beside a SQLite
+        file, in memory for an in-memory database, and for PostgreSQL (a URL) a local file
+        beside `local_database` (the SQLite path this replica would have used)."""
+        if isinstance(location, str):
+            return cls.beside(Path(local_database))
+        return cls.beside(location)
 
     @classmethod
     def beside(cls, database: Path | None) -> UnloggedQuestions:

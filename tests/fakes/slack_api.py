@@ -49,6 +49,9 @@ class FakeSlackApi:
         #: recorded, answered 503), as when the caller died before Slack got it (a test kills
         #: the caller from here).
         self.intercept: Callable[[str, dict[str, Any]], bool] | None = None
+        #: method -> seconds each call of it takes before it is answered: a slow Slack, so
+        #: that several senders are mid-delivery at once.
+        self.delays: dict[str, float] = {}
 
     # -- addresses ------------------------------------------------------------------------------
     @property
@@ -110,6 +113,8 @@ class FakeSlackApi:
         if self.intercept is not None and self.intercept(method, payload):
             return web.json_response({"ok": False, "error": "not_taken"}, status=503)
         await self._record(method, payload)
+        if method in self.delays:
+            await asyncio.sleep(self.delays[method])
         if self.failures[method]:
             status, headers = self.failures[method].pop(0)
             error = "ratelimited" if status == 429 else "internal_error"
