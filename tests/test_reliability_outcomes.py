@@ -75,9 +75,7 @@ async def test_every_slack_reply_says_its_outcome_and_every_doubt_reaches_the_po
         )
         expected = {
             "answered": not marked and render.ACTION_ESCALATE in buttons and bool(row.citations),
-            "uncertain": marked
-            and bool(row.citations)
-            and buttons == {render.ACTION_FEEDBACK},
+            "uncertain": marked and bool(row.citations) and buttons == {render.ACTION_FEEDBACK},
             "not_covered": not marked and not row.citations and not buttons,
         }[row.outcome]
         mislabeled += not expected

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.replies import reply_in_time
 from adapters.slack import blocks as render
-from adapters.slack.listening import Listening, listening_in
+from adapters.slack.listening import NOT_AN_AGENT, AgentSurface, Listening, listening_in
 from adapters.slack.messages import THINKING, Message, answer_message, text_message
 from bot import messages
 from bot.models import Answer, IncomingQuestion
@@ -38,13 +38,16 @@ MAX_TITLE = 80
 STREAM_BATCH = 600
 
 
-async def agent_call(what: str, call: Any) -> bool:
+async def agent_call(what: str, call: Any, surface: AgentSurface | None = None) -> bool:
     """Await one agent-surface call; False (and one log line with Slack's error code) when the
     workspace refused it or it failed: nothing the answer depends on."""
     try:
         await call
     except SlackApiError as error:
-        log.info("Slack refused %s (%s)", what, error.response.get("error", "?"))
+        code = str(error.response.get("error", "?"))
+        log.info("Slack refused %s (%s)", what, code)
+        if surface is not None and code in NOT_AN_AGENT:
+            surface.refused()
         return False
     except Exception as error:  # a lost connection must not cost the answer either
         log.warning("could not %s (%s)", what, type(error).__name__)
@@ -76,6 +79,7 @@ async def on_messages_tab(
             title=messages.greeting(titles),
             prompts=suggested_prompts(bot.example_questions(MAX_PROMPTS)),
         ),
+        listening_in(context).agent,
     )
 
 
@@ -200,12 +204,13 @@ async def answer_in_thread(
     bot = listening.bot
     work = asyncio.ensure_future(bot.ask(incoming, received=received))
     status_shown = False
-    if status_thread:
+    if status_thread and listening.agent.available:
         status_shown = await agent_call(
             "the thread's status",
             reply.client.assistant_threads_setStatus(
                 channel_id=reply.channel, thread_ts=status_thread, status=messages.LOOKING
             ),
+            listening.agent,
         )
         if status_shown:
             # The agent view: the conversation is the question's thread, streamed into.
