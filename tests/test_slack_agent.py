@@ -197,3 +197,19 @@ async def test_the_fake_refuses_malformed_agent_and_stream_calls(
     with pytest.raises(SlackApiError) as too_long:
         await client.chat_startStream(channel="D1", thread_ts="1.1", markdown_text="x" * 12001)
     assert too_long.value.response["error"] == "msg_too_long"
+
+
+async def test_what_the_user_is_viewing_is_acknowledged_and_not_acted_on(
+    agent_slack: SlackHarness,
+) -> None:
+    response = await agent_slack.event(
+        {
+            "type": "app_context_changed",
+            "user": "U123",
+            "context": {"channel_id": "C777", "team_id": TEAM},
+            "event_ts": "1700000300.000001",
+        }
+    )
+    assert response.status_code == 200
+    # Nothing said or looked up (bolt asks auth.test who the bot is on its first request).
+    assert set(agent_slack.api.calls) <= {"auth.test"}
