@@ -137,3 +137,34 @@ async def test_a_workspace_without_the_agent_view_is_answered_as_before(
         agent_calls_refused=len(api["assistant.threads.setSuggestedPrompts"]),
         agent_calls_after_refusal=len(api["assistant.threads.setStatus"]),
     )
+
+
+def stream_call_text(call: dict[str, Any]) -> str:
+    chunks = call.get("chunks") or []
+    return str(call.get("markdown_text") or "") + "".join(str(c.get("text", "")) for c in chunks)
+
+
+async def test_a_streamed_answer_keeps_to_slacks_limits(
+    settings: Settings, llm_stub: OpenAIStub
+) -> None:
+    llm_stub.script(quoting_the_clause)
+    async with slack_server(
+        settings, openai_base_url=llm_stub.url, llm_model="stub-model"
+    ) as slack:
+        await slack.mention(ROADMAP)
+        (stop,) = await slack.api.wait_for("chat.stopStream")
+    api = slack.api
+    calls = api["chat.startStream"] + api["chat.appendStream"] + [stop]
+    sizes = [len(stream_call_text(c)) for c in calls]
+    (stream,) = api.streams.values()
+    # Batched: every call but the last carries at least a batch; none is over Slack's limit.
+    assert max(sizes) <= render.MAX_STREAM_TEXT and len(stop["blocks"]) <= 50
+    assert len(calls) <= 2 + len(stream["text"]) // 600
+    record(
+        "Limits: a streamed answer's calls (Slack)",
+        "pytest tests/test_reliability_slack_agent.py",
+        streamed_characters=len(stream["text"]),
+        stream_calls=len(calls),
+        largest_call_characters=max(sizes),
+        closing_blocks=len(stop["blocks"]),
+    )
