@@ -98,7 +98,7 @@ async def test_a_stream_broken_at_any_step_ends_as_one_complete_cited_message(
         breaks_tried=len(BREAKS),
         ended_complete_and_cited=complete,
         answers_lost=lost,
-        **{f"to_final_message_{k}_ms": v for k, v in percentiles(latencies).items()},
+        **{f"to_final_message_{k}": v for k, v in percentiles(latencies).items()},
     )
 
 
