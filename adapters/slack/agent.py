@@ -170,7 +170,7 @@ class ThreadReply:
             await stream.stop(blocks=message.blocks)
             self.ts = stream.ts
             return
-        except Exception as error:
+        except Exception as error:  # whatever broke the stream, the whole answer still goes out
             code = error.response.get("error", "?") if isinstance(error, SlackApiError) else ""
             log.warning("streaming an answer failed (%s %s)", type(error).__name__, code)
         text, blocks = message.whole
