@@ -41,11 +41,13 @@ async def reply_in_time(
     *,
     render: Callable[[T], M],
     text: Callable[[str], M],
-    thinking: M,
+    thinking: M | None,
     delay: float,
 ) -> T | None:
     """Post `work`'s result, rendered; if it is not ready within `delay` seconds, post
-    `thinking` first and replace it with the result.
+    `thinking` first and replace it with the result. No `thinking` (the platform shows that
+    the answer is on its way by other means, as Slack's agent status): the result is posted
+    once, when it is ready.
 
     The work always runs to its end, whatever becomes of the messages or of the caller, so a
     question is logged even when its reply is lost. A QuestionError becomes its own message;
@@ -54,13 +56,14 @@ async def reply_in_time(
     """
     task = asyncio.ensure_future(work)
     shown = False
-    done, _ = await asyncio.wait({task}, timeout=delay)
-    if not done:
-        try:
-            await reply.post(thinking)
-            shown = True
-        except Exception:  # the answer can still be posted when it is ready
-            log.exception("could not post the placeholder")
+    if thinking is not None:
+        done, _ = await asyncio.wait({task}, timeout=delay)
+        if not done:
+            try:
+                await reply.post(thinking)
+                shown = True
+            except Exception:  # the answer can still be posted when it is ready
+                log.exception("could not post the placeholder")
     result: T | None = None
     try:
         result = await asyncio.shield(task)

@@ -234,6 +234,11 @@ class PolicyBot:
     def example_question(self) -> str:
         """A question to offer as an example (a chat's banner, an empty question's hint),
         about a section of the active policy, so it fits the organization's own policy."""
+        return self.example_questions(1)[0]
+
+    def example_questions(self, count: int) -> list[str]:
+        """Up to `count` example questions about different sections of the active policy
+        (suggested prompts), the first being `example_question`'s; at least one."""
         for version in self.storage.active_versions():
             titles = [
                 stored.clause.section_title
@@ -242,10 +247,16 @@ class PolicyBot:
             ]
             if titles:
                 # From the middle: a policy's first sections are its purpose and scope.
-                return messages.example_question(titles[len(titles) // 2])
-        return messages.example_question("")
+                middle = titles[len(titles) // 2]
+                sections = list(dict.fromkeys(titles))
+                start = sections.index(middle)
+                ordered = sections[start:] + sections[:start]
+                # Spread over the policy rather than neighbouring sections of one part.
+                step = max(1, len(ordered) // max(1, count))
+                return [messages.example_question(t) for t in ordered[::step][: max(1, count)]]
+        return [messages.example_question("")]
 
-    def example_questions(self, count: int) -> list[tuple[str, str]]:
+    def prompt_starters(self, count: int) -> list[tuple[str, str]]:
         """Up to `count` questions to offer as starters, each with the section title it is
         about: one per section of the active policy, spread over it, its opening sections
         (purpose, scope) left out while there are enough others."""

@@ -198,6 +198,19 @@ def example_question(section_title: str) -> str:
     return f"what does the policy say about {topic[:1].lower() + topic[1:]}?"
 
 
+def greeting(policy_titles: list[str]) -> str:
+    """What an employee opening a chat with the bot is told first: which policy it answers
+    from (`policy_titles`: the active documents' titles; none loaded yet: said so)."""
+    if not policy_titles:
+        return "Hi! No policy is loaded yet, so I can't answer from one; ask an admin to upload it."
+    names = ", ".join(policy_titles[:3]) + (" and others" if len(policy_titles) > 3 else "")
+    return f"Hi! Ask me whether you may post something; I answer from {names}, quoting it."
+
+
+#: The status an agent thread shows while an answer is being prepared.
+LOOKING = "Looking in the policy…"
+
+
 # -- the review list ----------------------------------------------------------------------------
 #: Someone not on the policy team asked for the review list.
 NOT_POLICY_TEAM = (

@@ -37,6 +37,7 @@ MEASURED = [
     "tests/test_reliability_llm_judge.py",
     "tests/test_reliability_uploads.py",
     "tests/test_reliability_outcomes.py",
+    "tests/test_reliability_slack_agent.py",
     "tests/test_rough_edges.py",
     "tests/test_version_refs.py",
     "tests/test_tokenizer.py",

@@ -15,7 +15,7 @@ from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage
-from tests.fakes.slack_harness import all_text, slack_server
+from tests.fakes.slack_harness import action_ids, all_text, slack_server
 from tests.reliability import percentiles, record
 
 LABELED = Path(__file__).parent.parent / "eval" / "bundled-policy.jsonl"
@@ -69,17 +69,13 @@ async def test_every_slack_reply_says_its_outcome_and_every_doubt_reaches_the_po
         row = rows[question]
         counts[row.outcome] += 1
         shown = all_text(reply["blocks"])
-        buttons = {
-            e["action_id"] for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]
-        }
+        buttons = action_ids(reply["blocks"])
         marked = messages.UNCERTAIN_MARK in shown and reply["text"].startswith(
             messages.UNCERTAIN_MARK
         )
         expected = {
             "answered": not marked and render.ACTION_ESCALATE in buttons and bool(row.citations),
-            "uncertain": marked
-            and bool(row.citations)
-            and buttons == {render.ACTION_HELPFUL, render.ACTION_NOT_HELPFUL},
+            "uncertain": marked and bool(row.citations) and buttons == {render.ACTION_FEEDBACK},
             "not_covered": not marked and not row.citations and not buttons,
         }[row.outcome]
         mislabeled += not expected

@@ -44,7 +44,11 @@ async def test_slack_answer_is_posted_when_the_placeholder_could_not_be(
     async with slack_server(settings) as slack:
         # Slack refuses the first post (the placeholder); the answer still arrives, as a post.
         slack.api.failures["chat.postMessage"].append((400, {}))
+        slow = GatedAnswerer()
+        slack.bot.answerer = slow
         await slack.dm(ROADMAP)
+        await slack.api.wait_for("chat.postMessage")
+        slow.release()
         placeholder, answer = await slack.api.wait_for("chat.postMessage", 2)
         assert placeholder["text"] == messages.THINKING
         assert answer["channel"] == "D123" and "3.3" in str(answer["blocks"])

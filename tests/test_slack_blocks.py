@@ -50,8 +50,16 @@ def test_answer_has_lead_quotes_version_and_buttons() -> None:
     text = json.dumps(blocks)
     assert blocks[0]["text"]["text"] == "The policy addresses this."
     assert "*3.1 Title &lt;3&gt;*\\n>Do not share &lt;secret&gt; plans." in text
-    assert blocks[-1]["type"] == "actions"
-    assert [e["value"] for e in blocks[-1]["elements"]] == ["7", "7", "7"]
+    feedback, actions = blocks[-2:]
+    assert feedback["type"] == "context_actions" and feedback["block_id"] == "policybot_feedback_7"
+    (buttons,) = feedback["elements"]
+    assert buttons["type"] == "feedback_buttons" and buttons["action_id"] == render.ACTION_FEEDBACK
+    assert buttons["positive_button"]["value"] == render.FEEDBACK_POSITIVE
+    assert buttons["negative_button"]["value"] == render.FEEDBACK_NEGATIVE
+    assert actions["type"] == "actions"
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        (render.ACTION_ESCALATE, "7")
+    ]
 
 
 def test_huge_answers_respect_slack_limits() -> None:
@@ -144,11 +152,8 @@ def test_an_uncertain_answer_is_marked_above_its_clauses_and_in_its_text() -> No
     blocks = render.answer_blocks(unsure)
     assert blocks[0]["type"] == "context" and messages.UNCERTAIN_MARK in json.dumps(blocks[0])
     assert "Keep plans private." in json.dumps(blocks)
-    (actions,) = [b for b in blocks if b["type"] == "actions"]
-    assert [e["action_id"] for e in actions["elements"]] == [
-        render.ACTION_HELPFUL,
-        render.ACTION_NOT_HELPFUL,
-    ]
+    # Rated with Slack's feedback buttons; no other action (the team has the question).
+    assert [b["type"] for b in blocks if "actions" in b["type"]] == ["context_actions"]
     assert render.answer_text(unsure).startswith(messages.UNCERTAIN_MARK)
     confident = render.answer_blocks(answer([citation(1, "Keep plans private.")]))
     assert messages.UNCERTAIN_MARK not in json.dumps(confident)

@@ -15,7 +15,7 @@ from bot.models import IncomingQuestion
 from tests.bands import uncertain_for
 from tests.fakes.answerers import GatedAnswerer
 from tests.fakes.slack_api import BOT_ID, BOT_USER
-from tests.fakes.slack_harness import SlackHarness, all_text, slack_server
+from tests.fakes.slack_harness import SlackHarness, action_ids, all_text, slack_server
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
@@ -64,12 +64,7 @@ async def test_signed_mention_is_acknowledged_then_answered_in_its_thread(
     texts = cited_clause_texts(slack)
     assert texts and all(render.escape(t)[:80] in blocks for t in texts)
     assert "3.3" in blocks and "Unreleased services" in blocks
-    actions = next(b for b in post["blocks"] if b["type"] == "actions")
-    assert {e["action_id"] for e in actions["elements"]} == {
-        render.ACTION_HELPFUL,
-        render.ACTION_NOT_HELPFUL,
-        render.ACTION_ESCALATE,
-    }
+    assert action_ids(post["blocks"]) == {render.ACTION_FEEDBACK, render.ACTION_ESCALATE}
     row = slack.bot.storage.questions(status=None)[0]
     assert row.platform == "slack" and row.text == ROADMAP
     assert slack.bot.storage.reply_address(row.id) == {
@@ -213,18 +208,14 @@ async def test_an_uncertain_answer_is_marked_rated_and_sent_to_the_review_channe
         assert "not sure the policy answers this" in all_text([lead])
         texts = cited_clause_texts(slack)
         assert texts and all(render.escape(t)[:80] in all_text(rest) for t in texts)
-        actions = next(b for b in rest if b["type"] == "actions")
         # Rated like an answer; no "Ask the policy team": the team has the question already.
-        assert [e["action_id"] for e in actions["elements"]] == [
-            render.ACTION_HELPFUL,
-            render.ACTION_NOT_HELPFUL,
-        ]
+        assert action_ids(rest) == {render.ACTION_FEEDBACK}
         review = all_text(by_channel["CREVIEW"]["blocks"])
         assert "not sure the policy answers this question" in review and ROADMAP in review
         row = slack.bot.storage.questions(status=None)[0]
         assert (row.outcome, row.status) == ("uncertain", "open")
         url = slack.api.response_url("thanks")
-        await slack.click(render.ACTION_HELPFUL, str(row.id), channel="D123", response_url=url)
+        await slack.feedback(render.FEEDBACK_POSITIVE, row.id, channel="D123", response_url=url)
         (note,) = await slack.api.wait_for("response_url:thanks")
         assert messages.REACTION_NOTES["helpful"] in note["text"]
         assert slack.bot.storage.question(row.id).feedback == "helpful"

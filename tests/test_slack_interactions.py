@@ -12,7 +12,7 @@ from bot import messages
 from bot.config import Settings
 from bot.models import IncomingQuestion
 from bot.notify import ReplyAddress
-from tests.fakes.slack_harness import SlackHarness, all_text, slack_server
+from tests.fakes.slack_harness import SlackHarness, action_ids, all_text, slack_server
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 
@@ -23,7 +23,7 @@ def slack_options() -> dict[str, Any]:
 
 
 def button_ids(blocks: list[dict[str, Any]]) -> set[str]:
-    return {e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
+    return action_ids(blocks)
 
 
 async def test_policy_command_acks_then_answers_privately_with_a_share_button(

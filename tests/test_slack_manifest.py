@@ -25,3 +25,12 @@ def test_manifest_declares_the_command_shortcut_events_and_scopes() -> None:
     ):
         assert f"- {scope} " in MANIFEST or f"- {scope}\n" in MANIFEST
     assert MANIFEST.count("url: https://YOUR-HOST/slack/events") == 3
+
+
+def test_manifest_declares_the_agent_view_with_its_scope_and_events() -> None:
+    features = MANIFEST.split("\nfeatures:\n", 1)[1].split("\noauth_config:", 1)[0]
+    assert "\n  agent_view:\n    agent_description: " in features
+    assert "assistant_view" not in MANIFEST  # replaced by the agent view
+    assert "- assistant:write " in MANIFEST
+    for event in ("app_context_changed", "app_home_opened"):
+        assert f"- {event} " in MANIFEST or f"- {event}\n" in MANIFEST

@@ -171,7 +171,7 @@ def test_the_manifest_is_valid_under_microsofts_published_schema(bot: PolicyBot)
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     assert schema["properties"]["manifestVersion"]["const"] == teams_package.MANIFEST_VERSION
     settings = Settings.from_env(ENV)
-    starters = bot.example_questions(teams_package.PROMPT_STARTERS)
+    starters = bot.prompt_starters(teams_package.PROMPT_STARTERS)
     manifest = teams_package.manifest(settings, starters=starters)
     errors = sorted(
         jsonschema.Draft4Validator(schema).iter_errors(manifest), key=lambda e: list(e.path)
@@ -182,7 +182,7 @@ def test_the_manifest_is_valid_under_microsofts_published_schema(bot: PolicyBot)
 
 
 def test_prompt_starters_are_questions_about_the_active_policys_sections(bot: PolicyBot) -> None:
-    starters = bot.example_questions(teams_package.PROMPT_STARTERS)
+    starters = bot.prompt_starters(teams_package.PROMPT_STARTERS)
     assert 1 <= len(starters) <= teams_package.PROMPT_STARTERS
     titles = {
         stored.clause.section_title

@@ -26,7 +26,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from adapters import replies
-from adapters.slack import asking, home, review, uploads
+from adapters.slack import agent, asking, home, review, uploads
 from adapters.slack import blocks as render
 from adapters.slack.asking import question_in
 from adapters.slack.listening import LISTENING, RECEIVED, Listening, listening_in
@@ -111,6 +111,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     app.shortcut(asking.CHECK_SHORTCUT)(asking.on_check)
     for action_id in asking.BUTTON_REACTIONS:
         app.action(action_id)(asking.on_feedback)
+    app.action(render.ACTION_FEEDBACK)(asking.on_feedback_buttons)
     app.action(render.ACTION_SHARE)(asking.on_share)
 
     app.event("file_shared")(uploads.on_file_shared)
@@ -122,6 +123,7 @@ def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> A
     app.action(render.ACTION_DISMISS_GROUP)(review.on_dismiss_clicked)
 
     app.event("app_home_opened")(home.on_home)
+    app.event("app_context_changed")(agent.on_context_changed)
     return app
 
 

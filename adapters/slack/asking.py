@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.replies import Reply, reply_in_time
 from adapters.slack import blocks as render
+from adapters.slack.agent import ThreadReply, answer_in_thread
 from adapters.slack.listening import RECEIVED, Listening, clicked_id, listening_in, tell
 from adapters.slack.messages import (
     PLATFORM,
@@ -32,7 +34,13 @@ COMMAND = "/policy"
 #: The message subtype of a file sent in a DM: an admin uploading a policy.
 FILE_SHARE = "file_share"
 
-#: An answer's buttons, as the core's reactions (what the asker is told is the core's too).
+log = logging.getLogger(__name__)
+
+#: Slack's feedback buttons, by the value of the one pressed, as the core's reactions.
+FEEDBACK_REACTIONS = {render.FEEDBACK_POSITIVE: HELPFUL, render.FEEDBACK_NEGATIVE: NOT_HELPFUL}
+
+#: An answer's buttons, as the core's reactions (what the asker is told is the core's too);
+#: Helpful / Not helpful are those of answers posted before the feedback buttons.
 BUTTON_REACTIONS = {
     render.ACTION_HELPFUL: HELPFUL,
     render.ACTION_NOT_HELPFUL: NOT_HELPFUL,
@@ -144,12 +152,28 @@ async def on_mention(
     if event.get("bot_id") or event.get("subtype"):
         return
     thread_ts = event.get("thread_ts") or event["ts"]
-    reply = ChannelReply(client, event["channel"], thread_ts)
     incoming = mention_question(event, context.bot_user_id)
     if incoming is None:
-        await help_in(reply)
+        await help_in(ChannelReply(client, event["channel"], thread_ts))
         return
-    await answer(listening_in(context), incoming, reply, context.get(RECEIVED))
+    # A channel thread is no agent thread: no status there, the placeholder if slow; an LLM
+    # answer streamed to the asker's thread.
+    reply = ThreadReply(
+        client,
+        event["channel"],
+        thread_ts,
+        recipient_user=incoming.asker,
+        recipient_team=context.team_id,
+        streams=True,
+    )
+    await answer_in_thread(
+        listening_in(context),
+        incoming,
+        reply,
+        context.get(RECEIVED),
+        status_thread=None,
+        title=False,
+    )
 
 
 async def on_message(
@@ -173,12 +197,29 @@ async def on_message(
     user = event.get("user")
     if not user or user == context.bot_user_id:
         return
-    reply = ChannelReply(client, event["channel"])
     incoming = dm_question(event, context.bot_user_id)
+    thread_ts = event.get("thread_ts")
     if incoming is None:
-        await help_in(reply)
+        await help_in(ChannelReply(client, event["channel"], thread_ts))
         return
-    await answer(listening_in(context), incoming, reply, context.get(RECEIVED))
+    # In the agent view a question starts a thread (its ts) or continues one; without it the
+    # answer goes where it always has, unless the question was asked in a thread.
+    reply = ThreadReply(
+        client,
+        event["channel"],
+        thread_ts,
+        recipient_user=user,
+        recipient_team=context.team_id,
+        streams=thread_ts is not None,
+    )
+    await answer_in_thread(
+        listening_in(context),
+        incoming,
+        reply,
+        context.get(RECEIVED),
+        status_thread=thread_ts or event.get("ts"),
+        title=thread_ts is None,
+    )
 
 
 async def on_command(
@@ -236,6 +277,29 @@ async def on_feedback(
         Actor(PLATFORM, body["user"]["id"]),
         clicked_id(action),
         BUTTON_REACTIONS[action["action_id"]],
+        lambda text: tell(body, respond, client, text),
+    )
+
+
+async def on_feedback_buttons(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    """Slack's 👍 / 👎 under an answer: the same reactions as the buttons they replace."""
+    bot = listening_in(context).bot
+    await ack()
+    reaction = FEEDBACK_REACTIONS.get(str(action.get("value") or ""))
+    if reaction is None:
+        log.warning("a feedback button with an unknown value was pressed")
+        return
+    await bot.react_to_answer(
+        Actor(PLATFORM, body["user"]["id"]),
+        render.feedback_question(str(action.get("block_id") or "")),
+        reaction,
         lambda text: tell(body, respond, client, text),
     )
 

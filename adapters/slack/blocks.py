@@ -35,7 +35,21 @@ MAX_BUTTON_VALUE = 2000
 MAX_FALLBACK_TEXT = 3000
 #: A quoted clause longer than this is cut (clauses are normally well under it).
 MAX_QUOTE = 1200
+#: markdown_text per chat.startStream / appendStream / stopStream call.
+MAX_STREAM_TEXT = 12000
+#: What one append of a stream holds at most: a few words, a run without spaces cut.
+MAX_STREAM_PIECE = 200
+#: Elements of a context_actions block.
+MAX_CONTEXT_ACTIONS = 5
 
+#: Slack's feedback buttons under an answer (a `context_actions` block whose id carries the
+#: question's id); the value says which was pressed.
+ACTION_FEEDBACK = "policybot_feedback"
+FEEDBACK_POSITIVE = "positive"
+FEEDBACK_NEGATIVE = "negative"
+FEEDBACK_BLOCK = "policybot_feedback_"
+#: The hand-made Helpful / Not helpful buttons of answers posted before the feedback buttons:
+#: still handled, so those messages keep working.
 ACTION_HELPFUL = "policybot_helpful"
 ACTION_NOT_HELPFUL = "policybot_not_helpful"
 ACTION_ESCALATE = "policybot_escalate"
@@ -61,7 +75,7 @@ HELP_TEXT = (
     "• `/policy <question>` answers privately; a button lets you share the answer.\n"
     "• On any message: *More actions (⋮) → Check this post against the policy* tells you "
     "privately which clauses apply to it.\n"
-    "• Rate answers with *Helpful* / *Not helpful*; *Ask the policy team* sends your question "
+    "• Rate answers with 👍 / 👎 under them; *Ask the policy team* sends your question "
     "to the people who own the policy.\n"
     "• `/policy help` shows this."
 )
@@ -180,32 +194,94 @@ def answer_blocks(answer: Answer, *, shareable: bool = False) -> list[Block]:
     uncertain answer under a mark saying it may not be what was asked."""
     blocks: list[Block] = [uncertain_mark()] if answer.uncertain else []
     blocks.append(plain(answer.lead))
+    return blocks + cited_blocks(answer, shareable=shareable, room=MAX_MESSAGE_BLOCKS - len(blocks))
+
+
+def cited_blocks(answer: Answer, *, shareable: bool, room: int = MAX_MESSAGE_BLOCKS) -> list[Block]:
+    """What follows an answer's lead, in at most `room` blocks: the quoted clauses, where they
+    come from, the feedback buttons and the other actions (a streamed answer's lead is its
+    streamed text, and these blocks end it)."""
     footer: list[Block] = []
     if answer.policy_version:
         footer.append(context(f"From {escape(answer.policy_version)}"))
     if answer.question_id is not None:
-        footer.append(actions_block(answer, shareable=shareable))
-    room = MAX_MESSAGE_BLOCKS - len(blocks) - len(footer)
-    blocks.extend(citation_blocks(answer.citations, room))
-    return blocks + footer
+        footer.extend(action_blocks(answer, shareable=shareable))
+    return citation_blocks(answer.citations, room - len(footer)) + footer
 
 
-def actions_block(answer: Answer, *, shareable: bool) -> Block:
+def feedback_block(question_id: int) -> Block:
+    """Slack's own 👍 / 👎 under an answer; the block's id names the question."""
+
+    def side(text: str, value: str, label: str) -> Block:
+        return {
+            "text": {"type": "plain_text", "text": text},
+            "value": value,
+            "accessibility_label": label,
+        }
+
+    return {
+        "type": "context_actions",
+        "block_id": f"{FEEDBACK_BLOCK}{question_id}",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": ACTION_FEEDBACK,
+                "positive_button": side("👍", FEEDBACK_POSITIVE, "This answer was helpful"),
+                "negative_button": side("👎", FEEDBACK_NEGATIVE, "This answer was not helpful"),
+            }
+        ],
+    }
+
+
+def feedback_question(block_id: str) -> int | None:
+    """The question a feedback block's id names; None for any other id."""
+    number = block_id.removeprefix(FEEDBACK_BLOCK)
+    if number == block_id or not number.isascii() or not number.isdigit():
+        return None
+    return int(number)
+
+
+def action_blocks(answer: Answer, *, shareable: bool) -> list[Block]:
     value = str(answer.question_id)
-    elements = []
-    if answer.answered or answer.uncertain:
+    blocks: list[Block] = []
+    if (answer.answered or answer.uncertain) and answer.question_id is not None:
         # An uncertain answer's closest clauses may be the right ones: worth rating too.
-        elements.append(button("👍 Helpful", ACTION_HELPFUL, value))
-        elements.append(button("👎 Not helpful", ACTION_NOT_HELPFUL, value))
+        blocks.append(feedback_block(answer.question_id))
+    elements = []
     if answer.answered:
         # An uncertain or uncovered question is with the policy team already.
         elements.append(button("Ask the policy team", ACTION_ESCALATE, value))
     if shareable:
         elements.append(button("Share in channel", ACTION_SHARE, value, style="primary"))
-    if not elements:
+    if elements:
+        blocks.append(
+            {"type": "actions", "block_id": f"policybot_answer_{value}", "elements": elements}
+        )
+    elif not blocks:
         # Not covered: the question is already with the policy team; say so instead.
-        return context("Your question is on the policy team's review list.")
-    return {"type": "actions", "block_id": f"policybot_answer_{value}", "elements": elements}
+        blocks.append(context("Your question is on the policy team's review list."))
+    return blocks
+
+
+#: Characters that would make streamed markdown a link or a mention: Slack's escapes for
+#: `&<>`, a backslash before link brackets.
+_MARKDOWN_ESCAPES = {**_ESCAPES, "[": "\\[", "]": "\\]"}
+_MARKDOWN_ESCAPABLE = re.compile(r"[&<>\[\]]")
+
+
+def markdown_escape(text: str) -> str:
+    return _MARKDOWN_ESCAPABLE.sub(lambda m: _MARKDOWN_ESCAPES[m.group(0)], text)
+
+
+def streamed_text(answer: Answer) -> str:
+    """An answer's lead as the markdown a stream writes (under the uncertain mark if it is
+    one), escaped like mrkdwn, as long as the lead of a message is."""
+    lead = cut(answer.lead, MAX_SECTION_TEXT)
+    text = markdown_escape(lead)
+    if answer.uncertain:
+        mark = markdown_escape(f"{messages.UNCERTAIN_MARK}. {messages.UNCERTAIN_NOTE}")
+        text = f"❔ _{mark}_\n\n{text}"
+    return text
 
 
 def answer_text(answer: Answer) -> str:
@@ -221,7 +297,7 @@ def shared_answer_blocks(answer: Answer, user_id: str) -> list[Block]:
     asked = mrkdwn(
         f"<@{escape(user_id)}> asked: {escaped_cut(answer.question, MAX_SECTION_TEXT - 60)}"
     )
-    body = [b for b in answer_blocks(answer) if b["type"] != "actions"]
+    body = [b for b in answer_blocks(answer) if b["type"] not in ("actions", "context_actions")]
     return [asked, *body][:MAX_MESSAGE_BLOCKS]
 
 
@@ -507,3 +583,23 @@ def home_view(active: Sequence[VersionInfo], groups: Sequence[Group] | None) -> 
         if not groups:
             blocks.append(context("Nothing open. 🎉"))
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+
+
+def stream_pieces(text: str) -> list[str]:
+    """`text` in appends of whole words (MAX_STREAM_PIECE characters or so; a longer run
+    without spaces is cut), which put together are `text` again."""
+    pieces: list[str] = []
+    current = ""
+    for word in re.findall(r"\S*\s*", text):
+        while len(word) > MAX_STREAM_PIECE:
+            pieces.extend([current] if current else [])
+            current = ""
+            pieces.append(word[:MAX_STREAM_PIECE])
+            word = word[MAX_STREAM_PIECE:]
+        if current and len(current) + len(word) > MAX_STREAM_PIECE:
+            pieces.append(current)
+            current = ""
+        current += word
+    if current:
+        pieces.append(current)
+    return pieces

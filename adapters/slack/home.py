@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as render
+from adapters.slack.agent import on_messages_tab
 from adapters.slack.listening import listening_in
 from adapters.slack.messages import PLATFORM
 from bot.config import Settings
@@ -69,6 +70,10 @@ async def publish_home(
 
 
 async def on_home(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
-    if event.get("tab", "home") != "home":
+    tab = event.get("tab", "home")
+    if tab == "messages":
+        await on_messages_tab(event, client, context)
+        return
+    if tab != "home":
         return
     await publish_home(listening_in(context).bot, client, event["user"])

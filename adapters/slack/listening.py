@@ -7,7 +7,8 @@ data to listeners); a listener takes it out with `listening_in(context)`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
@@ -24,12 +25,44 @@ LISTENING = "policybot_listening"
 RECEIVED = "policybot_received_id"
 
 
+#: Slack's errors for a workspace or app without the agent surface: not asked again for
+#: AGENT_RECHECK seconds (an admin may reinstall the app from the new manifest meanwhile).
+NOT_AN_AGENT = frozenset(
+    {
+        "not_allowed",
+        "unknown_method",
+        "missing_scope",
+        "not_allowed_token_type",
+        "method_deprecated",
+    }
+)
+AGENT_RECHECK = 600.0
+
+
+class AgentSurface:
+    """Whether this app may use the agent surface, as Slack last said: after a refusal that
+    means the workspace lacks it, questions are answered without asking again for a while."""
+
+    def __init__(self) -> None:
+        self.refused_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self.refused_until
+
+    def refused(self) -> None:
+        self.refused_until = time.monotonic() + AGENT_RECHECK
+
+
 @dataclass(frozen=True)
 class Listening:
-    """The core the listeners call, and how long an answer may take before "Thinking…"."""
+    """The core the listeners call, how long an answer may take before "Thinking…", and
+    whether the agent surface is there."""
 
     bot: PolicyBot
     thinking_delay: float
+    #: Whether Slack lets this app use the agent surface (status, title, prompts).
+    agent: AgentSurface = field(default_factory=AgentSurface)
 
 
 def listening_in(context: AsyncBoltContext) -> Listening:

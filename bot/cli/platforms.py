@@ -79,7 +79,7 @@ def teams_package(ctx: Context, out: Path, developer: str, website: str, app_ver
         package.manifest(ctx.settings, **options)
     except package.PackageError as error:
         fail(str(error), 2)
-    starters = ctx.bot().example_questions(package.PROMPT_STARTERS)
+    starters = ctx.bot().prompt_starters(package.PROMPT_STARTERS)
     try:
         package.write_package(ctx.settings, out, **options, starters=starters)
     except package.PackageError as error:

@@ -23,6 +23,17 @@ from bench.slack_web_api import answer as slack_answer
 from bench.slack_web_api import on_loopback, read_call
 
 TEAM = "T0001"
+#: What each assistant.threads.* method requires besides channel_id (Slack's reference).
+ASSISTANT_REQUIRED: dict[str, tuple[str, ...]] = {
+    "assistant.threads.setStatus": ("thread_ts", "status"),
+    "assistant.threads.setTitle": ("thread_ts", "title"),
+    "assistant.threads.setSuggestedPrompts": ("prompts",),
+}
+STREAM_METHODS = {"chat.startStream", "chat.appendStream", "chat.stopStream"}
+#: Slack's limits: markdown_text per stream call, blocks on chat.stopStream, prompts offered.
+MAX_STREAM_TEXT = 12000
+MAX_STOP_BLOCKS = 50
+MAX_SUGGESTED_PROMPTS = 4
 #: A hang guard for waits, not a speed requirement.
 GUARD = 10.0
 
@@ -52,6 +63,15 @@ class FakeSlackApi:
         #: method -> seconds each call of it takes before it is answered: a slow Slack, so
         #: that several senders are mid-delivery at once.
         self.delays: dict[str, float] = {}
+        #: Whether the workspace has the agent view (a test turns it on): without it the
+        #: assistant.threads.* methods answer `not_allowed`, as Slack does for an app not set
+        #: up as an agent, and the bot answers as it always has.
+        self.agent_view = False
+        #: Whether the chat.*Stream methods exist here; without them, `unknown_method`.
+        self.streaming = True
+        #: Streamed messages by ts: channel, thread, the markdown so far, the blocks it was
+        #: stopped with, and whether it was.
+        self.streams: dict[str, dict[str, Any]] = {}
 
     # -- addresses ------------------------------------------------------------------------------
     @property
@@ -124,6 +144,10 @@ class FakeSlackApi:
         return web.json_response(self._answer(method, payload))
 
     def _answer(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if method.startswith("assistant.threads."):
+            return self._assistant(method, payload)
+        if method in STREAM_METHODS:
+            return self._stream(method, payload)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": next(self._ts)}
         if method == "conversations.open":
@@ -142,6 +166,61 @@ class FakeSlackApi:
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
         return slack_answer(method, payload, self._ts, TEAM)
+
+    def _assistant(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if not self.agent_view:
+            return {"ok": False, "error": "not_allowed"}
+        missing = [name for name in ASSISTANT_REQUIRED.get(method, ()) if name not in payload]
+        if missing or not payload.get("channel_id"):
+            return invalid_arguments(missing or ["channel_id"])
+        if method == "assistant.threads.setSuggestedPrompts":
+            prompts = payload["prompts"]
+            if not isinstance(prompts, list) or not 1 <= len(prompts) <= MAX_SUGGESTED_PROMPTS:
+                return invalid_arguments(["prompts"])
+            if not all(
+                isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts
+            ):
+                return invalid_arguments(["prompts"])
+        return {"ok": True}
+
+    def _stream(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if not self.streaming:
+            return {"ok": False, "error": "unknown_method"}
+        needed = ("channel", "thread_ts") if method == "chat.startStream" else ("channel", "ts")
+        missing = [name for name in needed if not payload.get(name)]
+        if missing:
+            return invalid_arguments(missing)
+        chunks = payload.get("chunks") or []
+        if not isinstance(chunks, list) or not all(isinstance(c, dict) for c in chunks):
+            return {"ok": False, "error": "invalid_chunks"}
+        pieces = [str(payload.get("markdown_text") or "")]
+        pieces += [str(c.get("text") or "") for c in chunks if c.get("type") == "markdown_text"]
+        text = "".join(pieces)
+        if any(len(piece) > MAX_STREAM_TEXT for piece in pieces):
+            return {"ok": False, "error": "msg_too_long"}
+        if method == "chat.startStream":
+            ts = next(self._ts)
+            self.streams[ts] = {
+                "channel": payload["channel"],
+                "thread_ts": payload["thread_ts"],
+                "text": text,
+                "blocks": [],
+                "stopped": False,
+            }
+            return {"ok": True, "channel": payload["channel"], "ts": ts}
+        stream = self.streams.get(str(payload["ts"]))
+        if stream is None or stream["stopped"] or stream["channel"] != payload["channel"]:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        if method == "chat.appendStream" and not text and not chunks:
+            return invalid_arguments(["markdown_text"])
+        stream["text"] += text
+        if method == "chat.stopStream":
+            blocks = payload.get("blocks") or []
+            if len(blocks) > MAX_STOP_BLOCKS:
+                return {"ok": False, "error": "invalid_blocks"}
+            stream["blocks"] = blocks
+            stream["stopped"] = True
+        return {"ok": True, "channel": payload["channel"], "ts": payload["ts"]}
 
     async def response(self, request: web.Request) -> web.Response:
         await self._record("response_url:" + request.match_info["name"], await request.json())
@@ -198,6 +277,15 @@ class FakeSlackApi:
     async def close_sockets(self) -> None:
         for ws in self._sockets:
             await ws.close()
+
+
+def invalid_arguments(names: list[str]) -> dict[str, Any]:
+    """Slack's answer to a call missing what the method requires."""
+    return {
+        "ok": False,
+        "error": "invalid_arguments",
+        "response_metadata": {"messages": [f"[ERROR] missing required field: {n}" for n in names]},
+    }
 
 
 @asynccontextmanager

@@ -36,6 +36,12 @@ def all_text(blocks: list[dict[str, Any]]) -> str:
     return json.dumps(blocks, ensure_ascii=False)
 
 
+def action_ids(blocks: list[dict[str, Any]]) -> set[str]:
+    """The action ids of a message's buttons: its actions blocks and its feedback buttons."""
+    kinds = ("actions", "context_actions")
+    return {e["action_id"] for b in blocks if b["type"] in kinds for e in b["elements"]}
+
+
 def signature(secret: str, timestamp: str, body: str) -> str:
     base = f"v0:{timestamp}:{body}".encode()
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
@@ -209,6 +215,40 @@ class SlackHarness:
             payload["response_url"] = response_url
         if message is not None:
             payload["message"] = message
+        return await self.interaction(payload)
+
+    async def feedback(
+        self,
+        value: str,
+        question_id: int | None,
+        *,
+        user: str = "U123",
+        channel: str = "C100",
+        response_url: str | None = None,
+        block_id: str | None = None,
+    ) -> httpx.Response:
+        """`user` presses 👍 (`value` "positive") or 👎 ("negative") under an answer: Slack's
+        feedback buttons, whose block's id names the question."""
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "team": {"id": TEAM},
+            "user": {"id": user, "username": user.lower()},
+            "api_app_id": "A0001",
+            "trigger_id": f"trigger-{user}",
+            "channel": {"id": channel},
+            "container": {"type": "message", "channel_id": channel, "message_ts": "1.2"},
+            "actions": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": "policybot_feedback",
+                    "block_id": block_id or f"policybot_feedback_{question_id}",
+                    "value": value,
+                    "action_ts": "1.3",
+                }
+            ],
+        }
+        if response_url is not None:
+            payload["response_url"] = response_url
         return await self.interaction(payload)
 
     async def submit_view(

@@ -1,0 +1,236 @@
+"""Slack's agent surface: suggested prompts when someone opens their DM with the bot, the
+thread's status ("Looking in the policy…") and title while a question is answered, and LLM
+answers streamed into the thread (chat.startStream / appendStream / stopStream), ending with
+the citations and the feedback buttons.
+
+Every agent call is a nicety: a workspace without the agent view (or streaming) refuses it
+(`not_allowed`, `unknown_method`…), and the answer goes out as it always has. The core does
+not stream tokens; a summary is streamed as soon as it is known, in batched appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.replies import reply_in_time
+from adapters.slack import blocks as render
+from adapters.slack.listening import NOT_AN_AGENT, AgentSurface, Listening, listening_in
+from adapters.slack.messages import THINKING, Message, answer_message, text_message
+from bot import messages
+from bot.models import Answer, IncomingQuestion
+
+log = logging.getLogger(__name__)
+
+#: Suggested prompts Slack shows at most, and the length of a prompt's title.
+MAX_PROMPTS = 4
+MAX_PROMPT_TITLE = 75
+#: A thread's title: the question, cut.
+MAX_TITLE = 80
+#: Characters the SDK's streamer gathers before each call: a long summary is a few calls,
+#: far under chat.appendStream's rate limit (Tier 4), each far under its 12,000 characters.
+STREAM_BATCH = 600
+
+
+async def agent_call(what: str, call: Any, surface: AgentSurface | None = None) -> bool:
+    """Await one agent-surface call; False (and one log line with Slack's error code) when the
+    workspace refused it or it failed: nothing the answer depends on."""
+    try:
+        await call
+    except SlackApiError as error:
+        code = str(error.response.get("error", "?"))
+        log.info("Slack refused %s (%s)", what, code)
+        if surface is not None and code in NOT_AN_AGENT:
+            surface.refused()
+        return False
+    except Exception as error:  # a lost connection must not cost the answer either
+        log.warning("could not %s (%s)", what, type(error).__name__)
+        return False
+    return True
+
+
+def suggested_prompts(questions: list[str]) -> list[dict[str, str]]:
+    return [
+        {"title": render.cut(q[:1].upper() + q[1:], MAX_PROMPT_TITLE), "message": q}
+        for q in questions[:MAX_PROMPTS]
+    ]
+
+
+async def on_messages_tab(
+    event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
+    """The DM opened (agent view: `app_home_opened` with tab "messages"): a greeting naming
+    the active policy, over suggested questions about its sections."""
+    channel = event.get("channel")
+    if not channel:
+        return
+    bot = listening_in(context).bot
+    titles = [v.title or v.document for v in bot.active_versions()]
+    await agent_call(
+        "the suggested prompts",
+        client.assistant_threads_setSuggestedPrompts(
+            channel_id=channel,
+            title=messages.greeting(titles),
+            prompts=suggested_prompts(bot.example_questions(MAX_PROMPTS)),
+        ),
+        listening_in(context).agent,
+    )
+
+
+async def on_context_changed(event: dict[str, Any]) -> None:
+    """What the user is viewing changed (`app_context_changed`): answers come from the policy
+    alone, so it is acknowledged and neither used nor kept."""
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """An answer to stream: its lead as markdown, then the blocks that end the stream; `whole`
+    is the same answer as one message, for when it cannot be streamed."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+    whole: Message
+
+
+SlackMessage = Message | Streamed
+
+
+def whole(message: SlackMessage) -> Message:
+    return message.whole if isinstance(message, Streamed) else message
+
+
+def text_reply(text: str) -> SlackMessage:
+    return text_message(text)
+
+
+def rendered(answer: Answer) -> SlackMessage:
+    """An LLM's answer is streamed; an extractive or reviewed one is posted whole."""
+    message = answer_message(answer)
+    if answer.source != "llm":
+        return message
+    return Streamed(
+        render.streamed_text(answer), render.cited_blocks(answer, shareable=False), message
+    )
+
+
+@dataclass
+class ThreadReply:
+    """An answer in a thread (or a DM): streamed when it is a `Streamed` one and `streams`;
+    any stream that fails ends as the whole message (chat.update of what was streamed, or a
+    new post)."""
+
+    client: AsyncWebClient
+    channel: str
+    #: The thread to stream into and post in; None: top level (a DM without the agent view).
+    thread_ts: str | None
+    recipient_user: str
+    recipient_team: str | None
+    streams: bool
+    ts: str | None = None
+
+    async def post(self, message: SlackMessage) -> None:
+        if isinstance(message, Streamed) and self.streams and self.thread_ts:
+            await self._stream(message)
+            return
+        await self._post(whole(message))
+
+    async def replace(self, message: SlackMessage) -> None:
+        if self.ts is None:
+            await self.post(message)
+            return
+        text, blocks = whole(message)
+        await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
+
+    async def _post(self, message: Message) -> None:
+        text, blocks = message
+        kwargs: dict[str, Any] = {"thread_ts": self.thread_ts} if self.thread_ts else {}
+        response = await self.client.chat_postMessage(
+            channel=self.channel, text=text, blocks=blocks, **kwargs
+        )
+        self.ts = response.get("ts")
+
+    async def _stream(self, message: Streamed) -> None:
+        assert self.thread_ts is not None
+        stream = await self.client.chat_stream(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            recipient_user_id=self.recipient_user or None,
+            recipient_team_id=self.recipient_team,
+            buffer_size=STREAM_BATCH,
+        )
+        try:
+            for piece in render.stream_pieces(message.text):
+                await stream.append(markdown_text=piece)
+            await stream.stop(blocks=message.blocks)
+            self.ts = stream.ts
+            return
+        except Exception as error:  # whatever broke the stream, the whole answer still goes out
+            code = error.response.get("error", "?") if isinstance(error, SlackApiError) else ""
+            log.warning("streaming an answer failed (%s %s)", type(error).__name__, code)
+        text, blocks = message.whole
+        if stream.ts is not None:
+            try:
+                await self.client.chat_update(
+                    channel=self.channel, ts=stream.ts, text=text, blocks=blocks
+                )
+                self.ts = stream.ts
+                return
+            except SlackApiError as error:
+                log.warning(
+                    "could not complete the streamed answer (%s)", error.response.get("error")
+                )
+        await self._post(message.whole)
+
+
+async def answer_in_thread(
+    listening: Listening,
+    incoming: IncomingQuestion,
+    reply: ThreadReply,
+    received: int | None,
+    *,
+    status_thread: str | None,
+    title: bool,
+) -> None:
+    """Answer `incoming` into `reply`. With `status_thread` (an agent thread), its status says
+    the policy is being looked in instead of the "Thinking…" placeholder, and with `title` the
+    thread is named after the question; where Slack refuses the status, the placeholder comes
+    as before. The question is being answered meanwhile."""
+    bot = listening.bot
+    work = asyncio.ensure_future(bot.ask(incoming, received=received))
+    status_shown = False
+    if status_thread and listening.agent.available:
+        status_shown = await agent_call(
+            "the thread's status",
+            reply.client.assistant_threads_setStatus(
+                channel_id=reply.channel, thread_ts=status_thread, status=messages.LOOKING
+            ),
+            listening.agent,
+        )
+        if status_shown:
+            # The agent view: the conversation is the question's thread, streamed into.
+            reply.thread_ts, reply.streams = status_thread, True
+        if status_shown and title:
+            await agent_call(
+                "the thread's title",
+                reply.client.assistant_threads_setTitle(
+                    channel_id=reply.channel,
+                    thread_ts=status_thread,
+                    title=render.cut(incoming.text, MAX_TITLE),
+                ),
+            )
+    thinking: SlackMessage | None = None if status_shown else THINKING
+    result = await reply_in_time(
+        work,
+        reply,
+        render=rendered,
+        text=text_reply,
+        thinking=thinking,
+        delay=listening.thinking_delay,
+    )
+    await bot.after_reply(incoming, result, received)
