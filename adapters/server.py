@@ -87,7 +87,7 @@ def quiet_malformed_requests() -> None:
 
 async def healthz(request: web.Request) -> web.Response:
     bot = request.app[BOT_KEY]
-    active = bot.storage.active_versions()
+    active, schema_version = await bot.health()
     status = 200 if active else 503
     return web.json_response(
         {
@@ -95,7 +95,7 @@ async def healthz(request: web.Request) -> web.Response:
             # Which database this process is on, and the schema it migrated it to.
             "database": {
                 "engine": bot.storage.engine,
-                "schema_version": bot.storage.schema_version,
+                "schema_version": schema_version,
             },
             # Questions the database refused (disk full, read-only), kept to be logged later.
             "unlogged_questions": bot.unlogged.pending(),

@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot import access, messages
 from bot.answering.checking import PostCheck, check_text
@@ -54,6 +57,7 @@ from bot.notify import (
 from bot.policies import PolicyLibrary
 from bot.question_log import QuestionLog
 from bot.reading.upload_worker import WorkerLimits
+from bot.received_spool import ReceivedSpool, Record
 from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
@@ -62,6 +66,7 @@ from bot.review.grouping import TermProfile
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
 from bot.store.database import (
+    DELIVERY_RETENTION,
     LOGGED,
     QuestionRow,
     ReceivedQuestion,
@@ -82,6 +87,7 @@ from bot.use_cases import (
     Tell,
     UploadReply,
 )
+from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +120,23 @@ class Delivery:
     received_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """What `PolicyBot.take_delivery` made of a delivery before its acknowledgement: `repeat`
+    when this process has taken the same key already (drop it now); otherwise the delivery
+    is kept (on disk, or in the database when it carries no question) and `delivery()`
+    says, once the database has it, whether it was the first to any process."""
+
+    repeat: bool
+    _settled: asyncio.Future[Delivery] | None = None
+
+    async def delivery(self) -> Delivery:
+        if self.repeat:
+            return Delivery(False)
+        assert self._settled is not None
+        return await asyncio.shield(self._settled)
+
+
 @dataclass
 class PolicyBot:
     """The platform-neutral core. Adapters hold one and call `ask`."""
@@ -141,10 +164,25 @@ class PolicyBot:
     #: One delivery run at a time: a background retry and a reviewer's answer running side by
     #: side would both read the same pending addresses and message an asker twice.
     _delivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
-    #: One question's synchronous work (retrieval, grouping, SQLite) at a time, with a pass of
-    #: the event loop between questions: a burst of questions must not hold up the server's
-    #: other requests, such as acknowledging the next Slack events (retried after 3 s).
-    _turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    #: Where the database work and the CPU-heavy work run (see bot.worker): the event loop
+    #: only does I/O, so acknowledgements never wait behind a question, a lock held by
+    #: another process or a policy being embedded.
+    worker: Worker = field(default_factory=Worker)
+    #: Questions delivered and acknowledged, kept on disk until the worker has them in the
+    #: database (bot.received_spool); None: built from `mark` beside the database.
+    spool: ReceivedSpool | None = None
+    #: (platform, key) -> when this process took it, for dropping a repeat before the
+    #: database has the first (kept DELIVERY_RETENTION, as the database keeps them).
+    _taken: dict[tuple[str, str], float] = field(default_factory=dict, init=False, repr=False)
+    #: Spooled deliveries waiting for the worker to put them in the database, in order.
+    _to_record: list[tuple[Record, Path | None, asyncio.Future[Delivery]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _recording: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    #: A connection of its own for `/healthz`, which must answer while the worker is busy
+    #: (a version being embedded, open questions re-checked, a lock being waited for).
+    _health_reader: Storage | None = field(default=None, init=False, repr=False)
+    _health_opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     #: Uploads, diffs, activation and rollback; activation re-checks open questions with this
     #: bot's own retriever and threshold. Built once, from the settings the bot was made with.
     policies: PolicyLibrary = field(init=False, repr=False)
@@ -154,6 +192,8 @@ class PolicyBot:
     question_log: QuestionLog = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.spool is None:
+            self.spool = ReceivedSpool.beside(self.storage.path, self.mark.token)
         self.policies = PolicyLibrary(
             self.storage,
             self.settings.max_upload_bytes,
@@ -206,10 +246,35 @@ class PolicyBot:
 
     async def aclose(self) -> None:
         """Release the answerer's connections (the LLM's); call it in the loop that asked."""
+        if self._recording is not None and not self._recording.done():
+            # Whatever is not in the database yet stays in the spool for the next start.
+            self._recording.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recording
+        await asyncio.to_thread(self.worker.close)
+        if self._health_reader is not None:
+            self._health_reader.close()
+            self._health_reader = None
         self.mark.release()
         close = getattr(self.answerer, "aclose", None)
         if close is not None:
             await close()
+
+    async def health(self) -> tuple[list[VersionInfo], int]:
+        """The active versions and the schema version, for `/healthz`: read beside the
+        worker, on a connection of its own (an in-memory database has one: the worker's)."""
+        if self.storage.location is None:
+            return await self.worker.run(self._health_of, self.storage)
+        return await asyncio.to_thread(self._health_of, None)
+
+    def _health_of(self, storage: Storage | None) -> tuple[list[VersionInfo], int]:
+        if storage is None:
+            with self._health_opening:
+                if self._health_reader is None:
+                    assert self.storage.location is not None
+                    self._health_reader = Storage.open(self.storage.location)
+                storage = self._health_reader
+        return storage.active_versions(), storage.schema_version
 
     def is_admin(self, actor: Actor) -> bool:
         """May this Slack user / Teams AAD object id upload and activate policies, on the
@@ -288,6 +353,120 @@ class PolicyBot:
             return Delivery(False)
         return Delivery(True, received_id)
 
+    async def take_delivery(
+        self,
+        platform: str,
+        key: str,
+        question: IncomingQuestion | None = None,
+        kind: str = "",
+    ) -> Receipt:
+        """`receive`, for a server about to acknowledge, without waiting for the database: a
+        delivery carrying a question is kept in the spool (fsynced with the others arriving
+        meanwhile) and put in the database by the worker after; one carrying none (a button,
+        a file) is recorded by the worker before this returns, since what it does must not
+        run twice. A repeat of a key this process took is dropped at once; a repeat another
+        process (or this one before a restart) took shows in `Receipt.delivery()`."""
+        now = time.monotonic()
+        self._forget_taken(now)
+        if (platform, key) in self._taken:
+            return Receipt(True)
+        self._taken[(platform, key)] = now
+        settled: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        if question is None:
+            settled.set_result(await self.worker.run(self.receive, platform, key))
+            return Receipt(not settled.result().first, settled)
+        question = storable(question)
+        record: Record = {
+            "platform": platform,
+            "key": key,
+            "kind": kind,
+            "user_id": question.asker,
+            "conversation": question.conversation,
+            "text": question.text,
+            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "taken_by": self.mark.hold(),
+        }
+        assert self.spool is not None
+        try:
+            path = await self.spool.keep(record)
+        except OSError as error:
+            # Not kept on disk: straight into the database, as before the spool existed.
+            log.warning("could not spool %s %s: %s", platform, key, error)
+            settled.set_result(await self.worker.run(self.receive, platform, key, question, kind))
+            return Receipt(False, settled)
+        self._to_record.append((record, path, settled))
+        if self._recording is None or self._recording.done():
+            self._recording = asyncio.create_task(self._record_spooled())
+        return Receipt(False, settled)
+
+    def _forget_taken(self, now: float) -> None:
+        horizon = now - DELIVERY_RETENTION.total_seconds()
+        if self._taken and next(iter(self._taken.values())) < horizon:
+            self._taken = {k: t for k, t in self._taken.items() if t >= horizon}
+
+    async def _record_spooled(self) -> None:
+        """Move spooled deliveries into the database, many per transaction, in order."""
+        while self._to_record:
+            batch, self._to_record = self._to_record, []
+            records = [record for record, _, _ in batch]
+            try:
+                ids = await self.worker.run(self.record_received, records)
+            except StorageError as error:
+                # The database cannot remember them (disk full, read-only): handle them as
+                # new. A retry may then be answered twice, but dropping a question nobody
+                # answered would be worse.
+                for record in records:
+                    log.warning(
+                        "handling %s %s as new: %s", record["platform"], record["key"], error
+                    )
+                ids = [None] * len(batch)
+            assert self.spool is not None
+            for (_, path, settled), received_id in zip(batch, ids, strict=True):
+                self.spool.drained(path)
+                if not settled.done():
+                    settled.set_result(
+                        Delivery(False) if received_id == -1 else Delivery(True, received_id)
+                    )
+
+    def record_received(self, records: Sequence[Record]) -> list[int | None]:
+        """Spooled deliveries into the database in one transaction (`Storage.receive` each,
+        received when they were acknowledged): their received questions' ids, -1 for a
+        repeat of a key already taken."""
+        with self.storage.transaction():
+            return [
+                self.storage.receive(
+                    record["platform"],
+                    record["key"],
+                    {
+                        "kind": record.get("kind", ""),
+                        "user_id": record.get("user_id", ""),
+                        "conversation": record.get("conversation", ""),
+                        "text": record.get("text", ""),
+                    },
+                    taken_by=record.get("taken_by", ""),
+                    now=datetime.fromisoformat(record["received_at"]),
+                )
+                for record in records
+            ]
+
+    def record_left_in_spool(self) -> int:
+        """On start: what stopped processes spooled and did not put in the database goes in
+        now (as theirs, so `answer_left_over` answers it); how many records were moved."""
+        assert self.spool is not None
+        moved = 0
+        for path, records in self.spool.left_over(self.mark.running):
+            usable = [r for r in records if {"platform", "key", "received_at"} <= r.keys()]
+            if usable:
+                self.record_received(usable)
+            moved += len(usable)
+            path.unlink(missing_ok=True)
+        return moved
+
+    async def record_reply(self, received_id: int | None) -> None:
+        """`replied`, from the worker."""
+        if received_id is not None:
+            await self.worker.run(self.replied, received_id)
+
     def replied(self, received_id: int | None) -> None:
         """The reply to a received question went out: it is no longer left to answer."""
         if received_id is None:
@@ -306,22 +485,35 @@ class PolicyBot:
         once; one already logged is sent as logged, not logged again (its first reply may
         have gone out just before the process stopped: the asker would see it twice, which
         beats never). Returns how many were answered; failures are left for the next start."""
+        await self.worker.run(self._left_over_prepared)
+        return await self._answer_left(now)
+
+    def _left_over_prepared(self) -> None:
+        try:
+            moved = self.record_left_in_spool()
+        except StorageError as error:  # left in the spool for the next start
+            log.warning("spooled questions could not be recorded yet: %s", error)
+        else:
+            if moved:
+                log.warning("recorded %d question(s) a stopped process had spooled", moved)
         if self.unlogged.has_pending():  # kept questions mark their received ones as logged
             try:
                 self.unlogged.replay(self.question_log.log_kept)
             except StorageError as error:
                 log.warning("kept questions could not be logged yet: %s", error)
+
+    async def _answer_left(self, now: datetime | None) -> int:
         me = self.mark.hold()
         dead: dict[str, bool] = {}
         answered = 0
-        for left in self.storage.unreplied():
+        for left in await self.worker.run(self.storage.unreplied):
             replier = self.late_repliers.get(left.platform)
             if replier is None or left.taken_by == me:
                 continue
             if left.taken_by not in dead:
                 dead[left.taken_by] = not self.mark.running(left.taken_by)
-            if not dead[left.taken_by] or not self.storage.take_received(
-                left.id, me, left.taken_by
+            if not dead[left.taken_by] or not await self.worker.run(
+                self.storage.take_received, left.id, me, left.taken_by
             ):
                 continue
             try:
@@ -352,11 +544,13 @@ class PolicyBot:
         asked: Answer | None = None
         if left.kind == CHECK:
             try:
-                reply = dataclasses.replace(reply, check=self.check_post(left.text))
+                reply = dataclasses.replace(
+                    reply, check=await self.worker.run(self.check_post, left.text)
+                )
             except QuestionError as error:
                 reply = dataclasses.replace(reply, refusal=str(error))
         elif left.state == LOGGED and left.question_id is not None:
-            reply = self._as_logged(reply, left.question_id)
+            reply = await self.worker.run(self._as_logged, reply, left.question_id)
         else:
             try:
                 asked = await self.ask(incoming, received=left.id)
@@ -366,7 +560,7 @@ class PolicyBot:
             except Exception:  # logged as failed by `ask`; the asker gets the apology
                 log.exception("answering received question %s failed", left.id)
         await replier.send(reply)
-        self.replied(left.id)
+        await self.record_reply(left.id)
         if asked is not None:
             await self.refer_unanswered(asked, incoming)
 
@@ -393,16 +587,10 @@ class PolicyBot:
         try:
             question = normalize_question(incoming.text, self.settings.max_question_chars)
         except QuestionError as error:
-            self.question_log.refused(incoming, str(error), received)
+            await self.worker.run(self.question_log.refused, incoming, str(error), received)
             raise
         try:
-            async with self._taking_turns():
-                active = self.active_policy()
-                retrieval = active.retrieve(question)
-                profile = TermProfile.of(question)
-                # A question the policy team has already answered gets their answer, whatever
-                # retrieval would say: they answered it because the policy alone did not.
-                reviewed = self.review.best_group(profile, retrieval, status="answered")
+            active, retrieval, profile, reviewed = await self.worker.run(self._retrieved, question)
             if reviewed is not None:
                 draft = Draft(
                     outcome=Outcome.ANSWERED,
@@ -420,7 +608,9 @@ class PolicyBot:
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
             # on the review list and in the platform's review channel.
-            question_id = self.question_log.failed(incoming, question, error, received)
+            question_id = await self.worker.run(
+                self.question_log.failed, incoming, question, error, received
+            )
             try:
                 await self.announce(
                     incoming.platform,
@@ -431,24 +621,41 @@ class PolicyBot:
             except Exception:  # the original failure is the one to report
                 log.exception("could not announce a question that failed")
             raise
-        async with self._taking_turns():
-            answer = self.question_log.answered(
-                incoming, question, retrieval, draft, active, reviewed, received
-            )
-            if draft.outcome.reviewed and answer.question_id is not None:
-                # Just logged, so in no group: `join`, with what this turn already worked out.
-                self.review.join(answer.question_id, question, retrieval, profile)
-        return answer
+        return await self.worker.run(
+            self._logged, incoming, question, retrieval, draft, active, reviewed, profile, received
+        )
 
-    @contextlib.asynccontextmanager
-    async def _taking_turns(self) -> AsyncIterator[None]:
-        """Run the block alone, then give the event loop a pass before the next question's
-        turn. Questions that arrive together would otherwise run back to back in one pass of
-        the loop, and nothing else (an HTTP acknowledgement) would run until all were done."""
-        async with self._turn:
-            yield
-            # Still holding the turn: whoever wants it now queues, and the loop polls I/O.
-            await asyncio.sleep(0)
+    def _retrieved(
+        self, question: str
+    ) -> tuple[ActivePolicy, Retrieval, TermProfile, Group | None]:
+        """A question's retrieval, in the worker: the active set read once, the clauses, and
+        the reviewed answer it would get."""
+        active = self.active_policy()
+        retrieval = active.retrieve(question)
+        profile = TermProfile.of(question)
+        # A question the policy team has already answered gets their answer, whatever
+        # retrieval would say: they answered it because the policy alone did not.
+        reviewed = self.review.best_group(profile, retrieval, status="answered")
+        return active, retrieval, profile, reviewed
+
+    def _logged(
+        self,
+        incoming: IncomingQuestion,
+        question: str,
+        retrieval: Retrieval,
+        draft: Draft,
+        active: ActivePolicy,
+        reviewed: Group | None,
+        profile: TermProfile,
+        received: int | None,
+    ) -> Answer:
+        answer = self.question_log.answered(
+            incoming, question, retrieval, draft, active, reviewed, received
+        )
+        if draft.outcome.reviewed and answer.question_id is not None:
+            # Just logged, so in no group: `join`, with what this turn already worked out.
+            self.review.join(answer.question_id, question, retrieval, profile)
+        return answer
 
     def feedback(self, question_id: int, *, helpful: bool) -> None:
         """Helpful / Not helpful. Not helpful puts the question on the review list."""
@@ -515,17 +722,20 @@ class PolicyBot:
         poster = self.review_posters.get(platform)
         if referral is None or poster is None:
             return
-        row: QuestionRow | None = None
-        if referral.question_id is not None:
-            with contextlib.suppress(KeyError):
-                row = self.storage.question(referral.question_id)
-        notice = self._review_notice(
-            referral.question_id, row, referral.reason, referral.question, asker, asker_name
-        )
+        notice = await self.worker.run(self._notice_of, referral, asker, asker_name)
         try:
             await poster.post(notice)
         except Exception:  # any platform failure; the review list itself is unaffected
             log.exception("could not post to the %s review channel", platform)
+
+    def _notice_of(self, referral: Referral, asker: str, asker_name: str) -> ReviewNotice:
+        row: QuestionRow | None = None
+        if referral.question_id is not None:
+            with contextlib.suppress(KeyError):
+                row = self.storage.question(referral.question_id)
+        return self._review_notice(
+            referral.question_id, row, referral.reason, referral.question, asker, asker_name
+        )
 
     def review_notice(self, question_id: int) -> ReviewNotice:
         """A logged question's review notice rebuilt from the log, as its review-channel post
@@ -565,7 +775,7 @@ class PolicyBot:
         """Once the asker has their reply (`answer`: None when it was a refusal or the
         apology): the received question is no longer left to answer, and one the policy does
         not cover is announced in the review channel of the platform it was asked on."""
-        self.replied(received)
+        await self.record_reply(received)
         if answer is not None:
             await self.refer_unanswered(answer, incoming)
 
@@ -580,11 +790,11 @@ class PolicyBot:
         try:
             if question_id is None:
                 raise KeyError(question_id)
-            refusal = self.reaction_refusal(question_id, reaction)
+            refusal = await self.worker.run(self.reaction_refusal, question_id, reaction)
             if refusal is not None:
                 await tell(refusal)
                 return False
-            referral = self.react(question_id, reaction)
+            referral = await self.worker.run(self.react, question_id, reaction)
         except KeyError:
             await tell(messages.STALE_QUESTION)
             return False
@@ -657,7 +867,7 @@ class PolicyBot:
             return ReviewList(None, messages.NOT_POLICY_TEAM)
         if not private:
             return ReviewList(None, messages.REVIEW_IN_PRIVATE)
-        return ReviewList(tuple(self.review.queue(status="open")))
+        return ReviewList(tuple(await self.worker.run(self.review.queue, status="open")))
 
     async def group_to_answer(
         self,
@@ -674,7 +884,7 @@ class PolicyBot:
         if group_id is None:
             return Resolution(messages.STALE_GROUP)
         try:
-            return Resolution("", self.review.group(group_id))
+            return Resolution("", await self.worker.run(self.review.group, group_id))
         except ReviewError as error:
             return Resolution(str(error))
 
@@ -703,9 +913,9 @@ class PolicyBot:
         by = actor.recorded_as
         try:
             if answer is None:
-                group = self.review.dismiss(group_id, by)
+                group = await self.worker.run(self.review.dismiss, group_id, by)
             else:
-                group = self.review.answer(group_id, answer, by)
+                group = await self.worker.run(self.review.answer, group_id, answer, by)
         except ReviewError as error:  # no such group, an empty or oversized answer
             return Resolution(str(error))
         if recorded is not None:
@@ -719,7 +929,7 @@ class PolicyBot:
     async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
         """A reviewer answers a group: the answer is stored as a reviewed answer and sent to
         everyone who asked in the group, on the platform they asked on."""
-        self.review.answer(group_id, text, by)
+        await self.worker.run(self.review.answer, group_id, text, by)
         return await self.deliver_answers(group_id)
 
     def dismiss_group(self, group_id: int, by: str = "") -> Group:
@@ -729,7 +939,7 @@ class PolicyBot:
         """Send reviewed answers not yet delivered (after answering, or to retry); addresses
         past the retention period are deleted first, so nobody is contacted after it."""
         async with self._delivering:
-            self.review.expire(self.settings.retention_days)
+            await self.worker.run(self.review.expire, self.settings.retention_days)
             return await self.review.deliver(self.notifiers, group_id)
 
     async def deliver_answers_to(self, actor: Actor, notifier: Notifier) -> DeliveryReport:
@@ -737,7 +947,7 @@ class PolicyBot:
         that can only reach its askers while they are there (the console, when its chat
         opens), not from `deliver_answers`."""
         async with self._delivering:
-            self.review.expire(self.settings.retention_days)
+            await self.worker.run(self.review.expire, self.settings.retention_days)
             return await self.review.deliver(
                 {actor.platform: notifier}, asker=(actor.platform, actor.user_id)
             )

@@ -519,8 +519,7 @@ class PolicyLibrary:
             shown = shown_filename(typed)
             if self.storage.versions(typed):
                 raise NotFound(
-                    f"{shown} is a document; name one of its versions: "
-                    f"{self._numbers_of(typed)}."
+                    f"{shown} is a document; name one of its versions: {self._numbers_of(typed)}."
                 )
             raise NotFound(f"{shown!r} names no policy version; give {VERSION_FORMS}.")
         document = self._document_as_stored(match.group("document").strip())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -11,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.replies import Reply, reply_in_time
 from adapters.slack import blocks as render
-from adapters.slack.listening import RECEIVED, Listening, clicked_id, listening_in, tell
+from adapters.slack.listening import Listening, answer_once, clicked_id, listening_in, tell
 from adapters.slack.messages import (
     PLATFORM,
     SHARED_ANSWER_GONE,
@@ -25,6 +26,8 @@ from adapters.slack.messages import (
 from adapters.slack.uploads import on_files
 from bot.core import ASK_POLICY_TEAM, CHECK, HELPFUL, NOT_HELPFUL
 from bot.models import Actor, IncomingQuestion, QuestionError
+
+log = logging.getLogger(__name__)
 
 #: The message shortcut's callback id (see slack-manifest.yml).
 CHECK_SHORTCUT = "policybot_check_post"
@@ -118,11 +121,16 @@ async def answer(
     listening: Listening,
     incoming: IncomingQuestion,
     reply: Reply[Message],
-    received: int | None,
+    context: AsyncBoltContext,
     *,
     shareable: bool = False,
 ) -> None:
     bot = listening.bot
+    delivery = await answer_once(context)
+    if not delivery.first:
+        log.info("dropping a question another process took first")
+        return
+    received = delivery.received_id
     result = await reply_in_time(
         bot.ask(incoming, received=received),
         reply,
@@ -149,7 +157,7 @@ async def on_mention(
     if incoming is None:
         await help_in(reply)
         return
-    await answer(listening_in(context), incoming, reply, context.get(RECEIVED))
+    await answer(listening_in(context), incoming, reply, context)
 
 
 async def on_message(
@@ -178,7 +186,7 @@ async def on_message(
     if incoming is None:
         await help_in(reply)
         return
-    await answer(listening_in(context), incoming, reply, context.get(RECEIVED))
+    await answer(listening_in(context), incoming, reply, context)
 
 
 async def on_command(
@@ -197,7 +205,7 @@ async def on_command(
         listening_in(context),
         incoming,
         EphemeralReply(respond),
-        context.get(RECEIVED),
+        context,
         shareable=True,
     )
 
@@ -207,9 +215,12 @@ async def on_check(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
+    delivery = await answer_once(context)
+    if not delivery.first:
+        return
     text = (shortcut.get("message") or {}).get("text") or ""
     try:
-        check = bot.check_post(text)
+        check = await bot.worker.run(bot.check_post, text)
     except QuestionError as error:
         await respond(text=str(error), response_type="ephemeral", replace_original=False)
     else:
@@ -219,7 +230,7 @@ async def on_check(
             response_type="ephemeral",
             replace_original=False,
         )
-    bot.replied(context.get(RECEIVED))
+    await bot.record_reply(delivery.received_id)
 
 
 async def on_feedback(
@@ -253,7 +264,7 @@ async def on_share(
     try:
         if qid is None:
             raise KeyError(action.get("value"))
-        shared = bot.logged_answer(qid)
+        shared = await bot.worker.run(bot.logged_answer, qid)
     except KeyError:
         await respond(text=SHARED_ANSWER_GONE, replace_original=False)
         return

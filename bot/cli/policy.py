@@ -101,9 +101,7 @@ def policy_diff(ctx: Context, version: tuple[str, ...], as_json: bool) -> None:
 )
 @click.pass_obj
 @guarded
-def policy_activate(
-    ctx: Context, version: tuple[str, ...], by: str, keep_example: bool
-) -> None:
+def policy_activate(ctx: Context, version: tuple[str, ...], by: str, keep_example: bool) -> None:
     """Make VERSION (DOCUMENT vN as `policy list` shows it, DOCUMENT@N, or its id) its
     document's active version (any earlier version too, or one of a retired document)."""
     policies = ctx.bot(with_policy=False).policies
