@@ -99,6 +99,8 @@ async def healthz(request: web.Request) -> web.Response:
             },
             # Questions the database refused (disk full, read-only), kept to be logged later.
             "unlogged_questions": bot.unlogged.pending(),
+            # The latest re-check of open questions after an activation, done in the background.
+            "recheck": bot.recheck.as_json() if bot.recheck is not None else None,
             "policies": [
                 {
                     "document": v.document,

@@ -80,6 +80,7 @@ from bot.text import clean_text, normalize_question, storable
 from bot.use_cases import (
     Fetch,
     Fetched,
+    Recheck,
     Resolution,
     ReviewList,
     Settled,
@@ -101,6 +102,9 @@ REACTIONS = (HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM)
 LATE_AFTER = timedelta(seconds=3)
 #: The kind of a received question that is a draft post to check (`check_post`), not logged.
 CHECK = "check"
+#: Open questions re-checked per call in the worker after an activation: questions asked
+#: meanwhile wait for one slice at most, not for the whole re-check.
+RECHECK_SLICE = 25
 
 
 def policy_teams(versions: Iterable[VersionInfo], configured: Sequence[str] = ()) -> list[str]:
@@ -183,6 +187,9 @@ class PolicyBot:
     #: (a version being embedded, open questions re-checked, a lock being waited for).
     _health_reader: Storage | None = field(default=None, init=False, repr=False)
     _health_opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    #: The latest background re-check of open questions (None: none since start).
+    recheck: Recheck | None = field(default=None, init=False)
+    _rechecked: asyncio.Event | None = field(default=None, init=False, repr=False)
     #: Uploads, diffs, activation and rollback; activation re-checks open questions with this
     #: bot's own retriever and threshold. Built once, from the settings the bot was made with.
     policies: PolicyLibrary = field(init=False, repr=False)
@@ -206,6 +213,7 @@ class PolicyBot:
                 self.settings.upload_read_seconds, self.settings.upload_read_memory_mb * 2**20
             ),
         )
+        self.policies.recheck_later = self._recheck_later
         self.review = ReviewQueue(
             self.storage, self.retrieve, lexical_of(self.retriever, self.storage)
         )
@@ -461,6 +469,53 @@ class PolicyBot:
             moved += len(usable)
             path.unlink(missing_ok=True)
         return moved
+
+    def _recheck_later(self) -> int | None:
+        """For PolicyLibrary, in the worker: start re-checking the open questions as a job on
+        the loop that handed the worker its call, and say how many; None (re-check them
+        now) outside the worker, as in the CLI."""
+        loop = self.worker.loop
+        if not self.worker.in_worker or loop is None or loop.is_closed():
+            return None
+        job = Recheck(len(self.storage.open_unanswered_questions()))
+        if not job.total:  # nothing to re-check, nothing to tell
+            self._rechecked = None
+            return 0
+        # Set here, before the job starts: whoever awaits `when_rechecked` next waits for it.
+        self.recheck, self._rechecked = job, asyncio.Event()
+        asyncio.run_coroutine_threadsafe(self._recheck_in_background(job, self._rechecked), loop)
+        return job.total
+
+    async def _recheck_in_background(self, job: Recheck, done: asyncio.Event) -> None:
+        """Re-check in slices, each its own call in the worker, so questions asked meanwhile
+        are answered between them; a newer job (another activation) supersedes this one."""
+        try:
+            questions = await self.worker.run(self.storage.open_unanswered_questions)
+            for start in range(0, len(questions), RECHECK_SLICE):
+                if self.recheck is not job:
+                    return
+                now_answered = await self.worker.run(
+                    self.policies.recheck_questions, questions[start : start + RECHECK_SLICE]
+                )
+                job.done += len(questions[start : start + RECHECK_SLICE])
+                job.now_answered += len(now_answered)
+            job.total = max(job.total, job.done)
+            job.finished = True
+            log.info("%s", job.as_text())
+        except Exception:  # a failed re-check leaves the questions as they were: open
+            log.exception("re-checking open questions failed after %d", job.done)
+        finally:
+            done.set()
+
+    async def when_rechecked(self, tell: Tell) -> None:
+        """Tell (`tell`) the admin who just activated what the background re-check found,
+        once it is done; nothing when no re-check is under way."""
+        job, done = self.recheck, self._rechecked
+        if job is None or done is None:
+            return
+        await done.wait()
+        if job.finished and self.recheck is job:
+            await tell(job.as_text())
 
     async def record_reply(self, received_id: int | None) -> None:
         """`replied`, from the worker."""

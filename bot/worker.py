@@ -30,6 +30,9 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._thread_ids: set[int] = set()
         self._lock = threading.Lock()
+        #: The event loop that last handed work to the worker: where a call running in the
+        #: worker starts background jobs (`PolicyBot`'s re-check after an activation).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -51,7 +54,7 @@ class Worker:
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self.in_worker:
             return call(*args, **kwargs)
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         # The caller's context goes along (log records' task-local fields, test fixtures).
         bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
         return await loop.run_in_executor(self._pool(), bound)

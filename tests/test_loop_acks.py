@@ -157,15 +157,24 @@ async def test_healthz_answers_while_an_activation_rechecks_open_questions(
         async def activate() -> None:
             await slack.click(render.ACTION_ACTIVATE, version_id, user=ADMIN, response_url=url)
             clicked.set()
-            await api.wait_for("response_url:activate")
+            await api.wait_for("response_url:activate", 2)  # activated, then re-checked
             activated.set()
 
         await asyncio.gather(poll_health(), activate())
-        (settled,) = api["response_url:activate"]
-        assert f"Re-checked {OPEN_QUESTIONS}" in str(settled["text"])
-        # Health checks kept being answered while the activation was under way (one at a
-        # time: with the activation on the loop, at most the one sent as it ended would be).
+        settled, rechecked = api["response_url:activate"]
+        assert f"Re-checking {OPEN_QUESTIONS} open" in str(settled["text"])
+        assert f"Re-checked {OPEN_QUESTIONS} of {OPEN_QUESTIONS}" in str(rechecked["text"])
+        assert rechecked["replace_original"] is False  # a note under the updated summary
+        # Health checks kept being answered while the activation and its re-check were under
+        # way (one at a time: with them on the loop, at most the one sent as they ended).
         assert sum(during) >= 3
+        progress = (await slack.http.get("/healthz")).json()["recheck"]
+        assert progress == {
+            "open_questions": OPEN_QUESTIONS,
+            "rechecked": OPEN_QUESTIONS,
+            "now_answered": progress["now_answered"],
+            "finished": True,
+        }
     record(
         "Loop: /healthz while an activation re-checks open questions",
         "pytest tests/test_loop_acks.py -k healthz",

@@ -174,3 +174,6 @@ async def on_version_action(
         await respond(text=settled.text, blocks=blocks, replace_original=True)
     else:
         await tell(body, respond, client, settled.text)
+    if VERSION_ACTIONS[action["action_id"]] != DISCARD:
+        # What the re-check in the background found, once it is done.
+        await bot.when_rechecked(lambda text: tell(body, respond, client, text))
