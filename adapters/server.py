@@ -162,6 +162,17 @@ async def answer_left_over(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+async def prepare_vectors(app: web.Application) -> AsyncIterator[None]:
+    """Once serving: the active policy's clause vectors computed beside the questions, so
+    the first question does not wait for them."""
+    task = asyncio.create_task(app[BOT_KEY].prepare_vectors())
+    yield
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     """One aiohttp application; each configured platform adds its routes here. `host` is
     where it will listen (`serve --host`): unauthenticated Teams needs it given and on
@@ -190,6 +201,7 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     app.cleanup_ctx.append(background_delivery)
     # After the platforms' own contexts (Slack's Web API session), so it ends before them.
     app.cleanup_ctx.append(answer_left_over)
+    app.cleanup_ctx.append(prepare_vectors)
     return app
 
 

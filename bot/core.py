@@ -59,9 +59,9 @@ from bot.question_log import QuestionLog
 from bot.reading.upload_worker import WorkerLimits
 from bot.received_spool import ReceivedSpool, Record
 from bot.redaction import Redactor
-from bot.retrieval.active import ActivePolicy, lexical_of
+from bot.retrieval.active import RETRIEVAL_LIMIT, ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
-from bot.retrieval.semantic import build_retriever
+from bot.retrieval.semantic import HybridRetriever, build_retriever
 from bot.review.grouping import TermProfile
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
@@ -105,6 +105,8 @@ CHECK = "check"
 #: Open questions re-checked per call in the worker after an activation: questions asked
 #: meanwhile wait for one slice at most, not for the whole re-check.
 RECHECK_SLICE = 25
+#: The question `prepare_vectors` retrieves to have a version set's clause vectors computed.
+VECTORS_PROBE = "social media policy"
 
 
 def policy_teams(versions: Iterable[VersionInfo], configured: Sequence[str] = ()) -> list[str]:
@@ -187,6 +189,9 @@ class PolicyBot:
     #: (a version being embedded, open questions re-checked, a lock being waited for).
     _health_reader: Storage | None = field(default=None, init=False, repr=False)
     _health_opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    #: Active version sets whose clause vectors are being computed (`prepare_vectors`):
+    #: questions on them are answered lexically meanwhile rather than wait.
+    _embedding: set[tuple[int, ...]] = field(default_factory=set, init=False, repr=False)
     #: The latest background re-check of open questions (None: none since start).
     recheck: Recheck | None = field(default=None, init=False)
     _rechecked: asyncio.Event | None = field(default=None, init=False, repr=False)
@@ -477,19 +482,28 @@ class PolicyBot:
         loop = self.worker.loop
         if not self.worker.in_worker or loop is None or loop.is_closed():
             return None
+        marked = self._mark_embedding()  # the questions after this one: lexical until then
         job = Recheck(len(self.storage.open_unanswered_questions()))
         if not job.total:  # nothing to re-check, nothing to tell
             self._rechecked = None
+            if marked is not None:
+                asyncio.run_coroutine_threadsafe(self.prepare_vectors(marked), loop)
             return 0
         # Set here, before the job starts: whoever awaits `when_rechecked` next waits for it.
         self.recheck, self._rechecked = job, asyncio.Event()
-        asyncio.run_coroutine_threadsafe(self._recheck_in_background(job, self._rechecked), loop)
+        asyncio.run_coroutine_threadsafe(
+            self._recheck_in_background(job, self._rechecked, marked), loop
+        )
         return job.total
 
-    async def _recheck_in_background(self, job: Recheck, done: asyncio.Event) -> None:
+    async def _recheck_in_background(
+        self, job: Recheck, done: asyncio.Event, marked: tuple[int, ...] | None
+    ) -> None:
         """Re-check in slices, each its own call in the worker, so questions asked meanwhile
         are answered between them; a newer job (another activation) supersedes this one."""
         try:
+            # The new active set's vectors first: the re-check retrieves as questions do.
+            await self.prepare_vectors(marked)
             questions = await self.worker.run(self.storage.open_unanswered_questions)
             for start in range(0, len(questions), RECHECK_SLICE):
                 if self.recheck is not job:
@@ -506,6 +520,58 @@ class PolicyBot:
             log.exception("re-checking open questions failed after %d", job.done)
         finally:
             done.set()
+
+    def _mark_embedding(self) -> tuple[int, ...] | None:
+        """In the worker: the active versions, marked as being embedded so that every
+        question after this in the worker's queue is answered lexically until they are;
+        None when there is nothing to embed (lexical retrieval, or already under way)."""
+        retriever = self.retriever
+        if not isinstance(retriever, HybridRetriever) or retriever.off_because is not None:
+            return None
+        versions = tuple(v.id for v in self.storage.active_versions())
+        if not versions or versions in self._embedding:
+            return None
+        self._embedding.add(versions)
+        return versions
+
+    async def prepare_vectors(self, marked: tuple[int, ...] | None = None) -> None:
+        """Compute the active versions' clause vectors now (on start, after an activation)
+        rather than on the next question: beside the worker, on a connection of its own,
+        stored in the database for every process. Questions asked meanwhile are answered
+        lexically; a failure is logged and leaves the vectors to the first question.
+        `marked`: the versions `_mark_embedding` already marked."""
+        versions = marked or await self.worker.run(self._mark_embedding)
+        retriever = self.retriever
+        if versions is None or not isinstance(retriever, HybridRetriever):
+            return
+        started = time.monotonic()
+        try:
+            if self.storage.location is None:  # in memory: the worker's is the one connection
+                await self.worker.run(retriever.retrieve, VECTORS_PROBE, versions, 1)
+            else:
+                await asyncio.to_thread(self._embed_on_own_connection, retriever, versions)
+            log.info(
+                "clause vectors of versions %s ready in %.1f s",
+                ", ".join(map(str, versions)),
+                time.monotonic() - started,
+            )
+        except Exception:
+            log.exception("computing the clause vectors failed; the first question will")
+        finally:
+            self._embedding.discard(versions)
+
+    def _embed_on_own_connection(
+        self, retriever: HybridRetriever, versions: tuple[int, ...]
+    ) -> None:
+        assert self.storage.location is not None
+        storage = Storage.open(self.storage.location)
+        try:
+            # The same model, so the vectors it stores are the ones `retriever` reads.
+            HybridRetriever(storage, embedder=retriever.embedder).retrieve(
+                VECTORS_PROBE, versions, 1
+            )
+        finally:
+            storage.close()
 
     async def when_rechecked(self, tell: Tell) -> None:
         """Tell (`tell`) the admin who just activated what the background re-check found,
@@ -686,7 +752,10 @@ class PolicyBot:
         """A question's retrieval, in the worker: the active set read once, the clauses, and
         the reviewed answer it would get."""
         active = self.active_policy()
-        retrieval = active.retrieve(question)
+        if active.version_ids in self._embedding:
+            retrieval = active.lexical.retrieve(question, active.version_ids, RETRIEVAL_LIMIT)
+        else:
+            retrieval = active.retrieve(question)
         profile = TermProfile.of(question)
         # A question the policy team has already answered gets their answer, whatever
         # retrieval would say: they answered it because the policy alone did not.
