@@ -4,7 +4,7 @@ and the use cases around it (an answer's buttons, uploads, resolving review grou
 receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adapter) render.
 
 Over 400 lines because it is one class, `PolicyBot`, the adapters' only way in: its methods
-share the turn lock, the delivery lock and the parts built once. What can stand alone lives
+share the worker, the delivery lock and the parts built once. What can stand alone lives
 beside it: the question log (bot.question_log), a question's text (bot.text), what the use
 cases return (bot.use_cases), the texts (bot.messages), who may (bot.access).
 """
