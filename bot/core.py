@@ -66,7 +66,6 @@ from bot.review.grouping import TermProfile
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
 from bot.store.database import (
-    DELIVERY_RETENTION,
     LOGGED,
     QuestionRow,
     ReceivedQuestion,
@@ -102,6 +101,10 @@ REACTIONS = (HELPFUL, NOT_HELPFUL, ASK_POLICY_TEAM)
 LATE_AFTER = timedelta(seconds=3)
 #: The kind of a received question that is a draft post to check (`check_post`), not logged.
 CHECK = "check"
+#: How long this process remembers the keys it took, to drop a repeat before acknowledging
+#: it: longer than Slack's retries and a signed request's 5 minutes; a later repeat is
+#: still dropped, by the database, before it is answered.
+RECENT_DELIVERIES = timedelta(minutes=10)
 #: Open questions re-checked per call in the worker after an activation: questions asked
 #: meanwhile wait for one slice at most, not for the whole re-check.
 RECHECK_SLICE = 25
@@ -178,7 +181,7 @@ class PolicyBot:
     #: database (bot.received_spool); None: built from `mark` beside the database.
     spool: ReceivedSpool | None = None
     #: (platform, key) -> when this process took it, for dropping a repeat before the
-    #: database has the first (kept DELIVERY_RETENTION, as the database keeps them).
+    #: database has the first (kept RECENT_DELIVERIES; later repeats the database drops).
     _taken: dict[tuple[str, str], float] = field(default_factory=dict, init=False, repr=False)
     #: Spooled deliveries waiting for the worker to put them in the database, in order.
     _to_record: list[tuple[Record, Path | None, asyncio.Future[Delivery]]] = field(
@@ -413,9 +416,12 @@ class PolicyBot:
         return Receipt(False, settled)
 
     def _forget_taken(self, now: float) -> None:
-        horizon = now - DELIVERY_RETENTION.total_seconds()
-        if self._taken and next(iter(self._taken.values())) < horizon:
-            self._taken = {k: t for k, t in self._taken.items() if t >= horizon}
+        horizon = now - RECENT_DELIVERIES.total_seconds()
+        while self._taken:  # oldest first: the order they were taken in
+            key, taken_at = next(iter(self._taken.items()))
+            if taken_at >= horizon:
+                return
+            del self._taken[key]
 
     async def _record_spooled(self) -> None:
         """Move spooled deliveries into the database, many per transaction, in order."""

@@ -14,16 +14,21 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from adapters.slack import blocks as render
+from bot import messages
 from bot.config import Settings
+from bot.received_spool import ReceivedSpool
+from bot.store.database import Storage
 from tests.conftest import BUNDLED_POLICY
 from tests.fakes.slack_api import fake_slack_api
 from tests.fakes.slack_harness import slack_server
 from tests.reliability import percentiles, record
+from tests.test_slack_http import dm
 from tests.test_slack_upload import ADMIN, buttons, new_version
 
 #: How long the other connection holds the write lock (a `policybot policy load`, a backup).
@@ -182,3 +187,37 @@ async def test_healthz_answers_while_an_activation_rechecks_open_questions(
         health_checks_during_activation=sum(during),
         **{f"healthz_{k}": v for k, v in percentiles(health).items()},
     )
+
+
+async def test_a_question_left_in_a_stopped_process_spool_is_answered_once_on_start(
+    settings: Settings,
+) -> None:
+    """A process that acknowledged a question and died before moving it from its spool into
+    the database: the next one to start answers it, late, once."""
+    db = Path(settings.db_path)
+    Storage.open(db).close()  # the database exists, as the stopped process left it
+    dead = ReceivedSpool.beside(db, "0123456789abcdef")  # no lock file: not running
+    asked_at = datetime.now(UTC) - timedelta(minutes=1)
+    await dead.keep(
+        {
+            "platform": "slack",
+            "key": "event:EvSPOOLED",
+            "kind": "dm",
+            "user_id": "U42",
+            "conversation": "D42",
+            "text": QUESTIONS[0],
+            "received_at": asked_at.isoformat(timespec="milliseconds"),
+            "taken_by": dead.token,
+        }
+    )
+    async with fake_slack_api() as api, slack_server(settings, api=api, on_disk=True) as slack:
+        (late,) = await api.wait_for("chat.postMessage")
+        assert late["channel"] == "D42" and str(late["text"]).startswith(f"{messages.LATE}: ")
+        # Slack's retry of it, reaching the new process, is not answered again.
+        await slack.event(dm(QUESTIONS[0], channel="D42", user="U42"), event_id="EvSPOOLED")
+        await slack.dm("can I post on linkedin?", user="U43")  # a later question, answered
+        posts = await api.wait_for("chat.postMessage", 2)
+        assert sorted(str(p["channel"]) for p in posts) == ["D42", "D43"]
+        logged = [row.text for row in slack.bot.storage.questions(status=None)]
+        assert logged.count(QUESTIONS[0]) == 1
+    assert dead.folder is not None and not list(dead.folder.glob(f"{dead.token}.*"))
