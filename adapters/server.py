@@ -87,7 +87,7 @@ def quiet_malformed_requests() -> None:
 
 async def healthz(request: web.Request) -> web.Response:
     bot = request.app[BOT_KEY]
-    active = bot.storage.active_versions()
+    active, schema_version = await bot.health()
     status = 200 if active else 503
     return web.json_response(
         {
@@ -95,10 +95,12 @@ async def healthz(request: web.Request) -> web.Response:
             # Which database this process is on, and the schema it migrated it to.
             "database": {
                 "engine": bot.storage.engine,
-                "schema_version": bot.storage.schema_version,
+                "schema_version": schema_version,
             },
             # Questions the database refused (disk full, read-only), kept to be logged later.
             "unlogged_questions": bot.unlogged.pending(),
+            # The latest re-check of open questions after an activation, done in the background.
+            "recheck": bot.recheck.as_json() if bot.recheck is not None else None,
             "policies": [
                 {
                     "document": v.document,
@@ -160,6 +162,17 @@ async def answer_left_over(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+async def prepare_vectors(app: web.Application) -> AsyncIterator[None]:
+    """Once serving: the active policy's clause vectors computed beside the questions, so
+    the first question does not wait for them."""
+    task = asyncio.create_task(app[BOT_KEY].prepare_vectors())
+    yield
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     """One aiohttp application; each configured platform adds its routes here. `host` is
     where it will listen (`serve --host`): unauthenticated Teams needs it given and on
@@ -188,6 +201,7 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
     app.cleanup_ctx.append(background_delivery)
     # After the platforms' own contexts (Slack's Web API session), so it ends before them.
     app.cleanup_ctx.append(answer_left_over)
+    app.cleanup_ctx.append(prepare_vectors)
     return app
 
 

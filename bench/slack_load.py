@@ -16,6 +16,13 @@ server that falls behind is charged for the queue it causes.
 
     python -m bench slack                      # ours and the echo peer, 50-300 events/s
     python -m bench slack --rates 200 --seconds 10
+    python -m bench slack --contention         # 200 events/s beside an upload, a held lock
+
+The contention scenario (`contention`) offers one rate while the server processes a policy
+upload of about 10 MB (the admin HTTP API), and again while another process holds the
+database's write lock for 2.5 s: what an acknowledgement costs when the database is busy.
+Run from another checkout (`git worktree add`), the server is that checkout's code, so the
+same scenario measures the code before a change.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -53,6 +61,8 @@ TARGET_RATE = 200
 #: Slack's limit for acknowledging an event before it retries it.
 SLACK_ACK_LIMIT = 3.0
 SECRET = "bench-signing-secret"
+#: The admin HTTP API's bearer token, for the contention scenario's upload.
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 TOKEN = "xoxb-bench"
 TEAM = "TBENCH"
 #: The placeholder a slow answer shows first (bot.messages.THINKING); the answer
@@ -184,6 +194,9 @@ def server_env(api_url: str, db: Path | None) -> dict[str, str]:
     )
     if db is not None:
         env["POLICYBOT_DB"] = str(db)
+    # The server is this checkout's code, whichever checkout the package was installed from.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env["POLICYBOT_ADMIN_TOKEN"] = ADMIN_TOKEN
     return env
 
 
@@ -527,6 +540,143 @@ def run_both(
     return markdown(ours, echo, seconds, clients)
 
 
+# -- contention: a busy database beside the events ------------------------------------------------
+#: How long the other process holds the write lock (a `policybot policy load`, a backup).
+LOCK_SECONDS = 2.5
+
+
+def big_policy() -> bytes:
+    """An ordinary HTML policy of about 10 MB (9,000 paragraphs, padded with styles), within
+    the reading ceilings, so it is read, stored and compared in full."""
+    from bench import bombs
+
+    return bombs.html_policy(9_000, style_bytes=1_000)
+
+
+@dataclass(frozen=True)
+class Contention:
+    during: str
+    step: Step
+    note: str
+
+
+async def _upload(server: Server, data: bytes) -> str:
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        started = time.perf_counter()
+        async with http.post(
+            server.url + "/admin/policies?filename=big-policy.html",
+            data=data,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response:
+            await response.read()
+            return f"HTTP {response.status} after {time.perf_counter() - started:.1f} s"
+
+
+def _hold_write_lock(db: Path, seconds: float, held: threading.Event) -> None:
+    """Another process's write transaction, as `policybot policy load` holds one: BEGIN
+    IMMEDIATE on a connection of this (the bench's) process, released after `seconds`."""
+    conn = sqlite3.connect(str(db), isolation_level=None, timeout=30)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+async def contention(
+    rate: int = TARGET_RATE, seconds: float = 6.0, clients: int = 32
+) -> tuple[list[Contention], int, int]:
+    """(each scenario's figures, events never answered, events answered twice) for one
+    `policybot serve`: `rate` events/s for `seconds` while a ~10 MB upload is processed, then
+    while another process holds the write lock for LOCK_SECONDS."""
+    questions = bench_questions()
+    data = big_policy()
+    results: list[Contention] = []
+    with tempfile.TemporaryDirectory(prefix="policybot-contention-") as folder:
+        async with recorder() as fake:
+            server = await start("policybot", fake.url, Path(folder), Path(folder) / "serve.log")
+            assert server.db is not None
+            keys: set[str] = set()
+            try:
+                await offer(server, fake, questions, 1, 1, 1, "W", 0, DRAIN)
+                first = 1
+                upload = asyncio.create_task(_upload(server, data))
+                await asyncio.sleep(0.2)  # the upload's body is in; it is being processed
+                step = await offer(
+                    server, fake, questions, rate, seconds, clients, "U", first, DRAIN
+                )
+                keys |= {event_body(n, "", "U")[0] for n in range(first, first + step.sent)}
+                first += step.sent
+                uploaded = await upload
+                results.append(
+                    Contention(
+                        f"a {len(data) / 2**20:.1f} MB policy upload",
+                        step,
+                        f"upload {uploaded}",
+                    )
+                )
+                held = threading.Event()
+                holder = threading.Thread(
+                    target=_hold_write_lock, args=(server.db, LOCK_SECONDS, held), daemon=True
+                )
+                holder.start()
+                await asyncio.to_thread(held.wait, 30)
+                step = await offer(
+                    server, fake, questions, rate, seconds, clients, "L", first, DRAIN
+                )
+                keys |= {event_body(n, "", "L")[0] for n in range(first, first + step.sent)}
+                await asyncio.to_thread(holder.join)
+                results.append(
+                    Contention(
+                        f"another process holding the write lock {LOCK_SECONDS:g} s",
+                        step,
+                        "the lock taken before the first event",
+                    )
+                )
+                fake.expect(keys)
+                await fake.all_answered(DRAIN)
+            finally:
+                stop(server)
+    dropped = sum(not fake.answers.get(key) for key in keys)
+    doubled = sum(len(fake.answers.get(key, ())) > 1 for key in keys)
+    return results, dropped, doubled
+
+
+def contention_markdown(
+    results: list[Contention], dropped: int, doubled: int, rate: int, seconds: float, clients: int
+) -> str:
+    command = f"python -m bench slack --contention --rates {rate} --seconds {seconds:g}"
+    lines = [
+        f"{rate} signed Slack events/s offered for {seconds:g} s from {clients} connections to "
+        "one `policybot serve` (lexical, extractive, its own SQLite database), first while "
+        "it processes a policy upload through the admin HTTP API, then while another "
+        f"process holds the database's write lock for {LOCK_SECONDS:g} s from before the "
+        f"first event. Reproduce: `{command}`.",
+        "",
+        "| while | sent | acked | ack p50 | ack p99 | acks > 3 s | answered | "
+        "end-to-end p50 | p99 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        s = result.step
+        lines.append(
+            f"| {result.during} | {s.sent} | {s.acked} | {s.ack_p50 * 1000:.1f} ms "
+            f"| {s.ack_p99 * 1000:.1f} ms | {s.late_acks} | {s.answered} "
+            f"| {s.e2e_p50 * 1000:.0f} ms | {s.e2e_p99 * 1000:.0f} ms |"
+        )
+    lines += [
+        "",
+        f"Over both, once the server had drained: {dropped} events never answered, "
+        f"{doubled} answered more than once. "
+        + "; ".join(f"{r.during}: {r.note}" for r in results)
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -535,8 +685,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--contention", action="store_true", help="the contention scenario")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    if args.contention:
+        rate = rates[0] if len(rates) == 1 else TARGET_RATE
+        seconds = args.seconds if args.seconds != 10.0 else 6.0
+        results, dropped, doubled = asyncio.run(contention(rate, seconds, args.clients))
+        print(contention_markdown(results, dropped, doubled, rate, seconds, args.clients))
+        return
     print(run_both(rates, args.seconds, args.clients, peer=not args.no_peer))
 
 

@@ -4,7 +4,7 @@ and the use cases around it (an answer's buttons, uploads, resolving review grou
 receive -> normalize -> retrieve clauses -> answer or log as unanswered -> (adapter) render.
 
 Over 400 lines because it is one class, `PolicyBot`, the adapters' only way in: its methods
-share the turn lock, the delivery lock and the parts built once. What can stand alone lives
+share the worker, the delivery lock and the parts built once. What can stand alone lives
 beside it: the question log (bot.question_log), a question's text (bot.text), what the use
 cases return (bot.use_cases), the texts (bot.messages), who may (bot.access).
 """
@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot import access, messages
 from bot.answering.checking import PostCheck, check_text
@@ -54,11 +57,12 @@ from bot.notify import (
 from bot.policies import PolicyLibrary
 from bot.question_log import QuestionLog
 from bot.reading.upload_worker import WorkerLimits
+from bot.received_spool import ReceivedSpool, Record
 from bot.redaction import Redactor
-from bot.retrieval.active import ActivePolicy, lexical_of
+from bot.retrieval.active import RETRIEVAL_LIMIT, ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
-from bot.retrieval.semantic import build_retriever
-from bot.review.grouping import question_vectors_of
+from bot.retrieval.semantic import HybridRetriever, build_retriever
+from bot.review.grouping import TermProfile, question_vectors_of
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
 from bot.store.database import (
@@ -75,6 +79,7 @@ from bot.text import clean_text, normalize_question, storable
 from bot.use_cases import (
     Fetch,
     Fetched,
+    Recheck,
     Resolution,
     ReviewList,
     Settled,
@@ -82,6 +87,7 @@ from bot.use_cases import (
     Tell,
     UploadReply,
 )
+from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,15 @@ MAX_COMMENT_CHARS = 1000
 LATE_AFTER = timedelta(seconds=3)
 #: The kind of a received question that is a draft post to check (`check_post`), not logged.
 CHECK = "check"
+#: How long this process remembers the keys it took, to drop a repeat before acknowledging
+#: it: longer than Slack's retries and a signed request's 5 minutes; a later repeat is
+#: still dropped, by the database, before it is answered.
+RECENT_DELIVERIES = timedelta(minutes=10)
+#: Open questions re-checked per call in the worker after an activation: questions asked
+#: meanwhile wait for one slice at most, not for the whole re-check.
+RECHECK_SLICE = 25
+#: The question `prepare_vectors` retrieves to have a version set's clause vectors computed.
+VECTORS_PROBE = "social media policy"
 
 
 def policy_teams(versions: Iterable[VersionInfo], configured: Sequence[str] = ()) -> list[str]:
@@ -114,6 +129,23 @@ class Delivery:
 
     first: bool
     received_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What `PolicyBot.take_delivery` made of a delivery before its acknowledgement: `repeat`
+    when this process has taken the same key already (drop it now); otherwise the delivery
+    is kept (on disk, or in the database when it carries no question) and `delivery()`
+    says, once the database has it, whether it was the first to any process."""
+
+    repeat: bool
+    _settled: asyncio.Future[Delivery] | None = None
+
+    async def delivery(self) -> Delivery:
+        if self.repeat:
+            return Delivery(False)
+        assert self._settled is not None
+        return await asyncio.shield(self._settled)
 
 
 @dataclass
@@ -143,10 +175,31 @@ class PolicyBot:
     #: One delivery run at a time: a background retry and a reviewer's answer running side by
     #: side would both read the same pending addresses and message an asker twice.
     _delivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
-    #: One question's synchronous work (retrieval, grouping, SQLite) at a time, with a pass of
-    #: the event loop between questions: a burst of questions must not hold up the server's
-    #: other requests, such as acknowledging the next Slack events (retried after 3 s).
-    _turn: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    #: Where the database work and the CPU-heavy work run (see bot.worker): the event loop
+    #: only does I/O, so acknowledgements never wait behind a question, a lock held by
+    #: another process or a policy being embedded.
+    worker: Worker = field(default_factory=Worker)
+    #: Questions delivered and acknowledged, kept on disk until the worker has them in the
+    #: database (bot.received_spool); None: built from `mark` beside the database.
+    spool: ReceivedSpool | None = None
+    #: (platform, key) -> when this process took it, for dropping a repeat before the
+    #: database has the first (kept RECENT_DELIVERIES; later repeats the database drops).
+    _taken: dict[tuple[str, str], float] = field(default_factory=dict, init=False, repr=False)
+    #: Spooled deliveries waiting for the worker to put them in the database, in order.
+    _to_record: list[tuple[Record, Path | None, asyncio.Future[Delivery]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _recording: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    #: A connection of its own for `/healthz`, which must answer while the worker is busy
+    #: (a version being embedded, open questions re-checked, a lock being waited for).
+    _health_reader: Storage | None = field(default=None, init=False, repr=False)
+    _health_opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    #: Active version sets whose clause vectors are being computed (`prepare_vectors`):
+    #: questions on them are answered lexically meanwhile rather than wait.
+    _embedding: set[tuple[int, ...]] = field(default_factory=set, init=False, repr=False)
+    #: The latest background re-check of open questions (None: none since start).
+    recheck: Recheck | None = field(default=None, init=False)
+    _rechecked: asyncio.Event | None = field(default=None, init=False, repr=False)
     #: Uploads, diffs, activation and rollback; activation re-checks open questions with this
     #: bot's own retriever and threshold. Built once, from the settings the bot was made with.
     policies: PolicyLibrary = field(init=False, repr=False)
@@ -156,6 +209,8 @@ class PolicyBot:
     question_log: QuestionLog = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.spool is None:
+            self.spool = ReceivedSpool.beside(self.storage.path, self.mark.token)
         self.policies = PolicyLibrary(
             self.storage,
             self.settings.max_upload_bytes,
@@ -168,6 +223,7 @@ class PolicyBot:
                 self.settings.upload_read_seconds, self.settings.upload_read_memory_mb * 2**20
             ),
         )
+        self.policies.recheck_later = self._recheck_later
         self.review = ReviewQueue(
             self.storage,
             self.retrieve,
@@ -211,10 +267,35 @@ class PolicyBot:
 
     async def aclose(self) -> None:
         """Release the answerer's connections (the LLM's); call it in the loop that asked."""
+        if self._recording is not None and not self._recording.done():
+            # Whatever is not in the database yet stays in the spool for the next start.
+            self._recording.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recording
+        await asyncio.to_thread(self.worker.close)
+        if self._health_reader is not None:
+            self._health_reader.close()
+            self._health_reader = None
         self.mark.release()
         close = getattr(self.answerer, "aclose", None)
         if close is not None:
             await close()
+
+    async def health(self) -> tuple[list[VersionInfo], int]:
+        """The active versions and the schema version, for `/healthz`: read beside the
+        worker, on a connection of its own (an in-memory database has one: the worker's)."""
+        if self.storage.location is None:
+            return await self.worker.run(self._health_of, self.storage)
+        return await asyncio.to_thread(self._health_of, None)
+
+    def _health_of(self, storage: Storage | None) -> tuple[list[VersionInfo], int]:
+        if storage is None:
+            with self._health_opening:
+                if self._health_reader is None:
+                    assert self.storage.location is not None
+                    self._health_reader = Storage.open(self.storage.location)
+                storage = self._health_reader
+        return storage.active_versions(), storage.schema_version
 
     def is_admin(self, actor: Actor) -> bool:
         """May this Slack user / Teams AAD object id upload and activate policies, on the
@@ -321,6 +402,231 @@ class PolicyBot:
             return Delivery(False)
         return Delivery(True, received_id)
 
+    async def take_delivery(
+        self,
+        platform: str,
+        key: str,
+        question: IncomingQuestion | None = None,
+        kind: str = "",
+    ) -> Receipt:
+        """`receive`, for a server about to acknowledge, without waiting for the database: a
+        delivery carrying a question is kept in the spool (fsynced with the others arriving
+        meanwhile) and put in the database by the worker after; one carrying none (a button,
+        a file) is recorded by the worker before this returns, since what it does must not
+        run twice. A repeat of a key this process took is dropped at once; a repeat another
+        process (or this one before a restart) took shows in `Receipt.delivery()`."""
+        now = time.monotonic()
+        self._forget_taken(now)
+        if (platform, key) in self._taken:
+            return Receipt(True)
+        self._taken[(platform, key)] = now
+        settled: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        if question is None:
+            settled.set_result(await self.worker.run(self.receive, platform, key))
+            return Receipt(not settled.result().first, settled)
+        question = storable(question)
+        record: Record = {
+            "platform": platform,
+            "key": key,
+            "kind": kind,
+            "user_id": question.asker,
+            "conversation": question.conversation,
+            "text": question.text,
+            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "taken_by": self.mark.hold(),
+        }
+        assert self.spool is not None
+        try:
+            path = await self.spool.keep(record)
+        except OSError as error:
+            # Not kept on disk: straight into the database, as before the spool existed.
+            log.warning("could not spool %s %s: %s", platform, key, error)
+            settled.set_result(await self.worker.run(self.receive, platform, key, question, kind))
+            return Receipt(False, settled)
+        self._to_record.append((record, path, settled))
+        if self._recording is None or self._recording.done():
+            self._recording = asyncio.create_task(self._record_spooled())
+        return Receipt(False, settled)
+
+    def _forget_taken(self, now: float) -> None:
+        horizon = now - RECENT_DELIVERIES.total_seconds()
+        while self._taken:  # oldest first: the order they were taken in
+            key, taken_at = next(iter(self._taken.items()))
+            if taken_at >= horizon:
+                return
+            del self._taken[key]
+
+    async def _record_spooled(self) -> None:
+        """Move spooled deliveries into the database, many per transaction, in order."""
+        while self._to_record:
+            batch, self._to_record = self._to_record, []
+            records = [record for record, _, _ in batch]
+            try:
+                ids = await self.worker.run(self.record_received, records)
+            except StorageError as error:
+                # The database cannot remember them (disk full, read-only): handle them as
+                # new. A retry may then be answered twice, but dropping a question nobody
+                # answered would be worse.
+                for record in records:
+                    log.warning(
+                        "handling %s %s as new: %s", record["platform"], record["key"], error
+                    )
+                ids = [None] * len(batch)
+            assert self.spool is not None
+            for (_, path, settled), received_id in zip(batch, ids, strict=True):
+                self.spool.drained(path)
+                if not settled.done():
+                    settled.set_result(
+                        Delivery(False) if received_id == -1 else Delivery(True, received_id)
+                    )
+
+    def record_received(self, records: Sequence[Record]) -> list[int | None]:
+        """Spooled deliveries into the database in one transaction (`Storage.receive` each,
+        received when they were acknowledged): their received questions' ids, -1 for a
+        repeat of a key already taken."""
+        with self.storage.transaction():
+            return [
+                self.storage.receive(
+                    record["platform"],
+                    record["key"],
+                    {
+                        "kind": record.get("kind", ""),
+                        "user_id": record.get("user_id", ""),
+                        "conversation": record.get("conversation", ""),
+                        "text": record.get("text", ""),
+                    },
+                    taken_by=record.get("taken_by", ""),
+                    now=datetime.fromisoformat(record["received_at"]),
+                )
+                for record in records
+            ]
+
+    def record_left_in_spool(self) -> int:
+        """On start: what stopped processes spooled and did not put in the database goes in
+        now (as theirs, so `answer_left_over` answers it); how many records were moved."""
+        assert self.spool is not None
+        moved = 0
+        for path, records in self.spool.left_over(self.mark.running):
+            usable = [r for r in records if {"platform", "key", "received_at"} <= r.keys()]
+            if usable:
+                self.record_received(usable)
+            moved += len(usable)
+            path.unlink(missing_ok=True)
+        return moved
+
+    def _recheck_later(self) -> int | None:
+        """For PolicyLibrary, in the worker: start re-checking the open questions as a job on
+        the loop that handed the worker its call, and say how many; None (re-check them
+        now) outside the worker, as in the CLI."""
+        loop = self.worker.loop
+        if not self.worker.in_worker or loop is None or loop.is_closed():
+            return None
+        marked = self._mark_embedding()  # the questions after this one: lexical until then
+        job = Recheck(len(self.storage.open_unanswered_questions()))
+        if not job.total:  # nothing to re-check, nothing to tell
+            self._rechecked = None
+            if marked is not None:
+                asyncio.run_coroutine_threadsafe(self.prepare_vectors(marked), loop)
+            return 0
+        # Set here, before the job starts: whoever awaits `when_rechecked` next waits for it.
+        self.recheck, self._rechecked = job, asyncio.Event()
+        asyncio.run_coroutine_threadsafe(
+            self._recheck_in_background(job, self._rechecked, marked), loop
+        )
+        return job.total
+
+    async def _recheck_in_background(
+        self, job: Recheck, done: asyncio.Event, marked: tuple[int, ...] | None
+    ) -> None:
+        """Re-check in slices, each its own call in the worker, so questions asked meanwhile
+        are answered between them; a newer job (another activation) supersedes this one."""
+        try:
+            # The new active set's vectors first: the re-check retrieves as questions do.
+            await self.prepare_vectors(marked)
+            questions = await self.worker.run(self.storage.open_unanswered_questions)
+            for start in range(0, len(questions), RECHECK_SLICE):
+                if self.recheck is not job:
+                    return
+                now_answered = await self.worker.run(
+                    self.policies.recheck_questions, questions[start : start + RECHECK_SLICE]
+                )
+                job.done += len(questions[start : start + RECHECK_SLICE])
+                job.now_answered += len(now_answered)
+            job.total = max(job.total, job.done)
+            job.finished = True
+            log.info("%s", job.as_text())
+        except Exception:  # a failed re-check leaves the questions as they were: open
+            log.exception("re-checking open questions failed after %d", job.done)
+        finally:
+            done.set()
+
+    def _mark_embedding(self) -> tuple[int, ...] | None:
+        """In the worker: the active versions, marked as being embedded so that every
+        question after this in the worker's queue is answered lexically until they are;
+        None when there is nothing to embed (lexical retrieval, or already under way)."""
+        retriever = self.retriever
+        if not isinstance(retriever, HybridRetriever) or retriever.off_because is not None:
+            return None
+        versions = tuple(v.id for v in self.storage.active_versions())
+        if not versions or versions in self._embedding:
+            return None
+        self._embedding.add(versions)
+        return versions
+
+    async def prepare_vectors(self, marked: tuple[int, ...] | None = None) -> None:
+        """Compute the active versions' clause vectors now (on start, after an activation)
+        rather than on the next question: beside the worker, on a connection of its own,
+        stored in the database for every process. Questions asked meanwhile are answered
+        lexically; a failure is logged and leaves the vectors to the first question.
+        `marked`: the versions `_mark_embedding` already marked."""
+        versions = marked or await self.worker.run(self._mark_embedding)
+        retriever = self.retriever
+        if versions is None or not isinstance(retriever, HybridRetriever):
+            return
+        started = time.monotonic()
+        try:
+            if self.storage.location is None:  # in memory: the worker's is the one connection
+                await self.worker.run(retriever.retrieve, VECTORS_PROBE, versions, 1)
+            else:
+                await asyncio.to_thread(self._embed_on_own_connection, retriever, versions)
+            log.info(
+                "clause vectors of versions %s ready in %.1f s",
+                ", ".join(map(str, versions)),
+                time.monotonic() - started,
+            )
+        except Exception:
+            log.exception("computing the clause vectors failed; the first question will")
+        finally:
+            self._embedding.discard(versions)
+
+    def _embed_on_own_connection(
+        self, retriever: HybridRetriever, versions: tuple[int, ...]
+    ) -> None:
+        assert self.storage.location is not None
+        storage = Storage.open(self.storage.location)
+        try:
+            # The same model, so the vectors it stores are the ones `retriever` reads.
+            HybridRetriever(storage, embedder=retriever.embedder).retrieve(
+                VECTORS_PROBE, versions, 1
+            )
+        finally:
+            storage.close()
+
+    async def when_rechecked(self, tell: Tell) -> None:
+        """Tell (`tell`) the admin who just activated what the background re-check found,
+        once it is done; nothing when no re-check is under way."""
+        job, done = self.recheck, self._rechecked
+        if job is None or done is None:
+            return
+        await done.wait()
+        if job.finished and self.recheck is job:
+            await tell(job.as_text())
+
+    async def record_reply(self, received_id: int | None) -> None:
+        """`replied`, from the worker."""
+        if received_id is not None:
+            await self.worker.run(self.replied, received_id)
+
     def replied(self, received_id: int | None) -> None:
         """The reply to a received question went out: it is no longer left to answer."""
         if received_id is None:
@@ -339,22 +645,35 @@ class PolicyBot:
         once; one already logged is sent as logged, not logged again (its first reply may
         have gone out just before the process stopped: the asker would see it twice, which
         beats never). Returns how many were answered; failures are left for the next start."""
+        await self.worker.run(self._left_over_prepared)
+        return await self._answer_left(now)
+
+    def _left_over_prepared(self) -> None:
+        try:
+            moved = self.record_left_in_spool()
+        except StorageError as error:  # left in the spool for the next start
+            log.warning("spooled questions could not be recorded yet: %s", error)
+        else:
+            if moved:
+                log.warning("recorded %d question(s) a stopped process had spooled", moved)
         if self.unlogged.has_pending():  # kept questions mark their received ones as logged
             try:
                 self.unlogged.replay(self.question_log.log_kept)
             except StorageError as error:
                 log.warning("kept questions could not be logged yet: %s", error)
+
+    async def _answer_left(self, now: datetime | None) -> int:
         me = self.mark.hold()
         dead: dict[str, bool] = {}
         answered = 0
-        for left in self.storage.unreplied():
+        for left in await self.worker.run(self.storage.unreplied):
             replier = self.late_repliers.get(left.platform)
             if replier is None or left.taken_by == me:
                 continue
             if left.taken_by not in dead:
                 dead[left.taken_by] = not self.mark.running(left.taken_by)
-            if not dead[left.taken_by] or not self.storage.take_received(
-                left.id, me, left.taken_by
+            if not dead[left.taken_by] or not await self.worker.run(
+                self.storage.take_received, left.id, me, left.taken_by
             ):
                 continue
             try:
@@ -385,11 +704,13 @@ class PolicyBot:
         asked: Answer | None = None
         if left.kind == CHECK:
             try:
-                reply = dataclasses.replace(reply, check=self.check_post(left.text))
+                reply = dataclasses.replace(
+                    reply, check=await self.worker.run(self.check_post, left.text)
+                )
             except QuestionError as error:
                 reply = dataclasses.replace(reply, refusal=str(error))
         elif left.state == LOGGED and left.question_id is not None:
-            reply = self._as_logged(reply, left.question_id)
+            reply = await self.worker.run(self._as_logged, reply, left.question_id)
         else:
             try:
                 asked = await self.ask(incoming, received=left.id)
@@ -399,7 +720,7 @@ class PolicyBot:
             except Exception:  # logged as failed by `ask`; the asker gets the apology
                 log.exception("answering received question %s failed", left.id)
         await replier.send(reply)
-        self.replied(left.id)
+        await self.record_reply(left.id)
         if asked is not None:
             await self.refer_unanswered(asked, incoming)
 
@@ -426,16 +747,10 @@ class PolicyBot:
         try:
             question = normalize_question(incoming.text, self.settings.max_question_chars)
         except QuestionError as error:
-            self.question_log.refused(incoming, str(error), received)
+            await self.worker.run(self.question_log.refused, incoming, str(error), received)
             raise
         try:
-            async with self._taking_turns():
-                active = self.active_policy()
-                retrieval = active.retrieve(question)
-                profile = self.review.profile(question)
-                # A question the policy team has already answered gets their answer, whatever
-                # retrieval would say: they answered it because the policy alone did not.
-                reviewed = self.review.best_group(profile, retrieval, status="answered")
+            active, retrieval, profile, reviewed = await self.worker.run(self._retrieved, question)
             if reviewed is not None:
                 draft = Draft(
                     outcome=Outcome.ANSWERED,
@@ -453,7 +768,9 @@ class PolicyBot:
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
             # on the review list and in the platform's review channel.
-            question_id = self.question_log.failed(incoming, question, error, received)
+            question_id = await self.worker.run(
+                self.question_log.failed, incoming, question, error, received
+            )
             try:
                 await self.announce(
                     incoming.platform,
@@ -464,24 +781,44 @@ class PolicyBot:
             except Exception:  # the original failure is the one to report
                 log.exception("could not announce a question that failed")
             raise
-        async with self._taking_turns():
-            answer = self.question_log.answered(
-                incoming, question, retrieval, draft, active, reviewed, received
-            )
-            if draft.outcome.reviewed and answer.question_id is not None:
-                # Just logged, so in no group: `join`, with what this turn already worked out.
-                self.review.join(answer.question_id, question, retrieval, profile)
-        return answer
+        return await self.worker.run(
+            self._logged, incoming, question, retrieval, draft, active, reviewed, profile, received
+        )
 
-    @contextlib.asynccontextmanager
-    async def _taking_turns(self) -> AsyncIterator[None]:
-        """Run the block alone, then give the event loop a pass before the next question's
-        turn. Questions that arrive together would otherwise run back to back in one pass of
-        the loop, and nothing else (an HTTP acknowledgement) would run until all were done."""
-        async with self._turn:
-            yield
-            # Still holding the turn: whoever wants it now queues, and the loop polls I/O.
-            await asyncio.sleep(0)
+    def _retrieved(
+        self, question: str
+    ) -> tuple[ActivePolicy, Retrieval, TermProfile, Group | None]:
+        """A question's retrieval, in the worker: the active set read once, the clauses, and
+        the reviewed answer it would get."""
+        active = self.active_policy()
+        if active.version_ids in self._embedding:
+            retrieval = active.lexical.retrieve(question, active.version_ids, RETRIEVAL_LIMIT)
+        else:
+            retrieval = active.retrieve(question)
+        profile = self.review.profile(question)
+        # A question the policy team has already answered gets their answer, whatever
+        # retrieval would say: they answered it because the policy alone did not.
+        reviewed = self.review.best_group(profile, retrieval, status="answered")
+        return active, retrieval, profile, reviewed
+
+    def _logged(
+        self,
+        incoming: IncomingQuestion,
+        question: str,
+        retrieval: Retrieval,
+        draft: Draft,
+        active: ActivePolicy,
+        reviewed: Group | None,
+        profile: TermProfile,
+        received: int | None,
+    ) -> Answer:
+        answer = self.question_log.answered(
+            incoming, question, retrieval, draft, active, reviewed, received
+        )
+        if draft.outcome.reviewed and answer.question_id is not None:
+            # Just logged, so in no group: `join`, with what this turn already worked out.
+            self.review.join(answer.question_id, question, retrieval, profile)
+        return answer
 
     def feedback(self, question_id: int, *, helpful: bool) -> None:
         """Helpful / Not helpful. Not helpful puts the question on the review list."""
@@ -560,17 +897,20 @@ class PolicyBot:
         poster = self.review_posters.get(platform)
         if referral is None or poster is None:
             return
-        row: QuestionRow | None = None
-        if referral.question_id is not None:
-            with contextlib.suppress(KeyError):
-                row = self.storage.question(referral.question_id)
-        notice = self._review_notice(
-            referral.question_id, row, referral.reason, referral.question, asker, asker_name
-        )
+        notice = await self.worker.run(self._notice_of, referral, asker, asker_name)
         try:
             await poster.post(notice)
         except Exception:  # any platform failure; the review list itself is unaffected
             log.exception("could not post to the %s review channel", platform)
+
+    def _notice_of(self, referral: Referral, asker: str, asker_name: str) -> ReviewNotice:
+        row: QuestionRow | None = None
+        if referral.question_id is not None:
+            with contextlib.suppress(KeyError):
+                row = self.storage.question(referral.question_id)
+        return self._review_notice(
+            referral.question_id, row, referral.reason, referral.question, asker, asker_name
+        )
 
     def review_notice(self, question_id: int) -> ReviewNotice:
         """A logged question's review notice rebuilt from the log, as its review-channel post
@@ -610,7 +950,7 @@ class PolicyBot:
         """Once the asker has their reply (`answer`: None when it was a refusal or the
         apology): the received question is no longer left to answer, and one the policy does
         not cover is announced in the review channel of the platform it was asked on."""
-        self.replied(received)
+        await self.record_reply(received)
         if answer is not None:
             await self.refer_unanswered(answer, incoming)
 
@@ -625,12 +965,12 @@ class PolicyBot:
         try:
             if question_id is None:
                 raise KeyError(question_id)
-            refusal = self.reaction_refusal(question_id, reaction)
+            refusal = await self.worker.run(self.reaction_refusal, question_id, reaction)
             if refusal is not None:
                 self.keep_comment(question_id, reaction, comment)
                 await tell(refusal)
                 return False
-            referral = self.react(question_id, reaction, comment)
+            referral = await self.worker.run(self.react, question_id, reaction, comment)
         except KeyError:
             await tell(messages.STALE_QUESTION)
             return False
@@ -703,7 +1043,7 @@ class PolicyBot:
             return ReviewList(None, messages.NOT_POLICY_TEAM)
         if not private:
             return ReviewList(None, messages.REVIEW_IN_PRIVATE)
-        return ReviewList(tuple(self.review.queue(status="open")))
+        return ReviewList(tuple(await self.worker.run(self.review.queue, status="open")))
 
     async def group_to_answer(
         self,
@@ -720,7 +1060,7 @@ class PolicyBot:
         if group_id is None:
             return Resolution(messages.STALE_GROUP)
         try:
-            return Resolution("", self.review.group(group_id))
+            return Resolution("", await self.worker.run(self.review.group, group_id))
         except ReviewError as error:
             return Resolution(str(error))
 
@@ -749,9 +1089,9 @@ class PolicyBot:
         by = actor.recorded_as
         try:
             if answer is None:
-                group = self.review.dismiss(group_id, by)
+                group = await self.worker.run(self.review.dismiss, group_id, by)
             else:
-                group = self.review.answer(group_id, answer, by)
+                group = await self.worker.run(self.review.answer, group_id, answer, by)
         except ReviewError as error:  # no such group, an empty or oversized answer
             return Resolution(str(error))
         if recorded is not None:
@@ -765,7 +1105,7 @@ class PolicyBot:
     async def answer_group(self, group_id: int, text: str, by: str = "") -> DeliveryReport:
         """A reviewer answers a group: the answer is stored as a reviewed answer and sent to
         everyone who asked in the group, on the platform they asked on."""
-        self.review.answer(group_id, text, by)
+        await self.worker.run(self.review.answer, group_id, text, by)
         return await self.deliver_answers(group_id)
 
     def dismiss_group(self, group_id: int, by: str = "") -> Group:
@@ -775,7 +1115,7 @@ class PolicyBot:
         """Send reviewed answers not yet delivered (after answering, or to retry); addresses
         past the retention period are deleted first, so nobody is contacted after it."""
         async with self._delivering:
-            self.review.expire(self.settings.retention_days)
+            await self.worker.run(self.review.expire, self.settings.retention_days)
             return await self.review.deliver(self.notifiers, group_id)
 
     async def deliver_answers_to(self, actor: Actor, notifier: Notifier) -> DeliveryReport:
@@ -783,7 +1123,7 @@ class PolicyBot:
         that can only reach its askers while they are there (the console, when its chat
         opens), not from `deliver_answers`."""
         async with self._delivering:
-            self.review.expire(self.settings.retention_days)
+            await self.worker.run(self.review.expire, self.settings.retention_days)
             return await self.review.deliver(
                 {actor.platform: notifier}, asker=(actor.platform, actor.user_id)
             )

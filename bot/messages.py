@@ -332,3 +332,17 @@ HTTP_NO_FILENAME = "Give the file name with ?filename=policy.docx (it tells the 
 
 def http_over_limit(what: str, limit_bytes: int) -> str:
     return f"{what} is larger than the {limit_bytes / 2**20:g} MB limit."
+
+
+def rechecking_in_background(count: int) -> str:
+    return (
+        f"Re-checking {count} open unanswered question(s) against it in the background; "
+        "you will be told what it now answers."
+    )
+
+
+def rechecked(done: int, total: int, now_answered: int) -> str:
+    return (
+        f"Re-checked {done} of {total} open unanswered question(s): {now_answered} now "
+        "answered by the policy."
+    )

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,9 @@ class Activation:
     now_answered: tuple[int, ...] = ()
     #: The bundled example's versions this activation retired (the first real policy).
     retired_examples: tuple[VersionInfo, ...] = ()
+    #: Open unanswered questions being re-checked in the background (a server's worker),
+    #: instead of before this returned; None when they were re-checked here.
+    rechecking: int | None = None
 
     @property
     def changed(self) -> bool:
@@ -137,7 +140,9 @@ class Activation:
             text += " " + messages.example_retired(
                 [(v.display, v.reference) for v in self.retired_examples]
             )
-        if self.rechecked:
+        if self.rechecking:
+            text += " " + messages.rechecking_in_background(self.rechecking)
+        elif self.rechecked:
             text += (
                 f" Re-checked {self.rechecked} open unanswered question(s): "
                 f"{len(self.now_answered)} now answered by the policy"
@@ -153,6 +158,7 @@ class Activation:
             "changed": self.changed,
             "rechecked": self.rechecked,
             "now_answered": list(self.now_answered),
+            "rechecking_in_background": self.rechecking or 0,
             "retired_examples": [v.id for v in self.retired_examples],
         }
 
@@ -283,6 +289,10 @@ class PolicyLibrary:
         #: A re-checked question keeps the clauses its answer would cite, as `ask` logs them.
         self.max_citations = max_citations
         self.admins = tuple(admins)
+        #: Set by a server: starts re-checking the open questions in the background after an
+        #: activation, a retirement or a rollback, returning how many it will re-check, or
+        #: None when it cannot (no event loop), and they are re-checked before returning.
+        self.recheck_later: Callable[[], int | None] | None = None
 
     # -- who may --------------------------------------------------------------------------------
     def is_admin(self, actor: Actor) -> bool:
@@ -615,6 +625,9 @@ class PolicyLibrary:
             target.id, by=by, kind=kind, retiring=[v.document for v in examples]
         )
         retired = tuple(self.version(v.id) for v in examples)
+        later = self.recheck_later() if self.recheck_later is not None else None
+        if later is not None:
+            return Activation(activated, previous, 0, (), retired, rechecking=later)
         rechecked, now_answered = self.recheck_open_questions()
         return Activation(activated, previous, rechecked, tuple(now_answered), retired)
 
@@ -634,7 +647,7 @@ class PolicyLibrary:
         any of its versions."""
         name = self._document_name(document)
         retired = self.storage.retire_document(name, by=by)
-        if retired is not None:
+        if retired is not None and (self.recheck_later is None or self.recheck_later() is None):
             self.recheck_open_questions()
         return Retirement(name, retired)
 
@@ -686,10 +699,14 @@ class PolicyLibrary:
         no longer does, after a rollback). An uncertain outcome is no news for the policy
         team: the question was sent to them because its closest clauses might not answer it,
         and closest clauses that might not answer it are what they would see again."""
-        active = ActivePolicy.read(self.storage, self.retriever)
         open_questions = self.storage.open_unanswered_questions()
+        return len(open_questions), self.recheck_questions(open_questions)
+
+    def recheck_questions(self, questions: Sequence[tuple[int, str]]) -> list[int]:
+        """`recheck_open_questions` for some of them ((id, text) each): the ids now answered."""
+        active = ActivePolicy.read(self.storage, self.retriever)
         now_answered = []
-        for question_id, text in open_questions:
+        for question_id, text in questions:
             retrieval = active.retrieve(text)
             outcome = outcome_of(retrieval, self.min_confidence, self.uncertain_confidence)
             if outcome is Outcome.ANSWERED:
@@ -701,7 +718,7 @@ class PolicyLibrary:
                 now_answered.append(question_id)
             else:
                 self.storage.mark_now_answered(question_id, None)
-        return len(open_questions), now_answered
+        return now_answered
 
     # -- helpers --------------------------------------------------------------------------------
     def _document_name(self, document: str | None) -> str:

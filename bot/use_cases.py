@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot import messages
 from bot.changes import ChangeSummary
 from bot.policies import ACTIVATE, DISCARD, RETIRE, UploadResult
 from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
@@ -29,6 +30,7 @@ __all__ = [
     "Fetch",
     "Fetched",
     "Group",
+    "Recheck",
     "Resolution",
     "ReviewList",
     "Settled",
@@ -99,3 +101,26 @@ class ReviewList:
 
     groups: tuple[Group, ...] | None
     refusal: str = ""
+
+
+@dataclass
+class Recheck:
+    """Open unanswered questions re-checked in the background after an activation, a
+    retirement or a rollback (`PolicyBot.recheck`): how far it got, for `/healthz` and the
+    admin who activated."""
+
+    total: int
+    done: int = 0
+    now_answered: int = 0
+    finished: bool = False
+
+    def as_text(self) -> str:
+        return messages.rechecked(self.done, self.total, self.now_answered)
+
+    def as_json(self) -> dict[str, int | bool]:
+        return {
+            "open_questions": self.total,
+            "rechecked": self.done,
+            "now_answered": self.now_answered,
+            "finished": self.finished,
+        }

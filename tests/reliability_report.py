@@ -44,6 +44,8 @@ MEASURED = [
     "tests/test_semantic_fallback.py",
     "tests/test_teams_ai_messages.py",
     "tests/test_replicas.py",
+    "tests/test_loop_acks.py",
+    "tests/test_loop_vectors.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sqlite3
@@ -148,6 +149,17 @@ def unreplied(db: Path) -> list[tuple[str, str]]:
             "SELECT state, conversation FROM received_questions WHERE state != ?", [REPLIED]
         ).fetchall()
     return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def spooled(db: Path) -> list[tuple[str, str]]:
+    """("spooled", conversation) of questions acknowledged and kept in the spool beside the
+    database, not yet moved into it (bot.received_spool)."""
+    found: list[tuple[str, str]] = []
+    for path in sorted(db.with_name(db.name + ".received").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                found.append(("spooled", str(json.loads(line)["conversation"])))
+    return found
 
 
 async def until_all_replied(db: Path) -> None:
@@ -371,7 +383,7 @@ async def test_sigkill_in_a_burst_of_dms_loses_no_acknowledged_question(
         db = tmp_path / "serve.db"
         acked = {key for key, status in burst.status.items() if status == 200}
         before = final_answers(api)
-        left = unreplied(db)
+        left = unreplied(db) + spooled(db)
         went_out_unmarked = {c for s, c in left if c in before}  # posted, not yet marked
         # Answers given on start count as late: wait out LATE_AFTER from the kill.
         await asyncio.sleep(
@@ -413,6 +425,7 @@ async def test_sigkill_in_a_burst_of_dms_loses_no_acknowledged_question(
         replied_before_kill=len(before),
         left_received=sum(s == "received" for s, _ in left),
         left_logged=sum(s == "logged" for s, _ in left),
+        left_spooled=sum(s == "spooled" for s, _ in left),
         answered_late_on_start=len(recovered - set(before)),
         retried_by_slack=len(unacked.bodies),
         answered=len(after),

@@ -34,7 +34,7 @@ from adapters.slack.messages import PLATFORM
 from adapters.slack.outbound import SlackLateReplier, make_client, register_outbound, shared_session
 from bot import access
 from bot.config import ConfigError
-from bot.core import Delivery, PolicyBot
+from bot.core import PolicyBot, Receipt
 from bot.redaction import Redactor, redact_logs
 
 log = logging.getLogger(__name__)
@@ -68,17 +68,19 @@ async def once_per_delivery(
     # After bolt's signature check, before any acknowledgement. Slack retries an event it
     # thinks went unanswered (X-Slack-Retry-Num), perhaps to another process or after a
     # restart, and anyone holding a signed request can replay it within bolt's 5 minutes:
-    # the first delivery is being handled. The question it carries is kept in the same
-    # write, so one acknowledged is answered even if this process dies before answering.
+    # the first delivery is being handled. The question it carries is kept on disk first
+    # (bot.received_spool), so one acknowledged is answered even if this process dies
+    # before answering, and the acknowledgement never waits for the database; whether
+    # another process took it first is known before answering (`answer_once`).
     bot = listening_in(context).bot
     key = delivery_key(req, body)
     asked = question_in(body, context.bot_user_id)
     kind, question = asked if asked else ("", None)
-    delivery: Delivery = bot.receive(PLATFORM, key, question, kind)
-    if not delivery.first:
+    receipt: Receipt = await bot.take_delivery(PLATFORM, key, question, kind)
+    if receipt.repeat:
         log.info("dropping a repeated delivery (%s)", key.partition(":")[0])
         return BoltResponse(status=200, body="")
-    context[RECEIVED] = delivery.received_id
+    context[RECEIVED] = receipt
     return await next()
 
 

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.replies import Reply, reply_in_time
 from adapters.slack import blocks as render
 from adapters.slack.agent import ThreadReply, answer_in_thread
-from adapters.slack.listening import RECEIVED, Listening, clicked_id, listening_in, tell
+from adapters.slack.listening import Listening, answer_once, clicked_id, listening_in, tell
 from adapters.slack.messages import (
     PLATFORM,
     SHARED_ANSWER_GONE,
@@ -27,6 +27,8 @@ from adapters.slack.messages import (
 from adapters.slack.uploads import on_files
 from bot.core import ASK_POLICY_TEAM, CHECK, HELPFUL, NOT_HELPFUL
 from bot.models import Actor, IncomingQuestion, QuestionError
+
+log = logging.getLogger(__name__)
 
 #: The message shortcut's callback id (see slack-manifest.yml).
 CHECK_SHORTCUT = "policybot_check_post"
@@ -126,11 +128,16 @@ async def answer(
     listening: Listening,
     incoming: IncomingQuestion,
     reply: Reply[Message],
-    received: int | None,
+    context: AsyncBoltContext,
     *,
     shareable: bool = False,
 ) -> None:
     bot = listening.bot
+    delivery = await answer_once(context)
+    if not delivery.first:
+        log.info("dropping a question another process took first")
+        return
+    received = delivery.received_id
     result = await reply_in_time(
         bot.ask(incoming, received=received),
         reply,
@@ -140,6 +147,31 @@ async def answer(
         delay=listening.thinking_delay,
     )
     await bot.after_reply(incoming, result, received)
+
+
+async def answer_agent_thread(
+    listening: Listening,
+    incoming: IncomingQuestion,
+    reply: ThreadReply,
+    context: AsyncBoltContext,
+    *,
+    status_thread: str | None,
+    title: bool,
+) -> None:
+    """`answer_in_thread`, once across processes: a question another process took first (its
+    spooled delivery recorded there) is dropped here."""
+    delivery = await answer_once(context)
+    if not delivery.first:
+        log.info("dropping a question another process took first")
+        return
+    await answer_in_thread(
+        listening,
+        incoming,
+        reply,
+        delivery.received_id,
+        status_thread=status_thread,
+        title=title,
+    )
 
 
 async def help_in(reply: Reply[Message]) -> None:
@@ -166,11 +198,11 @@ async def on_mention(
         recipient_team=context.team_id,
         streams=True,
     )
-    await answer_in_thread(
+    await answer_agent_thread(
         listening_in(context),
         incoming,
         reply,
-        context.get(RECEIVED),
+        context,
         status_thread=None,
         title=False,
     )
@@ -212,11 +244,11 @@ async def on_message(
         recipient_team=context.team_id,
         streams=thread_ts is not None,
     )
-    await answer_in_thread(
+    await answer_agent_thread(
         listening_in(context),
         incoming,
         reply,
-        context.get(RECEIVED),
+        context,
         status_thread=thread_ts or event.get("ts"),
         title=thread_ts is None,
     )
@@ -238,7 +270,7 @@ async def on_command(
         listening_in(context),
         incoming,
         EphemeralReply(respond),
-        context.get(RECEIVED),
+        context,
         shareable=True,
     )
 
@@ -248,9 +280,12 @@ async def on_check(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
+    delivery = await answer_once(context)
+    if not delivery.first:
+        return
     text = (shortcut.get("message") or {}).get("text") or ""
     try:
-        check = bot.check_post(text)
+        check = await bot.worker.run(bot.check_post, text)
     except QuestionError as error:
         await respond(text=str(error), response_type="ephemeral", replace_original=False)
     else:
@@ -260,7 +295,7 @@ async def on_check(
             response_type="ephemeral",
             replace_original=False,
         )
-    bot.replied(context.get(RECEIVED))
+    await bot.record_reply(delivery.received_id)
 
 
 async def on_feedback(
@@ -317,7 +352,7 @@ async def on_share(
     try:
         if qid is None:
             raise KeyError(action.get("value"))
-        shared = bot.logged_answer(qid)
+        shared = await bot.worker.run(bot.logged_answer, qid)
     except KeyError:
         await respond(text=SHARED_ANSWER_GONE, replace_original=False)
         return

@@ -65,7 +65,7 @@ async def publish_home(
         in_team_group = team_group(bot.settings, client, user)
     # Opening a tab is no attempt at anything: a refusal here is not for the security log.
     listed = await bot.review_list(Actor(PLATFORM, user), action="", in_team_group=in_team_group)
-    view = render.home_view(bot.active_versions(), listed.groups)
+    view = render.home_view(await bot.worker.run(bot.active_versions), listed.groups)
     await client.views_publish(user_id=user, view=view)
 
 

@@ -15,14 +15,14 @@ from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.messages import PLATFORM
-from bot.core import PolicyBot
+from bot.core import Delivery, PolicyBot, Receipt
 from bot.models import Actor
 
 #: Where, in bolt's context, listeners find their `Listening`.
 LISTENING = "policybot_listening"
-#: Where a listener finds the id of the question its delivery carries (see
+#: Where a listener finds the `Receipt` of the question its delivery carries (see
 #: `app.once_per_delivery`).
-RECEIVED = "policybot_received_id"
+RECEIVED = "policybot_receipt"
 
 
 #: Slack's errors for a workspace or app without the agent surface: not asked again for
@@ -63,6 +63,14 @@ class Listening:
     thinking_delay: float
     #: Whether Slack lets this app use the agent surface (status, title, prompts).
     agent: AgentSurface = field(default_factory=AgentSurface)
+
+
+async def answer_once(context: AsyncBoltContext) -> Delivery:
+    """Whether this delivery's question is this process's to answer (False: another process,
+    or this one before a restart, took it first) and its received id, once the database has
+    it; a delivery without a receipt is answered."""
+    receipt: Receipt | None = context.get(RECEIVED)
+    return Delivery(True) if receipt is None else await receipt.delivery()
 
 
 def listening_in(context: AsyncBoltContext) -> Listening:

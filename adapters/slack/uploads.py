@@ -92,7 +92,9 @@ async def on_files(
     # A file sent in a DM may arrive twice, as a file_share message and a file_shared
     # event (two event ids), perhaps at two processes: it is taken once, by its file id.
     fresh = [
-        f for f in files or [] if not f.get("id") or bot.claim_delivery(PLATFORM, f"file:{f['id']}")
+        f
+        for f in files or []
+        if not f.get("id") or await bot.worker.run(bot.claim_delivery, PLATFORM, f"file:{f['id']}")
     ]
     uploader = Actor(PLATFORM, user)
     for file in fresh:
@@ -158,7 +160,9 @@ async def on_version_action(
     await ack()
     user = body["user"]
     version_id = clicked_id(action)
-    settled = bot.settle_upload(who_clicked(user), version_id, VERSION_ACTIONS[action["action_id"]])
+    settled = await bot.worker.run(
+        bot.settle_upload, who_clicked(user), version_id, VERSION_ACTIONS[action["action_id"]]
+    )
     if settled.version is None or version_id is None:  # not an admin, a stale button, ...
         await tell(body, respond, client, settled.text)
         return
@@ -170,3 +174,6 @@ async def on_version_action(
         await respond(text=settled.text, blocks=blocks, replace_original=True)
     else:
         await tell(body, respond, client, settled.text)
+    if VERSION_ACTIONS[action["action_id"]] != DISCARD:
+        # What the re-check in the background found, once it is done.
+        await bot.when_rechecked(lambda text: tell(body, respond, client, text))

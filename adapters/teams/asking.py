@@ -81,7 +81,8 @@ def rated(answer: Answer) -> bool:
 
 
 async def on_help(ctx: HandlerContext, turn_context: TurnContext) -> None:
-    await turn_context.send_activity(MessageFactory.text(help_text(ctx.policy_bot)))
+    text = await ctx.policy_bot.worker.run(help_text, ctx.policy_bot)
+    await turn_context.send_activity(MessageFactory.text(text))
 
 
 async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str) -> None:
@@ -190,4 +191,5 @@ async def on_members_added(
     bot_added = any(member.id == recipient_id for member in members_added)
     people_added = any(member.id != recipient_id for member in members_added)
     if bot_added or (people_added and is_personal(activity)):
-        await turn_context.send_activity(MessageFactory.text(help_text(ctx.policy_bot, WELCOME)))
+        text = await ctx.policy_bot.worker.run(help_text, ctx.policy_bot, WELCOME)
+        await turn_context.send_activity(MessageFactory.text(text))

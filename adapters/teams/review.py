@@ -71,7 +71,7 @@ async def settle_notice(
     if not card_id:
         return
     try:
-        notice = ctx.policy_bot.review_notice(question_id)
+        notice = await ctx.policy_bot.worker.run(ctx.policy_bot.review_notice, question_id)
     except KeyError:  # purged since
         return
     settled = card_activity(

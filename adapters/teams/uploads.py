@@ -107,7 +107,10 @@ async def on_version_action(
 ) -> None:
     """Activate / Discard / Retire on an upload's card."""
     sender = turn_context.activity.from_property or ChannelAccount()
-    settled = ctx.policy_bot.settle_upload(
-        actor(sender), parse_id(value.get("version_id")), VERSION_ACTIONS[action]
+    settled = await ctx.policy_bot.worker.run(
+        ctx.policy_bot.settle_upload,
+        actor(sender),
+        parse_id(value.get("version_id")),
+        VERSION_ACTIONS[action],
     )
     await turn_context.send_activity(text_activity(settled.text))

@@ -1,0 +1,68 @@
+"""Where the core's blocking work runs, so the event loop only does I/O.
+
+Everything that touches the database or is CPU-heavy (retrieval and embedding, logging and
+grouping a question, comparing and activating versions, re-checking open questions) is a
+synchronous call handed to `Worker.run` and awaited. One thread: it is the one user of the
+bot's database connection while the loop serves requests, so a write lock another process
+holds for seconds, or a policy being embedded, holds up the worker's queue, never the
+acknowledgements and health checks the loop answers meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Worker:
+    """One thread that runs the core's blocking calls in order; `run` awaits one."""
+
+    def __init__(self, name: str = "policybot-worker") -> None:
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._thread_ids: set[int] = set()
+        self._lock = threading.Lock()
+        #: The event loop that last handed work to the worker: where a call running in the
+        #: worker starts background jobs (`PolicyBot`'s re-check after an activation).
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=self._name, initializer=self._started
+                )
+            return self._executor
+
+    def _started(self) -> None:
+        self._thread_ids.add(threading.get_ident())
+
+    @property
+    def in_worker(self) -> bool:
+        """Whether the caller is the worker's thread (a call from it runs inline: queueing
+        behind itself would never finish)."""
+        return threading.get_ident() in self._thread_ids
+
+    async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self.in_worker:
+            return call(*args, **kwargs)
+        loop = self.loop = asyncio.get_running_loop()
+        # The caller's context goes along (log records' task-local fields, test fixtures).
+        bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
+        return await loop.run_in_executor(self._pool(), bound)
+
+    def close(self) -> None:
+        """Let queued calls finish, then end the thread (a new call starts another)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        self._thread_ids.clear()
