@@ -172,9 +172,13 @@ class ReviewQueue:
         self, text: str, rows: Sequence[tuple[int, str, str, str]]
     ) -> dict[int, float] | None:
         """Group id -> cosine similarity of the question's embedding to the mean of its
-        members'; None without embeddings (or once they fail)."""
+        members'; None without embeddings (or once they fail). With no group to compare,
+        the question is not embedded: nothing would use its vector, and the embedder may be
+        busy with a new version's clauses."""
         if self.vectors is None or not text:
             return None
+        if not rows:
+            return {}
         found = self.vectors.of([text])
         if found is None:
             return None
