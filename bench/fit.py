@@ -1,6 +1,6 @@
 """Fit the "not covered" confidence models on the tuning sets and report the held-out sets.
 
-    python -m bench fit            # lexical, and the semantic hybrid when its extra is here
+    python -m bench fit            # the lexical model (the hybrid's: bench/train_coverage.py)
 
 Each retriever exposes the signals behind its confidence (`Evidence.vector()`); a logistic
 regression (L2, features standardised while fitting) learns P(covered) from the tuning sets
@@ -8,7 +8,7 @@ only, then the probability that maximises mean not-covered F1 on those same sets
 raw decision point that `calibrated` maps onto the default threshold. The tuning questions
 are fitted both as written and wrapped in chat (`bench.sets.FIT_WRAPPERS`), so that padding a
 question does not pass for coverage. The script prints the constants to commit into
-bot/retrieval/lexical.py and bot/retrieval/semantic.py, and the held-out F1 they give, as
+bot/retrieval/lexical.py, and the held-out F1 they give, as
 written and in other chat (`HELD_OUT_WRAPPERS`), which was never used to choose anything.
 """
 
@@ -26,7 +26,6 @@ from bench.sets import (
     HELD_OUT_WRAPPERS,
     EvalSet,
     Wrapper,
-    asked_texts,
     wrap,
 )
 from bot.evaluation import LabeledQuestion
@@ -66,8 +65,12 @@ def samples(sets: Sequence[EvalSet], featurize: Featurize) -> list[Sample]:
     return out
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[float, np.ndarray]:
-    """Newton's method on standardised features; returns (intercept, coefficients) for raw x."""
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = L2, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Newton's method on standardised features, each row counted `weights` times (1 when
+    None); returns (intercept, coefficients) for raw x."""
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     mean, std = x.mean(axis=0), x.std(axis=0)
     std[std == 0] = 1.0
     z = (x - mean) / std
@@ -77,8 +80,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[float, n
     penalty[0, 0] = 0.0  # the intercept is not shrunk
     for _ in range(100):
         p = 1 / (1 + np.exp(-design @ beta))
-        gradient = design.T @ (p - y) + penalty @ beta
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty
+        gradient = design.T @ (w * (p - y)) + penalty @ beta
+        hessian = design.T @ (design * (w * p * (1 - p))[:, None]) + penalty
         step = np.linalg.solve(hessian, gradient)
         beta -= step
         if np.abs(step).max() < 1e-10:
@@ -182,28 +185,7 @@ def main() -> None:
     result = fit(samples(sets, lexical_features))
     print(report("lexical", Evidence.FEATURES, result, tuning), flush=True)
 
-    from bot.retrieval.semantic import (
-        HYBRID_FEATURES,
-        HybridRetriever,
-        MiniLMEmbedder,
-        semantic_available,
+    print(
+        "\nThe semantic hybrid's confidence is the coverage model: "
+        "python -m bench.train_coverage fits and reports it."
     )
-
-    if not semantic_available():
-        return
-    from bench.quality import CachedEmbedder
-
-    embedder = CachedEmbedder(MiniLMEmbedder())
-    embedder.prime(asked_texts(sets, wrappers_while_fitting))
-    hybrid = {s.name: HybridRetriever(s.storage, embedder) for s in sets}
-
-    def hybrid_features(
-        s: EvalSet, versions: tuple[int, ...], q: LabeledQuestion
-    ) -> tuple[float, ...]:
-        found = hybrid[s.name].assess(q.question, versions)
-        if found is None:
-            raise SystemExit(f"{s.name}: no clauses stored")
-        return found.vector()
-
-    result = fit(samples(sets, hybrid_features))
-    print("\n" + report("semantic hybrid", HYBRID_FEATURES, result, tuning))
