@@ -196,9 +196,7 @@ class AdminApi:
         return web.json_response({**activation.as_json(), "summary": activation.as_text()})
 
     async def retire(self, request: web.Request) -> web.Response:
-        retirement = self.bot.policies.retire(
-            request.match_info["document"], by=self._by(request)
-        )
+        retirement = self.bot.policies.retire(request.match_info["document"], by=self._by(request))
         return web.json_response({**retirement.as_json(), "summary": retirement.as_text()})
 
     async def discard(self, request: web.Request) -> web.Response:

@@ -92,6 +92,11 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "ok": bool(active),
+            # Which database this process is on, and the schema it migrated it to.
+            "database": {
+                "engine": bot.storage.engine,
+                "schema_version": bot.storage.schema_version,
+            },
             # Questions the database refused (disk full, read-only), kept to be logged later.
             "unlogged_questions": bot.unlogged.pending(),
             "policies": [

@@ -10,12 +10,15 @@ are fitted both as written and wrapped in chat (`bench.sets.FIT_WRAPPERS`), so t
 question does not pass for coverage. The script prints the constants to commit into
 bot/retrieval/lexical.py, and the held-out F1 they give, as
 written and in other chat (`HELD_OUT_WRAPPERS`), which was never used to choose anything.
+
+Leave-one-policy-out (`leave_one_out`): the model and its decision point refitted with each
+tuning set left out and measured on it, so the tuning sets' own figures are out of sample too.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +31,7 @@ from bench.sets import (
     Wrapper,
     wrap,
 )
-from bot.evaluation import LabeledQuestion
+from bot.evaluation import LabeledQuestion, mann_whitney_auc
 
 #: L2 penalty on the standardised coefficients: a few dozen uncovered questions support only
 #: a gently fitted model.
@@ -120,8 +123,11 @@ class Fit:
     wrapped_f1_by_set: dict[str, float]  # mean over the set's wrappers
 
 
-def fit(all_samples: list[Sample]) -> Fit:
-    tuning = [s for s in all_samples if s.tuning]
+def fit(all_samples: list[Sample], fitted_on: Collection[str] | None = None) -> Fit:
+    """Fitted on the sets named (by default the tuning sets), measured on every set."""
+    tuning = [
+        s for s in all_samples if (s.tuning if fitted_on is None else s.set_name in fitted_on)
+    ]
     x = np.array([s.features for s in tuning], dtype=float)
     y = np.array([s.covered for s in tuning], dtype=float)
     intercept, coefficients = fit_logistic(x, y)
@@ -157,6 +163,60 @@ def fit(all_samples: list[Sample]) -> Fit:
     )
 
 
+def probabilities(result: Fit, rows: Sequence[Sample]) -> np.ndarray:
+    features = np.array([s.features for s in rows], dtype=float)
+    return np.asarray(1 / (1 + np.exp(-(result.intercept + features @ result.coefficients))))
+
+
+@dataclass
+class LeftOut:
+    """One tuning set measured by the model fitted on the other tuning sets."""
+
+    set_name: str
+    raw_decision_point: float
+    probabilities: np.ndarray  # P(covered) of each question as written, in the set's order
+    covered: np.ndarray
+    f1: float  # as written
+    wrapped_f1: float  # mean over FIT_WRAPPERS
+
+
+def leave_one_out(all_samples: list[Sample]) -> list[LeftOut]:
+    tuning = list(dict.fromkeys(s.set_name for s in all_samples if s.tuning))
+    out = []
+    for left_out in tuning:
+        result = fit(all_samples, fitted_on=[n for n in tuning if n != left_out])
+        written = [s for s in all_samples if s.set_name == left_out and s.wrapper == AS_WRITTEN]
+        out.append(
+            LeftOut(
+                left_out,
+                result.raw_decision_point,
+                probabilities(result, written),
+                np.array([s.covered for s in written]),
+                result.f1_by_set.get(left_out, 0.0),
+                result.wrapped_f1_by_set.get(left_out, 0.0),
+            )
+        )
+    return out
+
+
+def auc(scores: np.ndarray, covered: np.ndarray) -> float | None:
+    return mann_whitney_auc(
+        [float(v) for v in scores[covered]], [float(v) for v in scores[~covered]]
+    )
+
+
+def leave_one_out_report(title: str, rows: Sequence[LeftOut]) -> str:
+    lines = [f"## {title}, leave one tuning policy out", ""]
+    lines.append(f"    {'left out':<40} decision  not-covered F1 written, wrapped  AUC")
+    for row in rows:
+        area = auc(row.probabilities, row.covered)
+        lines.append(
+            f"    {row.set_name[:40]:<40} {row.raw_decision_point:.4f}    {row.f1:.3f}  "
+            f"{row.wrapped_f1:.3f}  {'—' if area is None else f'{area:.3f}'}"
+        )
+    return "\n".join(lines)
+
+
 def report(title: str, names: Sequence[str], result: Fit, tuning: set[str]) -> str:
     lines = [f"## {title}", "", f"intercept = {result.intercept:.4f}", "coefficients:"]
     lines += [f"    {n:>18} {c:+.4f}" for n, c in zip(names, result.coefficients, strict=True)]
@@ -169,23 +229,29 @@ def report(title: str, names: Sequence[str], result: Fit, tuning: set[str]) -> s
     return "\n".join(lines)
 
 
+def lexical_featurizer(sets: Sequence[EvalSet]) -> Featurize:
+    """The lexical retriever's confidence signals, one retriever per set."""
+    from bot.retrieval.lexical import LexicalRetriever
+
+    lexical = {s.name: LexicalRetriever(s.storage) for s in sets}
+
+    def features(s: EvalSet, versions: tuple[int, ...], q: LabeledQuestion) -> tuple[float, ...]:
+        return lexical[s.name].assess(q.question, versions).evidence.vector()
+
+    return features
+
+
 def main() -> None:
     from bench.sets import all_sets
-    from bot.retrieval.lexical import Evidence, LexicalRetriever
+    from bot.retrieval.lexical import Evidence
 
     sets = all_sets(include_policyqa=False)
     tuning = {s.name for s in sets if s.tuning}
-    lexical = {s.name: LexicalRetriever(s.storage) for s in sets}
-
-    def lexical_features(
-        s: EvalSet, versions: tuple[int, ...], q: LabeledQuestion
-    ) -> tuple[float, ...]:
-        return lexical[s.name].assess(q.question, versions).evidence.vector()
-
-    result = fit(samples(sets, lexical_features))
-    print(report("lexical", Evidence.FEATURES, result, tuning), flush=True)
+    lexical_samples = samples(sets, lexical_featurizer(sets))
+    print(report("lexical", Evidence.FEATURES, fit(lexical_samples), tuning), flush=True)
+    print("\n" + leave_one_out_report("lexical", leave_one_out(lexical_samples)), flush=True)
 
     print(
         "\nThe semantic hybrid's confidence is the coverage model: "
-        "python -m bench.train_coverage fits and reports it."
+        "python -m bench.train_coverage fits it and reports its leave-one-policy-out figures."
     )

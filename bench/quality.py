@@ -1,8 +1,9 @@
-"""Retrieval quality on every labeled set, ours beside the peers, at equal citation size.
+"""What askers get on every labeled set, ours beside the peers, at equal citation size.
 
-Every retriever answers every question once; its "not covered" threshold is the one that
-maximises not-covered F1 on the tuning sets (PolicyQA has no uncovered questions and is not
-used for it), then applied unchanged to the held-out sets.
+Every retriever answers every question once. Ours is cut into outcomes at the shipped
+settings; a peer has scores, not our confidence, so its two cut points are fitted on the
+tuning sets only (`fit_cuts`, the same way for every peer; PolicyQA has no uncovered questions
+and is not used for it), then applied unchanged to the held-out sets.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bench.sets import AS_WRITTEN, EvalSet, Wrapper, wrap
-from bot.evaluation import EvalReport, LabeledQuestion, Outcome, outcome, summarize
+from bot.evaluation import Cuts, EvalReport, LabeledQuestion, QuestionResult, result_of, summarize
 from bot.models import Retrieval
 
 
@@ -42,17 +43,17 @@ class AnyRetriever(Protocol):
 
 @dataclass
 class Answers:
-    """One retriever's retrievals for one set, so thresholds can be tried without re-asking."""
+    """One retriever's retrievals for one set, so cut points can be tried without re-asking."""
 
     eval_set: EvalSet
     by_part: list[tuple[list[LabeledQuestion], dict[str, Retrieval]]]
 
-    def report(self, threshold: float, name: str = "") -> EvalReport:
-        return summarize(name or self.eval_set.name, self.outcomes(threshold))
+    def report(self, cuts: Cuts, name: str = "") -> EvalReport:
+        return summarize(name or self.eval_set.name, self.results(cuts))
 
-    def outcomes(self, threshold: float) -> list[Outcome]:
+    def results(self, cuts: Cuts) -> list[QuestionResult]:
         return [
-            outcome(q, answers[q.question], threshold)
+            result_of(q, answers[q.question], cuts)
             for questions, answers in self.by_part
             for q in questions
         ]
@@ -70,26 +71,59 @@ def answer_all(
     return Answers(eval_set, by_part)
 
 
-def calibrate(answers: Sequence[Answers]) -> float:
-    """The threshold with the best mean not-covered F1 over the given (tuning) sets."""
-    candidates = sorted(
-        {r.confidence for a in answers for _, part in a.by_part for r in part.values()}
-    )
-    if not candidates:
-        return 0.0
-    # Midpoints between observed confidences, so the threshold is not fitted to one question.
-    points = [candidates[0] - 1e-6] + [(a + b) / 2 for a, b in itertools.pairwise(candidates)]
-    step = max(1, len(points) // 400)
-    best, best_f1 = points[0], -1.0
-    for threshold in points[::step]:
-        f1 = sum(a.report(threshold).unanswered_f1 for a in answers) / len(answers)
+def _candidate_points(confidences: Sequence[float], most: int = 400) -> list[float]:
+    """Midpoints between observed confidences (and one below them all), so a cut point is
+    never fitted onto one question; thinned to about `most` for speed."""
+    values = sorted(set(confidences))
+    if not values:
+        return [0.0]
+    points = [values[0] - 1e-6] + [(a + b) / 2 for a, b in itertools.pairwise(values)]
+    return points[:: max(1, len(points) // most)]
+
+
+def fit_cuts(answers: Sequence[Answers]) -> Cuts:
+    """A peer's two cut points from the given (tuning) sets, each set counting the same.
+
+    Answering: the point with the best mean not-covered F1 (how ours' POLICYBOT_MIN_CONFIDENCE
+    was placed, by `python -m bench fit`). Uncertain: among the questions below that point,
+    the one that best separates the unanswerable (which the uncertain band does not help) from
+    the answerable with a right clause in the top 3 (which it does), by the mean of
+    Youden's J (the share of the first below it minus the share of the second). Neither
+    useful nor harmful can choose it: both only improve as more questions turn uncertain.
+    """
+    confidences = [r.confidence for a in answers for _, part in a.by_part for r in part.values()]
+    points = _candidate_points(confidences)
+    if not answers:
+        return Cuts(0.0, 0.0)
+    answer_from, best_f1 = points[0], -1.0
+    for point in points:
+        f1 = sum(a.report(Cuts(point, point)).unanswered_f1 for a in answers) / len(answers)
         if f1 > best_f1 + 1e-9:
-            best, best_f1 = threshold, f1
-    return best
+            answer_from, best_f1 = point, f1
+    below = [
+        [r for r in a.results(Cuts(answer_from, answer_from)) if r.confidence < answer_from]
+        for a in answers
+    ]
+    uncertain_from, best_j = answer_from, 0.0
+    for point in [p for p in points if p < answer_from]:
+        j = sum(_youden(rows, point) for rows in below) / len(below)
+        if j > best_j + 1e-9:
+            uncertain_from, best_j = point, j
+    return Cuts(answer_from, uncertain_from)
+
+
+def _youden(rows: Sequence[QuestionResult], point: float) -> float:
+    unanswerable = [r for r in rows if not r.covered]
+    helped = [r for r in rows if r.covered and r.right_in_top_3]
+    if not unanswerable or not helped:
+        return 0.0
+    return sum(r.confidence < point for r in unanswerable) / len(unanswerable) - sum(
+        r.confidence < point for r in helped
+    ) / len(helped)
 
 
 #: What the paired comparison measures, by EvalReport field name.
-COMPARED_METRICS = ("recall_at_1", "mrr", "unanswered_f1")
+COMPARED_METRICS = ("useful", "recall_at_3", "mrr", "unanswered_f1")
 
 
 @dataclass(frozen=True)
@@ -107,8 +141,8 @@ class Difference:
 
 
 def paired_difference(
-    ours: Sequence[Outcome],
-    peer: Sequence[Outcome],
+    ours: Sequence[QuestionResult],
+    peer: Sequence[QuestionResult],
     metric: str,
     rounds: int = 2000,
     seed: int = 0,
@@ -132,12 +166,15 @@ def paired_difference(
         theirs = _f1(peer, covered, idx)
         point = _f1(ours, covered, None) - _f1(peer, covered, None)
     else:
-        values: Callable[[Outcome], float] = {
+        values: Callable[[QuestionResult], float] = {
+            "useful": lambda o: float(o.useful),
             "recall_at_1": lambda o: float(o.rank == 1),
+            "recall_at_3": lambda o: float(o.right_in_top_3),
             "mrr": lambda o: 1 / o.rank if o.rank else 0.0,
         }[metric]
-        a = np.array([values(o) for o, c in zip(ours, covered, strict=True) if c])
-        b = np.array([values(o) for o, c in zip(peer, covered, strict=True) if c])
+        counted = np.ones_like(covered) if metric == "useful" else covered  # else answerable
+        a = np.array([values(o) for o, c in zip(ours, counted, strict=True) if c])
+        b = np.array([values(o) for o, c in zip(peer, counted, strict=True) if c])
         if not len(a):
             return Difference(0.0, 0.0, 0.0)
         idx = rng.integers(0, len(a), size=(rounds, len(a)))
@@ -147,7 +184,7 @@ def paired_difference(
     return Difference(float(point), float(low), float(high))
 
 
-def _f1(outcomes: Sequence[Outcome], covered: Any, idx: Any) -> Any:
+def _f1(outcomes: Sequence[QuestionResult], covered: Any, idx: Any) -> Any:
     """Not-covered F1 of the whole list (idx None) or of each resampled row of indices."""
     import numpy as np
 

@@ -20,6 +20,7 @@ import bot.retrieval.lexical
 import bot.retrieval.semantic
 from bench.quality import AnyRetriever, answer_all
 from bench.sets import EvalSet, all_sets
+from bot.evaluation import Cuts
 
 #: (module, constant, values to try); the shipped value is measured first as the baseline.
 KNOBS: tuple[tuple[ModuleType, str, tuple[Any, ...]], ...] = (
@@ -55,7 +56,8 @@ def setting(module: ModuleType, name: str, value: Any) -> Iterator[None]:
 
 def measure(sets: Sequence[EvalSet], make: Callable[[EvalSet], AnyRetriever]) -> Scores:
     """Means over the sets, each answered by a fresh retriever (no stale caches)."""
-    reports = [answer_all(s, make(s)).report(bot.retrieval.lexical.DECISION_POINT) for s in sets]
+    point = bot.retrieval.lexical.DECISION_POINT  # ranking only: one cut is enough
+    reports = [answer_all(s, make(s)).report(Cuts(point, point)) for s in sets]
     n = len(reports)
     return Scores(
         sum(r.recall_at_1 for r in reports) / n,

@@ -2,7 +2,6 @@
 (reworded in place or moved to another section) and unchanged, paired by their words
 within a budget, and the summary an admin reads before activating."""
 
-
 import difflib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence

@@ -27,10 +27,12 @@ BOT_FRAMEWORK_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/o
 RETRIEVERS = ("auto", "lexical", "semantic")
 #: The chat platforms an admin id can belong to (`POLICYBOT_ADMINS` entries are `platform:id`).
 PLATFORMS = ("slack", "teams")
+#: The URL schemes of DATABASE_URL that select PostgreSQL (libpq's, and Heroku's older one).
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 #: The settings that are secrets: never shown by `repr` or `str`, redacted from logs and
-#: stored reasons (bot.redaction). OPENAI_BASE_URL's userinfo is one too, if it has one.
+#: stored reasons (bot.redaction). OPENAI_BASE_URL's and DATABASE_URL's userinfo are too.
 SECRET_FIELDS = (
     "slack_bot_token",
     "slack_app_token",
@@ -169,6 +171,9 @@ class Settings:
     """Everything configurable, read once at start-up (see the README for each variable)."""
 
     db_path: str = "policybot.db"
+    #: PostgreSQL (`postgresql://` or `postgres://`, as Procfile platforms set it); "" keeps the
+    #: SQLite file `db_path`. Its password is a secret: never shown, logged or stored.
+    database_url: str = ""
     policies_dir: Path = BUNDLED_POLICIES_DIR
     #: Below this retrieval confidence a question counts as not answered by the policy.
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
@@ -262,6 +267,7 @@ class Settings:
         env = os.environ if env is None else env
         settings = cls(
             db_path=env.get("POLICYBOT_DB", "").strip() or "policybot.db",
+            database_url=env.get("DATABASE_URL", "").strip(),
             policies_dir=Path(
                 env.get("POLICYBOT_POLICIES_DIR", "").strip() or BUNDLED_POLICIES_DIR
             ),
@@ -321,6 +327,12 @@ class Settings:
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"{variable} must be {allowed.describe()}, got {value}")
+        if self.database_url and not self.database_url.lower().startswith(POSTGRES_SCHEMES):
+            # The value is not repeated: it may carry a password.
+            raise ConfigError(
+                "DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host/name "
+                "or postgres://…); leave it unset to use the SQLite file POLICYBOT_DB"
+            )
         if self.retriever not in RETRIEVERS:
             raise ConfigError(f"POLICYBOT_RETRIEVER must be one of {', '.join(RETRIEVERS)}")
         if self.llm_model.strip() and not self.openai_base_url.strip():
@@ -429,13 +441,22 @@ class Settings:
         """Grounded answers need an endpoint and a model; without them answers are extractive."""
         return bool(self.openai_base_url.strip() and self.llm_model.strip())
 
-    def with_db(self, db_path: str) -> Settings:
-        return replace(self, db_path=db_path)
+    @property
+    def database(self) -> str:
+        """What `Storage.open` opens: DATABASE_URL when set, else the SQLite file."""
+        return self.database_url or self.db_path
+
+    def with_db(self, db: str) -> Settings:
+        """These settings on another database (`--db`): a PostgreSQL URL or a SQLite file,
+        either one replacing DATABASE_URL."""
+        if db.strip().lower().startswith(POSTGRES_SCHEMES):
+            return replace(self, database_url=db.strip())
+        return replace(self, db_path=db, database_url="")
 
     def __repr__(self) -> str:
         # Written out so the dataclass does not make one: settings end up in tracebacks, debug
         # output and the repr of everything holding them; secrets show only whether they are set.
-        from bot.redaction import without_credentials  # it imports this module
+        from bot.redaction import shown_database_url, without_credentials  # it imports this
 
         shown = []
         for item in fields(self):
@@ -444,5 +465,7 @@ class Settings:
                 value = "<set>" if value else ""
             elif item.name == "openai_base_url":
                 value = without_credentials(value)
+            elif item.name == "database_url":
+                value = shown_database_url(value)
             shown.append(f"{item.name}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"

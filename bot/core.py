@@ -58,7 +58,7 @@ from bot.redaction import Redactor
 from bot.retrieval.active import ActivePolicy, lexical_of
 from bot.retrieval.lexical import Retriever
 from bot.retrieval.semantic import build_retriever
-from bot.review.grouping import TermProfile
+from bot.review.grouping import question_vectors_of
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
 from bot.store.database import (
@@ -167,7 +167,10 @@ class PolicyBot:
             ),
         )
         self.review = ReviewQueue(
-            self.storage, self.retrieve, lexical_of(self.retriever, self.storage)
+            self.storage,
+            self.retrieve,
+            lexical_of(self.retriever, self.storage),
+            question_vectors_of(self.retriever),
         )
         # What is logged with a question (a failure's message, an LLM's reason) may quote a
         # secret; the question log and the exports read from it must not.
@@ -181,7 +184,7 @@ class PolicyBot:
 
     @classmethod
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
-        storage = storage or Storage.open(settings.db_path)
+        storage = storage or Storage.open(settings.database)
         answerer: Answerer = ExtractiveAnswerer(settings.max_citations)
         if settings.openai_base_url.strip() and not settings.llm_model.strip():
             # OPENAI_BASE_URL is often set for other tools; only the model opts policybot in.
@@ -399,7 +402,7 @@ class PolicyBot:
             async with self._taking_turns():
                 active = self.active_policy()
                 retrieval = active.retrieve(question)
-                profile = TermProfile.of(question)
+                profile = self.review.profile(question)
                 # A question the policy team has already answered gets their answer, whatever
                 # retrieval would say: they answered it because the policy alone did not.
                 reviewed = self.review.best_group(profile, retrieval, status="answered")

@@ -337,7 +337,7 @@ class PolicyLibrary:
         beside the server would). Only activating, when asked, happens on the caller's thread:
         it re-checks open questions with this library's retriever."""
         parsed = await asyncio.to_thread(self.read_upload, filename, data, name=name)
-        if self.storage.path is None:
+        if self.storage.location is None:
             # An in-memory database (tests, `chat`) is one connection, owned by this thread.
             stored = self.store_upload(
                 parsed, data, uploaded_by=uploaded_by, keep_example=keep_example
@@ -345,7 +345,7 @@ class PolicyLibrary:
         else:
             stored = await asyncio.to_thread(
                 self._store_on_own_connection,
-                self.storage.path,
+                self.storage.location,
                 parsed,
                 data,
                 uploaded_by,
@@ -368,9 +368,14 @@ class PolicyLibrary:
         return UploadResult(activation.version, stored.created, changes, activation)
 
     def _store_on_own_connection(
-        self, path: Path, upload: ParsedUpload, data: bytes, uploaded_by: str, keep_example: bool
+        self,
+        location: Path | str,
+        upload: ParsedUpload,
+        data: bytes,
+        uploaded_by: str,
+        keep_example: bool,
     ) -> UploadResult:
-        storage = Storage.open(path)
+        storage = Storage.open(location)
         try:
             library = PolicyLibrary(storage, self.max_upload_bytes, reading=self.reading)
             return library.store_upload(

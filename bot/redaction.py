@@ -14,7 +14,16 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
+from urllib.parse import (
+    parse_qs,
+    parse_qsl,
+    quote,
+    quote_plus,
+    unquote,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 from bot.config import SECRET_FIELDS, Settings
 
@@ -61,10 +70,37 @@ def url_secrets(url: str) -> list[str]:
     return [userinfo, password, pair, basic]
 
 
+def database_url_secrets(url: str) -> list[str]:
+    """A PostgreSQL URL's secrets: its userinfo, and a password given as a query parameter
+    (libpq takes `?password=` too)."""
+    try:
+        query = parse_qs(urlsplit(url.strip()).query)
+    except ValueError:
+        return []
+    return [*url_secrets(url), *query.get("password", [])]
+
+
+def shown_database_url(url: str) -> str:
+    """A PostgreSQL URL as it may be shown: no userinfo, no password parameter."""
+    shown = without_credentials(url)
+    try:
+        parts = urlsplit(shown)
+    except ValueError:
+        return shown
+    if not parts.query:
+        return shown
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
 def settings_secrets(settings: Settings) -> list[str]:
     """Every secret value the settings hold."""
     values = [str(getattr(settings, name)) for name in SECRET_FIELDS]
-    return [*values, *url_secrets(settings.openai_base_url)]
+    return [
+        *values,
+        *url_secrets(settings.openai_base_url),
+        *database_url_secrets(settings.database_url),
+    ]
 
 
 def _forms(secret: str) -> set[str]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from bot.store.database import Storage
 from tests.fakes.bot_connector import ConnectorStub, connector_stub
 from tests.fakes.openai_stub import OpenAIStub
 from tests.fakes.slack_harness import SlackHarness, slack_server
+from tests.postgres import SKIP_VARIABLE, Cluster, PostgresMissing, running_cluster, server_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_POLICY = ROOT / "policies" / "social-media-and-electronic-communication.md"
@@ -32,6 +34,71 @@ def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
     """Answers here take milliseconds: a long delay keeps "Thinking…" out of every conversation
     but those of the tests about it, which set their own."""
     monkeypatch.setattr("adapters.replies.THINKING_DELAY", 60.0)
+
+
+# -- the two engines ----------------------------------------------------------------------------
+#: What the storage-level tests run on: each such test runs once per engine.
+ENGINES = ("sqlite", "postgresql")
+_POSTGRES_SKIPPED: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the session (tests/postgres.py), started the first
+    time a test asks for PostgreSQL. Without server binaries the run fails and says how to
+    install them, unless POLICYBOT_TEST_SKIP_POSTGRES=1 asks to skip (said in the summary)."""
+    try:
+        server_binaries()
+    except PostgresMissing as missing:
+        if os.environ.get(SKIP_VARIABLE, "").strip() == "1":
+            _POSTGRES_SKIPPED.append(str(missing))
+            pytest.skip(str(missing))
+        pytest.fail(str(missing), pytrace=False)
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine a storage-level test runs on (once each)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_location(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where a test's own database lives on its engine: a SQLite file (not yet created), or a
+    fresh, migrated PostgreSQL database, dropped after the test."""
+    if engine == "sqlite":
+        yield str(tmp_path / "bot.db")
+        return
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.new_database()
+    yield url
+    cluster.drop(url)
+
+
+@pytest.fixture
+def new_storage(engine: str, request: pytest.FixtureRequest) -> Iterator[Callable[[], Storage]]:
+    """`new_storage()`: an empty, migrated store of its own on the test's engine (SQLite in
+    memory, or a fresh PostgreSQL database), closed (and dropped) after the test."""
+    made: list[tuple[Storage, str]] = []
+
+    def make() -> Storage:
+        if engine == "sqlite":
+            storage = Storage.memory()
+            made.append((storage, ""))
+            return storage
+        cluster: Cluster = request.getfixturevalue("postgres_cluster")
+        url = cluster.new_database()
+        storage = Storage.open(url)
+        made.append((storage, url))
+        return storage
+
+    yield make
+    for storage, url in made:
+        storage.close()
+        if url:
+            request.getfixturevalue("postgres_cluster").drop(url)
 
 
 @pytest.fixture
@@ -170,6 +237,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             _OUTCOMES.setdefault(item.nodeid, {"outcome": "passed"})["max_examples"] = (
                 chosen.max_examples
             )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _POSTGRES_SKIPPED:
+        terminalreporter.write_line(
+            f"PostgreSQL tests SKIPPED ({SKIP_VARIABLE}=1): {_POSTGRES_SKIPPED[0]}", red=True
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

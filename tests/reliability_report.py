@@ -23,6 +23,7 @@ START, END = "<!-- FIGURES:START -->", "<!-- FIGURES:END -->"
 #: The checks written for the reliability work, which record their own figures.
 MEASURED = [
     "tests/test_reliability_load.py",
+    "tests/test_storage_engines.py",
     "tests/test_reliability_slack.py",
     "tests/test_reliability_faults.py",
     "tests/test_reliability_fuzz.py",

@@ -28,15 +28,15 @@ async def test_weekly_digest_counts_groups_owners_and_cited_sections(bot: Policy
     await asked(bot, "can I post our internal product roadmap on twitter")
     await asked(bot, "can I post pictures from the team offsite on instagram?")
     for text in [
-        "can I bring my dog to the office",
-        "are pets allowed at the office?",
-        "is it ok to have my puppy with me at work",
+        "can I expense LinkedIn Premium?",
+        "will the company reimburse my LinkedIn Premium subscription",
+        "is LinkedIn premium something I can claim back on expenses",
         "what time does the cafeteria close",
     ]:
         await asked(bot, text)
     cafeteria = next(g for g in bot.review.groups("open") if "cafeteria" in g.sample)
     await bot.answer_group(cafeteria.id, "The cafeteria closes at 15:00.")
-    reviewed = await bot.ask(IncomingQuestion("when does the canteen shut?"))
+    reviewed = await bot.ask(IncomingQuestion("what time does the cafeteria close on fridays?"))
     assert reviewed.source == "reviewed"
     with pytest.raises(QuestionError):
         await bot.ask(IncomingQuestion("x" * 5000))
@@ -51,17 +51,17 @@ async def test_weekly_digest_counts_groups_owners_and_cited_sections(bot: Policy
     )
     assert digest.answered_rate == pytest.approx(4 / 8)
     assert digest.open_groups == 1 and digest.groups_answered == 1
-    (dog,) = digest.top_groups
-    assert dog.count == 3 and "dog" in dog.sample
-    assert digest.new_groups_by_owner == {dog.owner: 1}
+    (premium,) = digest.top_groups
+    assert premium.count == 3 and "LinkedIn" in premium.sample
+    assert digest.new_groups_by_owner == {premium.owner: 1}
     assert digest.cited[0].section == "3.3" and digest.cited[0].count == 2
     assert digest.cited[0].owner == "Legal"
 
     text = digest.text
     assert "8 asked" in text and "Answered rate 50%" in text
-    assert f"#{dog.id}: 3 asked" in text and "can I bring my dog to the office" in text
+    assert f"#{premium.id}: 3 asked" in text and "can I expense LinkedIn Premium?" in text
     assert "3.3 Unreleased services, roadmaps and internal projects (Legal): 2" in text
-    assert f"{dog.owner or '(no section close'}" in text
+    assert f"{premium.owner or '(no section close'}" in text
     assert digest.as_json()["most_cited"][0]["count"] == 2
 
 

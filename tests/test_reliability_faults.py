@@ -89,8 +89,8 @@ def snapshot(db: Path) -> Snapshot:
 
 #: Where the upload is killed: (what the statement is, its pattern, which occurrence).
 KILL_POINTS = [
-    ("at the first clause", r'INSERT INTO "clauses"', 1),
-    ("half way through the clauses", r'INSERT INTO "clauses"', SECTIONS),
+    ("at the first clause", r"INSERT INTO clauses \(", 1),
+    ("half way through the clauses", r"INSERT INTO clauses \(", SECTIONS),
     ("just before the upload commits", r"^COMMIT", 1),
     ("between retiring the old version and activating the new", r"SET status = 'active'", 1),
 ]

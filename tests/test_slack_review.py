@@ -17,8 +17,8 @@ from tests.fakes.slack_harness import SlackHarness, all_text, slack_server
 TEAM_MEMBER = "UTEAM"
 DOG = [
     "can I bring my dog to the office",
-    "are pets allowed at the office?",
-    "is it ok to have my puppy with me at work",
+    "are dogs allowed at the office?",
+    "is it ok to have my dog with me at the office",
 ]
 ANSWER = "Dogs are welcome on Fridays in the Leeds office only; register them with Facilities."
 

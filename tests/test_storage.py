@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 
 from bot.reading.ingest import read_policy
 from bot.retrieval.terms import fts_phrase, stem
+from bot.store import schema_pg
+from bot.store.connection import PostgresDatabase
 from bot.store.database import (
     DELIVERY_PRUNE_INTERVAL,
     DELIVERY_RETENTION,
@@ -17,6 +20,7 @@ from bot.store.database import (
     content_hash,
     migrations,
 )
+from tests.postgres import Cluster
 
 POLICY = (
     b"# P\n\n## 1. Scope\n\nThis policy applies to every employee who uses social media"
@@ -24,19 +28,51 @@ POLICY = (
 )
 
 
-def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
-    first = Storage.open(path)
+def test_migrations_are_recorded_and_idempotent(database_location: str, engine: str) -> None:
+    first = Storage.open(database_location)
     version = first.schema_version
     assert version == len(migrations._migrations) >= 1
+    assert first.migrate() == []  # nothing left to apply
     first.close()
-    again = Storage.open(path)
-    assert again.schema_version == version
-    assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    # m005 dropped the unused FTS5 vocabulary view; the index itself stays.
+    again = Storage.open(database_location)
+    assert again.schema_version == version and again.engine == engine
     tables = set(again.db.table_names())
-    assert "clauses_fts" in tables and "clauses_fts_vocab" not in tables
     assert "handled_deliveries" in tables  # m006
+    if engine == "sqlite":
+        assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # m005 dropped the unused FTS5 vocabulary view; the index itself stays.
+        assert "clauses_fts" in tables and "clauses_fts_vocab" not in tables
+    again.close()
+
+
+def test_every_migration_has_its_postgresql_form_under_the_same_name() -> None:
+    """One migration is one logical change on both engines: a new SQLite migration without its
+    PostgreSQL form (or one out of order) would leave the engines with different schemas."""
+    assert schema_pg.names() == [m.name for m in migrations._migrations]
+
+
+def test_postgresql_applies_each_migration_once_when_processes_start_together(
+    postgres_cluster: Cluster,
+) -> None:
+    url = postgres_cluster.empty_database()
+    workers = 4
+    ready = threading.Barrier(workers)
+
+    def start() -> list[str]:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            database = PostgresDatabase(conn)
+            ready.wait()
+            return schema_pg.migrate(database)
+
+    with ThreadPoolExecutor(workers) as pool:
+        applied = [name for names in pool.map(lambda _: start(), range(workers)) for name in names]
+    assert sorted(applied) == sorted(schema_pg.names())  # every migration, once in all
+    storage = Storage.open(url)
+    assert storage.schema_version == len(schema_pg.names())
+    storage.close()
+    postgres_cluster.drop(url)
 
 
 def test_unusable_database_path_gives_clear_error(tmp_path: Path) -> None:
@@ -47,8 +83,10 @@ def test_unusable_database_path_gives_clear_error(tmp_path: Path) -> None:
         Storage.open(tmp_path / "junk.db")
 
 
-def test_versions_activate_atomically_and_search_sees_only_given_versions() -> None:
-    storage = Storage.memory()
+def test_versions_activate_atomically_and_search_sees_only_given_versions(
+    new_storage: Callable[[], Storage],
+) -> None:
+    storage = new_storage()
     parsed = read_policy("p.md", POLICY)
     v1 = storage.add_version(
         parsed, source_name="p.md", digest=content_hash(POLICY), uploaded_by="t"
@@ -63,8 +101,10 @@ def test_versions_activate_atomically_and_search_sees_only_given_versions() -> N
     assert storage.search_clauses('"employee" AND (', [v2], 10) == []  # bad syntax finds nothing
 
 
-def test_question_log_keeps_pseudonyms_apart_from_reply_addresses() -> None:
-    storage = Storage.memory()
+def test_question_log_keeps_pseudonyms_apart_from_reply_addresses(
+    new_storage: Callable[[], Storage],
+) -> None:
+    storage = new_storage()
     asker = storage.pseudonym("slack", "U123")
     assert asker.startswith("asker-") and "U123" not in asker
     assert storage.pseudonym("slack", "U123") == asker
@@ -88,8 +128,10 @@ def test_question_log_keeps_pseudonyms_apart_from_reply_addresses() -> None:
     }
 
 
-def test_a_delivery_is_first_once_and_forgotten_after_the_retention_window() -> None:
-    storage = Storage.memory()
+def test_a_delivery_is_first_once_and_forgotten_after_the_retention_window(
+    new_storage: Callable[[], Storage],
+) -> None:
+    storage = new_storage()
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     assert storage.claim_delivery("slack", "event:Ev1", now=start)
     assert not storage.claim_delivery("slack", "event:Ev1", now=start + timedelta(minutes=5))
@@ -107,8 +149,10 @@ def test_a_delivery_is_first_once_and_forgotten_after_the_retention_window() -> 
     assert storage.claim_delivery("slack", "event:Ev1", now=after)  # forgotten, so new again
 
 
-def test_pruning_runs_once_per_interval_not_on_every_insert() -> None:
-    storage = Storage.memory()
+def test_pruning_runs_once_per_interval_not_on_every_insert(
+    new_storage: Callable[[], Storage],
+) -> None:
+    storage = new_storage()
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     storage.claim_delivery("slack", "old", now=start)  # the process's first insert prunes
     just_after = start + DELIVERY_RETENTION + timedelta(minutes=1)
@@ -128,9 +172,9 @@ def test_pruning_runs_once_per_interval_not_on_every_insert() -> None:
 
 
 def test_processes_racing_on_one_database_take_each_delivery_exactly_once(
-    tmp_path: Path,
+    database_location: str,
 ) -> None:
-    path = tmp_path / "shared.db"
+    path = database_location
     Storage.open(path).close()  # migrated once, as the first process to start would
     workers = 4
     keys = [f"event:Ev{n:04d}" for n in range(200)]

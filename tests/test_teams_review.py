@@ -41,9 +41,9 @@ def settings(settings: Settings) -> Settings:
 ROOT = Path(__file__).resolve().parent.parent
 DOG_QUESTIONS = {
     "alice": "can I bring my dog to the office",
-    "bob": "are pets allowed at the office?",
+    "bob": "are dogs allowed at the office?",
 }
-LATER = "is it ok to have my puppy with me at work"
+LATER = "is it ok to have my dog with me at the office"
 ANSWER = "Dogs are welcome at the depots' offices on Fridays; ask Facilities first."
 DIGEST_CHANNEL = "19:policy-team@thread.tacv2"
 

@@ -1,12 +1,12 @@
-"""The answering commands: `ask` (questions, as text or JSON) and `eval` (retrieval, or with
-`--llm` the configured LLM, measured on labeled questions)."""
+"""The answering commands: `ask` (questions, as text or JSON) and `eval` (what askers get,
+measured on labeled questions; with `--llm`, the configured LLM's answers)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -15,7 +15,7 @@ from bot.answering.grounded import GroundedAnswerer
 from bot.cli.context import EXIT_REFUSED, Context, console, fail, guarded
 from bot.cli.root import main
 from bot.core import PolicyBot
-from bot.evaluation import evaluate, load_questions
+from bot.evaluation import Cuts, EvalReport, evaluate, load_questions
 from bot.llm_evaluation import LLMEvalReport, evaluate_llm
 from bot.models import Answer, IncomingQuestion, QuestionError
 from bot.redaction import Redactor, redact_logs
@@ -91,8 +91,9 @@ def emit(answer: Answer, as_json: bool) -> None:
 def eval_command(
     ctx: Context, files: tuple[Path, ...], policy_path: Path | None, with_llm: bool, as_json: bool
 ) -> None:
-    """Measure retrieval on labeled questions (JSONL: question, sections or lines); with
-    --llm, the configured LLM's answers."""
+    """Measure what askers get on labeled questions (JSONL: question, sections or lines):
+    outcomes, useful and harmful answers, not-covered detection, confidence AUC, ranking;
+    with --llm, the configured LLM's answers."""
     settings = ctx.settings
     if with_llm:
         _eval_llm(ctx, files, policy_path, as_json)
@@ -102,39 +103,46 @@ def eval_command(
         bot.policies.load_file(policy_path)
     else:
         bot = ctx.bot()
-    reports = [
-        evaluate(path.stem, load_questions(path), bot.retrieve, settings.min_confidence)
-        for path in files
-    ]
+    cuts = Cuts.of(settings)
+    reports = [evaluate(path.stem, load_questions(path), bot.retrieve, cuts) for path in files]
+    print_reports(reports, cuts, as_json)
+
+
+#: What `eval` prints for each file, in order: (label, how the report's figure is shown).
+EVAL_ROWS: tuple[tuple[str, Callable[[EvalReport], str]], ...] = (
+    ("questions (answerable)", lambda r: f"{r.questions} ({r.covered})"),
+    (
+        "answered / uncertain / not covered",
+        lambda r: f"{r.answered} / {r.uncertain} / {r.not_covered}",
+    ),
+    ("useful", lambda r: f"{r.useful:.1%}"),
+    ("harmful, of all questions", lambda r: f"{r.harmful:.1%}"),
+    ("harmful, of answered (wrong when confident)", lambda r: f"{r.wrong_when_confident:.1%}"),
+    (
+        "not covered P / R / F1",
+        lambda r: (
+            f"{r.unanswered_precision:.3f} / {r.unanswered_recall:.3f} / {r.unanswered_f1:.3f}"
+        ),
+    ),
+    ("confidence AUC", lambda r: "—" if r.confidence_auc is None else f"{r.confidence_auc:.3f}"),
+    (
+        "recall@1 / recall@3 / MRR (ranking alone)",
+        lambda r: f"{r.recall_at_1:.3f} / {r.recall_at_3:.3f} / {r.mrr:.3f}",
+    ),
+    ("cited chars per clause (top 3)", lambda r: f"{r.mean_cited_chars:.0f}"),
+)
+
+
+def print_reports(reports: Sequence[EvalReport], cuts: Cuts, as_json: bool) -> None:
     if as_json:
         for report in reports:
-            click.echo(json.dumps(report.as_dict()))
+            click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
         return
     from rich.table import Table
 
-    table = Table(
-        "set",
-        "questions",
-        "recall@1",
-        "recall@3",
-        "MRR",
-        "unans. P",
-        "unans. R",
-        "unans. F1",
-        "top-3 chars",
-    )
-    for r in reports:
-        table.add_row(
-            r.name,
-            str(r.questions),
-            f"{r.recall_at_1:.3f}",
-            f"{r.recall_at_3:.3f}",
-            f"{r.mrr:.3f}",
-            f"{r.unanswered_precision:.3f}",
-            f"{r.unanswered_recall:.3f}",
-            f"{r.unanswered_f1:.3f}",
-            f"{r.mean_cited_chars:.0f}",
-        )
+    table = Table("", *(r.name for r in reports))
+    for label, shown in EVAL_ROWS:
+        table.add_row(label, *(shown(r) for r in reports))
     console().print(table)
 
 

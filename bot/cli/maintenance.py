@@ -1,5 +1,6 @@
 """Upkeep commands, run from cron as well as by hand: `digest` (the week's summary, posted to the
-digest channels) and `backup` (a consistent copy of the live database)."""
+digest channels), `backup` (a consistent copy of the live database) and `migrate` (the schema
+brought up to date, for a Procfile's `release:` step)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import click
 from bot.cli.context import Context, connect_platforms, guarded
 from bot.cli.root import main
 from bot.review.digest import build_digest, post_digest
+from bot.store.database import Storage
 
 
 @main.command()
@@ -57,3 +59,17 @@ def backup(ctx: Context, destination: Path) -> None:
     storage = ctx.bot(with_policy=False).storage
     storage.backup(destination)
     click.echo(f"Backed up to {destination}.")
+
+
+@main.command()
+@click.pass_obj
+@guarded
+def migrate(ctx: Context) -> None:
+    """Bring the database's schema up to date and print the version it reached. Idempotent;
+    safe beside running processes and replicas (one migration at a time, under a lock)."""
+    storage = Storage.open(ctx.settings.database)
+    try:
+        # Opening migrates: what it applied is recorded, so the version says where it is.
+        click.echo(f"{storage.engine} schema version {storage.schema_version}")
+    finally:
+        storage.close()

@@ -12,7 +12,8 @@ from bot.cli.context import Context
     "--db",
     "db_path",
     metavar="PATH",
-    help="Database file (default: $POLICYBOT_DB or ./policybot.db).",
+    help="Database file, or a postgresql:// URL (default: $DATABASE_URL, else $POLICYBOT_DB "
+    "or ./policybot.db).",
 )
 @click.pass_context
 def main(ctx: click.Context, db_path: str | None) -> None:

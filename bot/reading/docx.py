@@ -384,4 +384,3 @@ def _docx_blocks(document: Any) -> tuple[Fields, list[Block]]:
     if (properties.version or "").strip():
         fields["version"] = properties.version.strip()
     return fields, blocks
-

@@ -193,4 +193,3 @@ def read_html(data: bytes, limits: ReadLimits | None = None) -> tuple[Fields, li
     if title:
         fields["title"] = title
     return fields, [b for b in parser.blocks if b.text]
-

@@ -85,4 +85,3 @@ def table_row_text(headers: list[str], row: list[str]) -> str:
     if headers and len(headers) == len(row):
         return "; ".join(f"{h}: {c}" if h else c for h, c in zip(headers, row, strict=True) if c)
     return "; ".join(c for c in row if c)
-

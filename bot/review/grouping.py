@@ -1,19 +1,41 @@
 """How alike two questions are: their term profiles (stems, vocabulary, everyday synonyms,
-weighted by rarity in the policy) and the similarity that decides whether one joins a group."""
+weighted by rarity in the policy), with the cosine similarity of their embeddings when the
+semantic retriever has an embedder, and the similarity that decides whether one joins a group.
+
+The constants were chosen on the tuning half of the labeled grouping set
+(eval/grouping-tuning.jsonl) and are measured on the held-out half by `python -m bench grouping`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from bot.retrieval.lexical import stem, term_groups
-from bot.retrieval.vocabulary import GENERIC_QUESTION_WORDS, TOPIC_SYNONYMS
+from bot.retrieval.vocabulary import (
+    GENERIC_QUESTION_WORDS,
+    TOPIC_SYNONYMS,
+    without_pleasantries,
+)
 
-#: A question joins a group at this similarity or above (0..1); tuned on paraphrase sets in
-#: tests/test_review.py, including near misses that share a word but not a topic.
+log = logging.getLogger(__name__)
+
+#: A question joins a group at this similarity or above (0..1), by words alone. Not lowered to
+#: the tuning half's best F1 (0.15): there words alone form as many pairs of different topics
+#: as of one (precision 0.37), and one reviewed answer goes to everyone in a group.
 JOIN_THRESHOLD = 0.45
+#: With question embeddings: the share of the word similarity their cosine similarity takes,
+#: and the threshold for the blend, chosen together on the tuning half (best pairwise F1).
+EMBEDDING_SHARE = 0.9
+EMBEDDING_JOIN_THRESHOLD = 0.3
+#: A later question gets an answered group's reviewed answer only at this similarity or above,
+#: whichever way it is measured: stricter than joining, because the asker gets that answer
+#: with no reviewer having seen the question (joining's threshold before the grouping set).
+REVIEWED_ANSWER_THRESHOLD = 0.45
 #: How much sitting closest to the same policy section counts, against the words (0..1).
 SECTION_SHARE = 0.15
 #: Below this retrieval confidence the closest section is a guess and is not counted.
@@ -29,15 +51,23 @@ def generic_stems() -> frozenset[str]:
     return frozenset(stem(word) for word in GENERIC_QUESTION_WORDS)
 
 
-@lru_cache(maxsize=1)
-def _synonyms() -> dict[str, frozenset[str]]:
-    """Stem -> the stems of its everyday synonyms."""
+#: Stem -> the stems of its everyday synonyms.
+Synonyms = Mapping[str, frozenset[str]]
+
+
+def synonym_stems(groups: Iterable[Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Each stem of a group of everyday synonyms -> the other stems of its group."""
     out: dict[str, set[str]] = {}
-    for synonyms in TOPIC_SYNONYMS:
+    for synonyms in groups:
         stems = {stem(word) for word in synonyms}
         for s in stems:
             out.setdefault(s, set()).update(stems - {s})
     return {s: frozenset(others) for s, others in out.items()}
+
+
+@lru_cache(maxsize=1)
+def shipped_synonyms() -> Synonyms:
+    return synonym_stems(TOPIC_SYNONYMS)
 
 
 # -- term profiles ---------------------------------------------------------------------------
@@ -56,12 +86,14 @@ class TermProfile:
     reach: dict[str, float]
 
     @classmethod
-    def of(cls, text: str) -> TermProfile:
+    def of(cls, text: str, synonyms: Synonyms | None = None) -> TermProfile:
+        """`synonyms`: the shipped everyday synonyms unless given (the bench leaves some out)."""
+        synonyms = shipped_synonyms() if synonyms is None else synonyms
         terms: dict[str, tuple[int, dict[str, float]]] = {}
         for group in term_groups(text):
             key = stem(group.word)
             members = dict(group.members)
-            for synonym in sorted(_synonyms().get(key, ())):
+            for synonym in sorted(synonyms.get(key, ())):
                 members[synonym] = max(members.get(synonym, 0.0), SYNONYM_WEIGHT)
             if key in terms:  # two words with one stem ("post", "posting")
                 _, known = terms[key]
@@ -128,3 +160,86 @@ def word_similarity(a: TermProfile, b: TermProfile, idf: Mapping[str, float]) ->
 
 
 # -- groups ----------------------------------------------------------------------------------
+
+
+def blended(words: float, cosine: float | None, embedding_share: float) -> float:
+    """The word similarity, or with embeddings its blend with their cosine similarity (a
+    negative cosine counts as none)."""
+    if cosine is None:
+        return words
+    return (1 - embedding_share) * words + embedding_share * max(cosine, 0.0)
+
+
+# -- rules -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GroupingRules:
+    """What placing a question uses: the everyday synonyms, the joining threshold, and how much
+    embeddings count when there are any."""
+
+    synonyms: Synonyms = field(default_factory=shipped_synonyms)
+    join_threshold: float = JOIN_THRESHOLD
+    embedding_share: float = EMBEDDING_SHARE
+    embedding_join_threshold: float = EMBEDDING_JOIN_THRESHOLD
+    reviewed_answer_threshold: float = REVIEWED_ANSWER_THRESHOLD
+
+    def threshold(self, with_embeddings: bool, status: str = "open") -> float:
+        """The similarity a question needs to join an open group, or to get the reviewed
+        answer of an answered one."""
+        join = self.embedding_join_threshold if with_embeddings else self.join_threshold
+        return max(join, self.reviewed_answer_threshold) if status == "answered" else join
+
+
+# -- embeddings ------------------------------------------------------------------------------
+class Embedder(Protocol):
+    def encode(self, texts: Sequence[str]) -> Any:
+        """Unit-length vectors, one row per text."""
+
+
+class QuestionVectors:
+    """Question embeddings for grouping, from the semantic retriever's embedder, kept in this
+    process by text (nothing is stored: a restarted process embeds a group's members again).
+    Once the embedder fails, `of` answers None for good and grouping goes by words alone."""
+
+    #: Texts whose vectors are kept; a busy review list asks about the same texts again and
+    #: again (every open group's members, for each new question).
+    CACHE = 20_000
+
+    def __init__(self, embedder: Callable[[], Embedder]) -> None:
+        self._embedder = embedder
+        self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def of(self, texts: Sequence[str]) -> list[Any] | None:
+        """One unit vector (a numpy array) per text, or None once embedding has failed."""
+        if self.broken:
+            return None
+        with self._lock:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            missing = [t for t in dict.fromkeys(texts) if t not in found]
+            if missing:
+                try:
+                    import numpy as np
+
+                    encoded = self._embedder().encode([without_pleasantries(t) for t in missing])
+                    rows = np.asarray(encoded, dtype=np.float32)
+                    if rows.shape[0] != len(missing):
+                        raise ValueError(f"{rows.shape[0]} vectors for {len(missing)} texts")
+                except Exception:  # a broken model must not stop questions reaching the list
+                    log.exception("question embeddings failed; grouping by words alone")
+                    self.broken = True
+                    return None
+                if len(self._cache) + len(missing) > self.CACHE:
+                    self._cache.clear()
+                fresh = dict(zip(missing, rows, strict=True))
+                self._cache.update(fresh)
+                found.update(fresh)
+            return [found[t] for t in texts]
+
+
+def question_vectors_of(retriever: object) -> QuestionVectors | None:
+    """Embeddings for grouping when the retriever has an embedder (the semantic hybrid's),
+    loaded on first use like the retriever's own; None for a lexical retriever."""
+    if not hasattr(type(retriever), "embedder"):
+        return None
+    return QuestionVectors(lambda: getattr(retriever, "embedder"))  # noqa: B009

@@ -6,8 +6,10 @@ Not helpful, or when the asker chose "Ask the policy team". It then joins the op
 most similar to, or starts one. Similarity is lexical and deterministic: content words, stemmed,
 widened by the everyday-to-policy vocabulary and by everyday synonyms, each weighted by how
 rare it is in the policy (so "TikTok" or "cafeteria" count, "post" and "social" barely do),
-plus whether both sit closest to the same policy section. A group keeps the combined term
-profile of its members, so placing a question never re-reads the whole log.
+plus whether both sit closest to the same policy section. With the semantic retriever, the
+cosine similarity of the question's embedding to the mean of a group's members' is blended in
+(kept in memory, never stored). A group keeps the combined term profile of its members, so
+placing a question never re-reads the whole log.
 
 An answered group's reply is a reviewed answer: a later question that would have joined the
 group gets it instead of a retrieval answer.
@@ -20,6 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot import messages
 from bot.models import Retrieval, StoredClause
@@ -27,10 +30,12 @@ from bot.notify import Notifier, ReplyAddress
 from bot.retrieval.lexical import LexicalRetriever
 from bot.review.grouping import (
     GENERIC_WEIGHT,
-    JOIN_THRESHOLD,
     SECTION_MIN_CONFIDENCE,
     SECTION_SHARE,
+    GroupingRules,
+    QuestionVectors,
     TermProfile,
+    blended,
     generic_stems,
     word_similarity,
 )
@@ -53,11 +58,23 @@ class ReviewQueue:
         storage: Storage,
         retrieve: Callable[[str], Retrieval],
         lexical: LexicalRetriever,
+        vectors: QuestionVectors | None = None,
+        rules: GroupingRules | None = None,
     ) -> None:
         self.storage = storage
         self.retrieve = retrieve
         #: Counts the words of the active versions: rarity measured as retrieval measures it.
         self.lexical = lexical
+        #: Question embeddings, when the retriever has an embedder; else words alone.
+        self.vectors = vectors
+        self.rules = rules or GroupingRules()
+        #: group id -> (hash of the signature it was summed for, sum of its members' vectors):
+        #: a group's signature changes whenever a question joins it, whichever process adds it.
+        self._vector_sums: dict[int, tuple[int, Any]] = {}
+
+    def profile(self, text: str) -> TermProfile:
+        """A question's term profile under this list's rules."""
+        return TermProfile.of(text, self.rules.synonyms)
 
     # -- similarity ------------------------------------------------------------------------
     def _idf(self, versions: Sequence[int], *profiles: TermProfile) -> dict[str, float]:
@@ -88,10 +105,13 @@ class ReviewQueue:
         document: str,
         section: str,
         idf: Mapping[str, float],
+        cosine: float | None = None,
+        embedding_share: float = 0.0,
     ) -> float:
-        """0..1: the words both use, weighted by rarity, and whether both sit closest to the
-        same policy section (`closest` is None when retrieval is too unsure to say)."""
-        words = word_similarity(question, profile, idf)
+        """0..1: the words both use, weighted by rarity (blended with the embeddings' `cosine`
+        when there is one), and whether both sit closest to the same policy section
+        (`closest` is None when retrieval is too unsure to say)."""
+        words = blended(word_similarity(question, profile, idf), cosine, embedding_share)
         same_section = (
             closest is not None
             and bool(document)
@@ -106,30 +126,96 @@ class ReviewQueue:
 
     def _best(
         self, profile: TermProfile, retrieval: Retrieval, status: str
-    ) -> tuple[int, TermProfile] | None:
-        """The id and term profile of the group `best_group` finds."""
+    ) -> tuple[int, TermProfile, str] | None:
+        """The id, term profile and stored signature of the group `best_group` finds."""
         if not profile.size:
             return None
+        rows = self.storage.group_profiles(status)
+        cosines = self._cosines(retrieval.question, rows)
+        threshold = self.rules.threshold(cosines is not None, status)
+        share = self.rules.embedding_share
         # Every question asked is matched, so this reads only what matching needs, and decodes
-        # only the groups that use a stem the question can match: any other group scores at
-        # most SECTION_SHARE, below JOIN_THRESHOLD.
+        # only the groups that use a stem the question can match, or whose embeddings alone
+        # could reach the threshold: any other group scores below it.
         wanted = [f'"{stem}"' for stem in profile.reach]
+        by_embedding = (1 - SECTION_SHARE) * share
         candidates = [
-            (group_id, TermProfile.from_json(json.loads(profile_json)), document, section)
-            for group_id, profile_json, document, section in self.storage.group_profiles(status)
+            (group_id, profile_json, document, section)
+            for group_id, profile_json, document, section in rows
             if any(quoted in profile_json for quoted in wanted)
+            or (
+                cosines is not None
+                and by_embedding * max(cosines[group_id], 0.0) + SECTION_SHARE >= threshold
+            )
         ]
         if not candidates:
             return None
         sure = retrieval.ranked and retrieval.confidence >= SECTION_MIN_CONFIDENCE
         closest = retrieval.ranked[0].stored if sure else None
-        idf = self._idf(retrieval.version_ids, profile, *(c[1] for c in candidates))
-        best: tuple[float, int, TermProfile] | None = None
-        for group_id, group_profile, document, section in candidates:
-            score = self._score(profile, closest, group_profile, document, section, idf)
-            if score >= JOIN_THRESHOLD and (best is None or score > best[0]):
-                best = (score, group_id, group_profile)
+        profiles = {c[0]: TermProfile.from_json(json.loads(c[1])) for c in candidates}
+        idf = self._idf(retrieval.version_ids, profile, *profiles.values())
+        best: tuple[float, int, TermProfile, str] | None = None
+        for group_id, profile_json, document, section in candidates:
+            group_profile = profiles[group_id]
+            cosine = cosines[group_id] if cosines is not None else None
+            score = self._score(
+                profile, closest, group_profile, document, section, idf, cosine, share
+            )
+            if score >= threshold and (best is None or score > best[0]):
+                best = (score, group_id, group_profile, profile_json)
         return best[1:] if best else None
+
+    def _cosines(
+        self, text: str, rows: Sequence[tuple[int, str, str, str]]
+    ) -> dict[int, float] | None:
+        """Group id -> cosine similarity of the question's embedding to the mean of its
+        members'; None without embeddings (or once they fail)."""
+        if self.vectors is None or not text:
+            return None
+        found = self.vectors.of([text])
+        if found is None:
+            return None
+        (question,) = found
+        out: dict[int, float] = {}
+        for group_id, profile_json, _, _ in rows:
+            total = self._vector_sum(group_id, profile_json)
+            if total is None:
+                return None
+            norm = float((total @ total) ** 0.5)
+            out[group_id] = float(question @ total) / norm if norm else 0.0
+        return out
+
+    def _vector_sum(self, group_id: int, profile_json: str) -> Any | None:
+        """The sum of a group's members' vectors, summed again when a question joined it since
+        (in this process or another)."""
+        version = hash(profile_json)
+        cached = self._vector_sums.get(group_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        assert self.vectors is not None
+        texts = [row.text for row in self.storage.group_members(group_id)]
+        vectors = self.vectors.of(texts) if texts else None
+        if not vectors:
+            return None
+        total = sum(vectors[1:], vectors[0])
+        self._vector_sums[group_id] = (version, total)
+        return total
+
+    def _remember_vector(
+        self, group_id: int, text: str, signature: str, before: str | None
+    ) -> None:
+        """Keep the group's vector sum current after `text` joined it (`before`: the
+        signature it had, None for a new group), so the next question need not re-embed it."""
+        if self.vectors is None or self.vectors.broken:
+            return
+        found = self.vectors.of([text])
+        if found is None:
+            return
+        cached = self._vector_sums.get(group_id)
+        if before is None:
+            self._vector_sums[group_id] = (hash(signature), found[0])
+        elif cached is not None and cached[0] == hash(before):
+            self._vector_sums[group_id] = (hash(signature), cached[1] + found[0])
 
     # -- the list --------------------------------------------------------------------------
     def groups(self, status: str | None = "open", owner: str | None = None) -> list[Group]:
@@ -173,28 +259,31 @@ class ReviewQueue:
         """Put a question that is in no open group into the open group it matches best, or a
         new group; `retrieval` and `profile` when the caller has them (a question just asked)."""
         retrieval = retrieval if retrieval is not None else self.retrieve(text)
-        profile = profile if profile is not None else TermProfile.of(text)
+        profile = profile if profile is not None else self.profile(text)
         closest = retrieval.ranked[0].stored if retrieval.ranked else None
         with self.storage.transaction():
             group = self._best(profile, retrieval, status="open")
+            before: str | None = None
             if group is None:
+                signature = json.dumps(profile.as_json())
                 group_id = self.storage.create_group(
                     {
                         "status": "open",
                         "label": text,
-                        "signature": json.dumps(profile.as_json()),
+                        "signature": signature,
                         "answered_by": "",
                         "closed_at": "",
                     }
                 )
             else:
-                group_id, group_profile = group
-                merged = group_profile.merged(profile)
-                self.storage.update_group(group_id, signature=json.dumps(merged.as_json()))
+                group_id, group_profile, before = group
+                signature = json.dumps(group_profile.merged(profile).as_json())
+                self.storage.update_group(group_id, signature=signature)
             self.storage.update_question(
                 question_id, group_id=group_id, closest_clause_id=closest.id if closest else None
             )
             self._route(group_id)
+        self._remember_vector(group_id, retrieval.question, signature, before)
         return group_id
 
     def _route(self, group_id: int) -> None:

@@ -1,68 +1,291 @@
-"""The connection every part of `Storage` shares: write transactions that take the lock when
-they begin, `transaction`, backup, and SQLite's refusals to write as a `StorageError`."""
+"""The connection every part of `Storage` shares, on either engine: SQLite (a file, or memory)
+or PostgreSQL (`DATABASE_URL`). The parts write one SQL for both, with `?` placeholders
+(translated here for PostgreSQL), insert through `insert` / `insert_id`, and group writes in
+`transaction`; what differs between the engines lives in the two `Database` classes below,
+and the engine's refusals to write become a `StorageError`."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import sqlite_utils
-from sqlite_utils.db import Table
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: The engines `Storage` runs on, as `/healthz` and `policybot migrate` name them.
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+#: The key of the PostgreSQL advisory lock every write transaction takes (see
+#: `PostgresDatabase.atomic`); migrations take their own (bot.store.schema_pg).
+WRITE_LOCK = 0x706F6C6963790001
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class StorageError(RuntimeError):
     """The database cannot be opened or written; the message says what to do."""
 
 
-class Database(sqlite_utils.Database):
-    """sqlite_utils' Database whose transactions take the write lock when they begin.
+class Rows(Protocol):
+    """What `Database.execute` returns: a DB-API cursor, read the same way on both engines."""
 
-    A deferred transaction that reads and then writes cannot wait for the lock: if another
-    connection (`policybot policy load` beside a running server) committed after its first
-    read, SQLite refuses the write at once with "database is locked", busy timeout or not.
-    BEGIN IMMEDIATE waits for the lock up front instead, within the busy timeout.
-    """
+    @property
+    def rowcount(self) -> int: ...
 
-    @contextmanager
-    def atomic(self) -> Iterator[sqlite_utils.Database]:
-        if self.conn.in_transaction:
-            with super().atomic() as db:  # nested: a savepoint inside the open transaction
-                yield db
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            self.rollback()
-            raise
-        else:
-            try:
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.rollback()
-                raise
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _identifier(name: str) -> str:
+    # Table and column names come from the code, never from a user; checked all the same,
+    # since they are the one part of a statement that is not a bound parameter.
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a column or table name: {name!r}")
+    return name
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    names = ", ".join(_identifier(c) for c in columns)
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {_identifier(table)} ({names}) VALUES ({marks})"
+
+
+class Database(ABC):
+    """One connection to the database, the same calls on either engine."""
+
+    engine: ClassVar[str]
+    #: The driver's own connection (sqlite3's or psycopg's), for what only one engine does.
+    conn: Any
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        """Run one statement with `?` placeholders."""
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def insert_id(self, table: str, row: Mapping[str, Any]) -> int:
+        """Insert a row into a table keyed by `id` and return the id it was given."""
+
+    @abstractmethod
+    def atomic(self) -> Any:
+        """A write transaction (a savepoint inside one already open); a context manager."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def table_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def concat_distinct(self, expression: str) -> str:
+        """The SQL aggregate joining the distinct values of `expression` with commas."""
+
+    def insert(self, table: str, row: Mapping[str, Any]) -> None:
+        self.execute(_insert_sql(table, list(row)), list(row.values()))
+
+    def insert_all(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Insert rows that all have the same columns."""
+        batch = list(rows)
+        if batch:
+            columns = list(batch[0])
+            self.executemany(
+                _insert_sql(table, columns), ([row[c] for c in columns] for row in batch)
+            )
+
+
+class SQLiteDatabase(Database):
+    """A SQLite connection; `utils` is sqlite_utils over it, for the SQLite migrations."""
+
+    engine = SQLITE
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.utils = sqlite_utils.Database(conn)
+
+    @classmethod
+    def memory(cls) -> SQLiteDatabase:
+        return cls(sqlite3.connect(":memory:", check_same_thread=False))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        cursor: Rows = self.conn.execute(sql, list(params))
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def insert_id(self, table: str, row: Mapping[str, Any]) -> int:
+        cursor = self.conn.execute(_insert_sql(table, list(row)), list(row.values()))
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A deferred transaction that reads and then writes cannot wait for the lock: if
+        another connection (`policybot policy load` beside a running server) committed after
+        its first read, SQLite refuses the write at once with "database is locked", busy
+        timeout or not. BEGIN IMMEDIATE waits for the lock up front instead, within the busy
+        timeout."""
+        if self.conn.in_transaction:
+            with self.utils.atomic():  # nested: a savepoint inside the open transaction
+                yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.rollback()
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.rollback()
+                raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def table_names(self) -> list[str]:
+        return list(self.utils.table_names())
+
+    def concat_distinct(self, expression: str) -> str:
+        return f"group_concat(DISTINCT {expression})"
+
+
+@lru_cache(maxsize=512)
+def postgres_sql(sql: str) -> str:
+    """A statement written for both engines, as psycopg takes it: `?` outside quotes is its
+    `%s`, and a literal `%` is doubled."""
+    out: list[str] = []
+    quote = ""
+    for character in sql:
+        if quote:
+            if character == quote:
+                quote = ""
+        elif character in "'\"":
+            quote = character
+        elif character == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if character == "%" else character)
+    return "".join(out)
+
+
+def _postgres_value(value: Any) -> Any:
+    # The schema keeps SQLite's integer flags; PostgreSQL will not put a boolean in them.
+    return int(value) if isinstance(value, bool) else value
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL connection (psycopg 3) in autocommit mode: a read is its own statement,
+    and `atomic` is the one way to group writes, so no connection sits idle in a
+    transaction."""
+
+    engine = POSTGRESQL
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        cursor: Rows = self.conn.execute(
+            postgres_sql(sql), [_postgres_value(p) for p in params], prepare=False
+        )
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(
+                postgres_sql(sql), [[_postgres_value(v) for v in row] for row in rows]
+            )
+
+    def insert_id(self, table: str, row: Mapping[str, Any]) -> int:
+        cursor = self.execute(_insert_sql(table, list(row)) + " RETURNING id", list(row.values()))
+        return int(cursor.fetchone()[0])
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Write transactions take one advisory lock when they begin, so they follow each
+        other as SQLite's BEGIN IMMEDIATE makes them: a transaction that reads and then
+        writes (the next version number, a conditional take-over) sees the last one's
+        writes, on every replica. Reads take no lock."""
+        outermost = self.conn.info.transaction_status == _idle()
+        with self.conn.transaction():
+            if outermost:
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+            yield
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def table_names(self) -> list[str]:
+        rows = self.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() ORDER BY table_name"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def concat_distinct(self, expression: str) -> str:
+        return f"string_agg(DISTINCT {expression}, ',')"
+
+
+def _idle() -> Any:
+    from psycopg.pq import TransactionStatus
+
+    return TransactionStatus.IDLE
+
+
+def _write_refusals() -> tuple[type[Exception], ...]:
+    """The errors that mean the database would not take a write (on either engine)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return (sqlite3.OperationalError,)
+    return (sqlite3.OperationalError, psycopg.OperationalError)
+
+
 class Connected:
     """What each part of `Storage` works through: the database and its write guard."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        #: The database file; None for an in-memory database.
+        #: The database file; None for an in-memory database or PostgreSQL.
         self.path: Path | None = None
+        #: What `Storage.open` opens again (a file, a URL); None: an in-memory database.
+        self.location: Path | str | None = None
+
+    @property
+    def engine(self) -> str:
+        return self.db.engine
 
     def close(self) -> None:
         self.db.close()
 
     def backup(self, destination: Path) -> None:
         """A consistent copy of the live database (SQLite's online backup), safe while serving."""
+        if not isinstance(self.db, SQLiteDatabase):
+            raise StorageError(
+                "policybot backup copies a SQLite database; back up PostgreSQL with pg_dump "
+                "or your platform's backups."
+            )
         if destination.exists():
             raise StorageError(f"{destination} exists; choose a new file for the backup.")
         try:
@@ -83,17 +306,12 @@ class Connected:
         with self._writing("The database"), self.db.atomic():
             yield
 
-    def _table(self, name: str) -> Table:
-        table = self.db[name]
-        assert isinstance(table, Table)
-        return table
-
     @contextmanager
     def _writing(self, what: str) -> Iterator[None]:
-        """Turn SQLite's refusals to write (disk full, read-only file or folder, a lock held
-        past the busy timeout) into a StorageError that says what could not be stored."""
+        """Turn the engine's refusals to write (disk full, read-only file or folder, a lock
+        held past the busy timeout, a lost connection) into a StorageError that says what
+        could not be stored."""
         try:
             yield
-        except sqlite3.OperationalError as error:
+        except _write_refusals() as error:
             raise StorageError(f"{what} cannot be written: {error}.") from error
-

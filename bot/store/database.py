@@ -1,7 +1,9 @@
-"""`Storage`: one SQLite database file (WAL mode), migrated on open, and all its SQL.
+"""`Storage`: one database, migrated on open, and all its SQL. The database is a SQLite file
+(WAL mode; the default, with no settings), in memory, or PostgreSQL (`DATABASE_URL`).
 
-Each job's SQL lives in its own module (`schema`, `policies`, `questions`, `groups`,
-`deliveries`, `vectors`, over `connection`); `Storage` is all of them on one connection.
+Each job's SQL lives in its own module (`schema` and `schema_pg`, `policies`, `questions`,
+`groups`, `deliveries`, `vectors`, over `connection`); `Storage` is all of them on one
+connection.
 Callers import from here: the names below are the store's public surface.
 """
 
@@ -9,8 +11,18 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from bot.store.connection import Database, StorageError, utcnow
+from bot.config import POSTGRES_SCHEMES
+from bot.store import schema_pg
+from bot.store.connection import (
+    POSTGRESQL,
+    SQLITE,
+    PostgresDatabase,
+    SQLiteDatabase,
+    StorageError,
+    utcnow,
+)
 from bot.store.deliveries import (
     DELIVERY_PRUNE_INTERVAL,
     DELIVERY_RETENTION,
@@ -30,7 +42,9 @@ __all__ = [
     "DELIVERY_PRUNE_INTERVAL",
     "DELIVERY_RETENTION",
     "LOGGED",
+    "POSTGRESQL",
     "REPLIED",
+    "SQLITE",
     "ClauseVector",
     "PendingDelivery",
     "QuestionRow",
@@ -40,17 +54,25 @@ __all__ = [
     "StorageError",
     "VersionInfo",
     "content_hash",
+    "is_postgres_url",
     "migrations",
     "utcnow",
 ]
 
 
+def is_postgres_url(location: str | Path) -> bool:
+    return isinstance(location, str) and location.strip().lower().startswith(POSTGRES_SCHEMES)
+
+
 class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore):
-    """One SQLite database file (WAL mode), migrated on open."""
+    """One database, migrated on open: a SQLite file (WAL mode) or PostgreSQL."""
 
     @classmethod
-    def open(cls, path: str | Path) -> Storage:
-        path = Path(path)
+    def open(cls, location: str | Path) -> Storage:
+        """The database at `location`: a PostgreSQL URL, or else a SQLite file's path."""
+        if is_postgres_url(location):
+            return cls.open_postgres(str(location))
+        path = Path(location)
         if path.exists() and path.is_dir():
             raise StorageError(f"{path} is a folder, not a database file.")
         if not path.parent.exists():
@@ -60,11 +82,12 @@ class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore):
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-            db = Database(conn)
+            db = SQLiteDatabase(conn)
             db.execute("PRAGMA busy_timeout = 10000")
-            db.enable_wal()
+            db.utils.enable_wal()
             storage = cls(db)
             storage.path = path
+            storage.location = path
             storage.migrate()
         except sqlite3.DatabaseError as error:
             if conn is not None:
@@ -73,14 +96,57 @@ class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore):
         return storage
 
     @classmethod
+    def open_postgres(cls, url: str) -> Storage:
+        """PostgreSQL at `url`, migrated. Errors name the server without the URL's password
+        (libpq's own messages never carry it; they are redacted all the same)."""
+        import psycopg
+
+        from bot.redaction import Redactor, database_url_secrets, shown_database_url
+
+        shown = shown_database_url(url)
+        redactor = Redactor(database_url_secrets(url))
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            # A write waits at most this long for a lock (PostgreSQL's busy timeout), and an
+            # unreachable server fails the start within the connect timeout.
+            conn = psycopg.connect(
+                url.strip(),
+                autocommit=True,
+                connect_timeout=10,
+                options="-c lock_timeout=10000",
+                application_name="policybot",
+            )
+            storage = cls(PostgresDatabase(conn))
+            storage.location = url.strip()
+            storage.migrate()
+        except psycopg.Error as error:
+            if conn is not None:
+                conn.close()
+            reason = redactor.scrub(str(error).strip())
+            raise StorageError(f"Cannot use the database {shown}: {reason}") from None
+        return storage
+
+    @classmethod
     def memory(cls) -> Storage:
-        storage = cls(Database(memory=True))
+        storage = cls(SQLiteDatabase.memory())
         storage.migrate()
         return storage
 
-    def migrate(self) -> None:
-        migrations.apply(self.db)
+    def migrate(self) -> list[str]:
+        """Apply the migrations this database lacks; the names applied now."""
+        if isinstance(self.db, PostgresDatabase):
+            return schema_pg.migrate(self.db)
+        assert isinstance(self.db, SQLiteDatabase)
+        before = set(self._applied())
+        migrations.apply(self.db.utils)
+        return [name for name in self._applied() if name not in before]
+
+    def _applied(self) -> list[str]:
+        if isinstance(self.db, PostgresDatabase):
+            return schema_pg.applied(self.db)
+        assert isinstance(self.db, SQLiteDatabase)
+        return [m.name for m in migrations.applied(self.db.utils)]
 
     @property
     def schema_version(self) -> int:
-        return len(migrations.applied(self.db))
+        return len(self._applied())

@@ -67,25 +67,24 @@ class DeliveryStore(Connected):
         received_id: int | None = None
         with self._writing("The record of handled events"), self.db.atomic():
             inserted = self.db.execute(
-                "INSERT OR IGNORE INTO handled_deliveries (platform, key, first_seen) "
-                "VALUES (?, ?, ?)",
+                "INSERT INTO handled_deliveries (platform, key, first_seen) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [platform, key, now.isoformat(timespec="seconds")],
             ).rowcount
             if inserted == 1 and question is not None:
-                received_id = self.db.execute(
-                    "INSERT INTO received_questions (platform, kind, user_id, conversation, "
-                    "text, received_at, state, taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        platform,
-                        question.get("kind", ""),
-                        question.get("user_id", ""),
-                        question.get("conversation", ""),
-                        question.get("text", ""),
-                        now.isoformat(timespec="milliseconds"),
-                        RECEIVED,
-                        taken_by,
-                    ],
-                ).lastrowid
+                received_id = self.db.insert_id(
+                    "received_questions",
+                    {
+                        "platform": platform,
+                        "kind": question.get("kind", ""),
+                        "user_id": question.get("user_id", ""),
+                        "conversation": question.get("conversation", ""),
+                        "text": question.get("text", ""),
+                        "received_at": now.isoformat(timespec="milliseconds"),
+                        "state": RECEIVED,
+                        "taken_by": taken_by,
+                    },
+                )
             if prune:
                 self.prune_deliveries(now - DELIVERY_RETENTION)
         if prune:

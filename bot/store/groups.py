@@ -17,10 +17,9 @@ class GroupStore(Connected):
 
     def create_group(self, row: dict[str, Any]) -> int:
         with self.db.atomic():
-            table = self._table("question_groups")
-            table.insert({"created_at": utcnow(), "answer": "", "answered_at": "", **row})
-        assert table.last_pk is not None
-        return int(table.last_pk)
+            return self.db.insert_id(
+                "question_groups", {"created_at": utcnow(), "answer": "", "answered_at": "", **row}
+            )
 
     def update_group(self, group_id: int, **fields: Any) -> None:
         if not fields:
@@ -34,15 +33,16 @@ class GroupStore(Connected):
         if cursor.rowcount == 0:
             raise KeyError(group_id)
 
-    _GROUP_SELECT = """
-        SELECT g.*, count(q.id) AS count, coalesce(min(q.asked_at), g.created_at) AS first_seen,
-               coalesce(max(q.asked_at), g.created_at) AS last_seen,
-               coalesce(group_concat(DISTINCT q.review_reason), '') AS reasons
-        FROM question_groups g LEFT JOIN questions q ON q.group_id = g.id"""
-
     def _groups(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        reasons = self.db.concat_distinct("q.review_reason")
         cursor = self.db.execute(
-            f"{self._GROUP_SELECT} WHERE {where} GROUP BY g.id ORDER BY g.id", list(params)
+            f"""SELECT g.*, count(q.id) AS count,
+                   coalesce(min(q.asked_at), g.created_at) AS first_seen,
+                   coalesce(max(q.asked_at), g.created_at) AS last_seen,
+                   coalesce({reasons}, '') AS reasons
+            FROM question_groups g LEFT JOIN questions q ON q.group_id = g.id
+            WHERE {where} GROUP BY g.id ORDER BY g.id""",
+            list(params),
         )
         columns = [d[0] for d in cursor.description]
         out = []

@@ -12,7 +12,8 @@ from typing import Any
 
 from bot.models import Clause, ParsedPolicy, StoredClause
 from bot.retrieval.terms import indexed
-from bot.store.connection import Connected, utcnow
+from bot.store import fulltext_pg
+from bot.store.connection import POSTGRESQL, Connected, utcnow
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,9 @@ class PolicyStore(Connected):
         if row:
             self.db.execute("UPDATE documents SET title = ? WHERE id = ?", [title, row[0]])
             return int(row[0])
-        table = self._table("documents")
-        table.insert({"name": name, "title": title, "created_at": utcnow()})
-        assert table.last_pk is not None
-        return int(table.last_pk)
+        return self.db.insert_id(
+            "documents", {"name": name, "title": title, "created_at": utcnow()}
+        )
 
     def find_version(self, document: str, digest: str) -> VersionInfo | None:
         rows = self._versions("d.name = ? AND v.content_hash = ?", [document, digest])
@@ -87,8 +87,8 @@ class PolicyStore(Connected):
                 "SELECT coalesce(max(number), 0) + 1 FROM versions WHERE document_id = ?",
                 [document_id],
             ).fetchone()[0]
-            versions = self._table("versions")
-            versions.insert(
+            version_id = self.db.insert_id(
+                "versions",
                 {
                     "document_id": document_id,
                     "label": policy.version_label,
@@ -103,13 +103,10 @@ class PolicyStore(Connected):
                     "clause_count": len(policy.clauses),
                     "number": int(number),
                     "bundled": int(bundled),
-                }
+                },
             )
-            assert versions.last_pk is not None
-            version_id = int(versions.last_pk)
-            self._table("clauses").insert_all(
-                (self._clause_row(version_id, clause) for clause in policy.clauses),
-                batch_size=500,
+            self.db.insert_all(
+                "clauses", (self._clause_row(version_id, clause) for clause in policy.clauses)
             )
         return version_id
 
@@ -329,6 +326,8 @@ class PolicyStore(Connected):
         holds those, not the raw text)."""
         if not match or not version_ids:
             return []
+        if self.db.engine == POSTGRESQL:
+            return fulltext_pg.search(self.db, match, version_ids, limit, weights)
         marks = ",".join("?" * len(version_ids))
         sql = f"""
             SELECT c.id, -bm25(clauses_fts, ?, ?, ?) AS score

@@ -9,16 +9,12 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import sqlite_utils
-
-from bot.store.connection import Connected, utcnow
+from bot.store.connection import Connected, Database, utcnow
 from bot.store.deliveries import LOGGED, RECEIVED
 from bot.store.rows import QuestionRow, RoutedQuestion
 
 
-def question_rows(
-    db: sqlite_utils.Database, where: str, params: Sequence[Any], limit: int
-) -> list[QuestionRow]:
+def question_rows(db: Database, where: str, params: Sequence[Any], limit: int) -> list[QuestionRow]:
     """Rows of the question log, newest first."""
     cursor = db.execute(
         f"SELECT * FROM questions WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit]
@@ -43,7 +39,8 @@ class QuestionLog(Connected):
                 # atomic, not commit(): the caller may be inside a transaction of its own.
                 with self._writing("The asker pseudonym key"), self.db.atomic():
                     self.db.execute(
-                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_key', ?)",
+                        "INSERT INTO meta (key, value) VALUES ('pseudonym_key', ?) "
+                        "ON CONFLICT DO NOTHING",
                         [key],
                     )
                 row = self.db.execute(
@@ -68,17 +65,16 @@ class QuestionLog(Connected):
                 row[key] = json.dumps(row[key])
         row.setdefault("asked_at", utcnow())
         with self._writing("The question log"), self.db.atomic():
-            table = self._table("questions")
-            table.insert(row)
-            assert table.last_pk is not None
-            question_id = int(table.last_pk)
+            question_id = self.db.insert_id("questions", row)
             if reply_to and reply_to.get("user_id"):
-                self._table("reply_addresses").insert(
-                    {"question_id": question_id, "created_at": utcnow(), **reply_to}
+                self.db.insert(
+                    "reply_addresses",
+                    {"question_id": question_id, "created_at": utcnow(), **reply_to},
                 )
             if asker_name:
-                self._table("asker_names").insert(
-                    {"question_id": question_id, "name": asker_name, "created_at": utcnow()}
+                self.db.insert(
+                    "asker_names",
+                    {"question_id": question_id, "name": asker_name, "created_at": utcnow()},
                 )
             if received_id is not None:
                 self.db.execute(
@@ -221,7 +217,9 @@ class QuestionLog(Connected):
         old = "SELECT id FROM questions WHERE asked_at < ?"
         counts = {
             "questions": int(
-                self.db.execute(f"SELECT count(*) FROM ({old})", [before]).fetchone()[0]
+                self.db.execute(
+                    f"SELECT count(*) FROM ({old}) AS old_questions", [before]
+                ).fetchone()[0]
             ),
             "reply_addresses": int(
                 self.db.execute(
@@ -233,7 +231,9 @@ class QuestionLog(Connected):
             AND NOT EXISTS (SELECT 1 FROM questions q WHERE q.group_id = g.id
                             AND q.asked_at >= ?)"""
         counts["groups"] = int(
-            self.db.execute(f"SELECT count(*) FROM ({empty_groups})", [before]).fetchone()[0]
+            self.db.execute(
+                f"SELECT count(*) FROM ({empty_groups}) AS empty_groups", [before]
+            ).fetchone()[0]
         )
         if dry_run:
             return counts

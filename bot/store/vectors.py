@@ -45,9 +45,12 @@ class VectorStore(Connected):
         if not rows:
             return
         with self._writing("The clause vectors"), self.db.atomic():
-            self.db.conn.executemany(
-                "INSERT OR REPLACE INTO clause_vectors "
+            self.db.executemany(
+                "INSERT INTO clause_vectors "
                 "(clause_id, model, passage_digest, dimensions, vector) "
-                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM clauses WHERE id = ?)",
+                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM clauses WHERE id = ?) "
+                "ON CONFLICT (clause_id, model) DO UPDATE SET "
+                "passage_digest = excluded.passage_digest, dimensions = excluded.dimensions, "
+                "vector = excluded.vector",
                 [(*row, row[0]) for row in rows],
             )
