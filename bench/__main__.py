@@ -327,19 +327,16 @@ def leave_one_out_markdown(run: QualityRun, embedder: CachedEmbedder | None) -> 
         "| not-covered F1 | AUC |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    ours, peers = _ours_and_peers(run)
+    _, peers = _ours_and_peers(run)
     for peer in peers:
         answers = {a.eval_set.name: a for a in run.answers[peer] if a.eval_set.tuning}
         for left_out in answers:
             cuts = fit_cuts([a for n, a in answers.items() if n != left_out])
             shown = f"cuts {cuts.answer_from:.3f} and {cuts.uncertain_from:.3f}"
             lines.append(_row(left_out, peer, shown, answers[left_out].report(cuts)))
+    # The hybrid's confidence is the coverage model, trained on more than the tuning sets;
+    # its leave-one-policy-out figures are bench/train_coverage.py's report.
     featurizers: dict[str, fit.Featurize] = {OURS_LEXICAL: fit.lexical_featurizer(tuning)}
-    if embedder is not None and OURS_HYBRID in ours:
-        from bench.sets import FIT_WRAPPERS
-
-        embedder.prime(asked_texts(tuning, lambda s: FIT_WRAPPERS))
-        featurizers[OURS_HYBRID] = fit.hybrid_featurizer(tuning, embedder)
     for name, featurize in featurizers.items():
         for row in fit.leave_one_out(fit.samples(tuning, featurize)):
             results = _refitted(run.results[name][row.set_name], row)
@@ -352,7 +349,8 @@ def leave_one_out_markdown(run: QualityRun, embedder: CachedEmbedder | None) -> 
         "answered from the refitted decision point, uncertain from it times "
         f"{DEFAULT_UNCERTAIN_CONFIDENCE:g} ÷ {DEFAULT_MIN_CONFIDENCE:g}. Fitting the models "
         "asks the tuning questions in chat padding too (`FIT_WRAPPERS`); the rows measure them "
-        "as written.",
+        "as written. The semantic hybrid's confidence is the coverage model: its "
+        "leave-one-policy-out figures are `python -m bench.train_coverage --check`'s report.",
     ]
     return "\n".join(lines)
 

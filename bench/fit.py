@@ -1,6 +1,6 @@
 """Fit the "not covered" confidence models on the tuning sets and report the held-out sets.
 
-    python -m bench fit            # lexical, and the semantic hybrid when its extra is here
+    python -m bench fit            # the lexical model (the hybrid's: bench/train_coverage.py)
 
 Each retriever exposes the signals behind its confidence (`Evidence.vector()`); a logistic
 regression (L2, features standardised while fitting) learns P(covered) from the tuning sets
@@ -8,7 +8,7 @@ only, then the probability that maximises mean not-covered F1 on those same sets
 raw decision point that `calibrated` maps onto the default threshold. The tuning questions
 are fitted both as written and wrapped in chat (`bench.sets.FIT_WRAPPERS`), so that padding a
 question does not pass for coverage. The script prints the constants to commit into
-bot/retrieval/lexical.py and bot/retrieval/semantic.py, and the held-out F1 they give, as
+bot/retrieval/lexical.py, and the held-out F1 they give, as
 written and in other chat (`HELD_OUT_WRAPPERS`), which was never used to choose anything.
 
 Leave-one-policy-out (`leave_one_out`): the model and its decision point refitted with each
@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -30,7 +29,6 @@ from bench.sets import (
     HELD_OUT_WRAPPERS,
     EvalSet,
     Wrapper,
-    asked_texts,
     wrap,
 )
 from bot.evaluation import LabeledQuestion, mann_whitney_auc
@@ -70,8 +68,12 @@ def samples(sets: Sequence[EvalSet], featurize: Featurize) -> list[Sample]:
     return out
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[float, np.ndarray]:
-    """Newton's method on standardised features; returns (intercept, coefficients) for raw x."""
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = L2, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Newton's method on standardised features, each row counted `weights` times (1 when
+    None); returns (intercept, coefficients) for raw x."""
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     mean, std = x.mean(axis=0), x.std(axis=0)
     std[std == 0] = 1.0
     z = (x - mean) / std
@@ -81,8 +83,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[float, n
     penalty[0, 0] = 0.0  # the intercept is not shrunk
     for _ in range(100):
         p = 1 / (1 + np.exp(-design @ beta))
-        gradient = design.T @ (p - y) + penalty @ beta
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty
+        gradient = design.T @ (w * (p - y)) + penalty @ beta
+        hessian = design.T @ (design * (w * p * (1 - p))[:, None]) + penalty
         step = np.linalg.solve(hessian, gradient)
         beta -= step
         if np.abs(step).max() < 1e-10:
@@ -239,21 +241,6 @@ def lexical_featurizer(sets: Sequence[EvalSet]) -> Featurize:
     return features
 
 
-def hybrid_featurizer(sets: Sequence[EvalSet], embedder: Any) -> Featurize:
-    """The semantic hybrid's confidence signals; `embedder` is a primed CachedEmbedder."""
-    from bot.retrieval.semantic import HybridRetriever
-
-    hybrid = {s.name: HybridRetriever(s.storage, embedder) for s in sets}
-
-    def features(s: EvalSet, versions: tuple[int, ...], q: LabeledQuestion) -> tuple[float, ...]:
-        found = hybrid[s.name].assess(q.question, versions)
-        if found is None:
-            raise SystemExit(f"{s.name}: no clauses stored")
-        return found.vector()
-
-    return features
-
-
 def main() -> None:
     from bench.sets import all_sets
     from bot.retrieval.lexical import Evidence
@@ -264,14 +251,7 @@ def main() -> None:
     print(report("lexical", Evidence.FEATURES, fit(lexical_samples), tuning), flush=True)
     print("\n" + leave_one_out_report("lexical", leave_one_out(lexical_samples)), flush=True)
 
-    from bot.retrieval.semantic import HYBRID_FEATURES, MiniLMEmbedder, semantic_available
-
-    if not semantic_available():
-        return
-    from bench.quality import CachedEmbedder
-
-    embedder = CachedEmbedder(MiniLMEmbedder())
-    embedder.prime(asked_texts(sets, wrappers_while_fitting))
-    hybrid_samples = samples(sets, hybrid_featurizer(sets, embedder))
-    print("\n" + report("semantic hybrid", HYBRID_FEATURES, fit(hybrid_samples), tuning))
-    print("\n" + leave_one_out_report("semantic hybrid", leave_one_out(hybrid_samples)))
+    print(
+        "\nThe semantic hybrid's confidence is the coverage model: "
+        "python -m bench.train_coverage fits it and reports its leave-one-policy-out figures."
+    )

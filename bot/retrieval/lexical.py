@@ -19,7 +19,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -185,6 +185,9 @@ class Assessment:
 
     scores: list[LexicalScore]
     evidence: Evidence
+    #: The question's words and their rarity, for measuring any other clause or section.
+    groups: tuple[TermGroup, ...] = ()
+    idf: dict[str, float] = field(default_factory=dict)
 
 
 class LexicalRetriever:
@@ -263,7 +266,13 @@ class LexicalRetriever:
             rank = BM25_SHARE * bm25 + (1 - BM25_SHARE) * coverage
             scored.append(LexicalScore(stored, rank, coverage, bm25))
         scored.sort(key=lambda s: (-s.rank, s.stored.id))
-        return Assessment(scored, self._evidence(groups, idf, counts, scored, bm25_by_id))
+        evidence = self._evidence(groups, idf, counts, scored, bm25_by_id)
+        return Assessment(scored, evidence, tuple(groups), idf)
+
+    def section_coverage(self, assessment: Assessment, stored: StoredClause) -> float:
+        """The share of the assessed question (by rarity) a clause's whole section uses."""
+        groups = list(assessment.groups)
+        return self._coverage(groups, assessment.idf, self.section_stems(stored))
 
     def _evidence(
         self,

@@ -13,12 +13,13 @@ and the digest of the text embedded (`Storage.save_clause_vectors`), read back b
 later process, and kept in this one, both per version set and per passage across databases.
 
 Fusion: every clause the lexical retriever or the embeddings put near the top is scored as
-a weighted sum of its lexical rank and its cosine similarity to the question. Confidence is a
-small logistic model (fitted by `python -m bench fit`, like the lexical one) over the best
-lexical clause's question coverage and margin, the question's length and the nearest
-clause's similarity, because each catches what the other misses: coverage knows "cafeteria"
-is absent from the policy, similarity knows "scrolling tiktok at my desk" is about personal
-use during working hours.
+a weighted sum of its lexical rank and its cosine similarity to the question. Confidence is
+the coverage model (`bot.retrieval.coverage`): signals relative to the policy asked of (the
+nearest clause's similarity, its margin over the runner-up and over the question's typical
+similarity to that policy, the rarity-weighted share of the question the best clause and its
+section use, the share the policy never mentions, the question's length), because each
+catches what the other misses: coverage knows "cafeteria" is absent from the policy,
+similarity knows "scrolling tiktok at my desk" is about personal use during working hours.
 """
 
 from __future__ import annotations
@@ -34,25 +35,14 @@ from typing import Any, Protocol
 
 from bot.config import ConfigError
 from bot.models import Retrieval, ScoredClause, StoredClause
-from bot.retrieval.lexical import (
-    Evidence,
-    LexicalRetriever,
-    Retriever,
-    calibrated,
-    logistic,
-)
+from bot.retrieval import coverage
+from bot.retrieval.coverage import Cited
+from bot.retrieval.lexical import Evidence, LexicalRetriever, Retriever
 from bot.retrieval.vocabulary import without_pleasantries
 from bot.store.database import ClauseVector, Storage, StorageError
 
 #: Weight of the cosine similarity against the lexical rank when ordering clauses.
 SIMILARITY_SHARE = 0.7
-#: The logistic model behind the confidence: intercept, then one coefficient per
-#: HYBRID_FEATURES entry. Fitted by `python -m bench fit` on the tuning sets only.
-CONFIDENCE_INTERCEPT = -7.6899
-CONFIDENCE_COEFFICIENTS = (2.2732, 2.0792, 2.2519, 9.4797)
-#: The fitted probability with the best not-covered F1 on the tuning sets; `calibrated` maps
-#: it onto DECISION_POINT, so one POLICYBOT_MIN_CONFIDENCE fits both retrievers.
-RAW_DECISION_POINT = 0.6717
 #: How many clauses the embeddings add to the lexical candidates.
 DENSE_CANDIDATES = 20
 #: The package whose `model/` folder holds all-MiniLM-L6-v2's files.
@@ -232,8 +222,7 @@ class HybridRetriever:
         found = self.assess(question, versions)
         if found is None:
             return self.lexical.retrieve(question, versions, limit)
-        raw = logistic(CONFIDENCE_INTERCEPT, CONFIDENCE_COEFFICIENTS, found.vector())
-        confidence = calibrated(raw, RAW_DECISION_POINT)
+        confidence = coverage.shipped().confidence(found.signals)
         return Retrieval(question, found.ranked[:limit], confidence, versions)
 
     def assess(self, question: str, versions: tuple[int, ...]) -> HybridAssessment | None:
@@ -261,18 +250,21 @@ class HybridRetriever:
             )
             scored.append((fused, stored))
         scored.sort(key=lambda item: (-item[0], item[1].id))
+        coverage_by_id = {s.stored.id: s.coverage for s in assessment.scores}
+        cited = [
+            Cited(
+                by_id.get(stored.id, 0.0),
+                coverage_by_id.get(stored.id, 0.0),
+                self.lexical.section_coverage(assessment, stored),
+            )
+            for _, stored in scored[: coverage.CITED]
+        ]
         return HybridAssessment(
             ranked=tuple(ScoredClause(stored, fused) for fused, stored in scored),
             lexical=assessment.evidence,
             best_cosine=float(similarity[nearest[0]]),
+            signals=coverage.signals(similarity, cited, assessment.evidence),
         )
-
-
-#: The signals behind the hybrid's confidence. Chosen on the tuning sets by leave-one-set-out
-#: cross-validation over every subset of the lexical signals plus the cosine ones: the
-#: smallest subset within 0.05 F1 of the best (more signals fitted noise in 49 uncovered
-#: questions). Cosine similarity replaces most of the lexical signals.
-HYBRID_FEATURES = ("coverage", "margin", "words", "best_cosine")
 
 
 @dataclass(frozen=True)
@@ -282,10 +274,7 @@ class HybridAssessment:
     ranked: tuple[ScoredClause, ...]
     lexical: Evidence  # about the best lexical candidate
     best_cosine: float  # similarity of the question to its nearest clause
-
-    def vector(self) -> tuple[float, ...]:
-        lexical = self.lexical
-        return (lexical.coverage, lexical.margin, lexical.words, self.best_cosine)
+    signals: tuple[tuple[float, ...], ...]  # what the coverage model reads, per cited clause
 
 
 def build_retriever(storage: Storage, mode: str = "auto") -> Retriever:

@@ -1,0 +1,501 @@
+"""Train the coverage model (bot/retrieval/coverage.py) and report it, before and after.
+
+    python -m bench.train_coverage                 # fit, write bot/retrieval/coverage.npz
+    python -m bench.train_coverage --check         # fit and report, write nothing
+    python -m bench.train_coverage --reduced       # a few questions: what the tests run
+
+Public data only, with fixed seeds:
+
+- the tuning sets (bench/sets.py TUNING_SETS), each question asked of its own policy, as
+  written and in a few of FIT_WRAPPERS' chat;
+- PolicyQA's dev split: a sample of questions asked of their own privacy policy (covered);
+- cross-kind negatives: a PolicyQA question asked of a social-media tuning policy, and a
+  covered tuning question asked of a privacy policy. A privacy policy says what a company
+  does with its users' data; an employee's question about posting is not answered there, and
+  the reverse, so these pairs are uncovered by the kind of policy, not by a guess.
+
+The tuning questions weigh as much in the fit as PolicyQA and the cross-kind pairs together:
+they are the employee questions the model is for. The model scores each clause an answer
+would cite (P(this clause answers the question)), and the best of them decides: answered
+from ANSWER_PROBABILITY (more likely right than not), and the uncertain cut point is the
+highest one below it under which at least NOT_COVERED_PRECISION of the tuning questions are
+uncovered, so "not covered" said outright is rarely wrong.
+
+Leave-one-policy-out: for each tuning policy and each PolicyQA policy, the model and both cut
+points are fitted again without any row that touches that policy (as the question's or the
+asked policy), and measured on it. Held-out sets (every other labeled set, the blind ones
+included) are only measured, never fitted on; beside each figure is the confidence the
+previous hybrid model gave the same retrievals ("before").
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.fit import fit_logistic
+from bench.sets import (
+    AS_WRITTEN,
+    FIT_WRAPPERS,
+    EvalSet,
+    Wrapper,
+    blind_sets,
+    bundled_set,
+    external_sets,
+    policyqa_set,
+    wrap,
+)
+from bot.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE
+from bot.evaluation import LabeledQuestion
+from bot.retrieval.coverage import FEATURES, MODEL_FILE, CoverageModel
+from bot.retrieval.lexical import calibrated, logistic
+
+SEED = 16
+#: PolicyQA dev questions sampled (of 3,809): enough for the privacy-policy kind of question
+#: to be learned, few enough that the tuning questions still lead the fit.
+POLICYQA_QUESTIONS = 400
+#: FIT_WRAPPERS each tuning question is also asked in, chosen by the seed.
+WRAPPERS_PER_QUESTION = 2
+#: The answered cut: the model's probability that a cited clause answers the question is
+#: above even. Not fitted: the cut with the best not-covered F1 on the tuning sets moved a lot
+#: between leave-one-policy-out folds, and with osc left out answered 21% of its questions
+#: wrongly (4% at an even cut).
+ANSWER_PROBABILITY = 0.5
+ANSWERED_PRECISION = 0.9
+#: The uncertain cut: below it at least this share of the tuning questions are uncovered.
+NOT_COVERED_PRECISION = 0.9
+#: L2 on the standardised weights.
+L2 = 1.0
+
+#: The hybrid confidence before this model (semantic.py at d065894), for the "before" column:
+#: a logistic over coverage, lexical margin, words and the best cosine.
+BEFORE_INTERCEPT = -7.6899
+BEFORE_COEFFICIENTS = (2.2732, 2.0792, 2.2519, 9.4797)
+BEFORE_RAW_DECISION_POINT = 0.6717
+
+
+@dataclass(frozen=True)
+class Row:
+    """One question asked of one policy, with what the retriever found."""
+
+    role: str  # "tuning", "policyqa", "cross" (fitted on) or "held-out" (measured only)
+    set_name: str  # the set the question is reported under
+    policies: frozenset[str]  # the question's policy and the policy asked: for LOPO
+    covered: bool
+    cited_right: tuple[bool, ...]  # whether each cited clause answers the question
+    pairs: tuple[tuple[float, ...], ...]  # the model's signals for each cited clause
+    before: float  # the previous model's confidence for the same retrieval
+    wrapped: bool = False
+
+    @property
+    def fitted(self) -> bool:
+        return self.role != "held-out"
+
+    @property
+    def right_in_top_3(self) -> bool:
+        return any(self.cited_right)
+
+
+class Asker:
+    """Asks questions of one set's policies through the hybrid retriever."""
+
+    def __init__(self, eval_set: EvalSet, embedder: Any) -> None:
+        from bot.retrieval.semantic import HybridRetriever
+
+        self.eval_set = eval_set
+        self.retriever = HybridRetriever(eval_set.storage, embedder)
+
+    def ask(
+        self, question: LabeledQuestion, versions: tuple[int, ...], covered: bool
+    ) -> tuple[tuple[tuple[float, ...], ...], tuple[bool, ...], float]:
+        found = self.retriever.assess(question.question, versions)
+        if found is None:
+            raise SystemExit(f"{self.eval_set.name}: no clauses stored")
+        right = tuple(
+            covered and question.matches(s.stored) for s in found.ranked[: len(found.signals)]
+        )
+        lexical = found.lexical
+        before = calibrated(
+            logistic(
+                BEFORE_INTERCEPT,
+                BEFORE_COEFFICIENTS,
+                (lexical.coverage, lexical.margin, lexical.words, found.best_cosine),
+            ),
+            BEFORE_RAW_DECISION_POINT,
+        )
+        return found.signals, right, before
+
+
+def _policy_name(eval_set: EvalSet, versions: tuple[int, ...]) -> str:
+    if eval_set.name != "policyqa":
+        return eval_set.name
+    return f"policyqa:{versions[0]}"
+
+
+def collect(embedder: Any, reduced: bool = False, seed: int = SEED) -> list[Row]:
+    """Every row the model is fitted or measured on, in a fixed order."""
+    rng = random.Random(seed)
+    tuning = [s for s in [bundled_set(), *external_sets()] if s.tuning]
+    held_out = [s for s in [*external_sets(), *blind_sets()] if not s.tuning]
+    policyqa = policyqa_set()
+    if reduced:
+        tuning, held_out = tuning[:1], held_out[:1]
+    rows: list[Row] = []
+    social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]] = []
+    for eval_set in tuning:
+        asker = Asker(eval_set, embedder)
+        for versions, questions in eval_set.parts:
+            questions = _sample(rng, questions, 12) if reduced else questions
+            name = _policy_name(eval_set, versions)
+            for q in questions:
+                chat = rng.sample(FIT_WRAPPERS, WRAPPERS_PER_QUESTION)
+                for wrapper in (AS_WRITTEN, *chat):
+                    pairs, right, before = asker.ask(wrap(q, wrapper), versions, q.covered)
+                    rows.append(
+                        Row(
+                            "tuning",
+                            eval_set.name,
+                            frozenset({name}),
+                            q.covered,
+                            right,
+                            pairs,
+                            before,
+                            wrapper != AS_WRITTEN,
+                        )
+                    )
+                if q.covered:
+                    social.append((asker, versions, q))
+    for eval_set in held_out:
+        asker = Asker(eval_set, embedder)
+        for versions, questions in eval_set.parts:
+            questions = _sample(rng, questions, 12) if reduced else questions
+            for q in questions:
+                pairs, right, before = asker.ask(q, versions, q.covered)
+                rows.append(
+                    Row(
+                        "held-out",
+                        eval_set.name,
+                        frozenset({eval_set.name}),
+                        q.covered,
+                        right,
+                        pairs,
+                        before,
+                    )
+                )
+    if policyqa is not None and tuning:
+        rows += _policyqa_rows(policyqa, social, embedder, rng, reduced)
+    return rows
+
+
+def _sample(rng: random.Random, items: Sequence[Any], count: int) -> list[Any]:
+    return list(items) if len(items) <= count else rng.sample(list(items), count)
+
+
+def _policyqa_rows(
+    policyqa: EvalSet,
+    social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]],
+    embedder: Any,
+    rng: random.Random,
+    reduced: bool,
+) -> list[Row]:
+    parts = policyqa.parts[:2] if reduced else policyqa.parts
+    pool = [(versions, q) for versions, questions in parts for q in questions]
+    pool = _sample(rng, pool, 8 if reduced else POLICYQA_QUESTIONS)
+    privacy = Asker(policyqa, embedder)
+    social_askers = {id(a): (a, v) for a, v, _ in social}
+    targets = sorted(social_askers.values(), key=lambda item: item[0].eval_set.name)
+    rows = []
+    for versions, q in pool:
+        name = _policy_name(policyqa, versions)
+        pairs, right, before = privacy.ask(q, versions, True)
+        rows.append(Row("policyqa", "policyqa", frozenset({name}), True, right, pairs, before))
+        asker, target = rng.choice(targets)
+        pairs, right, before = asker.ask(q, target, False)
+        rows.append(
+            Row(
+                "cross",
+                "cross-kind",
+                frozenset({name, asker.eval_set.name}),
+                False,
+                right,
+                pairs,
+                before,
+            )
+        )
+    privacy_versions = [versions for versions, _ in parts]
+    for asker, _, q in _sample(rng, social, 8 if reduced else len(pool)):
+        target = rng.choice(privacy_versions)
+        pairs, right, before = privacy.ask(q, target, False)
+        rows.append(
+            Row(
+                "cross",
+                "cross-kind",
+                frozenset({asker.eval_set.name, _policy_name(policyqa, target)}),
+                False,
+                right,
+                pairs,
+                before,
+            )
+        )
+    return rows
+
+
+def _weights(rows: Sequence[Row]) -> np.ndarray:
+    """Tuning rows weigh as much, together, as the PolicyQA and cross-kind rows together."""
+    tuning = sum(1 for r in rows if r.role == "tuning")
+    other = len(rows) - tuning
+    scale = tuning / other if other and tuning else 1.0
+    return np.array([1.0 if r.role == "tuning" else scale for r in rows])
+
+
+def train(rows: Sequence[Row]) -> CoverageModel:
+    """The model and both cut points, from the fitted rows only."""
+    fitted = [r for r in rows if r.fitted]
+    labels = [right for r in fitted for right in r.cited_right]
+    if len(set(labels)) < 2:
+        raise ValueError("the coverage model needs answering and other clauses to fit")
+    x = np.array([v for r in fitted for v in r.pairs], dtype=float)
+    y = np.array(labels, dtype=float)
+    row_weights = _weights(fitted)
+    pair_weights = np.array([w for r, w in zip(fitted, row_weights, strict=True) for _ in r.pairs])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    # On standardised input fit_logistic's own standardising is the identity, so these
+    # weights are for (x - mean) / scale, as CoverageModel applies them.
+    intercept, coefficients = fit_logistic((x - mean) / scale, y, L2, pair_weights)
+    unscaled = CoverageModel(
+        FEATURES,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in coefficients),
+        float(intercept),
+        0.5,
+        0.5,
+    )
+    tuning = [r for r in fitted if r.role == "tuning"]
+    answer = _answer_point(
+        _probabilities(unscaled, tuning),
+        np.array([r.covered and r.right_in_top_3 for r in tuning]),
+    )
+    uncertain = _uncertain_point(
+        _probabilities(unscaled, tuning), np.array([r.covered for r in tuning]), answer
+    )
+    return CoverageModel(
+        FEATURES,
+        unscaled.mean,
+        unscaled.scale,
+        unscaled.weights,
+        unscaled.intercept,
+        answer,
+        uncertain,
+    )
+
+
+def _answer_point(p: np.ndarray, right: np.ndarray) -> float:
+    """The lowest cut above which at least ANSWERED_PRECISION of the tuning questions are
+    answered rightly (a right clause cited); never below an even chance."""
+    order = np.argsort(-p, kind="stable")
+    best = 1.0 - 1e-6
+    rightly = 0
+    for count, i in enumerate(order, 1):
+        rightly += int(right[i])
+        if rightly / count >= ANSWERED_PRECISION:
+            following = p[order[count]] if count < len(order) else 0.0
+            best = float((p[i] + following) / 2)
+    return min(best, 1.0 - 1e-6)
+
+
+def _uncertain_point(p: np.ndarray, covered: np.ndarray, answer: float) -> float:
+    """The highest cut at or below `answer` under which NOT_COVERED_PRECISION are uncovered."""
+    order = np.argsort(p, kind="stable")
+    best = float(p.min()) / 2 if len(p) else answer / 2
+    uncovered = 0
+    for count, i in enumerate(order, 1):
+        if p[i] >= answer:
+            break
+        uncovered += int(not covered[i])
+        if uncovered / count >= NOT_COVERED_PRECISION:
+            following = p[order[count]] if count < len(order) else answer
+            best = float(min((p[i] + following) / 2, answer))
+    return max(min(best, answer), 1e-6)
+
+
+def _probabilities(model: CoverageModel, rows: Sequence[Row]) -> np.ndarray:
+    return np.array([model.answer_probability(r.pairs) for r in rows])
+
+
+@dataclass(frozen=True)
+class Figures:
+    questions: int
+    answered: float  # share answered with confidence
+    useful: float
+    harmful: float  # of all questions
+    wrong_when_confident: float  # of the answered
+    nc_precision: float
+    nc_recall: float
+    nc_f1: float
+    auc: float | None
+
+    def line(self) -> str:
+        auc = f"{self.auc:.3f}" if self.auc is not None else "  —  "
+        return (
+            f"{self.questions:>4} answered {self.answered:.3f} useful {self.useful:.3f} "
+            f"harmful {self.harmful:.3f} "
+            f"(of answered {self.wrong_when_confident:.3f}) NC P/R/F1 {self.nc_precision:.3f}/"
+            f"{self.nc_recall:.3f}/{self.nc_f1:.3f} AUC {auc}"
+        )
+
+
+def figures(
+    confidence: np.ndarray, rows: Sequence[Row], answer_from: float, uncertain_from: float
+) -> Figures:
+    covered = np.array([r.covered for r in rows])
+    right = np.array([r.right_in_top_3 for r in rows])
+    answered = confidence >= answer_from
+    shown = confidence >= uncertain_from
+    useful = np.where(covered, shown & right, ~answered)
+    harmful = answered & ~(covered & right)
+    flagged = ~answered
+    true = int((flagged & ~covered).sum())
+    precision = true / flagged.sum() if flagged.sum() else 0.0
+    recall = true / (~covered).sum() if (~covered).sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Figures(
+        len(rows),
+        float(answered.mean()),
+        float(useful.mean()),
+        float(harmful.mean()),
+        float(harmful.sum() / answered.sum()) if answered.sum() else 0.0,
+        float(precision),
+        float(recall),
+        float(f1),
+        auc(confidence[covered], confidence[~covered]),
+    )
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    """Mann-Whitney: the chance a covered question is above an uncovered one (ties a half)."""
+    if not len(positive) or not len(negative):
+        return None
+    above = (positive[:, None] > negative[None, :]).sum()
+    ties = (positive[:, None] == negative[None, :]).sum()
+    return float((above + 0.5 * ties) / (len(positive) * len(negative)))
+
+
+def after(model: CoverageModel, rows: Sequence[Row]) -> np.ndarray:
+    return np.array([model.confidence(r.pairs) for r in rows])
+
+
+def before(rows: Sequence[Row]) -> np.ndarray:
+    return np.array([r.before for r in rows])
+
+
+def lopo(rows: Sequence[Row]) -> dict[str, tuple[Figures, list[Row], np.ndarray]]:
+    """Per held-out policy: the figures of a model fitted without any row touching it."""
+    out = {}
+    names = sorted({p for r in rows if r.role in ("tuning", "policyqa") for p in r.policies})
+    for name in names:
+        train_rows = [r for r in rows if name not in r.policies and r.fitted]
+        if len({right for r in train_rows for right in r.cited_right}) < 2:
+            continue  # nothing left to learn "not covered" from (a reduced run)
+        # A tuning policy is measured on its own questions; a PolicyQA one on its questions
+        # and the social-media questions asked of it.
+        test_rows = [
+            r
+            for r in rows
+            if name in r.policies
+            and r.fitted
+            and not r.wrapped
+            and (r.role != "cross" or name.startswith("policyqa:"))
+        ]
+        model = train(train_rows)
+        confidence = after(model, test_rows)
+        out[name] = (
+            figures(confidence, test_rows, DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE),
+            test_rows,
+            confidence,
+        )
+    return out
+
+
+def report(rows: Sequence[Row], model: CoverageModel) -> str:
+    cuts = (DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE)
+    lines = ["## coverage model", ""]
+    lines += [
+        f"    {n:>18} {w:+.4f}  (mean {m:.4f}, scale {s:.4f})"
+        for n, w, m, s in zip(FEATURES, model.weights, model.mean, model.scale, strict=True)
+    ]
+    lines += [
+        f"intercept {model.intercept:+.4f}; raw cut points: answered from "
+        f"{model.answer_point:.4f}, uncertain from {model.uncertain_point:.4f}",
+        "",
+        "### per set, as written: before (previous hybrid model) -> after",
+        "",
+    ]
+    plain = [r for r in rows if not r.wrapped]
+    for name in dict.fromkeys(r.set_name for r in plain):
+        part = [r for r in plain if r.set_name == name]
+        role = part[0].role
+        lines.append(f"{name[:44]:<44} {role}")
+        lines.append("    before " + figures(before(part), part, *cuts).line())
+        lines.append("    after  " + figures(after(model, part), part, *cuts).line())
+    pooled = [r for r in plain if r.role == "held-out"]
+    if pooled:
+        lines.append("held-out sets, pooled")
+        lines.append("    before " + figures(before(pooled), pooled, *cuts).line())
+        lines.append("    after  " + figures(after(model, pooled), pooled, *cuts).line())
+    lines += ["", "### leave-one-policy-out (model and cut points refitted without it)", ""]
+    folds = lopo(rows)
+    privacy_rows: list[Row] = []
+    privacy_confidence: list[np.ndarray] = []
+    for name, (result, test_rows, confidence) in folds.items():
+        if name.startswith("policyqa:"):
+            privacy_rows += test_rows
+            privacy_confidence.append(confidence)
+            continue
+        lines.append(f"{name[:44]:<44} {result.line()}")
+    if privacy_rows:
+        pooled_figures = figures(np.concatenate(privacy_confidence), privacy_rows, *cuts)
+        lines.append(f"{'PolicyQA policies, pooled':<44} {pooled_figures.line()}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.train_coverage")
+    parser.add_argument("--check", action="store_true", help="report only, write nothing")
+    parser.add_argument("--reduced", action="store_true", help="a few questions (tests)")
+    parser.add_argument("--out", type=Path, default=MODEL_FILE, help="where the model goes")
+    parser.add_argument(
+        "--rows", type=Path, help="keep the retrievals in this file and reuse them (pickle)"
+    )
+    args = parser.parse_args(argv)
+    from bench.quality import CachedEmbedder
+    from bot.retrieval.semantic import MiniLMEmbedder
+
+    if args.rows and args.rows.exists():
+        rows = [Row(**fields) for fields in pickle.loads(args.rows.read_bytes())]
+    else:
+        rows = collect(CachedEmbedder(MiniLMEmbedder()), reduced=args.reduced)
+        if args.rows:
+            args.rows.write_bytes(pickle.dumps([asdict(r) for r in rows]))
+    model = train(rows)
+    print(report(rows, model), flush=True)
+    if not args.check:
+        model.save(args.out)
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Row", "Wrapper", "collect", "figures", "lopo", "report", "train"]
