@@ -13,8 +13,8 @@ over those pairs, summed over the orders.
 
 Reported: the shipped rules; without any everyday synonyms; each synonym line left out on
 its own (its effect on each half); the joining threshold on the tuning half; with question
-embeddings blended in (when the semantic extra is installed), their share and threshold
-chosen on the tuning half.
+embeddings blended in (when the embedding model is installed, as `make setup` does), their
+share and threshold chosen on the tuning half.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def markdown(run: GroupingRun) -> str:
     if not run.lines:
         out.append("| (none shipped: `topic_synonyms` in bot/retrieval/vocabulary.toml) | — | — |")
     if run.embedding is None:
-        out += ["", "Embeddings: not measured (the semantic extra is not installed)."]
+        out += ["", "Embeddings: not measured (the embedding model is not installed)."]
     out += ["", f"Measured in {run.seconds:.0f} s."]
     return "\n".join(out)
 

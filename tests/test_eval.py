@@ -84,7 +84,7 @@ def test_external_policy_floors_lexical() -> None:
 
 
 @needs_shared
-@pytest.mark.skipif(not semantic_available(), reason="the semantic extra is not installed")
+@pytest.mark.skipif(not semantic_available(), reason="the embedding model is not installed")
 def test_semantic_hybrid_beats_lexical_on_every_external_set() -> None:
     from bench.quality import CachedEmbedder
     from bot.retrieval.semantic import MiniLMEmbedder
