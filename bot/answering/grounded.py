@@ -232,14 +232,10 @@ class GroundedAnswerer:
         return Judged(draft.outcome, draft, asked=True)
 
     def check(
-        self,
-        reply: Reply,
-        given: Mapping[str, ScoredClause],
-        usage: LLMUsage | None,
-        outcome: Outcome = Outcome.ANSWERED,
+        self, reply: Reply, given: Mapping[str, ScoredClause], usage: LLMUsage | None
     ) -> Draft:
-        """The reply as a Draft if it rests on clauses it was given; ReplyError if not. A
-        summary of clauses retrieval was unsure of stays `outcome` (uncertain)."""
+        """The reply as a Draft if it rests on clauses it was given; ReplyError if not. The
+        LLM judges coverage: a grounded summary is an answer, whatever retrieval's confidence."""
         if reply.verdict == "not_covered":
             return Draft(
                 outcome=Outcome.NOT_COVERED,
@@ -265,7 +261,7 @@ class GroundedAnswerer:
         if why:
             raise ReplyError(f"{UNSUPPORTED}: {why}")
         return Draft(
-            outcome=outcome,
+            outcome=Outcome.ANSWERED,
             lead=f"{SUMMARY_PREFIX} {reply.answer}",
             citations=tuple(citation(given[label]) for label in reply.clause_ids),
             source="llm",
