@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,10 @@ from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnConte
 from adapters.replies import reply_in_time
 from bot import messages
 from bot.core import PolicyBot
-from bot.models import Actor
+from bot.models import Actor, Answer
+from bot.streaming import AnswerStream, DraftText
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
 
@@ -92,6 +97,9 @@ def text_activity(text: str) -> Activity:
 #: The informative update that opens a streamed answer (Teams shows it in its progress line).
 LOOKING_IN_POLICY = "Looking in the policy…"
 STREAM_INFO = "streaminfo"
+#: Seconds at least between two streaming updates: Teams takes about one a second per stream
+#: and throttles a bot that sends more (read when a reply is made, so a test can change it).
+STREAM_INTERVAL = 1.0
 
 
 def stream_info(kind: str, *, stream_id: str | None = None, sequence: int | None = None) -> Entity:
@@ -159,6 +167,47 @@ class StreamedReply(TurnReply):
     posting the answer as one plain message, which `post` sends without stream marks."""
 
     stream_id: str | None = None
+    #: The last streamSequence sent (the informative update is 1).
+    sequence: int = 1
+    interval: float = field(default_factory=lambda: STREAM_INTERVAL)
+    #: Streaming updates sent, and drafts not sent because the last update was too recent.
+    updates: int = 0
+    skipped: int = 0
+    _last_update: float | None = None
+    _updating: bool = True
+
+    async def follow(self, stream: AnswerStream) -> Answer:
+        """The stream's answer; its drafts meanwhile as streaming updates, each the whole text
+        so far, at most one per `interval`. A draft arriving sooner is skipped (a later one
+        or the final message carries its text). An update Teams refuses ends the updates,
+        not the answer."""
+        async for event in stream:
+            if isinstance(event, DraftText):
+                await self.update(event.text)
+            else:
+                return event
+        raise RuntimeError("the answer stream ended without its answer")
+
+    async def update(self, text: str) -> None:
+        if self.stream_id is None or not self._updating:
+            return
+        now = time.monotonic()
+        if self._last_update is not None and now - self._last_update < self.interval:
+            self.skipped += 1
+            return
+        self._last_update = now
+        self.sequence += 1
+        update = Activity(
+            type="typing",
+            text=text,
+            entities=[stream_info("streaming", stream_id=self.stream_id, sequence=self.sequence)],
+        )
+        try:
+            await self.turn_context.send_activity(update)
+            self.updates += 1
+        except Exception as error:
+            log.warning("Teams refused a streaming update (%s); the final message follows", error)
+            self._updating = False
 
     async def post(self, activity: Activity) -> None:
         if activity.type == "typing" and _stream_of(activity) is not None:
