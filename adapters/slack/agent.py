@@ -166,7 +166,8 @@ class ThreadReply:
         raise RuntimeError("the answer stream ended without its answer")
 
     async def _draft(self, text: str) -> None:
-        if not (self.streams and self.thread_ts) or self._broken:
+        if not (self.streams and self.thread_ts) or self._broken or self.ts is not None:
+            # No stream where the placeholder was posted: the answer replaces that.
             return
         markdown = markdown_draft(text)
         now = time.monotonic()
@@ -194,6 +195,8 @@ class ThreadReply:
 
     async def post(self, message: SlackMessage) -> None:
         if self._live is not None:
+            if message == THINKING:
+                return  # the stream already shows the answer on its way
             await self._finish(self._live, message)
             return
         if isinstance(message, Streamed) and self.streams and self.thread_ts:
