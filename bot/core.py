@@ -862,6 +862,29 @@ class PolicyBot:
             self.review.join(answer.question_id, question, retrieval, profile)
         return answer
 
+    async def remember_answer_message(
+        self, platform: str, conversation: str, message_id: str, question_id: int
+    ) -> None:
+        """Keep which question an answer message shows, for a platform whose feedback names
+        only the message (Teams'); in the database, so a restart or another replica finds it.
+        A database that refuses the write costs the mapping only (logged), not the answer."""
+        try:
+            await self.worker.run(
+                self.storage.remember_answer_message,
+                platform,
+                conversation,
+                message_id,
+                question_id,
+            )
+        except StorageError:
+            log.warning("could not record which question a %s message answers", platform)
+
+    async def answer_message(self, platform: str, conversation: str, message_id: str) -> int | None:
+        """The question an answer message shows (`remember_answer_message`), or None."""
+        return await self.worker.run(
+            self.storage.answer_message, platform, conversation, message_id
+        )
+
     def feedback(self, question_id: int, *, helpful: bool) -> None:
         """Helpful / Not helpful. Not helpful puts the question on the review list."""
         if helpful:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -26,7 +27,7 @@ from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.openai_stub import OpenAIStub, Recorded, Reply, streamed, streamed_answer
 from tests.fakes.slack_api import fake_slack_api
 from tests.fakes.slack_harness import action_ids, all_text, slack_server
-from tests.fakes.teams_activities import message
+from tests.fakes.teams_activities import feedback_submit, message
 from tests.fakes.teams_harness import local_teams, post
 from tests.reliability import percentiles, record
 
@@ -295,4 +296,47 @@ async def test_a_slack_stream_whose_llm_breaks_is_replaced_by_the_whole_cited_an
         appends_before_the_break=len(api["chat.appendStream"]),
         replaced_whole=1,
         left_half_written=0,
+    )
+
+
+# -- Teams' answer messages, kept in the database ----------------------------------------------
+async def test_teams_feedback_after_a_restart_reaches_the_question_its_message_answered(
+    settings: Settings, database_location: str, engine: str, stub: ConnectorStub
+) -> None:
+    key = "db_path" if engine == "sqlite" else "database_url"
+    configured = replace(settings, **{key: database_location})
+
+    def started() -> PolicyBot:
+        bot = PolicyBot.create(configured)
+        bot.ensure_policy()
+        return bot
+
+    first = started()
+    try:
+        async with serving(build_app(first, host=LOOPBACK)) as base:
+            await post(base, message(ROADMAP, stub.url))
+            (answer_call,) = await stub.received(1)
+    finally:
+        await first.aclose()
+        first.storage.close()
+    # Another process (a restart, or another replica) takes Teams' feedback on that message.
+    second = started()
+    try:
+        async with serving(build_app(second, host=LOOPBACK)) as base:
+            status, _ = await post(
+                base, feedback_submit("dislike", answer_call.id, stub.url, comment="too vague")
+            )
+            _, told = await stub.received(2)
+        (row,) = second.storage.questions(status=None)
+    finally:
+        await second.aclose()
+        second.storage.close()
+    assert status == 200 and told.text != messages.STALE_QUESTION
+    assert row.feedback == "not_helpful" and row.feedback_comment == "too vague"
+    record(
+        "Teams feedback after a restart (answer message -> question in the database)",
+        COMMAND + " -k after_a_restart",
+        engine=engine,
+        restarts=1,
+        feedback_mapped=1,
     )

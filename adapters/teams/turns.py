@@ -7,7 +7,6 @@ import html
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -135,30 +134,6 @@ class TurnReply:
         await self.turn_context.update_activity(activity)
 
 
-#: How many answered messages the feedback buttons can still be traced from to their question.
-ANSWERED_MESSAGES_KEPT = 10_000
-
-
-class AnsweredMessages:
-    """Which question each answer message in a conversation shows, by the message's id:
-    Teams' feedback buttons name only the message they are under. Kept in this process, the
-    latest ANSWERED_MESSAGES_KEPT; feedback on an older one is told the question is gone."""
-
-    def __init__(self, kept: int = ANSWERED_MESSAGES_KEPT) -> None:
-        self.kept = kept
-        self._questions: OrderedDict[tuple[str, str], int] = OrderedDict()
-
-    def remember(self, conversation_id: str, message_id: str, question_id: int) -> None:
-        key = (conversation_id, message_id)
-        self._questions[key] = question_id
-        self._questions.move_to_end(key)
-        while len(self._questions) > self.kept:
-            self._questions.popitem(last=False)
-
-    def question(self, conversation_id: str, message_id: str) -> int | None:
-        return self._questions.get((conversation_id, message_id))
-
-
 @dataclass
 class StreamedReply(TurnReply):
     """A reply streamed as Teams streams in a personal chat: posting the informative update
@@ -249,7 +224,6 @@ class HandlerContext:
     policy_bot: PolicyBot
     placeholder_after: float
     download_timeout: float
-    answered_messages: AnsweredMessages = field(default_factory=AnsweredMessages)
 
     async def reply_when_ready(
         self,
