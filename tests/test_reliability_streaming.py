@@ -6,6 +6,7 @@ fake Slack Web API. Counts are asserted; latencies only recorded."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -29,7 +30,7 @@ from tests.fakes.slack_api import fake_slack_api
 from tests.fakes.slack_harness import action_ids, all_text, slack_server
 from tests.fakes.teams_activities import feedback_submit, message
 from tests.fakes.teams_harness import local_teams, post
-from tests.reliability import percentiles, record
+from tests.reliability import record
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 COMMAND = "pytest tests/test_reliability_streaming.py"
@@ -69,7 +70,7 @@ async def test_the_client_streams_the_reply_scrubbed_and_retries_only_before_the
         assert completion.content == content.replace(SECRET, "[redacted]")
         assert completion.usage.prompt_tokens == 321
         assert len(seen) > 3 and all(SECRET[:8] not in text for text in seen)
-        assert all(b.startswith(a) for a, b in zip(seen, seen[1:], strict=False))
+        assert all(b.startswith(a) for a, b in itertools.pairwise(seen))
         # Broken after text reached the caller: no second request, an LLMError saying so.
         llm_stub.script(streamed(content, size=4, broken_after=8), streamed("unused"))
         before = len(llm_stub.requests)
@@ -162,7 +163,7 @@ async def test_teams_streams_the_draft_then_ends_with_the_cited_final_message(
     assert all(u.body["type"] == "typing" and u.text.startswith(SUMMARY_PREFIX) for u in updates)
     # Whole text each time: each update is the one before, extended.
     texts = [u.text for u in updates]
-    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(texts, texts[1:], strict=False))
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in itertools.pairwise(texts))
     assert final.stream == {"type": "streaminfo", "streamType": "final", "streamId": informative.id}
     assert final.card is not None and final.text.endswith("[1]")
     (entity,) = [e for e in final.body["entities"] if e.get("type") == citations.MESSAGE_ENTITY]
@@ -241,16 +242,18 @@ async def test_slack_streams_the_draft_into_the_thread_and_stops_with_the_blocks
 ) -> None:
     monkeypatch.setattr("adapters.slack.agent.STREAM_INTERVAL", 0.0)
     llm_stub.script(quoting_the_clause(size=10, delay=0.01))
-    async with fake_slack_api() as api:
-        async with slack_server(
+    async with (
+        fake_slack_api() as api,
+        slack_server(
             settings, api=api, openai_base_url=llm_stub.url, llm_model="stub-model"
-        ) as slack:
-            started = time.perf_counter()
-            await slack.mention(ROADMAP)
-            (stop,) = await api.wait_for("chat.stopStream")
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            row = slack.bot.storage.questions(status=None)[0]
-    (start,) = api["chat.startStream"]
+        ) as slack,
+    ):
+        started = time.perf_counter()
+        await slack.mention(ROADMAP)
+        (stop,) = await api.wait_for("chat.stopStream")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        row = slack.bot.storage.questions(status=None)[0]
+    (_start,) = api["chat.startStream"]
     appends = api["chat.appendStream"]
     assert len(appends) >= 2  # the draft grew in the thread before the answer was done
     (stream,) = api.streams.values()
@@ -275,13 +278,15 @@ async def test_a_slack_stream_whose_llm_breaks_is_replaced_by_the_whole_cited_an
 ) -> None:
     monkeypatch.setattr("adapters.slack.agent.STREAM_INTERVAL", 0.0)
     llm_stub.script(quoting_the_clause(size=10, delay=0.01, broken_after=12))
-    async with fake_slack_api() as api:
-        async with slack_server(
+    async with (
+        fake_slack_api() as api,
+        slack_server(
             settings, api=api, openai_base_url=llm_stub.url, llm_model="stub-model"
-        ) as slack:
-            await slack.mention(ROADMAP)
-            (update,) = await api.wait_for("chat.update")
-            row = slack.bot.storage.questions(status=None)[0]
+        ) as slack,
+    ):
+        await slack.mention(ROADMAP)
+        (update,) = await api.wait_for("chat.update")
+        row = slack.bot.storage.questions(status=None)[0]
     (stream,) = api.streams.values()
     assert stream["stopped"] and update["ts"] in api.streams  # no stream left half-written
     assert update["text"].startswith(messages.DRAFT_REPLACED[:40])
@@ -303,8 +308,11 @@ async def test_a_slack_stream_whose_llm_breaks_is_replaced_by_the_whole_cited_an
 async def test_teams_feedback_after_a_restart_reaches_the_question_its_message_answered(
     settings: Settings, database_location: str, engine: str, stub: ConnectorStub
 ) -> None:
-    key = "db_path" if engine == "sqlite" else "database_url"
-    configured = replace(settings, **{key: database_location})
+    configured = (
+        replace(settings, db_path=database_location)
+        if engine == "sqlite"
+        else replace(settings, database_url=database_location)
+    )
 
     def started() -> PolicyBot:
         bot = PolicyBot.create(configured)
