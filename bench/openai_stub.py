@@ -3,6 +3,11 @@
 Each request to POST /v1/chat/completions takes the next scripted reply (a `Reply`, or a
 function of the recorded request that returns one); every request is recorded. It runs in its
 own thread, so a test can use it from async code and from the CLI (which runs its own loop).
+
+A `Reply` with `events` is streamed as OpenAI streams (`stream: true`): server-sent events in
+HTTP chunks, one `data: {...}` chunk per piece with `choices[0].delta.content`, `delay`
+seconds apart, then `data: [DONE]`; `broken_after` cuts the connection after that many pieces,
+mid-stream, as a server that dies or a proxy that drops it would.
 """
 
 from __future__ import annotations
@@ -44,6 +49,12 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False  # never answer: wait until the stub stops
+    #: Server-sent events to stream, each one `data:` payload (a JSON text or "[DONE]").
+    events: tuple[str, ...] = ()
+    #: Seconds between two streamed events.
+    delay: float = 0.0
+    #: Close the connection after this many events, with no end of the stream.
+    broken_after: int | None = None
 
 
 Script = Reply | Callable[[Recorded], Reply]
@@ -85,6 +96,57 @@ def error(status: int, message: str = "stub error", **headers: str) -> Reply:
 
 
 HANG = Reply(hang=True)
+
+
+def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+    """One streamed chat.completion.chunk's JSON."""
+    return json.dumps(
+        {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "model": "stub-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+    )
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[start : start + size] for start in range(0, len(text), size)] or [""]
+
+
+def streamed(
+    content: str,
+    *,
+    size: int = 12,
+    delay: float = 0.0,
+    broken_after: int | None = None,
+    prompt_tokens: int = 321,
+    completion_tokens: int = 45,
+) -> Reply:
+    """`content` streamed in pieces of `size` characters, `delay` seconds apart; the usage in
+    a last chunk without choices, as OpenAI sends it with `stream_options.include_usage`."""
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in pieces(content, size)]
+    events.append(chunk({}, "stop"))
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    events.append(json.dumps({"id": "chatcmpl-stub", "choices": [], "usage": usage}))
+    events.append("[DONE]")
+    return Reply(
+        headers={"Content-Type": "text/event-stream"},
+        events=tuple(events),
+        delay=delay,
+        broken_after=broken_after,
+    )
+
+
+def streamed_answer(verdict: str, text: str, clause_ids: list[Any], **options: Any) -> Reply:
+    """The structured reply the bot asks for, streamed (see `streamed` for the options)."""
+    content = json.dumps({"verdict": verdict, "answer": text, "clause_ids": clause_ids})
+    return streamed(content, **options)
 
 
 class OpenAIStub:
@@ -173,9 +235,33 @@ class OpenAIStub:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
+                if reply.events:
+                    self._stream(reply)
+                    return
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
+
+            def _stream(self, reply: Reply) -> None:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                for sent, event in enumerate(reply.events):
+                    if reply.broken_after is not None and sent >= reply.broken_after:
+                        # Cut with no last chunk: the client sees the body end unfinished.
+                        self.close_connection = True
+                        return
+                    if sent and reply.delay and stub._release.wait(timeout=reply.delay):
+                        self.close_connection = True
+                        return
+                    data = f"data: {event}\n\n".encode()
+                    try:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        self.wfile.flush()
+                    except OSError:  # the client went away (its timeout, its budget)
+                        self.close_connection = True
+                        return
+                self.wfile.write(b"0\r\n\r\n")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output quiet

@@ -31,7 +31,7 @@ from bot.answering.extractive import (
     citation,
     for_teams,
 )
-from bot.answering.grounded import GroundedAnswerer
+from bot.answering.grounded import GroundedAnswerer, OnSummary
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.answering.outcome import Outcome, outcome_of
 from bot.config import Settings
@@ -75,6 +75,7 @@ from bot.store.database import (
 )
 from bot.store.liveness import ProcessMark
 from bot.store.unlogged import UnloggedQuestions
+from bot.streaming import AnswerStream
 from bot.text import clean_text, normalize_question, storable
 from bot.use_cases import (
     Fetch,
@@ -738,9 +739,26 @@ class PolicyBot:
     def retrieve(self, question: str) -> Retrieval:
         return self.active_policy().retrieve(question)
 
-    async def ask(self, incoming: IncomingQuestion, *, received: int | None = None) -> Answer:
+    def ask_streamed(
+        self, incoming: IncomingQuestion, *, received: int | None = None
+    ) -> AnswerStream:
+        """`ask`, with the draft of an LLM's summary handed out while the model writes it (see
+        bot.streaming): an adapter that can show a message growing iterates it. Extractive and
+        reviewed answers, and anything asked without an LLM, come whole, with no draft."""
+        return AnswerStream(
+            lambda on_draft: self.ask(incoming, received=received, on_draft=on_draft)
+        )
+
+    async def ask(
+        self,
+        incoming: IncomingQuestion,
+        *,
+        received: int | None = None,
+        on_draft: OnSummary | None = None,
+    ) -> Answer:
         """Answer from the active policy and log the question; QuestionError for bad input.
-        `received`: the question's id from `receive`, marked logged with its log row."""
+        `received`: the question's id from `receive`, marked logged with its log row.
+        `on_draft`: told an LLM summary's draft as it is written (`ask_streamed`)."""
         # The one place every platform's question enters: from here on nothing in it can be
         # refused by the log, the spool or the JSON of a reply.
         incoming = storable(incoming)
@@ -762,7 +780,7 @@ class PolicyBot:
                 outcome = outcome_of(
                     retrieval, self.settings.min_confidence, self.settings.uncertain_confidence
                 )
-                draft = await self.answerer.answer(retrieval, outcome=outcome)
+                draft = await self._answer(retrieval, outcome, on_draft)
                 # Who reviews it is the active policy's owners, not a fixed list of teams.
                 draft = for_teams(draft, policy_teams(active.versions, self.settings.policy_teams))
         except Exception as error:
@@ -784,6 +802,30 @@ class PolicyBot:
         return await self.worker.run(
             self._logged, incoming, question, retrieval, draft, active, reviewed, profile, received
         )
+
+    async def _answer(
+        self, retrieval: Retrieval, outcome: Outcome, on_draft: OnSummary | None
+    ) -> Draft:
+        """The answerer's draft; streamed to `on_draft` when the answer is an LLM's. A draft
+        the asker saw that the final answer is not (the check refused the finished summary,
+        or the model broke off) is said to be replaced, in the answer itself."""
+        if on_draft is None or not isinstance(self.answerer, GroundedAnswerer):
+            return await self.answerer.answer(retrieval, outcome=outcome)
+        shown = False
+
+        def show(text: str) -> None:
+            nonlocal shown
+            shown = True
+            on_draft(text)
+
+        draft = await self.answerer.answer(retrieval, outcome=outcome, on_summary=show)
+        if shown and not (draft.source == "llm" and draft.outcome is Outcome.ANSWERED):
+            draft = dataclasses.replace(
+                draft,
+                lead=f"{messages.DRAFT_REPLACED} {draft.lead}",
+                notes=(*draft.notes, "the streamed draft was replaced"),
+            )
+        return draft
 
     def _retrieved(
         self, question: str
@@ -819,6 +861,29 @@ class PolicyBot:
             # Just logged, so in no group: `join`, with what this turn already worked out.
             self.review.join(answer.question_id, question, retrieval, profile)
         return answer
+
+    async def remember_answer_message(
+        self, platform: str, conversation: str, message_id: str, question_id: int
+    ) -> None:
+        """Keep which question an answer message shows, for a platform whose feedback names
+        only the message (Teams'); in the database, so a restart or another replica finds it.
+        A database that refuses the write costs the mapping only (logged), not the answer."""
+        try:
+            await self.worker.run(
+                self.storage.remember_answer_message,
+                platform,
+                conversation,
+                message_id,
+                question_id,
+            )
+        except StorageError:
+            log.warning("could not record which question a %s message answers", platform)
+
+    async def answer_message(self, platform: str, conversation: str, message_id: str) -> int | None:
+        """The question an answer message shows (`remember_answer_message`), or None."""
+        return await self.worker.run(
+            self.storage.answer_message, platform, conversation, message_id
+        )
 
     def feedback(self, question_id: int, *, helpful: bool) -> None:
         """Helpful / Not helpful. Not helpful puts the question on the review list."""

@@ -209,6 +209,12 @@ def greeting(policy_titles: list[str]) -> str:
 
 #: The status an agent thread shows while an answer is being prepared.
 LOOKING = "Looking in the policy…"
+#: Opens an answer that replaces the draft summary the asker watched being written (streamed)
+#: when the finished draft failed the check against the clauses, or could not be finished.
+DRAFT_REPLACED = (
+    "The draft you saw while I was writing is withdrawn: it did not pass my check against "
+    "the policy. This answer replaces it."
+)
 
 
 # -- the review list ----------------------------------------------------------------------------

@@ -118,6 +118,9 @@ class Redactor:
                     forms |= _forms(value)
         # Longest first, so a secret inside a longer form (a Basic pair) goes with the form.
         ordered = sorted(forms, key=len, reverse=True)
+        #: The longest form's length: how much of a text still growing (a streamed reply) must
+        #: be held back, since a secret may be cut across the end of what has arrived.
+        self.longest = len(ordered[0]) if ordered else 0
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     @classmethod

@@ -4,19 +4,24 @@ answers streamed into the thread (chat.startStream / appendStream / stopStream),
 the citations and the feedback buttons.
 
 Every agent call is a nicety: a workspace without the agent view (or streaming) refuses it
-(`not_allowed`, `unknown_method`…), and the answer goes out as it always has. The core does
-not stream tokens; a summary is streamed as soon as it is known, in batched appends.
+(`not_allowed`, `unknown_method`…), and the answer goes out as it always has. With an LLM,
+the core hands out the summary's draft as the model writes it (`PolicyBot.ask_streamed`):
+in an agent thread the stream starts with the first draft and grows by what each later one
+adds, at most one call per STREAM_INTERVAL; the finished answer stops it with the clauses and
+buttons, or, when it is not the draft (the check refused the summary), replaces it whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.replies import reply_in_time
@@ -25,6 +30,7 @@ from adapters.slack.listening import NOT_AN_AGENT, AgentSurface, Listening, list
 from adapters.slack.messages import THINKING, Message, answer_message, text_message
 from bot import messages
 from bot.models import Answer, IncomingQuestion
+from bot.streaming import AnswerStream, DraftText
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,9 @@ MAX_TITLE = 80
 #: Characters the SDK's streamer gathers before each call: a long summary is a few calls,
 #: far under chat.appendStream's rate limit (Tier 4), each far under its 12,000 characters.
 STREAM_BATCH = 600
+#: Seconds at least between two calls streaming a draft: chat.appendStream is rate limited
+#: per workspace (Tier 4), shared by every answer being written at once.
+STREAM_INTERVAL = 1.0
 
 
 async def agent_call(what: str, call: Any, surface: AgentSurface | None = None) -> bool:
@@ -101,6 +110,11 @@ class Streamed:
 SlackMessage = Message | Streamed
 
 
+def markdown_draft(text: str) -> str:
+    """A draft as the stream writes it: escaped as the finished lead is, no longer than it."""
+    return render.markdown_escape(render.cut(text, render.MAX_SECTION_TEXT))
+
+
 def whole(message: SlackMessage) -> Message:
     return message.whole if isinstance(message, Streamed) else message
 
@@ -133,11 +147,91 @@ class ThreadReply:
     recipient_team: str | None
     streams: bool
     ts: str | None = None
+    interval: float = field(default_factory=lambda: STREAM_INTERVAL)
+    #: The stream the drafts went into, and the markdown it holds so far.
+    _live: AsyncChatStream | None = None
+    _sent: str = ""
+    _last_call: float | None = None
+    _broken: bool = False
+
+    async def follow(self, stream: AnswerStream) -> Answer:
+        """The stream's answer; its drafts meanwhile streamed into the thread (once it is an
+        agent thread that `streams`). A draft arriving sooner than `interval` after the last
+        call waits for the next one, which carries its text too."""
+        async for event in stream:
+            if isinstance(event, DraftText):
+                await self._draft(event.text)
+            else:
+                return event
+        raise RuntimeError("the answer stream ended without its answer")
+
+    async def _draft(self, text: str) -> None:
+        if not (self.streams and self.thread_ts) or self._broken or self.ts is not None:
+            # No stream where the placeholder was posted: the answer replaces that.
+            return
+        markdown = markdown_draft(text)
+        now = time.monotonic()
+        if not markdown.startswith(self._sent) or len(markdown) == len(self._sent):
+            return
+        if self._last_call is not None and now - self._last_call < self.interval:
+            return
+        self._last_call = now
+        try:
+            if self._live is None:
+                # Each append is sent at once: the batching is this reply's, by time.
+                self._live = await self.client.chat_stream(
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    recipient_user_id=self.recipient_user or None,
+                    recipient_team_id=self.recipient_team,
+                    buffer_size=1,
+                )
+            await self._live.append(markdown_text=markdown[len(self._sent) :])
+            self._sent = markdown
+        except Exception as error:  # the finished answer still goes out, whole
+            code = error.response.get("error", "?") if isinstance(error, SlackApiError) else ""
+            log.warning("streaming a draft failed (%s %s)", type(error).__name__, code)
+            self._broken = True
 
     async def post(self, message: SlackMessage) -> None:
+        if self._live is not None:
+            if message == THINKING:
+                return  # the stream already shows the answer on its way
+            await self._finish(self._live, message)
+            return
         if isinstance(message, Streamed) and self.streams and self.thread_ts:
             await self._stream(message)
             return
+        await self._post(whole(message))
+
+    async def _finish(self, live: AsyncChatStream, message: SlackMessage) -> None:
+        """End the stream the drafts went into: with the rest of the answer and its blocks
+        when the answer is the draft finished; otherwise (or when that fails) what was
+        streamed is replaced by the whole answer, or the answer follows as a new message."""
+        continuing = isinstance(message, Streamed) and message.text.startswith(self._sent)
+        if not self._broken:
+            try:
+                if isinstance(message, Streamed) and continuing:
+                    rest = message.text[len(self._sent) :]
+                    await live.stop(markdown_text=rest or None, blocks=message.blocks)
+                    self.ts = live.ts
+                    return
+                await live.stop()
+            except Exception as error:
+                code = error.response.get("error", "?") if isinstance(error, SlackApiError) else ""
+                log.warning("ending a streamed answer failed (%s %s)", type(error).__name__, code)
+        text, blocks = whole(message)
+        if live.ts is not None:
+            try:
+                await self.client.chat_update(
+                    channel=self.channel, ts=live.ts, text=text, blocks=blocks
+                )
+                self.ts = live.ts
+                return
+            except SlackApiError as error:
+                log.warning(
+                    "could not complete the streamed answer (%s)", error.response.get("error")
+                )
         await self._post(whole(message))
 
     async def replace(self, message: SlackMessage) -> None:
@@ -202,7 +296,12 @@ async def answer_in_thread(
     thread is named after the question; where Slack refuses the status, the placeholder comes
     as before. The question is being answered meanwhile."""
     bot = listening.bot
-    work = asyncio.ensure_future(bot.ask(incoming, received=received))
+    # Only an LLM writes an answer worth watching grow; the others come whole.
+    work = asyncio.ensure_future(
+        reply.follow(bot.ask_streamed(incoming, received=received))
+        if bot.settings.llm_configured
+        else bot.ask(incoming, received=received)
+    )
     status_shown = False
     if status_thread and listening.agent.available:
         status_shown = await agent_call(

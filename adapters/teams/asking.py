@@ -100,12 +100,17 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
     # its progress there.
     streamed = is_personal(activity) and ctx.policy_bot.settings.llm_configured
     reply = StreamedReply(turn_context) if streamed else TurnReply(turn_context)
-    answer = await ctx.reply_when_ready(
-        turn_context, ctx.policy_bot.ask(incoming), answer_activity, reply
+    work = (
+        reply.follow(ctx.policy_bot.ask_streamed(incoming))
+        if isinstance(reply, StreamedReply)
+        else ctx.policy_bot.ask(incoming)
     )
+    answer = await ctx.reply_when_ready(turn_context, work, answer_activity, reply)
     if answer is not None and answer.question_id is not None and reply.sent_id:
         conversation_id = activity.conversation.id if activity.conversation else ""
-        ctx.answered_messages.remember(conversation_id, reply.sent_id, answer.question_id)
+        await ctx.policy_bot.remember_answer_message(
+            PLATFORM, conversation_id, reply.sent_id, answer.question_id
+        )
     await ctx.policy_bot.after_reply(incoming, answer)
 
 
@@ -165,7 +170,9 @@ async def on_feedback(ctx: HandlerContext, turn_context: TurnContext) -> bool:
         return False
     reaction, comment = feedback
     conversation_id = activity.conversation.id if activity.conversation else ""
-    question_id = ctx.answered_messages.question(conversation_id, activity.reply_to_id or "")
+    question_id = await ctx.policy_bot.answer_message(
+        PLATFORM, conversation_id, activity.reply_to_id or ""
+    )
 
     async def tell(text: str) -> None:
         await turn_context.send_activity(text_activity(text))

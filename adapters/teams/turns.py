@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
-from collections import OrderedDict
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -16,7 +17,10 @@ from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnConte
 from adapters.replies import reply_in_time
 from bot import messages
 from bot.core import PolicyBot
-from bot.models import Actor
+from bot.models import Actor, Answer
+from bot.streaming import AnswerStream, DraftText
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
 
@@ -92,6 +96,9 @@ def text_activity(text: str) -> Activity:
 #: The informative update that opens a streamed answer (Teams shows it in its progress line).
 LOOKING_IN_POLICY = "Looking in the policy…"
 STREAM_INFO = "streaminfo"
+#: Seconds at least between two streaming updates: Teams takes about one a second per stream
+#: and throttles a bot that sends more (read when a reply is made, so a test can change it).
+STREAM_INTERVAL = 1.0
 
 
 def stream_info(kind: str, *, stream_id: str | None = None, sequence: int | None = None) -> Entity:
@@ -127,30 +134,6 @@ class TurnReply:
         await self.turn_context.update_activity(activity)
 
 
-#: How many answered messages the feedback buttons can still be traced from to their question.
-ANSWERED_MESSAGES_KEPT = 10_000
-
-
-class AnsweredMessages:
-    """Which question each answer message in a conversation shows, by the message's id:
-    Teams' feedback buttons name only the message they are under. Kept in this process, the
-    latest ANSWERED_MESSAGES_KEPT; feedback on an older one is told the question is gone."""
-
-    def __init__(self, kept: int = ANSWERED_MESSAGES_KEPT) -> None:
-        self.kept = kept
-        self._questions: OrderedDict[tuple[str, str], int] = OrderedDict()
-
-    def remember(self, conversation_id: str, message_id: str, question_id: int) -> None:
-        key = (conversation_id, message_id)
-        self._questions[key] = question_id
-        self._questions.move_to_end(key)
-        while len(self._questions) > self.kept:
-            self._questions.popitem(last=False)
-
-    def question(self, conversation_id: str, message_id: str) -> int | None:
-        return self._questions.get((conversation_id, message_id))
-
-
 @dataclass
 class StreamedReply(TurnReply):
     """A reply streamed as Teams streams in a personal chat: posting the informative update
@@ -159,6 +142,47 @@ class StreamedReply(TurnReply):
     posting the answer as one plain message, which `post` sends without stream marks."""
 
     stream_id: str | None = None
+    #: The last streamSequence sent (the informative update is 1).
+    sequence: int = 1
+    interval: float = field(default_factory=lambda: STREAM_INTERVAL)
+    #: Streaming updates sent, and drafts not sent because the last update was too recent.
+    updates: int = 0
+    skipped: int = 0
+    _last_update: float | None = None
+    _updating: bool = True
+
+    async def follow(self, stream: AnswerStream) -> Answer:
+        """The stream's answer; its drafts meanwhile as streaming updates, each the whole text
+        so far, at most one per `interval`. A draft arriving sooner is skipped (a later one
+        or the final message carries its text). An update Teams refuses ends the updates,
+        not the answer."""
+        async for event in stream:
+            if isinstance(event, DraftText):
+                await self.update(event.text)
+            else:
+                return event
+        raise RuntimeError("the answer stream ended without its answer")
+
+    async def update(self, text: str) -> None:
+        if self.stream_id is None or not self._updating:
+            return
+        now = time.monotonic()
+        if self._last_update is not None and now - self._last_update < self.interval:
+            self.skipped += 1
+            return
+        self._last_update = now
+        self.sequence += 1
+        update = Activity(
+            type="typing",
+            text=text,
+            entities=[stream_info("streaming", stream_id=self.stream_id, sequence=self.sequence)],
+        )
+        try:
+            await self.turn_context.send_activity(update)
+            self.updates += 1
+        except Exception as error:
+            log.warning("Teams refused a streaming update (%s); the final message follows", error)
+            self._updating = False
 
     async def post(self, activity: Activity) -> None:
         if activity.type == "typing" and _stream_of(activity) is not None:
@@ -200,7 +224,6 @@ class HandlerContext:
     policy_bot: PolicyBot
     placeholder_after: float
     download_timeout: float
-    answered_messages: AnsweredMessages = field(default_factory=AnsweredMessages)
 
     async def reply_when_ready(
         self,

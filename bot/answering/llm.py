@@ -4,17 +4,24 @@ Ollama, vLLM, LM Studio, llama.cpp's server.
 It never raises anything but `LLMError`, whose reason is meant for the question log, and it
 keeps to a time budget: per-request timeouts, a bounded retry with backoff on 429 (honouring
 Retry-After, capped) and 5xx, and no wait that would end past the budget.
+
+Asked with `on_text`, it streams (`stream: true`, server-sent events): the reply's text so far
+is handed over as it grows, scrubbed of every secret and with the last characters held back
+until the next piece shows they begin no secret. A retry happens only before the first piece
+was handed over; a stream that breaks after it is an LLMError like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -25,6 +32,14 @@ log = logging.getLogger(__name__)
 
 #: Longest Retry-After the client waits for, whatever the server asks.
 MAX_RETRY_AFTER = 10.0
+#: Characters of a streamed reply taken at most: the reply the bot asks for is a short JSON
+#: object (a summary of at most 700 characters), so a stream past this is not that reply.
+MAX_STREAMED_CHARS = 32_000
+#: Longest line of a server-sent event stream read: one chunk is a small JSON object.
+MAX_EVENT_LINE = 64 * 1024
+
+#: Called with a streamed reply's text so far (scrubbed), each time it grows.
+OnText = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -189,21 +204,35 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         return headers
 
-    def _body(self, messages: list[dict[str, str]], json_reply: bool) -> dict[str, Any]:
+    def _body(
+        self, messages: list[dict[str, str]], json_reply: bool, stream: bool = False
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.config.model, "messages": messages}
+        if stream:
+            body["stream"] = True
         if not self._plain:
             body["temperature"] = 0
             if json_reply:
                 body["response_format"] = {"type": "json_object"}
+            if stream:
+                # The token counts come in a last chunk only when asked for.
+                body["stream_options"] = {"include_usage": True}
         return body
 
     async def complete(
-        self, messages: list[dict[str, str]], *, budget: float, json_reply: bool = True
+        self,
+        messages: list[dict[str, str]],
+        *,
+        budget: float,
+        json_reply: bool = True,
+        on_text: OnText | None = None,
     ) -> Completion:
-        """One reply's text, within `budget` seconds in all, or LLMError."""
+        """One reply's text, within `budget` seconds in all, or LLMError. With `on_text`, the
+        reply is streamed and `on_text` told its text so far as it grows."""
         started = time.monotonic()
         deadline = started + budget
         attempts = retried = 0
+        shown = _Shown(on_text, self.redactor) if on_text is not None else None
 
         def usage(reply: dict[str, Any] | None = None) -> LLMUsage:
             counts = reply.get("usage") if isinstance(reply, dict) else None
@@ -222,15 +251,20 @@ class ChatClient:
                 raise LLMError(f"the LLM time budget of {budget:g}s ran out", usage())
             attempts += 1
             try:
-                reply = await self._attempt(
-                    messages, json_reply, min(self.config.timeout, remaining)
-                )
+                timeout = min(self.config.timeout, remaining)
+                if shown is None:
+                    reply = await self._attempt(messages, json_reply, timeout)
+                else:
+                    reply = await self._attempt_streamed(messages, json_reply, timeout, shown)
                 return Completion(_content(reply), usage(reply))
             except _Downgrade:
                 continue
             except _Fail as failure:
                 raise LLMError(failure.reason, usage(failure.reply)) from None
             except _Retry as retry:
+                if shown is not None and shown.text:
+                    # The asker has seen part of this reply: another would not continue it.
+                    raise LLMError(f"{retry.reason} mid-stream", usage()) from None
                 if retried >= self.config.retries:
                     raise LLMError(f"{retry.reason} (after {attempts} attempts)", usage()) from None
                 wait = retry.wait
@@ -269,6 +303,10 @@ class ChatClient:
         except httpx.HTTPError as error:
             detail = self.redactor.scrub(str(error))
             raise _Fail(f"request to the LLM failed: {type(error).__name__}: {detail}") from None
+        return self._read(response)
+
+    def _refused(self, response: httpx.Response) -> NoReturn:
+        """Raises what a response other than 200 means (retry, downgrade, fail)."""
         status = response.status_code
         # Scrubbed whole, before any cut: a key cut in two at the snippet's end would leak half.
         text = self.redactor.scrub(response.text)
@@ -286,8 +324,12 @@ class ChatClient:
             )
             self._plain = True
             raise _Downgrade()
-        if status != 200:
-            raise _Fail(f"HTTP {status} from the LLM: {_snippet(text)}")
+        raise _Fail(f"HTTP {status} from the LLM: {_snippet(text)}")
+
+    def _read(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            self._refused(response)
+        text = self.redactor.scrub(response.text)
         try:
             reply = response.json()
         except ValueError:
@@ -296,6 +338,176 @@ class ChatClient:
             raise _Fail("the LLM's response is not a JSON object")
         # Parsed, then scrubbed again: JSON may spell a key with \u escapes the text did not.
         return self.redactor.scrub_row(reply)
+
+    async def _attempt_streamed(
+        self, messages: list[dict[str, str]], json_reply: bool, timeout: float, shown: _Shown
+    ) -> dict[str, Any]:
+        """One streamed request, read into the shape of a whole completion."""
+        body = self._body(messages, json_reply, stream=True)
+        headers = {**self._headers(), "Accept": "text/event-stream"}
+        stream = _Stream()
+        try:
+            # As for one reply: the whole stream within the timeout, however it trickles.
+            async with asyncio.timeout(timeout):
+                request = self._client().build_request(
+                    "POST",
+                    self.config.endpoint,
+                    json=body,
+                    headers=headers,
+                    timeout=httpx.Timeout(timeout),
+                )
+                response = await self._client().send(
+                    request, auth=self.config.basic_auth or httpx.USE_CLIENT_DEFAULT, stream=True
+                )
+                try:
+                    if response.status_code != 200:
+                        await response.aread()
+                        self._refused(response)
+                    if "text/event-stream" not in response.headers.get("content-type", ""):
+                        # A server that ignores `stream` answers in one piece: still an answer.
+                        await response.aread()
+                        return self._read(response)
+                    async for line in _lines(response):
+                        if stream.take(line, self.redactor):
+                            break
+                        shown.offer(stream.content)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            raise _Fail(
+                f"the LLM did not reply within {timeout:.2g}s"
+                + (f" ({len(stream.content)} characters streamed)" if stream.content else "")
+            ) from None
+        except httpx.ConnectError as error:
+            reason = f"cannot connect to {self.config.address}: {self.redactor.scrub(str(error))}"
+            raise _Retry(reason) from None
+        except httpx.HTTPError as error:
+            detail = self.redactor.scrub(str(error))
+            if stream.content:
+                raise _Fail(
+                    f"the LLM's stream broke after {len(stream.content)} characters: "
+                    f"{type(error).__name__}: {detail}"
+                ) from None
+            # Nothing arrived yet: the same as a refused connection, worth another try.
+            raise _Retry(f"the LLM's stream broke before any text: {detail}") from None
+        if not stream.done:
+            if stream.content:
+                raise _Fail(
+                    f"the LLM's stream ended unfinished after {len(stream.content)} characters"
+                )
+            raise _Retry("the LLM's stream ended before any text")
+        return stream.reply(self.redactor)
+
+
+class _Shown:
+    """What `on_text` was last told: the scrubbed text so far, less a tail as long as the
+    longest secret, which the next piece may complete."""
+
+    def __init__(self, on_text: OnText, redactor: Redactor) -> None:
+        self.on_text = on_text
+        self.redactor = redactor
+        self.text = ""
+
+    def offer(self, content: str) -> None:
+        scrubbed = self.redactor.scrub(content)
+        safe = scrubbed[: max(len(scrubbed) - self.redactor.longest, 0)]
+        if len(safe) > len(self.text) and safe.startswith(self.text):
+            self.text = safe
+            self.on_text(safe)
+
+
+class _Stream:
+    """A chat completion read from its server-sent events."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.data: list[str] = []
+        self.usage: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+
+    @property
+    def content(self) -> str:
+        if len(self.parts) > 1:
+            self.parts = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    def take(self, line: str, redactor: Redactor) -> bool:
+        """One line of the event stream; True once the stream has ended."""
+        if line:
+            field, _, value = line.partition(":")
+            if field == "data":
+                self.data.append(value.removeprefix(" "))
+            # Comments (": keep-alive"), `event:`, `id:` and `retry:` carry no text.
+            return False
+        if not self.data:
+            return False
+        data, self.data = "\n".join(self.data), []
+        if data.strip() == "[DONE]":
+            self.done = True
+            return True
+        try:
+            event = json.loads(data)
+        except ValueError:
+            snippet = _snippet(redactor.scrub(data))
+            raise _Fail(f"the LLM streamed an event that is not JSON: {snippet}") from None
+        if not isinstance(event, dict):
+            raise _Fail("the LLM streamed an event that is not a JSON object")
+        failure = event.get("error")
+        if failure is not None:
+            message = failure.get("message") if isinstance(failure, dict) else failure
+            raise _Fail(f"the LLM failed mid-stream: {_snippet(redactor.scrub(str(message)))}")
+        if isinstance(event.get("usage"), dict):
+            self.usage = event["usage"]
+        choices = event.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return False
+        choice = choices[0]
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal.strip():
+                raise _Fail(f"the LLM refused: {redactor.scrub(refusal.strip())[:200]}")
+            piece = delta.get("content")
+            if isinstance(piece, str) and piece:
+                self.length += len(piece)
+                if self.length > MAX_STREAMED_CHARS:
+                    raise _Fail(f"the LLM streamed more than {MAX_STREAMED_CHARS:,} characters")
+                self.parts.append(piece)
+        if isinstance(choice.get("finish_reason"), str):
+            self.finish_reason = choice["finish_reason"]
+        return False
+
+    def reply(self, redactor: Redactor) -> dict[str, Any]:
+        """The stream as the whole completion `_content` reads, scrubbed."""
+        reply: dict[str, Any] = {
+            "choices": [{"message": {"role": "assistant", "content": self.content}}],
+        }
+        if self.usage is not None:
+            reply["usage"] = self.usage
+        return redactor.scrub_row(reply)
+
+
+async def _lines(response: httpx.Response) -> AsyncIterator[str]:
+    """The response's lines, each at most MAX_EVENT_LINE characters (or _Fail)."""
+    buffer = ""
+    async for text in response.aiter_text():
+        buffer += text
+        while True:
+            end = min((i for i in (buffer.find("\n"), buffer.find("\r")) if i != -1), default=-1)
+            if end == -1:
+                break
+            line, rest = buffer[:end], buffer[end + 1 :]
+            if buffer[end] == "\r" and rest.startswith("\n"):
+                rest = rest[1:]
+            buffer = rest
+            yield line
+        if len(buffer) > MAX_EVENT_LINE:
+            raise _Fail(f"the LLM streamed a line longer than {MAX_EVENT_LINE:,} characters")
+    if buffer:
+        yield buffer
+    yield ""
 
 
 def _count(value: object) -> int | None:

@@ -18,6 +18,9 @@ DELIVERY_PRUNE_INTERVAL = timedelta(minutes=10)
 #: How long one process may take to post the digest to one platform before another may take
 #: the post over (see `claim_digest`): far above a platform call's timeout.
 DIGEST_LEASE = timedelta(minutes=10)
+#: How long an answer message can still be traced to its question (`answer_message`): far
+#: longer than anyone rates an answer; a rating after that is told the question is gone.
+ANSWER_MESSAGE_RETENTION = timedelta(days=90)
 #: A received question not yet replied to (see `receive`).
 RECEIVED, LOGGED, REPLIED = "received", "logged", "replied"
 
@@ -43,6 +46,47 @@ class DeliveryStore(Connected):
 
     #: When this process last deleted expired handled deliveries; None: not yet.
     _deliveries_pruned_at: datetime | None = None
+    #: When this process last deleted expired answer messages; None: not yet.
+    _answer_messages_pruned_at: datetime | None = None
+
+    def remember_answer_message(
+        self,
+        platform: str,
+        conversation: str,
+        message_id: str,
+        question_id: int,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Record that `message_id` in `conversation` on `platform` shows `question_id`'s
+        answer (a later record for the same message replaces it). StorageError when the
+        database refuses the write."""
+        now = now or datetime.now(UTC)
+        pruned_at = self._answer_messages_pruned_at
+        prune = pruned_at is None or now - pruned_at >= DELIVERY_PRUNE_INTERVAL
+        with self._writing("The record of answer messages"), self.db.atomic():
+            self.db.execute(
+                "INSERT INTO answer_messages "
+                "(platform, conversation, message_id, question_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, conversation, message_id) "
+                "DO UPDATE SET question_id = excluded.question_id, "
+                "created_at = excluded.created_at",
+                [platform, conversation, message_id, question_id, now.isoformat()],
+            )
+            if prune:
+                cutoff = (now - ANSWER_MESSAGE_RETENTION).isoformat()
+                self.db.execute("DELETE FROM answer_messages WHERE created_at < ?", [cutoff])
+        if prune:
+            self._answer_messages_pruned_at = now
+
+    def answer_message(self, platform: str, conversation: str, message_id: str) -> int | None:
+        """The question whose answer `message_id` shows, or None (unknown, or expired)."""
+        rows = self.db.execute(
+            "SELECT question_id FROM answer_messages "
+            "WHERE platform = ? AND conversation = ? AND message_id = ?",
+            [platform, conversation, message_id],
+        ).fetchall()
+        return int(rows[0][0]) if rows else None
 
     def claim_delivery(self, platform: str, key: str, *, now: datetime | None = None) -> bool:
         """Record that `platform` delivered `key`: True the first time any process on this

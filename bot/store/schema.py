@@ -355,3 +355,21 @@ def m013_delivery_claims(db: sqlite_utils.Database) -> None:
     db.table("digest_posts").create(
         {"week": str, "claimed_by": str, "claimed_until": str, "posted_at": str}, pk="week"
     )
+
+
+@migrations()
+def m018_answer_messages(db: sqlite_utils.Database) -> None:
+    """Which question each answer message shows, by the platform's message id: Teams' feedback
+    buttons name only the message they are under. Kept in the database (it was kept in each
+    process), so feedback after a restart, or reaching another replica, finds its question."""
+    db.table("answer_messages").create(
+        {
+            "platform": str,
+            "conversation": str,
+            "message_id": str,
+            "question_id": int,
+            "created_at": str,
+        },
+        pk=("platform", "conversation", "message_id"),
+    )
+    db.execute("CREATE INDEX answer_messages_created ON answer_messages (created_at)")

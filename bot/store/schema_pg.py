@@ -186,6 +186,16 @@ MIGRATIONS: list[tuple[str, Step]] = [
                 claimed_until TEXT, posted_at TEXT)""",
         ],
     ),
+    # Which question each answer message shows, as in SQLite's m018.
+    (
+        "m018_answer_messages",
+        [
+            """CREATE TABLE answer_messages (platform TEXT NOT NULL, conversation TEXT NOT NULL,
+                message_id TEXT NOT NULL, question_id BIGINT NOT NULL, created_at TEXT NOT NULL,
+                PRIMARY KEY (platform, conversation, message_id))""",
+            "CREATE INDEX answer_messages_created ON answer_messages (created_at)",
+        ],
+    ),
 ]
 
 

@@ -7,5 +7,8 @@ from bench.openai_stub import Recorded as Recorded
 from bench.openai_stub import Reply as Reply
 from bench.openai_stub import Script as Script
 from bench.openai_stub import answer as answer
+from bench.openai_stub import chunk as chunk
 from bench.openai_stub import completion as completion
 from bench.openai_stub import error as error
+from bench.openai_stub import streamed as streamed
+from bench.openai_stub import streamed_answer as streamed_answer
