@@ -355,3 +355,16 @@ def m013_delivery_claims(db: sqlite_utils.Database) -> None:
     db.table("digest_posts").create(
         {"week": str, "claimed_by": str, "claimed_until": str, "posted_at": str}, pk="week"
     )
+
+
+@migrations()
+def m014_conversations(db: sqlite_utils.Database) -> None:
+    """Conversations that continue: the question retrieval saw for a follow-up (`standalone`,
+    NULL when it saw the question as asked) beside what was asked, and the conversation it was
+    asked in (`conversation_key`: a keyed pseudonym of the platform's thread, never its ids),
+    so a later turn finds the asker's earlier ones in the log."""
+    questions = db.table("questions")
+    assert isinstance(questions, Table)
+    questions.add_column("standalone", str)
+    questions.add_column("conversation_key", str)
+    questions.create_index(["conversation_key", "asked_at"])
