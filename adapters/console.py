@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import sys
 from typing import TextIO
@@ -46,6 +47,8 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
     print(f"policybot: answering from {names}.\n{help_text}\n", file=stdout)
     await bot.deliver_answers_to(Actor(PLATFORM, asker), ConsoleNotifier(stdout))
     last: Answer | None = None
+    # One chat is one conversation: a follow-up here is read with this session's questions.
+    session = f"session-{secrets.token_hex(8)}"
 
     async def tell(note: str) -> None:
         print(f"bot> {note}", file=stdout)
@@ -81,7 +84,11 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
             print(f"bot> {messages.unknown_command(text)}\n{help_text}", file=stdout)
             continue
         try:
-            last = await bot.ask(IncomingQuestion(text=text, platform=PLATFORM, asker=asker))
+            last = await bot.ask(
+                IncomingQuestion(
+                    text=text, platform=PLATFORM, asker=asker, conversation_key=session
+                )
+            )
         except QuestionError as error:
             print(f"bot> {error}", file=stdout)
             continue

@@ -11,6 +11,7 @@
     python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
     python -m bench pdfheadings        # Word documents' section titles that survive export to PDF
     python -m bench grouping           # review-list grouping on labeled uncovered questions
+    python -m bench multiturn          # follow-ups and topic switches in labeled conversations
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs (and README's claims)
 
 Needs the `bench` extra: pip install -e '.[bench]' (the dense rows use the model `make setup`
@@ -538,6 +539,7 @@ def document(
     pdfheadings_md: str,
     seconds: float,
     grouping_md: str = "",
+    multiturn_md: str = "",
 ) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
@@ -614,6 +616,8 @@ Reproduce: `python -m bench speed`.
 
 {grouping_md}
 
+{multiturn_md}
+
 ## Hostile uploads
 
 Reproduce: `python -m bench uploads` (rewrites only this section with `--out`).
@@ -640,6 +644,7 @@ def main(argv: list[str] | None = None) -> None:
             "pdfheadings",
             "embedding",
             "grouping",
+            "multiturn",
         ],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
@@ -659,6 +664,15 @@ def main(argv: list[str] | None = None) -> None:
         from bench import grouping
 
         grouping.main(
+            rest
+            + (["--fast"] if args.fast else [])
+            + (["--out", str(args.out)] if args.out else [])
+        )
+        return
+    if args.what == "multiturn":  # writes only its own section of --out
+        from bench import multiturn
+
+        multiturn.main(
             rest
             + (["--fast"] if args.fast else [])
             + (["--out", str(args.out)] if args.out else [])
@@ -707,7 +721,7 @@ def main(argv: list[str] | None = None) -> None:
         # The model itself, not the cache: a latency is the time to embed a question.
         speed_md = speed_markdown(None if embedder is None else embedder.embedder)
         print(speed_md, flush=True)
-    groundedness_md = pdfheadings_md = grouping_md = ""
+    groundedness_md = pdfheadings_md = grouping_md = multiturn_md = ""
     if args.what == "all":
         import asyncio
 
@@ -725,6 +739,10 @@ def main(argv: list[str] | None = None) -> None:
 
         grouping_md = grouping.block(grouping.markdown(grouping.run_all(embedder)))
         print(grouping_md, flush=True)
+        from bench import multiturn
+
+        multiturn_md = multiturn.block(multiturn.markdown(multiturn.runs(args.fast, embedder)))
+        print(multiturn_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -736,6 +754,7 @@ def main(argv: list[str] | None = None) -> None:
                 pdfheadings_md,
                 time.perf_counter() - start,
                 grouping_md,
+                multiturn_md,
             ),
             encoding="utf-8",
         )

@@ -159,7 +159,7 @@ def markdown(results: list[FileResult] | None) -> str:
         "Before the reader went by the PDF's typesetting (headings only when numbered or in",
         "capitals) 10 of 169 titles survived (6%): stonybrook 0/12, ucd 8/13, northcoastchurch",
         "1/4, gitlab 1/21, osc 0/119. northcoastchurch opens with two Title paragraphs in a row",
-        "(its name, then \"Definitions\"), which the PDF reads as one title on two lines.",
+        '(its name, then "Definitions"), which the PDF reads as one title on two lines.',
         "",
     ]
     if results is None:

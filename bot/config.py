@@ -106,6 +106,10 @@ NUMERIC_SETTINGS: dict[str, tuple[str, Range]] = {
     "llm_retries": ("POLICYBOT_LLM_RETRIES", Range(0, 10)),
     "llm_budget": ("POLICYBOT_LLM_BUDGET", Range(0, 600, above=True, unit="seconds")),
     "llm_floor": ("POLICYBOT_LLM_FLOOR", Range(0, 1)),
+    "conversation_minutes": (
+        "POLICYBOT_CONVERSATION_MINUTES",
+        Range(0, 1440, unit="minutes (0 turns it off)"),
+    ),
     "max_upload_bytes": ("POLICYBOT_MAX_UPLOAD_BYTES", Range(1024, 2**30, unit="bytes")),
     "upload_read_seconds": (
         "POLICYBOT_UPLOAD_READ_SECONDS",
@@ -283,6 +287,9 @@ class Settings:
     #: the policy does not cover the question, without a call. Above min_confidence it counts
     #: as min_confidence: a question confident enough to answer is always worth asking.
     llm_floor: float = DEFAULT_LLM_FLOOR
+    #: How far back a follow-up reads its conversation (the asker's own earlier turns in the
+    #: same thread or chat); 0: every question is understood alone.
+    conversation_minutes: float = 30.0
 
     # Administration
     admin_token: str = ""
@@ -354,6 +361,7 @@ class Settings:
             llm_retries=_int(env, "POLICYBOT_LLM_RETRIES", 2),
             llm_budget=_float(env, "POLICYBOT_LLM_BUDGET", 20.0),
             llm_floor=_float(env, "POLICYBOT_LLM_FLOOR", DEFAULT_LLM_FLOOR),
+            conversation_minutes=_float(env, "POLICYBOT_CONVERSATION_MINUTES", 30.0),
             admin_token=env.get("POLICYBOT_ADMIN_TOKEN", ""),
             admins=_platform_ids(env, "POLICYBOT_ADMINS"),
             max_upload_bytes=_int(env, "POLICYBOT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),

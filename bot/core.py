@@ -35,6 +35,7 @@ from bot.answering.grounded import GroundedAnswerer, OnSummary
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.answering.outcome import Outcome, outcome_of
 from bot.config import Settings
+from bot.conversation import TURNS_READ, Condenser, FollowUpRule, Reading, Turn
 from bot.models import (
     Actor,
     Answer,
@@ -198,6 +199,11 @@ class PolicyBot:
     #: Active version sets whose clause vectors are being computed (`prepare_vectors`):
     #: questions on them are answered lexically meanwhile rather than wait.
     _embedding: set[tuple[int, ...]] = field(default_factory=set, init=False, repr=False)
+    #: With an LLM: rewrites a follow-up and the conversation before it as one standalone
+    #: question (`bot.conversation`); None, or when it fails: `follow_ups` decides.
+    condenser: Condenser | None = None
+    #: Whether a follow-up is read with the question before it, without an LLM.
+    follow_ups: FollowUpRule = field(default_factory=FollowUpRule)
     #: The latest background re-check of open questions (None: none since start).
     recheck: Recheck | None = field(default=None, init=False)
     _rechecked: asyncio.Event | None = field(default=None, init=False, repr=False)
@@ -245,12 +251,16 @@ class PolicyBot:
     def create(cls, settings: Settings, storage: Storage | None = None) -> PolicyBot:
         storage = storage or Storage.open(settings.database)
         answerer: Answerer = ExtractiveAnswerer(settings.max_citations)
+        condenser = None
         if settings.openai_base_url.strip() and not settings.llm_model.strip():
             # OPENAI_BASE_URL is often set for other tools; only the model opts policybot in.
             log.warning("OPENAI_BASE_URL is set but POLICYBOT_LLM_MODEL is not: extractive answers")
         if settings.llm_configured:
+            client = ChatClient(LLMConfig.from_settings(settings))
+            # One client for both calls: the answerer closes it.
+            condenser = Condenser(client, budget=min(settings.llm_budget, settings.llm_timeout))
             answerer = GroundedAnswerer(
-                ChatClient(LLMConfig.from_settings(settings)),
+                client,
                 max_citations=settings.max_citations,
                 budget=settings.llm_budget,
                 min_confidence=settings.min_confidence,
@@ -264,6 +274,7 @@ class PolicyBot:
             mark=ProcessMark.beside(storage.location),
             retriever=build_retriever(storage, settings.retriever),
             answerer=answerer,
+            condenser=condenser,
         )
 
     async def aclose(self) -> None:
@@ -768,7 +779,13 @@ class PolicyBot:
             await self.worker.run(self.question_log.refused, incoming, str(error), received)
             raise
         try:
-            active, retrieval, profile, reviewed = await self.worker.run(self._retrieved, question)
+            turns = await self.worker.run(self._conversation_so_far, incoming)
+            condensed, why_not = None, ""
+            if turns and self.condenser is not None:
+                condensed, why_not = await self.condenser.condense(question, turns)
+            active, retrieval, profile, reviewed, reading = await self.worker.run(
+                self._retrieved, question, turns, condensed
+            )
             if reviewed is not None:
                 draft = Draft(
                     outcome=Outcome.ANSWERED,
@@ -783,6 +800,9 @@ class PolicyBot:
                 draft = await self._answer(retrieval, outcome, on_draft)
                 # Who reviews it is the active policy's owners, not a fixed list of teams.
                 draft = for_teams(draft, policy_teams(active.versions, self.settings.policy_teams))
+            if why_not:
+                note = f"follow-up not condensed by the LLM: {why_not}"
+                draft = dataclasses.replace(draft, notes=(*draft.notes, note))
         except Exception as error:
             # The asker gets the adapter's apology; the question still reaches the policy team,
             # on the review list and in the platform's review channel.
@@ -800,7 +820,16 @@ class PolicyBot:
                 log.exception("could not announce a question that failed")
             raise
         return await self.worker.run(
-            self._logged, incoming, question, retrieval, draft, active, reviewed, profile, received
+            self._logged,
+            incoming,
+            question,
+            retrieval,
+            draft,
+            active,
+            reviewed,
+            profile,
+            received,
+            reading,
         )
 
     async def _answer(
@@ -827,21 +856,39 @@ class PolicyBot:
             )
         return draft
 
+    def _conversation_so_far(self, incoming: IncomingQuestion) -> list[Turn]:
+        """The asker's own last turns in the conversation the question continues, within
+        POLICYBOT_CONVERSATION_MINUTES, from the question log (no platform history call)."""
+        minutes = self.settings.conversation_minutes
+        if minutes <= 0 or not incoming.conversation_key:
+            return []
+        since = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
+        try:
+            rows = self.question_log.conversation_turns(incoming, since, TURNS_READ)
+        except StorageError as error:  # unreadable log: the question is answered alone
+            log.warning("reading the conversation so far failed: %s", error)
+            return []
+        return [Turn(asked, standalone or "") for asked, standalone in rows]
+
     def _retrieved(
-        self, question: str
-    ) -> tuple[ActivePolicy, Retrieval, TermProfile, Group | None]:
-        """A question's retrieval, in the worker: the active set read once, the clauses, and
-        the reviewed answer it would get."""
+        self, question: str, turns: Sequence[Turn] = (), condensed: str | None = None
+    ) -> tuple[ActivePolicy, Retrieval, TermProfile, Group | None, Reading]:
+        """A question's retrieval, in the worker: the active set read once, what retrieval
+        sees for it after the turns before it (`bot.conversation`), the clauses, and the
+        reviewed answer it would get."""
         active = self.active_policy()
-        if active.version_ids in self._embedding:
-            retrieval = active.lexical.retrieve(question, active.version_ids, RETRIEVAL_LIMIT)
-        else:
-            retrieval = active.retrieve(question)
-        profile = self.review.profile(question)
+
+        def retrieve(text: str) -> Retrieval:
+            if active.version_ids in self._embedding:
+                return active.lexical.retrieve(text, active.version_ids, RETRIEVAL_LIMIT)
+            return active.retrieve(text)
+
+        reading, retrieval = self.follow_ups.resolve(question, turns, retrieve, condensed)
+        profile = self.review.profile(reading.standalone)
         # A question the policy team has already answered gets their answer, whatever
         # retrieval would say: they answered it because the policy alone did not.
         reviewed = self.review.best_group(profile, retrieval, status="answered")
-        return active, retrieval, profile, reviewed
+        return active, retrieval, profile, reviewed, reading
 
     def _logged(
         self,
@@ -853,13 +900,19 @@ class PolicyBot:
         reviewed: Group | None,
         profile: TermProfile,
         received: int | None,
+        reading: Reading | None = None,
     ) -> Answer:
+        standalone = reading.standalone if reading is not None and reading.continued else ""
         answer = self.question_log.answered(
-            incoming, question, retrieval, draft, active, reviewed, received
+            incoming, question, retrieval, draft, active, reviewed, received, standalone
         )
         if draft.outcome.reviewed and answer.question_id is not None:
-            # Just logged, so in no group: `join`, with what this turn already worked out.
-            self.review.join(answer.question_id, question, retrieval, profile)
+            # Just logged, so in no group: `join`, with what this turn already worked out; a
+            # follow-up is grouped by what it asks, the standalone question.
+            label = messages.follow_up_label(question, standalone) if standalone else ""
+            self.review.join(
+                answer.question_id, standalone or question, retrieval, profile, label=label
+            )
         return answer
 
     async def remember_answer_message(
@@ -1229,4 +1282,5 @@ class PolicyBot:
             question_id=question_id,
             policy_version=row.policy_version or "",
             source=row.answer_source or "extractive",
+            asked_as=row.standalone or "",
         )

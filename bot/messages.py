@@ -178,6 +178,23 @@ def uncertain(where: str, others: str, teams: list[str]) -> str:
 
 #: How an uncertain answer is marked where it is shown beside a confident one (a Slack context
 #: line, a Teams card's heading, a notification's first words), and what the mark means.
+#: How much of the understood question an answer repeats before it.
+TAKEN_AS_CHARS = 300
+
+
+def taking_as(standalone: str) -> str:
+    """What an answer to a follow-up says first: the question it answers."""
+    text = " ".join(standalone.split())
+    if len(text) > TAKEN_AS_CHARS:
+        text = "…" + text[-(TAKEN_AS_CHARS - 1) :].lstrip()
+    return f"Taking this as: {text}"
+
+
+def follow_up_label(asked: str, standalone: str) -> str:
+    """A follow-up on the review list: what was asked, and the question it was taken as."""
+    return f"{asked} (taken as: {standalone})"
+
+
 UNCERTAIN_MARK = "Possibly not what you asked"
 UNCERTAIN_NOTE = "These are the policy's closest clauses; your question is with the policy team."
 

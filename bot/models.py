@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.answering.outcome import Outcome
+from bot.messages import taking_as
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class IncomingQuestion:
     asker: str = ""  # platform user id, kept for replying; never shown to the policy team
     conversation: str = ""  # where to reply (channel, thread, conversation reference)
     asker_name: str = ""
+    #: The conversation it continues, as the platform names it (a Slack channel and thread,
+    #: a Teams conversation and reply chain, a console session); "" for a question that
+    #: stands alone (a slash command, the CLI). Logged only as a keyed pseudonym.
+    conversation_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,14 @@ class Answer:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: allowed, not_allowed, depends or not_covered for an LLM answer; "" for extractive ones.
     verdict: str = ""
+    #: The question as the bot understood it when that differs from what was asked (a
+    #: follow-up read with the conversation before it); "" when it was taken as asked.
+    asked_as: str = ""
+
+    @property
+    def taken_as(self) -> str:
+        """ "Taking this as: …" for an answer to a follow-up read in context; "" otherwise."""
+        return taking_as(self.asked_as) if self.asked_as else ""
 
     @property
     def answered(self) -> bool:
@@ -187,7 +200,7 @@ class Answer:
         (terminals, notifications).
         """
         lead = f"{self.headline} {self.lead}" if self.headline and self.answered else self.lead
-        lines = [lead]
+        lines = [self.taken_as, lead] if self.taken_as else [lead]
         several_documents = len({x.document for x in self.citations}) > 1
         for c in self.citations:
             document = c.document_title or c.document
@@ -221,6 +234,7 @@ class Answer:
             "policy_version": self.policy_version,
             "source": self.source,
             "verdict": self.verdict,
+            "asked_as": self.asked_as or self.question,
         }
 
 

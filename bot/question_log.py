@@ -40,7 +40,9 @@ class QuestionLog:
         active: ActivePolicy,
         reviewed: Group | None = None,
         received: int | None = None,
+        standalone: str = "",
     ) -> Answer:
+        """`standalone`: what retrieval saw, when not the question as asked."""
         policy_version = active.policy_version(draft.citations)
         question_id = self.record(
             incoming,
@@ -68,6 +70,8 @@ class QuestionLog:
                 "llm_attempts": draft.llm.attempts if draft.llm else None,
                 "closest_clause_id": retrieval.ranked[0].stored.id if retrieval.ranked else None,
                 "group_id": reviewed.id if reviewed else None,
+                "standalone": standalone or None,
+                "conversation_key": incoming.conversation_key or None,
             },
             received,
         )
@@ -82,6 +86,7 @@ class QuestionLog:
             source=draft.source,
             notes=draft.notes,
             verdict=draft.verdict,
+            asked_as=standalone,
         )
 
     def refused(self, incoming: IncomingQuestion, reason: str, received: int | None = None) -> None:
@@ -127,6 +132,7 @@ class QuestionLog:
                         self.redactor.scrub(f"failed: {type(error).__name__}: {error}")[:500]
                     ],
                     "answer_source": "failed",
+                    "conversation_key": incoming.conversation_key or None,
                 },
                 received,
             )
@@ -162,6 +168,11 @@ class QuestionLog:
     def _log_entry(self, entry: Entry) -> int:
         record = dict(entry["record"])
         record["asker"] = self.storage.pseudonym(record["platform"], entry["asker"])
+        if record.get("conversation_key"):
+            # The platform's thread ids stay out of the log, as the asker's do.
+            record["conversation_key"] = self.conversation_pseudonym(
+                record["platform"], record["conversation_key"]
+            )
         return self.storage.log_question(
             record,
             reply_to=entry["reply_to"],
@@ -176,6 +187,25 @@ class QuestionLog:
             record = entry["record"]
             if record.get("status") == "open":  # it belongs on the review list, as it would have
                 self.review.join(question_id, str(record["text"]))
+
+    def conversation_pseudonym(self, platform: str, key: str) -> str:
+        """The conversation as the log names it: keyed, so its platform ids cannot be read
+        back, and apart from any asker's pseudonym."""
+        return self.storage.pseudonym(platform, key, kind="conversation")
+
+    def conversation_turns(
+        self, incoming: IncomingQuestion, since: str, limit: int
+    ) -> list[tuple[str, str | None]]:
+        """The asker's own earlier turns in the conversation `incoming` continues, oldest
+        first; none when it names no conversation or no asker."""
+        if not incoming.conversation_key or not incoming.asker:
+            return []
+        return self.storage.conversation_turns(
+            self.conversation_pseudonym(incoming.platform, incoming.conversation_key),
+            self.storage.pseudonym(incoming.platform, incoming.asker),
+            since,
+            limit,
+        )
 
     @staticmethod
     def _reply_address(incoming: IncomingQuestion) -> dict[str, str] | None:

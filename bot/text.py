@@ -30,7 +30,13 @@ def clean_text(text: str) -> str:
 
 def storable(incoming: IncomingQuestion) -> IncomingQuestion:
     """The question with every field the log and the spool keep made encodable."""
-    fields = (incoming.text, incoming.asker, incoming.conversation, incoming.asker_name)
+    fields = (
+        incoming.text,
+        incoming.asker,
+        incoming.conversation,
+        incoming.asker_name,
+        incoming.conversation_key,
+    )
     if not any(_SURROGATE.search(value) for value in fields):
         return incoming
     return replace(
@@ -39,6 +45,7 @@ def storable(incoming: IncomingQuestion) -> IncomingQuestion:
         asker=encodable(incoming.asker),
         conversation=encodable(incoming.conversation),
         asker_name=encodable(incoming.asker_name),
+        conversation_key=encodable(incoming.conversation_key),
     )
 
 

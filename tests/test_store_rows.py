@@ -163,6 +163,8 @@ def fixed_log(path: Path | str) -> None:
                 "answer_verdict": "",
                 "group_id": open_group,
                 "closest_clause_id": 11,
+                "standalone": "may I post a joke about TikTok? — and on Instagram?",
+                "conversation_key": "conversation-0000000001",
             },
             {"platform": "slack", "user_id": "U4", "conversation": "D4"},
             "",

@@ -61,6 +61,13 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
+def thread_key(event: dict[str, Any]) -> str:
+    """The Slack thread a message is in, as "channel/thread ts": a message that starts one
+    (a channel @mention, a question in the agent view) names its own ts, which is the thread's,
+    so the follow-ups in its thread find it."""
+    return f"{event['channel']}/{event.get('thread_ts') or event['ts']}"
+
+
 def mention_question(event: dict[str, Any], bot_user_id: str | None) -> IncomingQuestion | None:
     """The question of an app_mention event; None for a bot's or an edit, or for `help`."""
     if event.get("bot_id") or event.get("subtype"):
@@ -68,12 +75,12 @@ def mention_question(event: dict[str, Any], bot_user_id: str | None) -> Incoming
     text = question_text(event.get("text", ""), bot_user_id)
     if not text or text.lower() == "help":
         return None
-    thread_ts = event.get("thread_ts") or event["ts"]
     return IncomingQuestion(
         text=text,
         platform=PLATFORM,
         asker=event.get("user", ""),
-        conversation=f"{event['channel']}/{thread_ts}",
+        conversation=thread_key(event),
+        conversation_key=thread_key(event),
     )
 
 
@@ -88,7 +95,13 @@ def dm_question(event: dict[str, Any], bot_user_id: str | None) -> IncomingQuest
     text = question_text(event.get("text", ""), bot_user_id)
     if text.lower() in {"help", "?"}:
         return None
-    return IncomingQuestion(text=text, platform=PLATFORM, asker=user, conversation=event["channel"])
+    return IncomingQuestion(
+        text=text,
+        platform=PLATFORM,
+        asker=user,
+        conversation=event["channel"],
+        conversation_key=thread_key(event),
+    )
 
 
 def command_question(command: dict[str, Any]) -> IncomingQuestion | None:

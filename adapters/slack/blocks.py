@@ -202,11 +202,14 @@ def cited_blocks(answer: Answer, *, shareable: bool, room: int = MAX_MESSAGE_BLO
     come from, the feedback buttons and the other actions (a streamed answer's lead is its
     streamed text, and these blocks end it)."""
     footer: list[Block] = []
+    # A follow-up read with the conversation: the question it was taken as, under the lead.
+    understood = [context(escape(answer.taken_as))] if answer.taken_as else []
     if answer.policy_version:
         footer.append(context(f"From {escape(answer.policy_version)}"))
     if answer.question_id is not None:
         footer.extend(action_blocks(answer, shareable=shareable))
-    return citation_blocks(answer.citations, room - len(footer)) + footer
+    room -= len(footer) + len(understood)
+    return understood + citation_blocks(answer.citations, room) + footer
 
 
 def feedback_block(question_id: int) -> Block:

@@ -17,6 +17,7 @@ from adapters.teams.turns import (
     StreamedReply,
     TurnReply,
     card_activity,
+    conversation_key,
     is_personal,
     parse_id,
     text_activity,
@@ -94,6 +95,7 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
         asker=sender.id or "",
         conversation=conversation_reference_json(activity),
         asker_name=sender.name or "",
+        conversation_key=conversation_key(activity),
     )
 
     # Teams streams in personal chats only; an answer a model writes is slow enough to show

@@ -115,6 +115,8 @@ def answer_card(answer: Answer, *, lead_in_text: bool = False) -> dict[str, Any]
     repeat them and numbers its quotes instead."""
     several_documents = len({c.document for c in answer.citations}) > 1
     body: list[dict[str, Any]] = []
+    if answer.taken_as:  # a follow-up read with the conversation before it
+        body.append(literal(answer.taken_as, isSubtle=True, size="Small"))
     if answer.headline and answer.answered and not lead_in_text:
         body.append(heading(answer.headline))
     if answer.uncertain:

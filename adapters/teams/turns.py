@@ -36,6 +36,14 @@ def is_personal(activity: Activity) -> bool:
     return kind in (None, "", "personal")
 
 
+def conversation_key(activity: Activity) -> str:
+    """The conversation a question continues: Teams' conversation id, which names the reply
+    chain in a channel (";messageid=<its root>") and is the chat itself in a personal or group
+    chat."""
+    conversation = activity.conversation
+    return str(getattr(conversation, "id", "") or "") if conversation else ""
+
+
 def mentions_recipient(activity: Activity) -> list[dict[str, Any]]:
     """The mention entities that name this bot."""
     recipient_id = activity.recipient.id if activity.recipient else None

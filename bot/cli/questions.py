@@ -193,7 +193,7 @@ def print_questions(bot: PolicyBot, logged: list[QuestionRow], as_json: bool) ->
             row["review_reason"] or "",
             str(row.get("group_id") or ""),
             f"{row['confidence'] or 0:.2f}",
-            row["text"],
+            row["text"] + (f"\n(taken as: {row['standalone']})" if row.get("standalone") else ""),
             _now_answered(row),
         )
     console().print(table)

@@ -262,9 +262,11 @@ class ReviewQueue:
         text: str,
         retrieval: Retrieval | None = None,
         profile: TermProfile | None = None,
+        label: str = "",
     ) -> int:
         """Put a question that is in no open group into the open group it matches best, or a
-        new group; `retrieval` and `profile` when the caller has them (a question just asked)."""
+        new group; `retrieval` and `profile` when the caller has them (a question just asked).
+        `label`: how a new group shows it (`text` when empty)."""
         retrieval = retrieval if retrieval is not None else self.retrieve(text)
         profile = profile if profile is not None else self.profile(text)
         closest = retrieval.ranked[0].stored if retrieval.ranked else None
@@ -276,7 +278,7 @@ class ReviewQueue:
                 group_id = self.storage.create_group(
                     {
                         "status": "open",
-                        "label": text,
+                        "label": label or text,
                         "signature": signature,
                         "answered_by": "",
                         "closed_at": "",

@@ -28,8 +28,9 @@ class QuestionLog(Connected):
 
     _pseudonym_key: bytes | None = None
 
-    def pseudonym(self, platform: str, user_id: str) -> str:
-        """A stable, non-reversible name for an asker, so the log shows no identities."""
+    def pseudonym(self, platform: str, user_id: str, kind: str = "asker") -> str:
+        """A stable, non-reversible name for an asker (or, with `kind`, another platform id
+        such as a conversation's), so the log shows no identities."""
         if not user_id:
             return ""
         if self._pseudonym_key is None:
@@ -47,8 +48,9 @@ class QuestionLog(Connected):
                     "SELECT value FROM meta WHERE key = 'pseudonym_key'"
                 ).fetchone()
             self._pseudonym_key = bytes.fromhex(row[0])
-        digest = hmac.new(self._pseudonym_key, f"{platform}:{user_id}".encode(), "sha256")
-        return f"asker-{digest.hexdigest()[:10]}"
+        named = f"{platform}:{user_id}" if kind == "asker" else f"{kind}:{platform}:{user_id}"
+        digest = hmac.new(self._pseudonym_key, named.encode(), "sha256")
+        return f"{kind}-{digest.hexdigest()[:10]}"
 
     def log_question(
         self,
@@ -112,10 +114,27 @@ class QuestionLog(Connected):
     def _questions(self, where: str, params: Sequence[Any], limit: int) -> list[QuestionRow]:
         return question_rows(self.db, where, params, limit)
 
-    def open_unanswered_questions(self) -> list[tuple[int, str]]:
-        """(id, text) of questions on the review list that the policy did not answer."""
+    def conversation_turns(
+        self, conversation_key: str, asker: str, since: str, limit: int
+    ) -> list[tuple[str, str | None]]:
+        """(as asked, standalone) of the newest `limit` questions `asker` (a pseudonym) asked
+        in the conversation since `since` (ISO time), oldest first: refused ones left out,
+        and another asker's never included."""
+        if not conversation_key or not asker:
+            return []
         rows = self.db.execute(
-            "SELECT id, text FROM questions WHERE status = 'open' AND answered = 0 ORDER BY id"
+            "SELECT text, standalone FROM questions WHERE conversation_key = ? AND asker = ? "
+            "AND asked_at >= ? AND status != 'refused' ORDER BY id DESC LIMIT ?",
+            [conversation_key, asker, since, limit],
+        ).fetchall()
+        return [(str(r[0]), None if r[1] is None else str(r[1])) for r in reversed(rows)]
+
+    def open_unanswered_questions(self) -> list[tuple[int, str]]:
+        """(id, the question as the bot understood it) of questions on the review list that
+        the policy did not answer: a follow-up is re-checked as its standalone question."""
+        rows = self.db.execute(
+            "SELECT id, COALESCE(standalone, text) FROM questions "
+            "WHERE status = 'open' AND answered = 0 ORDER BY id"
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 

@@ -50,6 +50,15 @@ class QuestionRow:
     now_answered_citations: list[dict[str, Any]]  # as `citations`
     outcome: str  # answered | uncertain | not_covered (bot.answering.outcome.Outcome)
     feedback_comment: str | None  # what the asker wrote with a rating (Teams' feedback form)
+    #: The question retrieval saw when it differs from `text` (a follow-up read with the
+    #: conversation before it); None when it saw the question as asked.
+    standalone: str | None
+    conversation_key: str | None  # a keyed pseudonym of the conversation it was asked in
+
+    @property
+    def asked_as(self) -> str:
+        """The question as the bot understood it: the standalone question, or as asked."""
+        return self.standalone or self.text
 
     @classmethod
     def from_sql(cls, columns: Sequence[str], values: Sequence[Any]) -> Self:

@@ -358,6 +358,19 @@ def m013_delivery_claims(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m014_conversations(db: sqlite_utils.Database) -> None:
+    """Conversations that continue: the question retrieval saw for a follow-up (`standalone`,
+    NULL when it saw the question as asked) beside what was asked, and the conversation it was
+    asked in (`conversation_key`: a keyed pseudonym of the platform's thread, never its ids),
+    so a later turn finds the asker's earlier ones in the log."""
+    questions = db.table("questions")
+    assert isinstance(questions, Table)
+    questions.add_column("standalone", str)
+    questions.add_column("conversation_key", str)
+    questions.create_index(["conversation_key", "asked_at"])
+
+
+@migrations()
 def m018_answer_messages(db: sqlite_utils.Database) -> None:
     """Which question each answer message shows, by the platform's message id: Teams' feedback
     buttons name only the message they are under. Kept in the database (it was kept in each

@@ -186,6 +186,15 @@ MIGRATIONS: list[tuple[str, Step]] = [
                 claimed_until TEXT, posted_at TEXT)""",
         ],
     ),
+    (
+        "m014_conversations",
+        [
+            """ALTER TABLE questions ADD COLUMN standalone TEXT,
+                ADD COLUMN conversation_key TEXT""",
+            """CREATE INDEX idx_questions_conversation_key_asked_at
+                ON questions (conversation_key, asked_at)""",
+        ],
+    ),
     # Which question each answer message shows, as in SQLite's m018.
     (
         "m018_answer_messages",
