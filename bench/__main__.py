@@ -8,6 +8,7 @@
     python -m bench uploads            # hostile uploads through `serve` (bench/uploads.py)
     python -m bench fit                # refit the not-covered confidence models (tuning sets)
     python -m bench sweep              # ranking knobs on the tuning sets, at equal citation size
+    python -m bench ranking            # alternatives to the hybrid's fusion, tuning and held out
     python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
     python -m bench pdfheadings        # Word documents' section titles that survive export to PDF
     python -m bench grouping           # review-list grouping on labeled uncovered questions
@@ -645,6 +646,7 @@ def main(argv: list[str] | None = None) -> None:
             "embedding",
             "grouping",
             "multiturn",
+            "ranking",
         ],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
@@ -677,6 +679,11 @@ def main(argv: list[str] | None = None) -> None:
             + (["--fast"] if args.fast else [])
             + (["--out", str(args.out)] if args.out else [])
         )
+        return
+    if args.what == "ranking":  # its own option: --policyqa
+        from bench import ranking
+
+        ranking.main(rest)
         return
     if args.what == "pdfheadings":  # writes only its own section of --out
         from bench import pdfheadings

@@ -157,3 +157,47 @@ def test_without_embeddings_the_lexical_confidence_still_separates_covered_quest
     assert above > 0.8  # the lexical model's AUC on its tuning set
     answered_wrongly = sum(u >= DEFAULT_MIN_CONFIDENCE for u in uncovered) / len(uncovered)
     assert answered_wrongly < 0.5
+
+
+WAREHOUSE_POLICY = [
+    "Employees must not post about customers on social media.",
+    "Employees must not post photos of the warehouse on social media.",
+    "Employees may post about company events on social media.",
+    "Employees should report a lost badge to security.",
+]
+WAREHOUSE_QUESTION = "can I post forklift photos from the warehouse on social media"
+
+
+def test_rarest_says_whether_a_clause_uses_the_question_s_rarest_word_the_policy_knows() -> None:
+    from tests.test_retrieval import store
+
+    storage, version = store(WAREHOUSE_POLICY)
+    lexical = LexicalRetriever(storage)
+    # "warehouse" is in one clause, "post" in three: the clause with "warehouse" covers the
+    # rarest word, the others cover most of the question's other words but not that one.
+    # "forklift" is rarer still, but no clause uses it, so it cannot be the one that counts.
+    assessment = lexical.assess(WAREHOUSE_QUESTION, [version])
+    by_text = {s.stored.clause.text: s.stored for s in assessment.scores}
+    warehouse = by_text["Employees must not post photos of the warehouse on social media."]
+    customers = by_text["Employees must not post about customers on social media."]
+    assert lexical.rarest_covered(assessment, warehouse) == 1.0
+    assert lexical.rarest_covered(assessment, customers) == 0.0
+    # A question with no word the policy uses has no rarest word to cover.
+    unknown = lexical.assess("forklift", [version], extra=[customers])
+    assert lexical.rarest_covered(unknown, customers) == 0.0
+
+
+@needs_numpy
+def test_the_hybrid_hands_the_rarest_signal_to_the_coverage_model() -> None:
+    from tests.test_retrieval import store
+
+    storage, version = store(WAREHOUSE_POLICY)
+    found = HybridRetriever(storage, HashingEmbedder()).assess(WAREHOUSE_QUESTION, (version,))
+    assert found is not None
+    column = FEATURES.index("rarest")
+    by_text = {
+        s.stored.clause.text: signals[column]
+        for s, signals in zip(found.ranked, found.signals, strict=False)
+    }
+    assert by_text[WAREHOUSE_POLICY[1]] == 1.0
+    assert by_text.get(WAREHOUSE_POLICY[0], 0.0) == 0.0

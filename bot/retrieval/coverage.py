@@ -16,7 +16,10 @@ signals are relative to the policy asked of. For each of the top `CITED` clauses
   this policy, that the clause and its whole section use;
 - `unknown`: the share of that weight on words the policy never uses at all;
 - `words`: the question's length (log of its content words, capped);
-- `rank`: log of its place in the answer (1 to CITED).
+- `rank`: log of its place in the answer (1 to CITED);
+- `rarest`: whether it uses the rarest of the question's words that the policy uses at all
+  (an expansion counting its weight): coverage is a share, so a clause can match most of a
+  question's words yet miss the one that says what the question is about.
 
 A logistic regression over them (standardised) gives P(this clause answers the question); the
 confidence is the best of the cited clauses' (an answer is right when one of them is). It is
@@ -54,6 +57,7 @@ FEATURES = (
     "unknown",
     "words",
     "rank",
+    "rarest",
 )
 #: How many of the ranked clauses an answer cites, and the model scores.
 CITED = 3
@@ -71,6 +75,7 @@ class Cited:
     cosine: float  # its similarity to the question
     coverage: float  # the share of the question (by rarity) it uses
     section_coverage: float  # the same for its whole section
+    rarest: float = 0.0  # whether it uses the rarest question word the policy uses (0..1)
 
 
 def signals(
@@ -98,6 +103,7 @@ def signals(
             lexical.unknown,
             lexical.words,
             math.log(rank),
+            clause.rarest,
         )
         for rank, clause in enumerate(cited[:CITED], 1)
     )

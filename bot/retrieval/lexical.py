@@ -274,6 +274,18 @@ class LexicalRetriever:
         groups = list(assessment.groups)
         return self._coverage(groups, assessment.idf, self.section_stems(stored))
 
+    def rarest_covered(self, assessment: Assessment, stored: StoredClause) -> float:
+        """How well a clause covers the question's rarest word that the policy uses at all
+        (1 for the word itself, an expansion's weight for an expansion, 0 without it)."""
+        used = self.vocabulary(stored.version_id).document_frequency
+        # A word the policy never uses is the rarest of all, and no clause could use it.
+        known = [g for g in assessment.groups if any(used.get(m, 0) for m in g.members)]
+        if not known:
+            return 0.0
+        rarest = max(known, key=lambda g: assessment.idf.get(g.word, 0.0))
+        present = clause_stems(stored)
+        return max((w for m, w in rarest.members.items() if m in present), default=0.0)
+
     def _evidence(
         self,
         groups: list[TermGroup],

@@ -17,7 +17,8 @@ a weighted sum of its lexical rank and its cosine similarity to the question. Co
 the coverage model (`bot.retrieval.coverage`): signals relative to the policy asked of (the
 nearest clause's similarity, its margin over the runner-up and over the question's typical
 similarity to that policy, the rarity-weighted share of the question the best clause and its
-section use, the share the policy never mentions, the question's length), because each
+section use, whether it uses the question's rarest word the policy knows, the share the
+policy never mentions, the question's length), because each
 catches what the other misses: coverage knows "cafeteria" is absent from the policy,
 similarity knows "scrolling tiktok at my desk" is about personal use during working hours.
 """
@@ -256,6 +257,7 @@ class HybridRetriever:
                 by_id.get(stored.id, 0.0),
                 coverage_by_id.get(stored.id, 0.0),
                 self.lexical.section_coverage(assessment, stored),
+                rarest=self.lexical.rarest_covered(assessment, stored),
             )
             for _, stored in scored[: coverage.CITED]
         ]

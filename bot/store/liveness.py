@@ -15,6 +15,7 @@ connection was lost), so a lock another session can take belongs to a process th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -169,7 +170,15 @@ class ProcessMark:
         if self._session is not None:
             session, self._session = self._session, None
             self._tried = False
-            session.close()  # ends the session, and its advisory lock with it
+            # Unlocked first: closing alone ends the session, but the server drops its locks
+            # only when that backend exits, a moment later, and until then others see this
+            # process running. A broken session's lock is gone with it already.
+            import psycopg
+
+            with contextlib.suppress(psycopg.Error):
+                if not session.closed and not session.broken:
+                    session.execute("SELECT pg_advisory_unlock(%s)", [lock_key(self.token)])
+            session.close()
         if self._held is None:
             return
         held, self._held = self._held, None
