@@ -324,14 +324,18 @@ def test_a_process_mark_on_postgresql_is_released_with_its_process(
     database_location: str,
 ) -> None:
     mine, other = ProcessMark.beside(database_location), ProcessMark.beside(database_location)
-    token = mine.hold()
-    assert other.running(token) and mine.running(token)
-    assert not other.running("0" * 16)  # no process holds it
-    assert not other.running("not-a-token")  # never a mark's token
-    assert other.running(token)  # asking does not take it
-    mine.release()
-    assert not other.running(token)
-    other.release()
+    try:
+        token = mine.hold()
+        assert other.running(token) and mine.running(token)
+        assert not other.running("0" * 16)  # no process holds it
+        assert not other.running("not-a-token")  # never a mark's token
+        assert other.running(token)  # asking does not take it
+        mine.release()
+        # At once: released means unlocked, not a session closing while its backend lingers.
+        assert not other.running(token)
+    finally:  # a failure here must not leave a session open into the next test
+        mine.release()
+        other.release()
 
 
 def test_a_mark_follows_the_engine_of_its_database(tmp_path: Path) -> None:
