@@ -648,6 +648,12 @@ class PolicyBot:
         await self.worker.run(self._left_over_prepared)
         return await self._answer_left(now)
 
+    def take_in_left_over(self) -> None:
+        """What stopped processes left beside the database (acknowledged questions still in
+        their spool, questions the log once refused) put into it, not answered yet: before
+        `db copy` moves the database, so the copy carries them."""
+        self._left_over_prepared()
+
     def _left_over_prepared(self) -> None:
         try:
             moved = self.record_left_in_spool()
