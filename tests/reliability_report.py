@@ -47,6 +47,7 @@ MEASURED = [
     "tests/test_loop_acks.py",
     "tests/test_loop_vectors.py",
     "tests/test_db_copy.py",
+    "tests/test_loop_admin.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.
