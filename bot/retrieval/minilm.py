@@ -31,6 +31,11 @@ import numpy.typing as npt
 MAX_WORD_PIECES = 256
 #: Texts run through the encoder together; sorted by length first, so little is padding.
 BATCH_SIZE = 32
+#: A batch's rows times its length squared at most this: the attention scores (rows × heads ×
+#: length² float32, a few copies alive at once) grow with the square of the length, so 32
+#: clauses of 256 word pieces took over 150 MiB for a moment, most of `serve`'s peak memory.
+#: Batches of long texts are smaller instead; short ones (128 pieces or fewer) stay at 32.
+ATTENTION_BUDGET = BATCH_SIZE * 128 * 128
 #: The files a model folder must hold; 1_Pooling/config.json is checked to say mean pooling.
 MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "1_Pooling/config.json")
 
@@ -187,8 +192,7 @@ class MiniLM:
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         with self._lock:
-            for start in range(0, len(order), BATCH_SIZE):
-                batch = order[start : start + BATCH_SIZE]
+            for batch in _batches(order, [len(i) for i in ids]):
                 out[batch] = self._run([ids[i] for i in batch])
         return out
 
@@ -232,6 +236,22 @@ class MiniLM:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
         return unit
+
+
+def _batches(order: list[int], lengths: list[int]) -> list[list[int]]:
+    """`order` (indices by ascending length) cut into batches of at most BATCH_SIZE whose
+    rows × longest length² stays within ATTENTION_BUDGET (a text alone may exceed it)."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for index in order:
+        longest = max(lengths[index], 1)
+        if batch and (len(batch) == BATCH_SIZE or (len(batch) + 1) * longest**2 > ATTENTION_BUDGET):
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _one_blas_thread() -> None:
