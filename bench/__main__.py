@@ -11,6 +11,9 @@
     python -m bench groundedness       # LLM summaries the cited clauses do not support, caught
     python -m bench pdfheadings        # Word documents' section titles that survive export to PDF
     python -m bench grouping           # review-list grouping on labeled uncovered questions
+    python -m bench replicas           # 1 vs 2 `serve` replicas on one PostgreSQL (storage.py)
+    python -m bench engines            # the same Slack load on SQLite and on PostgreSQL
+    python -m bench memory             # `serve`'s peak RSS with the model loaded, by part
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs (and README's claims)
 
 Needs the `bench` extra: pip install -e '.[bench]' (the dense rows use the model `make setup`
@@ -538,6 +541,7 @@ def document(
     pdfheadings_md: str,
     seconds: float,
     grouping_md: str = "",
+    storage_md: str = "",
 ) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
@@ -620,6 +624,13 @@ Reproduce: `python -m bench uploads` (rewrites only this section with `--out`).
 
 {uploads_md}
 
+## Storage past one process
+
+Reproduce: `python -m bench replicas`, `python -m bench engines`, `python -m bench memory`
+(each rewrites only its own section with `--out`).
+
+{storage_md}
+
 {pdfheadings_md}
 """
 
@@ -640,6 +651,9 @@ def main(argv: list[str] | None = None) -> None:
             "pdfheadings",
             "embedding",
             "grouping",
+            "replicas",
+            "engines",
+            "memory",
         ],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
@@ -663,6 +677,11 @@ def main(argv: list[str] | None = None) -> None:
             + (["--fast"] if args.fast else [])
             + (["--out", str(args.out)] if args.out else [])
         )
+        return
+    if args.what in ("replicas", "engines", "memory"):  # each writes only its own section
+        from bench import storage
+
+        storage.main(args.what, rest + (["--out", str(args.out)] if args.out else []))
         return
     if args.what == "pdfheadings":  # writes only its own section of --out
         from bench import pdfheadings
@@ -707,7 +726,7 @@ def main(argv: list[str] | None = None) -> None:
         # The model itself, not the cache: a latency is the time to embed a question.
         speed_md = speed_markdown(None if embedder is None else embedder.embedder)
         print(speed_md, flush=True)
-    groundedness_md = pdfheadings_md = grouping_md = ""
+    groundedness_md = pdfheadings_md = grouping_md = storage_md = ""
     if args.what == "all":
         import asyncio
 
@@ -725,6 +744,10 @@ def main(argv: list[str] | None = None) -> None:
 
         grouping_md = grouping.block(grouping.markdown(grouping.run_all(embedder)))
         print(grouping_md, flush=True)
+        from bench import storage
+
+        storage_md = storage.sections()
+        print(storage_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -736,6 +759,7 @@ def main(argv: list[str] | None = None) -> None:
                 pdfheadings_md,
                 time.perf_counter() - start,
                 grouping_md,
+                storage_md,
             ),
             encoding="utf-8",
         )

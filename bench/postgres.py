@@ -3,9 +3,9 @@ machine's server binaries (PATH, then /usr/lib/postgresql/*/bin), its data and u
 under a temporary folder, listening on 127.0.0.1 on a free port with trust authentication,
 stopped at the end (tests/postgres.py re-exports it: bench never imports the tests).
 
-One cluster per test session; each test (or bench scenario) gets a database of its own, copied from a template
-that is migrated once (`CREATE DATABASE … TEMPLATE`), so a test costs a file copy, not a run
-of every migration.
+One cluster per test session; each test (or bench scenario) gets a database of its own,
+copied from a template that is migrated once (`CREATE DATABASE … TEMPLATE`), so a test
+costs a file copy, not a run of every migration.
 """
 
 from __future__ import annotations
