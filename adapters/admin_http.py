@@ -130,6 +130,7 @@ class AdminApi:
             name=form.get("name") or request.query.get("name") or None,
             activate=activate,
             keep_example=self._keep_example(request, form),
+            worker=self.bot.worker,
         )
         # A long document's summary and JSON (every clause it adds) are built off the loop.
         body = await asyncio.to_thread(_upload_json, result)
@@ -168,7 +169,7 @@ class AdminApi:
 
     async def list_versions(self, request: web.Request) -> web.Response:
         document = request.query.get("document") or None
-        versions = self.bot.storage.versions(document)
+        versions = await self.bot.worker.run(self.bot.storage.versions, document)
         documents: dict[str, dict[str, Any]] = {}
         for v in versions:
             entry = documents.setdefault(
@@ -179,33 +180,43 @@ class AdminApi:
                 entry["active"] = v.id
         return web.json_response({"documents": list(documents.values())})
 
-    def _version(self, request: web.Request) -> int:
+    async def _version(self, request: web.Request) -> int:
         """The version a path names, by `PolicyLibrary.find_version` (NotFound: 404)."""
-        return self.bot.policies.find_version(request.match_info["version"]).id
+        found = await self.bot.worker.run(
+            self.bot.policies.find_version, request.match_info["version"]
+        )
+        return found.id
 
     async def diff(self, request: web.Request) -> web.Response:
-        changes = self.bot.policies.diff(self._version(request))
+        # Every database call goes through the worker: a write lock another process holds
+        # (a `policy load`) then holds up this request, not `/healthz` or Slack's acks.
+        changes = await self.bot.worker.run(self.bot.policies.diff, await self._version(request))
         return web.json_response({**changes.as_json(), "summary": changes.as_text()})
 
     async def activate(self, request: web.Request) -> web.Response:
-        activation = self.bot.policies.activate(
-            self._version(request),
+        activation = await self.bot.worker.run(
+            self.bot.policies.activate,
+            await self._version(request),
             by=self._by(request),
             keep_example=self._keep_example(request),
         )
         return web.json_response({**activation.as_json(), "summary": activation.as_text()})
 
     async def retire(self, request: web.Request) -> web.Response:
-        retirement = self.bot.policies.retire(request.match_info["document"], by=self._by(request))
+        retirement = await self.bot.worker.run(
+            self.bot.policies.retire, request.match_info["document"], by=self._by(request)
+        )
         return web.json_response({**retirement.as_json(), "summary": retirement.as_text()})
 
     async def discard(self, request: web.Request) -> web.Response:
-        version = self.bot.policies.discard(self._version(request))
+        version = await self.bot.worker.run(self.bot.policies.discard, await self._version(request))
         return web.json_response({"discarded": version_json(version)})
 
     async def rollback(self, request: web.Request) -> web.Response:
         document = request.query.get("document") or None
-        activation = self.bot.policies.rollback(document, by=self._by(request))
+        activation = await self.bot.worker.run(
+            self.bot.policies.rollback, document, by=self._by(request)
+        )
         return web.json_response({**activation.as_json(), "summary": activation.as_text()})
 
 

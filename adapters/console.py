@@ -41,9 +41,10 @@ def render(answer: Answer, width: int) -> str:
 
 async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "console") -> None:
     width = min(shutil.get_terminal_size((100, 24)).columns, 110)
-    active = bot.active_versions()
+    # The database through the bot's worker, as on the server: the loop only does I/O.
+    active = await bot.worker.run(bot.active_versions)
     names = "; ".join(f"{v.title} ({v.label or v.uploaded_at[:10]})" for v in active)
-    help_text = messages.console_help(bot.example_question())
+    help_text = messages.console_help(await bot.worker.run(bot.example_question))
     print(f"policybot: answering from {names}.\n{help_text}\n", file=stdout)
     await bot.deliver_answers_to(Actor(PLATFORM, asker), ConsoleNotifier(stdout))
     last: Answer | None = None
@@ -69,7 +70,7 @@ async def chat(bot: PolicyBot, stdin: TextIO, stdout: TextIO, asker: str = "cons
             print(help_text, file=stdout)
             continue
         if command == "!policy":
-            for v in bot.active_versions():
+            for v in await bot.worker.run(bot.active_versions):
                 print(f"  {v.title}: {v.display}, {v.clause_count} clauses", file=stdout)
             continue
         if command in COMMANDS:

@@ -13,6 +13,9 @@
     python -m bench pdfheadings        # Word documents' section titles that survive export to PDF
     python -m bench grouping           # review-list grouping on labeled uncovered questions
     python -m bench multiturn          # follow-ups and topic switches in labeled conversations
+    python -m bench replicas           # 1 vs 2 `serve` replicas on one PostgreSQL (storage.py)
+    python -m bench engines            # the same Slack load on SQLite and on PostgreSQL
+    python -m bench memory             # `serve`'s peak RSS with the model loaded, by part
     python -m bench all --out docs/benchmarks.md   # what `make bench` runs (and README's claims)
 
 Needs the `bench` extra: pip install -e '.[bench]' (the dense rows use the model `make setup`
@@ -541,6 +544,7 @@ def document(
     seconds: float,
     grouping_md: str = "",
     multiturn_md: str = "",
+    storage_md: str = "",
 ) -> str:
     held_out = "stonybrook, ucd, northcoastchurch and PolicyQA"
     return f"""# Benchmarks
@@ -625,6 +629,13 @@ Reproduce: `python -m bench uploads` (rewrites only this section with `--out`).
 
 {uploads_md}
 
+## Storage past one process
+
+Reproduce: `python -m bench replicas`, `python -m bench engines`, `python -m bench memory`
+(each rewrites only its own section with `--out`).
+
+{storage_md}
+
 {pdfheadings_md}
 """
 
@@ -647,6 +658,9 @@ def main(argv: list[str] | None = None) -> None:
             "grouping",
             "multiturn",
             "ranking",
+            "replicas",
+            "engines",
+            "memory",
         ],
     )
     parser.add_argument("--fast", action="store_true", help="skip PolicyQA and dense models")
@@ -684,6 +698,11 @@ def main(argv: list[str] | None = None) -> None:
         from bench import ranking
 
         ranking.main(rest)
+        return
+    if args.what in ("replicas", "engines", "memory"):  # each writes only its own section
+        from bench import storage
+
+        storage.main(args.what, rest + (["--out", str(args.out)] if args.out else []))
         return
     if args.what == "pdfheadings":  # writes only its own section of --out
         from bench import pdfheadings
@@ -728,7 +747,7 @@ def main(argv: list[str] | None = None) -> None:
         # The model itself, not the cache: a latency is the time to embed a question.
         speed_md = speed_markdown(None if embedder is None else embedder.embedder)
         print(speed_md, flush=True)
-    groundedness_md = pdfheadings_md = grouping_md = multiturn_md = ""
+    groundedness_md = pdfheadings_md = grouping_md = multiturn_md = storage_md = ""
     if args.what == "all":
         import asyncio
 
@@ -750,6 +769,10 @@ def main(argv: list[str] | None = None) -> None:
 
         multiturn_md = multiturn.block(multiturn.markdown(multiturn.runs(args.fast, embedder)))
         print(multiturn_md, flush=True)
+        from bench import storage
+
+        storage_md = storage.sections()
+        print(storage_md, flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -762,6 +785,7 @@ def main(argv: list[str] | None = None) -> None:
                 time.perf_counter() - start,
                 grouping_md,
                 multiturn_md,
+                storage_md,
             ),
             encoding="utf-8",
         )

@@ -139,8 +139,9 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def recorder() -> AsyncIterator[Recorder]:
-    fake = Recorder()
+async def recorder(fake: Recorder | None = None) -> AsyncIterator[Recorder]:
+    """The fake Slack Web API on loopback (`fake`, a Recorder of one's own, or a new one)."""
+    fake = fake or Recorder()
     app = web.Application()
     app.router.add_post("/api/{method}", fake.api)
     async with on_loopback(app) as fake.port:
@@ -154,6 +155,8 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     db: Path | None
+    #: The PostgreSQL database the server runs on (DATABASE_URL); "" for its SQLite file.
+    database_url: str = ""
 
     @property
     def url(self) -> str:
@@ -171,6 +174,12 @@ class Server:
 
     def logged(self) -> int:
         """Questions in the server's log (its own database), read beside the running server."""
+        if self.database_url:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM questions").fetchone()
+                return int(row[0]) if row else 0
         if self.db is None:
             return 0
         with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
@@ -200,26 +209,42 @@ def server_env(api_url: str, db: Path | None) -> dict[str, str]:
     return env
 
 
-async def start(name: str, api_url: str, folder: Path, log: Path) -> Server:
+async def start(
+    name: str,
+    api_url: str,
+    folder: Path,
+    log: Path,
+    *,
+    database_url: str = "",
+    extra_env: dict[str, str] | None = None,
+) -> Server:
+    """`name` ("echo", or a policybot server) started and answering /healthz: on its own
+    SQLite file in `folder`, or on PostgreSQL at `database_url` (several servers may share
+    it); `extra_env` adds to or overrides the server's settings."""
     port = free_port()
     db: Path | None = None
+    env = server_env(api_url, None)
     if name == "echo":
         command = [sys.executable, "-m", "bench.echo_app", "--port", str(port)]
     else:
-        db = folder / "serve.db"
+        if database_url:
+            # Where this server keeps what the database refuses (each replica its own).
+            env.update(DATABASE_URL=database_url, POLICYBOT_DB=str(folder / f"{name}.db"))
+        else:
+            db = folder / "serve.db"
+            env = server_env(api_url, db)
+        env.update(extra_env or {})
         subprocess.run(  # the bundled policy, loaded before the clock starts
             [*policybot_command(), "policy", "list"],
-            env=server_env(api_url, db),
+            env=env,
             cwd=ROOT,
             check=True,
             capture_output=True,
         )
         command = [*policybot_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=server_env(api_url, db), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(name, process, port, db)
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(name, process, port, db, database_url)
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
@@ -391,7 +416,7 @@ async def offer(
         e2e_p50=percentile(e2e, 0.5) if e2e else 0.0,
         e2e_p99=percentile(e2e, 0.99) if e2e else 0.0,
         throughput=len(answered) / (last - start) if answered and last > start else 0.0,
-        logged=server.logged() - logged_before if server.db else None,
+        logged=server.logged() - logged_before if server.db or server.database_url else None,
     )
 
 

@@ -660,6 +660,12 @@ class PolicyBot:
         await self.worker.run(self._left_over_prepared)
         return await self._answer_left(now)
 
+    def take_in_left_over(self) -> None:
+        """What stopped processes left beside the database (acknowledged questions still in
+        their spool, questions the log once refused) put into it, not answered yet: before
+        `db copy` moves the database, so the copy carries them."""
+        self._left_over_prepared()
+
     def _left_over_prepared(self) -> None:
         try:
             moved = self.record_left_in_spool()
@@ -1111,7 +1117,7 @@ class PolicyBot:
             else:
                 data = fetched
             result = await self.policies.upload_in_background(
-                name, data, uploaded_by=actor.recorded_as
+                name, data, uploaded_by=actor.recorded_as, worker=self.worker
             )
         except PolicyError as error:
             return UploadReply(None, messages.upload_refused(str(error)))
@@ -1234,7 +1240,7 @@ class PolicyBot:
         past the retention period are deleted first, so nobody is contacted after it."""
         async with self._delivering:
             await self.worker.run(self.review.expire, self.settings.retention_days)
-            return await self.review.deliver(self.notifiers, group_id)
+            return await self.review.deliver(self.notifiers, group_id, worker=self.worker)
 
     async def deliver_answers_to(self, actor: Actor, notifier: Notifier) -> DeliveryReport:
         """Reviewed answers waiting for one asker, sent through `notifier`: for a platform
@@ -1243,7 +1249,9 @@ class PolicyBot:
         async with self._delivering:
             await self.worker.run(self.review.expire, self.settings.retention_days)
             return await self.review.deliver(
-                {actor.platform: notifier}, asker=(actor.platform, actor.user_id)
+                {actor.platform: notifier},
+                asker=(actor.platform, actor.user_id),
+                worker=self.worker,
             )
 
     def open_questions(self, limit: int = 1000) -> list[QuestionRow]:

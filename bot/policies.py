@@ -33,6 +33,7 @@ from bot.reading.upload_worker import WorkerLimits, read_isolated
 from bot.retrieval.active import ActivePolicy
 from bot.retrieval.lexical import LexicalRetriever, Retriever
 from bot.store.database import Storage, VersionInfo, content_hash
+from bot.worker import Worker, blocking
 
 #: Re-exported for the adapters and tests that import them from here (next round: from
 #: bot.messages and bot.access).
@@ -339,18 +340,25 @@ class PolicyLibrary:
         name: str | None = None,
         activate: bool = False,
         keep_example: bool = False,
+        worker: Worker | None = None,
     ) -> UploadResult:
         """`upload` for a server: nothing slow runs on the event loop, so questions, health
         checks and platforms' acknowledgements are answered meanwhile. The file is read in a
         child process (see `bot.reading.upload_worker`), then stored and compared with the active
         version in a worker thread on a connection of its own (as `policybot policy load`
-        beside the server would). Only activating, when asked, happens on the caller's thread:
-        it re-checks open questions with this library's retriever."""
+        beside the server would). Activating, when asked, runs in `worker` (the bot's, which
+        owns this library's connection; the caller's thread without one): it re-checks open
+        questions with this library's retriever."""
         parsed = await asyncio.to_thread(self.read_upload, filename, data, name=name)
         if self.storage.location is None:
-            # An in-memory database (tests, `chat`) is one connection, owned by this thread.
-            stored = self.store_upload(
-                parsed, data, uploaded_by=uploaded_by, keep_example=keep_example
+            # An in-memory database (tests, `chat`) is one connection, the worker's.
+            stored = await blocking(
+                worker,
+                self.store_upload,
+                parsed,
+                data,
+                uploaded_by=uploaded_by,
+                keep_example=keep_example,
             )
         else:
             stored = await asyncio.to_thread(
@@ -363,6 +371,11 @@ class PolicyLibrary:
             )
         if not activate:
             return stored
+        return await blocking(worker, self._activate_upload, stored, uploaded_by, keep_example)
+
+    def _activate_upload(
+        self, stored: UploadResult, uploaded_by: str, keep_example: bool
+    ) -> UploadResult:
         activation = self.activate(stored.version.id, by=uploaded_by, keep_example=keep_example)
         return self._activated(stored, activation)
 

@@ -33,6 +33,19 @@ REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4
 
 
+#: A URL's scheme and authority, read without parsing the host: for a URL urlsplit refuses
+#: (an unclosed IPv6 bracket, say), whose userinfo must still be found and kept out.
+_AUTHORITY = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://(?P<authority>[^/?#]*)")
+_PASSWORD_PARAMETER = re.compile(r"[?&]password=(?P<value>[^&#]*)")
+
+
+def _raw_userinfo(url: str) -> str:
+    found = _AUTHORITY.match(url)
+    if found is None or "@" not in found["authority"]:
+        return ""
+    return found["authority"].rpartition("@")[0]
+
+
 def url_credentials(url: str) -> tuple[str, str]:
     """The user name and password of a URL's userinfo (`https://user:pass@host/`), decoded;
     empty strings when it has none."""
@@ -48,7 +61,8 @@ def without_credentials(url: str) -> str:
     try:
         parts = urlsplit(url.strip())
     except ValueError:
-        return url
+        userinfo = _raw_userinfo(url)
+        return url.strip().replace(userinfo + "@", "", 1) if userinfo else url.strip()
     if "@" not in parts.netloc:
         return url.strip()
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
@@ -60,7 +74,9 @@ def url_secrets(url: str) -> list[str]:
     try:
         netloc = urlsplit(url.strip()).netloc
     except ValueError:
-        return []
+        userinfo = _raw_userinfo(url)
+        password = userinfo.partition(":")[2]
+        return [s for s in (userinfo, password, unquote(password)) if s]
     if "@" not in netloc:
         return []
     userinfo = netloc.rpartition("@")[0]
@@ -76,7 +92,8 @@ def database_url_secrets(url: str) -> list[str]:
     try:
         query = parse_qs(urlsplit(url.strip()).query)
     except ValueError:
-        return []
+        given = [m["value"] for m in _PASSWORD_PARAMETER.finditer(url)]
+        return [*url_secrets(url), *given, *(unquote(v) for v in given)]
     return [*url_secrets(url), *query.get("password", [])]
 
 
@@ -86,7 +103,7 @@ def shown_database_url(url: str) -> str:
     try:
         parts = urlsplit(shown)
     except ValueError:
-        return shown
+        return _PASSWORD_PARAMETER.sub(lambda m: m[0][0] + "password=" + REDACTED, shown)
     if not parts.query:
         return shown
     kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]

@@ -66,3 +66,13 @@ class Worker:
         if executor is not None:
             executor.shutdown(wait=True)
         self._thread_ids.clear()
+
+
+async def blocking(
+    worker: Worker | None, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """`call` in `worker`, or on the caller's thread when there is none (a part of the core
+    used outside a bot: the CLI, a test)."""
+    if worker is None:
+        return call(*args, **kwargs)
+    return await worker.run(call, *args, **kwargs)

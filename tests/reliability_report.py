@@ -48,6 +48,8 @@ MEASURED = [
     "tests/test_loop_vectors.py",
     "tests/test_reliability_streaming.py",
     "tests/test_reliability_conversations.py",
+    "tests/test_db_copy.py",
+    "tests/test_loop_admin.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

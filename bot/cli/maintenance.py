@@ -1,6 +1,7 @@
 """Upkeep commands, run from cron as well as by hand: `digest` (the week's summary, posted to the
-digest channels), `backup` (a consistent copy of the live database) and `migrate` (the schema
-brought up to date, for a Procfile's `release:` step)."""
+digest channels), `backup` (a consistent copy of the live database), `migrate` (the schema
+brought up to date, for a Procfile's `release:` step) and `db copy` (a SQLite database moved
+into PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import click
 
-from bot.cli.context import Context, connect_platforms, guarded
+from bot.cli.context import EXIT_STORAGE, Context, connect_platforms, fail, guarded
 from bot.cli.root import main
+from bot.config import Settings
+from bot.core import PolicyBot
 from bot.review.digest import build_digest, post_digest_once
+from bot.store.copying import copy_database
 from bot.store.database import Storage
 
 
@@ -74,3 +78,63 @@ def migrate(ctx: Context) -> None:
         click.echo(f"{storage.engine} schema version {storage.schema_version}")
     finally:
         storage.close()
+
+
+@main.group()
+def db() -> None:
+    """Move the database between engines."""
+
+
+@db.command("copy")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="URL",
+    help="An empty PostgreSQL database: postgresql://user:password@host:port/name.",
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path),
+    help="The SQLite file to copy (default: --db or POLICYBOT_DB, else ./policybot.db).",
+)
+@click.pass_obj
+@guarded
+def db_copy(ctx: Context, target: str, source: Path | None) -> None:
+    """Copy a SQLite database, every table and id, into an empty PostgreSQL database (migrated
+    first), and check each table's count. Stop `serve` on the SQLite file first; a target that
+    holds any rows is refused with nothing written."""
+    source = source or Path(ctx.settings.db_path)
+    if not source.is_file():
+        fail(
+            f"{source} is not a SQLite database file; --from names the file to copy "
+            "(default: --db or POLICYBOT_DB, else ./policybot.db).",
+            EXIT_STORAGE,
+        )
+    settings = ctx.settings
+    report = copy_database(
+        source, target, before=lambda path: _take_in_left_over(settings.with_db(str(path)))
+    )
+    for table, rows in report.tables.items():
+        click.echo(f"{table}: {rows}")
+    click.echo(
+        f"Copied {report.rows} rows in {len(report.tables)} tables into {report.target}; "
+        "every table's count matches. Point DATABASE_URL at it to run on PostgreSQL."
+    )
+    for warning in report.warnings:
+        click.echo(
+            f"warning: {warning}, and could not be put into it, so it was not copied.",
+            err=True,
+        )
+
+
+def _take_in_left_over(settings: Settings) -> None:
+    """Questions a stopped `serve` left beside the SQLite file (its spool, the unlogged file)
+    put into the database, so that the copy carries them and the new engine answers them."""
+    bot = PolicyBot.create(settings)
+    try:
+        bot.take_in_left_over()
+    finally:
+        bot.mark.release()
+        bot.storage.close()

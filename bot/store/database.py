@@ -96,8 +96,9 @@ class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore):
         return storage
 
     @classmethod
-    def open_postgres(cls, url: str) -> Storage:
-        """PostgreSQL at `url`, migrated. Errors name the server without the URL's password
+    def open_postgres(cls, url: str, *, migrated: bool = True) -> Storage:
+        """PostgreSQL at `url`, migrated (unless `migrated` is False: `db copy` looks at a
+        target before it writes anything to it). Errors name the server without the URL's password
         (libpq's own messages never carry it; they are redacted all the same)."""
         import psycopg
 
@@ -118,7 +119,8 @@ class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore):
             )
             storage = cls(PostgresDatabase(conn))
             storage.location = url.strip()
-            storage.migrate()
+            if migrated:
+                storage.migrate()
         except psycopg.Error as error:
             if conn is not None:
                 conn.close()

@@ -78,13 +78,16 @@ def search(
     ).fetchall()
     if not candidates:
         return []
+    # The clauses holding each stem, every stem in one statement: a round trip per stem made
+    # PostgreSQL's search cost several times SQLite's in a busy `serve`.
+    queries = {_tsquery([term]): term for term in terms}
     holding = {
-        term: int(
-            db.execute(
-                "SELECT count(*) FROM clauses WHERE terms @@ ?::tsquery", [_tsquery([term])]
-            ).fetchone()[0]
-        )
-        for term in terms
+        queries[str(query)]: int(count)
+        for query, count in db.execute(
+            "SELECT q, (SELECT count(*) FROM clauses WHERE terms @@ q::tsquery) "
+            "FROM unnest(?::text[]) AS stems(q)",
+            [list(queries)],
+        ).fetchall()
     }
     idf = {}
     for term, count in holding.items():
