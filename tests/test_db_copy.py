@@ -102,7 +102,7 @@ def deployment(tmp_path: Path) -> Path:
     two versions, rolled back once and a third staged; questions answered and not, with
     reply addresses and names; a review group answered but not delivered; feedback; a
     handled event; a question acknowledged and never answered (its process stopped); a
-    digest post; clause vectors; the pseudonym key."""
+    digest post; clause vectors; a Teams answer message; the pseudonym key."""
     path = tmp_path / "vm" / "policybot.db"
     path.parent.mkdir()
     bot = PolicyBot.create(settings_on(str(path), tmp_path))
@@ -117,6 +117,7 @@ def deployment(tmp_path: Path) -> Path:
         )
         assert answered.question_id is not None
         bot.feedback(answered.question_id, helpful=True)
+        bot.storage.remember_answer_message("teams", "a:chat", "m-1", answered.question_id)
         for n in range(3):
             asyncio.run(bot.ask(IncomingQuestion(PREMIUM, "slack", f"U{n:03d}", f"D{n:03d}")))
         (group,) = [g for g in bot.review.queue() if g.count == 3]
