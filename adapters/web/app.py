@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from adapters.web import auth_pages, home_pages
+from adapters.web import auth_pages, home_pages, oidc
 from adapters.web.identity import PUBLIC_MARK, TOKEN_KEY, USER_KEY, WebUser
 from adapters.web.render import NONCE_KEY, refusal
 from adapters.web.sessions import (
@@ -44,7 +44,7 @@ from bot.core import PolicyBot
 from bot.models import Actor
 
 #: The console's pages, each module adding its routes under PREFIX.
-PAGE_MODULES: list[ModuleType] = [auth_pages, home_pages]
+PAGE_MODULES: list[ModuleType] = [auth_pages, oidc, home_pages]
 STATIC = PREFIX + "/static"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: What Sec-Fetch-Site may say of a change: from the console's own pages, or typed by the
@@ -203,6 +203,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
 def add_console(app: web.Application, bot: PolicyBot, *, listen_host: str | None) -> None:
     """Serve the console under /console on `app`."""
     app[CONSOLE_KEY] = Console(bot, listen_host)
+    app[oidc.SIGN_INS_KEY] = oidc.SignIns.of(bot.settings)
     app.middlewares.append(console_middleware)
     app.router.add_get(PREFIX, _to_home)
     app.router.add_static(STATIC, home_pages.STATIC_FILES, append_version=False)
