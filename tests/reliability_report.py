@@ -50,6 +50,7 @@ MEASURED = [
     "tests/test_reliability_conversations.py",
     "tests/test_db_copy.py",
     "tests/test_loop_admin.py",
+    "tests/test_web_auth.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

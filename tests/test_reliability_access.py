@@ -526,6 +526,8 @@ async def test_an_exception_quoting_secrets_while_serving_leaks_nowhere(
         openai_base_url=userinfo_url("http://127.0.0.1:9/v1"),
         microsoft_app_password=APP_PASSWORD,
         slack_app_token="xapp-1-A0123-4567-abcdef0123456789",
+        entra_client_secret="entra~console.Secret-4b7e9c1a",
+        slack_signin_client_secret="slackconsolesignin0c3f9e2d7a51",
     )
     async with slack_server(configured, on_disk=True) as slack:
         secrets = (

@@ -179,11 +179,11 @@ class SigningKeys:
 
     async def _download(self) -> dict[str, SigningKey]:
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            metadata = await _get_json(client, self.metadata_url)
+            metadata = await get_json(client, self.metadata_url)
             jwks_uri = metadata.get("jwks_uri")
             if not isinstance(jwks_uri, str) or not https_or_loopback_http(jwks_uri):
                 raise FetchFailed("the OpenID metadata names no HTTPS jwks_uri")
-            jwks = await _get_json(client, jwks_uri)
+            jwks = await get_json(client, jwks_uri)
         keys = parse_jwks(jwks)
         if not keys:
             raise FetchFailed("the JWKS holds no RSA signing key")
@@ -196,7 +196,8 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-async def _get_json(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+async def get_json(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """A JSON object fetched from `url`, at most MAX_DOCUMENT_BYTES; FetchFailed otherwise."""
     async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
         if response.status_code != 200:
             raise FetchFailed(f"{url} answered HTTP {response.status_code}")
