@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from bot import messages
 from bot.changes import ChangeSummary
@@ -34,6 +35,7 @@ __all__ = [
     "Resolution",
     "ReviewList",
     "Settled",
+    "Shown",
     "TeamGroup",
     "Tell",
     "UploadReply",
@@ -101,6 +103,20 @@ class ReviewList:
 
     groups: tuple[Group, ...] | None
     refusal: str = ""
+
+
+_Value = TypeVar("_Value")
+
+
+@dataclass(frozen=True)
+class Shown(Generic[_Value]):
+    """What a screen reads (the web console's queue, a group, the policy pages), or why it
+    may not (`value` None, `refusal` the text to show; `forbidden` when it is the reader's
+    role that stops them, not their input)."""
+
+    value: _Value | None
+    refusal: str = ""
+    forbidden: bool = False
 
 
 @dataclass

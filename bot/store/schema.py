@@ -355,3 +355,22 @@ def m013_delivery_claims(db: sqlite_utils.Database) -> None:
     db.table("digest_posts").create(
         {"week": str, "claimed_by": str, "claimed_until": str, "posted_at": str}, pk="week"
     )
+
+
+@migrations()
+def m016_review_actions(db: sqlite_utils.Database) -> None:
+    """Who did what to a review group, when: every answer, edit of an answer, dismissal and
+    withdrawal, whatever the surface (Slack, Teams, the CLI, the web console), kept after
+    the group's own columns are overwritten by the next action."""
+    db.table("review_actions").create(
+        {
+            "id": int,
+            "group_id": int,
+            "action": str,  # answered | edited | dismissed | withdrawn
+            "actor": str,  # Actor.recorded_as, or what the CLI's --by says
+            "acted_at": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db.table("review_actions").create_index(["group_id", "id"])

@@ -186,6 +186,14 @@ MIGRATIONS: list[tuple[str, Step]] = [
                 claimed_until TEXT, posted_at TEXT)""",
         ],
     ),
+    (
+        "m016_review_actions",
+        [
+            f"""CREATE TABLE review_actions ({ID}, group_id BIGINT, action TEXT, actor TEXT,
+                acted_at TEXT, detail TEXT)""",
+            "CREATE INDEX idx_review_actions_group_id_id ON review_actions (group_id, id)",
+        ],
+    ),
 ]
 
 
