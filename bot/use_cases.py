@@ -16,23 +16,30 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bot import messages
-from bot.changes import ChangeSummary
+from bot.changes import ADDED, REMOVED, ChangeSummary
 from bot.policies import ACTIVATE, DISCARD, RETIRE, UploadResult
-from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
+from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group, ReviewError
+from bot.review.views import STATUSES as GROUP_STATUSES
+from bot.review.views import QueueFilter
 from bot.store.database import VersionInfo
 
 __all__ = [
     "ACTIVATE",
+    "ADDED",
     "DISCARD",
+    "GROUP_STATUSES",
     "MAX_ANSWER_CHARS",
+    "REMOVED",
     "RETIRE",
     "ChangeSummary",
     "DeliveryReport",
     "Fetch",
     "Fetched",
     "Group",
+    "QueueFilter",
     "Recheck",
     "Resolution",
+    "ReviewError",
     "ReviewList",
     "Settled",
     "Shown",
