@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import AbstractAsyncContextManager
 
 import docx
 import pytest
@@ -44,7 +45,7 @@ async def prepared(server: ConsoleServer) -> int:
     return answer.question_id
 
 
-def policy_console(settings: Settings):  # type: ignore[no-untyped-def]
+def policy_console(settings: Settings) -> AbstractAsyncContextManager[ConsoleServer]:
     return console_server(settings, slack_policy_team=("U0REV",), admins=("slack:U0ADMIN",))
 
 
