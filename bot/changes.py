@@ -20,6 +20,8 @@ MOVED_SIMILARITY = 0.6
 #: with nothing in common would be 100 million pairs. Past the budget only clauses in the same
 #: section are paired, and past it again none are (they are listed as added and removed).
 PAIR_BUDGET = 2_000_000
+#: The kinds of run `ClauseChange.word_changes` yields.
+SAME, REMOVED, ADDED = "same", "removed", "added"
 
 
 @dataclass(frozen=True)
@@ -27,19 +29,25 @@ class ClauseChange:
     old: Clause
     new: Clause
 
-    def word_diff(self) -> str:
-        """The new text with removed words in [-…-] and added ones in {+…+}."""
+    def word_changes(self) -> list[tuple[str, str]]:
+        """The reworded text as runs of words, each (SAME, REMOVED or ADDED, the words):
+        removed words come before the ones that took their place."""
         old, new = self.old.text.split(), self.new.text.split()
-        out: list[str] = []
+        out: list[tuple[str, str]] = []
         for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new).get_opcodes():
             if op == "equal":
-                out.extend(new[j1:j2])
+                out.append((SAME, " ".join(new[j1:j2])))
                 continue
             if i2 > i1:
-                out.append("[-" + " ".join(old[i1:i2]) + "-]")
+                out.append((REMOVED, " ".join(old[i1:i2])))
             if j2 > j1:
-                out.append("{+" + " ".join(new[j1:j2]) + "+}")
-        return " ".join(out)
+                out.append((ADDED, " ".join(new[j1:j2])))
+        return out
+
+    def word_diff(self) -> str:
+        """The new text with removed words in [-…-] and added ones in {+…+}."""
+        marks = {SAME: "{}", REMOVED: "[-{}-]", ADDED: "{{+{}+}}"}
+        return " ".join(marks[kind].format(words) for kind, words in self.word_changes())
 
 
 def _clause_json(clause: Clause) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot import access, messages
+from bot import access, messages, policy_views
 from bot.answering.checking import PostCheck, check_text
 from bot.answering.extractive import (
     Answerer,
@@ -34,6 +34,7 @@ from bot.answering.extractive import (
 from bot.answering.grounded import GroundedAnswerer, OnSummary
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.answering.outcome import Outcome, outcome_of
+from bot.changes import ChangeSummary
 from bot.config import Settings
 from bot.conversation import TURNS_READ, Condenser, FollowUpRule, Reading, Turn
 from bot.models import (
@@ -56,6 +57,7 @@ from bot.notify import (
     ReviewPoster,
 )
 from bot.policies import PolicyLibrary
+from bot.policy_views import DocumentView
 from bot.question_log import QuestionLog
 from bot.reading.upload_worker import WorkerLimits
 from bot.received_spool import ReceivedSpool, Record
@@ -66,6 +68,14 @@ from bot.retrieval.semantic import HybridRetriever, build_retriever
 from bot.review.grouping import TermProfile, question_vectors_of
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
+from bot.review.views import (
+    GroupView,
+    QueueFilter,
+    QueueView,
+    answer_preview,
+    group_view,
+    queue_view,
+)
 from bot.store.database import (
     LOGGED,
     QuestionRow,
@@ -85,6 +95,7 @@ from bot.use_cases import (
     Resolution,
     ReviewList,
     Settled,
+    Shown,
     TeamGroup,
     Tell,
     UploadReply,
@@ -1292,3 +1303,121 @@ class PolicyBot:
             source=row.answer_source or "extractive",
             asked_as=row.standalone or "",
         )
+
+    # -- the web console's screens: what the policy team and admins read ----------------------
+    async def review_queue(
+        self, actor: Actor, wanted: QueueFilter, *, in_team_group: TeamGroup | None = None
+    ) -> Shown[QueueView]:
+        """The groups `wanted` admits, busiest first, with samples and counts per status;
+        for the policy team only (refusals to the security log as "review")."""
+        if not await self.may_review(actor, action="review", in_team_group=in_team_group):
+            return Shown(None, messages.NOT_POLICY_TEAM, forbidden=True)
+        return Shown(await self.worker.run(queue_view, self.review, self.storage, wanted))
+
+    async def review_group(
+        self, actor: Actor, group_id: int, *, in_team_group: TeamGroup | None = None
+    ) -> Shown[GroupView]:
+        """One group with every question (askers as pseudonyms unless POLICYBOT_SHOW_ASKERS),
+        its reasons and who did what to it, when; for the policy team only."""
+        if not await self.may_review(actor, action="review", in_team_group=in_team_group):
+            return Shown(None, messages.NOT_POLICY_TEAM, forbidden=True)
+        try:
+            view = await self.worker.run(
+                group_view,
+                self.review,
+                self.storage,
+                group_id,
+                show_askers=self.settings.show_askers,
+                redactor=self.question_log.redactor,
+            )
+        except ReviewError as error:
+            return Shown(None, str(error))
+        return Shown(view)
+
+    async def preview_answer(
+        self,
+        actor: Actor,
+        group_id: int,
+        text: str,
+        *,
+        in_team_group: TeamGroup | None = None,
+    ) -> Shown[str]:
+        """What the group's askers would be sent for `text`, word for word, or why the answer
+        would be refused (empty, too long); nothing is stored or sent."""
+        if not await self.may_review(actor, action="review answer", in_team_group=in_team_group):
+            return Shown(None, messages.NOT_POLICY_TEAM_ACTION, forbidden=True)
+        try:
+            group = await self.worker.run(self.review.group, group_id)
+            return Shown(answer_preview(group, text))
+        except ReviewError as error:
+            return Shown(None, str(error))
+
+    async def dismiss_groups(
+        self,
+        actor: Actor,
+        group_ids: Sequence[int],
+        *,
+        in_team_group: TeamGroup | None = None,
+    ) -> list[Resolution]:
+        """Dismiss several groups, each through `resolve_group` as a single dismissal goes
+        (so each is checked, stored and recorded alike); one refusal, logged once, for
+        someone outside the policy team."""
+        action = "review bulk dismiss"
+        if not await self.may_review(actor, action=action, in_team_group=in_team_group):
+            return [Resolution(messages.NOT_POLICY_TEAM_ACTION)]
+        return [
+            await self.resolve_group(
+                actor, group_id, None, action=action, in_team_group=in_team_group
+            )
+            for group_id in dict.fromkeys(group_ids)
+        ]
+
+    async def may_read_policies(
+        self, actor: Actor, *, action: str = "", in_team_group: TeamGroup | None = None
+    ) -> bool:
+        """Policy admins and the policy team may read the policy pages (only admins change
+        them: `PolicyLibrary.authorize`); with `action`, a refusal goes to the security log."""
+        if self.is_admin(actor) or await self.may_review(actor, in_team_group=in_team_group):
+            return True
+        if action:
+            access.refused(
+                action,
+                platform=actor.platform,
+                who=actor.user_id,
+                reason="neither a policy admin nor in the policy team",
+            )
+        return False
+
+    async def policy_documents(
+        self, actor: Actor, *, in_team_group: TeamGroup | None = None
+    ) -> Shown[list[DocumentView]]:
+        """Every document with its versions, history and each activation's re-check results."""
+        if not await self.may_read_policies(
+            actor, action="policy view", in_team_group=in_team_group
+        ):
+            return Shown(None, messages.NOT_POLICY_READER, forbidden=True)
+        return Shown(await self.worker.run(policy_views.documents, self.policies))
+
+    async def version_changes(
+        self, actor: Actor, version_id: int, *, in_team_group: TeamGroup | None = None
+    ) -> Shown[ChangeSummary]:
+        """What a version changes against its document's active one (the active version:
+        against the one before it), or why not (no such version)."""
+        if not await self.may_read_policies(
+            actor, action="policy view", in_team_group=in_team_group
+        ):
+            return Shown(None, messages.NOT_POLICY_READER, forbidden=True)
+        try:
+            return Shown(await self.worker.run(self.policies.diff, version_id))
+        except PolicyError as error:
+            return Shown(None, str(error))
+
+    def rollback_document(self, actor: Actor, document: str) -> Settled:
+        """Back to the version of `document` that was active before (`policy rollback`):
+        admins only; the open questions are re-checked as after an activation."""
+        try:
+            self.policies.authorize(actor, action="policy rollback")
+            activation = self.policies.rollback(document.strip(), by=actor.recorded_as)
+        except PolicyError as error:  # not an admin, no such document, nothing to go back to
+            return Settled(None, str(error))
+        return Settled(activation.version, activation.as_text())

@@ -8,6 +8,8 @@ which every platform shows as code or leaves readable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # -- asking -------------------------------------------------------------------------------------
 #: No example here: it is said before any policy is read, and must fit every organization's.
 EMPTY_QUESTION = "Please type a question about the policy."
@@ -295,6 +297,25 @@ def unreadable_age(text: str) -> str:
     return f"Cannot read the age {text!r}; write it like 180d, 26w or 12h."
 
 
+def unreadable_filter_date(name: str, text: str) -> str:
+    return f"Cannot read the {name} date {text[:40]!r}; write it as YYYY-MM-DD."
+
+
+def filter_dates_reversed(since: str, until: str) -> str:
+    return f"The from date ({since}) is after the to date ({until}); swap them."
+
+
+def unknown_group_status(status: str, statuses: Sequence[str]) -> str:
+    return f"There is no group status {status[:40]!r}; choose {', '.join(statuses)} or all."
+
+
+#: Someone on neither the policy team nor the admins opening the policy pages.
+NOT_POLICY_READER = (
+    "Sorry, the policy versions are for the policy team and policy admins. If you think you "
+    "should have them, ask whoever runs policybot to add you."
+)
+
+
 def age_not_positive(text: str) -> str:
     return f"The age must be more than zero, got {text!r}."
 
@@ -362,6 +383,15 @@ def rechecking_in_background(count: int) -> str:
         f"Re-checking {count} open unanswered question(s) against it in the background; "
         "you will be told what it now answers."
     )
+
+
+def now_answered_by_section(count: int, reference: str) -> str:
+    """One line of an activation's re-check results."""
+    if not reference:
+        where = "a clause no longer stored"
+    else:
+        where = f"§{reference}" if reference[:1].isdigit() else reference
+    return f"{counted(count, 'open question')} now answered by {where}"
 
 
 def rechecked(done: int, total: int, now_answered: int) -> str:

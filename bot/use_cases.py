@@ -13,27 +13,36 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from bot import messages
-from bot.changes import ChangeSummary
+from bot.changes import ADDED, REMOVED, ChangeSummary
 from bot.policies import ACTIVATE, DISCARD, RETIRE, UploadResult
-from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
+from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group, ReviewError
+from bot.review.views import STATUSES as GROUP_STATUSES
+from bot.review.views import QueueFilter
 from bot.store.database import VersionInfo
 
 __all__ = [
     "ACTIVATE",
+    "ADDED",
     "DISCARD",
+    "GROUP_STATUSES",
     "MAX_ANSWER_CHARS",
+    "REMOVED",
     "RETIRE",
     "ChangeSummary",
     "DeliveryReport",
     "Fetch",
     "Fetched",
     "Group",
+    "QueueFilter",
     "Recheck",
     "Resolution",
+    "ReviewError",
     "ReviewList",
     "Settled",
+    "Shown",
     "TeamGroup",
     "Tell",
     "UploadReply",
@@ -101,6 +110,20 @@ class ReviewList:
 
     groups: tuple[Group, ...] | None
     refusal: str = ""
+
+
+_Value = TypeVar("_Value")
+
+
+@dataclass(frozen=True)
+class Shown(Generic[_Value]):
+    """What a screen reads (the web console's queue, a group, the policy pages), or why it
+    may not (`value` None, `refusal` the text to show; `forbidden` when it is the reader's
+    role that stops them, not their input)."""
+
+    value: _Value | None
+    refusal: str = ""
+    forbidden: bool = False
 
 
 @dataclass

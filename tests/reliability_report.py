@@ -51,6 +51,8 @@ MEASURED = [
     "tests/test_db_copy.py",
     "tests/test_loop_admin.py",
     "tests/test_web_auth.py",
+    "tests/test_web_review.py",
+    "tests/test_web_policies.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

@@ -48,8 +48,11 @@ from bot.review.groups import (
     delivery_text,
     owner_matches,
 )
-from bot.store.database import QuestionRow, Storage, utcnow
+from bot.store.database import QuestionRow, ReviewAction, Storage, utcnow
 from bot.worker import Worker, blocking
+
+#: What the audit trail (`review_actions`) calls each action on a group.
+ANSWERED, EDITED, DISMISSED, WITHDRAWN = "answered", "edited", "dismissed", "withdrawn"
 
 
 class ReviewQueue:
@@ -327,12 +330,8 @@ class ReviewQueue:
     # -- resolving -------------------------------------------------------------------------
     def answer(self, group_id: int, text: str, by: str = "") -> Group:
         """Store a reviewed answer for the group; its open questions become resolved."""
-        answer = "\n".join(line.rstrip() for line in (text or "").strip().splitlines())
-        if not answer:
-            raise ReviewError(messages.EMPTY_ANSWER)
-        if len(answer) > MAX_ANSWER_CHARS:
-            raise ReviewError(messages.answer_too_long(len(answer), MAX_ANSWER_CHARS))
-        self.group(group_id)
+        answer = clean_answer(text)
+        before = self.group(group_id)
         now = utcnow()
         with self.storage.transaction():
             self.storage.update_group(
@@ -344,19 +343,28 @@ class ReviewQueue:
                 closed_at=now,
             )
             self.storage.close_group_questions(group_id, "resolved")
+            action = EDITED if before.status == "answered" else ANSWERED
+            self.storage.record_review_action(group_id, action, by, answer)
         return self.group(group_id)
 
-    def dismiss(self, group_id: int, by: str = "") -> Group:
+    def dismiss(self, group_id: int, by: str = "", detail: str = "") -> Group:
         """Close a group without an answer (or withdraw its reviewed answer); nobody is sent
-        anything, so the askers' reply addresses are deleted now."""
-        self.group(group_id)
+        anything, so the askers' reply addresses are deleted now. `detail`: what the audit
+        trail says besides (a bulk dismissal says so)."""
+        before = self.group(group_id)
         with self.storage.transaction():
             self.storage.update_group(
                 group_id, status="dismissed", answered_by=by, closed_at=utcnow()
             )
             self.storage.close_group_questions(group_id, "dismissed")
             self.storage.delete_reply_addresses_of_group(group_id)
+            action = WITHDRAWN if before.status == "answered" else DISMISSED
+            self.storage.record_review_action(group_id, action, by, detail)
         return self.group(group_id)
+
+    def actions(self, group_id: int) -> list[ReviewAction]:
+        """Who did what to the group, when, oldest first."""
+        return self.storage.review_actions(group_id)
 
     async def deliver(
         self,
@@ -411,6 +419,17 @@ class ReviewQueue:
         """Delete reply addresses and asker names older than the retention period."""
         cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
         return self.storage.expire_contacts(cutoff.isoformat(timespec="seconds"))
+
+
+def clean_answer(text: str) -> str:
+    """A reviewer's answer as stored and sent: trailing spaces gone; ReviewError when it is
+    empty or longer than MAX_ANSWER_CHARS."""
+    answer = "\n".join(line.rstrip() for line in (text or "").strip().splitlines())
+    if not answer:
+        raise ReviewError(messages.EMPTY_ANSWER)
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise ReviewError(messages.answer_too_long(len(answer), MAX_ANSWER_CHARS))
+    return answer
 
 
 def parse_age(text: str) -> timedelta:

@@ -35,7 +35,7 @@ from bot.store.deliveries import (
 from bot.store.groups import GroupStore
 from bot.store.policies import PolicyStore, VersionInfo, content_hash
 from bot.store.questions import QuestionLog
-from bot.store.rows import PendingDelivery, QuestionRow, RoutedQuestion
+from bot.store.rows import PendingDelivery, QuestionRow, ReviewAction, RoutedQuestion
 from bot.store.schema import migrations
 from bot.store.vectors import ClauseVector, VectorStore
 
@@ -52,6 +52,7 @@ __all__ = [
     "PendingDelivery",
     "QuestionRow",
     "ReceivedQuestion",
+    "ReviewAction",
     "RoutedQuestion",
     "Storage",
     "StorageError",

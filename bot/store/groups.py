@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.store.connection import Connected, lease_stamp, utcnow
 from bot.store.questions import question_rows
-from bot.store.rows import PendingDelivery, QuestionRow
+from bot.store.rows import PendingDelivery, QuestionRow, ReviewAction
 
 #: How long a process may take to send one reviewed answer before another process may take
 #: the delivery over (see `claim_reply`): far above a platform call's timeout, so a live
@@ -106,6 +106,50 @@ class GroupStore(Connected):
                 [status, group_id],
             )
         return ids
+
+    def group_samples(self, group_ids: Sequence[int], per_group: int) -> dict[int, list[str]]:
+        """Up to `per_group` distinct question texts of each group, earliest asked first."""
+        ids = list(group_ids)
+        if not ids or per_group <= 0:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT group_id, text FROM questions WHERE group_id IN ({marks}) ORDER BY id", ids
+        ).fetchall()
+        out: dict[int, list[str]] = {}
+        for group_id, text in rows:
+            texts = out.setdefault(int(group_id), [])
+            if len(texts) < per_group and text and text not in texts:
+                texts.append(text)
+        return out
+
+    # -- who did what, when -------------------------------------------------------------------
+    def record_review_action(self, group_id: int, action: str, actor: str, detail: str = "") -> int:
+        """Note one action on a group; inside the caller's transaction when there is one, so
+        the action and its record are stored together or not at all."""
+        with self.db.atomic():
+            return self.db.insert_id(
+                "review_actions",
+                {
+                    "group_id": group_id,
+                    "action": action,
+                    "actor": actor,
+                    "acted_at": utcnow(),
+                    "detail": detail,
+                },
+            )
+
+    def review_actions(self, group_id: int) -> list[ReviewAction]:
+        """A group's actions, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, group_id, action, actor, acted_at, detail FROM review_actions "
+            "WHERE group_id = ? ORDER BY id",
+            [group_id],
+        ).fetchall()
+        return [
+            ReviewAction(int(r[0]), int(r[1]), r[2] or "", r[3] or "", r[4] or "", r[5] or "")
+            for r in rows
+        ]
 
     # -- delivering answers to askers -----------------------------------------------------------
     def pending_deliveries(self, group_id: int | None = None) -> list[PendingDelivery]:

@@ -159,6 +159,17 @@ class QuestionLog(Connected):
                 ],
             )
 
+    def now_answered_by(self, version_id: int, since: str) -> list[QuestionRow]:
+        """Open questions a re-check on or after `since` found `version_id` now answers (the
+        version holding the best clause), oldest first."""
+        rows = question_rows(
+            self.db,
+            "status = 'open' AND now_answered_version = ? AND now_answered_at >= ?",
+            [version_id, since],
+            limit=1_000_000,
+        )
+        return sorted(rows, key=lambda row: row.id)
+
     def reply_address(self, question_id: int) -> dict[str, str] | None:
         row = self.db.execute(
             "SELECT platform, user_id, conversation FROM reply_addresses WHERE question_id = ?",

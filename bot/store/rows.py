@@ -105,3 +105,18 @@ class PendingDelivery:
     user_id: str
     conversation: str | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class ReviewAction:
+    """One thing someone did to a review group (m016's `review_actions`), oldest first."""
+
+    id: int
+    group_id: int
+    action: str  # answered | edited | dismissed | withdrawn
+    actor: str  # as recorded: "Pat Policy (slack:U123)", or the CLI's --by
+    acted_at: str
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}

@@ -370,6 +370,7 @@ def m014_conversations(db: sqlite_utils.Database) -> None:
     questions.create_index(["conversation_key", "asked_at"])
 
 
+@migrations()
 def m015_console_sessions(db: sqlite_utils.Database) -> None:
     """The web console's sign-ins, all server-side. `console_sessions`: one row per signed-in
     browser, found by the SHA-256 of its cookie's token (the token itself is never stored),
@@ -415,6 +416,25 @@ def m015_console_sessions(db: sqlite_utils.Database) -> None:
         },
         pk="state_hash",
     )
+
+
+@migrations()
+def m016_review_actions(db: sqlite_utils.Database) -> None:
+    """Who did what to a review group, when: every answer, edit of an answer, dismissal and
+    withdrawal, whatever the surface (Slack, Teams, the CLI, the web console), kept after
+    the group's own columns are overwritten by the next action."""
+    db.table("review_actions").create(
+        {
+            "id": int,
+            "group_id": int,
+            "action": str,  # answered | edited | dismissed | withdrawn
+            "actor": str,  # Actor.recorded_as, or what the CLI's --by says
+            "acted_at": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db.table("review_actions").create_index(["group_id", "id"])
 
 
 @migrations()

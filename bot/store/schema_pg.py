@@ -208,6 +208,14 @@ MIGRATIONS: list[tuple[str, Step]] = [
                 browser_hash TEXT, created_at TEXT, expires_at TEXT)""",
         ],
     ),
+    (
+        "m016_review_actions",
+        [
+            f"""CREATE TABLE review_actions ({ID}, group_id BIGINT, action TEXT, actor TEXT,
+                acted_at TEXT, detail TEXT)""",
+            "CREATE INDEX idx_review_actions_group_id_id ON review_actions (group_id, id)",
+        ],
+    ),
     # Which question each answer message shows, as in SQLite's m018.
     (
         "m018_answer_messages",
