@@ -18,6 +18,7 @@ from bot import messages
 from bot.changes import ChangeSummary
 from bot.policies import ACTIVATE, DISCARD, RETIRE, UploadResult
 from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
+from bot.review.trends import Trends
 from bot.store.database import VersionInfo
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "Settled",
     "TeamGroup",
     "Tell",
+    "Trends",
+    "TrendsReply",
     "UploadReply",
     "UploadResult",
     "VersionInfo",
@@ -93,6 +96,16 @@ class Resolution:
     @property
     def done(self) -> bool:
         return self.group is not None
+
+
+@dataclass(frozen=True)
+class TrendsReply:
+    """The trends of a date range for someone on the policy team; else why not: `refusal`
+    for someone who may not see them, `problem` for a range that cannot be read."""
+
+    trends: Trends | None
+    refusal: str = ""
+    problem: str = ""
 
 
 @dataclass(frozen=True)

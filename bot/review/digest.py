@@ -14,24 +14,12 @@ from typing import Any
 from bot.notify import ChannelPoster
 from bot.review.groups import Group
 from bot.review.queue import ReviewQueue
+from bot.review.trends import FROM_POLICY, REVIEWED, CitedSection, answer_kind, most_cited
 from bot.store.database import Storage
 
 #: How many groups and sections the digest lists at most.
 TOP = 5
 UNROUTED = "(no section close: anyone)"
-
-
-@dataclass(frozen=True)
-class CitedSection:
-    document: str
-    section: str
-    title: str
-    owner: str
-    count: int
-
-    @property
-    def reference(self) -> str:
-        return " ".join(part for part in (self.section, self.title) if part)
 
 
 @dataclass(frozen=True)
@@ -139,8 +127,8 @@ def build_digest(
     rows = storage.questions_between(since=start, until=end)
     refused = [r for r in rows if r.status == "refused"]
     asked = [r for r in rows if r.status != "refused"]
-    reviewed = [r for r in asked if r.answer_source == "reviewed"]
-    from_policy = [r for r in asked if r.answered and r.answer_source != "reviewed"]
+    reviewed = [r for r in asked if answer_kind(r) == REVIEWED]
+    from_policy = [r for r in asked if answer_kind(r) == FROM_POLICY]
     # Answered but then marked Not helpful or escalated: counted as sent, not as answered.
     to_review = [r for r in asked if r.review_reason]
     from_policy = [r for r in from_policy if not r.review_reason]
@@ -150,21 +138,6 @@ def build_digest(
     open_groups = [g for g in groups if g.status == "open"]
     new_by_owner = Counter(g.owner for g in open_groups if start <= g.created_at < end)
     closed_in_period = [g for g in groups if g.status != "open" and start <= _closed(g) < end]
-
-    cited: Counter[tuple[str, str]] = Counter()
-    clause_of: dict[tuple[str, str], int] = {}
-    for row in asked:
-        for c in {(c["document"], c["section"]): c for c in row.citations}.values():
-            key = (c["document"], c["section"])
-            cited[key] += 1
-            clause_of.setdefault(key, c["clause_id"])
-    clauses = storage.clauses_by_id(clause_of.values())
-    top_cited = []
-    for (document, section), count in sorted(cited.items(), key=lambda i: (-i[1], i[0]))[:TOP]:
-        stored = clauses.get(clause_of[(document, section)])
-        title = stored.clause.section_title if stored else ""
-        owner = stored.clause.owner if stored else ""
-        top_cited.append(CitedSection(document, section, title, owner, count))
 
     return Digest(
         since=since,
@@ -179,7 +152,7 @@ def build_digest(
         groups_answered=sum(1 for g in closed_in_period if g.status == "answered"),
         groups_dismissed=sum(1 for g in closed_in_period if g.status == "dismissed"),
         top_groups=tuple(review.queue(status="open")[:TOP]),
-        cited=tuple(top_cited),
+        cited=most_cited(storage, asked, TOP),
     )
 
 

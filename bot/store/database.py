@@ -34,7 +34,7 @@ from bot.store.deliveries import (
 from bot.store.groups import GroupStore
 from bot.store.policies import PolicyStore, VersionInfo, content_hash
 from bot.store.questions import QuestionLog
-from bot.store.rows import PendingDelivery, QuestionRow, RoutedQuestion
+from bot.store.rows import PendingDelivery, QuestionFact, QuestionRow, RoutedQuestion
 from bot.store.schema import migrations
 from bot.store.vectors import ClauseVector, VectorStore
 
@@ -47,6 +47,7 @@ __all__ = [
     "SQLITE",
     "ClauseVector",
     "PendingDelivery",
+    "QuestionFact",
     "QuestionRow",
     "ReceivedQuestion",
     "RoutedQuestion",
