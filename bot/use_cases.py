@@ -18,22 +18,41 @@ from bot import messages
 from bot.changes import ChangeSummary
 from bot.policies import ACTIVATE, DISCARD, RETIRE, UploadResult
 from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group
-from bot.review.trends import Trends
+from bot.review.trends import (
+    KIND_LABELS,
+    KINDS,
+    NO_SECTION,
+    TABLES,
+    CitedSection,
+    RecurringTopic,
+    SectionFeedback,
+    Trends,
+    WeekCounts,
+    table,
+    table_csv,
+)
 from bot.store.database import VersionInfo
 
 __all__ = [
     "ACTIVATE",
     "DISCARD",
+    "KINDS",
+    "KIND_LABELS",
     "MAX_ANSWER_CHARS",
+    "NO_SECTION",
     "RETIRE",
+    "TABLES",
     "ChangeSummary",
+    "CitedSection",
     "DeliveryReport",
     "Fetch",
     "Fetched",
     "Group",
     "Recheck",
+    "RecurringTopic",
     "Resolution",
     "ReviewList",
+    "SectionFeedback",
     "Settled",
     "TeamGroup",
     "Tell",
@@ -42,6 +61,9 @@ __all__ = [
     "UploadReply",
     "UploadResult",
     "VersionInfo",
+    "WeekCounts",
+    "table",
+    "table_csv",
 ]
 
 #: How a use case says something to the person acting, when it must say it before doing

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from bot import messages
+from bot.review.export import write_csv
 from bot.review.groups import ReviewError
 from bot.review.queue import ReviewQueue
 from bot.store.database import QuestionFact, Storage
@@ -308,3 +309,96 @@ def _feedback(storage: Storage, rated: Sequence[QuestionFact]) -> tuple[SectionF
     ]
     rows.sort(key=lambda r: (-(r.helpful + r.not_helpful), -r.not_helpful, r.document, r.section))
     return tuple(rows)
+
+
+#: The tables behind the charts, by the name a CSV download asks for, with their columns.
+TABLES: dict[str, tuple[str, ...]] = {
+    "weekly": (
+        "week",
+        "week_starting",
+        "answered_from_policy",
+        "reviewed_answer",
+        "uncertain",
+        "not_covered",
+        "asked",
+        "answered",
+        "answered_rate",
+    ),
+    "sections": ("rank", "document", "section", "title", "owner", "cited_by"),
+    "topics": (
+        "group_id",
+        "status",
+        "sample_question",
+        "section",
+        "owner",
+        "questions",
+        "weeks",
+        "first_week",
+        "last_week",
+    ),
+    "feedback": ("document", "section", "title", "helpful", "not_helpful"),
+}
+
+
+def table(trends: Trends, name: str) -> list[dict[str, Any]]:
+    """The rows of one of `TABLES` (KeyError for another name): what a chart shows, as the
+    page's table and its CSV both give it."""
+    if name == "weekly":
+        return [
+            {
+                "week": w.week,
+                "week_starting": w.monday.isoformat(),
+                "answered_from_policy": w.from_policy,
+                "reviewed_answer": w.reviewed,
+                "uncertain": w.uncertain,
+                "not_covered": w.not_covered,
+                "asked": w.asked,
+                "answered": w.answered,
+                "answered_rate": "" if w.answered_rate is None else round(w.answered_rate, 4),
+            }
+            for w in trends.weeks
+        ]
+    if name == "sections":
+        return [
+            {
+                "rank": rank,
+                "document": c.document,
+                "section": c.section,
+                "title": c.title,
+                "owner": c.owner,
+                "cited_by": c.count,
+            }
+            for rank, c in enumerate(trends.cited, start=1)
+        ]
+    if name == "topics":
+        return [
+            {
+                "group_id": t.group_id,
+                "status": t.status,
+                "sample_question": t.sample,
+                "section": t.reference,
+                "owner": t.owner,
+                "questions": t.questions,
+                "weeks": t.weeks,
+                "first_week": t.first_week,
+                "last_week": t.last_week,
+            }
+            for t in trends.recurring
+        ]
+    if name == "feedback":
+        return [
+            {
+                "document": f.document,
+                "section": f.section,
+                "title": f.title or (NO_SECTION if not f.section else ""),
+                "helpful": f.helpful,
+                "not_helpful": f.not_helpful,
+            }
+            for f in trends.feedback
+        ]
+    raise KeyError(name)
+
+
+def table_csv(trends: Trends, name: str) -> str:
+    """One of `TABLES` as CSV, through the export's writer (formula-guarded cells)."""
+    return write_csv(TABLES[name], table(trends, name))
