@@ -20,21 +20,23 @@ WIDTH, HEIGHT = 640, 360
 TITLE = "Questions per week, by how they were answered"
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def _font(size: float) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     # Pillow's own font: nothing to install on the server, the same picture everywhere.
-    return ImageFont.load_default(size=size * SCALE)
+    return ImageFont.load_default(size=size)
 
 
-def _hatch(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], pattern: str) -> None:
+def _hatch(
+    draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], pattern: str, s: int
+) -> None:
     """White marks over a filled box, clipped to it: the series' shape, not only its colour."""
     x0, y0, x1, y1 = box
-    step = 8 * SCALE
+    step = 8 * s
     if pattern == "dots":
         y = y0 + step / 2
         while y < y1:
             x = x0 + step / 2
             while x < x1:
-                r = 1.6 * SCALE
+                r = 1.6 * s
                 draw.ellipse((x - r, y - r, x + r, y + r), fill="white")
                 x += step
             y += step
@@ -49,7 +51,7 @@ def _hatch(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], pa
                 ay, by = y0, y1
             points = _clip_line(ax, ay, bx, by, box)
             if points:
-                draw.line(points, fill="white", width=SCALE)
+                draw.line(points, fill="white", width=s)
             start += step
 
 
@@ -75,20 +77,21 @@ def _clip_line(
     return [(ax + low * dx, ay + low * dy), (ax + high * dx, ay + high * dy)]
 
 
-def weekly_png(weeks: Sequence[WeekCounts]) -> bytes:
-    """The weekly chart as PNG bytes."""
-    s = SCALE
+def weekly_png(weeks: Sequence[WeekCounts], *, scale: int = SCALE, compact: bool = False) -> bytes:
+    """The weekly chart as PNG bytes; `compact`: in a palette of a few colours, small enough
+    to travel inside a Teams card (whose whole message is limited to about 28 KB)."""
+    s = scale
     image = Image.new("RGB", (WIDTH * s, HEIGHT * s), "white")
     draw = ImageDraw.Draw(image)
-    small, normal, bold = _font(10), _font(12), _font(13)
+    small, normal, bold = _font(10 * s), _font(12 * s), _font(13 * s)
     left, right, top, bottom = 44 * s, 16 * s, 40 * s, 90 * s
     plot_w, plot_h = WIDTH * s - left - right, HEIGHT * s - top - bottom
     base = top + plot_h
     draw.text((left, 10 * s), TITLE, fill="black", font=bold)
     ticks = nice_ticks(max((w.asked for w in weeks), default=0))
-    scale = plot_h / ticks[-1]
+    per_question = plot_h / ticks[-1]
     for tick in ticks:
-        y = base - tick * scale
+        y = base - tick * per_question
         draw.line((left, y, left + plot_w, y), fill="#c8c8c8", width=1)
         draw.text((left - 6 * s, y), f"{tick:g}", fill="black", font=small, anchor="rm")
     slot = plot_w / max(1, len(weeks))
@@ -101,10 +104,10 @@ def weekly_png(weeks: Sequence[WeekCounts]) -> bytes:
             value = week.count(kind)
             if not value:
                 continue
-            h = value * scale
+            h = value * per_question
             box = (x, y - h, x + bar, y)
             draw.rectangle(box, fill=STYLES[kind].colour)
-            _hatch(draw, box, STYLES[kind].pattern)
+            _hatch(draw, box, STYLES[kind].pattern, s)
             if h >= 15 * s and bar >= 16 * s:
                 cx, cy = x + bar / 2, y - h / 2
                 draw.rounded_rectangle(
@@ -123,10 +126,13 @@ def weekly_png(weeks: Sequence[WeekCounts]) -> bytes:
         ly = base + 40 * s + (number // 2) * 20 * s
         box = (lx, ly, lx + 14 * s, ly + 14 * s)
         draw.rectangle(box, fill=STYLES[kind].colour, outline="black")
-        _hatch(draw, box, STYLES[kind].pattern)
+        _hatch(draw, box, STYLES[kind].pattern, s)
         text = f"{KIND_LABELS[kind]} ({STYLES[kind].described})"
         draw.text((lx + 20 * s, ly + 7 * s), text, fill="black", font=normal, anchor="lm")
     out = io.BytesIO()
+    if compact:
+        # Four series, ink, grid and white: 16 colours keep every one and the text legible.
+        image = image.quantize(colors=16, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
 

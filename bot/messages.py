@@ -359,3 +359,9 @@ def trends_range_reversed(first: str, last: str) -> str:
 
 def trends_range_too_long(max_weeks: int) -> str:
     return f"Choose a range of at most {max_weeks} weeks."
+
+
+#: Under a Teams digest whose chart would make the card larger than Teams takes.
+DIGEST_CHART_TOO_LARGE = (
+    "The weekly chart did not fit in this card; the console's trends page shows it."
+)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +14,17 @@ from typing import Any
 from bot.notify import ChannelPoster
 from bot.review.groups import Group
 from bot.review.queue import ReviewQueue
-from bot.review.trends import FROM_POLICY, REVIEWED, CitedSection, answer_kind, most_cited
+from bot.review.trends import (
+    FROM_POLICY,
+    KINDS,
+    REVIEWED,
+    CitedSection,
+    WeekCounts,
+    answer_kind,
+    last_weeks,
+    most_cited,
+    weekly_counts,
+)
 from bot.store.database import Storage
 
 #: How many groups and sections the digest lists at most.
@@ -37,6 +47,8 @@ class Digest:
     groups_dismissed: int
     top_groups: tuple[Group, ...]
     cited: tuple[CitedSection, ...]
+    #: The weeks the digest's chart shows, up to the week it ends in; () for no chart.
+    weeks: tuple[WeekCounts, ...] = ()
 
     @property
     def period(self) -> str:
@@ -113,12 +125,22 @@ class Digest:
                 }
                 for c in self.cited
             ],
+            "weeks": [
+                {"week": w.week, **{kind: w.count(kind) for kind in KINDS}} for w in self.weeks
+            ],
         }
 
 
 def build_digest(
-    storage: Storage, review: ReviewQueue, *, now: datetime | None = None, days: int = 7
+    storage: Storage,
+    review: ReviewQueue,
+    *,
+    now: datetime | None = None,
+    days: int = 7,
+    chart_weeks: int = 0,
 ) -> Digest:
+    """The summary of the `days` up to `now`; with `chart_weeks`, the weekly counts of that
+    many ISO weeks up to it, for the chart posted with it."""
     until = now or datetime.now(UTC)
     since = until - timedelta(days=days)
     # The log keeps whole seconds; the end second is part of the period.
@@ -153,6 +175,11 @@ def build_digest(
         groups_dismissed=sum(1 for g in closed_in_period if g.status == "dismissed"),
         top_groups=tuple(review.queue(status="open")[:TOP]),
         cited=most_cited(storage, asked, TOP),
+        weeks=(
+            weekly_counts(storage, *last_weeks(until.astimezone(UTC).date(), chart_weeks))
+            if chart_weeks
+            else ()
+        ),
     )
 
 
@@ -164,13 +191,16 @@ def _closed(group: Group) -> str:
     return group.answered_at if group.status == "answered" else group.closed_at
 
 
-async def post_digest(text: str, posters: Mapping[str, ChannelPoster]) -> dict[str, str]:
-    """Post to every registered channel; returns platform -> "posted" or why it failed, so one
-    platform's outage never keeps the digest from the other."""
+async def post_digest(
+    text: str, posters: Mapping[str, ChannelPoster], weeks: Sequence[WeekCounts] = ()
+) -> dict[str, str]:
+    """Post to every registered channel (with the chart of `weeks`, if any); returns platform
+    -> "posted" or why it failed, so one platform's outage never keeps the digest from the
+    other."""
     results = {}
     for platform, poster in sorted(posters.items()):
         try:
-            await poster.post(text)
+            await poster.post(text, weeks)
         except Exception as error:  # any platform failure is reported, not raised
             results[platform] = f"failed: {type(error).__name__}: {error}"
         else:
@@ -196,7 +226,7 @@ async def post_digest_once(
         if storage.claim_digest(f"{period}/{platform}", claimant)
     }
     results = {platform: ALREADY_POSTED for platform in posters if platform not in claimed}
-    for platform, outcome in (await post_digest(digest.text, claimed)).items():
+    for platform, outcome in (await post_digest(digest.text, claimed, digest.weeks)).items():
         storage.digest_posted(f"{period}/{platform}", claimant, posted=outcome == "posted")
         results[platform] = outcome
     return dict(sorted(results.items()))

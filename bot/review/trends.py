@@ -200,7 +200,7 @@ def date_range(since: str = "", until: str = "", *, today: date | None = None) -
     if since.strip():
         first = _day(since, "from")
     else:
-        first = last - timedelta(days=last.weekday()) - timedelta(weeks=DEFAULT_WEEKS - 1)
+        first, _ = last_weeks(last, DEFAULT_WEEKS)
     if first > last:
         raise ReviewError(messages.trends_range_reversed(str(first), str(last)))
     if (last - first).days // 7 + 1 > MAX_WEEKS:
@@ -215,15 +215,17 @@ def _day(text: str, which: str) -> date:
         raise ReviewError(messages.trends_unreadable_date(which, text.strip())) from None
 
 
-def build_trends(storage: Storage, review: ReviewQueue, since: date, until: date) -> Trends:
-    """The trends of the questions asked from `since` to `until` (whole UTC days)."""
-    start = datetime.combine(since, datetime.min.time(), UTC).isoformat(timespec="seconds")
-    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC).isoformat(
-        timespec="seconds"
-    )
-    facts = storage.question_facts(since=start, until=end)
-    asked = [(f, kind) for f in facts if (kind := answer_kind(f)) is not None]
+def _bounds(since: date, until: date) -> tuple[str, str]:
+    """Whole UTC days from `since` to `until` as the log's ISO times, [start, end)."""
+    start = datetime.combine(since, datetime.min.time(), UTC)
+    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC)
+    return start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")
 
+
+def _weeks(
+    asked: Iterable[tuple[QuestionFact, str]], since: date, until: date
+) -> tuple[WeekCounts, ...]:
+    """Every ISO week touching the range, empty ones included (a chart must show them)."""
     per_week: dict[str, Counter[str]] = defaultdict(Counter)
     for fact, kind in asked:
         per_week[iso_week(_asked_day(fact.asked_at))][kind] += 1
@@ -233,11 +235,32 @@ def build_trends(storage: Storage, review: ReviewQueue, since: date, until: date
         counts = per_week.get(iso_week(monday), Counter())
         weeks.append(WeekCounts(iso_week(monday), monday, **{k: counts[k] for k in KINDS}))
         monday += timedelta(weeks=1)
+    return tuple(weeks)
 
+
+def _asked(facts: Iterable[QuestionFact]) -> list[tuple[QuestionFact, str]]:
+    return [(f, kind) for f in facts if (kind := answer_kind(f)) is not None]
+
+
+def weekly_counts(storage: Storage, since: date, until: date) -> tuple[WeekCounts, ...]:
+    """Only the weekly counts (the digest's chart)."""
+    return _weeks(_asked(storage.question_facts(*_bounds(since, until))), since, until)
+
+
+def last_weeks(until: date, count: int) -> tuple[date, date]:
+    """The `count` ISO weeks up to `until`, this one included: (its first Monday, `until`)."""
+    monday = until - timedelta(days=until.weekday())
+    return monday - timedelta(weeks=count - 1), until
+
+
+def build_trends(storage: Storage, review: ReviewQueue, since: date, until: date) -> Trends:
+    """The trends of the questions asked from `since` to `until` (whole UTC days)."""
+    facts = storage.question_facts(*_bounds(since, until))
+    asked = _asked(facts)
     return Trends(
         since=since,
         until=until,
-        weeks=tuple(weeks),
+        weeks=_weeks(asked, since, until),
         cited=most_cited(storage, (f for f, _ in asked), TOP_SECTIONS),
         recurring=_recurring(review, [(f.asked_at, f.group_id, kind) for f, kind in asked]),
         feedback=_feedback(storage, [f for f, _ in asked if f.feedback]),

@@ -198,7 +198,7 @@ class QuestionLog(Connected):
         columns = [d[0] for d in cursor.description]
         return [RoutedQuestion.from_sql(columns, values) for values in cursor.fetchall()]
 
-    def question_facts(self, *, since: str, until: str) -> list[QuestionFact]:
+    def question_facts(self, since: str, until: str) -> list[QuestionFact]:
         """What the trends count of every question asked in [since, until) (ISO times),
         oldest first: no text, no asker, so a long range stays cheap to read."""
         cursor = self.db.execute(
