@@ -16,6 +16,7 @@ from aiohttp.web_response import StreamResponse
 
 from adapters import admin_http
 from adapters.teams import app as teams_app
+from adapters.web import app as web_console
 from bot.core import PolicyBot
 from bot.redaction import Redactor, redact_logs
 
@@ -192,6 +193,8 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
         # so nobody can speak for a Teams user on a deployment that has no Teams.
         teams_app.add_routes(app, bot, listen_host=host)
     admin_http.register(app, bot)  # /admin/policies (needs POLICYBOT_ADMIN_TOKEN)
+    # /console: its sign-in links only while `host` is loopback.
+    web_console.add_console(app, bot, listen_host=host)
 
     async def close_bot(_: web.Application) -> None:
         await bot.aclose()  # the LLM client's connections

@@ -22,6 +22,10 @@ DEFAULT_UNCERTAIN_CONFIDENCE = 0.25
 #: purpose: the point is to let the model rescue questions retrieval under-rates, and only
 #: questions with no word in common with the policy score below it.
 DEFAULT_LLM_FLOOR = 0.05
+#: Where Microsoft Entra ID publishes a tenant's OpenID Connect metadata (`{tenant}`).
+ENTRA_DISCOVERY = "https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration"
+#: Where Slack publishes its OpenID Connect metadata ("Sign in with Slack").
+SLACK_DISCOVERY = "https://slack.com/.well-known/openid-configuration"
 #: Where the Bot Framework publishes the OpenID metadata naming its token-signing keys.
 BOT_FRAMEWORK_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 RETRIEVERS = ("auto", "lexical", "semantic")
@@ -56,6 +60,8 @@ SECRET_FIELDS = (
     "microsoft_app_password",
     "openai_api_key",
     "admin_token",
+    "entra_client_secret",
+    "slack_signin_client_secret",
 )
 
 
@@ -118,6 +124,8 @@ NUMERIC_SETTINGS: dict[str, tuple[str, Range]] = {
         "POLICYBOT_DELIVERY_INTERVAL",
         Range(0, 86400, unit="seconds (0 turns it off)"),
     ),
+    "console_idle_minutes": ("POLICYBOT_CONSOLE_IDLE_MINUTES", Range(1, 24 * 60, unit="minutes")),
+    "console_session_hours": ("POLICYBOT_CONSOLE_SESSION_HOURS", Range(1, 24 * 30, unit="hours")),
 }
 
 
@@ -310,6 +318,26 @@ class Settings:
     #: delivered; 0 turns the background delivery off.
     delivery_interval: float = 60.0
 
+    # The web console (adapters/web)
+    #: The console's public base URL (`https://policybot.example.com`): the identity
+    #: providers' redirect URIs and the Origin a change must come from. https unless loopback.
+    console_url: str = ""
+    #: A console session ends after this long without a request, and this long after sign-in.
+    console_idle_minutes: float = 60.0
+    console_session_hours: float = 12.0
+    #: Sign-in with Microsoft Entra ID: the organization's tenant and the app registration.
+    entra_tenant_id: str = ""
+    entra_client_id: str = ""
+    entra_client_secret: str = ""
+    #: Advanced, for tests: the OpenID metadata document (default: the tenant's own).
+    entra_discovery_url: str = ""
+    #: "Sign in with Slack": the workspace (team id "T…") and the Slack app's OAuth client.
+    slack_team_id: str = ""
+    slack_signin_client_id: str = ""
+    slack_signin_client_secret: str = ""
+    #: Advanced, for tests: Slack's OpenID metadata document.
+    slack_discovery_url: str = SLACK_DISCOVERY
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -369,6 +397,18 @@ class Settings:
             digest_teams_conversation=env.get("POLICYBOT_DIGEST_TEAMS_CONVERSATION", "").strip(),
             digest_chart_weeks=_int(env, "POLICYBOT_DIGEST_CHART_WEEKS", 8),
             delivery_interval=_float(env, "POLICYBOT_DELIVERY_INTERVAL", 60.0),
+            console_url=env.get("POLICYBOT_CONSOLE_URL", "").strip().rstrip("/"),
+            console_idle_minutes=_float(env, "POLICYBOT_CONSOLE_IDLE_MINUTES", 60.0),
+            console_session_hours=_float(env, "POLICYBOT_CONSOLE_SESSION_HOURS", 12.0),
+            entra_tenant_id=env.get("POLICYBOT_ENTRA_TENANT_ID", "").strip(),
+            entra_client_id=env.get("POLICYBOT_ENTRA_CLIENT_ID", "").strip(),
+            entra_client_secret=env.get("POLICYBOT_ENTRA_CLIENT_SECRET", "").strip(),
+            entra_discovery_url=env.get("POLICYBOT_ENTRA_DISCOVERY_URL", "").strip(),
+            slack_team_id=env.get("POLICYBOT_SLACK_TEAM_ID", "").strip(),
+            slack_signin_client_id=env.get("POLICYBOT_SLACK_SIGNIN_CLIENT_ID", "").strip(),
+            slack_signin_client_secret=env.get("POLICYBOT_SLACK_SIGNIN_CLIENT_SECRET", "").strip(),
+            slack_discovery_url=env.get("POLICYBOT_SLACK_DISCOVERY_URL", "").strip()
+            or SLACK_DISCOVERY,
         )
         settings.validate()
         return settings
@@ -403,6 +443,7 @@ class Settings:
                 "(plain http:// only to 127.0.0.1, ::1 or localhost)"
             )
         self._validate_microsoft_app()
+        self._validate_console()
         self._validate_admins()
         self._validate_policy_teams()
         if self.teams_unauthenticated and self.microsoft_app_id:
@@ -410,6 +451,53 @@ class Settings:
                 f"POLICYBOT_TEAMS_UNAUTHENTICATED is for local testing without {TEAMS_CLIENT_ID}; "
                 "with the bot's client id set every Teams request is checked, so unset one of them"
             )
+
+    def _validate_console(self) -> None:
+        """The console's URL, and each identity provider either fully configured or not at
+        all: half a configuration would fail only when someone tries to sign in."""
+        if self.console_url and not https_or_loopback_http(self.console_url):
+            raise ConfigError(
+                "POLICYBOT_CONSOLE_URL must be an https:// URL (plain http:// only to "
+                "127.0.0.1, ::1 or localhost), e.g. https://policybot.example.com"
+            )
+        if self.console_url and (urlsplit(self.console_url).path not in ("", "/")):
+            raise ConfigError(
+                "POLICYBOT_CONSOLE_URL is the server's base URL, without a path "
+                "(the console is under /console on it)"
+            )
+        providers = {
+            "Entra ID": (
+                ("POLICYBOT_ENTRA_TENANT_ID", self.entra_tenant_id),
+                ("POLICYBOT_ENTRA_CLIENT_ID", self.entra_client_id),
+                ("POLICYBOT_ENTRA_CLIENT_SECRET", self.entra_client_secret),
+            ),
+            "Slack": (
+                ("POLICYBOT_SLACK_TEAM_ID", self.slack_team_id),
+                ("POLICYBOT_SLACK_SIGNIN_CLIENT_ID", self.slack_signin_client_id),
+                ("POLICYBOT_SLACK_SIGNIN_CLIENT_SECRET", self.slack_signin_client_secret),
+            ),
+        }
+        for provider, named in providers.items():
+            missing = [name for name, value in named if not value]
+            if missing and len(missing) < len(named):
+                raise ConfigError(
+                    f"Signing in to the console with {provider} needs "
+                    f"{', '.join(name for name, _ in named)}; {', '.join(missing)} missing"
+                )
+            if not missing and not self.console_url:
+                raise ConfigError(
+                    f"Signing in to the console with {provider} needs POLICYBOT_CONSOLE_URL, "
+                    "the base of the redirect URI registered with the provider"
+                )
+        for name, url in (
+            ("POLICYBOT_ENTRA_DISCOVERY_URL", self.entra_discovery_url),
+            ("POLICYBOT_SLACK_DISCOVERY_URL", self.slack_discovery_url),
+        ):
+            if url and not https_or_loopback_http(url):
+                raise ConfigError(
+                    f"{name} must be an https:// URL (plain http:// only to 127.0.0.1, ::1 "
+                    "or localhost)"
+                )
 
     def _validate_admins(self) -> None:
         """An id in POLICYBOT_ADMINS is trusted on its own platform only, so it must say which:
@@ -495,6 +583,20 @@ class Settings:
         checked) or, for local testing only, with POLICYBOT_TEAMS_UNAUTHENTICATED; otherwise
         not at all."""
         return bool(self.microsoft_app_id) or self.teams_unauthenticated
+
+    @property
+    def entra_signin(self) -> bool:
+        """Whether the console offers "Sign in with Microsoft" (validated complete)."""
+        return bool(self.entra_tenant_id and self.entra_client_id and self.entra_client_secret)
+
+    @property
+    def slack_signin(self) -> bool:
+        """Whether the console offers "Sign in with Slack" (validated complete)."""
+        return bool(self.slack_team_id and self.slack_signin_client_id)
+
+    @property
+    def entra_metadata_url(self) -> str:
+        return self.entra_discovery_url or ENTRA_DISCOVERY.format(tenant=self.entra_tenant_id)
 
     @property
     def llm_configured(self) -> bool:

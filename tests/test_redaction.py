@@ -35,6 +35,8 @@ SECRETS = {
     "microsoft_app_password": "Tm~8Q~app.password_+/=",
     "openai_api_key": "sk-proj/Zx9+Qw7=Lm3_Rt5",
     "admin_token": "admin-token-7c1e0b5a9f3d4e2a8b6c",
+    "entra_client_secret": "Qx8~entra.client-secret_9ZpT",
+    "slack_signin_client_secret": "5be1c0ffee5ecret0f5lack5ign1n",
 }
 
 

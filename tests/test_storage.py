@@ -198,7 +198,7 @@ def test_no_part_of_storage_shadows_another() -> None:
     """Storage is its parts' mixins on one connection: a name defined in two of them would
     silently hide one (the first in the method resolution order wins)."""
     parts = [base for base in Storage.__mro__ if base.__module__.startswith("bot.store.")]
-    assert len(parts) == 7  # Storage, its five parts, Connected
+    assert len(parts) == 8  # Storage, its six parts, Connected
     owners: dict[str, str] = {}
     clashes = []
     for part in parts:

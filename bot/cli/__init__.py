@@ -9,7 +9,7 @@ One module per command group; importing this package registers every command on 
 (the `policybot` console script, and `python -m bot.cli`).
 """
 
-from bot.cli import answering, maintenance, platforms, policy, questions
+from bot.cli import answering, maintenance, platforms, policy, questions, web
 from bot.cli.root import main
 
-__all__ = ["answering", "main", "maintenance", "platforms", "policy", "questions"]
+__all__ = ["answering", "main", "maintenance", "platforms", "policy", "questions", "web"]

@@ -23,6 +23,7 @@ from bot.store.connection import (
     StorageError,
     utcnow,
 )
+from bot.store.console import ConsoleLink, ConsoleSession, ConsoleStore
 from bot.store.deliveries import (
     DELIVERY_PRUNE_INTERVAL,
     DELIVERY_RETENTION,
@@ -46,6 +47,8 @@ __all__ = [
     "REPLIED",
     "SQLITE",
     "ClauseVector",
+    "ConsoleLink",
+    "ConsoleSession",
     "PendingDelivery",
     "QuestionFact",
     "QuestionRow",
@@ -65,7 +68,7 @@ def is_postgres_url(location: str | Path) -> bool:
     return isinstance(location, str) and location.strip().lower().startswith(POSTGRES_SCHEMES)
 
 
-class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore):
+class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore, ConsoleStore):
     """One database, migrated on open: a SQLite file (WAL mode) or PostgreSQL."""
 
     @classmethod

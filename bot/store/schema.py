@@ -355,3 +355,51 @@ def m013_delivery_claims(db: sqlite_utils.Database) -> None:
     db.table("digest_posts").create(
         {"week": str, "claimed_by": str, "claimed_until": str, "posted_at": str}, pk="week"
     )
+
+
+@migrations()
+def m015_console_sessions(db: sqlite_utils.Database) -> None:
+    """The web console's sign-ins, all server-side. `console_sessions`: one row per signed-in
+    browser, found by the SHA-256 of its cookie's token (the token itself is never stored),
+    with who signed in (platform, id, name; their roles are read from the settings on every
+    request, so they are not kept), how, and its times (an idle and an absolute end).
+    `console_links`: one-time sign-in links printed by `policybot console link`, by hash,
+    used at most once. `console_sign_ins`: an identity provider's sign-in under way, by the
+    hash of its `state`, bound to the browser that started it by the hash of a cookie."""
+    db.table("console_sessions").create(
+        {
+            "id": int,
+            "token_hash": str,
+            "platform": str,
+            "user_id": str,
+            "name": str,
+            "via": str,
+            "created_at": str,
+            "last_seen_at": str,
+            "expires_at": str,
+        },
+        pk="id",
+    )
+    db.execute("CREATE UNIQUE INDEX idx_console_sessions_token ON console_sessions (token_hash)")
+    db.table("console_links").create(
+        {
+            "token_hash": str,
+            "platform": str,
+            "user_id": str,
+            "name": str,
+            "created_at": str,
+            "expires_at": str,
+            "used_at": str,
+        },
+        pk="token_hash",
+    )
+    db.table("console_sign_ins").create(
+        {
+            "state_hash": str,
+            "provider": str,
+            "browser_hash": str,
+            "created_at": str,
+            "expires_at": str,
+        },
+        pk="state_hash",
+    )

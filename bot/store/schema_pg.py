@@ -186,6 +186,19 @@ MIGRATIONS: list[tuple[str, Step]] = [
                 claimed_until TEXT, posted_at TEXT)""",
         ],
     ),
+    (
+        "m015_console_sessions",
+        [
+            f"""CREATE TABLE console_sessions ({ID}, token_hash TEXT, platform TEXT,
+                user_id TEXT, name TEXT, via TEXT, created_at TEXT, last_seen_at TEXT,
+                expires_at TEXT)""",
+            "CREATE UNIQUE INDEX idx_console_sessions_token ON console_sessions (token_hash)",
+            """CREATE TABLE console_links (token_hash TEXT PRIMARY KEY, platform TEXT,
+                user_id TEXT, name TEXT, created_at TEXT, expires_at TEXT, used_at TEXT)""",
+            """CREATE TABLE console_sign_ins (state_hash TEXT PRIMARY KEY, provider TEXT,
+                browser_hash TEXT, created_at TEXT, expires_at TEXT)""",
+        ],
+    ),
 ]
 
 
