@@ -72,7 +72,7 @@ def _pattern_defs(prefix: str) -> str:
 def _open_svg(chart_id: str, width: int, height: int, title: str, desc: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc" aria-label="{escape(title)}" '
         f'{FONT} font-size="12" fill="{INK}">'
         f'<title id="{chart_id}-title">{escape(title)}</title>'
@@ -221,7 +221,7 @@ def rate_chart(weeks: Sequence[WeekCounts], *, chart_id: str = "chart-rate") -> 
         desc = "Nobody asked in the range, so there is no answered rate."
     out = [
         _open_svg(
-            chart_id, max(left + plot_width + right, 420), height, "Answered rate per week", desc
+            chart_id, max(left + plot_width + right, 560), height, "Answered rate per week", desc
         )
     ]
     for tick in (0, 25, 50, 75, 100):
