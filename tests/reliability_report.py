@@ -46,6 +46,8 @@ MEASURED = [
     "tests/test_replicas.py",
     "tests/test_loop_acks.py",
     "tests/test_loop_vectors.py",
+    "tests/test_web_trends.py",
+    "tests/test_digest_chart.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

@@ -19,7 +19,7 @@ from adapters.server import build_app
 from adapters.slack.outbound import CHART_FILE
 from adapters.teams import cards as teams_cards
 from bot import messages
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.review.digest import ALREADY_POSTED, build_digest, post_digest, post_digest_once
 from bot.store.database import Storage
@@ -170,3 +170,11 @@ def test_a_chart_too_large_for_a_teams_card_is_left_out_and_said() -> None:
     assert messages.DIGEST_CHART_TOO_LARGE in json.dumps(card)
     small = teams_cards.digest_card(text, b"\x89PNG" + bytes(100), "a chart")
     assert [e["altText"] for e in small["body"] if e.get("type") == "Image"] == ["a chart"]
+
+
+def test_the_chart_weeks_setting_is_read_and_bounded() -> None:
+    assert Settings.from_env({}).digest_chart_weeks == 8
+    assert Settings.from_env({"POLICYBOT_DIGEST_CHART_WEEKS": "0"}).digest_chart_weeks == 0
+    for wrong in ("27", "-1", "eight"):
+        with pytest.raises(ConfigError, match="POLICYBOT_DIGEST_CHART_WEEKS"):
+            Settings.from_env({"POLICYBOT_DIGEST_CHART_WEEKS": wrong})
