@@ -526,6 +526,9 @@ async def test_an_exception_quoting_secrets_while_serving_leaks_nowhere(
         openai_base_url=userinfo_url("http://127.0.0.1:9/v1"),
         microsoft_app_password=APP_PASSWORD,
         slack_app_token="xapp-1-A0123-4567-abcdef0123456789",
+        # The console's sign-in secrets (m015's round) are secrets like the others.
+        entra_client_secret="entra-client-secret-3b9d7f1a",
+        slack_signin_client_secret="slack-signin-secret-6e2c8a4f",
     )
     async with slack_server(configured, on_disk=True) as slack:
         secrets = (
