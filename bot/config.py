@@ -123,6 +123,7 @@ NUMERIC_SETTINGS: dict[str, tuple[str, Range]] = {
     ),
     "upload_read_memory_mb": ("POLICYBOT_UPLOAD_READ_MEMORY_MB", Range(64, 65536, unit="MB")),
     "retention_days": ("POLICYBOT_RETENTION_DAYS", Range(1, 3650, unit="days")),
+    "digest_chart_weeks": ("POLICYBOT_DIGEST_CHART_WEEKS", Range(0, 26, unit="weeks (0: none)")),
     "delivery_interval": (
         "POLICYBOT_DELIVERY_INTERVAL",
         Range(0, 86400, unit="seconds (0 turns it off)"),
@@ -318,6 +319,8 @@ class Settings:
     retention_days: int = 90
     digest_slack_channel: str = ""
     digest_teams_conversation: str = ""
+    #: Weeks in the chart posted with the digest (the console's weekly chart); 0: no chart.
+    digest_chart_weeks: int = 8
     #: Seconds between attempts, while `serve` runs, to send reviewed answers not yet
     #: delivered; 0 turns the background delivery off.
     delivery_interval: float = 60.0
@@ -400,6 +403,7 @@ class Settings:
             retention_days=_int(env, "POLICYBOT_RETENTION_DAYS", 90),
             digest_slack_channel=env.get("POLICYBOT_DIGEST_SLACK_CHANNEL", "").strip(),
             digest_teams_conversation=env.get("POLICYBOT_DIGEST_TEAMS_CONVERSATION", "").strip(),
+            digest_chart_weeks=_int(env, "POLICYBOT_DIGEST_CHART_WEEKS", 8),
             delivery_interval=_float(env, "POLICYBOT_DELIVERY_INTERVAL", 60.0),
             console_url=env.get("POLICYBOT_CONSOLE_URL", "").strip().rstrip("/"),
             console_idle_minutes=_float(env, "POLICYBOT_CONSOLE_IDLE_MINUTES", 60.0),

@@ -68,6 +68,7 @@ from bot.retrieval.semantic import HybridRetriever, build_retriever
 from bot.review.grouping import TermProfile, question_vectors_of
 from bot.review.groups import DeliveryReport, Group, ReviewError, reviewed_lead
 from bot.review.queue import ReviewQueue
+from bot.review.trends import build_trends, date_range
 from bot.review.views import (
     GroupView,
     QueueFilter,
@@ -98,6 +99,7 @@ from bot.use_cases import (
     Shown,
     TeamGroup,
     Tell,
+    TrendsReply,
     UploadReply,
 )
 from bot.worker import Worker
@@ -1179,6 +1181,30 @@ class PolicyBot:
         if not private:
             return ReviewList(None, messages.REVIEW_IN_PRIVATE)
         return ReviewList(tuple(await self.worker.run(self.review.queue, status="open")))
+
+    async def trends(
+        self,
+        actor: Actor,
+        since: str = "",
+        until: str = "",
+        *,
+        action: str = "trends",
+        in_team_group: TeamGroup | None = None,
+    ) -> TrendsReply:
+        """What was asked from `since` to `until` (YYYY-MM-DD, whole UTC days; by default the
+        last twelve weeks), week by week, for the policy team and the admins; refused to anyone
+        else (the topics carry employees' questions), to the security log with `action`."""
+        if not access.is_admin(self.settings.admins, actor) and not await self.may_review(
+            actor, action=action, in_team_group=in_team_group
+        ):
+            return TrendsReply(None, refusal=messages.NOT_POLICY_TEAM)
+        try:
+            first, last = date_range(since, until)
+        except ReviewError as error:
+            return TrendsReply(None, problem=str(error))
+        return TrendsReply(
+            await self.worker.run(build_trends, self.storage, self.review, first, last)
+        )
 
     async def group_to_answer(
         self,

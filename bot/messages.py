@@ -399,3 +399,22 @@ def rechecked(done: int, total: int, now_answered: int) -> str:
         f"Re-checked {done} of {total} open unanswered question(s): {now_answered} now "
         "answered by the policy."
     )
+
+
+# -- trends (the console's trend pages) ---------------------------------------------------------
+def trends_unreadable_date(which: str, text: str) -> str:
+    return f"Cannot read the {which} date {text[:40]!r}; write it like 2026-03-31."
+
+
+def trends_range_reversed(first: str, last: str) -> str:
+    return f"The range starts ({first}) after it ends ({last}); swap the two dates."
+
+
+def trends_range_too_long(max_weeks: int) -> str:
+    return f"Choose a range of at most {max_weeks} weeks."
+
+
+#: Under a Teams digest whose chart would make the card larger than Teams takes.
+DIGEST_CHART_TOO_LARGE = (
+    "The weekly chart did not fit in this card; the console's trends page shows it."
+)

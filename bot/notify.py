@@ -8,11 +8,15 @@ configured, a ChannelPoster and a ReviewPoster that know how to deliver it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.answering.checking import PostCheck
 from bot.models import Answer
+
+if TYPE_CHECKING:  # bot.review imports this module; the type only, no import at run time
+    from bot.review.trends import WeekCounts
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,11 @@ class Notifier(Protocol):
 
 class ChannelPoster(Protocol):
     """Posts to one configured channel (POLICYBOT_DIGEST_SLACK_CHANNEL,
-    POLICYBOT_DIGEST_TEAMS_CONVERSATION); raises DeliveryError when the platform refuses."""
+    POLICYBOT_DIGEST_TEAMS_CONVERSATION); raises DeliveryError when the platform refuses.
+    With `weeks`, the weekly chart of them goes with the text where the platform can show a
+    picture; a chart that cannot be sent is logged and the text stands (it was posted)."""
 
-    async def post(self, text: str) -> None: ...
+    async def post(self, text: str, weeks: Sequence[WeekCounts] = ()) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,19 @@ from bot import messages
 from bot.changes import ADDED, REMOVED, ChangeSummary
 from bot.policies import ACTIVATE, DISCARD, RETIRE, UploadResult
 from bot.review.groups import MAX_ANSWER_CHARS, DeliveryReport, Group, ReviewError
+from bot.review.trends import (
+    KIND_LABELS,
+    KINDS,
+    NO_SECTION,
+    TABLES,
+    CitedSection,
+    RecurringTopic,
+    SectionFeedback,
+    Trends,
+    WeekCounts,
+    table,
+    table_csv,
+)
 from bot.review.views import STATUSES as GROUP_STATUSES
 from bot.review.views import QueueFilter
 from bot.store.database import VersionInfo
@@ -28,26 +41,38 @@ __all__ = [
     "ADDED",
     "DISCARD",
     "GROUP_STATUSES",
+    "KINDS",
+    "KIND_LABELS",
     "MAX_ANSWER_CHARS",
+    "NO_SECTION",
     "REMOVED",
     "RETIRE",
+    "TABLES",
     "ChangeSummary",
+    "CitedSection",
     "DeliveryReport",
     "Fetch",
     "Fetched",
     "Group",
     "QueueFilter",
     "Recheck",
+    "RecurringTopic",
     "Resolution",
     "ReviewError",
     "ReviewList",
+    "SectionFeedback",
     "Settled",
     "Shown",
     "TeamGroup",
     "Tell",
+    "Trends",
+    "TrendsReply",
     "UploadReply",
     "UploadResult",
     "VersionInfo",
+    "WeekCounts",
+    "table",
+    "table_csv",
 ]
 
 #: How a use case says something to the person acting, when it must say it before doing
@@ -102,6 +127,16 @@ class Resolution:
     @property
     def done(self) -> bool:
         return self.group is not None
+
+
+@dataclass(frozen=True)
+class TrendsReply:
+    """The trends of a date range for someone on the policy team; else why not: `refusal`
+    for someone who may not see them, `problem` for a range that cannot be read."""
+
+    trends: Trends | None
+    refusal: str = ""
+    problem: str = ""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ MEASURED = [
     "tests/test_web_auth.py",
     "tests/test_web_review.py",
     "tests/test_web_policies.py",
+    "tests/test_web_trends.py",
+    "tests/test_digest_chart.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.

@@ -7,7 +7,7 @@ import pytest
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion, QuestionError
 from bot.review.digest import build_digest, post_digest
-from tests.fakes.outbound import RecordingPoster
+from tests.fakes.outbound import RecordingChannelPoster
 
 
 async def asked(bot: PolicyBot, text: str) -> int:
@@ -73,7 +73,7 @@ def test_digest_of_an_empty_week_says_so(bot: PolicyBot) -> None:
 
 
 async def test_digest_is_posted_to_every_registered_channel() -> None:
-    slack, teams = RecordingPoster[str](), RecordingPoster[str](fail=True)
+    slack, teams = RecordingChannelPoster(), RecordingChannelPoster(fail=True)
     results = await post_digest("the digest", {"slack": slack, "teams": teams})
     assert slack.posts == ["the digest"]
     assert results["slack"] == "posted" and "channel_not_found" in results["teams"]

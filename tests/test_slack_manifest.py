@@ -19,6 +19,7 @@ def test_manifest_declares_the_command_shortcut_events_and_scopes() -> None:
         "chat:write",
         "commands",
         "files:read",
+        "files:write",
         "im:history",
         "im:write",
         "usergroups:read",

@@ -6,11 +6,12 @@ the `Notifier` (askers), the digest `ChannelPoster`, the review-channel `ReviewP
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -18,12 +19,16 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.digest_chart import alt_text, weekly_png
 from adapters.slack import blocks as render
 from adapters.slack.messages import PLATFORM, ChannelReply, Message, answer_message, text_message
 from bot import messages
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
 from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
+from bot.use_cases import WeekCounts
+
+log = logging.getLogger(__name__)
 
 #: Further attempts at a Slack Web API call after a 429 (Retry-After honoured), a 500/503 or a
 #: dropped connection.
@@ -91,16 +96,43 @@ class SlackNotifier:
             )
 
 
+#: The digest chart's file name and title in Slack.
+CHART_FILE = "policybot-questions-per-week.png"
+CHART_TITLE = "Questions per week, by how they were answered"
+
+
 class SlackChannelPoster:
-    """Posts to one channel (the digest channel, POLICYBOT_DIGEST_SLACK_CHANNEL)."""
+    """Posts to one channel (the digest channel, POLICYBOT_DIGEST_SLACK_CHANNEL); the
+    digest's chart follows its text as an image in the channel (files.getUploadURLExternal,
+    the upload, files.completeUploadExternal: the `files:write` scope)."""
 
     def __init__(self, client: AsyncWebClient, channel: str) -> None:
         self.client = client
         self.channel = channel
 
-    async def post(self, text: str) -> None:
+    async def post(self, text: str, weeks: Sequence[WeekCounts] = ()) -> None:
         with refusal_as_delivery_error():
             await self.client.chat_postMessage(channel=self.channel, text=render.cut(text, 39_000))
+        if weeks:
+            await self._post_chart(weeks)
+
+    async def _post_chart(self, weeks: Sequence[WeekCounts]) -> None:
+        # The digest is posted: a chart Slack refuses (no files:write, say) is logged, not
+        # raised, or the digest would be given up and posted a second time by the next run.
+        try:
+            await self.client.files_upload_v2(
+                channel=self.channel,
+                content=weekly_png(weeks),
+                filename=CHART_FILE,
+                title=CHART_TITLE,
+                alt_txt=alt_text(weeks)[:1000],
+            )
+        except SlackApiError as error:
+            log.warning(
+                "the digest's chart was not posted to Slack: %s", error.response.get("error")
+            )
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
+            log.warning("the digest's chart was not posted to Slack: %s", type(error).__name__)
 
 
 class SlackReviewPoster:

@@ -7,6 +7,8 @@ Policy text goes into RichTextBlock/TextRun, which Teams shows literally, so a c
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from bot import messages
@@ -388,8 +390,15 @@ def review_heading(total: int, shown: int) -> str:
     return text
 
 
-def digest_card(text: str) -> dict[str, Any]:
-    """The weekly digest, line by line, literally (group samples are employees' words)."""
+#: What a bot's whole message to Teams may weigh (Teams refuses larger ones), less room for
+#: the activity around the card: a digest whose chart would not fit goes without it.
+CARD_BUDGET = 26_000
+
+
+def digest_card(text: str, chart: bytes = b"", chart_alt: str = "") -> dict[str, Any]:
+    """The weekly digest, line by line, literally (group samples are employees' words); with
+    `chart` (PNG bytes), the weekly chart after the first line, inline as a data URI (an
+    Adaptive Card Image takes one from schema 1.2), when the card still fits CARD_BUDGET."""
     lines = text.splitlines()
     body: list[dict[str, Any]] = [heading(lines[0] if lines else "policybot digest")]
     for line in lines[1:]:
@@ -397,4 +406,15 @@ def digest_card(text: str) -> dict[str, Any]:
             continue
         # "Top open groups:" and the like head a list; the rest are sentences or list entries.
         body.append(heading(line) if line.endswith(":") else literal(line.strip()))
+    if chart:
+        image = {
+            "type": "Image",
+            "url": "data:image/png;base64," + base64.b64encode(chart).decode("ascii"),
+            "altText": chart_alt,
+            "size": "Stretch",
+        }
+        with_chart = card([body[0], image, *body[1:]])
+        if len(json.dumps(with_chart)) <= CARD_BUDGET:
+            return with_chart
+        body.append(literal(messages.DIGEST_CHART_TOO_LARGE, isSubtle=True))
     return card(body)

@@ -5,6 +5,7 @@ posters, all sent proactively through the Agents SDK's `continue_conversation`."
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from microsoft_agents.activity import (
     Activity,
@@ -22,9 +23,11 @@ from microsoft_agents.hosting.core import (
 )
 from pydantic import ValidationError
 
+from adapters.digest_chart import alt_text, weekly_png
 from adapters.teams import cards as teams_cards
 from adapters.teams.turns import card_activity
 from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
+from bot.use_cases import WeekCounts
 
 
 class TeamsNotifier:
@@ -86,9 +89,12 @@ class ConfiguredChannel:
 class TeamsChannelPoster(ConfiguredChannel):
     """Posts the weekly digest (POLICYBOT_DIGEST_TEAMS_CONVERSATION)."""
 
-    async def post(self, text: str) -> None:
+    async def post(self, text: str, weeks: Sequence[WeekCounts] = ()) -> None:
         summary = text.splitlines()[0] if text else "policybot digest"
-        await self.send(card_activity(teams_cards.digest_card(text), summary))
+        # Compact: the picture travels inside the card, and Teams limits a message's size.
+        chart = weekly_png(weeks, scale=1, compact=True) if weeks else b""
+        card = teams_cards.digest_card(text, chart, alt_text(weeks) if weeks else "")
+        await self.send(card_activity(card, summary))
 
 
 class TeamsReviewPoster(ConfiguredChannel):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from adapters.web import auth_pages, home_pages, oidc, policy_pages, review_pages
+from adapters.web import auth_pages, home_pages, oidc, policy_pages, review_pages, trend_pages
 from adapters.web.identity import PUBLIC_MARK, TOKEN_KEY, USER_KEY, WebUser
 from adapters.web.render import NONCE_KEY, refusal
 from adapters.web.sessions import (
@@ -44,7 +44,14 @@ from bot.core import PolicyBot
 from bot.models import Actor
 
 #: The console's pages, each module adding its routes under PREFIX.
-PAGE_MODULES: list[ModuleType] = [auth_pages, oidc, home_pages, review_pages, policy_pages]
+PAGE_MODULES: list[ModuleType] = [
+    auth_pages,
+    oidc,
+    home_pages,
+    review_pages,
+    policy_pages,
+    trend_pages,
+]
 STATIC = PREFIX + "/static"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: What Sec-Fetch-Site may say of a change: from the console's own pages, or typed by the

@@ -30,7 +30,9 @@ def digest(ctx: Context, days: int, as_json: bool, no_post: bool) -> None:
     """The week's summary for the policy team, printed and posted to the digest channels
     (once per week and channel, however many replicas or cron jobs run it)."""
     bot = ctx.bot(with_policy=False)
-    summary = build_digest(bot.storage, bot.review, days=days)
+    summary = build_digest(
+        bot.storage, bot.review, days=days, chart_weeks=bot.settings.digest_chart_weeks
+    )
     click.echo(json.dumps(summary.as_json(), ensure_ascii=False) if as_json else summary.text)
     if no_post:
         return

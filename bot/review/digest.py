@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,24 +14,22 @@ from typing import Any
 from bot.notify import ChannelPoster
 from bot.review.groups import Group
 from bot.review.queue import ReviewQueue
+from bot.review.trends import (
+    FROM_POLICY,
+    KINDS,
+    REVIEWED,
+    CitedSection,
+    WeekCounts,
+    answer_kind,
+    last_weeks,
+    most_cited,
+    weekly_counts,
+)
 from bot.store.database import Storage
 
 #: How many groups and sections the digest lists at most.
 TOP = 5
 UNROUTED = "(no section close: anyone)"
-
-
-@dataclass(frozen=True)
-class CitedSection:
-    document: str
-    section: str
-    title: str
-    owner: str
-    count: int
-
-    @property
-    def reference(self) -> str:
-        return " ".join(part for part in (self.section, self.title) if part)
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,8 @@ class Digest:
     groups_dismissed: int
     top_groups: tuple[Group, ...]
     cited: tuple[CitedSection, ...]
+    #: The weeks the digest's chart shows, up to the week it ends in; () for no chart.
+    weeks: tuple[WeekCounts, ...] = ()
 
     @property
     def period(self) -> str:
@@ -125,12 +125,22 @@ class Digest:
                 }
                 for c in self.cited
             ],
+            "weeks": [
+                {"week": w.week, **{kind: w.count(kind) for kind in KINDS}} for w in self.weeks
+            ],
         }
 
 
 def build_digest(
-    storage: Storage, review: ReviewQueue, *, now: datetime | None = None, days: int = 7
+    storage: Storage,
+    review: ReviewQueue,
+    *,
+    now: datetime | None = None,
+    days: int = 7,
+    chart_weeks: int = 0,
 ) -> Digest:
+    """The summary of the `days` up to `now`; with `chart_weeks`, the weekly counts of that
+    many ISO weeks up to it, for the chart posted with it."""
     until = now or datetime.now(UTC)
     since = until - timedelta(days=days)
     # The log keeps whole seconds; the end second is part of the period.
@@ -139,8 +149,8 @@ def build_digest(
     rows = storage.questions_between(since=start, until=end)
     refused = [r for r in rows if r.status == "refused"]
     asked = [r for r in rows if r.status != "refused"]
-    reviewed = [r for r in asked if r.answer_source == "reviewed"]
-    from_policy = [r for r in asked if r.answered and r.answer_source != "reviewed"]
+    reviewed = [r for r in asked if answer_kind(r) == REVIEWED]
+    from_policy = [r for r in asked if answer_kind(r) == FROM_POLICY]
     # Answered but then marked Not helpful or escalated: counted as sent, not as answered.
     to_review = [r for r in asked if r.review_reason]
     from_policy = [r for r in from_policy if not r.review_reason]
@@ -150,21 +160,6 @@ def build_digest(
     open_groups = [g for g in groups if g.status == "open"]
     new_by_owner = Counter(g.owner for g in open_groups if start <= g.created_at < end)
     closed_in_period = [g for g in groups if g.status != "open" and start <= _closed(g) < end]
-
-    cited: Counter[tuple[str, str]] = Counter()
-    clause_of: dict[tuple[str, str], int] = {}
-    for row in asked:
-        for c in {(c["document"], c["section"]): c for c in row.citations}.values():
-            key = (c["document"], c["section"])
-            cited[key] += 1
-            clause_of.setdefault(key, c["clause_id"])
-    clauses = storage.clauses_by_id(clause_of.values())
-    top_cited = []
-    for (document, section), count in sorted(cited.items(), key=lambda i: (-i[1], i[0]))[:TOP]:
-        stored = clauses.get(clause_of[(document, section)])
-        title = stored.clause.section_title if stored else ""
-        owner = stored.clause.owner if stored else ""
-        top_cited.append(CitedSection(document, section, title, owner, count))
 
     return Digest(
         since=since,
@@ -179,7 +174,12 @@ def build_digest(
         groups_answered=sum(1 for g in closed_in_period if g.status == "answered"),
         groups_dismissed=sum(1 for g in closed_in_period if g.status == "dismissed"),
         top_groups=tuple(review.queue(status="open")[:TOP]),
-        cited=tuple(top_cited),
+        cited=most_cited(storage, asked, TOP),
+        weeks=(
+            weekly_counts(storage, *last_weeks(until.astimezone(UTC).date(), chart_weeks))
+            if chart_weeks
+            else ()
+        ),
     )
 
 
@@ -191,13 +191,16 @@ def _closed(group: Group) -> str:
     return group.answered_at if group.status == "answered" else group.closed_at
 
 
-async def post_digest(text: str, posters: Mapping[str, ChannelPoster]) -> dict[str, str]:
-    """Post to every registered channel; returns platform -> "posted" or why it failed, so one
-    platform's outage never keeps the digest from the other."""
+async def post_digest(
+    text: str, posters: Mapping[str, ChannelPoster], weeks: Sequence[WeekCounts] = ()
+) -> dict[str, str]:
+    """Post to every registered channel (with the chart of `weeks`, if any); returns platform
+    -> "posted" or why it failed, so one platform's outage never keeps the digest from the
+    other."""
     results = {}
     for platform, poster in sorted(posters.items()):
         try:
-            await poster.post(text)
+            await poster.post(text, weeks)
         except Exception as error:  # any platform failure is reported, not raised
             results[platform] = f"failed: {type(error).__name__}: {error}"
         else:
@@ -223,7 +226,7 @@ async def post_digest_once(
         if storage.claim_digest(f"{period}/{platform}", claimant)
     }
     results = {platform: ALREADY_POSTED for platform in posters if platform not in claimed}
-    for platform, outcome in (await post_digest(digest.text, claimed)).items():
+    for platform, outcome in (await post_digest(digest.text, claimed, digest.weeks)).items():
         storage.digest_posted(f"{period}/{platform}", claimant, posted=outcome == "posted")
         results[platform] = outcome
     return dict(sorted(results.items()))

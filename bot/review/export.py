@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -89,8 +90,14 @@ def to_json(rows: list[dict[str, Any]]) -> str:
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
+    return write_csv(FIELDS, rows)
+
+
+def write_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """Rows as CSV under a header of `fields`, every cell guarded against running as a
+    spreadsheet formula (the one CSV writer of exports and the trend tables)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})

@@ -35,7 +35,13 @@ from bot.store.deliveries import (
 from bot.store.groups import GroupStore
 from bot.store.policies import PolicyStore, VersionInfo, content_hash
 from bot.store.questions import QuestionLog
-from bot.store.rows import PendingDelivery, QuestionRow, ReviewAction, RoutedQuestion
+from bot.store.rows import (
+    PendingDelivery,
+    QuestionFact,
+    QuestionRow,
+    ReviewAction,
+    RoutedQuestion,
+)
 from bot.store.schema import migrations
 from bot.store.vectors import ClauseVector, VectorStore
 
@@ -50,6 +56,7 @@ __all__ = [
     "ConsoleLink",
     "ConsoleSession",
     "PendingDelivery",
+    "QuestionFact",
     "QuestionRow",
     "ReceivedQuestion",
     "ReviewAction",

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.store.connection import Connected, Database, utcnow
 from bot.store.deliveries import LOGGED, RECEIVED
-from bot.store.rows import QuestionRow, RoutedQuestion
+from bot.store.rows import FACT_COLUMNS, QuestionFact, QuestionRow, RoutedQuestion
 
 
 def question_rows(db: Database, where: str, params: Sequence[Any], limit: int) -> list[QuestionRow]:
@@ -227,6 +227,16 @@ class QuestionLog(Connected):
         )
         columns = [d[0] for d in cursor.description]
         return [RoutedQuestion.from_sql(columns, values) for values in cursor.fetchall()]
+
+    def question_facts(self, since: str, until: str) -> list[QuestionFact]:
+        """What the trends count of every question asked in [since, until) (ISO times),
+        oldest first: no text, no asker, so a long range stays cheap to read."""
+        cursor = self.db.execute(
+            f"SELECT {', '.join(FACT_COLUMNS)} FROM questions "
+            "WHERE asked_at >= ? AND asked_at < ? ORDER BY asked_at, id",
+            [since, until],
+        )
+        return [QuestionFact.from_sql(values) for values in cursor.fetchall()]
 
     # -- retention ------------------------------------------------------------------------------
     def expire_contacts(self, before: str) -> int:

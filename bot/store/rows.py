@@ -93,6 +93,47 @@ class RoutedQuestion(QuestionRow):
 
 
 @dataclass(frozen=True)
+class QuestionFact:
+    """What the trends count of a logged question, without its text or asker: when it was
+    asked, how it ended, the feedback, the sections cited and its review group."""
+
+    id: int
+    asked_at: str
+    status: str
+    outcome: str
+    answer_source: str
+    feedback: str
+    citations: list[dict[str, Any]]
+    group_id: int | None
+
+    @classmethod
+    def from_sql(cls, values: Sequence[Any]) -> Self:
+        """A row of `QuestionLog.question_facts`, in `FACT_COLUMNS`' order."""
+        row = dict(zip(FACT_COLUMNS, values, strict=True))
+        row["citations"] = json.loads(row["citations"]) if row["citations"] else []
+        if not row["outcome"]:
+            row["outcome"] = "answered" if row.pop("answered") else "not_covered"
+        row.pop("answered", None)
+        row["answer_source"] = row["answer_source"] or ""
+        row["feedback"] = row["feedback"] or ""
+        return cls(**row)
+
+
+#: The columns `QuestionFact.from_sql` reads (`answered` only for rows logged before m011).
+FACT_COLUMNS = (
+    "id",
+    "asked_at",
+    "status",
+    "outcome",
+    "answered",
+    "answer_source",
+    "feedback",
+    "citations",
+    "group_id",
+)
+
+
+@dataclass(frozen=True)
 class PendingDelivery:
     """A resolved question's asker not yet sent its group's reviewed answer, and where to."""
 

@@ -4,10 +4,12 @@ does for a user who left or a channel the app was removed from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from bot.notify import DeliveryError, ReplyAddress
+from bot.use_cases import WeekCounts
 
 
 @dataclass
@@ -21,7 +23,7 @@ class RecordingNotifier:
         self.sent.append((address, text))
 
 
-#: What a channel is sent: a digest's text (ChannelPoster) or a ReviewNotice (ReviewPoster).
+#: What a review channel is sent (a ReviewNotice).
 Posted = TypeVar("Posted")
 
 
@@ -34,3 +36,18 @@ class RecordingPoster(Generic[Posted]):
         if self.fail:
             raise DeliveryError("channel_not_found")
         self.posts.append(item)
+
+
+@dataclass
+class RecordingChannelPoster:
+    """A ChannelPoster: the digests it is sent, and the weeks of the chart sent with each."""
+
+    fail: bool = False
+    posts: list[str] = field(default_factory=list)
+    charts: list[tuple[WeekCounts, ...]] = field(default_factory=list)
+
+    async def post(self, text: str, weeks: Sequence[WeekCounts] = ()) -> None:
+        if self.fail:
+            raise DeliveryError("channel_not_found")
+        self.posts.append(text)
+        self.charts.append(tuple(weeks))

@@ -1,8 +1,8 @@
 """A fake Slack Web API on 127.0.0.1: records every call per method and answers plausibly.
 
 Also serves `response_url`s (`/response/<name>`), files people shared (`/files/<id>/<name>`,
-as Slack's `url_private_download`: only with the bot token, else a sign-in page) and, for
-Socket Mode, the WebSocket that `apps.connections.open` points at.
+as Slack's `url_private_download`: only with the bot token, else a sign-in page), the upload
+URLs of files the bot uploads (`/upload/<id>`) and, for Socket Mode, the WebSocket that `apps.connections.open` points at.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ class FakeSlackApi:
         self._sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict[str, Any]] = []
         self.files: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        #: Files the bot uploaded (files.getUploadURLExternal, then the upload URL): their
+        #: bytes, and what it asked for them; shared once files.completeUploadExternal names
+        #: them (`shared`: channel, thread, title per file id).
+        self.uploads: dict[str, dict[str, Any]] = {}
         #: The bot token the file host accepts.
         self.token = "xoxb-test"
         #: method -> (HTTP status, headers) answered, in order, before answering normally:
@@ -163,6 +167,10 @@ class FakeSlackApi:
                 if hosted
                 else {"ok": False, "error": "file_not_found"}
             )
+        if method == "files.getUploadURLExternal":
+            return self._upload_url(payload)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(payload)
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
         return slack_answer(method, payload, self._ts, TEAM)
@@ -221,6 +229,58 @@ class FakeSlackApi:
             stream["blocks"] = blocks
             stream["stopped"] = True
         return {"ok": True, "channel": payload["channel"], "ts": payload["ts"]}
+
+    def _upload_url(self, payload: dict[str, Any]) -> dict[str, Any]:
+        missing = [name for name in ("filename", "length") if not payload.get(name)]
+        if missing:
+            return invalid_arguments(missing)
+        file_id = f"FU{len(self.uploads) + 1:04d}"
+        self.uploads[file_id] = {
+            "filename": payload["filename"],
+            "length": int(payload["length"]),
+            "alt_txt": payload.get("alt_txt", ""),
+            "data": None,
+            "shared": None,
+        }
+        return {
+            "ok": True,
+            "file_id": file_id,
+            "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}",
+        }
+
+    def _complete_upload(self, payload: dict[str, Any]) -> dict[str, Any]:
+        files = payload.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        if not isinstance(files, list) or not files:
+            return invalid_arguments(["files"])
+        shared = []
+        for entry in files:
+            upload = self.uploads.get(str(entry.get("id")))
+            # Slack completes only what was uploaded in full.
+            if upload is None or upload["data"] is None:
+                return {"ok": False, "error": "file_not_found"}
+            upload["shared"] = {
+                "channel": payload.get("channel_id", ""),
+                "thread_ts": payload.get("thread_ts", ""),
+                "title": entry.get("title", ""),
+                "initial_comment": payload.get("initial_comment", ""),
+            }
+            shared.append({"id": entry["id"], "title": entry.get("title", "")})
+        return {"ok": True, "files": shared}
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal gave: the file's bytes, of the length
+        announced (Slack refuses others)."""
+        upload = self.uploads.get(request.match_info["id"])
+        data = await request.read()
+        await self._record("files:upload", {"file": request.match_info["id"], "size": len(data)})
+        if upload is None:
+            return web.Response(status=404)
+        if len(data) != upload["length"]:
+            return web.Response(status=400, text="length mismatch")
+        upload["data"] = data
+        return web.Response(text=f"OK - {len(data)}")
 
     async def response(self, request: web.Request) -> web.Response:
         await self._record("response_url:" + request.match_info["name"], await request.json())
@@ -295,6 +355,7 @@ async def fake_slack_api() -> AsyncIterator[FakeSlackApi]:
     app.router.add_route("*", "/api/{method}", fake.api)
     app.router.add_post("/response/{name}", fake.response)
     app.router.add_get("/files/{id}/{rest:.*}", fake.file)
+    app.router.add_post("/upload/{id}", fake.upload)
     app.router.add_get("/socket", fake.socket)
     async with on_loopback(app) as fake.port:
         try:
