@@ -9,6 +9,7 @@ import asyncio
 import socket
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ def deployment(tmp_path: Path) -> Path:
     two versions, rolled back once and a third staged; questions answered and not, with
     reply addresses and names; a review group answered but not delivered; feedback; a
     handled event; a question acknowledged and never answered (its process stopped); a
-    digest post; clause vectors; a Teams answer message; the pseudonym key."""
+    digest post; clause vectors; a Teams answer message; console sign-ins; the pseudonym key."""
     path = tmp_path / "vm" / "policybot.db"
     path.parent.mkdir()
     bot = PolicyBot.create(settings_on(str(path), tmp_path))
@@ -118,6 +119,14 @@ def deployment(tmp_path: Path) -> Path:
         assert answered.question_id is not None
         bot.feedback(answered.question_id, helpful=True)
         bot.storage.remember_answer_message("teams", "a:chat", "m-1", answered.question_id)
+        # The web console's sign-ins: a session, a one-time link and a sign-in under way.
+        later = datetime.now(UTC) + timedelta(hours=1)
+        console = {"platform": "slack", "user_id": "U100", "name": "Ada"}
+        bot.storage.create_console_session("a" * 64, **console, via="link", expires_at=later)
+        bot.storage.create_console_link("b" * 64, **console, expires_at=later)
+        bot.storage.start_console_sign_in(
+            "c" * 64, provider="slack", browser_hash="d" * 64, expires_at=later
+        )
         for n in range(3):
             asyncio.run(bot.ask(IncomingQuestion(PREMIUM, "slack", f"U{n:03d}", f"D{n:03d}")))
         (group,) = [g for g in bot.review.queue() if g.count == 3]
