@@ -121,9 +121,12 @@ def deployment(tmp_path: Path) -> Path:
         bot.storage.remember_answer_message("teams", "a:chat", "m-1", answered.question_id)
         # The web console's sign-ins: a session, a one-time link and a sign-in under way.
         later = datetime.now(UTC) + timedelta(hours=1)
-        console = {"platform": "slack", "user_id": "U100", "name": "Ada"}
-        bot.storage.create_console_session("a" * 64, **console, via="link", expires_at=later)
-        bot.storage.create_console_link("b" * 64, **console, expires_at=later)
+        bot.storage.create_console_session(
+            "a" * 64, platform="slack", user_id="U100", name="Ada", via="link", expires_at=later
+        )
+        bot.storage.create_console_link(
+            "b" * 64, platform="slack", user_id="U100", name="Ada", expires_at=later
+        )
         bot.storage.start_console_sign_in(
             "c" * 64, provider="slack", browser_hash="d" * 64, expires_at=later
         )
