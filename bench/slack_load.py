@@ -127,7 +127,10 @@ class Recorder:
 
     def _note(self, method: str, payload: dict[str, Any], ts: str, now: float) -> None:
         """A message the server posted or edited: the placeholder, or the event's answer."""
-        key = str(payload.get("thread_ts") or payload.get("channel", ""))
+        channel = str(payload.get("channel", ""))
+        # A DM's answer is keyed by its channel (one asker each), whether or not it is posted
+        # in a thread (DM answers are threaded since the agent surface); a mention's by its thread.
+        key = channel if channel.startswith("D") else str(payload.get("thread_ts") or channel)
         if method == "chat.update":
             key = self._placeholder_of.get(ts, key)
         if str(payload.get("text", "")).startswith(THINKING_PREFIX):
