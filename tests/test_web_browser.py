@@ -489,7 +489,18 @@ return Array.from(document.querySelectorAll('input, select, textarea'))
                && !e.getAttribute('aria-labelledby'))
   .map(e => e.id || e.name || e.outerHTML.slice(0, 80));
 """
-WIDE = "return [document.documentElement.scrollWidth, window.innerWidth];"
+#: The page's width against the window's (innerWidth) and against what is visible of it
+#: (clientWidth: the window less a vertical scrollbar, which headless Chromium draws).
+WIDE = """
+return [document.documentElement.scrollWidth,
+        Math.min(window.innerWidth, document.documentElement.clientWidth)];
+"""
+
+
+LONG_ANSWER = (
+    "The cafeteria opens at 7 am on weekdays; see https://intranet.example.com/facilities/"
+    "cafeteria-opening-hours-and-holiday-schedule for the holiday hours."
+)
 
 
 def focused(person: Person) -> WebElement:
@@ -537,6 +548,15 @@ def every_page(person: Person, group_id: int, version_id: int) -> dict[str, Any]
                 person.session.execute_cdp_cmd("Network.clearBrowserCookies", {})
             person.open(path)
             person.shown("#main h1")
+            if path == f"/console/review/{group_id}":
+                # With the preview shown: the text each asker will be sent, line for line.
+                person.type_into(
+                    person.session.find_element(By.CSS_SELECTOR, "label[for=answer-text]").text,
+                    LONG_ANSWER,
+                )
+                person.press("#preview-answer")
+                person.shown("#answer-preview")
+                path += " (preview)"
             scroll_width, inner_width = person.session.execute_script(WIDE)
             if scroll_width > inner_width:
                 too_wide[path] = [scroll_width, inner_width]
