@@ -249,6 +249,8 @@ def answer_the_group(person: Person, question: str, answer: str) -> str:
     shots(person, "review-queue")
     person.follow(question)
     person.shown("#group-heading")
+    asked = person.session.find_element(By.XPATH, "//dt[.='Asked']/following-sibling::dd[1]")
+    assert asked.text.startswith("once, first"), asked.text
     person.type_into(
         person.session.find_element(By.CSS_SELECTOR, "label[for=answer-text]").text, answer
     )
