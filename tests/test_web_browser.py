@@ -147,10 +147,11 @@ async def in_browser(step: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(step, *args)
 
 
-def shots(person: Person, name: str) -> None:
-    """The page at desktop width, and at a phone's."""
+def shots(person: Person, name: str, *, phone: bool = False) -> None:
+    """The page at desktop width, and with `phone` at a phone's too (one per test)."""
     screenshot(person.session, name)
-    screenshot(person.session, f"{name}-phone", size=PHONE)
+    if phone:
+        screenshot(person.session, f"{name}-phone", size=PHONE)
 
 
 def session_cookies(person: Person) -> dict[str, str]:
@@ -196,7 +197,7 @@ def sign_in_from_the_page(person: Person, button: str, shot: str = "") -> str:
     person.shown("h1")
     assert person.session.current_url.endswith("/console/sign-in")
     if shot:
-        shots(person, shot)
+        shots(person, shot, phone=True)
     person.follow(button)
     person.shown(".who .user-name")
     assert person.session.current_url == person.base_url + "/console/"
@@ -258,7 +259,7 @@ def answer_the_group(person: Person, question: str, answer: str) -> str:
     preview = person.text("#answer-preview pre.preview")
     # The draft is kept in the box after a preview, so sending sends what was previewed.
     assert person.shown("#answer-text").get_attribute("value") == answer
-    shots(person, "review-group")
+    shots(person, "review-group", phone=True)
     person.press("#send-answer")
     return preview
 
@@ -328,7 +329,7 @@ def upload_and_compare(person: Person, path: Path) -> dict[str, Any]:
     file_input.send_keys(str(path))
     person.press("#upload-policy")
     person.shown("#diff")
-    shots(person, "policy-diff")
+    shots(person, "policy-diff", phone=True)
     kinds = [cell.text for cell in person.session.find_elements(By.CSS_SELECTOR, "#diff tbody th")]
     return {
         "kinds": kinds,
@@ -417,7 +418,7 @@ def read_trends(person: Person) -> dict[str, Any]:
         assert typed.get_attribute("value") == day, f"the {label} field reads {day}"
     person.press("form.range button[type=submit]")
     person.shown("#chart-weekly")
-    shots(person, "trends")
+    shots(person, "trends", phone=True)
     bars = {
         week: tuple(
             int(
@@ -543,6 +544,10 @@ def every_page(person: Person, group_id: int, version_id: int) -> dict[str, Any]
         person.open(path)
         person.shown("#main h1")
         unlabelled[path] = person.session.execute_script(UNLABELLED)
+        if path == "/console/sessions":
+            shots(person, "sessions")
+        if path == "/console/review":
+            screenshot(person.session, "review-queue-phone", size=PHONE)
     person.session.set_window_size(*PHONE)
     try:
         for path in [*paths, "/console/sign-in"]:
