@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import docx
 import httpx
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -102,9 +103,12 @@ class Person:
         self.click_and_wait(link)
 
     def click_and_wait(self, element: WebElement) -> None:
+        """Click, then wait for the next page: the old one is marked first, so a page without
+        the mark, fully loaded, is the new one. (Waiting for the clicked element to go stale
+        races the navigation: Chromium may answer that with an inspector error instead.)"""
+        self.session.execute_script(f"window.{PAGE_MARK} = true;")
         element.click()
-        self.wait(seen.staleness_of(element))
-        self.wait(lambda s: s.execute_script("return document.readyState") == "complete")
+        self.wait(next_page_loaded)
         self.pages += 1
 
     def press(self, css: str) -> None:
@@ -125,6 +129,20 @@ class Person:
 
     def user_name(self) -> str:
         return self.text(".who .user-name")
+
+
+PAGE_MARK = "policybotOldPage"
+
+
+def next_page_loaded(session: WebDriver) -> bool:
+    try:
+        return bool(
+            session.execute_script(
+                f"return window.{PAGE_MARK} === undefined && document.readyState === 'complete'"
+            )
+        )
+    except WebDriverException:  # asked while the browser swaps the documents
+        return False
 
 
 def xpath_string(text: str) -> str:
