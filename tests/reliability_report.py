@@ -54,6 +54,7 @@ MEASURED = [
     "tests/test_web_review.py",
     "tests/test_web_policies.py",
     "tests/test_web_trends.py",
+    "tests/test_web_browser.py",
     "tests/test_digest_chart.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs

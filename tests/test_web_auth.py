@@ -381,7 +381,7 @@ async def test_console_responses_carry_the_security_headers(settings: Settings) 
             assert "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp
             assert "script-src 'self' 'nonce-" in csp
             assert headers["x-content-type-options"] == "nosniff"
-            assert headers["referrer-policy"] == "no-referrer"
+            assert headers["referrer-policy"] == "same-origin"
             assert headers["cache-control"] == "no-store"
 
 

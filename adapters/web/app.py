@@ -8,7 +8,8 @@ request passes, in this order:
    constant time; refusals are 403 with a plain page and one line in the security log;
 3. a page that is not public needs a session (a GET is sent to the sign-in page);
 4. every response carries the security headers: a CSP with no inline script but the page's
-   nonce, no framing, nosniff, no Referer, and no caching of anything but the stylesheet.
+   nonce, no framing, nosniff, no Referer to another site, and no caching of anything but
+   the stylesheet.
 
 Page modules: each has `add_routes(router, prefix)`, adding its routes under `prefix`
 ("/console"), and is listed in PAGE_MODULES.
@@ -148,7 +149,10 @@ def _security_headers(request: web.Request, response: web.StreamResponse, nonce:
     )
     headers["X-Frame-Options"] = "DENY"
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
+    # Not "no-referrer": under it a browser sends `Origin: null` with the console's own form
+    # posts, which the origin check above must refuse. "same-origin" still sends no Referer
+    # (and a null Origin) to any other site.
+    headers["Referrer-Policy"] = "same-origin"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if not request.path.startswith(STATIC + "/"):
         headers["Cache-Control"] = "no-store"
