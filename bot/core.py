@@ -12,15 +12,17 @@ cases return (bot.use_cases), the texts (bot.messages), who may (bot.access).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot import access, messages, policy_views
 from bot.answering.checking import PostCheck, check_text
@@ -220,6 +222,9 @@ class PolicyBot:
     #: The latest background re-check of open questions (None: none since start).
     recheck: Recheck | None = field(default=None, init=False)
     _rechecked: asyncio.Event | None = field(default=None, init=False, repr=False)
+    #: Jobs the worker started on the loop (re-checks, vectors): stopped by `aclose` before
+    #: the worker, or one would call the worker again as the storage closes under it.
+    _jobs: set[concurrent.futures.Future[None]] = field(default_factory=set, init=False, repr=False)
     #: Uploads, diffs, activation and rollback; activation re-checks open questions with this
     #: bot's own retriever and threshold. Built once, from the settings the bot was made with.
     policies: PolicyLibrary = field(init=False, repr=False)
@@ -297,6 +302,14 @@ class PolicyBot:
             self._recording.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recording
+        # Background jobs first: a re-check between slices would otherwise start the worker
+        # again after it closed, and query the storage while its owner closes it (a crash in
+        # SQLite). Open questions it did not reach stay open, as after a failed re-check.
+        for future in list(self._jobs):
+            future.cancel()
+        for future in list(self._jobs):
+            with contextlib.suppress(concurrent.futures.CancelledError, Exception):
+                await asyncio.wrap_future(future)
         await asyncio.to_thread(self.worker.close)
         if self._health_reader is not None:
             self._health_reader.close()
@@ -551,14 +564,18 @@ class PolicyBot:
         if not job.total:  # nothing to re-check, nothing to tell
             self._rechecked = None
             if marked is not None:
-                asyncio.run_coroutine_threadsafe(self.prepare_vectors(marked), loop)
+                self._start_job(self.prepare_vectors(marked), loop)
             return 0
         # Set here, before the job starts: whoever awaits `when_rechecked` next waits for it.
         self.recheck, self._rechecked = job, asyncio.Event()
-        asyncio.run_coroutine_threadsafe(
-            self._recheck_in_background(job, self._rechecked, marked), loop
-        )
+        self._start_job(self._recheck_in_background(job, self._rechecked, marked), loop)
         return job.total
+
+    def _start_job(self, job: Coroutine[Any, Any, None], loop: asyncio.AbstractEventLoop) -> None:
+        """From the worker: run `job` on the loop, kept until it ends so `aclose` can stop it."""
+        future = asyncio.run_coroutine_threadsafe(job, loop)
+        self._jobs.add(future)
+        future.add_done_callback(self._jobs.discard)
 
     async def _recheck_in_background(
         self, job: Recheck, done: asyncio.Event, marked: tuple[int, ...] | None

@@ -189,6 +189,53 @@ async def test_healthz_answers_while_an_activation_rechecks_open_questions(
     )
 
 
+async def test_closing_the_bot_stops_a_background_recheck_before_the_worker(
+    settings: Settings,
+) -> None:
+    """Before, a re-check between slices called the worker again after `aclose` had closed
+    it: a new worker thread queried the storage while its owner closed it, and SQLite
+    crashed the process (a segmentation fault in a CI run)."""
+    async with (
+        fake_slack_api() as api,
+        slack_server(settings, api=api, on_disk=True, admins=(f"slack:{ADMIN}",)) as slack,
+    ):
+        bot = slack.bot
+        with bot.storage.transaction():
+            for n in range(OPEN_QUESTIONS):
+                bot.storage.log_question(
+                    {
+                        "platform": "slack",
+                        "asker": f"asker-{n}",
+                        "text": f"may I fly a drone over the office for video {n}?",
+                        "answered": 0,
+                        "status": "open",
+                        "citations": [],
+                    }
+                )
+        await slack.share_files([api.add_file(BUNDLED_POLICY.name, new_version())], user=ADMIN)
+        (summary,) = await api.wait_for("chat.postMessage")
+        version_id = buttons(summary["blocks"])[render.ACTION_ACTIVATE]["value"]
+        url = api.response_url("activate")
+        await slack.click(render.ACTION_ACTIVATE, version_id, user=ADMIN, response_url=url)
+        await api.wait_for("response_url:activate", 1)  # activated; the re-check under way
+        job = bot.recheck
+        assert job is not None and not job.finished
+        await bot.aclose()
+        for _ in range(50):  # the loop runs whatever the closed bot left scheduled
+            await asyncio.sleep(0.01)
+        restarted = bot.worker._executor is not None
+        finished = job.finished
+    assert not restarted, "the worker was started again after the bot closed"
+    assert not finished and job.done < OPEN_QUESTIONS
+    record(
+        "Closing the bot during a background re-check",
+        "pytest tests/test_loop_acks.py -k closing_the_bot",
+        open_questions=OPEN_QUESTIONS,
+        rechecked_before_close=job.done,
+        worker_restarted_after_close=int(restarted),
+    )
+
+
 async def test_a_question_left_in_a_stopped_process_spool_is_answered_once_on_start(
     settings: Settings,
 ) -> None:
