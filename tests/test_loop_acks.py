@@ -120,6 +120,22 @@ async def test_events_are_acknowledged_while_another_process_holds_the_write_loc
 OPEN_QUESTIONS = 150
 
 
+def log_open_questions(storage: Storage) -> None:
+    """Open questions the policy did not answer, for an activation to re-check."""
+    with storage.transaction():
+        for n in range(OPEN_QUESTIONS):
+            storage.log_question(
+                {
+                    "platform": "slack",
+                    "asker": f"asker-{n}",
+                    "text": f"may I fly a drone over the office for video {n}?",
+                    "answered": 0,
+                    "status": "open",
+                    "citations": [],
+                }
+            )
+
+
 async def test_healthz_answers_while_an_activation_rechecks_open_questions(
     settings: Settings,
 ) -> None:
@@ -128,19 +144,7 @@ async def test_healthz_answers_while_an_activation_rechecks_open_questions(
         slack_server(settings, api=api, on_disk=True, admins=(f"slack:{ADMIN}",)) as slack,
     ):
         bot = slack.bot
-        # Open questions the policy did not answer, for the activation to re-check.
-        with bot.storage.transaction():
-            for n in range(OPEN_QUESTIONS):
-                bot.storage.log_question(
-                    {
-                        "platform": "slack",
-                        "asker": f"asker-{n}",
-                        "text": f"may I fly a drone over the office for video {n}?",
-                        "answered": 0,
-                        "status": "open",
-                        "citations": [],
-                    }
-                )
+        log_open_questions(bot.storage)
         await slack.share_files([api.add_file(BUNDLED_POLICY.name, new_version())], user=ADMIN)
         (summary,) = await api.wait_for("chat.postMessage")
         version_id = buttons(summary["blocks"])[render.ACTION_ACTIVATE]["value"]
@@ -200,18 +204,7 @@ async def test_closing_the_bot_stops_a_background_recheck_before_the_worker(
         slack_server(settings, api=api, on_disk=True, admins=(f"slack:{ADMIN}",)) as slack,
     ):
         bot = slack.bot
-        with bot.storage.transaction():
-            for n in range(OPEN_QUESTIONS):
-                bot.storage.log_question(
-                    {
-                        "platform": "slack",
-                        "asker": f"asker-{n}",
-                        "text": f"may I fly a drone over the office for video {n}?",
-                        "answered": 0,
-                        "status": "open",
-                        "citations": [],
-                    }
-                )
+        log_open_questions(bot.storage)
         await slack.share_files([api.add_file(BUNDLED_POLICY.name, new_version())], user=ADMIN)
         (summary,) = await api.wait_for("chat.postMessage")
         version_id = buttons(summary["blocks"])[render.ACTION_ACTIVATE]["value"]
