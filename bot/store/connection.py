@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,25 @@ class Rows(Protocol):
     def fetchall(self) -> list[Any]: ...
 
     def __iter__(self) -> Iterator[Any]: ...
+
+
+class FetchedRows:
+    """A SQLite statement's rows, read whole: `Rows` without the connection behind it, read
+    once in order as a cursor is."""
+
+    def __init__(self, rows: list[Any], rowcount: int, description: Any) -> None:
+        self._rows = iter(rows)
+        self.rowcount = rowcount
+        self.description = description
+
+    def fetchone(self) -> Any:
+        return next(self._rows, None)
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._rows
 
 
 def utcnow() -> str:
@@ -126,22 +146,32 @@ class SQLiteDatabase(Database):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.utils = sqlite_utils.Database(conn)
+        # One thread at a time on the connection: Python's sqlite3 objects are not safe to
+        # use from two threads at once (their statement cache is corrupted, and a close
+        # during another thread's statement frees what it is using: seen as a segmentation
+        # fault). Held across a transaction too, so no other thread's statement joins it.
+        self._lock = threading.RLock()
 
     @classmethod
     def memory(cls) -> SQLiteDatabase:
         return cls(sqlite3.connect(":memory:", check_same_thread=False))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        cursor: Rows = self.conn.execute(sql, list(params))
-        return cursor
+        with self._lock:
+            cursor = self.conn.execute(sql, list(params))
+            # Read whole under the lock: a cursor stepped later would touch the connection
+            # from whichever thread reads it.
+            return FetchedRows(cursor.fetchall(), cursor.rowcount, cursor.description)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.conn.executemany(sql, rows)
+        with self._lock:
+            self.conn.executemany(sql, rows)
 
     def insert_id(self, table: str, row: Mapping[str, Any]) -> int:
-        cursor = self.conn.execute(_insert_sql(table, list(row)), list(row.values()))
-        assert cursor.lastrowid is not None
-        return int(cursor.lastrowid)
+        with self._lock:
+            cursor = self.conn.execute(_insert_sql(table, list(row)), list(row.values()))
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -150,25 +180,27 @@ class SQLiteDatabase(Database):
         its first read, SQLite refuses the write at once with "database is locked", busy
         timeout or not. BEGIN IMMEDIATE waits for the lock up front instead, within the busy
         timeout."""
-        if self.conn.in_transaction:
-            with self.utils.atomic():  # nested: a savepoint inside the open transaction
-                yield
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.rollback()
-            raise
-        else:
+        with self._lock:
+            if self.conn.in_transaction:
+                with self.utils.atomic():  # nested: a savepoint inside the open transaction
+                    yield
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.execute("COMMIT")
+                yield
             except BaseException:
                 self.conn.rollback()
                 raise
+            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.conn.rollback()
+                    raise
 
     def close(self) -> None:
-        self.conn.close()
+        with self._lock:  # after any statement under way on another thread
+            self.conn.close()
 
     def table_names(self) -> list[str]:
         return list(self.utils.table_names())
