@@ -22,14 +22,19 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from adapters.jwks import (
+    FetchFailed,
+    SigningKey,
+    get_json,
+    parse_jwks,
+    why_not_valid,
+)
 from bot.config import https_or_loopback_http
 
 log = logging.getLogger(__name__)
@@ -51,8 +56,6 @@ UNKNOWN_KID_REFRESH_INTERVAL = 300.0
 #: Seconds after a failed fetch before another is tried: while the metadata host is down,
 #: requests are answered at once instead of each waiting FETCH_TIMEOUT.
 RETRY_AFTER_FAILURE = 10.0
-#: The metadata and the JWKS are a few kilobytes; a host sending more is not serving them.
-MAX_DOCUMENT_BYTES = 512 * 1024
 
 GENERIC_REFUSAL = "no valid Bot Framework token"
 
@@ -86,23 +89,12 @@ class KeysUnavailable(web.HTTPServiceUnavailable):
         )
 
 
-class FetchFailed(Exception):
-    """The metadata or the JWKS could not be fetched or read."""
-
-
 def refusal_reason(error: Exception) -> str:
     """What the security log says about a refused request."""
     # One wording for every token refusal, so an alert can match it; the cause after it.
     if isinstance(error, TokenRefused):
         return f"{GENERIC_REFUSAL} ({error.why})"
     return GENERIC_REFUSAL
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    key: RSAPublicKey
-    #: Channels (e.g. "msteams") the key may sign for; empty when the JWKS names none.
-    endorsements: frozenset[str]
 
 
 class SigningKeys:
@@ -196,49 +188,6 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-async def get_json(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    """A JSON object fetched from `url`, at most MAX_DOCUMENT_BYTES; FetchFailed otherwise."""
-    async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
-        if response.status_code != 200:
-            raise FetchFailed(f"{url} answered HTTP {response.status_code}")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_DOCUMENT_BYTES:
-                raise FetchFailed(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise FetchFailed(f"{url} did not send JSON") from None
-    if not isinstance(document, dict):
-        raise FetchFailed(f"{url} did not send a JSON object")
-    return document
-
-
-def parse_jwks(jwks: dict[str, Any]) -> dict[str, SigningKey]:
-    """The RSA signing keys of a JWKS by `kid`; other keys and unreadable ones are left out."""
-    keys: dict[str, SigningKey] = {}
-    entries = jwks.get("keys")
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("kty") != "RSA":
-            continue
-        kid = entry.get("kid")
-        if not isinstance(kid, str) or entry.get("use", "sig") != "sig":
-            continue
-        try:
-            key = jwt.algorithms.RSAAlgorithm.from_jwk(entry)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            continue
-        if not isinstance(key, RSAPublicKey):
-            continue  # a private key published by mistake is not one to trust
-        endorsed = entry.get("endorsements")
-        channels = frozenset(
-            e for e in (endorsed if isinstance(endorsed, list) else []) if isinstance(e, str)
-        )
-        keys[kid] = SigningKey(key, channels)
-    return keys
-
-
 class TokenValidator:
     """Checks one request's Authorization header against the Bot Framework's rules."""
 
@@ -285,20 +234,8 @@ class TokenValidator:
                 leeway=CLOCK_SKEW,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except jwt.ExpiredSignatureError:
-            raise TokenRefused("the token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise TokenRefused("the token is not valid yet") from None
-        except jwt.InvalidAudienceError:
-            raise TokenRefused("the token is for another app (audience)") from None
-        except jwt.InvalidIssuerError:
-            raise TokenRefused("the token's issuer is not the Bot Framework") from None
-        except jwt.InvalidSignatureError:
-            raise TokenRefused("the token's signature does not verify") from None
-        except jwt.MissingRequiredClaimError as error:
-            raise TokenRefused(f"the token has no {error.claim} claim") from None
-        except jwt.PyJWTError:
-            raise TokenRefused("the token does not verify") from None
+        except jwt.PyJWTError as error:
+            raise TokenRefused(why_not_valid(error, "the token", "the Bot Framework")) from None
         # The reply, with our own token for the Bot Framework, goes to the activity's
         # serviceUrl: the token must vouch for that address.
         if service_url and claims.get(SERVICE_URL_CLAIM) != service_url:

@@ -36,7 +36,7 @@ import httpx
 import jwt
 from aiohttp import web
 
-from adapters.teams.auth import FetchFailed, SigningKey, get_json, parse_jwks
+from adapters.jwks import FetchFailed, SigningKey, get_json, parse_jwks, why_not_valid
 from adapters.web.auth_pages import signed_in_response
 from adapters.web.identity import public
 from adapters.web.render import refusal, render
@@ -400,20 +400,8 @@ async def _verify(
             leeway=CLOCK_SKEW,
             options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
-    except jwt.ExpiredSignatureError:
-        raise SignInRefused("the id_token has expired") from None
-    except jwt.ImmatureSignatureError:
-        raise SignInRefused("the id_token is not valid yet") from None
-    except jwt.InvalidAudienceError:
-        raise SignInRefused("the id_token is for another app (audience)") from None
-    except jwt.InvalidIssuerError:
-        raise SignInRefused("the id_token's issuer is not the provider") from None
-    except jwt.InvalidSignatureError:
-        raise SignInRefused("the id_token's signature does not verify") from None
-    except jwt.MissingRequiredClaimError as error:
-        raise SignInRefused(f"the id_token has no {error.claim} claim") from None
-    except jwt.PyJWTError:
-        raise SignInRefused("the id_token does not verify") from None
+    except jwt.PyJWTError as error:
+        raise SignInRefused(why_not_valid(error, "the id_token", "the provider")) from None
     return claims
 
 
