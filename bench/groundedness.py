@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.openai_stub import OpenAIStub, Recorded, Reply, answer, error
+from bench.sections import write_between
 from bot.answering.grounded import UNSUPPORTED, GroundedAnswerer
 from bot.answering.llm import ChatClient, LLMConfig
 from bot.config import Settings
@@ -280,12 +281,4 @@ def block(section: str) -> str:
 
 def write_section(section: str, path: Path = BENCHMARKS) -> None:
     """Put the section between its markers in the page, or at its end the first time."""
-    marked = block(section)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + marked + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + marked + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_between(path, START, END, block(section))

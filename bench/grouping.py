@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.sections import write_between
 from bot.models import Retrieval
 from bot.policies import PolicyLibrary
 from bot.retrieval.lexical import LexicalRetriever
@@ -313,14 +314,7 @@ def block(section: str) -> str:
 
 def write_section(section: str, path: Path = BENCHMARKS) -> None:
     """Put the section between its markers in the page, or at its end the first time."""
-    marked = block(section)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + marked + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + marked + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_between(path, START, END, block(section))
 
 
 def main(argv: Sequence[str] = ()) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.sections import write_between
 from bench.sets import ROOT, SHARED_POLICIES, TUNING_SETS
 from bot.conversation import FollowUpRule, Turn, combined
 from bot.evaluation import LabeledQuestion
@@ -333,14 +334,7 @@ def block(section: str) -> str:
 
 def write_section(section: str, path: Path = BENCHMARKS) -> None:
     """Put the section between its markers in the page, or at its end the first time."""
-    marked = block(section)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + marked + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + marked + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_between(path, START, END, block(section))
 
 
 def runs(fast: bool, embedder: Any | None = None) -> list[MultiturnRun]:

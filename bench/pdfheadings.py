@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.sections import write_between
 from bench.sets import SHARED_POLICIES
 from bot.models import Block
 from bot.reading.docx import read_docx
@@ -187,14 +188,8 @@ def block(section: str) -> str:
 
 
 def write_section(section: str, path: Path = BENCHMARKS) -> None:
-    """Replace this section between its markers (or append it), leaving the rest of the page."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block(section) + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block(section) + "\n"
-    path.write_text(text, encoding="utf-8")
+    """Put the section between its markers in the page, or at its end the first time."""
+    write_between(path, START, END, block(section))
 
 
 def main(argv: list[str] | None = None) -> None:

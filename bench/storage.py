@@ -36,6 +36,7 @@ import aiohttp
 from bench import slack_load
 from bench.postgres import Cluster, running_cluster
 from bench.round_robin import round_robin
+from bench.sections import write_between
 from bench.slack_load import (
     DRAIN,
     ROOT,
@@ -462,15 +463,7 @@ def block(name: str, section: str) -> str:
 
 def write_section(name: str, section: str, path: Path = BENCHMARKS) -> None:
     """Put the section between its markers in the page, or at its end the first time."""
-    marked = block(name, section)
-    start, end = START.format(name=name), END.format(name=name)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + marked + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + marked + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_between(path, START.format(name=name), END.format(name=name), block(name, section))
 
 
 async def run(
