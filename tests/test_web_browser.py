@@ -24,7 +24,7 @@ import io
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,20 +46,23 @@ from tests.documents import docx_bytes
 from tests.fakes.oidc import FakeProvider, fake_provider
 from tests.fakes.slack_harness import all_text, slack_server
 from tests.reliability import percentiles, record
+from tests.test_web_auth import (
+    ENTRA_CLIENT,
+    ENTRA_SECRET,
+    PAT_OID,
+    SLACK_ADMIN,
+    SLACK_CLIENT,
+    SLACK_SECRET,
+    TENANT,
+    WORKSPACE,
+    with_providers,
+)
 from tests.trend_data import SINCE, UNTIL, WEEKS, known_weeks
 from tests.web import ConsoleServer, console_server, new_link
 
 pytestmark = pytest.mark.browser
 
 COMMAND = "POLICYBOT_SCREENSHOTS=1 .venv/bin/pytest -q tests/test_web_browser.py"
-TENANT = "8d1f2c4e-5b6a-4c3d-9e8f-0a1b2c3d4e5f"
-ENTRA_CLIENT = "c0a51e00-1111-4222-8333-944455556666"
-ENTRA_SECRET = "entra~Secret.For-Browser_7Qx"
-WORKSPACE = "T0WORKSPACE"
-SLACK_CLIENT = "1234567890.0987654321"
-SLACK_SECRET = "slacksigninsecretforbrowser01234"
-PAT_OID = "0f8fad5b-d9cb-469f-a165-70867728950e"
-SLACK_ADMIN = "U0ADMIN7"
 REVIEWER = "U0REV"
 ADMIN = "U0ADMIN"
 CAFETERIA = "what time does the cafeteria open?"
@@ -190,22 +193,6 @@ async def providers() -> AsyncIterator[tuple[FakeProvider, FakeProvider]]:
         entra.user = {"oid": PAT_OID, "name": "Pat Policy"}
         slack.user = {"https://slack.com/user_id": SLACK_ADMIN, "name": "Sam Admin"}
         yield entra, slack
-
-
-def with_providers(settings: Settings, entra: FakeProvider, slack: FakeProvider) -> Settings:
-    return replace(
-        settings,
-        entra_tenant_id=TENANT,
-        entra_client_id=ENTRA_CLIENT,
-        entra_client_secret=ENTRA_SECRET,
-        entra_discovery_url=entra.metadata_url,
-        slack_team_id=WORKSPACE,
-        slack_signin_client_id=SLACK_CLIENT,
-        slack_signin_client_secret=SLACK_SECRET,
-        slack_discovery_url=slack.metadata_url,
-        teams_policy_team=(PAT_OID,),
-        admins=(f"teams:{PAT_OID}", f"slack:{SLACK_ADMIN}"),
-    )
 
 
 def sign_in_from_the_page(person: Person, button: str, shot: str = "") -> str:
