@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,7 +292,10 @@ class _TableRows:
         self.rows, self.columns = (int(n) for n in entry["shape"])
         self._row_bytes = 4 * self.columns
         self._offset = start + int(entry["data_offsets"][0])
-        self._file = path.open("rb")  # kept for the model's life: one per process
+        # Open for the model's life, as the map of the other weights is: a file replaced
+        # while serving (the package upgraded) is not read half old, half new.
+        self._file = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._file)
 
     def take(self, ids: npt.NDArray[np.int64]) -> Array:
         """The rows of `ids`, in an array of `ids`' shape plus the table's columns."""
@@ -300,10 +304,8 @@ class _TableRows:
             raise ModelError(f"word piece id outside the table's {self.rows} rows")
         found = np.empty((unique.size, self.columns), dtype=np.float32)
         for row, token in enumerate(unique.tolist()):
-            data = os.pread(
-                self._file.fileno(), self._row_bytes, self._offset + token * self._row_bytes
-            )
-            found[row] = np.frombuffer(data, dtype="<f4")
+            offset = self._offset + token * self._row_bytes
+            found[row] = np.frombuffer(os.pread(self._file, self._row_bytes, offset), "<f4")
         rows: Array = found[inverse.reshape(ids.shape)]
         return rows
 
