@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from adapters.web.charts import STYLES, nice_ticks, weekly_description
 from bot.use_cases import KIND_LABELS, KINDS, WeekCounts
+
+if TYPE_CHECKING:
+    from PIL import ImageDraw, ImageFont
 
 #: Drawn at twice the size it is shown at, so text stays sharp on high-density screens.
 SCALE = 2
@@ -21,6 +23,8 @@ TITLE = "Questions per week, by how they were answered"
 
 
 def _font(size: float) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont
+
     # Pillow's own font: nothing to install on the server, the same picture everywhere.
     return ImageFont.load_default(size=size)
 
@@ -80,6 +84,9 @@ def _clip_line(
 def weekly_png(weeks: Sequence[WeekCounts], *, scale: int = SCALE, compact: bool = False) -> bytes:
     """The weekly chart as PNG bytes; `compact`: in a palette of a few colours, small enough
     to travel inside a Teams card (whose whole message is limited to about 28 KB)."""
+    # Pillow here, not at the top: a server loads it only when a digest with a chart is posted.
+    from PIL import Image, ImageDraw
+
     s = scale
     image = Image.new("RGB", (WIDTH * s, HEIGHT * s), "white")
     draw = ImageDraw.Draw(image)

