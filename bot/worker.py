@@ -103,4 +103,3 @@ def _run_in_child(call: Callable[..., T], *args: object) -> T:
             return pool.submit(call, *args).result()
         except BrokenProcessPool:
             raise ChildProcessDied(f"the process running {call.__name__} ended early") from None
-
