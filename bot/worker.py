@@ -12,9 +12,11 @@ seconds runs in a child process instead (`in_child_process`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -96,9 +98,21 @@ async def in_child_process(call: Callable[..., T], *args: object) -> T:
     return await asyncio.to_thread(_run_in_child, call, *args)
 
 
+#: How much lower than the server a child doing an admin's background work runs (nice): on a
+#: busy machine the server's acknowledgements and answers get the processor first.
+CHILD_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """This process below the server, for a child's work (`in_child_process`, the upload
+    reader)."""
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICENESS)
+
+
 def _run_in_child(call: Callable[..., T], *args: object) -> T:
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=lower_priority) as pool:
         try:
             return pool.submit(call, *args).result()
         except BrokenProcessPool:

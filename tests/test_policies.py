@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,7 +20,6 @@ from bot.reading.ingest import READERS
 from bot.reading.pdf import read_pdf
 from bot.reading.shared import ReadLimits
 from bot.store.database import Storage
-from bot.worker import ChildProcessDied, in_child_process
 from tests.documents import docx_bytes, make_pdf
 
 V1 = """# Acme Social Media Policy
@@ -177,15 +175,6 @@ async def test_a_server_upload_on_a_database_file_is_stored_and_compared_in_a_ch
     finally:
         await bot.aclose()
         storage.close()
-
-
-def _dies() -> None:
-    os._exit(3)
-
-
-async def test_a_child_process_that_dies_is_said_to_have_died() -> None:
-    with pytest.raises(ChildProcessDied, match="_dies"):
-        await in_child_process(_dies)
 
 
 def test_change_summary_limit_says_how_many_were_left_out(bot: PolicyBot) -> None:

@@ -242,6 +242,9 @@ def _read(request: bytes) -> dict[str, Any]:
 
 
 def main() -> None:
+    from bot.worker import lower_priority
+
+    lower_priority()
     try:
         outcome = _read(sys.stdin.buffer.read())
         reply = json.dumps(outcome).encode()
