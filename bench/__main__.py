@@ -452,7 +452,13 @@ def slack_markdown(seconds: float = SLACK_STEP_SECONDS) -> str:
     from bench import slack_load
 
     return "\n".join(
-        ["### Slack end to end and serve memory", "", slack_load.run_both(seconds=seconds)]
+        [
+            "### Slack end to end and serve memory",
+            "",
+            slack_load.run_both(seconds=seconds),
+            "",
+            slack_load.contention_section(seconds=seconds),
+        ]
     )
 
 
@@ -669,7 +675,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "slack":  # its own options: --rates, --seconds, --clients, --no-peer
         from bench import slack_load
 
-        slack_load.main(rest)
+        slack_load.main(rest + (["--out", str(args.out)] if args.out else []))
         return
     if args.what == "uploads":  # writes only its own section of --out
         from bench import uploads

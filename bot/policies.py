@@ -16,7 +16,8 @@ import asyncio
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,11 @@ from bot.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE
 from bot.models import Actor, ParsedPolicy, PolicyError
 from bot.reading.ingest import READERS, read_file, read_policy
 from bot.reading.shared import ReadLimits
-from bot.reading.upload_worker import WorkerLimits, read_isolated
+from bot.reading.upload_worker import ReaderOutput, WorkerLimits, run_reader
 from bot.retrieval.active import ActivePolicy
 from bot.retrieval.lexical import LexicalRetriever, Retriever
 from bot.store.database import Storage, VersionInfo, content_hash
-from bot.worker import Worker, blocking
+from bot.worker import ChildProcessDied, Worker, blocking, in_child_process
 
 #: Re-exported for the adapters and tests that import them from here (next round: from
 #: bot.messages and bot.access).
@@ -266,6 +267,43 @@ def version_json(version: VersionInfo) -> dict[str, Any]:
 
 
 # -- the library -------------------------------------------------------------------------------
+@contextmanager
+def _named(filename: str) -> Iterator[None]:
+    """A refusal from reading names the file it is about."""
+    try:
+        yield
+    except PolicyError as error:
+        message = str(error)
+        raise PolicyError(message if filename in message else f"{filename}: {message}") from None
+
+
+def parsed_upload(output: ReaderOutput) -> ParsedUpload:
+    """The reading child's output decoded into the upload's clauses; PolicyError as reading
+    would raise it."""
+    with _named(output.filename):
+        return ParsedUpload(output.filename, output.policy())
+
+
+def _store_read_upload(
+    location: Path | str,
+    max_upload_bytes: int,
+    output: ReaderOutput,
+    data: bytes,
+    uploaded_by: str,
+    keep_example: bool,
+) -> UploadResult:
+    """`store_upload` of what the reading child wrote, on a connection of its own: what
+    `upload_in_background` runs in a child process."""
+    storage = Storage.open(location)
+    try:
+        library = PolicyLibrary(storage, max_upload_bytes, reading=output.worker)
+        return library.store_upload(
+            parsed_upload(output), data, uploaded_by=uploaded_by, keep_example=keep_example
+        )
+    finally:
+        storage.close()
+
+
 class PolicyLibrary:
     def __init__(
         self,
@@ -349,6 +387,29 @@ class PolicyLibrary:
         beside the server would). Activating, when asked, runs in `worker` (the bot's, which
         owns this library's connection; the caller's thread without one): it re-checks open
         questions with this library's retriever."""
+        if self.storage.location is not None and self.reading is not None:
+            # Read in one child, stored and compared in another: a large policy is seconds of
+            # Python (decoding, storing, comparing clause by clause) that on a thread would
+            # take the processor from the event loop's acknowledgements.
+            output = await asyncio.to_thread(self._run_reader, filename, data, name)
+            try:
+                stored = await in_child_process(
+                    _store_read_upload,
+                    self.storage.location,
+                    self.max_upload_bytes,
+                    output,
+                    data,
+                    uploaded_by,
+                    keep_example,
+                )
+            except ChildProcessDied:
+                raise PolicyError(
+                    f"Storing {output.filename} stopped unexpectedly; nothing was stored and "
+                    "the active policy is as it was."
+                ) from None
+            if not activate:
+                return stored
+            return await blocking(worker, self._activate_upload, stored, uploaded_by, keep_example)
         parsed = await asyncio.to_thread(self.read_upload, filename, data, name=name)
         if self.storage.location is None:
             # An in-memory database (tests, `chat`) is one connection, the worker's.
@@ -413,23 +474,25 @@ class PolicyLibrary:
         """Check and read an upload into clauses, in a child process with this library's
         deadline and memory limit unless the file is `trusted` (the bundled policy); touches
         no storage, so any thread may run it."""
+        if self.reading is not None and not trusted:
+            return parsed_upload(self._run_reader(filename, data, name))
         filename = upload_filename(filename or "")
         if len(data) > self.max_upload_bytes:
             raise PolicyError(too_large(filename, self.max_upload_bytes))
         limits = ReadLimits(upload_bytes=self.max_upload_bytes)
-        try:
-            if self.reading is None or trusted:
-                policy = read_policy(filename, data, name=name, limits=limits)
-            else:
-                policy = read_isolated(
-                    filename, data, name=name, limits=limits, worker=self.reading
-                )
-        except PolicyError as error:
-            message = str(error)
-            raise PolicyError(
-                message if filename in message else f"{filename}: {message}"
-            ) from None
-        return ParsedUpload(filename, policy)
+        with _named(filename):
+            return ParsedUpload(filename, read_policy(filename, data, name=name, limits=limits))
+
+    def _run_reader(self, filename: str, data: bytes, name: str | None) -> ReaderOutput:
+        """The reading child run on an upload (checked for size first), its output not yet
+        decoded (`parsed_upload`)."""
+        assert self.reading is not None
+        filename = upload_filename(filename or "")
+        if len(data) > self.max_upload_bytes:
+            raise PolicyError(too_large(filename, self.max_upload_bytes))
+        limits = ReadLimits(upload_bytes=self.max_upload_bytes)
+        with _named(filename):
+            return run_reader(filename, data, name=name, limits=limits, worker=self.reading)
 
     def store_upload(
         self,

@@ -5,17 +5,22 @@ grouping a question, comparing and activating versions, re-checking open questio
 synchronous call handed to `Worker.run` and awaited. One thread: it is the one user of the
 bot's database connection while the loop serves requests, so a write lock another process
 holds for seconds, or a policy being embedded, holds up the worker's queue, never the
-acknowledgements and health checks the loop answers meanwhile.
+acknowledgements and health checks the loop answers meanwhile. What would hold the GIL for
+seconds runs in a child process instead (`in_child_process`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -76,3 +81,39 @@ async def blocking(
     if worker is None:
         return call(*args, **kwargs)
     return await worker.run(call, *args, **kwargs)
+
+
+class ChildProcessDied(RuntimeError):
+    """The child process running a call ended before it returned (killed, out of memory)."""
+
+
+async def in_child_process(call: Callable[..., T], *args: object) -> T:
+    """`call(*args)` in a fresh interpreter, awaited; what it returns or raises comes back
+    pickled (`call` a module-level function, the arguments plain data). For CPU-heavy work
+    that would hold the GIL for seconds (storing and comparing a large upload): in a thread
+    it would take the processor from the event loop, whose acknowledgements Slack times at
+    3 s; in a child it runs on the machine's other core. Spawned, not forked: a fork would
+    copy the server's threads and open connections. Starting one costs a few hundred
+    milliseconds, paid by the rare call that needs it."""
+    return await asyncio.to_thread(_run_in_child, call, *args)
+
+
+#: How much lower than the server a child doing an admin's background work runs (nice): on a
+#: busy machine the server's acknowledgements and answers get the processor first.
+CHILD_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """This process below the server, for a child's work (`in_child_process`, the upload
+    reader)."""
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICENESS)
+
+
+def _run_in_child(call: Callable[..., T], *args: object) -> T:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=lower_priority) as pool:
+        try:
+            return pool.submit(call, *args).result()
+        except BrokenProcessPool:
+            raise ChildProcessDied(f"the process running {call.__name__} ended early") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import docx
 import pytest
@@ -13,7 +15,7 @@ from bot.changes import compare_clauses
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import Actor, Block, Clause, IncomingQuestion, PolicyError
-from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized
+from bot.policies import ACTIVATE, ADMIN_ONLY, DISCARD, NotAuthorized, PolicyLibrary, UploadResult
 from bot.reading.ingest import READERS
 from bot.reading.pdf import read_pdf
 from bot.reading.shared import ReadLimits
@@ -138,6 +140,41 @@ async def test_a_server_upload_is_read_in_a_child_process_and_stored_like_any_ot
     assert bot.storage.versions() == before  # a failed upload stores nothing
     bot.policies.upload("acme.md", V1.encode() + b"\n", uploaded_by="U1")
     assert read_here == []  # every upload from outside is read in a child, not only servers'
+
+
+async def test_a_server_upload_on_a_database_file_is_stored_and_compared_in_a_child_process(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Storing and comparing a large upload is seconds of Python; on a thread of the server it
+    # held the GIL the event loop needs for Slack's acknowledgements. A spy on this process's
+    # store_upload sees whether it ran here: the spawned child imports its own.
+    storage = Storage.open(tmp_path / "policybot.db")
+    bot = PolicyBot.create(replace(settings, admins=("slack:U0ADMIN",)), storage=storage)
+    try:
+        bot.policies.upload("acme.md", V1.encode(), uploaded_by="U0ADMIN", activate=True)
+        stored_here: list[str] = []
+        store_upload = PolicyLibrary.store_upload
+
+        def spy(self: PolicyLibrary, *args: Any, **kwargs: Any) -> UploadResult:
+            stored_here.append(threading.current_thread().name)
+            return store_upload(self, *args, **kwargs)
+
+        monkeypatch.setattr(PolicyLibrary, "store_upload", spy)
+        [active] = storage.active_versions()
+        result = await bot.policies.upload_in_background("acme.md", V2.encode(), uploaded_by="U1")
+        assert stored_here == []
+        assert result.created and result.changes.has_changes
+        assert storage.version(result.version.id).status == "staged"
+        assert [v.id for v in storage.active_versions()] == [active.id]
+        # A refusal raised in the child arrives as the same message, and stores nothing.
+        before = storage.versions()
+        with pytest.raises(PolicyError, match="has the same content as"):
+            await bot.policies.upload_in_background("other.md", V2.encode(), uploaded_by="U1")
+        assert storage.versions() == before
+        assert stored_here == []
+    finally:
+        await bot.aclose()
+        storage.close()
 
 
 def test_change_summary_limit_says_how_many_were_left_out(bot: PolicyBot) -> None:

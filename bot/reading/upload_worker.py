@@ -50,6 +50,22 @@ class WorkerLimits:
 
 
 # -- the server's side ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReaderOutput:
+    """What the reading child wrote and how it ended, not yet decoded: a server hands it on to
+    the process that stores the upload, so a large policy's JSON is never decoded on a thread
+    beside the event loop."""
+
+    filename: str
+    output: bytes
+    returncode: int
+    worker: WorkerLimits
+
+    def policy(self) -> ParsedPolicy:
+        """The policy read, or PolicyError with the uploader's message."""
+        return _result(self.filename, self.output, self.worker, self.returncode)
+
+
 def read_isolated(
     filename: str,
     data: bytes,
@@ -61,6 +77,19 @@ def read_isolated(
     """`read_policy` in a child process; blocks the calling thread (a server calls it from a
     worker thread). PolicyError with a message for the uploader when the file is refused, runs
     past the deadline or the memory limit, or kills its reader."""
+    return run_reader(filename, data, name=name, limits=limits, worker=worker).policy()
+
+
+def run_reader(
+    filename: str,
+    data: bytes,
+    *,
+    name: str | None = None,
+    limits: ReadLimits | None = None,
+    worker: WorkerLimits | None = None,
+) -> ReaderOutput:
+    """The reading child run to its end (`read_isolated` without the decoding); PolicyError
+    when it could not be started or ran past the deadline."""
     limits = limits or ReadLimits()
     worker = worker or WorkerLimits()
     header = {
@@ -89,7 +118,7 @@ def read_isolated(
             ) from None
         except OSError as error:
             raise PolicyError(f"The reader for {filename} could not be started: {error}") from None
-    return _result(filename, finished.stdout, worker, finished.returncode)
+    return ReaderOutput(filename, finished.stdout, finished.returncode, worker)
 
 
 def _result(filename: str, output: bytes, worker: WorkerLimits, returncode: int) -> ParsedPolicy:
@@ -213,6 +242,9 @@ def _read(request: bytes) -> dict[str, Any]:
 
 
 def main() -> None:
+    from bot.worker import lower_priority
+
+    lower_priority()
     try:
         outcome = _read(sys.stdin.buffer.read())
         reply = json.dumps(outcome).encode()

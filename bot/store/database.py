@@ -96,6 +96,9 @@ class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore, 
             db = SQLiteDatabase(conn)
             db.execute("PRAGMA busy_timeout = 10000")
             db.utils.enable_wal()
+            # Each commit's log fsynced unless a transaction says otherwise (`atomic`); said
+            # here, since a build of SQLite may default to NORMAL in WAL mode.
+            db.execute("PRAGMA synchronous = FULL")
             storage = cls(db)
             storage.path = path
             storage.location = path

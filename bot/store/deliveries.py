@@ -144,7 +144,9 @@ class DeliveryStore(Connected):
         """The reply to a received question went out: what it said and where to reply are
         no longer needed (a check of a draft post is never logged, so its text goes here)."""
         now = now or datetime.now(UTC)
-        with self._writing("The record of received questions"), self.db.atomic():
+        # Not waiting for the disk: undone by a power cut, the reply is sent again after the
+        # restart (a repeat, never a loss).
+        with self._writing("The record of received questions"), self.db.atomic(durable=False):
             self.db.execute(
                 "UPDATE received_questions SET state = ?, replied_at = ?, text = '', "
                 "user_id = '', conversation = '' WHERE id = ?",

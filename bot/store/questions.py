@@ -66,7 +66,9 @@ class QuestionLog(Connected):
             if key in row and not isinstance(row[key], str):
                 row[key] = json.dumps(row[key])
         row.setdefault("asked_at", utcnow())
-        with self._writing("The question log"), self.db.atomic():
+        # Not waiting for the disk: a power cut that undoes it also undoes the logged mark,
+        # and the received question is then logged and answered again after the restart.
+        with self._writing("The question log"), self.db.atomic(durable=received_id is None):
             question_id = self.db.insert_id("questions", row)
             if reply_to and reply_to.get("user_id"):
                 self.db.insert(
