@@ -427,6 +427,8 @@ class PolicyBot:
                 "text": question.text,
             }
         try:
+            if row is not None and question is not None:
+                row["conversation_key"] = self.question_log.conversation_of(question)
             received_id = self.storage.receive(
                 platform, key, row, taken_by=self.mark.hold(), now=now
             )
@@ -470,6 +472,9 @@ class PolicyBot:
             "user_id": question.asker,
             "conversation": question.conversation,
             "text": question.text,
+            # As the platform names it: its pseudonym needs the database, which this must
+            # not wait for (the worker names it as it moves the record in).
+            "conversation_key": question.conversation_key,
             "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "taken_by": self.mark.hold(),
         }
@@ -532,6 +537,10 @@ class PolicyBot:
                         "user_id": record.get("user_id", ""),
                         "conversation": record.get("conversation", ""),
                         "text": record.get("text", ""),
+                        # "" for none: a pseudonym of nothing is nothing.
+                        "conversation_key": self.question_log.conversation_pseudonym(
+                            record["platform"], record.get("conversation_key", "")
+                        ),
                     },
                     taken_by=record.get("taken_by", ""),
                     now=datetime.fromisoformat(record["received_at"]),
@@ -742,6 +751,7 @@ class PolicyBot:
             platform=left.platform,
             asker=left.user_id,
             conversation=left.conversation,
+            conversation_pseudonym=left.conversation_key,
         )
         reply = LateReply(
             kind=left.kind,
@@ -896,7 +906,7 @@ class PolicyBot:
         """The asker's own last turns in the conversation the question continues, within
         POLICYBOT_CONVERSATION_MINUTES, from the question log (no platform history call)."""
         minutes = self.settings.conversation_minutes
-        if minutes <= 0 or not incoming.conversation_key:
+        if minutes <= 0 or not (incoming.conversation_key or incoming.conversation_pseudonym):
             return []
         since = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
         try:

@@ -91,6 +91,10 @@ class IncomingQuestion:
     #: a Teams conversation and reply chain, a console session); "" for a question that
     #: stands alone (a slash command, the CLI). Logged only as a keyed pseudonym.
     conversation_key: str = ""
+    #: The same conversation as the log already names it (its pseudonym), for a question
+    #: whose platform key was not kept: one answered after a restart, from its received row.
+    #: Used in place of `conversation_key` when set.
+    conversation_pseudonym: str = ""
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,8 @@ class QuestionLog:
             "asker_name": incoming.asker_name,
             "received": received,
         }
+        if incoming.conversation_pseudonym:
+            entry["conversation_pseudonym"] = incoming.conversation_pseudonym
         try:
             if self.unlogged.has_pending():
                 self.unlogged.replay(self.log_kept)
@@ -168,7 +170,10 @@ class QuestionLog:
     def _log_entry(self, entry: Entry) -> int:
         record = dict(entry["record"])
         record["asker"] = self.storage.pseudonym(record["platform"], entry["asker"])
-        if record.get("conversation_key"):
+        named = entry.get("conversation_pseudonym")
+        if named and "conversation_key" in record:  # a row kind that records its conversation
+            record["conversation_key"] = named
+        elif record.get("conversation_key"):
             # The platform's thread ids stay out of the log, as the asker's do.
             record["conversation_key"] = self.conversation_pseudonym(
                 record["platform"], record["conversation_key"]
@@ -193,15 +198,24 @@ class QuestionLog:
         back, and apart from any asker's pseudonym."""
         return self.storage.pseudonym(platform, key, kind="conversation")
 
+    def conversation_of(self, incoming: IncomingQuestion) -> str:
+        """The pseudonym of the conversation `incoming` continues; "" when it names none."""
+        if incoming.conversation_pseudonym:
+            return incoming.conversation_pseudonym
+        if not incoming.conversation_key:
+            return ""
+        return self.conversation_pseudonym(incoming.platform, incoming.conversation_key)
+
     def conversation_turns(
         self, incoming: IncomingQuestion, since: str, limit: int
     ) -> list[tuple[str, str | None]]:
         """The asker's own earlier turns in the conversation `incoming` continues, oldest
         first; none when it names no conversation or no asker."""
-        if not incoming.conversation_key or not incoming.asker:
+        conversation = self.conversation_of(incoming)
+        if not conversation or not incoming.asker:
             return []
         return self.storage.conversation_turns(
-            self.conversation_pseudonym(incoming.platform, incoming.conversation_key),
+            conversation,
             self.storage.pseudonym(incoming.platform, incoming.asker),
             since,
             limit,

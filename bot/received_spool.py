@@ -26,8 +26,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-#: One spooled delivery: platform, key, kind, user_id, conversation, text, received_at
-#: (ISO 8601), taken_by (the token of the process that acknowledged it).
+#: One spooled delivery: platform, key, kind, user_id, conversation, text, conversation_key
+#: (the conversation it continues, as the platform names it), received_at (ISO 8601),
+#: taken_by (the token of the process that acknowledged it).
 Record = dict[str, str]
 
 

@@ -33,6 +33,7 @@ MEASURED = [
     "tests/test_reliability_data.py",
     "tests/test_reliability_hygiene.py",
     "tests/test_reliability_durable.py",
+    "tests/test_reliability_teams_durable.py",
     "tests/test_reliability_grounded.py",
     "tests/test_reliability_llm_judge.py",
     "tests/test_reliability_uploads.py",

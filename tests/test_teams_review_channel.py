@@ -20,7 +20,7 @@ from bot.core import PolicyBot
 from tests.fakes.bot_connector import Call, ConnectorStub
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import BOB, PAT, PERSONAL, card_submit, message, submit
-from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
+from tests.fakes.teams_harness import card_text, local_teams, post, questions_answered, submit_data
 
 
 @pytest.fixture
@@ -63,8 +63,10 @@ def review_posts(stub: ConnectorStub) -> list[Call]:
 
 async def answered(base: str, stub: ConnectorStub) -> dict[str, dict[str, Any]]:
     """Ask a question the policy covers; the submit data of its card's buttons."""
+    await questions_answered()  # any question before this one has its replies
     before = len(stub.calls)
     await post(base, message(COVERED, stub.url))
+    await questions_answered()
     reply = (await stub.received(before + 1))[-1]
     assert reply.conversation_id == PERSONAL["id"] and reply.card is not None
     return submit_data(reply.card)
@@ -137,6 +139,7 @@ async def test_the_asker_is_named_only_with_show_askers(
         await post(base, card_submit("not_helpful", buttons["Helpful"]["question_id"], stub.url))
         # Without a name from Teams, the card falls back to the asker's id.
         await post(base, message(UNCOVERED, stub.url, sender={"id": "29:nameless"}))
+        await questions_answered()
     uncovered, not_helpful, nameless = (card_text(call.card or {}) for call in review_posts(stub))
     assert "Asked by Alice Example" in uncovered and "29:alice" not in uncovered
     assert "Asked by Alice Example" in not_helpful
@@ -156,7 +159,8 @@ async def test_without_the_setting_nothing_is_posted_to_a_review_conversation(
         await post(base, message(UNCOVERED, stub.url))
         buttons = await answered(base, stub)
         await post(base, card_submit("not_helpful", buttons["Helpful"]["question_id"], stub.url))
-    # Each turn is over when its request returns: only the asker's own chat heard anything.
+    # Every turn is over (a button's when its request returns, a question's once answered):
+    # only the asker's own chat heard anything.
     assert {call.conversation_id for call in stub.calls} == {PERSONAL["id"]}
     assert len(stub.calls) == 3
     assert len(bot.open_questions()) == 2  # both are on the review list all the same

@@ -9,18 +9,26 @@ carries the question id. A file attached in a personal chat is a policy upload (
 `review` lists the open question groups for the policy team with answer boxes. Without a
 client id (POLICYBOT_TEAMS_UNAUTHENTICATED, local testing) requests are taken on loopback
 only, and only with a loopback serviceUrl.
+
+A message carrying a question is kept on disk (`PolicyBot.take_delivery`) and acknowledged
+before it is answered: the acknowledgement waits for neither the answer nor the database, so
+the Bot Framework does not redeliver it for a slow reply, a redelivery is dropped by the
+activity's id, and a process stopped before answering leaves it to the next start
+(`TeamsLateReplier`). Everything else (buttons, files, commands, invokes) is acknowledged
+once its turn has run, as the SDK does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from aiohttp import web
-from microsoft_agents.activity import Activity
+from microsoft_agents.activity import Activity, DeliveryModes
 from microsoft_agents.authentication.msal import MsalConnectionManager
 from microsoft_agents.hosting.aiohttp import CloudAdapter
 from microsoft_agents.hosting.core import (
@@ -32,18 +40,27 @@ from microsoft_agents.hosting.core.authorization import AuthTypes
 from microsoft_agents.hosting.core.http import HttpResponse
 from pydantic import ValidationError
 
+from adapters.teams import asking
 from adapters.teams import auth as teams_auth
-from adapters.teams.handler import TeamsBot
+from adapters.teams.handler import TeamsBot, question_in
 from adapters.teams.loopback import arrived_on_loopback, is_loopback, is_loopback_host
-from adapters.teams.outbound import TeamsChannelPoster, TeamsNotifier, TeamsReviewPoster
-from adapters.teams.turns import PLATFORM
+from adapters.teams.outbound import (
+    TeamsChannelPoster,
+    TeamsLateReplier,
+    TeamsNotifier,
+    TeamsReviewPoster,
+)
+from adapters.teams.turns import PLATFORM, RECEIPT
 from bot import access, messages
 from bot.config import TEAMS_CLIENT_ID, TEAMS_RENAMED, ConfigError, Settings
-from bot.core import PolicyBot
+from bot.core import PolicyBot, Receipt
 
 log = logging.getLogger(__name__)
 
 ROUTE = "/api/messages"
+#: Seconds a stopping server gives the questions it acknowledged to be answered; those still
+#: under way after that are answered on the next start.
+TURNS_SHUTDOWN_GRACE = 5.0
 #: The tenant a multi-tenant Azure Bot gets its tokens from (the Bot Framework's own).
 MULTI_TENANT_AUTHORITY = "botframework.com"
 
@@ -151,12 +168,15 @@ def refuse_unauthenticated(request: web.Request, reason: str) -> None:
 
 @dataclass(frozen=True)
 class MessagesRoute:
-    """`POST /api/messages`: a Bot Framework activity, checked, handed to the adapter."""
+    """`POST /api/messages`: a Bot Framework activity, checked, handed to the adapter; a
+    question kept first and answered after the acknowledgement."""
 
     adapter: CloudAdapter
     teams_bot: TeamsBot
     #: Checks each request's token; None in the unauthenticated local-testing mode.
     validator: teams_auth.TokenValidator | None
+    #: Questions acknowledged and being answered.
+    answering: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         if self.validator is None and not arrived_on_loopback(request):
@@ -193,11 +213,61 @@ class MessagesRoute:
             identity = ClaimsIdentity(claims, authentication_type="Bearer")
         # Checked before the SDK reads it, which would answer a malformed one with a 500.
         try:
-            Activity.model_validate(body)
+            activity = Activity.model_validate(body)
         except ValidationError as invalid:
             return error(400, f"the body is not a Bot Framework activity ({describe(invalid)})")
         checked = CheckedRequest(request, body, identity)
+        question = question_in(activity)
+        if (
+            question is not None
+            and activity.conversation is not None
+            and activity.conversation.id
+            and activity.delivery_mode != DeliveryModes.expect_replies  # replies in the body
+        ):
+            return await self.take_question(checked, activity, question)
         return as_aiohttp(await self.adapter.process_request(checked, self.teams_bot))
+
+    async def take_question(
+        self, checked: CheckedRequest, activity: Activity, question: str
+    ) -> web.Response:
+        """Keep the question (fsynced to the spool, never waiting for the database), answer it
+        in a task of its own, and acknowledge it now as the SDK would (202)."""
+        bot = self.teams_bot.ctx.policy_bot
+        receipt = await bot.take_delivery(
+            PLATFORM,
+            asking.delivery_key(activity),
+            asking.incoming_question(activity, question),
+            asking.MESSAGE,
+        )
+        if receipt.repeat:
+            log.info("dropping a redelivered Teams activity")
+        else:
+            task = asyncio.create_task(self.answer(checked, receipt))
+            self.answering.add(task)
+            task.add_done_callback(self.answering.discard)
+        return web.Response(status=202)
+
+    async def answer(self, checked: CheckedRequest, receipt: Receipt) -> None:
+        RECEIPT.set(receipt)  # this task's own context: the turn's `on_question` reads it
+        try:
+            response = await self.adapter.process_request(checked, self.teams_bot)
+        except Exception:  # the question stays received: answered on the next start
+            log.exception("answering an acknowledged Teams question failed")
+            return
+        if response.status_code >= 400:
+            log.warning("the Teams SDK refused an acknowledged question (%s)", response.status_code)
+
+    async def stop_answering(self, _: web.Application) -> None:
+        """At shutdown: the questions under way get a little time; the rest are left, kept,
+        to the next start."""
+        if not self.answering:
+            return
+        _done, cut = await asyncio.wait(set(self.answering), timeout=TURNS_SHUTDOWN_GRACE)
+        for task in cut:
+            task.cancel()
+        if cut:
+            log.warning("%d Teams question(s) left to the next start by shutdown", len(cut))
+            await asyncio.gather(*cut, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -277,6 +347,7 @@ def add_routes(
         )
         validator = teams_auth.TokenValidator(settings.microsoft_app_id, keys)
     adapter = register_outbound(bot)
+    bot.late_repliers[PLATFORM] = TeamsLateReplier(adapter, settings.microsoft_app_id)
     teams_bot = TeamsBot(bot, placeholder_after=placeholder_after)
     if validator is None:
         log.warning(
@@ -286,4 +357,6 @@ def add_routes(
             ROUTE,
             TEAMS_CLIENT_ID,
         )
-    app.router.add_post(ROUTE, MessagesRoute(adapter, teams_bot, validator).messages)
+    route = MessagesRoute(adapter, teams_bot, validator)
+    app.router.add_post(ROUTE, route.messages)
+    app.on_shutdown.append(route.stop_answering)

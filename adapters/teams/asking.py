@@ -3,7 +3,9 @@ Not helpful, Ask the policy team), `help`, and the welcome when the bot is insta
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from typing import Any
 
 from microsoft_agents.activity import Activity, ChannelAccount
@@ -13,6 +15,7 @@ from adapters.teams import cards as teams_cards
 from adapters.teams import citations
 from adapters.teams.turns import (
     PLATFORM,
+    RECEIPT,
     HandlerContext,
     StreamedReply,
     TurnReply,
@@ -23,8 +26,14 @@ from adapters.teams.turns import (
     text_activity,
 )
 from bot import messages
-from bot.core import HELPFUL, NOT_HELPFUL, PolicyBot
+from bot.core import HELPFUL, NOT_HELPFUL, Delivery, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion
+
+log = logging.getLogger(__name__)
+
+#: The kind a Teams question is received as (`PolicyBot.take_delivery`): a message, in a
+#: personal chat or @mentioning the bot.
+MESSAGE = "message"
 
 HELP = (
     "Ask me whether something is OK under our social media and electronic-communication "
@@ -54,6 +63,33 @@ def conversation_reference_json(activity: Activity) -> str:
         mode="json", by_alias=True, exclude_none=True, exclude={"request_id"}
     )
     return json.dumps(stored, sort_keys=True)
+
+
+def delivery_key(activity: Activity) -> str:
+    """What a redelivery of this activity has in common with it: the Bot Framework sends the
+    same activity again, id and all, when the bot's acknowledgement was slow. Teams' message
+    ids are unique within their conversation only, so the conversation is part of the key,
+    and both go in as a digest (the key is kept an hour; no platform id in it)."""
+    conversation = activity.conversation.id if activity.conversation else ""
+    if activity.id:
+        named = json.dumps([conversation, activity.id])
+        return "activity:" + hashlib.sha256(named.encode()).hexdigest()
+    # No id to go by (a client that sends none): the activity itself, as a replay repeats it.
+    whole = activity.model_dump_json(by_alias=True, exclude_none=True, exclude={"request_id"})
+    return "payload:" + hashlib.sha256(whole.encode()).hexdigest()
+
+
+def incoming_question(activity: Activity, text: str) -> IncomingQuestion:
+    """The question a message asks (`handler.question_in`'s text), as the core takes it."""
+    sender = activity.from_property or ChannelAccount()
+    return IncomingQuestion(
+        text=text,
+        platform=PLATFORM,
+        asker=sender.id or "",
+        conversation=conversation_reference_json(activity),
+        asker_name=sender.name or "",
+        conversation_key=conversation_key(activity),
+    )
 
 
 def answer_activity(answer: Answer) -> Activity:
@@ -88,24 +124,24 @@ async def on_help(ctx: HandlerContext, turn_context: TurnContext) -> None:
 
 async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str) -> None:
     activity = turn_context.activity
-    sender = activity.from_property or ChannelAccount()
-    incoming = IncomingQuestion(
-        text=text,
-        platform=PLATFORM,
-        asker=sender.id or "",
-        conversation=conversation_reference_json(activity),
-        asker_name=sender.name or "",
-        conversation_key=conversation_key(activity),
-    )
+    incoming = incoming_question(activity, text)
+    # Kept before the acknowledgement by the route, which says here whether this was the
+    # first delivery to any process (another may have taken a redelivery first).
+    receipt = RECEIPT.get()
+    delivery = Delivery(True) if receipt is None else await receipt.delivery()
+    if not delivery.first:
+        log.info("dropping a Teams question another process took first")
+        return
+    received = delivery.received_id
 
     # Teams streams in personal chats only; an answer a model writes is slow enough to show
     # its progress there.
     streamed = is_personal(activity) and ctx.policy_bot.settings.llm_configured
     reply = StreamedReply(turn_context) if streamed else TurnReply(turn_context)
     work = (
-        reply.follow(ctx.policy_bot.ask_streamed(incoming))
+        reply.follow(ctx.policy_bot.ask_streamed(incoming, received=received))
         if isinstance(reply, StreamedReply)
-        else ctx.policy_bot.ask(incoming)
+        else ctx.policy_bot.ask(incoming, received=received)
     )
     answer = await ctx.reply_when_ready(turn_context, work, answer_activity, reply)
     if answer is not None and answer.question_id is not None and reply.sent_id:
@@ -113,7 +149,7 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
         await ctx.policy_bot.remember_answer_message(
             PLATFORM, conversation_id, reply.sent_id, answer.question_id
         )
-    await ctx.policy_bot.after_reply(incoming, answer)
+    await ctx.policy_bot.after_reply(incoming, answer, received)
 
 
 async def on_answer_action(

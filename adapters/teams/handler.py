@@ -6,7 +6,12 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, cast
 
-from microsoft_agents.activity import ChannelAccount, InvokeResponse, TurnContextProtocol
+from microsoft_agents.activity import (
+    Activity,
+    ChannelAccount,
+    InvokeResponse,
+    TurnContextProtocol,
+)
 from microsoft_agents.hosting.core import ActivityHandler, TurnContext
 
 from adapters import replies
@@ -18,6 +23,29 @@ from bot.core import PolicyBot
 
 #: The invoke Teams sends for its feedback buttons' submission.
 SUBMIT_ACTION = "message/submitAction"
+#: Messages that are commands, not questions.
+COMMANDS = ("", "help", "?", "review")
+
+
+def is_card_action(activity: Activity) -> bool:
+    return isinstance(activity.value, dict) and teams_cards.SUBMIT_KEY in activity.value
+
+
+def question_in(activity: Activity) -> str | None:
+    """The question a message activity asks, or None: a card's button, a file, a command, a
+    message in a channel that does not @mention the bot. The one reading of it, for the turn
+    and for the route that keeps a question before acknowledging it (`app.MessagesRoute`)."""
+    if activity.type != "message" or is_card_action(activity):
+        return None
+    if not addressed_to_bot(activity):
+        return None
+    # Teams hands bots files in personal chats only; elsewhere the text is the question.
+    if is_personal(activity) and uploads.attached_files(activity):
+        return None
+    text = question_text(activity)
+    if text.lower().lstrip("/") in COMMANDS:
+        return None
+    return text
 
 
 class TeamsBot(ActivityHandler):
@@ -44,24 +72,23 @@ class TeamsBot(ActivityHandler):
 
     async def on_message(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
-        if isinstance(activity.value, dict) and teams_cards.SUBMIT_KEY in activity.value:
+        question = question_in(activity)
+        if question is not None:
+            await asking.on_question(self.ctx, turn_context, question)
+            return
+        if isinstance(activity.value, dict) and is_card_action(activity):
             await self.on_card_action(turn_context, activity.value)
             return
         if not addressed_to_bot(activity):
             return  # channel chatter the bot was not asked about
-        # Teams hands bots files in personal chats only; elsewhere the text is the question.
         files = uploads.attached_files(activity) if is_personal(activity) else []
         if files:
             await uploads.on_upload(self.ctx, turn_context, files)
             return
-        text = question_text(activity)
-        command = text.lower().lstrip("/")
-        if command in ("", "help", "?"):
-            await asking.on_help(self.ctx, turn_context)
-        elif command == "review":
+        if question_text(activity).lower().lstrip("/") == "review":
             await review.on_review(self.ctx, turn_context)
         else:
-            await asking.on_question(self.ctx, turn_context, text)
+            await asking.on_help(self.ctx, turn_context)
 
     async def on_card_action(self, turn_context: TurnContext, value: dict[str, Any]) -> None:
         action = value.get(teams_cards.SUBMIT_KEY)

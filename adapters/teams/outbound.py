@@ -1,6 +1,8 @@
 """Teams messages nobody's turn asked for: the `Notifier` that replies to an asker later via
-the conversation reference stored with the question, and the digest and review channels'
-posters, all sent proactively through the Agents SDK's `continue_conversation`."""
+the conversation reference stored with the question, the `LateReplier` that answers on start
+what a stopped process acknowledged (through the reference kept with it), and the digest and
+review channels' posters, all sent proactively through the Agents SDK's
+`continue_conversation`."""
 
 from __future__ import annotations
 
@@ -25,8 +27,11 @@ from pydantic import ValidationError
 
 from adapters.digest_chart import alt_text, weekly_png
 from adapters.teams import cards as teams_cards
-from adapters.teams.turns import card_activity
-from bot.notify import DeliveryError, ReplyAddress, ReviewNotice
+from adapters.teams.asking import answer_activity
+from adapters.teams.loopback import is_loopback
+from adapters.teams.turns import card_activity, text_activity
+from bot import messages
+from bot.notify import DeliveryError, LateReply, ReplyAddress, ReviewNotice
 from bot.use_cases import WeekCounts
 
 
@@ -38,22 +43,74 @@ class TeamsNotifier:
         self.app_id = app_id
 
     async def send(self, address: ReplyAddress, text: str) -> None:
-        try:
-            stored = json.loads(address.conversation)
-        except ValueError as error:
-            raise DeliveryError(f"no usable Teams conversation reference: {error}") from None
-        if not isinstance(stored, dict) or not stored.get("serviceUrl"):
-            raise DeliveryError("the Teams conversation reference has no service URL")
-        # The Bot Framework's JSON (as botbuilder stored it too), which the SDK's model reads.
-        try:
-            reference = ConversationReference.model_validate(stored)
-        except ValidationError as error:
-            problem = error.errors()[0].get("loc", ()) if error.errors() else ()
-            where = ".".join(str(part) for part in problem) or "its fields"
-            raise DeliveryError(f"no usable Teams conversation reference ({where})") from None
-        if not reference.service_url or not reference.conversation:
-            raise DeliveryError("the Teams conversation reference has no service URL")
+        reference = stored_reference(address)
         await send_proactive(self.adapter, reference, MessageFactory.text(text), self.app_id)
+
+
+def stored_reference(address: ReplyAddress) -> ConversationReference:
+    """The conversation reference kept with a question (`asking.conversation_reference_json`);
+    DeliveryError when it cannot be replied to."""
+    try:
+        stored = json.loads(address.conversation)
+    except ValueError as error:
+        raise DeliveryError(f"no usable Teams conversation reference: {error}") from None
+    if not isinstance(stored, dict) or not stored.get("serviceUrl"):
+        raise DeliveryError("the Teams conversation reference has no service URL")
+    # The Bot Framework's JSON (as botbuilder stored it too), which the SDK's model reads.
+    try:
+        reference = ConversationReference.model_validate(stored)
+    except ValidationError as error:
+        problem = error.errors()[0].get("loc", ()) if error.errors() else ()
+        where = ".".join(str(part) for part in problem) or "its fields"
+        raise DeliveryError(f"no usable Teams conversation reference ({where})") from None
+    if not reference.service_url or not reference.conversation:
+        raise DeliveryError("the Teams conversation reference has no service URL")
+    return reference
+
+
+#: How much of the question a late answer repeats (the asker may have written since).
+LATE_QUESTION_CHARS = 500
+
+
+def late_activity(reply: LateReply) -> Activity:
+    """A LateReply as Teams' message: the answer card, or why there is none, led by the
+    apology and the question when it is late."""
+    if reply.answer is not None:
+        activity = answer_activity(reply.answer)
+        # Teams' own feedback buttons find their question by the message the turn sent
+        # (`remember_answer_message`), which a proactive send does not return; the card's
+        # buttons carry the question id and stay.
+        activity.channel_data = None
+    elif reply.check is not None:
+        activity = text_activity(reply.check.lead)
+    else:
+        activity = text_activity(reply.refusal or messages.APOLOGY)
+    if reply.late:
+        question = reply.question[:LATE_QUESTION_CHARS]
+        asked = f"{messages.LATE}: you asked “{question}”" if question else messages.LATE
+        activity.text = f"{asked}\n\n{activity.text}" if activity.text else asked
+    return activity
+
+
+class TeamsLateReplier:
+    """Answers, on start, a question a stopped process acknowledged: in the conversation it
+    was asked in, as a reply to its message, through the conversation reference kept with
+    it (no token is kept: the adapter asks for its own, as for any proactive message)."""
+
+    def __init__(self, adapter: CloudAdapter, app_id: str) -> None:
+        self.adapter = adapter
+        self.app_id = app_id
+
+    async def send(self, reply: LateReply) -> None:
+        reference = stored_reference(reply.address)
+        if not self.app_id and not is_loopback(reference.service_url):
+            # Kept by a process with a client id, found by one testing locally without: as
+            # its turns, it replies to this machine only (left for a start that has one).
+            raise DeliveryError("unauthenticated mode only replies to a serviceUrl on loopback")
+        activity = late_activity(reply)
+        if reference.activity_id:  # the question's message: the answer is a reply to it
+            activity.reply_to_id = reference.activity_id
+        await send_proactive(self.adapter, reference, activity, self.app_id)
 
 
 def channel_reference(conversation_id: str, service_url: str, app_id: str) -> ConversationReference:

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnConte
 
 from adapters.replies import reply_in_time
 from bot import messages
-from bot.core import PolicyBot
+from bot.core import PolicyBot, Receipt
 from bot.models import Actor, Answer
 from bot.streaming import AnswerStream, DraftText
 
@@ -27,6 +28,10 @@ PLATFORM = "teams"
 _AT_TAG = re.compile(r"</?at>", re.IGNORECASE)
 
 T = TypeVar("T")
+
+#: The receipt of the question the turn under way asks, when the route kept it before the
+#: acknowledgement (`app.MessagesRoute`); None for a turn run without one, answered as new.
+RECEIPT: ContextVar[Receipt | None] = ContextVar("teams_question_receipt", default=None)
 
 
 # -- reading activities ------------------------------------------------------------------------

@@ -39,6 +39,9 @@ class ReceivedQuestion:
     state: str
     question_id: int | None
     taken_by: str
+    #: The conversation it continues, as the question log names it (a keyed pseudonym);
+    #: "" for a question that stands alone.
+    conversation_key: str = ""
 
 
 class DeliveryStore(Connected):
@@ -104,7 +107,8 @@ class DeliveryStore(Connected):
         now: datetime | None = None,
     ) -> int | None:
         """Record that `platform` delivered `key` and, the first time, the question it carries
-        (`question`: kind, user_id, conversation, text), in one transaction. Returns the
+        (`question`: kind, user_id, conversation, text, conversation_key: the conversation's
+        pseudonym), in one transaction. Returns the
         received question's id (None when there is no question), or -1 for a repeat of a
         delivery already taken within DELIVERY_RETENTION. StorageError when the database
         refuses the write."""
@@ -127,6 +131,7 @@ class DeliveryStore(Connected):
                         "user_id": question.get("user_id", ""),
                         "conversation": question.get("conversation", ""),
                         "text": question.get("text", ""),
+                        "conversation_key": question.get("conversation_key", ""),
                         "received_at": now.isoformat(timespec="milliseconds"),
                         "state": RECEIVED,
                         "taken_by": taken_by,
@@ -149,7 +154,7 @@ class DeliveryStore(Connected):
         with self._writing("The record of received questions"), self.db.atomic(durable=False):
             self.db.execute(
                 "UPDATE received_questions SET state = ?, replied_at = ?, text = '', "
-                "user_id = '', conversation = '' WHERE id = ?",
+                "user_id = '', conversation = '', conversation_key = '' WHERE id = ?",
                 [REPLIED, now.isoformat(timespec="milliseconds"), received_id],
             )
 
@@ -161,7 +166,8 @@ class DeliveryStore(Connected):
             params.append(platform)
         rows = self.db.execute(
             "SELECT id, platform, kind, user_id, conversation, text, received_at, state, "
-            f"question_id, taken_by FROM received_questions WHERE {where} ORDER BY id",
+            f"question_id, taken_by, conversation_key FROM received_questions WHERE {where} "
+            "ORDER BY id",
             params,
         ).fetchall()
         return [
@@ -176,6 +182,7 @@ class DeliveryStore(Connected):
                 state=r[7],
                 question_id=r[8],
                 taken_by=r[9] or "",
+                conversation_key=r[10] or "",
             )
             for r in rows
         ]

@@ -438,6 +438,16 @@ def m016_review_actions(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m017_received_conversations(db: sqlite_utils.Database) -> None:
+    """The conversation a received question continues (`conversation_key`: the same keyed
+    pseudonym m014 logs, never the platform's ids), so one answered after a restart is read
+    with the turns before it as a live one is; cleared with the rest once the reply went out."""
+    received = db.table("received_questions")
+    assert isinstance(received, Table)
+    received.add_column("conversation_key", str)
+
+
+@migrations()
 def m018_answer_messages(db: sqlite_utils.Database) -> None:
     """Which question each answer message shows, by the platform's message id: Teams' feedback
     buttons name only the message they are under. Kept in the database (it was kept in each

@@ -216,6 +216,10 @@ MIGRATIONS: list[tuple[str, Step]] = [
             "CREATE INDEX idx_review_actions_group_id_id ON review_actions (group_id, id)",
         ],
     ),
+    (
+        "m017_received_conversations",
+        ["ALTER TABLE received_questions ADD COLUMN conversation_key TEXT"],
+    ),
     # Which question each answer message shows, as in SQLite's m018.
     (
         "m018_answer_messages",

@@ -23,6 +23,8 @@ from aiohttp import web
 from tests.fakes.loopback import serving
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+#: Seconds `received` waits before it calls the bot hung.
+RECEIVED_GUARD = 30.0
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,9 @@ class ConnectorStub:
         return web.json_response({"id": stream_id})
 
     async def received(self, count: int) -> list[Call]:
-        """Wait until `count` calls have arrived (a guard timeout only stops a hung test)."""
-        async with asyncio.timeout(10):
+        """Wait until `count` calls have arrived (a guard timeout only stops a hung test: long
+        enough for several questions answered together, their acknowledgements not waiting)."""
+        async with asyncio.timeout(RECEIVED_GUARD):
             while len(self.calls) < count:
                 self._arrived.clear()
                 await self._arrived.wait()

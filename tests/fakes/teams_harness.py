@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -34,6 +36,28 @@ async def post(
         ) as response,
     ):
         return response.status, await response.text()
+
+
+#: Seconds a test waits for the questions under way before it calls the server hung (a hang
+#: guard only: a first question may embed the whole policy on a busy machine).
+ANSWERING_GUARD = 60.0
+
+
+async def questions_answered() -> None:
+    """Until no question the server acknowledged is still being answered: `/api/messages`
+    answers each after its acknowledgement, in a task of its own (`MessagesRoute.answer`)."""
+
+    def answering() -> bool:
+        return any(
+            getattr(task.get_coro(), "__qualname__", "") == "MessagesRoute.answer"
+            for task in asyncio.all_tasks()
+            if not task.done()
+        )
+
+    deadline = time.monotonic() + ANSWERING_GUARD
+    while answering():
+        assert time.monotonic() < deadline, "an acknowledged question was never answered"
+        await asyncio.sleep(0.01)
 
 
 def submit_data(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
