@@ -38,6 +38,7 @@ from bot.answering.llm import ChatClient, LLMConfig
 from bot.answering.outcome import Outcome, outcome_of
 from bot.changes import ChangeSummary
 from bot.config import Settings
+from bot.console_sessions import ConsoleSessions
 from bot.conversation import TURNS_READ, Condenser, FollowUpRule, Reading, Turn
 from bot.models import (
     Actor,
@@ -249,6 +250,7 @@ class PolicyBot:
             ),
         )
         self.policies.recheck_later = self._recheck_later
+        self.console_sessions = ConsoleSessions(self.storage, self.worker, self.settings)
         self.review = ReviewQueue(
             self.storage,
             self.retrieve,

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.web.sessions import token_hash
 from bot.config import ConfigError, Settings
+from bot.console_sessions import token_hash
 from bot.store.database import ConsoleLink, Storage
 from tests.conftest import RunCli
 from tests.fakes.oidc import FakeProvider, fake_provider

@@ -22,7 +22,6 @@ import httpx
 from aiohttp import web
 
 from adapters.server import RUNNER_OPTIONS, build_app
-from adapters.web.links import create_link
 from bot import access
 from bot.config import Settings
 from bot.core import PolicyBot
@@ -73,7 +72,9 @@ async def new_link(server: ConsoleServer, *, as_: str | None = None, minutes: in
     if as_ is not None:
         platform, _, user_id = as_.partition(":")
         actor = Actor(platform, user_id)
-    token = await server.bot.worker.run(create_link, server.bot.storage, actor, minutes=minutes)
+    token = await server.bot.worker.run(
+        server.bot.console_sessions.create_link, actor, minutes=minutes
+    )
     return f"/console/link/{token}"
 
 

@@ -184,7 +184,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         roles = await roles_of(console.bot, actor)
         if not roles.any:
             # Taken off both lists since signing in: this session is over.
-            await console.bot.worker.run(console.bot.storage.delete_console_session, session.id)
+            await console.bot.console_sessions.end(session.id)
             access.refused(
                 "console",
                 platform=actor.platform,

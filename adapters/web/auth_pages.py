@@ -13,7 +13,6 @@ from adapters.web.sessions import (
     end_session,
     set_session_cookie,
     start_session,
-    token_hash,
 )
 from bot import access
 from bot.models import Actor
@@ -62,9 +61,7 @@ async def follow_link(request: web.Request) -> web.Response:
             "Sign in with your organization's account instead.",
         )
     token = request.match_info["token"]
-    link = None
-    if 0 < len(token) <= 256:
-        link = await console.bot.worker.run(console.bot.storage.use_console_link, token_hash(token))
+    link = await console.bot.console_sessions.use_link(token)
     if link is None:
         access.refused(
             "console sign-in link",

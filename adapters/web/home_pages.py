@@ -30,7 +30,7 @@ async def home(request: web.Request) -> web.Response:
 async def sessions(request: web.Request) -> web.Response:
     admin_user(request, "console sessions")
     bot = policy_bot(request)
-    rows = await bot.worker.run(bot.storage.console_sessions)
+    rows = await bot.console_sessions.listed()
     return page(request, "sessions.html", sessions=rows)
 
 
@@ -41,7 +41,7 @@ async def end_session(request: web.Request) -> web.Response:
     raw = form.get("session", "")
     if not isinstance(raw, str) or not raw.isdigit():
         raise redirect(request, "/console/sessions", "No session was named; nothing changed.")
-    ended = await bot.worker.run(bot.storage.delete_console_session, int(raw))
+    ended = await bot.console_sessions.end(int(raw))
     text = "The session was ended." if ended else "That session had already ended."
     if ended:
         log.info("console session %s ended by %s", raw, user.actor.recorded_as)

@@ -40,9 +40,7 @@ from adapters.web.render import refusal, render
 from adapters.web.sessions import (
     PREFIX,
     console_of,
-    new_token,
     served_over_https,
-    token_hash,
 )
 from bot import access
 from bot.config import Settings, https_or_loopback_http
@@ -248,15 +246,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     except Exception as error:  # any failure to reach the provider is the same page
         log.error("cannot reach the %s sign-in metadata: %s", provider.name, type(error).__name__)
         raise _unavailable(request, provider) from None
-    state, binding = new_token(), new_token()
-    now = datetime.now(UTC)
-    await console.bot.worker.run(
-        console.bot.storage.start_console_sign_in,
-        token_hash(state),
-        provider=provider.name,
-        browser_hash=token_hash(binding),
-        expires_at=now + SIGN_IN_WINDOW,
-        now=now,
+    state, binding = await console.bot.console_sessions.start_sign_in(
+        provider.name, expires_at=datetime.now(UTC) + SIGN_IN_WINDOW
     )
     query = {
         "response_type": "code",
@@ -336,17 +327,13 @@ async def _verified_actor(
     if "error" in query:
         raise SignInRefused(f"the provider said {query['error'][:40]!r}")
     state, code = query.get("state", ""), query.get("code", "")
-    if not state or not code or len(state) > 256 or len(code) > 4096:
+    if not state or not code or len(code) > 4096:
         raise SignInRefused("no state or code")
     binding = request.cookies.get(BINDING_COOKIE, "")
     console = console_of(request)
-    browser_hash = await console.bot.worker.run(
-        console.bot.storage.finish_console_sign_in, token_hash(state), provider=provider.name
-    )
-    if browser_hash is None:
-        raise SignInRefused("unknown, used or expired state")
-    if not binding or not hmac.compare_digest(browser_hash, token_hash(binding)):
-        raise SignInRefused("the state belongs to another browser")
+    refused = await console.bot.console_sessions.finish_sign_in(state, binding, provider.name)
+    if refused:
+        raise SignInRefused(refused)
     metadata = await documents.current()
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
         answer = await client.post(

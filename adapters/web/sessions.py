@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from aiohttp import web
 
@@ -33,8 +32,6 @@ HOST_COOKIE = "__Host-policybot_console"
 PLAIN_COOKIE = "policybot_console"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-#: What the session token's bytes of randomness are: 256 bits.
-TOKEN_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -53,29 +50,12 @@ class Console:
     def listens_on_loopback(self) -> bool:
         return self.listen_host is not None and is_loopback_host(self.listen_host)
 
-    @property
-    def idle(self) -> timedelta:
-        return timedelta(minutes=self.settings.console_idle_minutes)
-
-    @property
-    def lifetime(self) -> timedelta:
-        return timedelta(hours=self.settings.console_session_hours)
-
 
 CONSOLE_KEY = web.AppKey("console", Console)
 
 
 def console_of(request: web.Request) -> Console:
     return request.config_dict[CONSOLE_KEY]
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def token_hash(token: str) -> str:
-    """What the database keeps of a token (a session's, a link's, a sign-in's state)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def csrf_for(session_token: str) -> str:
@@ -134,7 +114,7 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, token
         secure=secure,
         httponly=True,
         samesite="Lax",
-        max_age=int(console_of(request).lifetime.total_seconds()),
+        max_age=int(console_of(request).bot.console_sessions.lifetime.total_seconds()),
     )
 
 
@@ -162,32 +142,13 @@ async def start_session(
         refuse_entry(actor, via)
         return None
     await end_session(request)
-    now = now or datetime.now(UTC)
-    token = new_token()
-    storage = console.bot.storage
-    await console.bot.worker.run(storage.prune_console, idle=console.idle, now=now)
-    await console.bot.worker.run(
-        storage.create_console_session,
-        token_hash(token),
-        platform=actor.platform,
-        user_id=actor.user_id,
-        name=actor.name,
-        via=via,
-        expires_at=now + console.lifetime,
-        now=now,
-    )
-    return token
+    return await console.bot.console_sessions.start(actor, via=via, now=now)
 
 
 async def current_session(request: web.Request) -> tuple[str, ConsoleSession] | None:
     """The browser's live session and its token, or None."""
     token = session_token_of(request)
-    if not token or len(token) > 256:
-        return None
-    console = console_of(request)
-    session = await console.bot.worker.run(
-        console.bot.storage.console_session, token_hash(token), idle=console.idle
-    )
+    session = await console_of(request).bot.console_sessions.find(token)
     return (token, session) if session is not None else None
 
 
@@ -196,5 +157,4 @@ async def end_session(request: web.Request) -> bool:
     found = await current_session(request)
     if found is None:
         return False
-    console = console_of(request)
-    return await console.bot.worker.run(console.bot.storage.delete_console_session, found[1].id)
+    return await console_of(request).bot.console_sessions.end(found[1].id)

@@ -11,6 +11,7 @@ from bot import access
 from bot.cli.context import Context, fail, guarded
 from bot.cli.root import main
 from bot.config import PLATFORMS
+from bot.console_sessions import DEFAULT_LINK_MINUTES, MAX_LINK_MINUTES
 from bot.models import Actor
 
 
@@ -42,9 +43,9 @@ def _actor(given: str) -> Actor:
 )
 @click.option(
     "--minutes",
-    default=10,
+    default=DEFAULT_LINK_MINUTES,
     show_default=True,
-    type=click.IntRange(1, 60),
+    type=click.IntRange(1, MAX_LINK_MINUTES),
     help="How long the link stays valid; it works once.",
 )
 @click.option(
@@ -63,7 +64,7 @@ def link(ctx: Context, as_: str, minutes: int, port: int) -> None:
     actor = _actor(as_) if as_ else access.OPERATOR
     links = importlib.import_module("adapters.web.links")
     bot = ctx.bot(with_policy=False)
-    token = links.create_link(bot.storage, actor, minutes=minutes)
+    token = bot.console_sessions.create_link(actor, minutes=minutes)
     click.echo(links.link_url(token, port))
     click.echo(
         f"Valid once, for {minutes} minutes, while policybot serve listens on 127.0.0.1.",
