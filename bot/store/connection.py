@@ -125,7 +125,12 @@ class Database(ABC):
 
     @abstractmethod
     def write(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        """One statement that is a whole write transaction (or part of the one open)."""
+        """One statement that is a whole write transaction, or part of the one open (on
+        PostgreSQL without a savepoint of its own: a failure fails that transaction)."""
+
+    @abstractmethod
+    def write_id(self, table: str, row: Mapping[str, Any]) -> int:
+        """`insert_id` as `write` runs a statement."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -214,6 +219,10 @@ class SQLiteDatabase(Database):
         # sqlite3 would leave the statement's implicit transaction open: commit it here.
         with self.atomic():
             return self.execute(sql, params)
+
+    def write_id(self, table: str, row: Mapping[str, Any]) -> int:
+        with self.atomic():
+            return self.insert_id(table, row)
 
     def close(self) -> None:
         with self._lock:  # after any statement under way on another thread
@@ -307,6 +316,9 @@ class PostgresDatabase(Database):
         # Autocommit: outside a transaction one statement is one, with no BEGIN or COMMIT
         # round trip.
         return self.execute(sql, params)
+
+    def write_id(self, table: str, row: Mapping[str, Any]) -> int:
+        return self.insert_id(table, row)
 
     def close(self) -> None:
         self.conn.close()

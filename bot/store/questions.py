@@ -137,10 +137,9 @@ class QuestionLog(Connected):
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self.db.atomic():
-            cursor = self.db.execute(
-                f"UPDATE questions SET {assignments} WHERE id = ?", [*fields.values(), question_id]
-            )
+        cursor = self.db.write(
+            f"UPDATE questions SET {assignments} WHERE id = ?", [*fields.values(), question_id]
+        )
         if cursor.rowcount == 0:
             raise KeyError(question_id)
 
