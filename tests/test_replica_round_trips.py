@@ -139,13 +139,13 @@ def counts(url: str) -> tuple[int, int]:
     return int(logged[0]), int(replied[0])
 
 
-async def until(predicate_url: str, logged: int, replied: int) -> tuple[int, int]:
+async def until(url: str, logged: int, replied: int) -> tuple[int, int]:
     """Poll the database until that many are logged and replied, or GUARD passes."""
     deadline = time.monotonic() + GUARD
-    seen = await asyncio.to_thread(counts, predicate_url)
+    seen = await asyncio.to_thread(counts, url)
     while seen < (logged, replied) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        seen = await asyncio.to_thread(counts, predicate_url)
+        seen = await asyncio.to_thread(counts, url)
     return seen
 
 
