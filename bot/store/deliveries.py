@@ -242,8 +242,10 @@ class DeliveryStore(Connected):
 
     def prune_deliveries(self, before: datetime) -> int:
         """Forget handled deliveries first seen before `before`, and received questions
-        replied to before it; how many deliveries were forgotten."""
-        with self.db.atomic():
+        replied to before it; how many deliveries were forgotten. Not serialized: DELETEs
+        of rows past their retention, safe beside any writer, and run inside `receive`'s
+        transaction, which takes no lock either."""
+        with self.db.atomic(serialized=False):
             cursor = self.db.execute(
                 "DELETE FROM handled_deliveries WHERE first_seen < ?",
                 [before.isoformat(timespec="seconds")],
