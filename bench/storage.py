@@ -491,6 +491,15 @@ def replicas_markdown(
         if cpu2 is not None:
             others = max(cpu2.machine_busy - cpu2.ours / cpu2.wall, 0.0)
             saturated = cpu2.machine_busy >= 0.9 * cpu2.cores
+            per_answer = cpu2.ours / max(two.step.answered, 1)
+            lines += [
+                "",
+                f"Every process of the two-replica run together spent {per_answer * 1000:.1f} ms "
+                f"of CPU per answer: {cpu2.cores} free cores would carry at most "
+                f"{cpu2.cores / per_answer:.0f} answers/s at that cost, and the "
+                f"{cpu2.ours / cpu2.wall:.2f} cores this bench got carried "
+                f"{two.step.throughput:.0f}.",
+            ]
             lines += [
                 "",
                 f"With two replicas the machine was {cpu2.machine_busy / cpu2.cores:.0%} busy "
