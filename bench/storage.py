@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ import aiohttp
 
 from bench import slack_load
 from bench.postgres import Cluster, running_cluster
-from bench.round_robin import round_robin
+from bench.round_robin import PROXIES, Proxy, round_robin
 from bench.sections import write_between
 from bench.slack_load import (
     DRAIN,
@@ -51,6 +53,7 @@ from bench.slack_load import (
     start,
     stop,
 )
+from bench.speed import percentile
 
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 START = "<!-- storage:{name}:start -->"
@@ -61,6 +64,10 @@ REVIEWED = "Yes, up to 30 USD a month; file it under training (bench reviewed an
 REVIEW_ASKERS = 40
 #: Seconds between delivery runs in each replica: short, so both race for every asker.
 DELIVERY_INTERVAL = "0.5"
+#: Events/s offered to one replica and then to two: above what two answer on this machine's
+#: two cores (about 115/s at the CPU an answer costs), so the ratio is not capped by the
+#: offered rate (at 100/s two replicas answered all of it, 1.58× one).
+REPLICAS_RATE = 150
 #: The share of the events sent again, as Slack retries an event it thinks was not acked.
 RETRIED_SHARE = 0.25
 
@@ -82,6 +89,194 @@ class CountingRecorder(Recorder):
         super()._note(method, payload, ts, now)
 
 
+# -- what each process spent ---------------------------------------------------------------
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of every core since boot, every process counted."""
+    first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(t) for t in first[:8]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def postgres_pids(cluster: Cluster) -> list[int]:
+    """The cluster's postmaster and every process it started (backends, writers)."""
+    head = (cluster.folder / "data" / "postmaster.pid").read_text().split()
+    postmaster = int(head[0])
+    found = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                found.append(int(stat.parent.name))
+    return found
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds each part spent over one measured step, and the whole machine's."""
+
+    wall: float
+    replicas: list[float]
+    postgres: float
+    proxy: float | None  # None: the proxy ran in the bench's process
+    bench: float  # load generator and fake Slack API (and the proxy when in-process)
+    machine_busy: float  # cores busy, every process on the machine counted
+    cores: int
+
+    @property
+    def ours(self) -> float:
+        return sum(self.replicas) + self.postgres + (self.proxy or 0.0) + self.bench
+
+
+@dataclass
+class CpuMeter:
+    """Samples the processes of a run before and after a step."""
+
+    replicas: list[int]
+    cluster: Cluster
+    proxy: Proxy
+    _before: dict[int, float] = field(default_factory=dict)
+    _machine: tuple[int, int] = (0, 0)
+    _started: float = 0.0
+
+    def _pids(self) -> dict[str, list[int]]:
+        return {
+            "replicas": self.replicas,
+            "postgres": postgres_pids(self.cluster),
+            "proxy": self.proxy.pids(),
+            "bench": [os.getpid()],
+        }
+
+    def start(self) -> None:
+        self._before = {pid: cpu_seconds(pid) for pids in self._pids().values() for pid in pids}
+        self._machine = machine_ticks()
+        self._started = time.monotonic()
+
+    def stop(self) -> CpuUse:
+        wall = time.monotonic() - self._started
+        busy, total = machine_ticks()
+        pids = self._pids()
+
+        def spent(pid: int) -> float:
+            # A process started during the step (a new backend) counts from zero.
+            return max(cpu_seconds(pid) - self._before.get(pid, 0.0), 0.0)
+
+        cores = os.cpu_count() or 1
+        ticks = (total - self._machine[1]) or 1
+        return CpuUse(
+            wall=wall,
+            replicas=[spent(pid) for pid in pids["replicas"]],
+            postgres=sum(spent(pid) for pid in pids["postgres"]),
+            proxy=sum(spent(pid) for pid in pids["proxy"]) if pids["proxy"] else None,
+            bench=spent(os.getpid()),
+            machine_busy=cores * (busy - self._machine[0]) / ticks,
+            cores=cores,
+        )
+
+
+# -- the load, signed before the clock starts --------------------------------------------
+@dataclass
+class _Request:
+    key: str
+    body: bytes
+    headers: dict[str, str]
+    scheduled: float = 0.0
+    acked_at: float | None = None
+    status: int = 0
+
+
+def signed_events(questions: Sequence[str], count: int, run: str, first: int) -> list[_Request]:
+    """`count` events, each body built and signed now (Slack accepts a signature for five
+    minutes), so sending one costs the bench a write, not JSON and an HMAC."""
+    timestamp = str(int(time.time()))
+    requests = []
+    for i in range(count):
+        key, body = event_body(first + i, questions[i % len(questions)], run)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": sign(body, timestamp),
+        }
+        requests.append(_Request(key, body, headers))
+    return requests
+
+
+async def offer_signed(
+    url: str,
+    fake: Recorder,
+    requests: list[_Request],
+    rate: int,
+    clients: int,
+    drain: float,
+    meter: CpuMeter | None = None,
+) -> tuple[Step, CpuUse | None]:
+    """Send the signed requests at `rate` per second from `clients` connections, wait (at
+    most `drain` seconds) for every answer at the fake API; the step's figures as
+    bench/slack_load.py counts them (latencies from each event's scheduled send time), and
+    what each process spent meanwhile."""
+    fake.expect({r.key for r in requests})
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def send(request: _Request) -> None:
+            try:
+                async with http.post(
+                    url + "/slack/events", data=request.body, headers=request.headers
+                ) as response:
+                    await response.read()
+                    request.status = response.status
+            except aiohttp.ClientError:
+                request.status = -1
+            request.acked_at = time.perf_counter()
+
+        if meter is not None:
+            meter.start()
+        started = time.perf_counter()
+        tasks = []
+        for i, request in enumerate(requests):
+            request.scheduled = started + i / rate
+            delay = request.scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(request)))
+        await asyncio.gather(*tasks)
+        await fake.all_answered(drain)
+        used = meter.stop() if meter is not None else None
+        await asyncio.sleep(0.5)  # a duplicate would follow its original closely
+    acks = [r.acked_at - r.scheduled for r in requests if r.status == 200 and r.acked_at]
+    answered = [r for r in requests if fake.answers.get(r.key)]
+    e2e = [fake.answers[r.key][-1] - r.scheduled for r in answered]
+    last = max((fake.answers[r.key][-1] for r in answered), default=started)
+    step = Step(
+        rate=rate,
+        seconds=len(requests) / rate,
+        sent=len(requests),
+        acked=len(acks),
+        ack_p50=percentile(acks, 0.5) if acks else 0.0,
+        ack_p99=percentile(acks, 0.99) if acks else 0.0,
+        late_acks=sum(a > 3.0 for a in acks),
+        answered=len(answered),
+        unanswered=len(requests) - len(answered),
+        duplicated=sum(len(fake.answers[r.key]) > 1 for r in answered),
+        e2e_p50=percentile(e2e, 0.5) if e2e else 0.0,
+        e2e_p99=percentile(e2e, 0.99) if e2e else 0.0,
+        throughput=len(answered) / (last - started) if answered and last > started else 0.0,
+        logged=None,
+    )
+    return step, used
+
+
 @dataclass(frozen=True)
 class ReplicaRun:
     replicas: int
@@ -92,6 +287,8 @@ class ReplicaRun:
     reviewed_delivered: int  # askers who got the reviewed answer
     reviewed_twice: int  # askers who got it more than once
     split: list[int]  # requests each replica received through the proxy
+    cpu: CpuUse | None = None
+    proxy: str = ""
 
 
 async def _send_retries(url: str, bodies: Sequence[bytes]) -> int:
@@ -134,7 +331,13 @@ def _store_reviewed_answer(database_url: str) -> int:
 
 
 async def replica_run(
-    cluster: Cluster, replicas: int, rate: int, seconds: float, clients: int, folder: Path
+    cluster: Cluster,
+    replicas: int,
+    rate: int,
+    seconds: float,
+    clients: int,
+    folder: Path,
+    which_proxy: str = "auto",
 ) -> ReplicaRun:
     url = cluster.new_database()
     questions = bench_questions()
@@ -153,14 +356,18 @@ async def replica_run(
                 for n in range(replicas)
             ]
             try:
-                async with round_robin([s.url for s in servers]) as (port, proxy):
+                async with round_robin([s.url for s in servers], which_proxy) as (port, proxy):
                     front = Server(f"{replicas} replicas", servers[0].process, port, None, url)
                     for n in range(replicas):  # warm each replica up, outside the figures
                         await offer(front, fake, questions, 1, 1, 1, f"W{n}", 0, DRAIN)
-                    proxy.sent.clear()
-                    step = await offer(
-                        front, fake, questions, rate, seconds, clients, "R", 1, DRAIN
+                    count = int(rate * seconds)
+                    requests = signed_events(questions, count, "R", 1)
+                    meter = CpuMeter([s.process.pid for s in servers], cluster, proxy)
+                    proxy.reset()
+                    step, used = await offer_signed(
+                        front.url, fake, requests, rate, clients, DRAIN, meter
                     )
+                    split = proxy.sent()
                     numbers = range(1, 1 + step.sent)
                     retried = [n for n in numbers if n % round(1 / RETRIED_SHARE) == 0]
                     bodies = [
@@ -181,7 +388,7 @@ async def replica_run(
                     while len(fake.reviewed) < owed and time.monotonic() < deadline:
                         await asyncio.sleep(0.2)
                     await asyncio.sleep(3 * float(DELIVERY_INTERVAL) + 1)  # a second copy
-                    split = [proxy.sent[n] for n in range(replicas)]
+                    proxy_name = proxy.name
             finally:
                 for server in servers:
                     stop(server)
@@ -195,6 +402,8 @@ async def replica_run(
             reviewed_delivered=len(fake.reviewed),
             reviewed_twice=sum(c > 1 for c in fake.reviewed.values()),
             split=split,
+            cpu=used,
+            proxy=proxy_name,
         )
     finally:
         cluster.drop(url)
@@ -214,15 +423,22 @@ async def _send_firsts(url: str, bodies: Sequence[bytes]) -> None:
                 await response.read()
 
 
-def replicas_markdown(runs: list[ReplicaRun], rate: int, seconds: float, clients: int) -> str:
+def replicas_markdown(
+    runs: list[ReplicaRun], rate: int, seconds: float, clients: int, which_proxy: str = "auto"
+) -> str:
     one, two = runs[0], runs[-1]
     ratio = two.step.throughput / one.step.throughput if one.step.throughput else 0.0
     command = f"python -m bench replicas --rate {rate} --seconds {seconds:g} --clients {clients}"
+    if which_proxy != "auto":
+        command += f" --proxy {which_proxy}"
+    proxy = two.proxy or one.proxy
     lines = [
         f"{rate} signed Slack events/s offered for {seconds:g} s from {clients} connections "
         "to one `policybot serve` on PostgreSQL, then to two replicas on one PostgreSQL "
         "database behind a round-robin proxy on 127.0.0.1 (lexical, extractive; each run on "
-        f"a fresh database). Then {RETRIED_SHARE:.0%} of the events are sent again as "
+        f"a fresh database; proxy: {proxy}, in both runs). The events are built and signed "
+        "before the clock starts. Then "
+        f"{RETRIED_SHARE:.0%} of the events are sent again as "
         f"Slack's retries, and {REVIEW_ASKERS} people ask one uncovered question by DM; a "
         "reviewer's answer to their group is stored while every replica's delivery loop "
         f"runs every {DELIVERY_INTERVAL} s. Every message counted at the fake Slack Web API. "
@@ -248,9 +464,58 @@ def replicas_markdown(runs: list[ReplicaRun], rate: int, seconds: float, clients
         f"Two replicas ÷ one: **{ratio:.2f}×** the achieved throughput (target ≥ 1.6×); "
         f"{sum(r.answered_twice for r in runs)} events answered twice and "
         f"{sum(r.reviewed_twice for r in runs)} reviewed answers delivered twice over both "
-        "runs. The proxy, the load generator and the fake Slack API run in the bench's "
-        "process on the same cores as the replicas and PostgreSQL.",
+        "runs.",
     ]
+    measured = [run for run in runs if run.cpu is not None]
+    if measured:
+        lines += [
+            "",
+            "CPU seconds each process spent over the measured step (from its first event to "
+            "its last answer; /proc/<pid>/stat), and how busy the whole machine was, every "
+            "process on it counted (/proc/stat):",
+            "",
+            "| replicas | wall | each replica | per answer (replicas) | PostgreSQL "
+            "| per answer (PostgreSQL) | proxy | bench process | ours, cores | machine busy |",
+            "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for run in measured:
+            cpu = run.cpu
+            assert cpu is not None
+            answered = max(run.step.answered, 1)
+            proxy_cell = "in the bench process" if cpu.proxy is None else f"{cpu.proxy:.1f} s"
+            lines.append(
+                f"| {run.replicas} | {cpu.wall:.1f} s "
+                f"| {' / '.join(f'{r:.1f} s' for r in cpu.replicas)} "
+                f"| {sum(cpu.replicas) / answered * 1000:.1f} ms | {cpu.postgres:.1f} s "
+                f"| {cpu.postgres / answered * 1000:.1f} ms | {proxy_cell} "
+                f"| {cpu.bench:.1f} s | {cpu.ours / cpu.wall:.2f} of {cpu.cores} "
+                f"| {cpu.machine_busy:.2f} of {cpu.cores} |"
+            )
+        cpu2 = two.cpu
+        if cpu2 is not None:
+            others = max(cpu2.machine_busy - cpu2.ours / cpu2.wall, 0.0)
+            saturated = cpu2.machine_busy >= 0.9 * cpu2.cores
+            per_answer = cpu2.ours / max(two.step.answered, 1)
+            lines += [
+                "",
+                f"Every process of the two-replica run together spent {per_answer * 1000:.1f} ms "
+                f"of CPU per answer: {cpu2.cores} free cores would carry at most "
+                f"{cpu2.cores / per_answer:.0f} answers/s at that cost, and the "
+                f"{cpu2.ours / cpu2.wall:.2f} cores this bench got carried "
+                f"{two.step.throughput:.0f}.",
+            ]
+            lines += [
+                "",
+                f"With two replicas the machine was {cpu2.machine_busy / cpu2.cores:.0%} busy "
+                f"({cpu2.ours / cpu2.wall:.2f} cores this bench's processes, "
+                f"{others:.2f} anything else on the machine): "
+                + (
+                    "saturated, so the figure is bounded by the cores this bench could get."
+                    if saturated
+                    else "not saturated, so the replicas were waiting on something other "
+                    "than CPU (the database's round trips, a lock)."
+                ),
+            ]
     return "\n".join(lines)
 
 
@@ -514,10 +779,11 @@ def write_section(name: str, section: str, path: Path = BENCHMARKS) -> None:
 
 async def run(
     what: str,
-    rate: int = 100,
+    rate: int = REPLICAS_RATE,
     rates: Sequence[int] = (50, 100),
     seconds: float = 6.0,
     clients: int = 32,
+    which_proxy: str = "auto",
 ) -> str:
     with tempfile.TemporaryDirectory(prefix="policybot-storage-") as name:
         folder = Path(name)
@@ -528,9 +794,10 @@ async def run(
         with running_cluster() as cluster:
             if what == "replicas":
                 runs = [
-                    await replica_run(cluster, n, rate, seconds, clients, folder) for n in (1, 2)
+                    await replica_run(cluster, n, rate, seconds, clients, folder, which_proxy)
+                    for n in (1, 2)
                 ]
-                return replicas_markdown(runs, rate, seconds, clients)
+                return replicas_markdown(runs, rate, seconds, clients, which_proxy)
             engines = [
                 await engine_run("sqlite", None, rates, seconds, clients, folder / "sqlite"),
                 await engine_run(
@@ -547,14 +814,22 @@ def sections() -> str:
 
 def main(what: str, argv: Sequence[str] = ()) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m bench {what}", description=__doc__)
-    parser.add_argument("--rate", type=int, default=100, help="replicas: events/s offered")
+    parser.add_argument(
+        "--rate", type=int, default=REPLICAS_RATE, help="replicas: events/s offered"
+    )
     parser.add_argument("--rates", default="50,100", help="engines: the rates offered")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--proxy",
+        choices=PROXIES,
+        default="auto",
+        help="replicas: the round-robin proxy (auto: nginx where installed, else aiohttp)",
+    )
     parser.add_argument("--out", type=Path, help="replace this section of the page")
     args = parser.parse_args(list(argv))
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
-    section = asyncio.run(run(what, args.rate, rates, args.seconds, args.clients))
+    section = asyncio.run(run(what, args.rate, rates, args.seconds, args.clients, args.proxy))
     print(block(what, section), flush=True)
     if args.out:
         write_section(what, section, args.out)

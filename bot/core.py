@@ -529,9 +529,9 @@ class PolicyBot:
         """Spooled deliveries into the database in one transaction (`Storage.receive` each,
         received when they were acknowledged): their received questions' ids, -1 for a
         repeat of a key already taken."""
-        with self.storage.transaction():
-            return [
-                self.storage.receive(
+        return self.storage.receive_all(
+            [
+                (
                     record["platform"],
                     record["key"],
                     {
@@ -544,11 +544,12 @@ class PolicyBot:
                             record["platform"], record.get("conversation_key", "")
                         ),
                     },
-                    taken_by=record.get("taken_by", ""),
-                    now=datetime.fromisoformat(record["received_at"]),
+                    record.get("taken_by", ""),
+                    datetime.fromisoformat(record["received_at"]),
                 )
                 for record in records
             ]
+        )
 
     def record_left_in_spool(self) -> int:
         """On start: what stopped processes spooled and did not put in the database goes in

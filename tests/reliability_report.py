@@ -45,6 +45,7 @@ MEASURED = [
     "tests/test_semantic_fallback.py",
     "tests/test_teams_ai_messages.py",
     "tests/test_replicas.py",
+    "tests/test_replica_round_trips.py",
     "tests/test_loop_acks.py",
     "tests/test_loop_vectors.py",
     "tests/test_reliability_streaming.py",

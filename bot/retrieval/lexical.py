@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,6 +44,10 @@ FTS_WEIGHTS = (1.0, 0.5, 0.3)
 COMMON_TERM_SHARE = 0.05
 #: Below this many clauses every term is searched; pruning only matters for large stores.
 PRUNE_FROM_CLAUSES = 2000
+#: Stored clauses a retriever keeps by id, most recently found first: a stored clause never
+#: changes, so the candidates of the next question need no round trip to the database. Far
+#: more than a policy's clauses that questions find, and a few MB at most.
+CLAUSE_CACHE = 4096
 
 #: The logistic model behind the confidence: intercept, then one coefficient per
 #: `Evidence.FEATURES` entry. Fitted by `python -m bench fit` on the tuning sets only.
@@ -196,6 +200,7 @@ class LexicalRetriever:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._vocabularies: dict[int, VersionVocabulary] = {}
+        self._clauses: OrderedDict[int, StoredClause] = OrderedDict()
         self._lock = threading.Lock()
 
     def retrieve(self, question: str, version_ids: Sequence[int], limit: int = 5) -> Retrieval:
@@ -213,6 +218,29 @@ class LexicalRetriever:
                 found = VersionVocabulary.of(self.storage.clauses([version_id]))
                 self._vocabularies[version_id] = found
             return found
+
+    def clauses_by_id(self, ids: Iterable[int], versions: Sequence[int]) -> dict[int, StoredClause]:
+        """The stored clauses of `versions` with these ids, in the order asked: from those
+        kept, the others read (and kept)."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[int, StoredClause] = {}
+        with self._lock:
+            for clause_id in wanted:
+                kept = self._clauses.get(clause_id)
+                if kept is not None and kept.version_id in versions:
+                    self._clauses.move_to_end(clause_id)
+                    found[clause_id] = kept
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            read = self.storage.clauses_by_id(missing)
+            with self._lock:
+                for clause_id, stored in read.items():
+                    self._clauses[clause_id] = stored
+                    self._clauses.move_to_end(clause_id)
+                while len(self._clauses) > CLAUSE_CACHE:
+                    self._clauses.popitem(last=False)
+            found.update(read)
+        return {i: found[i] for i in wanted if i in found}
 
     def document_frequency(self, versions: Sequence[int], terms: Iterable[str]) -> dict[str, int]:
         vocabularies = [self.vocabulary(v) for v in versions]
@@ -252,7 +280,7 @@ class LexicalRetriever:
             if fts_terms
             else []
         )
-        clauses = self.storage.clauses_by_id(cid for cid, _ in hits)
+        clauses = self.clauses_by_id((cid for cid, _ in hits), versions)
         bm25_by_id = dict(hits)
         for stored in extra:
             clauses.setdefault(stored.id, stored)

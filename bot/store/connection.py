@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: The engines `Storage` runs on, as `/healthz` and `policybot migrate` name them.
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
-#: The key of the PostgreSQL advisory lock every write transaction takes (see
+#: The key of the PostgreSQL advisory lock a serialized write transaction takes (see
 #: `PostgresDatabase.atomic`); migrations take their own (bot.store.schema_pg).
 WRITE_LOCK = 0x706F6C6963790001
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -87,10 +87,14 @@ def _identifier(name: str) -> str:
     return name
 
 
+def column_names(columns: Sequence[str]) -> str:
+    """Column names for a statement, comma separated, each checked to be a plain name."""
+    return ", ".join(_identifier(c) for c in columns)
+
+
 def _insert_sql(table: str, columns: Sequence[str]) -> str:
-    names = ", ".join(_identifier(c) for c in columns)
     marks = ", ".join("?" * len(columns))
-    return f"INSERT INTO {_identifier(table)} ({names}) VALUES ({marks})"
+    return f"INSERT INTO {_identifier(table)} ({column_names(columns)}) VALUES ({marks})"
 
 
 class Database(ABC):
@@ -112,8 +116,12 @@ class Database(ABC):
         """Insert a row into a table keyed by `id` and return the id it was given."""
 
     @abstractmethod
-    def atomic(self, *, durable: bool = True) -> Any:
+    def atomic(self, serialized: bool = True, *, durable: bool = True) -> Any:
         """A write transaction (a savepoint inside one already open); a context manager.
+        `serialized`: it follows every other serialized one on the database, as it must when
+        it reads and then writes what it read. A transaction whose every statement is safe
+        beside any other writer (an insert arbitrated by a unique key, an UPDATE whose WHERE
+        is its own condition) passes False, so replicas' such writes do not queue.
 
         `durable` False: the commit does not wait for the disk (SQLite's synchronous NORMAL,
         PostgreSQL's synchronous_commit off). A power cut may then undo it, never half of
@@ -122,6 +130,17 @@ class Database(ABC):
         (a question's log entry and reply mark, both redone from its received row after a
         restart): a commit that waits for an fsync costs ~4 ms here, and two per answer
         made the single worker, not the processor, the limit on answers per second."""
+
+    @abstractmethod
+    def write(self, sql: str, params: Sequence[Any] = (), *, durable: bool = True) -> Rows:
+        """One statement that is a whole write transaction, or part of the one open (on
+        PostgreSQL without a savepoint of its own: a failure fails that transaction).
+        `durable` as for `atomic` (SQLite only: on PostgreSQL the one statement commits on
+        its own, with no transaction to set it in)."""
+
+    @abstractmethod
+    def write_id(self, table: str, row: Mapping[str, Any]) -> int:
+        """`insert_id` as `write` runs a statement."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -182,13 +201,14 @@ class SQLiteDatabase(Database):
             return int(cursor.lastrowid)
 
     @contextmanager
-    def atomic(self, *, durable: bool = True) -> Iterator[None]:
+    def atomic(self, serialized: bool = True, *, durable: bool = True) -> Iterator[None]:
         """A deferred transaction that reads and then writes cannot wait for the lock: if
         another connection (`policybot policy load` beside a running server) committed after
         its first read, SQLite refuses the write at once with "database is locked", busy
         timeout or not. BEGIN IMMEDIATE waits for the lock up front instead, within the busy
-        timeout. The connection commits with synchronous FULL (each commit's log fsynced);
-        a transaction not `durable` commits with NORMAL, set only around it."""
+        timeout. SQLite has one writer at a time whatever `serialized` says. The connection
+        commits with synchronous FULL (each commit's log fsynced); a transaction not `durable`
+        commits with NORMAL, set only around it."""
         with self._lock:
             if self.conn.in_transaction:
                 with self.utils.atomic():  # nested: a savepoint inside the open transaction
@@ -212,6 +232,15 @@ class SQLiteDatabase(Database):
             finally:
                 if not durable:
                     self.conn.execute("PRAGMA synchronous = FULL")
+
+    def write(self, sql: str, params: Sequence[Any] = (), *, durable: bool = True) -> Rows:
+        # sqlite3 would leave the statement's implicit transaction open: commit it here.
+        with self.atomic(durable=durable):
+            return self.execute(sql, params)
+
+    def write_id(self, table: str, row: Mapping[str, Any]) -> int:
+        with self.atomic():
+            return self.insert_id(table, row)
 
     def close(self) -> None:
         with self._lock:  # after any statement under way on another thread
@@ -257,6 +286,8 @@ class PostgresDatabase(Database):
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
+        #: Whether the transaction open on the connection holds WRITE_LOCK.
+        self._serialized = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         cursor: Rows = self.conn.execute(
@@ -275,19 +306,40 @@ class PostgresDatabase(Database):
         return int(cursor.fetchone()[0])
 
     @contextmanager
-    def atomic(self, *, durable: bool = True) -> Iterator[None]:
-        """Write transactions take one advisory lock when they begin, so they follow each
-        other as SQLite's BEGIN IMMEDIATE makes them: a transaction that reads and then
-        writes (the next version number, a conditional take-over) sees the last one's
-        writes, on every replica. Reads take no lock. Not `durable`: synchronous_commit
-        off for this transaction only (SET LOCAL)."""
+    def atomic(self, serialized: bool = True, *, durable: bool = True) -> Iterator[None]:
+        """Serialized write transactions take one advisory lock, so they follow each other
+        as SQLite's BEGIN IMMEDIATE makes them: a transaction that reads and then writes (the
+        next version number, a conditional take-over, a question joining a group) sees the
+        last one's writes, on every replica. The lock is held to the end of the outermost
+        transaction, taken by the first part of it that needs it. Reads, and transactions
+        that are not serialized, take no lock: the hot path of every question (received,
+        logged, replied) would otherwise queue each replica behind the others' commits. Not
+        `durable`: synchronous_commit off for this transaction only (SET LOCAL)."""
         outermost = self.conn.info.transaction_status == _idle()
-        with self.conn.transaction():
-            if outermost:
-                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
-                if not durable:
+        locked_here = False
+        try:
+            with self.conn.transaction():
+                if serialized and not self._serialized:
+                    self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+                    self._serialized = locked_here = True
+                if outermost and not durable:
                     self.conn.execute("SET LOCAL synchronous_commit TO OFF")
-            yield
+                yield
+        except BaseException:
+            if locked_here:  # rolled back to the savepoint, which released the lock too
+                self._serialized = False
+            raise
+        finally:
+            if outermost:
+                self._serialized = False
+
+    def write(self, sql: str, params: Sequence[Any] = (), *, durable: bool = True) -> Rows:
+        # Autocommit: outside a transaction one statement is one, with no BEGIN or COMMIT
+        # round trip (and so nowhere to turn synchronous_commit off for it alone).
+        return self.execute(sql, params)
+
+    def write_id(self, table: str, row: Mapping[str, Any]) -> int:
+        return self.insert_id(table, row)
 
     def close(self) -> None:
         self.conn.close()
@@ -368,8 +420,8 @@ class Connected:
         target.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._writing("The database"), self.db.atomic():
+    def transaction(self, serialized: bool = True) -> Iterator[None]:
+        with self._writing("The database"), self.db.atomic(serialized):
             yield
 
     @contextmanager

@@ -4,10 +4,11 @@ the reply went out, so a stopped process's questions are answered on the next st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.store.connection import Connected, lease_stamp
+from bot.store.connection import POSTGRESQL, Connected, lease_stamp
 
 #: How long a handled delivery (an event id) is remembered. Slack retries an event three
 #: times within about five minutes; an hour leaves room for a slow retry and a restart.
@@ -23,6 +24,9 @@ DIGEST_LEASE = timedelta(minutes=10)
 ANSWER_MESSAGE_RETENTION = timedelta(days=90)
 #: A received question not yet replied to (see `receive`).
 RECEIVED, LOGGED, REPLIED = "received", "logged", "replied"
+#: One delivery for `DeliveryStore.receive_all`: platform, key, the question it carries (or
+#: None), the process taking it, when it was received.
+Received = tuple[str, str, dict[str, str] | None, str, datetime]
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,64 @@ class DeliveryStore(Connected):
         delivery already taken within DELIVERY_RETENTION. StorageError when the database
         refuses the write."""
         now = now or datetime.now(UTC)
+        with self._writing("The record of handled events"), self.db.atomic(serialized=False):
+            return self._receive(platform, key, question, taken_by, now)
+
+    def receive_all(self, deliveries: Sequence[Received]) -> list[int | None]:
+        """`receive` for each delivery (platform, key, question, taken_by, when received) in
+        one transaction, in order: what each returned."""
+        with self._writing("The record of handled events"):
+            if len(deliveries) == 1 and deliveries[0][2] is not None and self.engine == POSTGRESQL:
+                return [self._receive(*deliveries[0])]  # one statement: a transaction already
+            with self.db.atomic(serialized=False):
+                return [self._receive(*delivery) for delivery in deliveries]
+
+    def _receive(
+        self,
+        platform: str,
+        key: str,
+        question: dict[str, str] | None,
+        taken_by: str,
+        now: datetime,
+    ) -> int | None:
+        # Safe beside any other writer, so taken without the write lock (see
+        # `Database.atomic`): the handled delivery's primary key decides who has it, and the
+        # received question is inserted only with it.
         pruned_at = self._deliveries_pruned_at
         prune = pruned_at is None or now - pruned_at >= DELIVERY_PRUNE_INTERVAL
+        first_seen = now.isoformat(timespec="seconds")
         received_id: int | None = None
-        with self._writing("The record of handled events"), self.db.atomic():
+        if question is not None and self.engine == POSTGRESQL:
+            # One round trip: the delivery taken and its question kept by one statement.
+            row = self.db.execute(
+                "WITH taken AS (INSERT INTO handled_deliveries (platform, key, first_seen) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1) "
+                "INSERT INTO received_questions (platform, kind, user_id, conversation, text, "
+                "conversation_key, received_at, state, taken_by) "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM taken) RETURNING id",
+                [
+                    platform,
+                    key,
+                    first_seen,
+                    platform,
+                    question.get("kind", ""),
+                    question.get("user_id", ""),
+                    question.get("conversation", ""),
+                    question.get("text", ""),
+                    question.get("conversation_key", ""),
+                    now.isoformat(timespec="milliseconds"),
+                    RECEIVED,
+                    taken_by,
+                ],
+            ).fetchone()
+            inserted = 0 if row is None else 1
+            received_id = None if row is None else int(row[0])
+        else:
             inserted = self.db.execute(
                 "INSERT INTO handled_deliveries (platform, key, first_seen) "
                 "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [platform, key, now.isoformat(timespec="seconds")],
+                [platform, key, first_seen],
             ).rowcount
             if inserted == 1 and question is not None:
                 received_id = self.db.insert_id(
@@ -137,9 +191,8 @@ class DeliveryStore(Connected):
                         "taken_by": taken_by,
                     },
                 )
-            if prune:
-                self.prune_deliveries(now - DELIVERY_RETENTION)
         if prune:
+            self.prune_deliveries(now - DELIVERY_RETENTION)
             self._deliveries_pruned_at = now
         if inserted != 1:
             return -1
@@ -151,11 +204,12 @@ class DeliveryStore(Connected):
         now = now or datetime.now(UTC)
         # Not waiting for the disk: undone by a power cut, the reply is sent again after the
         # restart (a repeat, never a loss).
-        with self._writing("The record of received questions"), self.db.atomic(durable=False):
-            self.db.execute(
+        with self._writing("The record of received questions"):
+            self.db.write(
                 "UPDATE received_questions SET state = ?, replied_at = ?, text = '', "
                 "user_id = '', conversation = '', conversation_key = '' WHERE id = ?",
                 [REPLIED, now.isoformat(timespec="milliseconds"), received_id],
+                durable=False,
             )
 
     def unreplied(self, platform: str | None = None) -> list[ReceivedQuestion]:
@@ -200,8 +254,10 @@ class DeliveryStore(Connected):
 
     def prune_deliveries(self, before: datetime) -> int:
         """Forget handled deliveries first seen before `before`, and received questions
-        replied to before it; how many deliveries were forgotten."""
-        with self.db.atomic():
+        replied to before it; how many deliveries were forgotten. Not serialized: DELETEs
+        of rows past their retention, safe beside any writer, and run inside `receive`'s
+        transaction, which takes no lock either."""
+        with self.db.atomic(serialized=False):
             cursor = self.db.execute(
                 "DELETE FROM handled_deliveries WHERE first_seen < ?",
                 [before.isoformat(timespec="seconds")],

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 from bot.store.connection import Database
@@ -53,53 +54,99 @@ def _tsquery(terms: Sequence[str]) -> str:
     return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
 
 
+#: Clauses whose stem counts one `ClauseTerms` keeps (a few KB each).
+KEPT_CLAUSES = 2048
+
+
+class ClauseTerms:
+    """Each clause's stems counted per column (text, section title, headings), kept by
+    clause id, most recently used last: a stored clause's stems never change and its id is
+    never given again (an identity column), so a replica reads and counts them once, not
+    for every question that finds the clause."""
+
+    def __init__(self, size: int = KEPT_CLAUSES) -> None:
+        self.size = size
+        self._kept: OrderedDict[int, dict[str, tuple[int, int, int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, clause_id: int) -> dict[str, tuple[int, int, int]] | None:
+        with self._lock:
+            found = self._kept.get(clause_id)
+            if found is not None:
+                self._kept.move_to_end(clause_id)
+            return found
+
+    def keep(
+        self, clause_id: int, columns: Sequence[str | None]
+    ) -> dict[str, tuple[int, int, int]]:
+        text, title, headings = (Counter((column or "").split()) for column in columns)
+        counted = {
+            stem: (text[stem], title[stem], headings[stem]) for stem in {*text, *title, *headings}
+        }
+        with self._lock:
+            self._kept[clause_id] = counted
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return counted
+
+
 def search(
     db: Database,
     match: str,
     version_ids: Sequence[int],
     limit: int,
     weights: tuple[float, float, float],
+    kept: ClauseTerms | None = None,
 ) -> list[tuple[int, float]]:
-    """(clause id, score), best first, as `PolicyStore.search_clauses` on SQLite."""
+    """(clause id, score), best first, as `PolicyStore.search_clauses` on SQLite. `kept`:
+    the clauses' stem counts this connection has read before."""
     terms = list(dict.fromkeys(phrases(match)))
     if not terms:
         return []
-    rows_total, tokens_total = db.execute(
-        "SELECT count(*), coalesce(sum(term_count), 0) FROM clauses"
-    ).fetchone()
-    if not rows_total:
-        return []
-    average_length = float(tokens_total) / float(rows_total) or 1.0
+    kept = kept if kept is not None else ClauseTerms()
     marks = ",".join("?" * len(version_ids))
+    # One statement, one round trip: the index's counts and the clauses holding each stem are
+    # uncorrelated subqueries, worked out once beside the candidates (and not at all when
+    # there is none). Three round trips per question were a third of a replica's statements.
     candidates = db.execute(
-        "SELECT id, text_terms, section_title_terms, headings_terms, term_count FROM clauses "
+        "SELECT (SELECT count(*) FROM clauses), "
+        "(SELECT coalesce(sum(term_count), 0) FROM clauses), "
+        "(SELECT array_agg((SELECT count(*) FROM clauses WHERE terms @@ q::tsquery) ORDER BY n) "
+        "FROM unnest(string_to_array(?, ' ')) WITH ORDINALITY AS stems(q, n)), "
+        "id, term_count FROM clauses "
         f"WHERE terms @@ ?::tsquery AND version_id IN ({marks})",
-        [_tsquery(terms), *version_ids],
+        # The stems' queries as one text, split by PostgreSQL: no stem holds a space (see
+        # `phrases`), and psycopg's dumping of a list parameter was a fifth of the worker's
+        # CPU per question.
+        [" ".join(_tsquery([term]) for term in terms), _tsquery(terms), *version_ids],
     ).fetchall()
     if not candidates:
         return []
-    # The clauses holding each stem, every stem in one statement: a round trip per stem made
-    # PostgreSQL's search cost several times SQLite's in a busy `serve`.
-    queries = {_tsquery([term]): term for term in terms}
-    holding = {
-        queries[str(query)]: int(count)
-        for query, count in db.execute(
-            "SELECT q, (SELECT count(*) FROM clauses WHERE terms @@ q::tsquery) "
-            "FROM unnest(?::text[]) AS stems(q)",
-            [list(queries)],
-        ).fetchall()
-    }
+    rows_total, tokens_total, per_stem = candidates[0][:3]
+    counted = {int(row[3]): kept.get(int(row[3])) for row in candidates}
+    missing = [clause_id for clause_id, found in counted.items() if found is None]
+    if missing:
+        for clause_id, *columns in db.execute(
+            "SELECT id, text_terms, section_title_terms, headings_terms FROM clauses "
+            "WHERE id = ANY(?)",
+            [missing],
+        ).fetchall():
+            counted[int(clause_id)] = kept.keep(int(clause_id), columns)
+    average_length = float(tokens_total) / float(rows_total) or 1.0
+    holding = {term: int(count) for term, count in zip(terms, per_stem, strict=True)}
     idf = {}
     for term, count in holding.items():
         value = math.log((rows_total - count + 0.5) / (count + 0.5))
         idf[term] = value if value > 0 else MIN_IDF
+    w_text, w_title, w_headings = weights
     scored = []
-    for clause_id, *columns, length in candidates:
-        counts = [Counter((column or "").split()) for column in columns]
+    for *_, clause_id, length in candidates:
+        stems = counted.get(int(clause_id)) or {}
         norm = K1 * (1 - B + B * float(length or 0) / average_length)
         score = 0.0
         for term in terms:
-            frequency = sum(w * c[term] for w, c in zip(weights, counts, strict=True))
+            in_text, in_title, in_headings = stems.get(term, (0, 0, 0))
+            frequency = w_text * in_text + w_title * in_title + w_headings * in_headings
             score += idf[term] * frequency * (K1 + 1) / (frequency + norm)
         scored.append((int(clause_id), score))
     scored.sort(key=lambda hit: (-hit[1], hit[0]))

@@ -22,20 +22,20 @@ class GroupStore(Connected):
     """Question groups and the delivery of their answers."""
 
     def create_group(self, row: dict[str, Any]) -> int:
-        with self.db.atomic():
-            return self.db.insert_id(
-                "question_groups", {"created_at": utcnow(), "answer": "", "answered_at": "", **row}
-            )
+        # One statement each (here and in update_group): no savepoint inside the caller's
+        # transaction, two round trips fewer on PostgreSQL for every question grouped.
+        return self.db.write_id(
+            "question_groups", {"created_at": utcnow(), "answer": "", "answered_at": "", **row}
+        )
 
     def update_group(self, group_id: int, **fields: Any) -> None:
         if not fields:
             return
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self.db.atomic():
-            cursor = self.db.execute(
-                f"UPDATE question_groups SET {assignments} WHERE id = ?",
-                [*fields.values(), group_id],
-            )
+        cursor = self.db.write(
+            f"UPDATE question_groups SET {assignments} WHERE id = ?",
+            [*fields.values(), group_id],
+        )
         if cursor.rowcount == 0:
             raise KeyError(group_id)
 

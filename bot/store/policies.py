@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from bot.models import Clause, ParsedPolicy, StoredClause
@@ -53,6 +54,11 @@ def content_hash(data: bytes) -> str:
 
 class PolicyStore(Connected):
     """Documents, versions, activations and clauses."""
+
+    @cached_property
+    def _clause_terms(self) -> fulltext_pg.ClauseTerms:
+        """On PostgreSQL, the stems of the clauses searches found, counted once."""
+        return fulltext_pg.ClauseTerms()
 
     def _document_id(self, name: str, title: str) -> int:
         row = self.db.execute("SELECT id FROM documents WHERE name = ?", [name]).fetchone()
@@ -327,7 +333,9 @@ class PolicyStore(Connected):
         if not match or not version_ids:
             return []
         if self.db.engine == POSTGRESQL:
-            return fulltext_pg.search(self.db, match, version_ids, limit, weights)
+            return fulltext_pg.search(
+                self.db, match, version_ids, limit, weights, self._clause_terms
+            )
         marks = ",".join("?" * len(version_ids))
         sql = f"""
             SELECT c.id, -bm25(clauses_fts, ?, ?, ?) AS score

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.store.connection import Connected, Database, utcnow
+from bot.store.connection import POSTGRESQL, Connected, Database, column_names, utcnow
 from bot.store.deliveries import LOGGED, RECEIVED
 from bot.store.rows import FACT_COLUMNS, QuestionFact, QuestionRow, RoutedQuestion
 
@@ -66,9 +66,16 @@ class QuestionLog(Connected):
             if key in row and not isinstance(row[key], str):
                 row[key] = json.dumps(row[key])
         row.setdefault("asked_at", utcnow())
-        # Not waiting for the disk: a power cut that undoes it also undoes the logged mark,
-        # and the received question is then logged and answered again after the restart.
-        with self._writing("The question log"), self.db.atomic(durable=received_id is None):
+        if self.engine == POSTGRESQL:
+            with self._writing("The question log"):
+                return self._log_in_one_statement(row, reply_to, asker_name, received_id)
+        # Not serialized (see `Database.atomic`): inserts of new rows, and an UPDATE whose
+        # WHERE is its own condition. Not waiting for the disk when a received row redoes it:
+        # a power cut that undoes it also undoes the logged mark, and the received question is
+        # then logged and answered again after the restart.
+        with self._writing("The question log"), self.db.atomic(
+            serialized=False, durable=received_id is None
+        ):
             question_id = self.db.insert_id("questions", row)
             if reply_to and reply_to.get("user_id"):
                 self.db.insert(
@@ -88,6 +95,45 @@ class QuestionLog(Connected):
                 )
         return question_id
 
+    def _log_in_one_statement(
+        self,
+        row: dict[str, Any],
+        reply_to: dict[str, str] | None,
+        asker_name: str,
+        received_id: int | None,
+    ) -> int:
+        """`log_question` on PostgreSQL as one statement (a statement is a transaction of its
+        own): the question, its reply address, the asker's name and the received question
+        marked logged, in one round trip where four inserts and an UPDATE took six."""
+        marks = ", ".join("?" * len(row))
+        parts = [
+            f"q AS (INSERT INTO questions ({column_names(list(row))}) VALUES ({marks}) "
+            "RETURNING id)"
+        ]
+        params: list[Any] = list(row.values())
+        now = utcnow()
+        if reply_to and reply_to.get("user_id"):
+            columns = list(reply_to)
+            parts.append(
+                "r AS (INSERT INTO reply_addresses (question_id, created_at, "
+                f"{column_names(columns)}) SELECT id, ?{', ?' * len(columns)} FROM q)"
+            )
+            params += [now, *reply_to.values()]
+        if asker_name:
+            parts.append(
+                "n AS (INSERT INTO asker_names (question_id, name, created_at) "
+                "SELECT id, ?, ? FROM q)"
+            )
+            params += [asker_name, now]
+        if received_id is not None:
+            parts.append(
+                "u AS (UPDATE received_questions SET state = ?, question_id = (SELECT id FROM q) "
+                "WHERE id = ? AND state = ?)"
+            )
+            params += [LOGGED, received_id, RECEIVED]
+        found = self.db.write(f"WITH {', '.join(parts)} SELECT id FROM q", params).fetchone()
+        return int(found[0])
+
     def update_question(self, question_id: int, **fields: Any) -> None:
         if not fields:
             return
@@ -95,10 +141,9 @@ class QuestionLog(Connected):
             if key in fields and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self.db.atomic():
-            cursor = self.db.execute(
-                f"UPDATE questions SET {assignments} WHERE id = ?", [*fields.values(), question_id]
-            )
+        cursor = self.db.write(
+            f"UPDATE questions SET {assignments} WHERE id = ?", [*fields.values(), question_id]
+        )
         if cursor.rowcount == 0:
             raise KeyError(question_id)
 
