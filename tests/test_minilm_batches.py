@@ -90,7 +90,11 @@ def test_the_word_piece_table_never_enters_resident_memory(model: MiniLM) -> Non
     pieces = [piece for piece, _ in sorted(vocabulary.items(), key=lambda kv: kv[1])][1000::7]
     model.encode([" ".join(pieces[i : i + 100]) for i in range(0, len(pieces), 100)])
     table_kib = model.tokenizer.get_vocab_size() * model.dimensions * 4 // 1024
-    assert _resident_kib_of(weights) <= weights.stat().st_size // 1024 - table_kib
+    # Pages at the table's edges belong to its neighbours too, and the kernel maps around a
+    # touched page: a few hundred KiB of the table can come in with the tensors beside it (seen:
+    # 45 KiB over the bare difference). Indexing the table brought in ~44,000 KiB of it.
+    edges_kib = 1024
+    assert _resident_kib_of(weights) <= weights.stat().st_size // 1024 - table_kib + edges_kib
 
 
 @pytest.mark.parametrize("length", [16, 64, MAX_WORD_PIECES])
