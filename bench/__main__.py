@@ -129,9 +129,10 @@ class QualityRun:
 def load_embedder() -> CachedEmbedder | None:
     """MiniLM, remembering every vector, so the quality run and the leave-one-out refits
     embed each text once."""
-    from bot.retrieval.semantic import MiniLMEmbedder, semantic_available
+    from bench.quality import bench_embedder
+    from bot.retrieval.semantic import semantic_available
 
-    return CachedEmbedder(MiniLMEmbedder()) if semantic_available() else None
+    return CachedEmbedder(bench_embedder()) if semantic_available() else None
 
 
 def run_quality(include_policyqa: bool, embedder: CachedEmbedder | None) -> QualityRun:
