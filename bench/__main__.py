@@ -43,6 +43,7 @@ from bench.quality import (
     paired_difference,
 )
 from bench.sets import HELD_OUT_WRAPPERS, TUNING_SETS, EvalSet, all_sets, asked_texts
+from bench.train_embedder import TRIED_MD
 from bot.answering.outcome import Outcome
 from bot.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE
 from bot.evaluation import Cuts, EvalReport, QuestionResult, summarize
@@ -611,6 +612,8 @@ retriever saw this padding before. Ours also leaves greetings, apologies for ask
 thanks out of the question before retrieving (`bot/retrieval/vocabulary.py`).
 
 {quality}
+
+{TRIED_MD}
 
 ## Speed
 

@@ -26,6 +26,7 @@ from bot.retrieval.semantic import (
     model_folder,
     semantic_available,
 )
+from tests.reliability import record
 from tests.test_semantic_vectors import stored_policy
 
 pytestmark = pytest.mark.skipif(not semantic_available(), reason="the model is not installed")
@@ -168,8 +169,18 @@ def test_a_damaged_tuned_file_leaves_the_wheels_model_with_one_log_line(
         again = MiniLMEmbedder(tuned=path)  # another retriever in the same process
     assert first.name == again.name == plain.name  # the wheel's model, under its own name
     assert np.array_equal(first.encode(["may I post this?"]), plain.encode(["may I post this?"]))
-    (line,) = warnings_of(caplog)
-    assert said in line and str(path) in line and "wheel's model" in line
+    lines = warnings_of(caplog)
+    assert len(lines) == 1, lines
+    assert said in lines[0] and str(path) in lines[0] and "wheel's model" in lines[0]
+    record(
+        "tuned embedding layers, file missing or damaged",
+        "pytest tests/test_tuned_embedder.py",
+        damaged_files=1,
+        embedders_built=2,
+        fell_back_to_the_wheels_model=int(first.name == again.name == plain.name),
+        log_lines=len(lines),
+        crashes=0,
+    )
 
 
 def test_a_sound_file_of_one_layer_replaces_only_that_layer(tmp_path: Path) -> None:
