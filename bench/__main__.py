@@ -43,6 +43,7 @@ from bench.quality import (
     paired_difference,
 )
 from bench.sets import HELD_OUT_WRAPPERS, TUNING_SETS, EvalSet, all_sets, asked_texts
+from bench.train_embedder import TRIED_MD
 from bot.answering.outcome import Outcome
 from bot.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE
 from bot.evaluation import Cuts, EvalReport, QuestionResult, summarize
@@ -129,9 +130,10 @@ class QualityRun:
 def load_embedder() -> CachedEmbedder | None:
     """MiniLM, remembering every vector, so the quality run and the leave-one-out refits
     embed each text once."""
-    from bot.retrieval.semantic import MiniLMEmbedder, semantic_available
+    from bench.quality import bench_embedder
+    from bot.retrieval.semantic import semantic_available
 
-    return CachedEmbedder(MiniLMEmbedder()) if semantic_available() else None
+    return CachedEmbedder(bench_embedder()) if semantic_available() else None
 
 
 def run_quality(include_policyqa: bool, embedder: CachedEmbedder | None) -> QualityRun:
@@ -616,6 +618,8 @@ retriever saw this padding before. Ours also leaves greetings, apologies for ask
 thanks out of the question before retrieving (`bot/retrieval/vocabulary.py`).
 
 {quality}
+
+{TRIED_MD}
 
 ## Speed
 

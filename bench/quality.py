@@ -9,6 +9,7 @@ and is not used for it), then applied unchanged to the held-out sets.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +17,27 @@ from typing import Any, Protocol
 from bench.sets import AS_WRITTEN, EvalSet, Wrapper, wrap
 from bot.evaluation import Cuts, EvalReport, LabeledQuestion, QuestionResult, result_of, summarize
 from bot.models import Retrieval
+
+#: Which tuned layers a benchmark's embedder uses, to compare two embedders without editing
+#: the bot: unset, the shipped ones (bot/retrieval/semantic.py TUNED_LAYERS); `none`, the
+#: wheel's own; else the path of a file bench/train_embedder.py wrote. Benchmarks only.
+BENCH_TUNED_LAYERS = "BENCH_TUNED_LAYERS"
+
+
+def bench_embedder() -> Any:
+    """The embedder a benchmark measures (`MiniLMEmbedder`), as BENCH_TUNED_LAYERS says."""
+    from pathlib import Path
+
+    from bot.retrieval.semantic import MiniLMEmbedder
+
+    chosen = os.environ.get(BENCH_TUNED_LAYERS, "").strip()
+    if not chosen:
+        return MiniLMEmbedder()
+    tuned = None if chosen == "none" else Path(chosen)
+    embedder = MiniLMEmbedder(tuned=tuned)
+    if tuned is not None and "+tuned@" not in embedder.name:
+        raise SystemExit(f"{BENCH_TUNED_LAYERS}: the tuned layers in {tuned} did not load")
+    return embedder
 
 
 class CachedEmbedder:

@@ -477,13 +477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rows", type=Path, help="keep the retrievals in this file and reuse them (pickle)"
     )
     args = parser.parse_args(argv)
-    from bench.quality import CachedEmbedder
-    from bot.retrieval.semantic import MiniLMEmbedder
+    from bench.quality import CachedEmbedder, bench_embedder
 
     if args.rows and args.rows.exists():
         rows = [Row(**fields) for fields in pickle.loads(args.rows.read_bytes())]
     else:
-        rows = collect(CachedEmbedder(MiniLMEmbedder()), reduced=args.reduced)
+        rows = collect(CachedEmbedder(bench_embedder()), reduced=args.reduced)
         if args.rows:
             args.rows.write_bytes(pickle.dumps([asdict(r) for r in rows]))
     model = train(rows)

@@ -43,6 +43,7 @@ MEASURED = [
     "tests/test_version_refs.py",
     "tests/test_tokenizer.py",
     "tests/test_semantic_fallback.py",
+    "tests/test_tuned_embedder.py",
     "tests/test_teams_ai_messages.py",
     "tests/test_replicas.py",
     "tests/test_replica_round_trips.py",

