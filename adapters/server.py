@@ -218,7 +218,14 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
 GIL_SWITCH_SECONDS = 0.001
 
 
-def run(bot: PolicyBot, host: str, port: int, *, ready: Callable[[], None] | None = None) -> None:
+def run(
+    bot: PolicyBot,
+    host: str,
+    port: int,
+    *,
+    ready: Callable[[], None] | None = None,
+    reuse_port: bool = False,
+) -> None:
     """Serve until stopped; `ready` is called once the port is bound (the "listening on" line
     people and scripts wait for)."""
     logging.basicConfig(
@@ -228,4 +235,7 @@ def run(bot: PolicyBot, host: str, port: int, *, ready: Callable[[], None] | Non
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     app = build_app(bot, host=host)  # before listening: a refused setting never binds the port
     announce = (lambda _aiohttp_banner: ready()) if ready is not None else None
-    web.run_app(app, host=host, port=port, print=announce, **RUNNER_OPTIONS)
+    # reuse_port: one of `serve --processes N`, each binding the port (bot/cli/processes.py).
+    web.run_app(
+        app, host=host, port=port, print=announce, reuse_port=reuse_port or None, **RUNNER_OPTIONS
+    )

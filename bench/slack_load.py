@@ -618,17 +618,24 @@ def _hold_write_lock(db: Path, seconds: float, held: threading.Event) -> None:
 
 
 async def contention(
-    rate: int = TARGET_RATE, seconds: float = 6.0, clients: int = 32
+    rate: int = TARGET_RATE, seconds: float = 6.0, clients: int = 32, processes: int = 1
 ) -> tuple[list[Contention], int, int]:
     """(each scenario's figures, events never answered, events answered twice) for one
-    `policybot serve`: `rate` events/s for `seconds` while a ~10 MB upload is processed, then
-    while another process holds the write lock for LOCK_SECONDS."""
+    `policybot serve` (of `processes` on its port): `rate` events/s for `seconds` while a
+    ~10 MB upload is processed, then while another process holds the write lock for
+    LOCK_SECONDS."""
     questions = bench_questions()
     data = big_policy()
     results: list[Contention] = []
     with tempfile.TemporaryDirectory(prefix="policybot-contention-") as folder:
         async with recorder() as fake:
-            server = await start("policybot", fake.url, Path(folder), Path(folder) / "serve.log")
+            server = await start(
+                "policybot",
+                fake.url,
+                Path(folder),
+                Path(folder) / "serve.log",
+                extra_env={"POLICYBOT_SERVE_PROCESSES": str(processes)},
+            )
             assert server.db is not None
             keys: set[str] = set()
             try:
@@ -677,34 +684,38 @@ async def contention(
 
 
 def contention_markdown(
-    results: list[Contention], dropped: int, doubled: int, rate: int, seconds: float, clients: int
+    runs: Sequence[tuple[int, list[Contention], int, int]], rate: int, seconds: float, clients: int
 ) -> str:
+    """The table of each run: (processes, its scenarios, never answered, answered twice)."""
     command = f"python -m bench slack --contention --rates {rate} --seconds {seconds:g}"
     lines = [
         f"{rate} signed Slack events/s offered for {seconds:g} s from {clients} connections to "
-        "one `policybot serve` (lexical, extractive, its own SQLite database), first while "
+        "`policybot serve` (lexical, extractive, its own SQLite database), first while "
         "it processes a policy upload through the admin HTTP API, then while another "
         f"process holds the database's write lock for {LOCK_SECONDS:g} s from before the "
-        f"first event. Reproduce: `{command}`.",
+        "first event; once as one process, then as one per core (`serve --processes N`, "
+        f"the same port through SO_REUSEPORT). Reproduce: `{command}`.",
         "",
-        "| while | sent | acked | ack p50 | ack p99 | acks > 3 s | answered | "
+        "| processes | while | sent | acked | ack p50 | ack p99 | acks > 3 s | answered | "
         "end-to-end p50 | p99 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for result in results:
-        s = result.step
+    for processes, results, _, _ in runs:
+        for result in results:
+            s = result.step
+            lines.append(
+                f"| {processes} | {result.during} | {s.sent} | {s.acked} "
+                f"| {s.ack_p50 * 1000:.1f} ms | {s.ack_p99 * 1000:.1f} ms | {s.late_acks} "
+                f"| {s.answered} | {s.e2e_p50 * 1000:.0f} ms | {s.e2e_p99 * 1000:.0f} ms |"
+            )
+    lines.append("")
+    for processes, results, dropped, doubled in runs:
         lines.append(
-            f"| {result.during} | {s.sent} | {s.acked} | {s.ack_p50 * 1000:.1f} ms "
-            f"| {s.ack_p99 * 1000:.1f} ms | {s.late_acks} | {s.answered} "
-            f"| {s.e2e_p50 * 1000:.0f} ms | {s.e2e_p99 * 1000:.0f} ms |"
+            f"- {processes} process{'es' if processes > 1 else ''}, once the server had "
+            f"drained: {dropped} events never answered, {doubled} answered more than once; "
+            + "; ".join(f"{r.during}: {r.note}" for r in results)
+            + "."
         )
-    lines += [
-        "",
-        f"Over both, once the server had drained: {dropped} events never answered, "
-        f"{doubled} answered more than once. "
-        + "; ".join(f"{r.during}: {r.note}" for r in results)
-        + ".",
-    ]
     return "\n".join(lines)
 
 
@@ -713,15 +724,20 @@ CONTENTION_END = "<!-- slack:contention:end -->"
 
 
 def contention_section(rate: int = TARGET_RATE, seconds: float = 6.0, clients: int = 32) -> str:
-    """The contention scenario's part of docs/benchmarks.md, between its markers."""
-    results, dropped, doubled = asyncio.run(contention(rate, seconds, clients))
-    body = contention_markdown(results, dropped, doubled, rate, seconds, clients)
+    """The contention scenario's part of docs/benchmarks.md, between its markers: one
+    process, then one per core."""
+    runs = []
+    for processes in dict.fromkeys((1, max(1, os.cpu_count() or 1))):
+        results, dropped, doubled = asyncio.run(contention(rate, seconds, clients, processes))
+        runs.append((processes, results, dropped, doubled))
+    body = contention_markdown(runs, rate, seconds, clients)
     target = (
         f"Target (issue 17): ack p99 under {ACK_TARGET * 1000:.0f} ms at {rate} events/s in both, "
         "0 lost, 0 answered twice. "
         + "; ".join(
-            f"{r.during}: ack p99 {r.step.ack_p99 * 1000:.0f} ms = "
-            f"{r.step.ack_p99 / ACK_TARGET:.2f}× the target"
+            f"{processes} process{'es' if processes > 1 else ''}, {r.during}: ack p99 "
+            f"{r.step.ack_p99 * 1000:.0f} ms = {r.step.ack_p99 / ACK_TARGET:.2f}× the target"
+            for processes, results, _, _ in runs
             for r in results
         )
         + "."

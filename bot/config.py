@@ -130,6 +130,7 @@ NUMERIC_SETTINGS: dict[str, tuple[str, Range]] = {
     ),
     "console_idle_minutes": ("POLICYBOT_CONSOLE_IDLE_MINUTES", Range(1, 24 * 60, unit="minutes")),
     "console_session_hours": ("POLICYBOT_CONSOLE_SESSION_HOURS", Range(1, 24 * 30, unit="hours")),
+    "serve_processes": ("POLICYBOT_SERVE_PROCESSES", Range(1, 16, unit="processes")),
 }
 
 
@@ -332,6 +333,8 @@ class Settings:
     #: A console session ends after this long without a request, and this long after sign-in.
     console_idle_minutes: float = 60.0
     console_session_hours: float = 12.0
+    #: `policybot serve`'s processes on one port (SO_REUSEPORT), each a full server.
+    serve_processes: int = 1
     #: Sign-in with Microsoft Entra ID: the organization's tenant and the app registration.
     entra_tenant_id: str = ""
     entra_client_id: str = ""
@@ -408,6 +411,7 @@ class Settings:
             console_url=env.get("POLICYBOT_CONSOLE_URL", "").strip().rstrip("/"),
             console_idle_minutes=_float(env, "POLICYBOT_CONSOLE_IDLE_MINUTES", 60.0),
             console_session_hours=_float(env, "POLICYBOT_CONSOLE_SESSION_HOURS", 12.0),
+            serve_processes=_int(env, "POLICYBOT_SERVE_PROCESSES", 1),
             entra_tenant_id=env.get("POLICYBOT_ENTRA_TENANT_ID", "").strip(),
             entra_client_id=env.get("POLICYBOT_ENTRA_CLIENT_ID", "").strip(),
             entra_client_secret=env.get("POLICYBOT_ENTRA_CLIENT_SECRET", "").strip(),

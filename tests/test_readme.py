@@ -83,11 +83,11 @@ def leaf_commands() -> list[tuple[str, click.Command]]:
 
 def option_names(command: click.Command) -> list[tuple[str, ...]]:
     """Each option's spellings (`("-o", "--output")`, `("--groups", "--questions")`), help
-    left out."""
+    left out, and hidden ones (what one process passes another: `serve --reuse-port`)."""
     return [
         (*param.opts, *param.secondary_opts)
         for param in command.params
-        if isinstance(param, click.Option) and "--help" not in param.opts
+        if isinstance(param, click.Option) and "--help" not in param.opts and not param.hidden
     ]
 
 

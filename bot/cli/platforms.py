@@ -12,6 +12,7 @@ import click
 
 from bot import messages
 from bot.cli.context import Context, fail, guarded
+from bot.cli.processes import serve_command, supervise
 from bot.cli.root import main
 from bot.config import ConfigError
 
@@ -39,17 +40,30 @@ def chat(ctx: Context) -> None:
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8080, show_default=True, envvar="PORT", type=int)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="Servers on the port, one per core (default: $POLICYBOT_SERVE_PROCESSES, else 1).",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True)
 @click.pass_obj
 @guarded
-def serve(ctx: Context, host: str, port: int) -> None:
+def serve(ctx: Context, host: str, port: int, processes: int | None, reuse_port: bool) -> None:
     """Run the HTTP server for Slack and Teams (and /healthz)."""
+    count = processes or ctx.settings.serve_processes
+    if count > 1:
+        ctx.bot()  # migrated, and the bundled policy loaded, once before the N start
+        ctx.close()
+        command = serve_command(ctx.db_path, host, port)
+        sys.exit(supervise([command] * count))
     server = importlib.import_module("adapters.server")
 
     def listening() -> None:
         click.echo(messages.listening_on(host, port))
 
     try:
-        server.run(ctx.bot(), host, port, ready=listening)
+        server.run(ctx.bot(), host, port, ready=listening, reuse_port=reuse_port)
     except ConfigError as error:  # e.g. unauthenticated Teams on a non-loopback host
         fail(str(error), 2)
 

@@ -73,8 +73,9 @@ class QuestionLog(Connected):
         # WHERE is its own condition. Not waiting for the disk when a received row redoes it:
         # a power cut that undoes it also undoes the logged mark, and the received question is
         # then logged and answered again after the restart.
-        with self._writing("The question log"), self.db.atomic(
-            serialized=False, durable=received_id is None
+        with (
+            self._writing("The question log"),
+            self.db.atomic(serialized=False, durable=received_id is None),
         ):
             question_id = self.db.insert_id("questions", row)
             if reply_to and reply_to.get("user_id"):
