@@ -10,25 +10,19 @@ configured). The process's resident memory is recorded, not asserted.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
+from tests.fakes.slack_api import FakeSlackApi, fake_slack_api
 from tests.reliability import record
+from tests.served import ROOT, free_port, signed_mention, slack_serve_env, wait_until_healthy
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "serve-memory-signing-secret"
 #: Top-level packages `serve` must not import at start, and who needs each.
 NOT_AT_START = {
@@ -58,37 +52,6 @@ main(sys.argv[1:], prog_name="policybot")
 """
 
 
-def signed_event(question: str) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(
-        {
-            "token": "unused",
-            "team_id": TEAM,
-            "api_app_id": "AMEMORY",
-            "type": "event_callback",
-            "event_id": "EvMemory1",
-            "event_time": int(time.time()),
-            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
-            "event": {
-                "type": "app_mention",
-                "channel": "CMEMORY",
-                "user": "U0000001",
-                "text": f"<@{BOT_USER}> {question}",
-                "ts": "1700000000.000001",
-            },
-        }
-    ).encode()
-    timestamp = str(int(time.time()))
-    digest = hmac.new(
-        SECRET.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256
-    ).hexdigest()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": f"v0={digest}",
-    }
-    return body, headers
-
-
 def memory_kib(pid: int) -> dict[str, int]:
     fields: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
@@ -108,22 +71,9 @@ async def slack_api() -> AsyncIterator[FakeSlackApi]:
 async def test_serve_starts_and_answers_without_what_only_some_requests_need(
     slack_api: FakeSlackApi, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("POLICYBOT_", "Microsoft", "SLACK_", "OPENAI_", "DATABASE_"))
-    }
-    env.update(
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_BOT_TOKEN="xoxb-serve-memory",
-        SLACK_API_URL=slack_api.url,
-        POLICYBOT_DB=str(tmp_path / "serve.db"),
-        POLICYBOT_RETRIEVER="lexical",
-        POLICYBOT_DELIVERY_INTERVAL="0",
-        MODULES_OUT=str(tmp_path / "modules.json"),
+    port = free_port()
+    env = slack_serve_env(
+        SECRET, slack_api.url, tmp_path / "serve.db", MODULES_OUT=str(tmp_path / "modules.json")
     )
     command = [sys.executable, "-c", SERVE_AND_LIST_MODULES]
     command += ["serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -131,19 +81,16 @@ async def test_serve_starts_and_answers_without_what_only_some_requests_need(
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
     try:
+        await wait_until_healthy(process, port, log)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            # A start-up limit, not a timing: a build that never listens fails here.
-            for _ in range(600):
-                assert process.poll() is None, log.read_text(errors="replace")
-                try:
-                    health = await http.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("serve did not answer /healthz within 60 s")
-            assert health.status_code == 200
-            body, headers = signed_event("may I post photos of the office?")
+            body, headers = signed_mention(
+                SECRET,
+                "may I post photos of the office?",
+                event_id="EvMemory1",
+                channel="CMEMORY",
+                user="U0000001",
+                ts="1700000000.000001",
+            )
             acknowledged = await http.post("/slack/events", content=body, headers=headers)
             assert acknowledged.status_code == 200
             replies = await slack_api.wait_for("chat.postMessage")

@@ -10,58 +10,34 @@ supervisor ends both servers.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
+from tests.fakes.slack_api import FakeSlackApi, fake_slack_api
 from tests.reliability import record
+from tests.served import ROOT, free_port, signed_mention, slack_serve_env, wait_until_healthy
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "serve-processes-signing-secret"
 EVENTS = 40
 
 
 def signed_event(number: int) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(
-        {
-            "token": "unused",
-            "team_id": TEAM,
-            "api_app_id": "APROCESSES",
-            "type": "event_callback",
-            "event_id": f"EvProcesses{number}",
-            "event_time": int(time.time()),
-            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
-            "event": {
-                "type": "app_mention",
-                "channel": "CPROCESSES",
-                "user": f"U{number:07d}",
-                "text": f"<@{BOT_USER}> may I post photos of the office? ({number})",
-                "ts": f"1700000000.{number:06d}",
-            },
-        }
-    ).encode()
-    timestamp = str(int(time.time()))
-    digest = hmac.new(
-        SECRET.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256
-    ).hexdigest()
-    return body, {
-        "Content-Type": "application/json",
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": f"v0={digest}",
-    }
+    return signed_mention(
+        SECRET,
+        f"may I post photos of the office? ({number})",
+        event_id=f"EvProcesses{number}",
+        channel="CPROCESSES",
+        user=f"U{number:07d}",
+        ts=f"1700000000.{number:06d}",
+    )
 
 
 def children_of(pid: int) -> list[int]:
@@ -80,41 +56,16 @@ async def slack_api() -> AsyncIterator[FakeSlackApi]:
 async def test_two_processes_share_the_port_and_the_database_and_answer_each_event_once(
     slack_api: FakeSlackApi, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     database = tmp_path / "serve.db"
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("POLICYBOT_", "Microsoft", "SLACK_", "OPENAI_", "DATABASE_"))
-    }
-    env.update(
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_BOT_TOKEN="xoxb-serve-processes",
-        SLACK_API_URL=slack_api.url,
-        POLICYBOT_DB=str(database),
-        POLICYBOT_RETRIEVER="lexical",
-        POLICYBOT_DELIVERY_INTERVAL="0",
-    )
+    env = slack_serve_env(SECRET, slack_api.url, database)
     command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--processes", "2"]
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         supervisor = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            # A start-up limit, not a timing: a build that never listens fails here.
-            for _ in range(600):
-                assert supervisor.poll() is None, log.read_text(errors="replace")
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("serve did not answer /healthz within 60 s")
+        await wait_until_healthy(supervisor, port, log)
         servers = children_of(supervisor.pid)
         assert len(servers) == 2
         for number in range(EVENTS):
