@@ -291,16 +291,22 @@ class ReplicaRun:
     proxy: str = ""
 
 
+def _signed_headers(body: bytes) -> dict[str, str]:
+    """The headers Slack sends an event with, signed now."""
+    timestamp = str(int(time.time()))
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": sign(body, timestamp),
+    }
+
+
 async def _send_retries(url: str, bodies: Sequence[bytes]) -> int:
     """Slack's retries of already-acknowledged events: the same body, X-Slack-Retry-Num."""
     ok = 0
     async with aiohttp.ClientSession() as http:
         for body in bodies:
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Slack-Request-Timestamp": timestamp,
-                "X-Slack-Signature": sign(body, timestamp),
+            headers = _signed_headers(body) | {
                 "X-Slack-Retry-Num": "1",
                 "X-Slack-Retry-Reason": "http_timeout",
             }
@@ -413,12 +419,7 @@ async def _send_firsts(url: str, bodies: Sequence[bytes]) -> None:
     """Events sent once each, one after another (the askers of the reviewed answer)."""
     async with aiohttp.ClientSession() as http:
         for body in bodies:
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Slack-Request-Timestamp": timestamp,
-                "X-Slack-Signature": sign(body, timestamp),
-            }
+            headers = _signed_headers(body)
             async with http.post(url + "/slack/events", data=body, headers=headers) as response:
                 await response.read()
 
