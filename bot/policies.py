@@ -476,10 +476,7 @@ class PolicyLibrary:
         no storage, so any thread may run it."""
         if self.reading is not None and not trusted:
             return parsed_upload(self._run_reader(filename, data, name))
-        filename = upload_filename(filename or "")
-        if len(data) > self.max_upload_bytes:
-            raise PolicyError(too_large(filename, self.max_upload_bytes))
-        limits = ReadLimits(upload_bytes=self.max_upload_bytes)
+        filename, limits = self._checked(filename, data)
         with _named(filename):
             return ParsedUpload(filename, read_policy(filename, data, name=name, limits=limits))
 
@@ -487,12 +484,17 @@ class PolicyLibrary:
         """The reading child run on an upload (checked for size first), its output not yet
         decoded (`parsed_upload`)."""
         assert self.reading is not None
+        filename, limits = self._checked(filename, data)
+        with _named(filename):
+            return run_reader(filename, data, name=name, limits=limits, worker=self.reading)
+
+    def _checked(self, filename: str, data: bytes) -> tuple[str, ReadLimits]:
+        """The upload's file name as stored, and the reading limits; PolicyError when it is
+        over the size limit, before any of it is read."""
         filename = upload_filename(filename or "")
         if len(data) > self.max_upload_bytes:
             raise PolicyError(too_large(filename, self.max_upload_bytes))
-        limits = ReadLimits(upload_bytes=self.max_upload_bytes)
-        with _named(filename):
-            return run_reader(filename, data, name=name, limits=limits, worker=self.reading)
+        return filename, ReadLimits(upload_bytes=self.max_upload_bytes)
 
     def store_upload(
         self,
