@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.slack_web_api import on_loopback
+from bench.speed import stop_process
 
 #: Headers a proxy must not pass along as they came (hop by hop, or its own to set).
 _HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length"}
@@ -179,12 +180,7 @@ class Nginx:
         return found
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def _free_port() -> int:

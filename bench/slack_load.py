@@ -53,7 +53,7 @@ from aiohttp import web
 from bench.sections import write_between
 from bench.slack_web_api import BOT_USER, on_loopback, read_call
 from bench.slack_web_api import answer as slack_answer
-from bench.speed import percentile, policybot_command
+from bench.speed import percentile, policybot_command, stop_process
 from bot.evaluation import load_questions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,12 +266,7 @@ async def start(
 
 
 def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    stop_process(server.process)
 
 
 # -- load ----------------------------------------------------------------------------------------

@@ -105,6 +105,16 @@ def retrieval_latency(
     return out
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def policybot_command() -> list[str]:
     found = shutil.which("policybot", path=str(Path(sys.executable).parent))
     return [found] if found else [sys.executable, "-m", "bot.cli"]

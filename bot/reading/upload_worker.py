@@ -66,20 +66,6 @@ class ReaderOutput:
         return _result(self.filename, self.output, self.worker, self.returncode)
 
 
-def read_isolated(
-    filename: str,
-    data: bytes,
-    *,
-    name: str | None = None,
-    limits: ReadLimits | None = None,
-    worker: WorkerLimits | None = None,
-) -> ParsedPolicy:
-    """`read_policy` in a child process; blocks the calling thread (a server calls it from a
-    worker thread). PolicyError with a message for the uploader when the file is refused, runs
-    past the deadline or the memory limit, or kills its reader."""
-    return run_reader(filename, data, name=name, limits=limits, worker=worker).policy()
-
-
 def run_reader(
     filename: str,
     data: bytes,
@@ -88,8 +74,11 @@ def run_reader(
     limits: ReadLimits | None = None,
     worker: WorkerLimits | None = None,
 ) -> ReaderOutput:
-    """The reading child run to its end (`read_isolated` without the decoding); PolicyError
-    when it could not be started or ran past the deadline."""
+    """`read_policy` in a child process, run to its end; blocks the calling thread (a server
+    calls it from a worker thread). Its output is decoded by `ReaderOutput.policy` (PolicyError
+    with a message for the uploader when the file is refused, ran past the memory limit or
+    killed its reader); PolicyError here when it could not be started or ran past the
+    deadline."""
     limits = limits or ReadLimits()
     worker = worker or WorkerLimits()
     header = {
