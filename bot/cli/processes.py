@@ -2,7 +2,7 @@
 
 One Python process answers with one core at a time (its GIL): measured here, its event loop
 alone spends ~4 ms of processor per Slack event (bolt, aiohttp, the Web API calls), so one
-process acknowledges and answers ~120 events/s and, past that, its acknowledgements queue
+process acknowledges and answers ~110-140 events/s and, past that, its acknowledgements queue
 behind its answers. Each of N processes here is a whole `policybot serve` (its own worker,
 spool, process mark and background tasks) binding the same port with SO_REUSEPORT, so the
 kernel spreads connections over them; they share the database as replicas do (a delivery
