@@ -112,9 +112,21 @@ async def test_a_question_later_in_the_thread_keeps_its_title(agent_slack: Slack
     await agent_slack.event(event)
     (post,) = await agent_slack.api.wait_for("chat.postMessage")
     assert post["thread_ts"] == "1700000200.000001"
-    (status,) = agent_slack.api["assistant.threads.setStatus"]
-    assert status["thread_ts"] == "1700000200.000001"
     assert agent_slack.api["assistant.threads.setTitle"] == []
+    # Answered within the thinking delay: no status was worth a call.
+    assert agent_slack.api["assistant.threads.setStatus"] == []
+
+
+async def test_a_quick_answer_names_the_thread_and_needs_no_status(
+    agent_slack: SlackHarness,
+) -> None:
+    await agent_slack.dm(ROADMAP)
+    (post,) = await agent_slack.api.wait_for("chat.postMessage")
+    (title,) = agent_slack.api["assistant.threads.setTitle"]
+    assert title["title"] == ROADMAP and post["thread_ts"] == title["thread_ts"]
+    assert "3.3" in all_text(post["blocks"])
+    assert agent_slack.api["assistant.threads.setStatus"] == []
+    assert agent_slack.api["chat.update"] == []
 
 
 async def test_an_llm_answer_is_streamed_into_the_thread_ending_with_citations_and_feedback(

@@ -291,45 +291,55 @@ async def answer_in_thread(
     status_thread: str | None,
     title: bool,
 ) -> None:
-    """Answer `incoming` into `reply`. With `status_thread` (an agent thread), its status says
-    the policy is being looked in instead of the "Thinking…" placeholder, and with `title` the
-    thread is named after the question; where Slack refuses the status, the placeholder comes
-    as before. The question is being answered meanwhile."""
+    """Answer `incoming` into `reply`. With `status_thread` (an agent thread) the answer goes
+    in that thread; with `title` (the thread's first question) the thread is named after the
+    question first, and Slack's reply to that says whether this is an agent view at all. An
+    answer not ready within the thinking delay (or any LLM's, which takes seconds) has the
+    thread's status say the policy is being looked in, instead of the "Thinking…"
+    placeholder; where Slack refuses the agent surface, the placeholder comes as before.
+    Most answers are ready in milliseconds: a status for them would be one more Web API call
+    per question for nobody to see."""
     bot = listening.bot
     # Only an LLM writes an answer worth watching grow; the others come whole.
+    llm = bot.settings.llm_configured
     work = asyncio.ensure_future(
         reply.follow(bot.ask_streamed(incoming, received=received))
-        if bot.settings.llm_configured
+        if llm
         else bot.ask(incoming, received=received)
     )
-    status_shown = False
-    if status_thread and listening.agent.available:
-        status_shown = await agent_call(
+    agent_thread = bool(status_thread) and listening.agent.available
+    if agent_thread and title:
+        agent_thread = await agent_call(
+            "the thread's title",
+            reply.client.assistant_threads_setTitle(
+                channel_id=reply.channel,
+                thread_ts=status_thread,
+                title=render.cut(incoming.text, MAX_TITLE),
+            ),
+            listening.agent,
+        )
+    delay = listening.thinking_delay
+    thinking: SlackMessage | None = THINKING
+    if agent_thread:
+        # The agent view: the conversation is the question's thread, streamed into.
+        reply.thread_ts, reply.streams = status_thread, True
+        if not llm:
+            await asyncio.wait({work}, timeout=delay)
+            delay = 0.0  # waited already: a placeholder, if any, goes at once
+        if work.done() or await agent_call(
             "the thread's status",
             reply.client.assistant_threads_setStatus(
                 channel_id=reply.channel, thread_ts=status_thread, status=messages.LOOKING
             ),
             listening.agent,
-        )
-        if status_shown:
-            # The agent view: the conversation is the question's thread, streamed into.
-            reply.thread_ts, reply.streams = status_thread, True
-        if status_shown and title:
-            await agent_call(
-                "the thread's title",
-                reply.client.assistant_threads_setTitle(
-                    channel_id=reply.channel,
-                    thread_ts=status_thread,
-                    title=render.cut(incoming.text, MAX_TITLE),
-                ),
-            )
-    thinking: SlackMessage | None = None if status_shown else THINKING
+        ):
+            thinking = None
     result = await reply_in_time(
         work,
         reply,
         render=rendered,
         text=text_reply,
         thinking=thinking,
-        delay=listening.thinking_delay,
+        delay=delay,
     )
     await bot.after_reply(incoming, result, received)
