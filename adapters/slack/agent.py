@@ -307,29 +307,30 @@ async def answer_in_thread(
         if llm
         else bot.ask(incoming, received=received)
     )
-    agent_thread = bool(status_thread) and listening.agent.available
+    agent_thread = status_thread if listening.agent.available else None
     if agent_thread and title:
-        agent_thread = await agent_call(
+        named = await agent_call(
             "the thread's title",
             reply.client.assistant_threads_setTitle(
                 channel_id=reply.channel,
-                thread_ts=status_thread,
+                thread_ts=agent_thread,
                 title=render.cut(incoming.text, MAX_TITLE),
             ),
             listening.agent,
         )
+        agent_thread = agent_thread if named else None
     delay = listening.thinking_delay
     thinking: SlackMessage | None = THINKING
     if agent_thread:
         # The agent view: the conversation is the question's thread, streamed into.
-        reply.thread_ts, reply.streams = status_thread, True
+        reply.thread_ts, reply.streams = agent_thread, True
         if not llm:
             await asyncio.wait({work}, timeout=delay)
             delay = 0.0  # waited already: a placeholder, if any, goes at once
         if work.done() or await agent_call(
             "the thread's status",
             reply.client.assistant_threads_setStatus(
-                channel_id=reply.channel, thread_ts=status_thread, status=messages.LOOKING
+                channel_id=reply.channel, thread_ts=agent_thread, status=messages.LOOKING
             ),
             listening.agent,
         ):
