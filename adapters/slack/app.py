@@ -26,6 +26,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from adapters import replies
+from adapters.backlog import Backlog
 from adapters.slack import agent, asking, home, review, uploads
 from adapters.slack import blocks as render
 from adapters.slack.asking import question_in
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: The bolt app on the server's web app, when Slack is configured.
 SLACK_APP = web.AppKey("slack", AsyncApp)
+#: The acknowledged Events API questions waiting to be answered, beside it.
+SLACK_BACKLOG = web.AppKey("slack_backlog", Backlog)
 
 
 def delivery_key(request: AsyncBoltRequest, body: dict[str, Any]) -> str:
@@ -72,6 +75,8 @@ async def once_per_delivery(
     # (bot.received_spool), so one acknowledged is answered even if this process dies
     # before answering, and the acknowledgement never waits for the database; whether
     # another process took it first is known before answering (`answer_once`).
+    if context.get(RECEIVED) is not None:  # taken before its acknowledgement (`slack_events`)
+        return await next()
     bot = listening_in(context).bot
     key = delivery_key(req, body)
     asked = question_in(body, context.bot_user_id)
@@ -84,24 +89,28 @@ async def once_per_delivery(
     return await next()
 
 
-def build_slack_app(bot: PolicyBot, *, thinking_delay: float | None = None) -> AsyncApp:
-    """The bolt app with every listener; registers the Slack notifier on `bot`."""
+def build_slack_app(bot: PolicyBot, listening: Listening | None = None) -> AsyncApp:
+    """The bolt app with every listener, handing them `listening` (made here if not given);
+    registers the Slack notifier on `bot`."""
     settings = bot.settings
-    if thinking_delay is None:
-        thinking_delay = replies.THINKING_DELAY
     if not settings.slack_bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set")
     app = AsyncApp(
         client=make_client(settings),
         signing_secret=settings.slack_signing_secret,
         name="policybot",
+        # `slack_events` checks every request's signature on its raw bytes before bolt sees
+        # it, and Socket Mode is not signed: bolt's own check would only be the same HMAC again.
+        request_verification_enabled=False,
     )
     register_outbound(bot, app.client)
     bot.late_repliers[PLATFORM] = SlackLateReplier(app.client)
-    listening = Listening(bot, thinking_delay)
+    known = listening or Listening(bot, replies.THINKING_DELAY)
 
     async def with_listening(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> Any:
-        context[LISTENING] = listening
+        context[LISTENING] = known
+        if context.bot_user_id:
+            known.bot_user.id = context.bot_user_id
         return await next()
 
     app.middleware(with_listening)
@@ -200,18 +209,52 @@ def is_ssl_check(body: bytes) -> bool:
     return parse_qs(body.decode()).get("ssl_check") == ["1"]
 
 
-def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> AsyncApp:
+#: What `acknowledged_first` made of a request: its question taken and to be answered after
+#: the acknowledgement, or a repeat of one taken before (acknowledged, never answered again).
+ANSWER_AFTER, REPEAT = "answer after", "repeat"
+
+
+async def acknowledged_first(
+    bot: PolicyBot, listening: Listening, request: AsyncBoltRequest
+) -> str | None:
+    """ANSWER_AFTER or REPEAT when `request` is an Events API delivery of a question, which
+    can be acknowledged before bolt runs: taken (`once_per_delivery`'s work, its receipt left
+    in the request's context for the listener). None for everything else, which goes through
+    bolt as it comes: the first event, before bolt has asked Slack who the bot is; commands,
+    buttons and views, whose acknowledgement carries their answer; events carrying no
+    question, a file among them, whose handling must run before it is acknowledged."""
+    body = request.body
+    if body.get("type") != "event_callback" or not listening.bot_user.id:
+        return None
+    asked = question_in(body, listening.bot_user.id)
+    if asked is None:
+        return None
+    kind, question = asked
+    key = delivery_key(request, body)
+    receipt = await bot.take_delivery(PLATFORM, key, question, kind)
+    if receipt.repeat:
+        log.info("dropping a repeated delivery (%s)", key.partition(":")[0])
+        return REPEAT
+    request.context[RECEIVED] = receipt
+    return ANSWER_AFTER
+
+
+def add_routes(web_app: web.Application, bot: PolicyBot) -> AsyncApp:
     """`POST /slack/events`: the Events API, interactivity and the slash command, signed; the
     Web API client's session lives as long as the server (`SLACK_APP` on the web app)."""
     secret = bot.settings.slack_signing_secret
     if not secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set")
-    slack = build_slack_app(bot, **options)
+    listening = Listening(bot, replies.THINKING_DELAY)
+    slack = build_slack_app(bot, listening)
     web_app[SLACK_APP] = slack
+    backlog = web_app[SLACK_BACKLOG] = Backlog()
 
     async def session_while_serving(_: web.Application) -> AsyncIterator[None]:
         async with shared_session(slack.client):
             yield
+            # Before the session closes: what was started may still post its answer.
+            await backlog.close()
 
     web_app.cleanup_ctx.append(session_while_serving)
 
@@ -247,6 +290,11 @@ def add_routes(web_app: web.Application, bot: PolicyBot, **options: Any) -> Asyn
         if not has_slack_shape(bolt_request.body):
             log.warning("a signed Slack request had fields of the wrong type (%d bytes)", len(body))
             return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
+        early = await acknowledged_first(bot, listening, bolt_request)
+        if early is not None:
+            if early == ANSWER_AFTER:
+                backlog.add(lambda: slack.async_dispatch(bolt_request))
+            return web.Response(status=200)
         response = await slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
@@ -263,12 +311,12 @@ class SocketModeConnection(Protocol):
     async def close_async(self) -> None: ...
 
 
-async def serve_socket_mode(bot: PolicyBot, **options: Any) -> None:
+async def serve_socket_mode(bot: PolicyBot) -> None:
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
     if not bot.settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (an app-level token, xapp-…) is not set")
-    app = build_slack_app(bot, **options)
+    app = build_slack_app(bot)
     async with shared_session(app.client):
         handler: SocketModeConnection = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
         # What a stopped process acknowledged and did not answer, beside new questions.

@@ -54,15 +54,25 @@ class AgentSurface:
         self.refused_until = time.monotonic() + AGENT_RECHECK
 
 
+class BotUser:
+    """The bot's own Slack user id, as bolt's authorization found it (auth.test, once a
+    process): a question is read out of an Events API delivery before bolt runs (app.py),
+    and a mention of the bot, or the bot's own message, is told by it."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+
+
 @dataclass(frozen=True)
 class Listening:
-    """The core the listeners call, how long an answer may take before "Thinking…", and
-    whether the agent surface is there."""
+    """The core the listeners call, how long an answer may take before "Thinking…",
+    whether the agent surface is there, and who the bot is."""
 
     bot: PolicyBot
     thinking_delay: float
     #: Whether Slack lets this app use the agent surface (status, title, prompts).
     agent: AgentSurface = field(default_factory=AgentSurface)
+    bot_user: BotUser = field(default_factory=BotUser)
 
 
 async def answer_once(context: AsyncBoltContext) -> Delivery:

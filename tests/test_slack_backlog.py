@@ -1,0 +1,144 @@
+"""Events API questions acknowledged before bolt runs and answered from the backlog
+(adapters/backlog.py): started only while the event loop keeps its turns short, in order,
+once each, and never lost to a stop, over the real server and the loopback fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import Counter
+
+from adapters.backlog import Backlog
+from adapters.slack.app import SLACK_BACKLOG
+from bot.config import Settings
+from tests.fakes.slack_api import fake_slack_api
+from tests.fakes.slack_harness import SlackHarness, slack_server
+from tests.reliability import record
+
+GUARD = 10.0
+ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
+TWEET = "can I tweet about our quarterly revenue?"
+
+
+async def until(condition: object, what: str) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + GUARD
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def test_work_waits_while_the_loop_is_busy_and_starts_in_order_once_it_is_free() -> None:
+    backlog = Backlog(turn_budget=0.004, longest_hold=0.2)
+    started: list[int] = []
+    busy = True
+
+    async def hog() -> None:
+        while busy:
+            time.sleep(0.01)  # every turn of the loop now takes 10 ms: over the budget
+            await asyncio.sleep(0)
+
+    async def note(number: int) -> None:
+        started.append(number)
+
+    hogging = asyncio.create_task(hog())
+    for number in range(20):
+        backlog.add(functools.partial(note, number))
+    await asyncio.sleep(0.5)
+    during = len(started)
+    busy = False
+    await hogging
+    await until(lambda: len(started) == 20, "the backlog did not drain")
+    # While busy only the longest hold starts anything (at 0.2 s, 0.4 s): the queue still drains.
+    assert 1 <= during <= 3
+    assert started == list(range(20))
+    await backlog.close()
+    record(
+        "Slack: acknowledged answers wait while the event loop is busy",
+        "pytest tests/test_slack_backlog.py",
+        queued=20,
+        started_while_busy=during,
+        started_in_order=started == list(range(20)),
+    )
+
+
+async def test_closing_finishes_what_started_and_starts_nothing_more() -> None:
+    backlog = Backlog(turn_budget=0.004, longest_hold=0.05)
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow() -> None:
+        await release.wait()
+        finished.append("slow")
+
+    async def never() -> None:
+        finished.append("never")
+
+    backlog.add(slow)
+    await until(lambda: len(backlog) == 0, "the first piece of work did not start")
+    backlog.turn_budget = -1.0  # the loop "busy" from now on: what is added waits
+    backlog.longest_hold = 1e9
+    backlog.add(never)
+    asyncio.get_running_loop().call_later(0.05, release.set)
+    await backlog.close(grace=GUARD)
+    backlog.add(never)  # after close: ignored
+    await asyncio.sleep(0.05)
+    assert finished == ["slow"] and len(backlog) == 0
+
+
+async def answered_in(slack: SlackHarness, channel: str) -> int:
+    return sum(
+        channel == post.get("channel") and not str(post.get("text", "")).startswith("Thinking")
+        for post in slack.api["chat.postMessage"]
+    )
+
+
+async def test_a_question_acknowledged_before_bolt_runs_is_answered_once_even_when_replayed(
+    settings: Settings,
+) -> None:
+    async with slack_server(settings) as slack:
+        # The first event goes through bolt, which asks Slack who the bot is.
+        assert (await slack.dm(ROADMAP, user="U1")).status_code == 200
+        await slack.api.wait_for("chat.postMessage", 1)
+        response = await slack.dm(TWEET, user="U2")
+        assert response.status_code == 200 and response.text == ""
+        again = await slack.replay()
+        assert again.status_code == 200 and again.text == ""
+        await slack.api.wait_for("chat.postMessage", 2)
+        await asyncio.sleep(0.3)  # a second answer would follow closely
+        assert await answered_in(slack, "D2") == 1
+        logged = Counter(str(q.text) for q in slack.bot.storage.questions(status=None))
+        assert logged == {ROADMAP: 1, TWEET: 1}
+
+
+async def test_questions_waiting_in_the_backlog_when_the_server_stops_are_answered_on_start(
+    settings: Settings,
+) -> None:
+    waiting = 5
+    async with fake_slack_api() as api:
+        async with slack_server(settings, api=api, on_disk=True) as slack:
+            await slack.dm(ROADMAP, user="U1")
+            await api.wait_for("chat.postMessage", 1)
+            # From now on the backlog starts nothing: what is acknowledged stays in it.
+            backlog = slack.web_app[SLACK_BACKLOG]
+            backlog.turn_budget, backlog.longest_hold = -1.0, 1e9
+            for number in range(waiting):
+                response = await slack.dm(f"{TWEET} ({number})", user=f"U{number + 10}")
+                assert response.status_code == 200
+            assert len(backlog) == waiting
+            answered_before_stop = len(api["chat.postMessage"]) - 1
+        async with slack_server(settings, api=api, on_disk=True):
+            await api.wait_for("chat.postMessage", 1 + waiting)
+            await asyncio.sleep(0.3)  # a second answer to any would follow closely
+            posts = api["chat.postMessage"][1:]
+    channels = Counter(str(p["channel"]) for p in posts)
+    assert answered_before_stop == 0
+    assert channels == {f"D{number + 10}": 1 for number in range(waiting)}
+    record(
+        "Slack: acknowledged questions still in the backlog at a stop",
+        "pytest tests/test_slack_backlog.py -k stops",
+        acknowledged=waiting,
+        answered_before_the_stop=answered_before_stop,
+        answered_after_restart=sum(channels.values()),
+    )
