@@ -80,13 +80,13 @@ class LateReply:
     but not answered: the answer (asked now, or as logged), a draft's check, or why there is
     neither (`refusal`: the question's own problem; both empty: answering failed)."""
 
-    kind: str  # the platform's kind of question (see PolicyBot.receive)
+    kind: str  # the platform's kind of question (see ReceivedQuestions.receive)
     address: ReplyAddress
     question: str
     answer: Answer | None = None
     check: PostCheck | None = None
     refusal: str = ""
-    #: Received longer ago than the asker could expect an answer (bot.core.LATE_AFTER): the
+    #: Received longer ago than the asker could expect an answer (bot.received.LATE_AFTER): the
     #: reply says so ("Sorry for the delay: …").
     late: bool = False
 

@@ -136,7 +136,7 @@ def deployment(tmp_path: Path) -> Path:
         bot.review.answer(group.id, REVIEWED, "reviewer")
         assert bot.claim_delivery("slack", "file:F1")
         left = IncomingQuestion(TWEET, "slack", "U9", "D9", conversation_key="D9/1700000000.9")
-        bot.receive("slack", "event:EvLEFT", left, "dm")
+        bot.received.receive("slack", "event:EvLEFT", left, "dm")
         assert bot.storage.claim_digest("2026-W48:slack", "cron")
         bot.storage.digest_posted("2026-W48:slack", "cron", posted=True)
         version = bot.active_versions()[0]

@@ -28,9 +28,10 @@ from adapters.slack import blocks as render
 from bench import slack_load
 from bot import messages
 from bot.config import Settings
-from bot.core import CHECK, LATE_AFTER, PolicyBot
+from bot.core import PolicyBot
 from bot.models import IncomingQuestion
 from bot.notify import LateReply
+from bot.received import CHECK, LATE_AFTER
 from bot.store.database import REPLIED
 from tests.fakes.slack_api import GUARD, FakeSlackApi, fake_slack_api
 from tests.fakes.slack_harness import SlackHarness, slack_server
@@ -185,7 +186,7 @@ async def test_every_kind_of_question_a_stopped_process_acknowledged_is_answered
         ("event:EvLOGGED", IncomingQuestion(PHOTOS, "slack", "U5", "D5"), "dm"),
     ]
     for key, question, kind in asked:
-        delivery = stopped.receive("slack", key, question, kind, now=long_ago)
+        delivery = stopped.received.receive("slack", key, question, kind, now=long_ago)
     assert delivery.received_id is not None
     await stopped.ask(asked[-1][1], received=delivery.received_id)
     await stopped.aclose()
@@ -234,7 +235,9 @@ def stopped_after_receiving(settings: Settings, key: str, text: str, at: datetim
     """A process that acknowledged a DM at `at`, then stopped without answering it."""
     stopped = PolicyBot.create(settings)
     stopped.ensure_policy()
-    stopped.receive("slack", key, IncomingQuestion(text, "slack", "U1", "D1"), "dm", now=at)
+    stopped.received.receive(
+        "slack", key, IncomingQuestion(text, "slack", "U1", "D1"), "dm", now=at
+    )
     stopped.mark.release()
     stopped.storage.close()
 
@@ -268,7 +271,7 @@ async def test_questions_a_running_process_is_answering_are_left_to_it(
     ):
         # Received by the running server and not answered yet (as if it were busy with it).
         busy = IncomingQuestion(TWEET, "slack", "U1", "D1")
-        running.bot.receive("slack", "event:EvBUSY", busy, "dm")
+        running.bot.received.receive("slack", "event:EvBUSY", busy, "dm")
         async with slack_server(settings, api=api, on_disk=True) as starting:
             assert await starting.bot.answer_left_over() == 0
             await starting.event(dm(ROADMAP, channel="D9", user="U9"))
@@ -287,7 +290,7 @@ def test_the_write_before_the_acknowledgement_is_measured(tmp_path: Path) -> Non
         question = IncomingQuestion(f"{ROADMAP} ({n})", "slack", f"U{n}", f"D{n}")
         for kind, carried in (("dedup_only", None), ("with_question", question)):
             started = time.perf_counter()
-            delivery = bot.receive("slack", f"event:Ev{kind}{n}", carried, "dm")
+            delivery = bot.received.receive("slack", f"event:Ev{kind}{n}", carried, "dm")
             costs[kind].append((time.perf_counter() - started) * 1000)
             assert delivery.first and (delivery.received_id is None) == (carried is None)
     bot.mark.release()

@@ -387,7 +387,7 @@ async def test_a_follow_up_a_stopped_process_received_is_answered_with_its_conve
     stopped.ensure_policy()
     await stopped.ask(IncomingQuestion(FIRST, "slack", "U1", "D1", conversation_key=thread))
     follow = IncomingQuestion(FOLLOW, "slack", "U1", "D1", conversation_key=thread)
-    assert stopped.receive("slack", "event:EvFOLLOW", follow, "dm").first
+    assert stopped.received.receive("slack", "event:EvFOLLOW", follow, "dm").first
     (left,) = stopped.storage.unreplied()
     assert left.conversation_key == stopped.question_log.conversation_pseudonym("slack", thread)
     assert thread not in left.conversation_key

@@ -263,7 +263,7 @@ from bot.core import PolicyBot
 from bot.models import IncomingQuestion
 settings = Settings(retriever="lexical").with_db(sys.argv[1])
 bot = PolicyBot.create(settings)
-bot.receive("slack", "event:EvBUSY", IncomingQuestion(sys.argv[2], "slack", "U1", "D1"), "dm")
+bot.received.receive("slack", "event:EvBUSY", IncomingQuestion(sys.argv[2], "slack", "U1", "D1"), "dm")
 print(bot.mark.token, flush=True)
 time.sleep(600)
 """

@@ -101,13 +101,13 @@ async def test_a_file_reaching_two_servers_as_event_and_message_is_uploaded_once
 async def test_a_database_that_refuses_writes_still_answers_events(
     settings: Settings, fault: Callable[[Storage], None], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.core")
+    caplog.set_level(logging.WARNING, logger="bot.received")
     async with slack_server(settings, on_disk=True) as slack:
         fault(slack.bot.storage)
         await slack.event(mention(ROADMAP), event_id="Ev0REFUSED")
         (answer,) = await slack.api.wait_for("chat.postMessage")
         assert answer["channel"] == "C100" and "roadmap" in str(answer["text"]).lower()
-        said = [r.getMessage() for r in caplog.records if r.name == "bot.core"]
+        said = [r.getMessage() for r in caplog.records if r.name == "bot.received"]
         assert any("event:Ev0REFUSED as new" in message for message in said)
 
         # Writes taken again: a retry is dropped again.

@@ -204,7 +204,7 @@ async def test_after_the_reply_an_uncovered_question_is_announced(team_bot: Poli
     channel = RecordingPoster[ReviewNotice]()
     team_bot.review_posters["slack"] = channel
     incoming = IncomingQuestion(UNCOVERED, platform="slack", asker="U7")
-    received = team_bot.receive("slack", "event:Ev1", incoming, "dm").received_id
+    received = team_bot.received.receive("slack", "event:Ev1", incoming, "dm").received_id
     answer = await team_bot.ask(incoming, received=received)
     await team_bot.after_reply(incoming, answer, received)
     assert [n.reason for n in channel.posts] == ["not_covered"]

@@ -136,7 +136,7 @@ def _take_in_left_over(settings: Settings) -> None:
     put into the database, so that the copy carries them and the new engine answers them."""
     bot = PolicyBot.create(settings)
     try:
-        bot.take_in_left_over()
+        bot.received.take_in_left_over()
     finally:
         bot.mark.release()
         bot.storage.close()
