@@ -38,6 +38,8 @@ LONGEST_HOLD = 0.1
 SHUTDOWN_GRACE = 5.0
 
 Start = Callable[[], Awaitable[Any]]
+#: One piece of work: how to start it, and what it needs done first (None: nothing).
+_Waiting = tuple[Start, "asyncio.Future[Any] | None"]
 
 
 class Backlog:
@@ -49,7 +51,7 @@ class Backlog:
     ) -> None:
         self.turn_budget = TURN_BUDGET if turn_budget is None else turn_budget
         self.longest_hold = LONGEST_HOLD if longest_hold is None else longest_hold
-        self._waiting: collections.deque[Start] = collections.deque()
+        self._waiting: collections.deque[_Waiting] = collections.deque()
         self._started: set[asyncio.Task[Any]] = set()
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
@@ -58,11 +60,16 @@ class Backlog:
         """How much is waiting to be started."""
         return len(self._waiting)
 
-    def add(self, start: Start) -> None:
-        """Start `start()` once the loop has room; after `close`, never."""
+    def add(self, start: Start, ready: Awaitable[Any] | None = None) -> None:
+        """Start `start()` once `ready` (if any) is done, whatever its outcome, and the loop
+        has room; after `close`, never. Work waiting for its `ready` holds back what came
+        after it: it starts in arrival order. (A question's `ready` is its record in the
+        database: while another process holds the write lock, the questions acknowledged
+        meanwhile wait here, not as that many started listeners, all made ready at once
+        when the lock goes.)"""
         if self._closed:
             return
-        self._waiting.append(start)
+        self._waiting.append((start, None if ready is None else asyncio.ensure_future(ready)))
         if self._starting is None or self._starting.done():
             self._starting = asyncio.create_task(self._start_waiting())
 
@@ -70,6 +77,11 @@ class Backlog:
         loop = asyncio.get_running_loop()
         last_start = loop.time()
         while self._waiting and not self._closed:
+            _, ready = self._waiting[0]
+            if ready is not None and not ready.done():
+                await asyncio.wait({ready})
+                last_start = loop.time()
+                continue
             began = loop.time()
             await asyncio.sleep(0)  # one turn of the loop: everything else ready runs first
             now = loop.time()
@@ -81,10 +93,17 @@ class Backlog:
             else:
                 continue
             last_start = now
-            for _ in range(min(count, len(self._waiting))):
-                task = asyncio.create_task(self._run(self._waiting.popleft()))
+            while count and self._waiting:
+                start, ready = self._waiting[0]
+                if ready is not None and not ready.done():
+                    break
+                self._waiting.popleft()
+                if ready is not None and not ready.cancelled():
+                    ready.exception()  # seen: its failure is the listener's to report
+                task = asyncio.create_task(self._run(start))
                 self._started.add(task)
                 task.add_done_callback(self._started.discard)
+                count -= 1
 
     @staticmethod
     async def _run(start: Start) -> None:
@@ -99,6 +118,9 @@ class Backlog:
         self._closed = True
         if self._waiting:
             log.info("%d acknowledged events left for the next start", len(self._waiting))
+            for _, ready in self._waiting:
+                if ready is not None:
+                    ready.cancel()
             self._waiting.clear()
         if self._starting is not None:
             self._starting.cancel()

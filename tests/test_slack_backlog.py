@@ -63,6 +63,26 @@ async def test_work_waits_while_the_loop_is_busy_and_starts_in_order_once_it_is_
     )
 
 
+async def test_work_waiting_for_its_record_holds_back_what_came_after_it() -> None:
+    backlog = Backlog(turn_budget=1.0, longest_hold=1.0)
+    recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    started: list[str] = []
+
+    async def note(name: str) -> None:
+        started.append(name)
+
+    backlog.add(functools.partial(note, "first"), recorded)
+    backlog.add(functools.partial(note, "second"))
+    await asyncio.sleep(0.1)
+    waited = list(started)
+    recorded.set_result(None)
+    await until(lambda: len(started) == 2, "the backlog did not drain")
+    # Nothing started before the first one's record, then both in order: a lock released
+    # lets them start as the loop has room, not all at once.
+    assert waited == [] and started == ["first", "second"]
+    await backlog.close()
+
+
 async def test_closing_finishes_what_started_and_starts_nothing_more() -> None:
     backlog = Backlog(turn_budget=0.004, longest_hold=0.05)
     release = asyncio.Event()

@@ -292,8 +292,9 @@ def add_routes(web_app: web.Application, bot: PolicyBot) -> AsyncApp:
             return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
         early = await acknowledged_first(bot, listening, bolt_request)
         if early is not None:
-            if early == ANSWER_AFTER:
-                backlog.add(lambda: slack.async_dispatch(bolt_request))
+            receipt: Receipt | None = bolt_request.context.get(RECEIVED)
+            if early == ANSWER_AFTER and receipt is not None:
+                backlog.add(lambda: slack.async_dispatch(bolt_request), receipt.delivery())
             return web.Response(status=200)
         response = await slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
