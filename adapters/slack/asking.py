@@ -49,7 +49,7 @@ BUTTON_REACTIONS = {
     render.ACTION_ESCALATE: ASK_POLICY_TEAM,
 }
 
-#: Kinds of question (as `PolicyBot.receive` keeps them until answered), besides CHECK: the
+#: Kinds of question (as `ReceivedQuestions.receive` keeps them until answered), besides CHECK: the
 #: message shortcut's draft post.
 DM, MENTION, SLASH = "dm", "mention", "command"
 
