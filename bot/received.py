@@ -45,6 +45,8 @@ CHECK = "check"
 #: it: longer than Slack's retries and a signed request's 5 minutes; a later repeat is
 #: still dropped, by the database, before it is answered.
 RECENT_DELIVERIES = timedelta(minutes=10)
+#: A spooled delivery that carries no question (a button, a file): only its key is taken.
+NO_QUESTION = "none"
 
 
 @dataclass(frozen=True)
@@ -175,35 +177,44 @@ class ReceivedQuestions:
         question: IncomingQuestion | None = None,
         kind: str = "",
     ) -> Receipt:
-        """`receive`, for a server about to acknowledge, without waiting for the database: a
-        delivery carrying a question is kept in the spool (fsynced with the others arriving
-        meanwhile) and put in the database by the worker after; one carrying none (a button,
-        a file) is recorded by the worker before this returns, since what it does must not
-        run twice. A repeat of a key this process took is dropped at once; a repeat another
-        process (or this one before a restart) took shows in `Receipt.delivery()`."""
+        """`receive`, for a server about to acknowledge, without waiting for the database:
+        the delivery, and the question it carries if any, is kept in the spool (fsynced with
+        the others arriving meanwhile) and put in the database by the worker after. A repeat
+        of a key this process took is dropped at once; whether another process (or this one
+        before a restart) took it first shows in `Receipt.delivery()`, which whatever acts on
+        a delivery (answers its question, applies its click) awaits first, after the
+        acknowledgement: the worker may be busy, or another process holding the write lock."""
         now = time.monotonic()
         self._forget_taken(now)
         if (platform, key) in self._taken:
             return Receipt(True)
         self._taken[(platform, key)] = now
         settled: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        received_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        record: Record
         if question is None:
-            settled.set_result(await self.worker.run(self.receive, platform, key))
-            return Receipt(not settled.result().first, settled)
-        question = storable(question)
-        record: Record = {
-            "platform": platform,
-            "key": key,
-            "kind": kind,
-            "user_id": question.asker,
-            "conversation": question.conversation,
-            "text": question.text,
-            # As the platform names it: its pseudonym needs the database, which this must
-            # not wait for (the worker names it as it moves the record in).
-            "conversation_key": question.conversation_key,
-            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "taken_by": self.mark.hold(),
-        }
+            record = {
+                "platform": platform,
+                "key": key,
+                "question": NO_QUESTION,
+                "received_at": received_at,
+                "taken_by": self.mark.hold(),
+            }
+        else:
+            question = storable(question)
+            record = {
+                "platform": platform,
+                "key": key,
+                "kind": kind,
+                "user_id": question.asker,
+                "conversation": question.conversation,
+                "text": question.text,
+                # As the platform names it: its pseudonym needs the database, which this must
+                # not wait for (the worker names it as it moves the record in).
+                "conversation_key": question.conversation_key,
+                "received_at": received_at,
+                "taken_by": self.mark.hold(),
+            }
         try:
             path = await self.spool.keep(record)
         except OSError as error:
@@ -231,10 +242,13 @@ class ReceivedQuestions:
             records = [record for record, _, _ in batch]
             try:
                 ids = await self.worker.run(self.record_received, records)
-            except StorageError as error:
-                # The database cannot remember them (disk full, read-only): handle them as
-                # new. A retry may then be answered twice, but dropping a question nobody
-                # answered would be worse.
+            except Exception as error:
+                # The database cannot remember them (disk full, read-only; or a bug): handle
+                # them as new. A retry may then be answered twice, but dropping a question
+                # nobody answered would be worse, and a receipt never settled would hold up
+                # every question acknowledged after it.
+                if not isinstance(error, StorageError):
+                    log.exception("recording received deliveries failed")
                 for record in records:
                     log.warning(
                         "handling %s %s as new: %s", record["platform"], record["key"], error
@@ -256,7 +270,9 @@ class ReceivedQuestions:
                 (
                     record["platform"],
                     record["key"],
-                    {
+                    None
+                    if record.get("question") == NO_QUESTION
+                    else {
                         "kind": record.get("kind", ""),
                         "user_id": record.get("user_id", ""),
                         "conversation": record.get("conversation", ""),

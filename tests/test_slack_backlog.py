@@ -1,15 +1,19 @@
-"""Events API questions acknowledged before bolt runs and answered from the backlog
-(adapters/backlog.py): started only while the event loop keeps its turns short, in order,
-once each, and never lost to a stop, over the real server and the loopback fake Slack."""
+"""Acknowledgements that wait for nothing: Events API questions acknowledged before bolt runs
+and answered from the backlog (adapters/backlog.py), started only while the event loop keeps
+its turns short, in order, once each, and never lost to a stop; and a click acknowledged
+while the worker is busy, applied once after. Over the real server and the loopback fake
+Slack."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections import Counter
 
 from adapters.backlog import Backlog
+from adapters.slack import blocks as render
 from adapters.slack.app import SLACK_BACKLOG
 from bot.config import Settings
 from tests.fakes.slack_api import fake_slack_api
@@ -162,3 +166,60 @@ async def test_questions_waiting_in_the_backlog_when_the_server_stops_are_answer
         answered_before_the_stop=answered_before_stop,
         answered_after_restart=sum(channels.values()),
     )
+
+
+async def test_a_click_is_acknowledged_while_the_worker_is_busy_and_applied_once_after(
+    settings: Settings,
+) -> None:
+    async with slack_server(settings, slack_review_channel="CREVIEW") as slack:
+        await slack.dm(ROADMAP)
+        await slack.api.wait_for("chat.postMessage")
+        (question,) = slack.bot.storage.questions(status=None)
+        note = slack.api.response_url("click")
+        # The worker is busy (a long re-check, another process's write lock): the click's
+        # key can reach the database only after.
+        release = threading.Event()
+        busy = asyncio.ensure_future(slack.bot.worker.run(release.wait, GUARD))
+        try:
+            clicked = await asyncio.wait_for(
+                slack.click(render.ACTION_NOT_HELPFUL, str(question.id), response_url=note),
+                GUARD / 2,
+            )
+            applied_while_busy = len(slack.api["response_url:click"])
+        finally:
+            release.set()
+        await busy
+        await slack.api.wait_for("response_url:click")
+        again = await slack.replay()
+        await asyncio.sleep(0.3)  # a second note would follow closely
+        to_review = [p for p in slack.api["chat.postMessage"] if p["channel"] == "CREVIEW"]
+    assert clicked.status_code == 200 and applied_while_busy == 0
+    assert again.status_code == 200
+    assert len(to_review) == 1 and len(slack.api["response_url:click"]) == 1
+    record(
+        "Slack: a click acknowledged while the worker is busy",
+        "pytest tests/test_slack_backlog.py -k click",
+        acknowledged_while_busy=clicked.status_code == 200,
+        applied_before_the_worker_was_free=applied_while_busy,
+        applied=len(to_review),
+    )
+
+
+async def test_a_click_replayed_to_another_process_is_applied_once(settings: Settings) -> None:
+    async with (
+        fake_slack_api() as api,
+        slack_server(settings, api=api, on_disk=True, slack_review_channel="CREVIEW") as first,
+        slack_server(settings, api=api, on_disk=True, slack_review_channel="CREVIEW") as other,
+    ):
+        await first.dm(ROADMAP)
+        await api.wait_for("chat.postMessage")
+        (question,) = first.bot.storage.questions(status=None)
+        note = api.response_url("click")
+        await first.click(render.ACTION_NOT_HELPFUL, str(question.id), response_url=note)
+        await api.wait_for("response_url:click")
+        body, headers = first.last_sent
+        again = await other.http.post("/slack/events", content=body, headers=headers)
+        await asyncio.sleep(0.5)  # a second note would follow closely
+        to_review = [p for p in api["chat.postMessage"] if p["channel"] == "CREVIEW"]
+    assert again.status_code == 200
+    assert len(to_review) == 1 and len(api["response_url:click"]) == 1

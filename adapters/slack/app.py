@@ -68,13 +68,14 @@ async def once_per_delivery(
     context: AsyncBoltContext,
     next: Callable[[], Awaitable[None]],
 ) -> Any:
-    # After bolt's signature check, before any acknowledgement. Slack retries an event it
+    # After the signature check, before any acknowledgement. Slack retries an event it
     # thinks went unanswered (X-Slack-Retry-Num), perhaps to another process or after a
-    # restart, and anyone holding a signed request can replay it within bolt's 5 minutes:
-    # the first delivery is being handled. The question it carries is kept on disk first
-    # (bot.received_spool), so one acknowledged is answered even if this process dies
-    # before answering, and the acknowledgement never waits for the database; whether
-    # another process took it first is known before answering (`answer_once`).
+    # restart, and anyone holding a signed request can replay it within 5 minutes: the
+    # first delivery is being handled. The delivery (and the question it carries) is kept on
+    # disk first (bot.received_spool), so a question acknowledged is answered even if this
+    # process dies before answering, and the acknowledgement never waits for the database
+    # or the worker; whether another process took it first is known after, before anything
+    # acts on it (`answer_once` for a question, `first_delivery` for a click or a file).
     if context.get(RECEIVED) is not None:  # taken before its acknowledgement (`slack_events`)
         return await next()
     bot = listening_in(context).bot

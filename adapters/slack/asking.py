@@ -13,7 +13,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.replies import Reply, reply_in_time
 from adapters.slack import blocks as render
 from adapters.slack.agent import ThreadReply, answer_in_thread
-from adapters.slack.listening import Listening, answer_once, clicked_id, listening_in, tell
+from adapters.slack.listening import (
+    Listening,
+    answer_once,
+    clicked_id,
+    first_delivery,
+    listening_in,
+    tell,
+)
 from adapters.slack.messages import (
     PLATFORM,
     SHARED_ANSWER_GONE,
@@ -228,6 +235,8 @@ async def on_message(
         return
     subtype = event.get("subtype")
     if subtype == FILE_SHARE and event.get("user") != context.bot_user_id:
+        if not await first_delivery(context):
+            return
         await on_files(
             listening_in(context).bot,
             client,
@@ -321,6 +330,8 @@ async def on_feedback(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
+    if not await first_delivery(context):
+        return
     await bot.react_to_answer(
         Actor(PLATFORM, body["user"]["id"]),
         clicked_id(action),
@@ -340,6 +351,8 @@ async def on_feedback_buttons(
     """Slack's 👍 / 👎 under an answer: the same reactions as the buttons they replace."""
     bot = listening_in(context).bot
     await ack()
+    if not await first_delivery(context):
+        return
     reaction = FEEDBACK_REACTIONS.get(str(action.get("value") or ""))
     if reaction is None:
         log.warning("a feedback button with an unknown value was pressed")
@@ -361,6 +374,8 @@ async def on_share(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
+    if not await first_delivery(context):
+        return
     qid = clicked_id(action)
     try:
         if qid is None:

@@ -83,6 +83,13 @@ async def answer_once(context: AsyncBoltContext) -> Delivery:
     return Delivery(True) if receipt is None else await receipt.delivery()
 
 
+async def first_delivery(context: AsyncBoltContext) -> bool:
+    """For a listener acting on a delivery that carries no question (a click, a file, a
+    form), after acknowledging it: whether this is its first delivery to any process (False:
+    a replay, or another process took it), once the database knows."""
+    return (await answer_once(context)).first
+
+
 def listening_in(context: AsyncBoltContext) -> Listening:
     """The `Listening` app.py put in this request's bolt context."""
     found: Listening = context[LISTENING]

@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as render
 from adapters.slack.home import publish_home, team_group
-from adapters.slack.listening import clicked_id, listening_in, tell, who_clicked
+from adapters.slack.listening import clicked_id, first_delivery, listening_in, tell, who_clicked
 from adapters.slack.messages import form_not_opened
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ async def on_answer_clicked(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
+    if not await first_delivery(context):
+        return
     user = body["user"]
     chosen = await bot.group_to_answer(
         who_clicked(user),
@@ -90,6 +92,10 @@ async def on_answer_submitted(
     async def close_form() -> None:
         await ack()
 
+    if not await first_delivery(context):
+        await close_form()  # a replay: the form was handled once already
+        return
+
     # The modal closes once the answer is stored, before it is sent to the askers (Slack
     # waits 3 seconds for it); a refusal or a mistake is shown in the modal itself.
     resolution = await bot.resolve_group(
@@ -117,6 +123,8 @@ async def on_dismiss_clicked(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
+    if not await first_delivery(context):
+        return
     user = body["user"]
     membership = team_group(bot.settings, client, user["id"])
     resolution = await bot.resolve_group(

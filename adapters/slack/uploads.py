@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.downloads import DownloadError, TooLarge, download
 from adapters.slack import blocks as render
-from adapters.slack.listening import clicked_id, listening_in, tell, who_clicked
+from adapters.slack.listening import clicked_id, first_delivery, listening_in, tell, who_clicked
 from adapters.slack.messages import (
     LINKED_NOT_SENT,
     NOT_HOSTED_BY_SLACK,
@@ -144,7 +144,7 @@ async def on_file_shared(
     if not channel.startswith("D") or not user or user == context.bot_user_id:
         return
     file_id = event.get("file_id") or (event.get("file") or {}).get("id")
-    if file_id:
+    if file_id and await first_delivery(context):
         await on_files(listening_in(context).bot, client, channel, user, [{"id": file_id}])
 
 
@@ -158,6 +158,8 @@ async def on_version_action(
 ) -> None:
     bot = listening_in(context).bot
     await ack()
+    if not await first_delivery(context):
+        return
     user = body["user"]
     version_id = clicked_id(action)
     settled = await bot.worker.run(
