@@ -254,12 +254,16 @@ class ReceivedQuestions:
                         "handling %s %s as new: %s", record["platform"], record["key"], error
                     )
                 ids = [None] * len(batch)
+            emptied: list[Path] = []
             for (_, path, settled), received_id in zip(batch, ids, strict=True):
-                self.spool.drained(path)
+                if (drained := self.spool.drained(path)) is not None:
+                    emptied.append(drained)
                 if not settled.done():
                     settled.set_result(
                         Delivery(False) if received_id == -1 else Delivery(True, received_id)
                     )
+            if emptied:
+                await asyncio.to_thread(self.spool.delete, emptied)
 
     def record_received(self, records: Sequence[Record]) -> list[int | None]:
         """Spooled deliveries into the database in one transaction (`Storage.receive` each,

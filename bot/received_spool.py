@@ -79,13 +79,21 @@ class ReceivedSpool:
                 if not kept.done():
                     kept.set_result(path)
 
-    def drained(self, path: Path | None) -> None:
-        """One record of `path` is in the database; the file goes with its last."""
+    def drained(self, path: Path | None) -> Path | None:
+        """One record of `path` is in the database: `path` once that was its last, to
+        `delete` (off the event loop: a busy disk can take a while to unlink)."""
         if path is None or path not in self._undrained:
-            return
+            return None
         self._undrained[path] -= 1
-        if self._undrained[path] <= 0:
-            del self._undrained[path]
+        if self._undrained[path] > 0:
+            return None
+        del self._undrained[path]
+        return path
+
+    @staticmethod
+    def delete(paths: list[Path]) -> None:
+        """Remove spool files whose every record is in the database."""
+        for path in paths:
             try:
                 path.unlink(missing_ok=True)
             except OSError as error:  # moved again on the next start: the database drops it
