@@ -362,3 +362,21 @@ async def test_notifier_reports_undeliverable_messages(
     with pytest.raises(DeliveryError, match="did not take"):
         await notifier.send(ReplyAddress("teams", "29:alice", json.dumps(reference)), "hello")
     assert len(stub.calls) == 1  # tried once, and nothing else (no apology) was sent
+
+
+async def test_unauthenticated_notifier_sends_nothing_off_loopback(
+    bot: PolicyBot, server: str, stub: ConnectorStub
+) -> None:
+    # A reference kept while a client id was configured, found by a local test run without.
+    reference = {
+        "serviceUrl": "https://smba.invalid/teams/",
+        "channelId": "msteams",
+        "conversation": {"id": PERSONAL["id"]},
+        "bot": BOT,
+        "user": ALICE,
+    }
+    with pytest.raises(DeliveryError, match="loopback"):
+        await bot.notifiers["teams"].send(
+            ReplyAddress("teams", "29:alice", json.dumps(reference)), "hello"
+        )
+    assert stub.calls == []

@@ -44,7 +44,16 @@ class TeamsNotifier:
 
     async def send(self, address: ReplyAddress, text: str) -> None:
         reference = stored_reference(address)
+        refuse_off_loopback_unauthenticated(reference, self.app_id)
         await send_proactive(self.adapter, reference, MessageFactory.text(text), self.app_id)
+
+
+def refuse_off_loopback_unauthenticated(reference: ConversationReference, app_id: str) -> None:
+    """DeliveryError for a reference off this machine when there is no client id: a reference
+    kept by a process with one, found by one testing locally without, is left for a start
+    that has one; as its turns, an unauthenticated process replies to this machine only."""
+    if not app_id and not is_loopback(reference.service_url):
+        raise DeliveryError("unauthenticated mode only replies to a serviceUrl on loopback")
 
 
 def stored_reference(address: ReplyAddress) -> ConversationReference:
@@ -103,10 +112,7 @@ class TeamsLateReplier:
 
     async def send(self, reply: LateReply) -> None:
         reference = stored_reference(reply.address)
-        if not self.app_id and not is_loopback(reference.service_url):
-            # Kept by a process with a client id, found by one testing locally without: as
-            # its turns, it replies to this machine only (left for a start that has one).
-            raise DeliveryError("unauthenticated mode only replies to a serviceUrl on loopback")
+        refuse_off_loopback_unauthenticated(reference, self.app_id)
         activity = late_activity(reply)
         if reference.activity_id:  # the question's message: the answer is a reply to it
             activity.reply_to_id = reference.activity_id
