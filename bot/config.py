@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: The bundled default policy documents, shipped with the project.
 BUNDLED_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -49,6 +49,38 @@ TEAMS_AUTH_TYPES = ("ClientSecret", "UserManagedIdentity")
 PLATFORMS = ("slack", "teams")
 #: The URL schemes of DATABASE_URL that select PostgreSQL (libpq's, and Heroku's older one).
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: DATABASE_URL's one parameter that is psycopg's, not libpq's: after how many runs on a
+#: connection a statement is prepared on the server (psycopg's default 5; `off`: never, for a
+#: pooler in transaction mode that cannot keep them: PgBouncer before 1.21, some others).
+PREPARE_PARAMETER = "prepare_threshold"
+DEFAULT_PREPARE_THRESHOLD = 5
+
+
+def prepare_threshold_of(url: str) -> tuple[str, int | None]:
+    """(DATABASE_URL without `prepare_threshold`, for libpq; that threshold, None for `off`).
+    ValueError when it is neither a whole number nor `off`."""
+    if PREPARE_PARAMETER not in url:
+        return url.strip(), DEFAULT_PREPARE_THRESHOLD  # a malformed URL is libpq's to refuse
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip(), DEFAULT_PREPARE_THRESHOLD
+    kept: list[tuple[str, str]] = []
+    threshold: int | None = DEFAULT_PREPARE_THRESHOLD
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name != PREPARE_PARAMETER:
+            kept.append((name, value))
+        elif value.strip().lower() in ("off", "no", "false", "none"):
+            threshold = None  # 0 is a number: prepare on the first run, as psycopg reads it
+        elif value.strip().isdigit():
+            threshold = int(value)
+        else:
+            raise ValueError(f"{PREPARE_PARAMETER} must be a whole number or off")
+    if len(kept) == len(parse_qsl(parts.query, keep_blank_values=True)):
+        return url.strip(), threshold  # nothing taken out: the URL exactly as given
+    return urlunsplit(parts._replace(query=urlencode(kept))), threshold
+
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 #: The settings that are secrets: never shown by `repr` or `str`, redacted from logs and
@@ -436,6 +468,11 @@ class Settings:
                 "DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host/name "
                 "or postgres://…); leave it unset to use the SQLite file POLICYBOT_DB"
             )
+        if self.database_url:
+            try:
+                prepare_threshold_of(self.database_url)
+            except ValueError as error:
+                raise ConfigError(f"DATABASE_URL's {error}") from None
         if self.retriever not in RETRIEVERS:
             raise ConfigError(f"POLICYBOT_RETRIEVER must be one of {', '.join(RETRIEVERS)}")
         if self.llm_model.strip() and not self.openai_base_url.strip():

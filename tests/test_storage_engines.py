@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.config import Settings
+from bot.config import Settings, prepare_threshold_of
 from bot.evaluation import load_questions
 from bot.policies import PolicyLibrary
 from bot.redaction import Redactor
@@ -165,3 +165,58 @@ def test_serve_on_postgresql_says_so_on_healthz(postgres_cluster: Cluster, tmp_p
     assert checked.active_versions()  # the bundled policy went into PostgreSQL
     checked.close()
     postgres_cluster.drop(database)
+
+
+@pytest.mark.parametrize(
+    ("given", "conninfo", "threshold"),
+    [
+        ("postgresql://u:p@db/x", "postgresql://u:p@db/x", 5),
+        ("postgresql://u:p@db/x?sslmode=require", "postgresql://u:p@db/x?sslmode=require", 5),
+        ("postgresql://u:p@db/x?prepare_threshold=off", "postgresql://u:p@db/x", None),
+        (
+            "postgresql://u:p@db/x?sslmode=require&prepare_threshold=0",
+            "postgresql://u:p@db/x?sslmode=require",
+            0,
+        ),
+    ],
+)
+def test_prepare_threshold_is_taken_out_of_the_url_for_psycopg(
+    given: str, conninfo: str, threshold: int | None
+) -> None:
+    assert prepare_threshold_of(given) == (conninfo, threshold)
+
+
+def test_a_prepare_threshold_that_is_no_number_is_refused_without_the_password() -> None:
+    with pytest.raises(ValueError, match="prepare_threshold must be a whole number or off") as bad:
+        Settings.from_env({"DATABASE_URL": f"postgresql://u:{PASSWORD}@db/x?prepare_threshold=x"})
+    assert PASSWORD not in str(bad.value)
+
+
+def prepared_statements(storage: Storage) -> int:
+    row = storage.db.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+    return int(row[0])
+
+
+def test_statements_run_often_are_prepared_unless_the_url_says_off(
+    postgres_cluster: Cluster,
+) -> None:
+    url = postgres_cluster.new_database()
+    try:
+        counts = {}
+        for suffix in ("", "?prepare_threshold=off"):
+            storage = Storage.open(url + suffix)
+            try:
+                for _ in range(8):
+                    storage.questions(status=None)
+                counts[suffix or "default"] = prepared_statements(storage)
+            finally:
+                storage.close()
+    finally:
+        postgres_cluster.drop(url)
+    assert counts["default"] >= 1 and counts["?prepare_threshold=off"] == 0
+    record(
+        "PostgreSQL: statements prepared on the server",
+        "pytest tests/test_storage_engines.py -k prepared",
+        prepared_by_default=counts["default"],
+        prepared_with_off=counts["?prepare_threshold=off"],
+    )

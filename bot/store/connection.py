@@ -290,9 +290,9 @@ class PostgresDatabase(Database):
         self._serialized = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        cursor: Rows = self.conn.execute(
-            postgres_sql(sql), [_postgres_value(p) for p in params], prepare=False
-        )
+        # Prepared on the server once run the connection's prepare_threshold times (from
+        # DATABASE_URL, see bot.config.prepare_threshold_of).
+        cursor: Rows = self.conn.execute(postgres_sql(sql), [_postgres_value(p) for p in params])
         return cursor
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:

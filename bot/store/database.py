@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from bot.config import POSTGRES_SCHEMES
+from bot.config import POSTGRES_SCHEMES, prepare_threshold_of
 from bot.store import schema_pg
 from bot.store.connection import (
     POSTGRESQL,
@@ -124,8 +124,13 @@ class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore, 
         try:
             # A write waits at most this long for a lock (PostgreSQL's busy timeout), and an
             # unreachable server fails the start within the connect timeout.
+            conninfo, prepare_threshold = prepare_threshold_of(url)
             conn = psycopg.connect(
-                url.strip(),
+                conninfo,
+                # Statements run often (a question's receive, log, search) are prepared on the
+                # server after a few runs: a third less CPU per answer in the replica and
+                # half in PostgreSQL (docs/benchmarks.md's replicas figures).
+                prepare_threshold=prepare_threshold,
                 autocommit=True,
                 connect_timeout=10,
                 options="-c lock_timeout=10000",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from bot.config import POSTGRES_SCHEMES
+from bot.config import POSTGRES_SCHEMES, prepare_threshold_of
 
 if TYPE_CHECKING:
     import psycopg
@@ -99,7 +99,7 @@ class ProcessMark:
             self._session = None
         try:
             session = psycopg.connect(
-                self.database_url or "",
+                prepare_threshold_of(self.database_url or "")[0],
                 autocommit=True,
                 connect_timeout=10,
                 application_name="policybot process mark",
