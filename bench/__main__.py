@@ -457,7 +457,7 @@ def slack_markdown(seconds: float = SLACK_STEP_SECONDS) -> str:
         [
             "### Slack end to end and serve memory",
             "",
-            slack_load.run_both(seconds=seconds),
+            slack_load.load_section(seconds=seconds),
             "",
             slack_load.contention_section(seconds=seconds),
         ]

@@ -716,6 +716,16 @@ def contention_markdown(
 
 CONTENTION_START = "<!-- slack:contention:start -->"
 CONTENTION_END = "<!-- slack:contention:end -->"
+#: The plain load test's part of docs/benchmarks.md (`run_both`), between these.
+LOAD_START = "<!-- slack:load:start -->"
+LOAD_END = "<!-- slack:load:end -->"
+
+
+def load_section(
+    rates: Sequence[int] = RATES, seconds: float = 10.0, clients: int = 32, *, peer: bool = True
+) -> str:
+    """`run_both`'s report between its markers, as docs/benchmarks.md holds it."""
+    return "\n".join([LOAD_START, run_both(rates, seconds, clients, peer=peer), LOAD_END])
 
 
 def contention_section(rate: int = TARGET_RATE, seconds: float = 6.0, clients: int = 32) -> str:
@@ -759,7 +769,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--contention", action="store_true", help="the contention scenario")
-    parser.add_argument("--out", type=Path, help="--contention: rewrite its section of this page")
+    parser.add_argument("--out", type=Path, help="rewrite the scenario's section of this page")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     if args.contention:
@@ -770,7 +780,10 @@ def main(argv: list[str] | None = None) -> None:
             write_between(args.out, CONTENTION_START, CONTENTION_END, section)
         print(section)
         return
-    print(run_both(rates, args.seconds, args.clients, peer=not args.no_peer))
+    section = load_section(rates, args.seconds, args.clients, peer=not args.no_peer)
+    if args.out:
+        write_between(args.out, LOAD_START, LOAD_END, section)
+    print(section)
 
 
 if __name__ == "__main__":
