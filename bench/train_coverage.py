@@ -65,6 +65,7 @@ from bench.sets import (
     FIT_WRAPPERS,
     EvalSet,
     Wrapper,
+    added_tuning_questions,
     blind_sets,
     bundled_set,
     external_sets,
@@ -77,6 +78,9 @@ from bot.retrieval.coverage import FEATURES, MODEL_FILE, CoverageModel
 from bot.retrieval.lexical import calibrated, logistic
 
 SEED = 16
+#: What the questions eval/tuning adds to a tuning set are reported under (their policy's
+#: fold is the set's own: leaving a policy out leaves out both).
+ADDED_PREFIX = "tuning/"
 #: PolicyQA dev questions sampled (of 3,809): enough for the privacy-policy kind of question
 #: to be learned, few enough that the tuning questions still lead the fit.
 POLICYQA_QUESTIONS = 400
@@ -166,29 +170,22 @@ def collect(embedder: Any, reduced: bool = False, seed: int = SEED) -> list[Row]
         tuning, held_out = tuning[:1], held_out[:1]
     rows: list[Row] = []
     social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]] = []
+    # The added questions draw their chat from a generator of their own and join the
+    # cross-kind pool after the first ones, so every row the first questions give is the
+    # same with or without them.
+    added_rng = random.Random(seed + 1)
+    added_social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]] = []
     for eval_set in tuning:
         asker = Asker(eval_set, embedder)
         for versions, questions in eval_set.parts:
             questions = _sample(rng, questions, 12) if reduced else questions
-            name = _policy_name(eval_set, versions)
-            for q in questions:
-                chat = rng.sample(FIT_WRAPPERS, WRAPPERS_PER_QUESTION)
-                for wrapper in (AS_WRITTEN, *chat):
-                    pairs, right, before = asker.ask(wrap(q, wrapper), versions, q.covered)
-                    rows.append(
-                        Row(
-                            "tuning",
-                            eval_set.name,
-                            frozenset({name}),
-                            q.covered,
-                            right,
-                            pairs,
-                            before,
-                            wrapper != AS_WRITTEN,
-                        )
-                    )
-                if q.covered:
-                    social.append((asker, versions, q))
+            rows += _tuning_rows(asker, versions, eval_set.name, questions, rng, social)
+        added = added_tuning_questions(eval_set)
+        if added:
+            added = _sample(added_rng, added, 12) if reduced else added
+            versions = eval_set.parts[0][0]
+            name = ADDED_PREFIX + eval_set.name
+            rows += _tuning_rows(asker, versions, name, added, added_rng, added_social)
     for eval_set in held_out:
         asker = Asker(eval_set, embedder)
         for versions, questions in eval_set.parts:
@@ -207,7 +204,40 @@ def collect(embedder: Any, reduced: bool = False, seed: int = SEED) -> list[Row]
                     )
                 )
     if policyqa is not None and tuning:
-        rows += _policyqa_rows(policyqa, social, embedder, rng, reduced)
+        rows += _policyqa_rows(policyqa, (social, added_social), embedder, rng, reduced)
+    return rows
+
+
+def _tuning_rows(
+    asker: Asker,
+    versions: tuple[int, ...],
+    set_name: str,
+    questions: Sequence[LabeledQuestion],
+    rng: random.Random,
+    social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]],
+) -> list[Row]:
+    """A tuning set's questions asked of its policy as written and in some of FIT_WRAPPERS'
+    chat; the covered ones kept in `social` for the cross-kind rows."""
+    policy = frozenset({_policy_name(asker.eval_set, versions)})
+    rows = []
+    for q in questions:
+        chat = rng.sample(FIT_WRAPPERS, WRAPPERS_PER_QUESTION)
+        for wrapper in (AS_WRITTEN, *chat):
+            pairs, right, before = asker.ask(wrap(q, wrapper), versions, q.covered)
+            rows.append(
+                Row(
+                    "tuning",
+                    set_name,
+                    policy,
+                    q.covered,
+                    right,
+                    pairs,
+                    before,
+                    wrapper != AS_WRITTEN,
+                )
+            )
+        if q.covered:
+            social.append((asker, versions, q))
     return rows
 
 
@@ -217,16 +247,19 @@ def _sample(rng: random.Random, items: Sequence[Any], count: int) -> list[Any]:
 
 def _policyqa_rows(
     policyqa: EvalSet,
-    social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]],
+    socials: Sequence[list[tuple[Asker, tuple[int, ...], LabeledQuestion]]],
     embedder: Any,
     rng: random.Random,
     reduced: bool,
 ) -> list[Row]:
+    """PolicyQA questions asked of their own policy and of a social-media tuning one, and
+    each of `socials` (the first covered tuning questions, then the added ones, sampled one
+    after the other) asked of a privacy policy."""
     parts = policyqa.parts[:2] if reduced else policyqa.parts
     pool = [(versions, q) for versions, questions in parts for q in questions]
     pool = _sample(rng, pool, 8 if reduced else POLICYQA_QUESTIONS)
     privacy = Asker(policyqa, embedder)
-    social_askers = {id(a): (a, v) for a, v, _ in social}
+    social_askers = {id(a): (a, v) for a, v, _ in socials[0]}
     targets = sorted(social_askers.values(), key=lambda item: item[0].eval_set.name)
     rows = []
     for versions, q in pool:
@@ -247,20 +280,21 @@ def _policyqa_rows(
             )
         )
     privacy_versions = [versions for versions, _ in parts]
-    for asker, _, q in _sample(rng, social, 8 if reduced else len(pool)):
-        target = rng.choice(privacy_versions)
-        pairs, right, before = privacy.ask(q, target, False)
-        rows.append(
-            Row(
-                "cross",
-                "cross-kind",
-                frozenset({asker.eval_set.name, _policy_name(policyqa, target)}),
-                False,
-                right,
-                pairs,
-                before,
+    for social in socials:
+        for asker, _, q in _sample(rng, social, 8 if reduced else len(pool)):
+            target = rng.choice(privacy_versions)
+            pairs, right, before = privacy.ask(q, target, False)
+            rows.append(
+                Row(
+                    "cross",
+                    "cross-kind",
+                    frozenset({asker.eval_set.name, _policy_name(policyqa, target)}),
+                    False,
+                    right,
+                    pairs,
+                    before,
+                )
             )
-        )
     return rows
 
 
@@ -533,6 +567,14 @@ def report(rows: Sequence[Row], model: CoverageModel) -> str:
             f"{'':<44} ({pooled_tuning.harmful_count} harmful of "
             f"{pooled_tuning.answered_count} answered)"
         )
+        if any(added(r) for _, part, _ in tuning_folds.values() for r in part):
+            for label, keep in (("  their first questions", False), ("  eval/tuning's", True)):
+                part_figures = _pooled(tuning_folds, added_only=keep)
+                lines.append(f"{label:<44} {part_figures.line()}")
+                lines.append(
+                    f"{'':<44} ({part_figures.harmful_count} harmful of "
+                    f"{part_figures.answered_count} answered)"
+                )
     if privacy_rows:
         pooled_figures = figures(np.concatenate(privacy_confidence), privacy_rows, *cuts)
         lines.append(f"{'PolicyQA policies, pooled':<44} {pooled_figures.line()}")
@@ -540,20 +582,37 @@ def report(rows: Sequence[Row], model: CoverageModel) -> str:
     return "\n".join(lines)
 
 
-def _pooled(folds: dict[str, tuple[Figures, list[Row], np.ndarray]]) -> Figures:
-    """The folds' left-out questions as one set, each with its own fold's confidence."""
-    test_rows = [r for _, part, _ in folds.values() for r in part]
-    confidence = np.concatenate([c for _, _, c in folds.values()])
+def added(row: Row) -> bool:
+    """Whether the row is one of the questions eval/tuning adds to a tuning set."""
+    return row.set_name.startswith(ADDED_PREFIX)
+
+
+def _pooled(
+    folds: dict[str, tuple[Figures, list[Row], np.ndarray]], added_only: bool | None = None
+) -> Figures:
+    """The folds' left-out questions as one set, each with its own fold's confidence; with
+    `added_only`, only eval/tuning's questions (True) or only the others (False)."""
+    kept = [
+        (r, c)
+        for _, part, confidence in folds.values()
+        for r, c in zip(part, confidence, strict=True)
+        if added_only is None or added(r) == added_only
+    ]
+    test_rows = [r for r, _ in kept]
+    confidence = np.array([c for _, c in kept], dtype=float)
     return figures(confidence, test_rows, DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE)
 
 
 def signal_lines(rows: Sequence[Row]) -> list[str]:
     """Each signal alone, as the top-ranked clause has it: its AUC (covered above uncovered;
-    below 0.5 where less of it means covered) on the tuning questions and on the held-out
-    ones. Measured, never chosen on: a signal that parts the tuning questions far better than
-    the held-out ones is one the model leans on and cannot carry to other policies."""
+    below 0.5 where less of it means covered) on the tuning sets' first questions, on those
+    eval/tuning adds ("added") and on the held-out ones. Measured, never chosen on: a signal
+    that parts the tuning questions far better than the held-out ones is one the model leans
+    on and cannot carry to other policies."""
     plain = [r for r in rows if not r.wrapped]
-    groups = [("tuning", [r for r in plain if r.role == "tuning"])]
+    groups = [("tuning", [r for r in plain if r.role == "tuning" and not added(r)])]
+    if any(added(r) for r in plain):
+        groups.append(("added", [r for r in plain if added(r)]))
     groups.append(("held-out", [r for r in plain if r.role == "held-out"]))
     lines = ["### each signal alone (top-ranked clause; AUC)", ""]
     lines.append(f"{'':>18} " + " ".join(f"{name:>9}" for name, _ in groups))
