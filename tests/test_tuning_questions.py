@@ -3,6 +3,7 @@ bench/train_coverage.py fits on them beside the tuning sets' first questions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,16 +90,21 @@ def test_the_added_questions_are_tuning_rows_in_their_policys_fold_and_change_no
 
     added = [r for r in with_added if train_coverage.added(r)]
     assert added and not any(train_coverage.added(r) for r in without)
-    assert all(r.role == "tuning" and r.policies == frozenset({"bundled"}) for r in added)
-    assert any(r.covered for r in added) and not all(r.covered for r in added)
-    # The first questions' rows, the held-out, PolicyQA and cross-kind ones are as they
-    # were; what follows them is the added covered questions asked of privacy policies.
-    rest = [r for r in with_added if not train_coverage.added(r)]
-    assert rest[: len(without)] == without
-    assert rest[len(without) :] and all(
-        r.role == "cross" and not r.covered for r in rest[len(without) :]
-    )
-    # Leaving the bundled policy out leaves its added questions out of the fit too.
-    folds = train_coverage.lopo(with_added, tuning_only=True)
+    tuning = [r for r in added if r.role == "tuning"]
+    assert tuning and all(r.policies == frozenset({"bundled"}) for r in tuning)
+    assert any(r.covered for r in tuning) and not all(r.covered for r in tuning)
+    # The rest are the added covered questions asked of privacy policies.
+    assert all(r.role == "cross" and not r.covered for r in added if r.role != "tuning")
+    # Every other row is as it was without them ...
+    assert [r for r in with_added if not train_coverage.added(r)] == without
+    # ... so the shipped fitting, which leaves them out, gives the same model; fitted on
+    # them, another one.
+    shipped = train_coverage.SHIPPED
+    assert train_coverage.train(with_added, shipped) == train_coverage.train(without, shipped)
+    with_them = replace(shipped, added=True)
+    assert train_coverage.train(with_added, with_them) != train_coverage.train(without, shipped)
+    # Leaving the bundled policy out leaves its added questions out of the fit, and they
+    # are measured there.
+    folds = train_coverage.lopo(with_added, with_them, tuning_only=True)
     if "bundled" in folds:
         assert any(train_coverage.added(r) for r in folds["bundled"][1])
