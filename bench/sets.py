@@ -2,6 +2,11 @@
 
 - bundled: eval/bundled-policy.jsonl over the bundled policy (gold by section).
 - external: eval/external/<stem>.jsonl over the shared policy <stem>.md (gold by line range).
+- added tuning questions: eval/tuning/<set name>.jsonl over a tuning set's own policy (the
+  bundled one, or the shared policy of that stem), written later to look like what employees
+  ask: long and chatty whether covered or not, near misses among the uncovered. Fitted on by
+  bench/train_coverage.py beside the set's first questions (`added_tuning_questions`); a
+  held-out set has none.
 - blind: eval/blind/<stem>.jsonl over the same shared policies, named `blind-<stem>`: written
   before the coverage model was built, about 40% not covered (topics the policy is silent on,
   and near misses sharing its words); held out, never fitted on.
@@ -46,6 +51,10 @@ POLICYQA_DEV = SHARED / "policyqa" / "dev.json"
 
 #: Sets the weights, vocabulary and threshold were tuned on; every other set is held out.
 TUNING_SETS = frozenset({"bundled", "gitlab-team-member-social-media-policy", "osc-hatch-act-faq"})
+
+
+#: Questions written later over the tuning policies, one file per tuning set (its name).
+ADDED_TUNING_QUESTIONS = ROOT / "eval" / "tuning"
 
 
 def embedder_trains_on_policyqa(index: int) -> bool:
@@ -133,6 +142,15 @@ def _single(name: str, policy: Path, questions: Path) -> EvalSet:
     storage = Storage.memory()
     version = PolicyLibrary(storage).load_file(policy).version
     return EvalSet(name, storage, [((version.id,), load_questions(questions))])
+
+
+def added_tuning_questions(eval_set: EvalSet) -> list[LabeledQuestion]:
+    """The questions eval/tuning adds to a tuning set, asked of the same policy; a held-out
+    set gets none, whatever files there are."""
+    if not eval_set.tuning:
+        return []
+    path = ADDED_TUNING_QUESTIONS / f"{eval_set.name}.jsonl"
+    return load_questions(path) if path.exists() else []
 
 
 def bundled_set() -> EvalSet:

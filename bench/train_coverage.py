@@ -4,11 +4,18 @@
     python -m bench.train_coverage --check         # fit and report, write nothing
     python -m bench.train_coverage --reduced       # a few questions: what the tests run
     python -m bench.train_coverage --search        # other fittings, leave-one-policy-out
+    python -m bench.train_coverage --check --with-added --without words --l2 100
+                                                   # another fitting, reported the same way
+    python -m bench.train_coverage --with-added --cuts 0.8 0.9
+                                                   # its answered cut at other precisions
 
 Public data only, with fixed seeds:
 
 - the tuning sets (bench/sets.py TUNING_SETS), each question asked of its own policy, as
-  written and in a few of FIT_WRAPPERS' chat;
+  written and in a few of FIT_WRAPPERS' chat; and, measured always but fitted on only with
+  `--with-added`, the questions eval/tuning adds over the same policies (reported as
+  `tuning/<set>`, in their policy's leave-one-out fold; their chat and their cross-kind rows
+  drawn from a random stream of their own, so no other row changes);
 - PolicyQA's dev split: a sample of questions asked of their own privacy policy (covered);
 - cross-kind negatives: a PolicyQA question asked of a social-media tuning policy, and a
   covered tuning question asked of a privacy policy. A privacy policy says what a company
@@ -43,6 +50,22 @@ out (7.5% to 11.6% of answered). Leaving the tuning policies out cannot see what
 the held-out ones: the shipped model's AUC is 0.822 left out and 0.752 there, while the top
 clause's cosine alone parts them nearly as well as it parts the tuning questions (0.790
 against 0.815).
+
+eval/tuning (142 questions written for this, long whether covered or not, most uncovered ones
+near misses) is harder than the held-out policies: the shipped model, never fitted on it,
+parts its covered from its uncovered questions at AUC 0.63 left out (0.75 on the held-out
+policies pooled), and answers 38% of what it answers there wrongly; no signal alone parts
+it better than 0.62 (cosine 0.61, words 0.58 against 0.71 on the first tuning questions, so
+length no longer gives the answer away).
+Fitted on it, three candidates were each measured once on the held-out policies pooled
+(today: AUC 0.752, not-covered F1 0.486, harmful 12.7% of answered, 8 of 63): the shipped
+fitting with it (0.750 / 0.419 / 0% of 2 answered); the fitting `--search --with-added`
+found with the highest leave-one-out AUC of those no worse there (cosine, question_margin
+and coverage, L2 100, the tuning rows alone: 0.788 / 0.465 / 7.3%); and that fitting with
+the answered cut at 0.85 precision, the one of 0.7 to 0.9 (`--cuts`) with the best
+leave-one-out not-covered F1 no worse than the shipped fitting there (0.788 / 0.533 / 12.9%,
+11 of 85).
+None improved AUC and F1 without answering wrongly more often, so the model stayed.
 """
 
 from __future__ import annotations
@@ -53,7 +76,7 @@ import pickle
 import random
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +88,7 @@ from bench.sets import (
     FIT_WRAPPERS,
     EvalSet,
     Wrapper,
+    added_tuning_questions,
     blind_sets,
     bundled_set,
     external_sets,
@@ -77,6 +101,9 @@ from bot.retrieval.coverage import FEATURES, MODEL_FILE, CoverageModel
 from bot.retrieval.lexical import calibrated, logistic
 
 SEED = 16
+#: What the questions eval/tuning adds to a tuning set are reported under (their policy's
+#: fold is the set's own: leaving a policy out leaves out both).
+ADDED_PREFIX = "tuning/"
 #: PolicyQA dev questions sampled (of 3,809): enough for the privacy-policy kind of question
 #: to be learned, few enough that the tuning questions still lead the fit.
 POLICYQA_QUESTIONS = 400
@@ -110,6 +137,7 @@ class Row:
     pairs: tuple[tuple[float, ...], ...]  # the model's signals for each cited clause
     before: float  # the previous model's confidence for the same retrieval
     wrapped: bool = False
+    added: bool = False  # from eval/tuning's questions (theirs, or one asked of a privacy policy)
 
     @property
     def fitted(self) -> bool:
@@ -166,29 +194,22 @@ def collect(embedder: Any, reduced: bool = False, seed: int = SEED) -> list[Row]
         tuning, held_out = tuning[:1], held_out[:1]
     rows: list[Row] = []
     social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]] = []
+    # The added questions draw their chat from a generator of their own and join the
+    # cross-kind pool after the first ones, so every row the first questions give is the
+    # same with or without them.
+    added_rng = random.Random(seed + 1)
+    added_social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]] = []
     for eval_set in tuning:
         asker = Asker(eval_set, embedder)
         for versions, questions in eval_set.parts:
             questions = _sample(rng, questions, 12) if reduced else questions
-            name = _policy_name(eval_set, versions)
-            for q in questions:
-                chat = rng.sample(FIT_WRAPPERS, WRAPPERS_PER_QUESTION)
-                for wrapper in (AS_WRITTEN, *chat):
-                    pairs, right, before = asker.ask(wrap(q, wrapper), versions, q.covered)
-                    rows.append(
-                        Row(
-                            "tuning",
-                            eval_set.name,
-                            frozenset({name}),
-                            q.covered,
-                            right,
-                            pairs,
-                            before,
-                            wrapper != AS_WRITTEN,
-                        )
-                    )
-                if q.covered:
-                    social.append((asker, versions, q))
+            rows += _tuning_rows(asker, versions, eval_set.name, questions, rng, social, False)
+        added = added_tuning_questions(eval_set)
+        if added:
+            added = _sample(added_rng, added, 12) if reduced else added
+            versions = eval_set.parts[0][0]
+            name = ADDED_PREFIX + eval_set.name
+            rows += _tuning_rows(asker, versions, name, added, added_rng, added_social, True)
     for eval_set in held_out:
         asker = Asker(eval_set, embedder)
         for versions, questions in eval_set.parts:
@@ -207,7 +228,44 @@ def collect(embedder: Any, reduced: bool = False, seed: int = SEED) -> list[Row]
                     )
                 )
     if policyqa is not None and tuning:
-        rows += _policyqa_rows(policyqa, social, embedder, rng, reduced)
+        rows += _policyqa_rows(
+            policyqa, ((social, False), (added_social, True)), embedder, rng, reduced
+        )
+    return rows
+
+
+def _tuning_rows(
+    asker: Asker,
+    versions: tuple[int, ...],
+    set_name: str,
+    questions: Sequence[LabeledQuestion],
+    rng: random.Random,
+    social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]],
+    is_added: bool,
+) -> list[Row]:
+    """A tuning set's questions asked of its policy as written and in some of FIT_WRAPPERS'
+    chat; the covered ones kept in `social` for the cross-kind rows."""
+    policy = frozenset({_policy_name(asker.eval_set, versions)})
+    rows = []
+    for q in questions:
+        chat = rng.sample(FIT_WRAPPERS, WRAPPERS_PER_QUESTION)
+        for wrapper in (AS_WRITTEN, *chat):
+            pairs, right, before = asker.ask(wrap(q, wrapper), versions, q.covered)
+            rows.append(
+                Row(
+                    "tuning",
+                    set_name,
+                    policy,
+                    q.covered,
+                    right,
+                    pairs,
+                    before,
+                    wrapper != AS_WRITTEN,
+                    is_added,
+                )
+            )
+        if q.covered:
+            social.append((asker, versions, q))
     return rows
 
 
@@ -217,16 +275,19 @@ def _sample(rng: random.Random, items: Sequence[Any], count: int) -> list[Any]:
 
 def _policyqa_rows(
     policyqa: EvalSet,
-    social: list[tuple[Asker, tuple[int, ...], LabeledQuestion]],
+    socials: Sequence[tuple[list[tuple[Asker, tuple[int, ...], LabeledQuestion]], bool]],
     embedder: Any,
     rng: random.Random,
     reduced: bool,
 ) -> list[Row]:
+    """PolicyQA questions asked of their own policy and of a social-media tuning one, and
+    each of `socials` (the first covered tuning questions, then the added ones, each with
+    whether it is the added ones; sampled one after the other) asked of a privacy policy."""
     parts = policyqa.parts[:2] if reduced else policyqa.parts
     pool = [(versions, q) for versions, questions in parts for q in questions]
     pool = _sample(rng, pool, 8 if reduced else POLICYQA_QUESTIONS)
     privacy = Asker(policyqa, embedder)
-    social_askers = {id(a): (a, v) for a, v, _ in social}
+    social_askers = {id(a): (a, v) for a, v, _ in socials[0][0]}
     targets = sorted(social_askers.values(), key=lambda item: item[0].eval_set.name)
     rows = []
     for versions, q in pool:
@@ -247,20 +308,22 @@ def _policyqa_rows(
             )
         )
     privacy_versions = [versions for versions, _ in parts]
-    for asker, _, q in _sample(rng, social, 8 if reduced else len(pool)):
-        target = rng.choice(privacy_versions)
-        pairs, right, before = privacy.ask(q, target, False)
-        rows.append(
-            Row(
-                "cross",
-                "cross-kind",
-                frozenset({asker.eval_set.name, _policy_name(policyqa, target)}),
-                False,
-                right,
-                pairs,
-                before,
+    for social, is_added in socials:
+        for asker, _, q in _sample(rng, social, 8 if reduced else len(pool)):
+            target = rng.choice(privacy_versions)
+            pairs, right, before = privacy.ask(q, target, False)
+            rows.append(
+                Row(
+                    "cross",
+                    "cross-kind",
+                    frozenset({asker.eval_set.name, _policy_name(policyqa, target)}),
+                    False,
+                    right,
+                    pairs,
+                    before,
+                    added=is_added,
+                )
             )
-        )
     return rows
 
 
@@ -273,6 +336,8 @@ class Fitting:
     features: tuple[str, ...] = FEATURES
     l2: float = L2
     other_weight: float = 1.0
+    added: bool = False  # fitted on eval/tuning's questions too
+    answered_precision: float = ANSWERED_PRECISION
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(FEATURES)
@@ -280,14 +345,19 @@ class Fitting:
             raise ValueError(f"signals to fit must be some of {FEATURES}, not {self.features}")
         if self.l2 < 0 or self.other_weight < 0:
             raise ValueError("the L2 penalty and the other rows' weight cannot be negative")
+        if not 0 < self.answered_precision <= 1:
+            raise ValueError("the answered cut's precision must be above 0 and at most 1")
 
     def label(self) -> str:
         left_out = [f for f in FEATURES if f not in self.features]
         signals = "all signals" if not left_out else "without " + ", ".join(left_out)
-        return f"{signals}; L2 {self.l2:g}; PolicyQA and cross-kind weight {self.other_weight:g}"
+        label = f"{signals}; L2 {self.l2:g}; PolicyQA and cross-kind weight {self.other_weight:g}"
+        if self.answered_precision != ANSWERED_PRECISION:
+            label += f"; answered from precision {self.answered_precision:g}"
+        return label + ("; with eval/tuning's questions" if self.added else "")
 
 
-#: What the committed coverage.npz was fitted with.
+#: What the committed coverage.npz was fitted with (before eval/tuning existed, so without it).
 SHIPPED = Fitting()
 
 
@@ -302,7 +372,13 @@ def _weights(rows: Sequence[Row], other_weight: float = 1.0) -> np.ndarray:
 
 def train(rows: Sequence[Row], fitting: Fitting = SHIPPED) -> CoverageModel:
     """The model and both cut points, from the fitted rows only."""
-    fitted = [r for r in rows if r.fitted and (fitting.other_weight > 0 or r.role == "tuning")]
+    fitted = [
+        r
+        for r in rows
+        if r.fitted
+        and (fitting.added or not r.added)
+        and (fitting.other_weight > 0 or r.role == "tuning")
+    ]
     labels = [right for r in fitted for right in r.cited_right]
     if len(set(labels)) < 2:
         raise ValueError("the coverage model needs answering and other clauses to fit")
@@ -337,6 +413,7 @@ def train(rows: Sequence[Row], fitting: Fitting = SHIPPED) -> CoverageModel:
     answer = _answer_point(
         _probabilities(unscaled, tuning),
         np.array([r.covered and r.right_in_top_3 for r in tuning]),
+        fitting.answered_precision,
     )
     uncertain = _uncertain_point(
         _probabilities(unscaled, tuning), np.array([r.covered for r in tuning]), answer
@@ -352,15 +429,15 @@ def train(rows: Sequence[Row], fitting: Fitting = SHIPPED) -> CoverageModel:
     )
 
 
-def _answer_point(p: np.ndarray, right: np.ndarray) -> float:
-    """The lowest cut above which at least ANSWERED_PRECISION of the tuning questions are
-    answered rightly (a right clause cited)."""
+def _answer_point(p: np.ndarray, right: np.ndarray, precision: float = ANSWERED_PRECISION) -> float:
+    """The lowest cut above which at least `precision` of the tuning questions are answered
+    rightly (a right clause cited)."""
     order = np.argsort(-p, kind="stable")
     best = 1.0 - 1e-6
     rightly = 0
     for count, i in enumerate(order, 1):
         rightly += int(right[i])
-        if rightly / count >= ANSWERED_PRECISION:
+        if rightly / count >= precision:
             following = p[order[count]] if count < len(order) else 0.0
             best = float((p[i] + following) / 2)
     return min(best, 1.0 - 1e-6)
@@ -489,7 +566,7 @@ def lopo(
     return out
 
 
-def report(rows: Sequence[Row], model: CoverageModel) -> str:
+def report(rows: Sequence[Row], model: CoverageModel, fitting: Fitting = SHIPPED) -> str:
     cuts = (DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE)
     lines = ["## coverage model", ""]
     lines += [
@@ -516,7 +593,7 @@ def report(rows: Sequence[Row], model: CoverageModel) -> str:
         lines.append("    before " + figures(before(pooled), pooled, *cuts).line())
         lines.append("    after  " + figures(after(model, pooled), pooled, *cuts).line())
     lines += ["", "### leave-one-policy-out (model and cut points refitted without it)", ""]
-    folds = lopo(rows)
+    folds = lopo(rows, fitting)
     privacy_rows: list[Row] = []
     privacy_confidence: list[np.ndarray] = []
     for name, (result, test_rows, confidence) in folds.items():
@@ -533,6 +610,14 @@ def report(rows: Sequence[Row], model: CoverageModel) -> str:
             f"{'':<44} ({pooled_tuning.harmful_count} harmful of "
             f"{pooled_tuning.answered_count} answered)"
         )
+        if any(added(r) for _, part, _ in tuning_folds.values() for r in part):
+            for label, keep in (("  their first questions", False), ("  eval/tuning's", True)):
+                part_figures = _pooled(tuning_folds, added_only=keep)
+                lines.append(f"{label:<44} {part_figures.line()}")
+                lines.append(
+                    f"{'':<44} ({part_figures.harmful_count} harmful of "
+                    f"{part_figures.answered_count} answered)"
+                )
     if privacy_rows:
         pooled_figures = figures(np.concatenate(privacy_confidence), privacy_rows, *cuts)
         lines.append(f"{'PolicyQA policies, pooled':<44} {pooled_figures.line()}")
@@ -540,20 +625,38 @@ def report(rows: Sequence[Row], model: CoverageModel) -> str:
     return "\n".join(lines)
 
 
-def _pooled(folds: dict[str, tuple[Figures, list[Row], np.ndarray]]) -> Figures:
-    """The folds' left-out questions as one set, each with its own fold's confidence."""
-    test_rows = [r for _, part, _ in folds.values() for r in part]
-    confidence = np.concatenate([c for _, _, c in folds.values()])
+def added(row: Row) -> bool:
+    """Whether the row comes from the questions eval/tuning adds to a tuning set."""
+    return row.added
+
+
+def _pooled(
+    folds: dict[str, tuple[Figures, list[Row], np.ndarray]], added_only: bool | None = None
+) -> Figures:
+    """The folds' left-out questions as one set, each with its own fold's confidence; with
+    `added_only`, only eval/tuning's questions (True) or only the others (False)."""
+    kept = [
+        (r, c)
+        for _, part, confidence in folds.values()
+        for r, c in zip(part, confidence, strict=True)
+        if added_only is None or added(r) == added_only
+    ]
+    test_rows = [r for r, _ in kept]
+    confidence = np.array([c for _, c in kept], dtype=float)
     return figures(confidence, test_rows, DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE)
 
 
 def signal_lines(rows: Sequence[Row]) -> list[str]:
     """Each signal alone, as the top-ranked clause has it: its AUC (covered above uncovered;
-    below 0.5 where less of it means covered) on the tuning questions and on the held-out
-    ones. Measured, never chosen on: a signal that parts the tuning questions far better than
-    the held-out ones is one the model leans on and cannot carry to other policies."""
+    below 0.5 where less of it means covered) on the tuning sets' first questions, on those
+    eval/tuning adds ("added") and on the held-out ones. Measured, never chosen on: a signal
+    that parts the tuning questions far better than the held-out ones is one the model leans
+    on and cannot carry to other policies."""
     plain = [r for r in rows if not r.wrapped]
-    groups = [("tuning", [r for r in plain if r.role == "tuning"])]
+    tuning = [r for r in plain if r.role == "tuning"]
+    groups = [("tuning", [r for r in tuning if not added(r)])]
+    if any(added(r) for r in tuning):
+        groups.append(("added", [r for r in tuning if added(r)]))
     groups.append(("held-out", [r for r in plain if r.role == "held-out"]))
     lines = ["### each signal alone (top-ranked clause; AUC)", ""]
     lines.append(f"{'':>18} " + " ".join(f"{name:>9}" for name, _ in groups))
@@ -581,12 +684,13 @@ SEARCH_L2 = (L2, 100.0)
 SEARCH_OTHER_WEIGHTS = (1.0, 0.5, 0.0)
 
 
-def search_fittings() -> list[Fitting]:
+def search_fittings(with_added: bool = False) -> list[Fitting]:
     """Every subset of the signals with the cosine in it, at each L2 and weight of the
-    PolicyQA and cross-kind rows; the shipped fitting is one of them."""
+    PolicyQA and cross-kind rows, fitted with eval/tuning's questions or without; the
+    shipped fitting (with them or not) is one of them."""
     rest = [f for f in FEATURES if f != "cosine"]
     return [
-        Fitting(("cosine", *subset), l2, other)
+        Fitting(("cosine", *subset), l2, other, with_added)
         for size in range(len(rest) + 1)
         for subset in itertools.combinations(rest, size)
         for l2 in SEARCH_L2
@@ -622,13 +726,13 @@ def search(rows: Sequence[Row], fittings: Sequence[Fitting]) -> list[Candidate]:
     return found
 
 
-def search_report(found: Sequence[Candidate], shown: int = 8) -> str:
-    """How many fittings leave-one-tuning-policy-out prefers to the shipped one, and the
-    best of them by AUC."""
-    shipped = next((c for c in found if c.fitting == SHIPPED), None)
+def search_report(found: Sequence[Candidate], shown: int = 8, baseline: Fitting = SHIPPED) -> str:
+    """How many fittings leave-one-tuning-policy-out prefers to the shipped one (or to
+    `baseline`), and the best of them by AUC."""
+    shipped = next((c for c in found if c.fitting == baseline), None)
     if shipped is None:
         raise ValueError("the search must measure the shipped fitting too")
-    better = [c for c in found if c.fitting != SHIPPED and c.no_worse_than(shipped)]
+    better = [c for c in found if c.fitting != baseline and c.no_worse_than(shipped)]
     by_auc = sorted(found, key=lambda c: -(c.figures.auc or 0.0))
     lines = [
         "## fittings searched, each tuning policy left out in turn (pooled; held-out unread)",
@@ -647,6 +751,33 @@ def search_report(found: Sequence[Candidate], shown: int = 8) -> str:
     return "\n".join(lines)
 
 
+def cuts_report(rows: Sequence[Row], fitting: Fitting, precisions: Sequence[float]) -> str:
+    """The fitting with its answered cut at each precision, each tuning policy left out in
+    turn (pooled; held-out sets are not read), beside the shipped fitting."""
+    shipped = tuning_lopo(rows, SHIPPED)
+    if shipped is None:
+        raise ValueError("no tuning policy can be left out of these rows")
+    lines = [
+        "## answered cut precisions, each tuning policy left out in turn (held-out unread)",
+        "",
+        f"shipped ({SHIPPED.label()}):",
+        f"    {shipped.line()}",
+        f"{fitting.label()}, answered from:",
+    ]
+    for precision in precisions:
+        candidate = replace(fitting, answered_precision=precision)
+        result = tuning_lopo(rows, candidate)
+        if result is None:
+            continue
+        verdict = (
+            "  no worse"
+            if Candidate(candidate, result).no_worse_than(Candidate(SHIPPED, shipped))
+            else ""
+        )
+        lines.append(f"  {precision:<5g} {result.line()}{verdict}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.train_coverage")
     parser.add_argument("--check", action="store_true", help="report only, write nothing")
@@ -655,6 +786,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--search",
         action="store_true",
         help="measure other fittings leaving each tuning policy out; write nothing",
+    )
+    parser.add_argument(
+        "--with-added", action="store_true", help="fit on eval/tuning's questions too"
+    )
+    parser.add_argument(
+        "--without", nargs="+", choices=FEATURES, default=[], help="fit without these signals"
+    )
+    parser.add_argument("--l2", type=float, default=L2, help="L2 on the standardised weights")
+    parser.add_argument(
+        "--other-weight", type=float, default=1.0, help="PolicyQA and cross-kind rows' weight"
+    )
+    parser.add_argument(
+        "--answered-precision",
+        type=float,
+        default=ANSWERED_PRECISION,
+        help="share of the tuning questions answered rightly above the answered cut",
+    )
+    parser.add_argument(
+        "--cuts",
+        type=float,
+        nargs="+",
+        metavar="PRECISION",
+        help="measure the fitting at these answered-cut precisions, leaving each tuning "
+        "policy out; write nothing",
     )
     parser.add_argument("--out", type=Path, default=MODEL_FILE, help="where the model goes")
     parser.add_argument(
@@ -669,11 +824,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = collect(CachedEmbedder(bench_embedder()), reduced=args.reduced)
         if args.rows:
             args.rows.write_bytes(pickle.dumps([asdict(r) for r in rows]))
-    if args.search:
-        print(search_report(search(rows, search_fittings())), flush=True)
+    try:
+        fitting = Fitting(
+            tuple(f for f in FEATURES if f not in args.without),
+            args.l2,
+            args.other_weight,
+            args.with_added,
+            args.answered_precision,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    if args.cuts:
+        try:
+            print(cuts_report(rows, fitting, args.cuts), flush=True)
+        except ValueError as error:
+            parser.error(str(error))
         return 0
-    model = train(rows)
-    print(report(rows, model), flush=True)
+    if args.search:
+        baseline = replace(SHIPPED, added=args.with_added)
+        found = search(rows, search_fittings(args.with_added))
+        print(search_report(found, baseline=baseline), flush=True)
+        return 0
+    model = train(rows, fitting)
+    print(f"fitting: {fitting.label()}\n", flush=True)
+    print(report(rows, model, fitting), flush=True)
     if not args.check:
         model.save(args.out)
         print(f"\nwrote {args.out}")

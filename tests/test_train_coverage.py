@@ -15,6 +15,7 @@ from bench.train_coverage import (
     Figures,
     Fitting,
     Row,
+    cuts_report,
     lopo,
     search,
     search_report,
@@ -116,6 +117,31 @@ def test_a_fitting_names_only_signals_the_model_has() -> None:
         Fitting(features=())
     with pytest.raises(ValueError, match="negative"):
         Fitting(l2=-1.0)
+
+
+def test_a_lower_answered_precision_answers_from_a_lower_cut_and_changes_nothing_else() -> None:
+    rows = made_up_rows()
+    shipped = train(rows)
+    looser = train(rows, Fitting(answered_precision=0.6))
+    assert looser.answer_point < shipped.answer_point
+    assert looser.weights == shipped.weights and looser.intercept == shipped.intercept
+    assert "answered from precision 0.6" in Fitting(answered_precision=0.6).label()
+    assert "precision" not in SHIPPED.label()
+    for precision in (0.0, 1.5):
+        with pytest.raises(ValueError, match="precision"):
+            Fitting(answered_precision=precision)
+
+
+def test_the_cuts_report_measures_the_fitting_at_each_precision_left_out() -> None:
+    rows = made_up_rows()
+    text = cuts_report(rows, SHIPPED, (0.6, 0.9))
+    lines = text.splitlines()
+    at = {float(line.split()[0]): line for line in lines if line.startswith("  0.")}
+    assert set(at) == {0.6, 0.9}
+    # At its own precision the shipped fitting is the shipped one, so no worse than itself.
+    assert at[0.9].endswith("no worse")
+    assert at[0.9].split(None, 1)[1].removesuffix("  no worse") == lines[3].strip()
+    assert at[0.6].split(None, 1)[1] != at[0.9].split(None, 1)[1]
 
 
 def test_the_search_leaves_each_tuning_policy_out_and_measures_the_shipped_fitting_alike() -> None:
