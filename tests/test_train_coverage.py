@@ -152,7 +152,7 @@ def test_the_search_leaves_each_tuning_policy_out_and_measures_the_shipped_fitti
     shipped = found[0]
     # The shipped fitting's figures are the tuning folds of the report's own LOPO, pooled:
     # the same three policies, each measured on its own questions as written.
-    assert shipped.figures == tuning_lopo(rows)
+    assert shipped.figures == tuning_lopo(rows, SHIPPED)
     folds = lopo(rows)
     assert set(TUNING_POLICIES) <= set(folds)
     assert shipped.figures.questions == sum(len(folds[p][1]) for p in TUNING_POLICIES)

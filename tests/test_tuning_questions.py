@@ -97,12 +97,15 @@ def test_the_added_questions_are_tuning_rows_in_their_policys_fold_and_change_no
     assert all(r.role == "cross" and not r.covered for r in added if r.role != "tuning")
     # Every other row is as it was without them ...
     assert [r for r in with_added if not train_coverage.added(r)] == without
-    # ... so the shipped fitting, which leaves them out, gives the same model; fitted on
-    # them, another one.
-    shipped = train_coverage.SHIPPED
-    assert train_coverage.train(with_added, shipped) == train_coverage.train(without, shipped)
-    with_them = replace(shipped, added=True)
-    assert train_coverage.train(with_added, with_them) != train_coverage.train(without, shipped)
+    # ... so a fitting that leaves them out gives the same model; fitted on them, another.
+    without_them = replace(train_coverage.SHIPPED, added=False)
+    assert train_coverage.train(with_added, without_them) == train_coverage.train(
+        without, without_them
+    )
+    with_them = replace(without_them, added=True)
+    assert train_coverage.train(with_added, with_them) != train_coverage.train(
+        without, without_them
+    )
     # Leaving the bundled policy out leaves its added questions out of the fit, and they
     # are measured there.
     folds = train_coverage.lopo(with_added, with_them, tuning_only=True)
