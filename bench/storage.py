@@ -65,9 +65,9 @@ REVIEW_ASKERS = 40
 #: Seconds between delivery runs in each replica: short, so both race for every asker.
 DELIVERY_INTERVAL = "0.5"
 #: Events/s offered to one replica and then to two: above what two answer on this machine's
-#: two cores (about 115/s at the CPU an answer costs), so the ratio is not capped by the
-#: offered rate (at 100/s two replicas answered all of it, 1.58× one).
-REPLICAS_RATE = 150
+#: two cores, so the ratio is not capped by the offered rate (with statements prepared on
+#: the server two replicas answered all of 150/s, 1.50× one).
+REPLICAS_RATE = 250
 #: The share of the events sent again, as Slack retries an event it thinks was not acked.
 RETRIED_SHARE = 0.25
 
