@@ -210,20 +210,15 @@ def is_ssl_check(body: bytes) -> bool:
     return parse_qs(body.decode()).get("ssl_check") == ["1"]
 
 
-#: What `acknowledged_first` made of a request: its question taken and to be answered after
-#: the acknowledgement, or a repeat of one taken before (acknowledged, never answered again).
-ANSWER_AFTER, REPEAT = "answer after", "repeat"
-
-
 async def acknowledged_first(
     bot: PolicyBot, listening: Listening, request: AsyncBoltRequest
-) -> str | None:
-    """ANSWER_AFTER or REPEAT when `request` is an Events API delivery of a question, which
-    can be acknowledged before bolt runs: taken (`once_per_delivery`'s work, its receipt left
-    in the request's context for the listener). None for everything else, which goes through
-    bolt as it comes: the first event, before bolt has asked Slack who the bot is; commands,
-    buttons and views, whose acknowledgement carries their answer; events carrying no
-    question, a file among them, whose handling must run before it is acknowledged."""
+) -> Receipt | None:
+    """When `request` is an Events API delivery of a question, which is acknowledged before
+    bolt runs: its `Receipt` once taken (`once_per_delivery`'s work; left in the request's
+    context for the listener unless it repeats one taken before). None for everything else,
+    which goes through bolt as it comes: the first event, before bolt has asked Slack who the
+    bot is; commands, buttons and views, whose acknowledgement may carry their answer; events
+    carrying no question (a file, the DM opened)."""
     body = request.body
     if body.get("type") != "event_callback" or not listening.bot_user.id:
         return None
@@ -235,9 +230,9 @@ async def acknowledged_first(
     receipt = await bot.take_delivery(PLATFORM, key, question, kind)
     if receipt.repeat:
         log.info("dropping a repeated delivery (%s)", key.partition(":")[0])
-        return REPEAT
-    request.context[RECEIVED] = receipt
-    return ANSWER_AFTER
+    else:
+        request.context[RECEIVED] = receipt
+    return receipt
 
 
 def add_routes(web_app: web.Application, bot: PolicyBot) -> AsyncApp:
@@ -291,10 +286,9 @@ def add_routes(web_app: web.Application, bot: PolicyBot) -> AsyncApp:
         if not has_slack_shape(bolt_request.body):
             log.warning("a signed Slack request had fields of the wrong type (%d bytes)", len(body))
             return web.json_response({"error": NOT_SLACK_PAYLOAD}, status=400)
-        early = await acknowledged_first(bot, listening, bolt_request)
-        if early is not None:
-            receipt: Receipt | None = bolt_request.context.get(RECEIVED)
-            if early == ANSWER_AFTER and receipt is not None:
+        receipt = await acknowledged_first(bot, listening, bolt_request)
+        if receipt is not None:
+            if not receipt.repeat:
                 backlog.add(lambda: slack.async_dispatch(bolt_request), receipt.delivery())
             return web.Response(status=200)
         response = await slack.async_dispatch(bolt_request)
