@@ -105,7 +105,7 @@ def retrieval_latency(
     return out
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[Any]) -> None:
     """SIGTERM, then SIGKILL if it has not ended within 10 s."""
     process.terminate()
     try:

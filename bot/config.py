@@ -65,19 +65,18 @@ def prepare_threshold_of(url: str) -> tuple[str, int | None]:
         parts = urlsplit(url.strip())
     except ValueError:
         return url.strip(), DEFAULT_PREPARE_THRESHOLD
-    kept: list[tuple[str, str]] = []
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in query if name != PREPARE_PARAMETER]
+    if len(kept) == len(query):
+        return url.strip(), DEFAULT_PREPARE_THRESHOLD  # the name only inside another value
     threshold: int | None = DEFAULT_PREPARE_THRESHOLD
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name != PREPARE_PARAMETER:
-            kept.append((name, value))
-        elif value.strip().lower() in ("off", "no", "false", "none"):
+    for value in (value.strip().lower() for name, value in query if name == PREPARE_PARAMETER):
+        if value in ("off", "no", "false", "none"):
             threshold = None  # 0 is a number: prepare on the first run, as psycopg reads it
-        elif value.strip().isdigit():
+        elif value.isdigit():
             threshold = int(value)
         else:
             raise ValueError(f"{PREPARE_PARAMETER} must be a whole number or off")
-    if len(kept) == len(parse_qsl(parts.query, keep_blank_values=True)):
-        return url.strip(), threshold  # nothing taken out: the URL exactly as given
     return urlunsplit(parts._replace(query=urlencode(kept))), threshold
 
 

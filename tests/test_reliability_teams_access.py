@@ -27,6 +27,7 @@ import pytest
 from aiohttp import web
 
 from adapters.server import build_app
+from bench.speed import stop_process
 from bot import messages
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
@@ -167,12 +168,7 @@ def serving_process() -> Iterator[list[subprocess.Popen[str]]]:
     yield started
     for process in started:
         if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 async def test_unauthenticated_teams_refuses_to_start_off_loopback_and_serves_on_it(

@@ -18,6 +18,7 @@ import pytest
 
 from adapters.console import chat
 from adapters.server import build_app
+from bench.speed import stop_process
 from bot import config, messages
 from bot.config import ConfigError, Settings
 from bot.core import PolicyBot
@@ -235,12 +236,7 @@ def test_serve_says_where_it_listens_once_the_port_is_bound(tmp_path: Path) -> N
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as response:
             assert response.status == 200
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stdout is not None:
             process.stdout.close()
     assert messages.listening_on("0.0.0.0", 8080).endswith(":8080 (all interfaces)")

@@ -11,6 +11,7 @@ import functools
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from adapters.backlog import Backlog
 from adapters.slack import blocks as render
@@ -25,8 +26,7 @@ ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
 TWEET = "can I tweet about our quarterly revenue?"
 
 
-async def until(condition: object, what: str) -> None:
-    assert callable(condition)
+async def until(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + GUARD
     while not condition():
         assert time.monotonic() < deadline, what
