@@ -128,8 +128,9 @@ class Storage(PolicyStore, QuestionLog, GroupStore, DeliveryStore, VectorStore, 
             conn = psycopg.connect(
                 conninfo,
                 # Statements run often (a question's receive, log, search) are prepared on the
-                # server after a few runs: a third less CPU per answer in the replica and
-                # half in PostgreSQL (docs/benchmarks.md's replicas figures).
+                # server after a few runs: less CPU per answer in the replica and in
+                # PostgreSQL (docs/benchmarks.md's replicas figures; measured in the
+                # commit that turned it on).
                 prepare_threshold=prepare_threshold,
                 autocommit=True,
                 connect_timeout=10,
