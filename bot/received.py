@@ -123,6 +123,7 @@ class ReceivedQuestions:
             self._recording.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recording
+        await self.spool.aclose()
 
     def claim_delivery(self, platform: str, key: str) -> bool:
         """Record that `platform` delivered `key` (an event or file id) and say whether this
@@ -254,16 +255,12 @@ class ReceivedQuestions:
                         "handling %s %s as new: %s", record["platform"], record["key"], error
                     )
                 ids = [None] * len(batch)
-            emptied: list[Path] = []
             for (_, path, settled), received_id in zip(batch, ids, strict=True):
-                if (drained := self.spool.drained(path)) is not None:
-                    emptied.append(drained)
+                self.spool.drained(path)
                 if not settled.done():
                     settled.set_result(
                         Delivery(False) if received_id == -1 else Delivery(True, received_id)
                     )
-            if emptied:
-                await asyncio.to_thread(self.spool.delete, emptied)
 
     def record_received(self, records: Sequence[Record]) -> list[int | None]:
         """Spooled deliveries into the database in one transaction (`Storage.receive` each,

@@ -62,6 +62,7 @@ MEASURED = [
     "tests/test_serve_memory.py",
     "tests/test_serve_processes.py",
     "tests/test_slack_backlog.py",
+    "tests/test_received_spool.py",
 ]
 #: Earlier tests that cover parts of the same ground: counted (tests run, failed, inputs
 #: hypothesis may try) and listed with what they show.
