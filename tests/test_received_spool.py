@@ -82,6 +82,7 @@ async def test_a_full_file_is_followed_by_a_new_one_and_deleted_once_drained(
     first = await spool.keep(delivery(1, long))
     second = await spool.keep(delivery(2, long))  # the first file is not yet full
     third = await spool.keep(delivery(3, long))
+    assert first is not None and third is not None
     assert first == second != third and files(spool.folder) == sorted([first, third])
     spool.drained(first)
     spool.drained(second)
