@@ -224,7 +224,7 @@ def test_a_copy_holds_every_table_answers_the_same_and_delivers_what_was_pending
             tables_with_a_different_count=0,
             pending_answers_delivered=len(notifier.messages),
             failed_deliveries=report.failed,
-            left_over_questions_answered=len(late.replies),
+            left_over_turns_finished=len(late.replies),
         )
     finally:
         postgres_cluster.drop(url)

@@ -30,7 +30,7 @@ from tests.conftest import ROOT
 from tests.fakes.bot_connector import connector_stub
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import message
-from tests.fakes.teams_harness import local_teams, questions_answered
+from tests.fakes.teams_harness import local_teams, turns_finished
 from tests.reliability import record
 
 SECTIONS = 250
@@ -218,7 +218,7 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
                 base + "/api/messages", json=message(f"{text} #{n}", stub.url)
             ) as response:
                 assert response.status in (200, 201, 202)
-        await questions_answered()  # each answered after its acknowledgement, in a task
+        await turns_finished()  # each answered after its acknowledgement, in a task
         calls = await stub.received(len(ASKED))
         assert all(call.card is not None for call in calls)  # every question answered
         async with session.get(base + "/healthz") as response:
@@ -237,7 +237,7 @@ async def test_a_database_that_refuses_writes_still_answers_and_loses_no_questio
             base + "/api/messages", json=message("may I tweet about our revenue?", stub.url)
         ) as response:
             assert response.status in (200, 201, 202)
-        await questions_answered()
+        await turns_finished()
         await stub.received(len(ASKED) + 1)
         async with session.get(base + "/healthz") as response:
             assert (await response.json())["unlogged_questions"] == 0

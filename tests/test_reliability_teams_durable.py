@@ -6,7 +6,8 @@ the spool, not yet in the database) and answered once the lock goes; a redeliver
 (the Bot Framework sends it again when the acknowledgement is slow) is answered once; a
 `policybot serve` killed with SIGKILL after the acknowledgement and before the answer answers
 on its next start, once, through the connector, replying to the question's message; and a
-follow-up answered that way is read with the turn before it, as a live one is.
+follow-up answered that way is read with the turn before it, as a live one is; and a card's
+button is acknowledged while the lock is held and applied once, redelivered or not.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from microsoft_agents.authentication.msal import MsalAuth
 
 from adapters.server import build_app
 from bench import slack_load
+from bot import messages
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
@@ -36,8 +38,8 @@ from bot.store.database import REPLIED, Storage
 from tests.fakes.bot_connector import Call, ConnectorStub
 from tests.fakes.bot_framework_keys import KeyServer, claims, key_server, sign
 from tests.fakes.loopback import LOOPBACK, serving
-from tests.fakes.teams_activities import PERSONAL, message
-from tests.fakes.teams_harness import card_text, post, questions_answered
+from tests.fakes.teams_activities import PERSONAL, card_submit, message
+from tests.fakes.teams_harness import card_text, post, submit_data, turns_finished
 from tests.reliability import percentiles, record
 from tests.test_loop_acks import WriteLock
 from tests.test_reliability_conversations import FIRST, FOLLOW, TAKEN
@@ -150,7 +152,7 @@ async def test_teams_messages_are_acknowledged_while_another_process_holds_the_w
             headers=headers,
         )
         await stub.received(1)
-        await questions_answered()
+        await turns_finished()
         latencies: list[float] = []
         while_locked: list[bool] = []
 
@@ -178,7 +180,7 @@ async def test_teams_messages_are_acknowledged_while_another_process_holds_the_w
         assert answered_while_locked == 0  # nothing could be logged, so nothing was answered
         assert len(kept_while_locked) == MESSAGES
         await until(lambda: len(answers(stub.calls)) == MESSAGES + 1, "questions left unanswered")
-        await questions_answered()
+        await turns_finished()
         await until(lambda: unreplied(db) == 0, "replies not recorded")
     per_chat = Counter(call.conversation_id for call in answers(stub.calls))
     assert set(per_chat) == {personal(n)[0]["id"] for n in range(MESSAGES + 1)}
@@ -222,12 +224,12 @@ async def test_a_redelivered_activity_is_answered_once(
             with WriteLock(db, LOCK_SECONDS):
                 statuses = [status for status, _ in [await post(base, activity) for _ in range(3)]]
             await until(lambda: len(answers(stub.calls)) >= 1, "the question was not answered")
-            await questions_answered()
+            await turns_finished()
             statuses.append((await post(base, activity))[0])
             # Another question after it, answered: the redelivery before it had its turn.
             await post(base, message(QUESTIONS[0], stub.url, conversation=personal(1)[0]))
             await until(lambda: len(answers(stub.calls)) >= 2, "the next question was not answered")
-            await questions_answered()
+            await turns_finished()
         in_chat = answers(stub.in_conversation(PERSONAL["id"]))
         assert statuses == [202] * 4
         assert len(in_chat) == 1
@@ -244,6 +246,60 @@ async def test_a_redelivered_activity_is_answered_once(
         redelivered_after_answer=1,
         answered=len(in_chat),
         logged=logged[QUESTIONS[2]],
+    )
+
+
+async def test_a_button_is_acknowledged_while_the_write_lock_is_held_and_applied_once(
+    settings: Settings, stub: ConnectorStub
+) -> None:
+    """A card's button (here "Not helpful") waits for neither the worker nor the database
+    before its 202; its turn runs after, once, though the Bot Framework sent it twice to this
+    process and once more to another on the same database."""
+    bot = PolicyBot.create(replace(settings, teams_unauthenticated=True))
+    bot.ensure_policy()
+    db = Path(settings.db_path)
+    try:
+        async with serving(build_app(bot, host=LOOPBACK)) as base:
+            await post(base, message(QUESTIONS[2], stub.url))
+            (answer,) = await stub.received(1)
+            await turns_finished()
+            pressed = submit_data(answer.card or {})["Not helpful"]
+            click = card_submit("not_helpful", pressed["question_id"], stub.url)
+            latencies: list[float] = []
+            with WriteLock(db, LOCK_SECONDS) as lock:
+                statuses = []
+                for _ in range(2):  # the click, and the Bot Framework's redelivery of it
+                    started = time.monotonic()
+                    statuses.append((await post(base, click))[0])
+                    latencies.append((time.monotonic() - started) * 1000)
+                acked_while_locked = not lock.released.is_set()
+                replied_while_locked = len(stub.calls) - 1
+            await until(lambda: len(stub.calls) >= 2, "the click was never applied")
+            await turns_finished()
+        # The redelivery reaching another process on the same database: dropped there.
+        other = PolicyBot.create(replace(settings, teams_unauthenticated=True))
+        try:
+            async with serving(build_app(other, host=LOOPBACK)) as other_base:
+                statuses.append((await post(other_base, click))[0])
+                await turns_finished()
+        finally:
+            other.mark.release()
+            other.storage.close()
+        after_click = [call.text for call in stub.calls[1:]]
+        assert statuses == [202] * 3 and acked_while_locked and replied_while_locked == 0
+        assert after_click == [messages.REACTION_NOTES["not_helpful"]]
+        assert [q.id for q in bot.open_questions()] == [pressed["question_id"]]
+    finally:
+        bot.mark.release()
+        bot.storage.close()
+    record(
+        "Loop: a Teams button while another process holds the write lock",
+        f"{COMMAND} -k button",
+        lock_held_s=LOCK_SECONDS,
+        deliveries=len(statuses),
+        acked_while_locked=int(acked_while_locked),
+        applied=len(after_click),
+        **{f"ack_{k}": v for k, v in percentiles(latencies).items()},
     )
 
 

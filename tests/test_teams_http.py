@@ -38,8 +38,8 @@ from tests.fakes.teams_harness import (
     card_text,
     local_teams,
     post,
-    questions_answered,
     submit_data,
+    turns_finished,
 )
 
 ROADMAP = "may I share our unreleased roadmap on LinkedIn?"
@@ -218,7 +218,7 @@ async def test_review_lists_open_question_groups_for_the_policy_team_only(
     bot = bot_with(teams_policy_team=("aad-pat",))
     async with serving(build_app(bot, host=LOOPBACK)) as base:
         await post(base, message("what time does the cafeteria open?", stub.url))
-        await questions_answered()  # answered after its acknowledgement, in a task
+        await turns_finished()  # answered after its acknowledgement, in a task
         await post(base, message("review", stub.url, sender=ALICE))
         await post(
             base, message("review", stub.url, sender=PAT, conversation=CHANNEL, mention_bot=True)
@@ -262,7 +262,7 @@ async def test_fast_answer_sends_no_placeholder(
     bot: PolicyBot, server: str, stub: ConnectorStub
 ) -> None:
     await post(server, message(ROADMAP, stub.url))
-    await questions_answered()
+    await turns_finished()
     await post(server, message("help", stub.url))
     calls = await stub.received(2)
     assert [c.method for c in calls] == ["POST", "POST"]

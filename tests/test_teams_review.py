@@ -30,7 +30,7 @@ from tests.fakes.teams_activities import (
     message,
     submit,
 )
-from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
+from tests.fakes.teams_harness import card_text, local_teams, post, post_turn, submit_data
 
 
 @pytest.fixture
@@ -121,10 +121,10 @@ async def test_review_actions_are_for_the_policy_team_and_need_an_answer(
         (group,) = team_bot.review.groups()
         data = {"policybot": "answer_group", "group_id": group.id}
         sent_before = len(stub.calls)
-        await post(base, submit({**data, "answer": ANSWER}, stub.url, sender=ALICE))
-        await post(base, as_pat({**data, "answer": "   "}, stub.url))
-        await post(base, as_pat({"policybot": "answer_group", "group_id": "x"}, stub.url))
-        await post(
+        await post_turn(base, submit({**data, "answer": ANSWER}, stub.url, sender=ALICE))
+        await post_turn(base, as_pat({**data, "answer": "   "}, stub.url))
+        await post_turn(base, as_pat({"policybot": "answer_group", "group_id": "x"}, stub.url))
+        await post_turn(
             base, as_pat({"policybot": "answer_group", "group_id": 999, "answer": ANSWER}, stub.url)
         )
         calls = (await stub.received(sent_before + 4))[sent_before:]
@@ -134,13 +134,15 @@ async def test_review_actions_are_for_the_policy_team_and_need_an_answer(
         assert "no question group 999" in calls[3].text
         assert [g.id for g in team_bot.review.groups("open")] == [group.id]
 
-        await post(base, as_pat({"policybot": "dismiss_group", "group_id": group.id}, stub.url))
+        await post_turn(
+            base, as_pat({"policybot": "dismiss_group", "group_id": group.id}, stub.url)
+        )
         dismissed = (await stub.received(sent_before + 5))[-1]
         assert f"Group #{group.id} dismissed" in dismissed.text
         assert team_bot.review.group(group.id).status == "dismissed"
         assert len(stub.calls) == sent_before + 5  # nobody else was sent anything
 
-        await post(base, message("review", stub.url, sender=PAT, conversation=PAT_PERSONAL))
+        await post_turn(base, message("review", stub.url, sender=PAT, conversation=PAT_PERSONAL))
         empty = (await stub.received(sent_before + 6))[-1]
         assert "review list is empty" in empty.text and empty.card is None
 

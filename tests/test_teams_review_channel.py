@@ -20,7 +20,14 @@ from bot.core import PolicyBot
 from tests.fakes.bot_connector import Call, ConnectorStub
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import BOB, PAT, PERSONAL, card_submit, message, submit
-from tests.fakes.teams_harness import card_text, local_teams, post, questions_answered, submit_data
+from tests.fakes.teams_harness import (
+    card_text,
+    local_teams,
+    post,
+    post_turn,
+    submit_data,
+    turns_finished,
+)
 
 
 @pytest.fixture
@@ -63,10 +70,10 @@ def review_posts(stub: ConnectorStub) -> list[Call]:
 
 async def answered(base: str, stub: ConnectorStub) -> dict[str, dict[str, Any]]:
     """Ask a question the policy covers; the submit data of its card's buttons."""
-    await questions_answered()  # any question before this one has its replies
+    await turns_finished()  # any question before this one has its replies
     before = len(stub.calls)
     await post(base, message(COVERED, stub.url))
-    await questions_answered()
+    await turns_finished()
     reply = (await stub.received(before + 1))[-1]
     assert reply.conversation_id == PERSONAL["id"] and reply.card is not None
     return submit_data(reply.card)
@@ -111,10 +118,12 @@ async def test_not_helpful_and_ask_the_policy_team_are_posted_but_helpful_is_not
     _, base = review_server
     buttons = await answered(base, stub)
     await post(base, card_submit("helpful", buttons["Helpful"]["question_id"], stub.url))
+    await turns_finished()  # a button's turn runs after its acknowledgement
     assert stub.calls[-1].text == messages.REACTION_NOTES["helpful"]
     assert review_posts(stub) == []
 
     await post(base, card_submit("not_helpful", buttons["Not helpful"]["question_id"], stub.url))
+    await turns_finished()
     assert "review list" in stub.calls[-2].text  # the asker's confirmation comes first
     (not_helpful,) = review_posts(stub)
     card = not_helpful.card or {}
@@ -123,7 +132,7 @@ async def test_not_helpful_and_ask_the_policy_team_are_posted_but_helpful_is_not
     assert f"“{COVERED}”" in card_text(card)  # read back from the log: the press has no text
 
     escalate = (await answered(base, stub))["Ask the policy team"]
-    await post(base, card_submit("ask_policy_team", escalate["question_id"], stub.url))
+    await post_turn(base, card_submit("ask_policy_team", escalate["question_id"], stub.url))
     assert facts(review_posts(stub)[-1].card or {})["Why"] == "asker wants the policy team"
     assert len(review_posts(stub)) == 2
 
@@ -139,7 +148,7 @@ async def test_the_asker_is_named_only_with_show_askers(
         await post(base, card_submit("not_helpful", buttons["Helpful"]["question_id"], stub.url))
         # Without a name from Teams, the card falls back to the asker's id.
         await post(base, message(UNCOVERED, stub.url, sender={"id": "29:nameless"}))
-        await questions_answered()
+        await turns_finished()
     uncovered, not_helpful, nameless = (card_text(call.card or {}) for call in review_posts(stub))
     assert "Asked by Alice Example" in uncovered and "29:alice" not in uncovered
     assert "Asked by Alice Example" in not_helpful
@@ -159,7 +168,7 @@ async def test_without_the_setting_nothing_is_posted_to_a_review_conversation(
         await post(base, message(UNCOVERED, stub.url))
         buttons = await answered(base, stub)
         await post(base, card_submit("not_helpful", buttons["Helpful"]["question_id"], stub.url))
-    # Every turn is over (a button's when its request returns, a question's once answered):
+    # Every turn is over (the server gives those under way their time as it stops):
     # only the asker's own chat heard anything.
     assert {call.conversation_id for call in stub.calls} == {PERSONAL["id"]}
     assert len(stub.calls) == 3
@@ -175,6 +184,7 @@ async def test_a_refused_review_post_does_not_cost_the_asker_the_answer(
         status, _ = await post(base, message(UNCOVERED, stub.url))
         buttons = await answered(base, stub)
         await post(base, card_submit("not_helpful", buttons["Helpful"]["question_id"], stub.url))
+        await turns_finished()
     assert status in (200, 201, 202)
     in_chat = stub.in_conversation(PERSONAL["id"])
     assert "does not cover this" in card_text(in_chat[0].card or {})

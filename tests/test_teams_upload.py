@@ -19,7 +19,7 @@ from tests.fakes.bot_connector import ConnectorStub
 from tests.fakes.file_server import FileServer, file_server
 from tests.fakes.loopback import LOOPBACK, serving
 from tests.fakes.teams_activities import ALICE, PAT, PAT_PERSONAL, file_message, message, submit
-from tests.fakes.teams_harness import card_text, local_teams, post, submit_data
+from tests.fakes.teams_harness import card_text, local_teams, post, submit_data, turns_finished
 from tests.test_policies import V1 as ACME_V1
 
 
@@ -205,6 +205,7 @@ async def test_unreachable_or_non_https_links_are_refused(
     missing = f"{files.url}/files/gone.md"
     for url in (missing, "http://files.example.com/policy.md"):
         await post(server, file_message("policy.md", url, stub.url, sender=PAT))
+        await turns_finished()  # its turn runs after the acknowledgement: one at a time
     calls = await stub.received(2)
     assert "HTTP 404" in calls[0].text and "Nothing was changed" in calls[0].text
     assert "no HTTPS link" in calls[1].text

@@ -14,8 +14,10 @@ A message carrying a question is kept on disk (`PolicyBot.take_delivery`) and ac
 before it is answered: the acknowledgement waits for neither the answer nor the database, so
 the Bot Framework does not redeliver it for a slow reply, a redelivery is dropped by the
 activity's id, and a process stopped before answering leaves it to the next start
-(`TeamsLateReplier`). Everything else (buttons, files, commands, invokes) is acknowledged
-once its turn has run, as the SDK does.
+(`TeamsLateReplier`). A card's button, a file or a command is kept likewise (by its key) and
+acknowledged at once; its turn then acts only if this was its first delivery to any process
+(`turns.first_delivery`). Invokes (Teams' feedback form) answer in their response, so they
+are acknowledged once their turn has run, as the SDK does.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from pydantic import ValidationError
 
 from adapters.teams import asking
 from adapters.teams import auth as teams_auth
-from adapters.teams.handler import TeamsBot, question_in
+from adapters.teams.handler import TeamsBot, is_card_action, question_in
 from adapters.teams.loopback import arrived_on_loopback, is_loopback, is_loopback_host
 from adapters.teams.outbound import (
     TeamsChannelPoster,
@@ -50,7 +52,7 @@ from adapters.teams.outbound import (
     TeamsNotifier,
     TeamsReviewPoster,
 )
-from adapters.teams.turns import PLATFORM, RECEIPT
+from adapters.teams.turns import PLATFORM, RECEIPT, addressed_to_bot
 from bot import access, messages
 from bot.config import TEAMS_CLIENT_ID, TEAMS_RENAMED, ConfigError, Settings
 from bot.core import PolicyBot, Receipt
@@ -217,45 +219,40 @@ class MessagesRoute:
         except ValidationError as invalid:
             return error(400, f"the body is not a Bot Framework activity ({describe(invalid)})")
         checked = CheckedRequest(request, body, identity)
-        question = question_in(activity)
-        if (
-            question is not None
-            and activity.conversation is not None
-            and activity.conversation.id
-            and activity.delivery_mode != DeliveryModes.expect_replies  # replies in the body
-        ):
-            return await self.take_question(checked, activity, question)
+        if taken_before_its_turn(activity):
+            return await self.take(checked, activity, question_in(activity))
         return as_aiohttp(await self.adapter.process_request(checked, self.teams_bot))
 
-    async def take_question(
-        self, checked: CheckedRequest, activity: Activity, question: str
+    async def take(
+        self, checked: CheckedRequest, activity: Activity, question: str | None
     ) -> web.Response:
-        """Keep the question (fsynced to the spool, never waiting for the database), answer it
-        in a task of its own, and acknowledge it now as the SDK would (202)."""
+        """Keep the delivery (a question fsynced to the spool; a button, file or command by
+        its key only), never waiting for the database; run its turn in a task of its own,
+        and acknowledge it now as the SDK would (202)."""
         bot = self.teams_bot.ctx.policy_bot
         receipt = await bot.take_delivery(
             PLATFORM,
             asking.delivery_key(activity),
-            asking.incoming_question(activity, question),
-            asking.MESSAGE,
+            None if question is None else asking.incoming_question(activity, question),
+            asking.MESSAGE if question is not None else "",
         )
         if receipt.repeat:
             log.info("dropping a redelivered Teams activity")
         else:
-            task = asyncio.create_task(self.answer(checked, receipt))
+            task = asyncio.create_task(self.run_turn(checked, receipt))
             self.answering.add(task)
             task.add_done_callback(self.answering.discard)
         return web.Response(status=202)
 
-    async def answer(self, checked: CheckedRequest, receipt: Receipt) -> None:
-        RECEIPT.set(receipt)  # this task's own context: the turn's `on_question` reads it
+    async def run_turn(self, checked: CheckedRequest, receipt: Receipt) -> None:
+        RECEIPT.set(receipt)  # this task's own context: the turn's jobs read it
         try:
             response = await self.adapter.process_request(checked, self.teams_bot)
-        except Exception:  # the question stays received: answered on the next start
-            log.exception("answering an acknowledged Teams question failed")
+        except Exception:  # a question stays received: answered on the next start
+            log.exception("the turn of an acknowledged Teams activity failed")
             return
         if response.status_code >= 400:
-            log.warning("the Teams SDK refused an acknowledged question (%s)", response.status_code)
+            log.warning("the Teams SDK refused an acknowledged activity (%s)", response.status_code)
 
     async def stop_answering(self, _: web.Application) -> None:
         """At shutdown: the questions under way get a little time; the rest are left, kept,
@@ -268,6 +265,20 @@ class MessagesRoute:
         if cut:
             log.warning("%d Teams question(s) left to the next start by shutdown", len(cut))
             await asyncio.gather(*cut, return_exceptions=True)
+
+
+def taken_before_its_turn(activity: Activity) -> bool:
+    """A message for the bot (a question, a card's button, a file, a command), acknowledged
+    before its turn runs. Invokes answer in their response, and a client that asked for the
+    replies in the body (expectReplies) waits for them, so both keep the SDK's own order;
+    channel chatter not addressed to the bot is nothing to keep."""
+    return (
+        activity.type == "message"
+        and activity.conversation is not None
+        and bool(activity.conversation.id)
+        and activity.delivery_mode != DeliveryModes.expect_replies
+        and (is_card_action(activity) or addressed_to_bot(activity))
+    )
 
 
 @dataclass(frozen=True)

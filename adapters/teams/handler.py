@@ -3,6 +3,7 @@ module (asking, uploads, review) as functions handed the turn and a `HandlerCont
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -18,8 +19,16 @@ from adapters import replies
 from adapters.downloads import DOWNLOAD_TIMEOUT
 from adapters.teams import asking, review, uploads
 from adapters.teams import cards as teams_cards
-from adapters.teams.turns import HandlerContext, addressed_to_bot, is_personal, question_text
+from adapters.teams.turns import (
+    HandlerContext,
+    addressed_to_bot,
+    first_delivery,
+    is_personal,
+    question_text,
+)
 from bot.core import PolicyBot
+
+log = logging.getLogger(__name__)
 
 #: The invoke Teams sends for its feedback buttons' submission.
 SUBMIT_ACTION = "message/submitAction"
@@ -75,6 +84,9 @@ class TeamsBot(ActivityHandler):
         question = question_in(activity)
         if question is not None:
             await asking.on_question(self.ctx, turn_context, question)
+            return
+        if not await first_delivery():
+            log.info("dropping a Teams activity another process took first")
             return
         if isinstance(activity.value, dict) and is_card_action(activity):
             await self.on_card_action(turn_context, activity.value)

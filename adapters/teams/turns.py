@@ -34,6 +34,15 @@ T = TypeVar("T")
 RECEIPT: ContextVar[Receipt | None] = ContextVar("teams_question_receipt", default=None)
 
 
+async def first_delivery() -> bool:
+    """For a turn acting on a message that carries no question (a button, a file, a command),
+    acknowledged before it ran: whether this is its first delivery to any process (False: the
+    Bot Framework sent it again and another process, or this one before a restart, took it),
+    once the database knows. True for a turn run without a receipt."""
+    receipt = RECEIPT.get()
+    return receipt is None or (await receipt.delivery()).first
+
+
 # -- reading activities ------------------------------------------------------------------------
 def is_personal(activity: Activity) -> bool:
     conversation = activity.conversation

@@ -43,13 +43,14 @@ async def post(
 ANSWERING_GUARD = 60.0
 
 
-async def questions_answered() -> None:
-    """Until no question the server acknowledged is still being answered: `/api/messages`
-    answers each after its acknowledgement, in a task of its own (`MessagesRoute.answer`)."""
+async def turns_finished() -> None:
+    """Until no message the server acknowledged (a question, a button, a file, a command) is
+    still having its turn: `/api/messages` runs each after its acknowledgement, in a task of
+    its own (`MessagesRoute.run_turn`)."""
 
     def answering() -> bool:
         return any(
-            getattr(task.get_coro(), "__qualname__", "") == "MessagesRoute.answer"
+            getattr(task.get_coro(), "__qualname__", "") == "MessagesRoute.run_turn"
             for task in asyncio.all_tasks()
             if not task.done()
         )
@@ -89,3 +90,11 @@ def card_text(card: dict[str, Any]) -> str:
 
     walk(card.get("body", []))
     return "\n".join(found)
+
+
+async def post_turn(base: str, body: object, **options: Any) -> tuple[int, str]:
+    """`post`, then until its turn (and any other under way) has run: for a test whose next
+    step needs this one's replies first, as a person waits for the bot before the next click."""
+    sent = await post(base, body, **options)
+    await turns_finished()
+    return sent
