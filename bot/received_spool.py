@@ -191,6 +191,9 @@ class ReceivedSpool:
     async def aclose(self) -> None:
         """At a stop: the file deleted if all of it is in the database, else left (closed)
         for the next start to move."""
+        if self._flushing is not None and not self._flushing.done():
+            # A delivery being kept now is acknowledged after: its file must stay.
+            await asyncio.shield(self._flushing)
         if self._current is not None:
             self._current.retired = True
             self._forget_if_drained(self._current)

@@ -131,3 +131,18 @@ async def test_a_failed_write_begins_a_new_file(tmp_path: Path) -> None:
     third = await spool.keep(delivery(3))
     assert third is not None and third != first
     assert sorted(keys_left(tmp_path / "policybot.db.received")) == ["event:Ev1", "event:Ev3"]
+
+
+async def test_a_record_being_kept_as_the_spool_closes_stays_for_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """A delivery arriving during a stop is acknowledged once kept: closing must not delete
+    the file its sync is writing it to."""
+    spool = ReceivedSpool.beside(tmp_path / "policybot.db", TOKEN)
+    first = await spool.keep(delivery(1))
+    spool.drained(first)  # all of the file in the database: closing alone would delete it
+    keeping = asyncio.create_task(spool.keep(delivery(2)))
+    await asyncio.sleep(0)  # its sync under way
+    await spool.aclose()
+    assert await keeping == first
+    assert keys_left(tmp_path / "policybot.db.received") == ["event:Ev2"]
