@@ -7,8 +7,7 @@ turn of the loop, and a new request, whose acknowledgement takes a few turns, wa
 all of them: Slack gives up at 3 seconds and sends the event again. So an acknowledged
 event's answering is queued here and started only once a turn of the loop has come back
 within `TURN_BUDGET` (a few after a turn well within it; one after `LONGEST_HOLD` whatever
-the turns take, so a loop slowed by a busy machine still drains), and at most `MOST_STARTED`
-at a time. What is being answered
+the turns take, so a loop slowed by a busy machine still drains). What is being answered
 goes on; new requests keep their turns; the queue drains as fast as the loop has room.
 
 A stopped process loses nothing queued: each question was kept (the received spool, then the
@@ -35,12 +34,6 @@ STARTS_PER_QUIET_TURN = 4
 #: Start the next piece of work after this long (seconds) whatever the turns take: on a
 #: machine whose other processes slow every turn, the queue must still drain.
 LONGEST_HOLD = 0.1
-#: At most this many started and not finished: beyond what keeps the worker busy while others
-#: wait for the platform, more started work only waits in the worker's queue, each holding
-#: its request's objects alive (a bolt context, its coroutines), which young-generation
-#: collections of the garbage collector walk with every thread stopped: 10-30 ms each were
-#: seen with hundreds started. The acknowledgements' p99 did not measurably change with it.
-MOST_STARTED = 16
 #: Seconds shutdown waits for started work before cutting it short.
 SHUTDOWN_GRACE = 5.0
 
@@ -54,15 +47,10 @@ class Backlog:
     `close` ends it at shutdown."""
 
     def __init__(
-        self,
-        *,
-        turn_budget: float | None = None,
-        longest_hold: float | None = None,
-        most_started: int | None = None,
+        self, *, turn_budget: float | None = None, longest_hold: float | None = None
     ) -> None:
         self.turn_budget = TURN_BUDGET if turn_budget is None else turn_budget
         self.longest_hold = LONGEST_HOLD if longest_hold is None else longest_hold
-        self.most_started = MOST_STARTED if most_started is None else most_started
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._started: set[asyncio.Task[Any]] = set()
         self._starting: asyncio.Task[None] | None = None
@@ -94,9 +82,6 @@ class Backlog:
                 await asyncio.wait({ready})
                 last_start = loop.time()
                 continue
-            if len(self._started) >= self.most_started:
-                await asyncio.wait(set(self._started), return_when=asyncio.FIRST_COMPLETED)
-                continue
             began = loop.time()
             await asyncio.sleep(0)  # one turn of the loop: everything else ready runs first
             now = loop.time()
@@ -108,7 +93,7 @@ class Backlog:
             else:
                 continue
             last_start = now
-            while count and self._waiting and len(self._started) < self.most_started:
+            while count and self._waiting:
                 start, ready = self._waiting[0]
                 if ready is not None and not ready.done():
                     break

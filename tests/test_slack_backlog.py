@@ -67,38 +67,6 @@ async def test_work_waits_while_the_loop_is_busy_and_starts_in_order_once_it_is_
     )
 
 
-async def test_no_more_than_the_most_started_run_at_once_and_all_of_it_finishes() -> None:
-    """Started work waiting on something slow (the worker, the platform) holds back the rest,
-    unstarted: a few requests' objects alive, not hundreds."""
-    backlog = Backlog(most_started=3)
-    running = most = finished = 0
-    go_on = asyncio.Event()
-
-    async def slow() -> None:
-        nonlocal running, most, finished
-        running += 1
-        most = max(most, running)
-        await go_on.wait()
-        running -= 1
-        finished += 1
-
-    for _ in range(12):
-        backlog.add(slow)
-    await until(lambda: running == 3, "nothing started")
-    await asyncio.sleep(0.2)  # turns to spare: still no more than three
-    assert running == 3 and len(backlog) == 9
-    go_on.set()
-    await until(lambda: finished == 12, "the backlog did not drain")
-    assert most == 3
-    await backlog.close()
-    record(
-        "Slack: acknowledged answers wait while the event loop is busy",
-        "pytest tests/test_slack_backlog.py",
-        most_started_allowed=3,
-        most_started_seen=most,
-    )
-
-
 async def test_work_waiting_for_its_record_holds_back_what_came_after_it() -> None:
     backlog = Backlog(turn_budget=1.0, longest_hold=1.0)
     recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
