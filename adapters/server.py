@@ -219,8 +219,12 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
 #: stops every thread, and a full one over all that imports and the policy left on the heap
 #: took 80-160 ms in a loaded bench run: `run` moves what exists at start out of the
 #: collector's reach (gc.freeze), so a full collection goes over what serving made since,
-#: and collects less often; the total time collecting fell by half or more in the same run.
-GC_THRESHOLDS = (5_000, 20, 100)
+#: and collects less often. The youngest collections are kept small: under load they walk
+#: every request in flight made since the last one, and at 5,000 they (and the middle ones)
+#: stalled acknowledgements for tens of milliseconds in the contention bench (timed with a
+#: `gc.callbacks` hook); at 1,000 the longest were about half as long, for about half again
+#: the collector's total time.
+GC_THRESHOLDS = (1_000, 20, 100)
 
 #: How long a thread holding the GIL keeps it while another waits (Python's default: 5 ms).
 #: The event loop waits that long for the worker thread at each wake-up, several per
