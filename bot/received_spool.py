@@ -45,8 +45,8 @@ SEGMENT_BYTES = 4 * 1024 * 1024
 
 @dataclass(eq=False)
 class _Segment:
-    """One spool file and what of it is not yet in the database. Its descriptor is only used
-    on the spool's disk thread."""
+    """One spool file and what of it is not yet in the database. Its descriptor is used on
+    the spool's disk thread only, its counts on the event loop only."""
 
     path: Path
     fd: int | None = None
@@ -74,7 +74,6 @@ class _Segment:
             # Only the bytes and the size: no new name, so no folder sync and no fsync of
             # the timestamps.
             os.fdatasync(self.fd)
-        self.size += len(data)
 
     def empty(self) -> None:
         """On the disk thread: every record is in the database; the next batch starts the
@@ -82,7 +81,6 @@ class _Segment:
         again is harmless."""
         if self.fd is not None:
             os.ftruncate(self.fd, 0)
-        self.size = 0
 
     def delete(self) -> None:
         """On the disk thread: closed and removed (its records are all in the database)."""
@@ -149,6 +147,7 @@ class ReceivedSpool:
                     if not kept.done():
                         kept.set_exception(error)
                 continue
+            segment.size += len(data)
             segment.undrained += len(batch)
             for _, kept in batch:
                 if not kept.done():
@@ -186,6 +185,7 @@ class ReceivedSpool:
         ):
             # Nothing is being appended (this loop would be the one to ask): empty it now,
             # before the next append, on the same thread.
+            segment.size = 0
             self._disk.submit(segment.empty)
 
     async def aclose(self) -> None:

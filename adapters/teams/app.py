@@ -171,13 +171,13 @@ def refuse_unauthenticated(request: web.Request, reason: str) -> None:
 @dataclass(frozen=True)
 class MessagesRoute:
     """`POST /api/messages`: a Bot Framework activity, checked, handed to the adapter; a
-    question kept first and answered after the acknowledgement."""
+    message for the bot kept first and its turn run after the acknowledgement."""
 
     adapter: CloudAdapter
     teams_bot: TeamsBot
     #: Checks each request's token; None in the unauthenticated local-testing mode.
     validator: teams_auth.TokenValidator | None
-    #: Questions acknowledged and being answered.
+    #: Turns of messages acknowledged and not yet done (most of them answering a question).
     answering: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
@@ -230,12 +230,12 @@ class MessagesRoute:
         its key only), never waiting for the database; run its turn in a task of its own,
         and acknowledge it now as the SDK would (202)."""
         bot = self.teams_bot.ctx.policy_bot
-        receipt = await bot.take_delivery(
-            PLATFORM,
-            asking.delivery_key(activity),
-            None if question is None else asking.incoming_question(activity, question),
-            asking.MESSAGE if question is not None else "",
-        )
+        key = asking.delivery_key(activity)
+        if question is None:
+            receipt = await bot.take_delivery(PLATFORM, key)
+        else:
+            incoming = asking.incoming_question(activity, question)
+            receipt = await bot.take_delivery(PLATFORM, key, incoming, asking.MESSAGE)
         if receipt.repeat:
             log.info("dropping a redelivered Teams activity")
         else:
@@ -255,15 +255,15 @@ class MessagesRoute:
             log.warning("the Teams SDK refused an acknowledged activity (%s)", response.status_code)
 
     async def stop_answering(self, _: web.Application) -> None:
-        """At shutdown: the questions under way get a little time; the rest are left, kept,
-        to the next start."""
+        """At shutdown: the turns under way get a little time; the rest are cut (a question
+        left kept, for the next start to answer; a button or a command is not done again)."""
         if not self.answering:
             return
         _done, cut = await asyncio.wait(set(self.answering), timeout=TURNS_SHUTDOWN_GRACE)
         for task in cut:
             task.cancel()
         if cut:
-            log.warning("%d Teams question(s) left to the next start by shutdown", len(cut))
+            log.warning("%d Teams turn(s) cut short by shutdown", len(cut))
             await asyncio.gather(*cut, return_exceptions=True)
 
 

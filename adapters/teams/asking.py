@@ -15,7 +15,6 @@ from adapters.teams import cards as teams_cards
 from adapters.teams import citations
 from adapters.teams.turns import (
     PLATFORM,
-    RECEIPT,
     HandlerContext,
     StreamedReply,
     TurnReply,
@@ -24,9 +23,10 @@ from adapters.teams.turns import (
     is_personal,
     parse_id,
     text_activity,
+    turn_delivery,
 )
 from bot import messages
-from bot.core import HELPFUL, NOT_HELPFUL, Delivery, PolicyBot
+from bot.core import HELPFUL, NOT_HELPFUL, PolicyBot
 from bot.models import Actor, Answer, IncomingQuestion
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,7 @@ async def on_question(ctx: HandlerContext, turn_context: TurnContext, text: str)
     incoming = incoming_question(activity, text)
     # Kept before the acknowledgement by the route, which says here whether this was the
     # first delivery to any process (another may have taken a redelivery first).
-    receipt = RECEIPT.get()
-    delivery = Delivery(True) if receipt is None else await receipt.delivery()
+    delivery = await turn_delivery()
     if not delivery.first:
         log.info("dropping a Teams question another process took first")
         return

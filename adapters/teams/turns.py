@@ -17,7 +17,7 @@ from microsoft_agents.hosting.core import CardFactory, MessageFactory, TurnConte
 
 from adapters.replies import reply_in_time
 from bot import messages
-from bot.core import PolicyBot, Receipt
+from bot.core import Delivery, PolicyBot, Receipt
 from bot.models import Actor, Answer
 from bot.streaming import AnswerStream, DraftText
 
@@ -29,18 +29,24 @@ _AT_TAG = re.compile(r"</?at>", re.IGNORECASE)
 
 T = TypeVar("T")
 
-#: The receipt of the question the turn under way asks, when the route kept it before the
-#: acknowledgement (`app.MessagesRoute`); None for a turn run without one, answered as new.
-RECEIPT: ContextVar[Receipt | None] = ContextVar("teams_question_receipt", default=None)
+#: The receipt of the message the turn under way acts on (a question, a button, a file, a
+#: command), when the route kept it before the acknowledgement (`app.MessagesRoute`); None
+#: for a turn run without one, handled as new.
+RECEIPT: ContextVar[Receipt | None] = ContextVar("teams_receipt", default=None)
+
+
+async def turn_delivery() -> Delivery:
+    """What the database made of the message this turn acts on, once it knows: `first`
+    False when the Bot Framework sent it again and another process (or this one before a
+    restart) took it; a question's `received_id`. A turn run without a receipt is a first."""
+    receipt = RECEIPT.get()
+    return Delivery(True) if receipt is None else await receipt.delivery()
 
 
 async def first_delivery() -> bool:
-    """For a turn acting on a message that carries no question (a button, a file, a command),
-    acknowledged before it ran: whether this is its first delivery to any process (False: the
-    Bot Framework sent it again and another process, or this one before a restart, took it),
-    once the database knows. True for a turn run without a receipt."""
-    receipt = RECEIPT.get()
-    return receipt is None or (await receipt.delivery()).first
+    """For a turn acting on a message that carries no question (a button, a file, a
+    command), acknowledged before it ran: whether this is its first delivery to any process."""
+    return (await turn_delivery()).first
 
 
 # -- reading activities ------------------------------------------------------------------------

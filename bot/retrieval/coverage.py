@@ -26,14 +26,14 @@ confidence is the best of the cited clauses' (an answer is right when one of the
 fitted by bench/train_coverage.py (fixed seeds; the command is its SHIPPED fitting's) on
 public data only. The committed model reads three of the signals (`cosine`,
 `question_margin`, `coverage`; the others keep their slots with weight 0), fitted on the
-tuning questions alone, eval/tuning's included: the fitting leave-one-tuning-policy-out
-preferred among thousands, which on policies it never saw answers wrongly less often than
-the ten-signal model before it (PolicyQA's dev split and cross-kind negatives, a
+tuning questions alone, eval/tuning's included: of thousands of fittings, the one
+leave-one-tuning-policy-out preferred, which on policies it never saw answers wrongly less
+often than the ten-signal model before it (PolicyQA's dev split and cross-kind negatives, a
 privacy-policy question asked of a social-media policy and the reverse, are measured). The
 weights are `coverage.npz` beside this file, with the two raw probabilities the script
-fitted on the tuning sets as the
-answered and uncertain cut points; `CoverageModel.confidence` maps them onto the default
-POLICYBOT_MIN_CONFIDENCE and POLICYBOT_UNCERTAIN_CONFIDENCE, so the defaults stay meaningful.
+fitted on the tuning sets as the answered and uncertain cut points; `CoverageModel.confidence`
+maps them onto the default POLICYBOT_MIN_CONFIDENCE and POLICYBOT_UNCERTAIN_CONFIDENCE, so
+the defaults stay meaningful.
 """
 
 from __future__ import annotations
