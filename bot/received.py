@@ -303,9 +303,11 @@ class ReceivedQuestions:
         return moved
 
     async def record_reply(self, received_id: int | None) -> None:
-        """`replied`, from the worker."""
+        """`replied`, from the worker, ahead of what waits there: until it is in the
+        database, a process stopped sends the reply again on its next start, and a burst
+        of questions queues seconds of asking in the worker."""
         if received_id is not None:
-            await self.worker.run(self.replied, received_id)
+            await self.worker.run_next(self.replied, received_id)
 
     def replied(self, received_id: int | None) -> None:
         """The reply to a received question went out: it is no longer left to answer."""

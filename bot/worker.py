@@ -5,13 +5,16 @@ grouping a question, comparing and activating versions, re-checking open questio
 synchronous call handed to `Worker.run` and awaited. One thread: it is the one user of the
 bot's database connection while the loop serves requests, so a write lock another process
 holds for seconds, or a policy being embedded, holds up the worker's queue, never the
-acknowledgements and health checks the loop answers meanwhile. What would hold the GIL for
+acknowledgements and health checks the loop answers meanwhile. Calls run in the order handed
+in, except a `Worker.run_next`, which goes before those waiting. What would hold the GIL for
 seconds runs in a child process instead (`in_child_process`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -21,20 +24,25 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 class Worker:
-    """One thread that runs the core's blocking calls in order; `run` awaits one."""
+    """One thread that runs the core's blocking calls in order; `run` awaits one, `run_next`
+    one that goes ahead of those waiting."""
 
     def __init__(self, name: str = "policybot-worker") -> None:
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
         self._thread_ids: set[int] = set()
         self._lock = threading.Lock()
+        # The executor runs one `_next_call` per call handed in, and each takes the oldest
+        # call of the first lane that has one: its own queue stays first come, first served.
+        self._ahead: collections.deque[_Call] = collections.deque()
+        self._in_turn: collections.deque[_Call] = collections.deque()
         #: The event loop that last handed work to the worker: where a call running in the
         #: worker starts background jobs (`PolicyBot`'s re-check after an activation).
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -47,6 +55,11 @@ class Worker:
                 )
             return self._executor
 
+    @property
+    def started(self) -> bool:
+        """Whether the thread is up (a first call starts it; `close` ends it)."""
+        return self._executor is not None
+
     def _started(self) -> None:
         self._thread_ids.add(threading.get_ident())
 
@@ -57,12 +70,50 @@ class Worker:
         return threading.get_ident() in self._thread_ids
 
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._handed_in(self._in_turn, call, *args, **kwargs)
+
+    async def run_next(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`run`, ahead of the calls waiting (after the one running): for a small write whose
+        delay costs more than theirs, such as marking a question's reply sent, which a burst
+        of questions would otherwise hold up for seconds (a process stopped meanwhile
+        answers it again on its next start)."""
+        return await self._handed_in(self._ahead, call, *args, **kwargs)
+
+    async def _handed_in(
+        self,
+        lane: collections.deque[_Call],
+        call: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         if self.in_worker:
             return call(*args, **kwargs)
-        loop = self.loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         # The caller's context goes along (log records' task-local fields, test fixtures).
         bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
-        return await loop.run_in_executor(self._pool(), bound)
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        pool = self._pool()
+        with self._lock:
+            lane.append((bound, done))
+        try:
+            pool.submit(self._next_call)
+        except RuntimeError:  # closed meanwhile: nothing will take it from its lane
+            with self._lock, contextlib.suppress(ValueError):
+                lane.remove((bound, done))
+            raise
+        return await asyncio.wrap_future(done)
+
+    def _next_call(self) -> None:
+        with self._lock:
+            call, done = self._ahead.popleft() if self._ahead else self._in_turn.popleft()
+        if not done.set_running_or_notify_cancel():  # its caller stopped waiting
+            return
+        try:
+            result = call()
+        except BaseException as error:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
 
     def close(self) -> None:
         """Let queued calls finish, then end the thread (a new call starts another)."""
@@ -71,6 +122,10 @@ class Worker:
         if executor is not None:
             executor.shutdown(wait=True)
         self._thread_ids.clear()
+
+
+#: A call handed to the worker, and where its outcome goes.
+_Call = tuple[Callable[[], Any], "concurrent.futures.Future[Any]"]
 
 
 async def blocking(

@@ -216,7 +216,7 @@ async def test_closing_the_bot_stops_a_background_recheck_before_the_worker(
         await bot.aclose()
         for _ in range(50):  # the loop runs whatever the closed bot left scheduled
             await asyncio.sleep(0.01)
-        restarted = bot.worker._executor is not None
+        restarted = bot.worker.started
         finished = job.finished
     assert not restarted, "the worker was started again after the bot closed"
     assert not finished and job.done < OPEN_QUESTIONS
