@@ -300,7 +300,9 @@ async def test_a_slack_id_in_a_teams_activity_authorizes_nothing(
         ]
         for activity in attempts:
             assert (await post(base, activity))[0] in (200, 201, 202)
-        replies = await stub.received(len(attempts))
+        # Each turn runs after its acknowledgement, so replies may come in any order.
+        arrived = {call.activity_id: call for call in await stub.received(len(attempts))}
+        replies = [arrived[activity["id"]] for activity in attempts]
         assert replies[0].text == messages.ADMIN_ONLY and "only policy admins" in replies[1].text
         assert [r.text for r in replies[2:]] == [
             messages.NOT_POLICY_TEAM,
