@@ -51,7 +51,7 @@ class Worker:
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix=self._name, initializer=self._started
+                    max_workers=1, thread_name_prefix=self._name, initializer=self._note_thread
                 )
             return self._executor
 
@@ -60,7 +60,7 @@ class Worker:
         """Whether the thread is up (a first call starts it; `close` ends it)."""
         return self._executor is not None
 
-    def _started(self) -> None:
+    def _note_thread(self) -> None:
         self._thread_ids.add(threading.get_ident())
 
     @property
