@@ -205,6 +205,40 @@ async def test_a_click_is_acknowledged_while_the_worker_is_busy_and_applied_once
     )
 
 
+async def test_a_click_acknowledged_just_before_a_stop_is_applied_before_the_server_stops(
+    settings: Settings,
+) -> None:
+    # Slack does not send an acknowledged click again: a stop that cut it short would lose it.
+    async with fake_slack_api() as api:
+        async with slack_server(
+            settings, api=api, on_disk=True, slack_review_channel="CREVIEW"
+        ) as slack:
+            await slack.dm(ROADMAP)
+            await api.wait_for("chat.postMessage")
+            (question,) = slack.bot.storage.questions(status=None)
+            note = api.response_url("click")
+            release = threading.Event()
+            busy = asyncio.ensure_future(slack.bot.worker.run(release.wait, GUARD))
+            clicked = await slack.click(
+                render.ACTION_NOT_HELPFUL, str(question.id), response_url=note
+            )
+            assert api["response_url:click"] == []  # acknowledged, not applied yet
+            threading.Timer(0.3, release.set).start()  # free within the stop's grace
+        # Leaving the block stopped the server, as `serve` stops: nothing is awaited after.
+        applied = [p for p in api["chat.postMessage"] if p["channel"] == "CREVIEW"]
+        told = len(api["response_url:click"])
+        await busy
+    assert clicked.status_code == 200
+    assert len(applied) == 1 and told == 1
+    record(
+        "Slack: a click acknowledged just before a stop",
+        "pytest tests/test_slack_backlog.py -k just_before",
+        acknowledged=clicked.status_code == 200,
+        applied_before_the_stop_ended=len(applied),
+        clicker_told=told,
+    )
+
+
 async def test_a_click_replayed_to_another_process_is_applied_once(settings: Settings) -> None:
     async with (
         fake_slack_api() as api,

@@ -26,11 +26,17 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from adapters import replies
-from adapters.backlog import Backlog
+from adapters.backlog import SHUTDOWN_GRACE, Backlog
 from adapters.slack import agent, asking, home, review, uploads
 from adapters.slack import blocks as render
 from adapters.slack.asking import question_in
-from adapters.slack.listening import LISTENING, RECEIVED, Listening, listening_in
+from adapters.slack.listening import (
+    LISTENING,
+    RECEIVED,
+    Listening,
+    finish_acting,
+    listening_in,
+)
 from adapters.slack.messages import PLATFORM
 from adapters.slack.outbound import SlackLateReplier, make_client, register_outbound, shared_session
 from bot import access
@@ -249,8 +255,9 @@ def add_routes(web_app: web.Application, bot: PolicyBot) -> AsyncApp:
     async def session_while_serving(_: web.Application) -> AsyncIterator[None]:
         async with shared_session(slack.client):
             yield
-            # Before the session closes: what was started may still post its answer.
-            await backlog.close()
+            # Before the session closes: what was started may still post its answer, and a
+            # click acknowledged may still be applied.
+            await asyncio.gather(backlog.close(), finish_acting(listening, SHUTDOWN_GRACE))
 
     web_app.cleanup_ctx.append(session_while_serving)
 

@@ -7,6 +7,8 @@ data to listeners); a listener takes it out with `listening_in(context)`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.messages import PLATFORM
 from bot.core import Delivery, PolicyBot, Receipt
 from bot.models import Actor
+
+log = logging.getLogger(__name__)
 
 #: Where, in bolt's context, listeners find their `Listening`.
 LISTENING = "policybot_listening"
@@ -73,6 +77,9 @@ class Listening:
     #: Whether Slack lets this app use the agent surface (status, title, prompts).
     agent: AgentSurface = field(default_factory=AgentSurface)
     bot_user: BotUser = field(default_factory=BotUser)
+    #: Listeners acting on a delivery they acknowledged (a click, a form, a file): a stop
+    #: lets them finish (`finish_acting`), since Slack will not send them again.
+    acting: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 async def answer_once(context: AsyncBoltContext) -> Delivery:
@@ -86,8 +93,29 @@ async def answer_once(context: AsyncBoltContext) -> Delivery:
 async def first_delivery(context: AsyncBoltContext) -> bool:
     """For a listener acting on a delivery that carries no question (a click, a file, a
     form), after acknowledging it: whether this is its first delivery to any process (False:
-    a replay, or another process took it), once the database knows."""
+    a replay, or another process took it), once the database knows. From here on a stop
+    waits for the listener (`Listening.acting`)."""
+    task = asyncio.current_task()
+    if task is not None:
+        acting = listening_in(context).acting
+        acting.add(task)
+        task.add_done_callback(acting.discard)
     return (await answer_once(context)).first
+
+
+async def finish_acting(listening: Listening, grace: float) -> None:
+    """At a stop: the listeners acting on acknowledged deliveries finish, or are cancelled
+    after `grace` seconds. (A question is never lost this way: it is kept until its reply
+    goes out and answered on the next start; a click is only applied once, here.)"""
+    acting = set(listening.acting)
+    if not acting:
+        return
+    _, late = await asyncio.wait(acting, timeout=grace)
+    for task in late:
+        task.cancel()
+    if late:
+        log.warning("%d Slack action(s) cut short by the stop", len(late))
+        await asyncio.wait(late)
 
 
 def listening_in(context: AsyncBoltContext) -> Listening:
