@@ -40,7 +40,11 @@ def no_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- the two engines ----------------------------------------------------------------------------
 #: What the storage-level tests run on: each such test runs once per engine.
 ENGINES = ("sqlite", "postgresql")
-_POSTGRES_SKIPPED: list[str] = []
+#: How a skip for want of PostgreSQL or Chromium begins: the run's summary looks for it among
+#: the skipped tests' reports (each xdist worker skips on its own; the summary is the main
+#: process's).
+POSTGRES_SKIPPED = f"PostgreSQL tests SKIPPED ({SKIP_VARIABLE}=1): "
+BROWSER_SKIPPED = "Browser tests SKIPPED: "
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +56,7 @@ def postgres_cluster() -> Iterator[Cluster]:
         server_binaries()
     except PostgresMissing as missing:
         if os.environ.get(SKIP_VARIABLE, "").strip() == "1":
-            _POSTGRES_SKIPPED.append(str(missing))
-            pytest.skip(str(missing))
+            pytest.skip(f"{POSTGRES_SKIPPED}{missing}")
         pytest.fail(str(missing), pytrace=False)
     with running_cluster() as cluster:
         yield cluster
@@ -241,7 +244,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # -- the browser ---------------------------------------------------------------------------------
-_BROWSER_SKIPPED: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -252,17 +254,19 @@ def chromium() -> Iterator[Any]:
         with headless_chromium() as session:
             yield session
     except BrowserMissing as missing:
-        _BROWSER_SKIPPED.append(str(missing))
-        pytest.skip(str(missing))
+        pytest.skip(f"{BROWSER_SKIPPED}{missing}")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _BROWSER_SKIPPED:
-        terminalreporter.write_line(f"Browser tests SKIPPED: {_BROWSER_SKIPPED[0]}", red=True)
-    if _POSTGRES_SKIPPED:
-        terminalreporter.write_line(
-            f"PostgreSQL tests SKIPPED ({SKIP_VARIABLE}=1): {_POSTGRES_SKIPPED[0]}", red=True
-        )
+    reasons = [
+        str(report.longrepr[2])
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3
+    ]
+    for beginning in (BROWSER_SKIPPED, POSTGRES_SKIPPED):
+        said = next((reason for reason in reasons if beginning in reason), None)
+        if said is not None:
+            terminalreporter.write_line(beginning + said.split(beginning, 1)[1], red=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
