@@ -20,7 +20,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -126,11 +126,18 @@ class Backlog:
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
-        started = set(self._started)
-        if not started:
-            return
-        _, late = await asyncio.wait(started, timeout=grace)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late)
+        await finish_within(self._started, grace)
+
+
+async def finish_within(tasks: Collection[asyncio.Task[Any]], grace: float) -> int:
+    """At a stop: `tasks` (a copy is taken) get `grace` seconds to finish; the rest are
+    cancelled and waited for. How many were cut short."""
+    running = set(tasks)
+    if not running:
+        return 0
+    _, late = await asyncio.wait(running, timeout=grace)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late)
+    return len(late)

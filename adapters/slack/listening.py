@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.backlog import finish_within
 from adapters.slack.messages import PLATFORM
 from bot.core import Delivery, PolicyBot, Receipt
 from bot.models import Actor
@@ -107,15 +108,9 @@ async def finish_acting(listening: Listening, grace: float) -> None:
     """At a stop: the listeners acting on acknowledged deliveries finish, or are cancelled
     after `grace` seconds. (A question is never lost this way: it is kept until its reply
     goes out and answered on the next start; a click is only applied once, here.)"""
-    acting = set(listening.acting)
-    if not acting:
-        return
-    _, late = await asyncio.wait(acting, timeout=grace)
-    for task in late:
-        task.cancel()
-    if late:
-        log.warning("%d Slack action(s) cut short by the stop", len(late))
-        await asyncio.wait(late)
+    cut = await finish_within(listening.acting, grace)
+    if cut:
+        log.warning("%d Slack action(s) cut short by the stop", cut)
 
 
 def listening_in(context: AsyncBoltContext) -> Listening:

@@ -42,6 +42,7 @@ from microsoft_agents.hosting.core.authorization import AuthTypes
 from microsoft_agents.hosting.core.http import HttpResponse
 from pydantic import ValidationError
 
+from adapters.backlog import finish_within
 from adapters.teams import asking
 from adapters.teams import auth as teams_auth
 from adapters.teams.handler import TeamsBot, is_card_action, question_in
@@ -257,14 +258,9 @@ class MessagesRoute:
     async def stop_answering(self, _: web.Application) -> None:
         """At shutdown: the turns under way get a little time; the rest are cut (a question
         left kept, for the next start to answer; a button or a command is not done again)."""
-        if not self.answering:
-            return
-        _done, cut = await asyncio.wait(set(self.answering), timeout=TURNS_SHUTDOWN_GRACE)
-        for task in cut:
-            task.cancel()
+        cut = await finish_within(self.answering, TURNS_SHUTDOWN_GRACE)
         if cut:
-            log.warning("%d Teams turn(s) cut short by shutdown", len(cut))
-            await asyncio.gather(*cut, return_exceptions=True)
+            log.warning("%d Teams turn(s) cut short by shutdown", cut)
 
 
 def taken_before_its_turn(activity: Activity) -> bool:
