@@ -8,10 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
+from adapters.slack import blocks as render
 from adapters.slack.app import serve_socket_mode
 from bot.config import Settings
 from bot.core import PolicyBot
+from bot.models import IncomingQuestion
 from bot.store.database import Storage
 from tests.fakes.slack_api import BOT_USER, TEAM, fake_slack_api
 
@@ -61,6 +64,65 @@ async def test_mention_over_socket_mode_is_acked_and_answered_in_thread(
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             bot.storage.close()
+
+
+async def test_a_click_acknowledged_over_socket_mode_is_applied_before_it_stops(
+    settings: Settings,
+) -> None:
+    async with fake_slack_api() as api:
+        configured = dataclasses.replace(
+            settings,
+            slack_bot_token="xoxb-test",
+            slack_app_token="xapp-test",
+            slack_api_url=api.url,
+            slack_review_channel="CREVIEW",
+        )
+        bot = PolicyBot.create(configured, storage=Storage.memory())
+        bot.ensure_policy()
+        answer = await bot.ask(
+            IncomingQuestion("may I share our unreleased roadmap on LinkedIn?", "slack", "U123")
+        )
+        assert answer.question_id is not None
+        release = threading.Event()
+        busy = asyncio.ensure_future(bot.worker.run(release.wait, 10))
+        running = asyncio.ensure_future(serve_socket_mode(bot))
+        try:
+            await api.wait_for("apps.connections.open")
+            await api.socket_send(
+                {
+                    "envelope_id": "env-click",
+                    "type": "interactive",
+                    "accepts_response_payload": False,
+                    "payload": {
+                        "type": "block_actions",
+                        "team": {"id": TEAM},
+                        "user": {"id": "U123", "username": "u123"},
+                        "api_app_id": "A0001",
+                        "channel": {"id": "C100"},
+                        "response_url": api.response_url("click"),
+                        "actions": [
+                            {
+                                "type": "button",
+                                "action_id": render.ACTION_NOT_HELPFUL,
+                                "value": str(answer.question_id),
+                                "block_id": "b",
+                            }
+                        ],
+                    },
+                }
+            )
+            await api.wait_for_ack("env-click")
+            assert api["response_url:click"] == []  # acknowledged, not applied yet
+            threading.Timer(0.3, release.set).start()  # free within the stop's grace
+        finally:
+            running.cancel()  # the stop (Ctrl-C)
+            await asyncio.gather(running, return_exceptions=True)
+            applied = [p for p in api["chat.postMessage"] if p["channel"] == "CREVIEW"]
+            told = len(api["response_url:click"])
+            release.set()
+            await busy
+            bot.storage.close()
+    assert len(applied) == 1 and told == 1
 
 
 def test_slack_command_without_tokens_says_what_is_missing(tmp_path: object) -> None:

@@ -319,7 +319,8 @@ async def serve_socket_mode(bot: PolicyBot) -> None:
 
     if not bot.settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (an app-level token, xapp-…) is not set")
-    app = build_slack_app(bot)
+    listening = Listening(bot, replies.THINKING_DELAY)
+    app = build_slack_app(bot, listening)
     async with shared_session(app.client):
         handler: SocketModeConnection = AsyncSocketModeHandler(app, bot.settings.slack_app_token)
         # What a stopped process acknowledged and did not answer, beside new questions.
@@ -330,6 +331,8 @@ async def serve_socket_mode(bot: PolicyBot) -> None:
             left_over.cancel()
             # Stops the client's own reconnecting loops, which would outlive a cancelled task.
             await handler.close_async()
+            # A click acknowledged is not sent again: it is applied before the session goes.
+            await finish_acting(listening, SHUTDOWN_GRACE)
 
 
 def run_socket_mode(bot: PolicyBot) -> None:
