@@ -713,27 +713,34 @@ def contention_markdown(
         "answers/s | end-to-end p50 | p99 |",
         "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    numbers: Counter[int] = Counter()
-    for run in runs:
-        numbers[run.processes] += 1
+    numbered = list(zip(runs, _run_numbers(runs), strict=True))
+    for run, number in numbered:
         for result in run.results:
             s = result.step
             lines.append(
-                f"| {run.processes} | {numbers[run.processes]} | {result.during} | {s.sent} "
+                f"| {run.processes} | {number} | {result.during} | {s.sent} "
                 f"| {s.acked} | {s.ack_p50 * 1000:.1f} ms | {s.ack_p99 * 1000:.1f} ms "
                 f"| {s.late_acks} | {s.answered} | {s.throughput:.0f} | {s.e2e_p50 * 1000:.0f} ms "
                 f"| {s.e2e_p99 * 1000:.0f} ms |"
             )
     lines.append("")
-    numbers.clear()
-    for run in runs:
-        numbers[run.processes] += 1
+    for run, number in numbered:
         lines.append(
-            f"- {_processes(run.processes)}, run {numbers[run.processes]}, once the server had "
+            f"- {_processes(run.processes)}, run {number}, once the server had "
             f"drained: {run.dropped} events never answered, {run.doubled} answered more than "
             "once; " + "; ".join(f"{r.during}: {r.note}" for r in run.results) + "."
         )
     return "\n".join(lines)
+
+
+def _run_numbers(runs: Sequence[ContentionRun]) -> list[int]:
+    """Each run's number among the runs with as many processes (1, 2, 3 for each setup)."""
+    seen: Counter[int] = Counter()
+    numbers = []
+    for run in runs:
+        seen[run.processes] += 1
+        numbers.append(seen[run.processes])
+    return numbers
 
 
 def _processes(count: int) -> str:

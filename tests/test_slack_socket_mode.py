@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from typing import Any
 
 from adapters.slack import blocks as render
 from adapters.slack.app import serve_socket_mode
@@ -16,21 +17,28 @@ from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
 from bot.store.database import Storage
-from tests.fakes.slack_api import BOT_USER, TEAM, fake_slack_api
+from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlackApi, fake_slack_api
+
+
+def socket_mode_bot(settings: Settings, api: FakeSlackApi, **options: Any) -> PolicyBot:
+    """A core set up for `policybot slack` against the fake API, the bundled policy active."""
+    configured = dataclasses.replace(
+        settings,
+        slack_bot_token="xoxb-test",
+        slack_app_token="xapp-test",
+        slack_api_url=api.url,
+        **options,
+    )
+    bot = PolicyBot.create(configured, storage=Storage.memory())
+    bot.ensure_policy()
+    return bot
 
 
 async def test_mention_over_socket_mode_is_acked_and_answered_in_thread(
     settings: Settings,
 ) -> None:
     async with fake_slack_api() as api:
-        configured = dataclasses.replace(
-            settings,
-            slack_bot_token="xoxb-test",
-            slack_app_token="xapp-test",
-            slack_api_url=api.url,
-        )
-        bot = PolicyBot.create(configured, storage=Storage.memory())
-        bot.ensure_policy()
+        bot = socket_mode_bot(settings, api)
         running = asyncio.ensure_future(serve_socket_mode(bot))
         try:
             (opened,) = await api.wait_for("apps.connections.open")
@@ -70,15 +78,7 @@ async def test_a_click_acknowledged_over_socket_mode_is_applied_before_it_stops(
     settings: Settings,
 ) -> None:
     async with fake_slack_api() as api:
-        configured = dataclasses.replace(
-            settings,
-            slack_bot_token="xoxb-test",
-            slack_app_token="xapp-test",
-            slack_api_url=api.url,
-            slack_review_channel="CREVIEW",
-        )
-        bot = PolicyBot.create(configured, storage=Storage.memory())
-        bot.ensure_policy()
+        bot = socket_mode_bot(settings, api, slack_review_channel="CREVIEW")
         answer = await bot.ask(
             IncomingQuestion("may I share our unreleased roadmap on LinkedIn?", "slack", "U123")
         )

@@ -42,7 +42,7 @@ from microsoft_agents.hosting.core.authorization import AuthTypes
 from microsoft_agents.hosting.core.http import HttpResponse
 from pydantic import ValidationError
 
-from adapters.backlog import finish_within
+from adapters.backlog import SHUTDOWN_GRACE, finish_within
 from adapters.teams import asking
 from adapters.teams import auth as teams_auth
 from adapters.teams.handler import TeamsBot, is_card_action, question_in
@@ -61,9 +61,6 @@ from bot.core import PolicyBot, Receipt
 log = logging.getLogger(__name__)
 
 ROUTE = "/api/messages"
-#: Seconds a stopping server gives the questions it acknowledged to be answered; those still
-#: under way after that are answered on the next start.
-TURNS_SHUTDOWN_GRACE = 5.0
 #: The tenant a multi-tenant Azure Bot gets its tokens from (the Bot Framework's own).
 MULTI_TENANT_AUTHORITY = "botframework.com"
 
@@ -258,7 +255,7 @@ class MessagesRoute:
     async def stop_answering(self, _: web.Application) -> None:
         """At shutdown: the turns under way get a little time; the rest are cut (a question
         left kept, for the next start to answer; a button or a command is not done again)."""
-        cut = await finish_within(self.answering, TURNS_SHUTDOWN_GRACE)
+        cut = await finish_within(self.answering, SHUTDOWN_GRACE)
         if cut:
             log.warning("%d Teams turn(s) cut short by shutdown", cut)
 
