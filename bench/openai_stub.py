@@ -26,6 +26,8 @@ class Recorded:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: dict[str, Any]
+    #: The client's end of the connection it came on ("host:port").
+    peer: str = ""
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -222,6 +224,7 @@ class OpenAIStub:
                     path=self.path,
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    peer=f"{self.client_address[0]}:{self.client_address[1]}",
                 )
                 reply = (
                     stub._next(recorded)

@@ -274,6 +274,11 @@ class PolicyBot:
             self._health_reader.close()
             self._health_reader = None
         self.mark.release()
+        await self.close_connections()
+
+    async def close_connections(self) -> None:
+        """Close the connections the running loop opened (the LLM's); also for an event loop
+        that ends before the bot (the one answering Slack's questions)."""
         close = getattr(self.answerer, "aclose", None)
         if close is not None:
             await close()

@@ -13,6 +13,7 @@ answers what is left over (`Answering`); adapters call it through `PolicyBot`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -63,16 +64,19 @@ class Receipt:
     """What `ReceivedQuestions.take_delivery` made of a delivery before its acknowledgement:
     `repeat` when this process has taken the same key already (drop it now); otherwise the
     delivery is kept (on disk, or in the database when it carries no question) and
-    `delivery()` says, once the database has it, whether it was the first to any process."""
+    `delivery()` says, once the database has it, whether it was the first to any process.
+    Settled from the loop that took it, awaited on any: the server's loop takes a Slack
+    question and another answers it (adapters.slack.answering)."""
 
     repeat: bool
-    _settled: asyncio.Future[Delivery] | None = None
+    _settled: concurrent.futures.Future[Delivery] | None = None
 
     async def delivery(self) -> Delivery:
         if self.repeat:
             return Delivery(False)
         assert self._settled is not None
-        return await asyncio.shield(self._settled)
+        # Shielded: one waiter giving up must not cancel the settlement the others await.
+        return await asyncio.shield(asyncio.wrap_future(self._settled))
 
 
 class Answering(Protocol):
@@ -108,7 +112,7 @@ class ReceivedQuestions:
     #: database has the first (kept RECENT_DELIVERIES; later repeats the database drops).
     _taken: dict[tuple[str, str], float] = field(default_factory=dict, init=False, repr=False)
     #: Spooled deliveries waiting for the worker to put them in the database, in order.
-    _to_record: list[tuple[Record, Path | None, asyncio.Future[Delivery]]] = field(
+    _to_record: list[tuple[Record, Path | None, concurrent.futures.Future[Delivery]]] = field(
         default_factory=list, init=False, repr=False
     )
     _recording: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
@@ -190,7 +194,7 @@ class ReceivedQuestions:
         if (platform, key) in self._taken:
             return Receipt(True)
         self._taken[(platform, key)] = now
-        settled: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        settled: concurrent.futures.Future[Delivery] = concurrent.futures.Future()
         received_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         record: Record
         if question is None:

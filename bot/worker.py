@@ -43,8 +43,9 @@ class Worker:
         # call of the first lane that has one: its own queue stays first come, first served.
         self._ahead: collections.deque[_Call] = collections.deque()
         self._in_turn: collections.deque[_Call] = collections.deque()
-        #: The event loop that last handed work to the worker: where a call running in the
-        #: worker starts background jobs (`PolicyBot`'s re-check after an activation).
+        #: The event loop that handed the worker the call it is running: where that call
+        #: starts background jobs (`PolicyBot`'s re-check after an activation). Several loops
+        #: may hand calls in (the server's, and the one answering Slack's questions).
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -88,26 +89,27 @@ class Worker:
     ) -> T:
         if self.in_worker:
             return call(*args, **kwargs)
-        self.loop = asyncio.get_running_loop()
         # The caller's context goes along (log records' task-local fields, test fixtures).
         bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
         pool = self._pool()
+        caller = (bound, done, asyncio.get_running_loop())
         with self._lock:
-            lane.append((bound, done))
+            lane.append(caller)
         try:
             pool.submit(self._next_call)
         except RuntimeError:  # closed meanwhile: nothing will take it from its lane
             with self._lock, contextlib.suppress(ValueError):
-                lane.remove((bound, done))
+                lane.remove(caller)
             raise
         return await asyncio.wrap_future(done)
 
     def _next_call(self) -> None:
         with self._lock:
-            call, done = self._ahead.popleft() if self._ahead else self._in_turn.popleft()
+            call, done, loop = self._ahead.popleft() if self._ahead else self._in_turn.popleft()
         if not done.set_running_or_notify_cancel():  # its caller stopped waiting
             return
+        self.loop = loop
         try:
             result = call()
         except BaseException as error:
@@ -124,8 +126,8 @@ class Worker:
         self._thread_ids.clear()
 
 
-#: A call handed to the worker, and where its outcome goes.
-_Call = tuple[Callable[[], Any], "concurrent.futures.Future[Any]"]
+#: A call handed to the worker, where its outcome goes, and the loop that handed it in.
+_Call = tuple[Callable[[], Any], "concurrent.futures.Future[Any]", asyncio.AbstractEventLoop]
 
 
 async def blocking(

@@ -10,6 +10,7 @@ from typing import TypedDict, Unpack
 import httpx
 import pytest
 
+from adapters.loops import LoopThread
 from bot.answering.llm import ChatClient, LLMConfig, LLMError, retry_after
 from bot.config import ConfigError, Settings
 from tests.fakes.openai_stub import HANG, OpenAIStub, Reply, completion, error
@@ -183,6 +184,30 @@ async def test_without_an_injected_client_it_owns_and_closes_one(llm_stub: OpenA
     assert (await client.complete(MESSAGES, budget=5)).content == "owned"
     await client.aclose()
     await client.aclose()  # twice is harmless
+
+
+async def test_each_loop_asking_keeps_its_own_connection_and_closes_its_own(
+    llm_stub: OpenAIStub,
+) -> None:
+    # The server's loop and the one answering Slack's questions share one client: each loop's
+    # requests go over a kept-alive connection of its own (a client per loop), and one
+    # loop's close leaves the other's working.
+    llm_stub.script(*(completion(f"reply {n}") for n in range(5)))
+    client = ChatClient(config(llm_stub))
+    other = LoopThread("test-other-loop")
+    other.start()
+    try:
+        for _ in range(2):
+            await client.complete(MESSAGES, budget=5)
+            await other.run(client.complete(MESSAGES, budget=5))
+        await client.aclose()
+        assert (await other.run(client.complete(MESSAGES, budget=5))).content == "reply 4"
+        await other.run(client.aclose())
+    finally:
+        await other.stop()
+    here, there = ({r.peer for r in llm_stub.requests[n:4:2]} for n in (0, 1))
+    assert len(here) == 1 and len(there) == 1 and here != there
+    assert llm_stub.requests[4].peer in there
 
 
 def test_retry_after_forms() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.loops import LoopThread
 from bot.config import Settings
 from bot.core import PolicyBot
 from bot.models import IncomingQuestion
@@ -134,3 +135,30 @@ async def test_a_reply_is_marked_ahead_of_the_questions_waiting_for_the_worker(
     finally:
         await bot.aclose()
         bot.storage.close()
+
+
+async def test_a_call_sees_the_loop_that_handed_it_in_when_several_loops_hand_in_calls(
+    worker: Worker,
+) -> None:
+    # The call a job is started from (a re-check after an activation) starts it on the loop
+    # that asked: the server's, or the one answering Slack's questions.
+    other = LoopThread("test-other-loop")
+    other.start()
+    seen: dict[str, asyncio.AbstractEventLoop | None] = {}
+
+    def note(name: str) -> None:
+        seen[name] = worker.loop
+
+    try:
+        release, holding = await held(worker)
+        from_other = asyncio.run_coroutine_threadsafe(worker.run(note, "other"), other.loop)
+        await other.run(asyncio.sleep(0))  # after that call's first step: handed in
+        from_here = asyncio.ensure_future(worker.run(note, "here"))
+        await asyncio.sleep(0)  # handed in too, last
+        release.set()
+        await holding
+        await asyncio.wrap_future(from_other)
+        await from_here
+    finally:
+        await other.stop()
+    assert seen == {"other": other.loop, "here": asyncio.get_running_loop()}

@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -180,8 +181,12 @@ class ChatClient:
         #: everything it sends is scrubbed before it reaches a reason, a log line or a reply.
         self.redactor = config.redactor()
         self._http = http
-        self._owned: httpx.AsyncClient | None = None
-        self._owned_loop: asyncio.AbstractEventLoop | None = None
+        # Pooled connections belong to the event loop that opened them: one client per loop
+        # that asks (the server's, and the one answering Slack's questions), forgotten with
+        # its loop (a client from a loop that has ended cannot be used or closed in another).
+        self._owned: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
         # Servers that reject response_format or temperature get plain requests from then on.
         self._plain = False
 
@@ -191,17 +196,15 @@ class ChatClient:
         if self._http is not None:
             return self._http
         loop = asyncio.get_running_loop()
-        if self._owned is None or self._owned_loop is not loop:
-            # Pooled connections belong to the event loop that opened them; a client from a
-            # loop that has ended cannot be used (or closed) in another.
-            self._owned = httpx.AsyncClient(headers={"User-Agent": "policybot"})
-            self._owned_loop = loop
-        return self._owned
+        owned = self._owned.get(loop)
+        if owned is None:
+            owned = self._owned[loop] = httpx.AsyncClient(headers={"User-Agent": "policybot"})
+        return owned
 
     async def aclose(self) -> None:
-        owned, loop = self._owned, self._owned_loop
-        self._owned = self._owned_loop = None
-        if owned is not None and loop is asyncio.get_running_loop():
+        """Close the connections the running loop opened (each loop that asked closes its own)."""
+        owned = self._owned.pop(asyncio.get_running_loop(), None)
+        if owned is not None:
             await owned.aclose()
 
     def _headers(self) -> dict[str, str]:
