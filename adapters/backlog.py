@@ -1,14 +1,17 @@
 """Work a server has acknowledged and not yet started, started only while the event loop
-keeps up with its acknowledgements.
+keeps up.
 
 asyncio runs what is ready in the order it became ready. A burst of answers (a write lock
-another process held, released; more events a second than a process answers) fills every
-turn of the loop, and a new request, whose acknowledgement takes a few turns, waits behind
-all of them: Slack gives up at 3 seconds and sends the event again. So an acknowledged
-event's answering is queued here and started only once a turn of the loop has come back
-within `TURN_BUDGET` (a few after a turn well within it; one after `LONGEST_HOLD` whatever
-the turns take, so a loop slowed by a busy machine still drains). What is being answered
-goes on; new requests keep their turns; the queue drains as fast as the loop has room.
+another process held, released; more events a second than a process answers) started at
+once fills every turn of the loop: all of them progress a little at a time and the first
+asked wait as long as the last, and on a loop that also acknowledges, a new request, whose
+acknowledgement takes a few turns, waits behind all of them (Slack gives up at 3 seconds and
+sends the event again; Slack's questions are now answered on a loop of their own,
+adapters.slack.answering). So an acknowledged event's answering is queued here and started
+only once a turn of the loop has come back within `TURN_BUDGET` (a few after a turn well
+within it; one after `LONGEST_HOLD` whatever the turns take, so a loop slowed by a busy
+machine still drains). What is being answered goes on; the queue drains, in arrival order,
+as fast as the loop has room.
 
 A stopped process loses nothing queued: each question was kept (the received spool, then the
 database) before it was acknowledged, and is answered as left over on the next start.

@@ -1,6 +1,7 @@
 """Acknowledgements that wait for nothing: Events API questions acknowledged before bolt runs
-and answered from the backlog (adapters/backlog.py), started only while the event loop keeps
-its turns short, in order, once each, and never lost to a stop; and a click acknowledged
+and answered on a loop of their own (adapters/slack/answering.py) from the backlog
+(adapters/backlog.py), started only while that loop keeps its turns short, in order, once
+each, and never lost to a stop; and a click acknowledged
 while the worker is busy, applied once after. Over the real server and the loopback fake
 Slack."""
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from adapters.backlog import Backlog
 from adapters.slack import blocks as render
-from adapters.slack.app import SLACK_BACKLOG
+from adapters.slack.app import SLACK_ANSWERING
 from bot.config import Settings
 from tests.fakes.slack_api import fake_slack_api
 from tests.fakes.slack_harness import SlackHarness, slack_server
@@ -136,6 +137,36 @@ async def test_a_question_acknowledged_before_bolt_runs_is_answered_once_even_wh
         assert logged == {ROADMAP: 1, TWEET: 1}
 
 
+async def test_questions_are_acknowledged_while_the_answering_loop_is_stuck_and_answered_after(
+    settings: Settings,
+) -> None:
+    asked = 3
+    async with slack_server(settings) as slack:
+        assert (await slack.dm(ROADMAP, user="U1")).status_code == 200
+        await slack.api.wait_for("chat.postMessage", 1)
+        answering = slack.web_app[SLACK_ANSWERING]
+        assert answering.thread is not None
+        # The answering loop's thread held (as by an answer's long step): the server's loop
+        # still acknowledges, and nothing is answered until it goes on.
+        release = threading.Event()
+        answering.thread.call(release.wait, GUARD)
+        try:
+            acks = [
+                await asyncio.wait_for(slack.dm(f"{TWEET} ({n})", user=f"U{n + 10}"), GUARD / 2)
+                for n in range(asked)
+            ]
+            await asyncio.sleep(0.3)  # an answer on the server's own loop would be here by now
+            answered_while_stuck = len(slack.api["chat.postMessage"]) - 1
+        finally:
+            release.set()
+        await slack.api.wait_for("chat.postMessage", 1 + asked)
+        await asyncio.sleep(0.3)  # a second answer would follow closely
+        answered = {f"D{n + 10}": await answered_in(slack, f"D{n + 10}") for n in range(asked)}
+    assert [ack.status_code for ack in acks] == [200] * asked
+    assert answered_while_stuck == 0
+    assert answered == {f"D{n + 10}": 1 for n in range(asked)}
+
+
 async def test_questions_waiting_in_the_backlog_when_the_server_stops_are_answered_on_start(
     settings: Settings,
 ) -> None:
@@ -145,12 +176,13 @@ async def test_questions_waiting_in_the_backlog_when_the_server_stops_are_answer
             await slack.dm(ROADMAP, user="U1")
             await api.wait_for("chat.postMessage", 1)
             # From now on the backlog starts nothing: what is acknowledged stays in it.
-            backlog = slack.web_app[SLACK_BACKLOG]
+            backlog = slack.web_app[SLACK_ANSWERING].backlog
             backlog.turn_budget, backlog.longest_hold = -1.0, 1e9
             for number in range(waiting):
                 response = await slack.dm(f"{TWEET} ({number})", user=f"U{number + 10}")
                 assert response.status_code == 200
-            assert len(backlog) == waiting
+            # Handed to the answering loop after each acknowledgement.
+            await until(lambda: len(backlog) == waiting, "the acknowledged questions waiting")
             answered_before_stop = len(api["chat.postMessage"]) - 1
         async with slack_server(settings, api=api, on_disk=True):
             await api.wait_for("chat.postMessage", 1 + waiting)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from adapters.slack import blocks as render
-from adapters.slack.app import SLACK_APP
+from adapters.slack.app import SLACK_ANSWERING, SLACK_APP
 from bot import messages
 from bot.config import Settings
 from bot.models import IncomingQuestion
@@ -251,7 +251,7 @@ async def test_slow_answer_shows_thinking_then_replaces_it(
         assert len(fresh.api["chat.postMessage"]) == 1
 
 
-async def test_web_api_calls_share_one_connection_that_closes_with_the_server(
+async def test_web_api_calls_share_one_connection_per_loop_that_closes_with_the_server(
     settings: Settings,
 ) -> None:
     async with slack_server(settings) as slack:
@@ -259,8 +259,15 @@ async def test_web_api_calls_share_one_connection_that_closes_with_the_server(
         await slack.api.wait_for("chat.postMessage")
         await slack.event(dm("can I tweet about our quarterly revenue?", ts="1700000003.0001"))
         await slack.api.wait_for("chat.postMessage", 2)
-        # auth.test and both answers, one after another over one kept-alive connection.
-        assert slack.api["auth.test"] and len(slack.api.connections) == 1
-        session = slack.web_app[SLACK_APP].client.session
-        assert session is not None and not session.closed
-    assert session.closed
+        await slack.event(dm("may I post a photo of the office?", ts="1700000004.0001"))
+        await slack.api.wait_for("chat.postMessage", 3)
+        # The first question goes through the server loop's bolt app (which learns who the
+        # bot is), the later ones through the answering loop's: each app's auth.test and
+        # answers over one kept-alive connection of its own session.
+        assert len(slack.api["auth.test"]) == 2 and len(slack.api.connections) == 2
+        sessions = [
+            slack.web_app[SLACK_APP].client.session,
+            slack.web_app[SLACK_ANSWERING].app.client.session,
+        ]
+        assert all(session is not None and not session.closed for session in sessions)
+    assert all(session is not None and session.closed for session in sessions)

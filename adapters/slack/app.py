@@ -26,9 +26,10 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from adapters import replies
-from adapters.backlog import SHUTDOWN_GRACE, Backlog
+from adapters.backlog import SHUTDOWN_GRACE
 from adapters.slack import agent, asking, home, review, uploads
 from adapters.slack import blocks as render
+from adapters.slack.answering import SlackAnswering
 from adapters.slack.asking import question_in
 from adapters.slack.listening import (
     LISTENING,
@@ -48,8 +49,8 @@ log = logging.getLogger(__name__)
 
 #: The bolt app on the server's web app, when Slack is configured.
 SLACK_APP = web.AppKey("slack", AsyncApp)
-#: The acknowledged Events API questions waiting to be answered, beside it.
-SLACK_BACKLOG = web.AppKey("slack_backlog", Backlog)
+#: Where acknowledged Events API questions are answered (their loop, bolt app and backlog).
+SLACK_ANSWERING = web.AppKey("slack_answering", SlackAnswering)
 
 
 def delivery_key(request: AsyncBoltRequest, body: dict[str, Any]) -> str:
@@ -96,9 +97,12 @@ async def once_per_delivery(
     return await next()
 
 
-def build_slack_app(bot: PolicyBot, listening: Listening | None = None) -> AsyncApp:
+def build_slack_app(
+    bot: PolicyBot, listening: Listening | None = None, *, outbound: bool = True
+) -> AsyncApp:
     """The bolt app with every listener, handing them `listening` (made here if not given);
-    registers the Slack notifier on `bot`."""
+    registers the Slack notifier and posters on `bot` with its client (unless `outbound` is
+    False: a second app of the same process, answering on another loop)."""
     settings = bot.settings
     if not settings.slack_bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -110,8 +114,9 @@ def build_slack_app(bot: PolicyBot, listening: Listening | None = None) -> Async
         # it, and Socket Mode is not signed: bolt's own check would only be the same HMAC again.
         request_verification_enabled=False,
     )
-    register_outbound(bot, app.client)
-    bot.late_repliers[PLATFORM] = SlackLateReplier(app.client)
+    if outbound:
+        register_outbound(bot, app.client)
+        bot.late_repliers[PLATFORM] = SlackLateReplier(app.client)
     known = listening or Listening(bot, replies.THINKING_DELAY)
 
     async def with_listening(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> Any:
@@ -250,14 +255,17 @@ def add_routes(web_app: web.Application, bot: PolicyBot) -> AsyncApp:
     listening = Listening(bot, replies.THINKING_DELAY)
     slack = build_slack_app(bot, listening)
     web_app[SLACK_APP] = slack
-    backlog = web_app[SLACK_BACKLOG] = Backlog()
+    answering = web_app[SLACK_ANSWERING] = SlackAnswering(
+        bot, build_slack_app(bot, listening, outbound=False)
+    )
 
     async def session_while_serving(_: web.Application) -> AsyncIterator[None]:
         async with shared_session(slack.client):
+            await answering.start()
             yield
-            # Before the session closes: what was started may still post its answer, and a
+            # Before the sessions close: what was started may still post its answer, and a
             # click acknowledged may still be applied.
-            await asyncio.gather(backlog.close(), finish_acting(listening, SHUTDOWN_GRACE))
+            await asyncio.gather(answering.stop(), finish_acting(listening, SHUTDOWN_GRACE))
 
     web_app.cleanup_ctx.append(session_while_serving)
 
@@ -296,7 +304,7 @@ def add_routes(web_app: web.Application, bot: PolicyBot) -> AsyncApp:
         receipt = await acknowledged_first(bot, listening, bolt_request)
         if receipt is not None:
             if not receipt.repeat:
-                backlog.add(lambda: slack.async_dispatch(bolt_request), receipt.delivery())
+                answering.answer(bolt_request, receipt.delivery())
             return web.Response(status=200)
         response = await slack.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)

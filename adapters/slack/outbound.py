@@ -1,14 +1,22 @@
 """What the bot sends to Slack outside a listener: the Web API client and its shared session,
 the `Notifier` (askers), the digest `ChannelPoster`, the review-channel `ReviewPoster` and the
 `LateReplier` (questions a stopped process acknowledged), registered on the core by
-`register_outbound` (also by the CLI's `digest` and `questions answer`)."""
+`register_outbound` (also by the CLI's `digest` and `questions answer`).
+
+Their calls run on the loop of their client's shared session (`on_session_loop`): the core may
+call them from the loop answering Slack's questions (adapters.slack.answering), and a
+session's pooled connections belong to the loop that opened it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -20,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.digest_chart import alt_text, weekly_png
+from adapters.loops import on_loop
 from adapters.slack import blocks as render
 from adapters.slack.messages import PLATFORM, ChannelReply, Message, answer_message, text_message
 from bot import messages
@@ -33,6 +42,33 @@ log = logging.getLogger(__name__)
 #: Further attempts at a Slack Web API call after a 429 (Retry-After honoured), a 500/503 or a
 #: dropped connection.
 SLACK_RETRIES = 2
+
+#: The loop each client's shared session was opened on (`shared_session`).
+_SESSION_LOOPS: weakref.WeakKeyDictionary[AsyncWebClient, asyncio.AbstractEventLoop] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _Sending(Protocol):
+    client: AsyncWebClient
+
+
+S = TypeVar("S", bound=_Sending)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def on_session_loop(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """`method` run on the loop its object's client session was opened on, whichever loop
+    calls it (here, when the client has no shared session)."""
+
+    async def on_its_loop(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await on_loop(_SESSION_LOOPS.get(self.client), method(self, *args, **kwargs))
+
+    functools.update_wrapper(on_its_loop, method)
+    return on_its_loop
 
 
 def late_message(reply: LateReply) -> Message:
@@ -59,6 +95,7 @@ class SlackLateReplier:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
+    @on_session_loop
     async def send(self, reply: LateReply) -> None:
         channel, _, thread_ts = reply.address.conversation.partition("/")
         with refusal_as_delivery_error():
@@ -84,6 +121,7 @@ class SlackNotifier:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
+    @on_session_loop
     async def send(self, address: ReplyAddress, text: str) -> None:
         channel, _, thread_ts = address.conversation.partition("/")
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
@@ -110,6 +148,7 @@ class SlackChannelPoster:
         self.client = client
         self.channel = channel
 
+    @on_session_loop
     async def post(self, text: str, weeks: Sequence[WeekCounts] = ()) -> None:
         with refusal_as_delivery_error():
             await self.client.chat_postMessage(channel=self.channel, text=render.cut(text, 39_000))
@@ -143,6 +182,7 @@ class SlackReviewPoster:
         self.client = client
         self.channel = channel
 
+    @on_session_loop
     async def post(self, notice: ReviewNotice) -> None:
         blocks = render.review_blocks(
             notice.question, notice.question_id, notice.reason, notice.asker, notice.group_id
@@ -194,9 +234,11 @@ async def shared_session(client: AsyncWebClient) -> AsyncIterator[None]:
     closes a session, and a connection, per call. Closed on the way out."""
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
     client.session = session
+    _SESSION_LOOPS[client] = asyncio.get_running_loop()
     try:
         yield
     finally:
         # A call still under way after this makes a session of its own, as without one.
         client.session = None
+        _SESSION_LOOPS.pop(client, None)
         await session.close()
