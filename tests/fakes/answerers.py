@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from bot.answering.extractive import Answerer, Draft, ExtractiveAnswerer
 from bot.answering.outcome import Outcome
 from bot.models import Retrieval
 
 
+class Flag:
+    """An `asyncio.Event` that any thread may set and any event loop await: a Slack question
+    is answered on the server's answering loop (adapters.slack.answering) while the test
+    waits on its own."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+
+    def set(self) -> None:
+        self._flag.set()
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    async def wait(self) -> None:
+        while not self._flag.is_set():
+            await asyncio.sleep(0.005)
+
+
 class GatedAnswerer:
     """`inner`'s answer (the extractive one by default), held back until `release()`; `started`
-    tells when it is waiting, `finished` whether it has answered."""
+    tells when it is waiting, `finished` whether it has answered; from any loop."""
 
     def __init__(self, inner: Answerer | None = None) -> None:
         self.inner = inner or ExtractiveAnswerer()
-        self.started = asyncio.Event()
+        self.started = Flag()
         self.finished = False
-        self._gate = asyncio.Event()
+        self._gate = Flag()
 
     def release(self) -> None:
         self._gate.set()
