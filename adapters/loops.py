@@ -31,7 +31,6 @@ class LoopThread:
     """An event loop running on a thread of its own from `start` to `stop`."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
 
