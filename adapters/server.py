@@ -218,13 +218,15 @@ def build_app(bot: PolicyBot, *, host: str | None = None) -> web.Application:
 #: after this many of those (10), of everything after this many of those (10). A collection
 #: stops every thread, and a full one over all that imports and the policy left on the heap
 #: took 80-160 ms in a loaded bench run: `run` moves what exists at start out of the
-#: collector's reach (gc.freeze), so a full collection goes over what serving made since,
-#: and collects less often. The youngest collections are kept small: under load they walk
-#: every request in flight made since the last one, and at 5,000 they (and the middle ones)
-#: stalled acknowledgements for tens of milliseconds in the contention bench (timed with a
-#: `gc.callbacks` hook); at 1,000 the longest were about half as long, for about half again
-#: the collector's total time.
-GC_THRESHOLDS = (1_000, 20, 100)
+#: collector's reach (gc.freeze), so a full collection goes over what serving made since.
+#: Under load nearly everything a young collection walks is a request in flight (it collects
+#: next to nothing), so a collection's pause is the number of objects made since the last of
+#: its generation: the youngest at 5,000 stalled acknowledgements for tens of milliseconds in
+#: the contention bench (timed with a `gc.callbacks` hook), and middle ones after 20 young
+#: walked 20,000-48,000 objects, 30-40 ms each, a dozen per run. After 2 young ones they
+#: took at most 14-28 ms, a few per run; full collections come after as many young ones as
+#: before (2 x 1,000 = 20 x 100).
+GC_THRESHOLDS = (1_000, 2, 1_000)
 
 #: How long a thread holding the GIL keeps it while another waits (Python's default: 5 ms).
 #: The event loop waits that long for the worker thread at each wake-up, several per
