@@ -18,13 +18,16 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
-import multiprocessing
+import json
 import os
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, ParamSpec, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar, cast
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -145,32 +148,39 @@ class ChildProcessDied(RuntimeError):
 
 
 async def in_child_process(call: Callable[..., T], *args: object) -> T:
-    """`call(*args)` in a fresh interpreter, awaited; what it returns or raises comes back
-    pickled (`call` a module-level function, the arguments plain data). For CPU-heavy work
-    that would hold the GIL for seconds (storing and comparing a large upload): in a thread
-    it would take the processor from the event loop, whose acknowledgements Slack times at
-    3 s; in a child it runs on the machine's other core. Spawned, not forked: a fork would
-    copy the server's threads and open connections. Starting one costs a few hundred
+    """`call(*args)` in a fresh interpreter (`python -m bot.child_call`), awaited; what it
+    returns or raises comes back pickled (`call` a module-level function, the arguments plain
+    data). For CPU-heavy work that would hold the GIL for seconds (storing and comparing a
+    large upload): in a thread it would take the processor from the event loop, whose
+    acknowledgements Slack times at 3 s; in a child it runs on the machine's other core,
+    below the server's priority from its first line. A fresh interpreter, not a fork: a fork
+    would copy the server's threads and open connections. Starting one costs a few hundred
     milliseconds, paid by the rare call that needs it."""
     return await asyncio.to_thread(_run_in_child, call, *args)
 
 
-#: How much lower than the server a child doing an admin's background work runs (nice): on a
-#: busy machine the server's acknowledgements and answers get the processor first.
-CHILD_NICENESS = 10
-
-
-def lower_priority() -> None:
-    """This process below the server, for a child's work (`in_child_process`, the upload
-    reader)."""
-    with contextlib.suppress(OSError):
-        os.nice(CHILD_NICENESS)
+#: Where `bot` is imported from, so the child finds the same code whatever its working folder.
+_CODE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def _run_in_child(call: Callable[..., T], *args: object) -> T:
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=lower_priority) as pool:
-        try:
-            return pool.submit(call, *args).result()
-        except BrokenProcessPool:
-            raise ChildProcessDied(f"the process running {call.__name__} ended early") from None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_CODE_ROOT, env.get("PYTHONPATH")) if p)
+    request = json.dumps(sys.path).encode() + b"\n" + pickle.dumps((call, args))
+    # stderr is the server's: what the child logs, or its traceback, lands in the server's log.
+    finished = subprocess.run(
+        [sys.executable, "-m", "bot.child_call"],
+        input=request,
+        stdout=subprocess.PIPE,
+        env=env,
+        check=False,
+    )
+    try:
+        returned, value = pickle.loads(finished.stdout)
+    except Exception:  # no reply, or half of one: it ended before it could answer
+        raise ChildProcessDied(
+            f"the process running {call.__name__} ended early (exit code {finished.returncode})"
+        ) from None
+    if not returned:
+        raise value
+    return cast(T, value)

@@ -231,7 +231,7 @@ def _read(request: bytes) -> dict[str, Any]:
 
 
 def main() -> None:
-    from bot.worker import lower_priority
+    from bot.child_call import lower_priority
 
     lower_priority()
     try:
