@@ -20,6 +20,15 @@ import sys
 CHILD_NICENESS = 10
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment, with `bot` importable from where this one imports it,
+    whatever the child's working folder (`python -m bot.child_call`, the upload reader)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def lower_priority() -> None:
     """This process below the server, for a child's work (this module, the upload reader)."""
     with contextlib.suppress(OSError):

@@ -19,15 +19,15 @@ import contextlib
 import contextvars
 import functools
 import json
-import os
 import pickle
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
+
+from bot.child_call import child_environment
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -159,20 +159,14 @@ async def in_child_process(call: Callable[..., T], *args: object) -> T:
     return await asyncio.to_thread(_run_in_child, call, *args)
 
 
-#: Where `bot` is imported from, so the child finds the same code whatever its working folder.
-_CODE_ROOT = str(Path(__file__).resolve().parents[1])
-
-
 def _run_in_child(call: Callable[..., T], *args: object) -> T:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_CODE_ROOT, env.get("PYTHONPATH")) if p)
     request = json.dumps(sys.path).encode() + b"\n" + pickle.dumps((call, args))
     # stderr is the server's: what the child logs, or its traceback, lands in the server's log.
     finished = subprocess.run(
         [sys.executable, "-m", "bot.child_call"],
         input=request,
         stdout=subprocess.PIPE,
-        env=env,
+        env=child_environment(),
         check=False,
     )
     try:

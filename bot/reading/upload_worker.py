@@ -24,9 +24,9 @@ import subprocess
 import sys
 import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from bot.child_call import child_environment
 from bot.models import Clause, ParsedPolicy, PolicyError
 from bot.reading.shared import ReadLimits
 
@@ -37,8 +37,6 @@ DEFAULT_READ_MEMORY_MB = 1024
 CONCURRENT_READS = 2
 
 _slots = threading.BoundedSemaphore(CONCURRENT_READS)
-#: Where `bot` is imported from, so the child finds the same code whatever its working folder.
-_CODE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass(frozen=True)
@@ -87,8 +85,6 @@ def run_reader(
         "limits": asdict(limits),
         "memory_bytes": worker.memory_bytes,
     }
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_CODE_ROOT, env.get("PYTHONPATH")) if p)
     with _slots:
         try:
             finished = subprocess.run(
@@ -96,7 +92,7 @@ def run_reader(
                 input=json.dumps(header).encode() + b"\n" + data,
                 capture_output=True,
                 timeout=worker.seconds,
-                env=env,
+                env=child_environment(),
                 check=False,
             )
         except subprocess.TimeoutExpired:  # run() has killed the child
