@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import headroom
 from bench.quality import (
     COMPARED_METRICS,
     Answers,
@@ -233,6 +234,8 @@ def quality_markdown(run: QualityRun, leave_one_out_md: str = "") -> str:
         ]
         lines.append(f"| {set_name} | " + " | ".join(cells) + " |")
     lines += ["", *targets_markdown(run, ours, peers)]
+    held_out = [s.name for s in run.sets if not s.tuning] + [POOLED_HELD_OUT, PADDED_HELD_OUT]
+    lines += ["", headroom.markdown(run.results, held_out)]
     lines += ["", *losses_markdown(run, ours, peers)]
     shown = ", ".join(
         f"{n} {c.answer_from:.3f} and {c.uncertain_from:.3f}" for n, c in run.cuts.items()
