@@ -234,7 +234,7 @@ def quality_markdown(run: QualityRun, leave_one_out_md: str = "") -> str:
         ]
         lines.append(f"| {set_name} | " + " | ".join(cells) + " |")
     lines += ["", *targets_markdown(run, ours, peers)]
-    held_out = [s.name for s in run.sets if not s.tuning] + [POOLED_HELD_OUT, PADDED_HELD_OUT]
+    held_out = [n for n in run.set_names if n not in TUNING_SETS]
     lines += ["", headroom.markdown(run.results, held_out)]
     lines += ["", *losses_markdown(run, ours, peers)]
     shown = ", ".join(

@@ -31,7 +31,7 @@ from bench.sets import (
     Wrapper,
     wrap,
 )
-from bot.evaluation import LabeledQuestion, mann_whitney_auc
+from bot.evaluation import LabeledQuestion, mann_whitney_auc, precision_recall_f1
 
 #: L2 penalty on the standardised coefficients: a few dozen uncovered questions support only
 #: a gently fitted model.
@@ -97,9 +97,7 @@ def fit_logistic(
 def not_covered_f1(probabilities: np.ndarray, covered: np.ndarray, threshold: float) -> float:
     flagged = probabilities < threshold
     true = int((flagged & ~covered).sum())
-    precision = true / flagged.sum() if flagged.sum() else 0.0
-    recall = true / (~covered).sum() if (~covered).sum() else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision_recall_f1(true, int(flagged.sum()) - true, int((~covered).sum()) - true)[2]
 
 
 def best_threshold(groups: list[tuple[np.ndarray, np.ndarray]]) -> float:

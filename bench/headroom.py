@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.evaluation import QuestionResult, mann_whitney_auc
+from bot.evaluation import QuestionResult, mann_whitney_auc, precision_recall_f1
 
 USEFUL_TARGET = 0.80
 HARMFUL_TARGET = 0.10  # of the answered
@@ -35,7 +35,6 @@ class Headroom:
     answerable: int
     unanswerable: int
     right_in_top_3: int  # answerable questions whose top 3 holds a right clause
-
     best_nc_f1_within_harm: float | None  # own confidence, in-sample cut; None: no unanswerable
     worth_answering_auc: float | None  # None: the set lacks one of the two kinds
 
@@ -62,14 +61,6 @@ class Headroom:
         return 2 * self.unanswerable / (2 * self.unanswerable + wrong_top_3)
 
 
-def _nc_f1(flagged_true: int, flagged_false: int, missed: int) -> float:
-    if not flagged_true:
-        return 0.0
-    precision = flagged_true / (flagged_true + flagged_false)
-    recall = flagged_true / (flagged_true + missed)
-    return 2 * precision * recall / (precision + recall)
-
-
 def best_nc_f1_within_harm(results: Sequence[QuestionResult]) -> float | None:
     """Answering every question at or above one confidence, the best not-covered F1 among the
     cuts whose harmful share of the answered stays within the target (answering nothing
@@ -78,7 +69,7 @@ def best_nc_f1_within_harm(results: Sequence[QuestionResult]) -> float | None:
     answerable = len(results) - unanswerable
     if not unanswerable:
         return None
-    best = _nc_f1(unanswerable, answerable, 0)  # nothing answered
+    _, _, best = precision_recall_f1(unanswerable, answerable, 0)  # nothing answered
     answered = harmful = answered_unanswerable = 0
     ordered = sorted(results, key=lambda r: r.confidence, reverse=True)
     # Questions of equal confidence fall on the same side of any cut, so they move together.
@@ -90,7 +81,7 @@ def best_nc_f1_within_harm(results: Sequence[QuestionResult]) -> float | None:
             if not (r.covered and r.right_in_top_3):
                 harmful += 1
         if harmful <= HARMFUL_TARGET * answered:
-            f1 = _nc_f1(
+            _, _, f1 = precision_recall_f1(
                 unanswerable - answered_unanswerable,
                 answerable - (answered - answered_unanswerable),
                 answered_unanswerable,

@@ -105,7 +105,7 @@ from bench.sets import (
     wrap,
 )
 from bot.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_UNCERTAIN_CONFIDENCE
-from bot.evaluation import LabeledQuestion
+from bot.evaluation import LabeledQuestion, precision_recall_f1
 from bot.retrieval.coverage import FEATURES, MODEL_FILE, CoverageModel
 from bot.retrieval.lexical import calibrated, logistic
 
@@ -515,9 +515,9 @@ def figures(
     harmful = answered & ~(covered & right)
     flagged = ~answered
     true = int((flagged & ~covered).sum())
-    precision = true / flagged.sum() if flagged.sum() else 0.0
-    recall = true / (~covered).sum() if (~covered).sum() else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = precision_recall_f1(
+        true, int(flagged.sum()) - true, int((~covered).sum()) - true
+    )
     return Figures(
         len(rows),
         float(answered.mean()),

@@ -221,14 +221,22 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
+def precision_recall_f1(
+    true_positive: int, false_positive: int, false_negative: int
+) -> tuple[float, float, float]:
+    """Each 0 where its denominator is; the not-covered figures of every report use it."""
+    precision = _share(true_positive, true_positive + false_positive)
+    recall = _share(true_positive, true_positive + false_negative)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
 def summarize(name: str, results: Sequence[QuestionResult]) -> EvalReport:
     covered = [r for r in results if r.covered]
     flagged_true = sum(1 for r in results if r.flagged and not r.covered)
     flagged_false = sum(1 for r in covered if r.flagged)
     missed = sum(1 for r in results if not r.flagged and not r.covered)
-    precision = _share(flagged_true, flagged_true + flagged_false)
-    recall = _share(flagged_true, flagged_true + missed)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = precision_recall_f1(flagged_true, flagged_false, missed)
     cited = [chars for r in results for chars in r.cited_chars]
     answered = sum(1 for r in results if r.outcome is Outcome.ANSWERED)
     harmful = sum(1 for r in results if r.harmful)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from bot.answering.grounded import Judged
 from bot.answering.outcome import Outcome
-from bot.evaluation import LabeledQuestion
+from bot.evaluation import LabeledQuestion, precision_recall_f1
 from bot.models import Retrieval
 from bot.text import clean_text
 
@@ -129,9 +129,7 @@ def summarize_llm(name: str, results: Sequence[LLMResult]) -> LLMEvalReport:
     flagged_right = sum(r.flagged and not r.covered for r in results)
     flagged_wrong = sum(r.flagged for r in covered)
     missed = sum(not r.flagged and not r.covered for r in results)
-    precision = _ratio(flagged_right, flagged_right + flagged_wrong)
-    recall = _ratio(flagged_right, flagged_right + missed)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = precision_recall_f1(flagged_right, flagged_wrong, missed)
     harmful = sum(r.harmful for r in results)
     latencies = [r.latency_ms for r in results if r.latency_ms is not None]
     return LLMEvalReport(
